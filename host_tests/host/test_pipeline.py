@@ -1,0 +1,202 @@
+"""The `make test` pipeline itself: it must reject code a board cannot run, name the
+file and the construct, and count the cases it ran under each interpreter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from host_support import REPO, run_tool
+
+BAD_FILES = {
+    "dataclass": (
+        "from dataclasses import dataclass\n\n@dataclass\nclass Cell:\n    mv: int\n",
+        ["import dataclasses", "@dataclass"],
+    ),
+    "fstring_equals": (
+        "def show(voltage_uv):\n    return f'{voltage_uv=}'\n",
+        ["f-string '=' specifier"],
+    ),
+    "typing_at_runtime": (
+        "import typing\n\ndef f(x: typing.List[int]) -> int:\n    return 0\n",
+        ["import typing"],
+    ),
+    "cpython_only_module": (
+        "import threading\n\nLOCK = threading.Lock()\n",
+        ["import threading", "CPython-only module"],
+    ),
+    "future_import": (
+        "from __future__ import annotations\n\nX = 1\n",
+        ["from __future__ import"],
+    ),
+    "float_in_core": (
+        "GAIN = 1.0125\n",
+        ["float literal 1.0125", "integers"],
+    ),
+    "enum": (
+        "from enum import Enum\n\nclass Mode(Enum):\n    A = 1\n",
+        ["import enum"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_incompatible_construct_fails_make_test_naming_file_and_construct(
+    mini_checkout: Path, case: str
+) -> None:
+    source, expected = BAD_FILES[case]
+    bad = mini_checkout / "shared" / ("bad_%s.py" % case)
+    bad.write_text(source)
+    proc = run_tool(
+        [
+            "-m",
+            "stringcare.dev.check",
+            "--root",
+            str(mini_checkout),
+            "--stages",
+            "mpcompat,mpy-cross",
+        ],
+        cwd=mini_checkout,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "FAILED at stage mpcompat" in out
+    for text in expected:
+        assert "shared/bad_%s.py:" % case in out
+        assert text in out, out
+
+
+def test_clean_tree_passes_the_same_stages(mini_checkout: Path) -> None:
+    (mini_checkout / "shared" / "good.py").write_text(
+        "from shared.compat import const\n\nGAIN_PPM = const(1012500)\n"
+        "def show(voltage_uv):\n    return f'voltage_uv={voltage_uv}'\n"
+    )
+    proc = run_tool(
+        [
+            "-m",
+            "stringcare.dev.check",
+            "--root",
+            str(mini_checkout),
+            "--stages",
+            "mpcompat,mpy-cross",
+        ],
+        cwd=mini_checkout,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "all 2 stages passed" in proc.stdout
+
+
+def test_syntax_micropython_cannot_compile_fails_at_mpy_cross(mini_checkout: Path) -> None:
+    # Python 3.12 generic syntax parses in neither; a CPython 3.11 `except*` group is
+    # valid CPython that mpy-cross rejects.
+    (mini_checkout / "shared" / "groups.py").write_text(
+        "def f():\n    try:\n        pass\n    except* ValueError:\n        pass\n"
+    )
+    proc = run_tool(
+        ["-m", "stringcare.dev.check", "--root", str(mini_checkout), "--stages", "mpy-cross"],
+        cwd=mini_checkout,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "shared/groups.py (mpy-cross -march=armv6m)" in out
+
+
+def test_unknown_stage_is_a_clear_usage_error(mini_checkout: Path) -> None:
+    proc = run_tool(["-m", "stringcare.dev.check", "--stages", "lint,tests"], cwd=mini_checkout)
+    assert proc.returncode == 2
+    assert "unknown stage tests" in proc.stderr
+    assert "pytest-micropython" in proc.stderr
+
+
+def _pytest_in(root: Path, *args: str):
+    return run_tool(
+        [
+            "-m",
+            "pytest",
+            "-p",
+            "stringcare.dev.dualtest_plugin",
+            "--rootdir",
+            str(root),
+            "-c",
+            "/dev/null",
+            "--import-mode=importlib",
+            "-p",
+            "no:cacheprovider",
+            *args,
+        ],
+        cwd=root,
+        root=root,
+    )
+
+
+def test_one_test_body_runs_under_both_interpreters_and_is_counted(mini_checkout: Path) -> None:
+    (mini_checkout / "host_tests" / "dual" / "shared" / "test_where.py").write_text(
+        "import sys\n\n"
+        "def test_runs_anywhere():\n    assert 1 + 1 == 2\n\n"
+        "def test_cpython_only_behaviour():\n"
+        "    assert sys.implementation.name == 'cpython', 'not CPython'\n"
+    )
+    counts = mini_checkout / "counts.json"
+    proc = _pytest_in(mini_checkout, "host_tests", "--counts-file", str(counts), "-q")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    # Each interpreter's case is its own result, and the MicroPython one fails with
+    # MicroPython's own traceback (file and line of the failing assert).
+    assert "test_where.py::test_runs_anywhere[micropython] PASSED" not in out
+    assert (
+        "FAILED host_tests/dual/shared/test_where.py::test_cpython_only_behaviour[micropython]"
+        in out
+    )
+    assert (
+        'File "host_tests/dual/shared/test_where.py", line 7, in test_cpython_only_behaviour' in out
+    )
+    assert "AssertionError: not CPython" in out
+    assert json.loads(counts.read_text()) == {
+        "cpython": 2,
+        "micropython": 1,
+        "failed": 1,
+        "skipped": 0,
+    }
+
+
+def test_heap_budget_cannot_be_raised_above_the_board(mini_checkout: Path) -> None:
+    (mini_checkout / "host_tests" / "dual" / "shared" / "test_greedy.py").write_text(
+        "MICROPYTHON_HEAP_KB = 256\n\ndef test_x():\n    pass\n"
+    )
+    proc = _pytest_in(mini_checkout, "host_tests", "--interp=micropython", "-q")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "MICROPYTHON_HEAP_KB = 256 exceeds the 64 KB a board leaves free for shared code" in out
+
+
+def test_micropython_heap_is_really_limited(mini_checkout: Path) -> None:
+    # 64 KB heap: a 100 KB buffer must fail in MicroPython while CPython is unbounded.
+    (mini_checkout / "host_tests" / "dual" / "shared" / "test_big.py").write_text(
+        "def test_allocate_100k():\n"
+        "    buf = bytearray(100 * 1024)\n"
+        "    assert len(buf) == 102400\n"
+    )
+    proc = _pytest_in(mini_checkout, "host_tests", "-q", "-rA")
+    out = proc.stdout + proc.stderr
+    assert "PASSED host_tests/dual/shared/test_big.py::test_allocate_100k\n" in out
+    assert "FAILED host_tests/dual/shared/test_big.py::test_allocate_100k[micropython]" in out
+    assert "MemoryError" in out
+
+
+def test_repo_has_the_layout_of_the_design() -> None:
+    for name in (
+        "firmware",
+        "module_fw",
+        "manager_fw",
+        "shared",
+        "host_tests",
+        "boards",
+        "tools",
+        "docs",
+        "README.md",
+        "Makefile",
+        "pyproject.toml",
+        ".ci/run",
+    ):
+        assert (REPO / name).exists(), name

