@@ -52,6 +52,32 @@ class LCG:
         return bytes(out)
 
 
+def _call(func, args):
+    # Explicit arities: a star-args call builds a new tuple, which allocates.
+    n = len(args)
+    if n == 0:
+        return func()
+    if n == 1:
+        return func(args[0])
+    if n == 2:
+        return func(args[0], args[1])
+    if n == 3:
+        return func(args[0], args[1], args[2])
+    if n == 4:
+        return func(args[0], args[1], args[2], args[3])
+    if n == 5:
+        return func(args[0], args[1], args[2], args[3], args[4])
+    if n == 6:
+        return func(args[0], args[1], args[2], args[3], args[4], args[5])
+    if n == 7:
+        return func(args[0], args[1], args[2], args[3], args[4], args[5], args[6])
+    if n == 8:
+        return func(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7])
+    if n == 9:
+        return func(args[0], args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8])
+    raise ValueError("heap_locked supports at most 9 arguments")
+
+
 def heap_locked(func, *args):
     """Run func(*args) with the MicroPython heap locked and return its result.
 
@@ -65,7 +91,7 @@ def heap_locked(func, *args):
 
     micropython.heap_lock()
     try:
-        result = func(*args)
+        result = _call(func, args)
     finally:
         micropython.heap_unlock()
     return result

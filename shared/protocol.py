@@ -1,0 +1,499 @@
+# StringCare module bus: frame codec, sans-I/O.  The contract is docs/protocol.md;
+# docs/protocol-vectors.json holds its test vectors.
+#
+# Frame (all multi-byte fields little-endian):
+#   0      SYNC    0xA5
+#   1      VERLEN  bits 7..6 protocol version (1), bits 5..0 payload length n (0..63)
+#   2..3   DST     destination address
+#   4..5   SRC     source address
+#   6      CMD     command; bit 7 set in replies
+#   7      SEQ     sequence number, echoed in replies
+#   8..    PAYLOAD n bytes
+#   8+n    CRC     CRC-16/IBM-3740 over bytes 1 .. 7+n (VERLEN through payload), LE
+#
+# Encoding writes into caller-owned buffers; the Deframer copies received bytes into
+# its own preallocated buffer and hands out one reusable Frame.  Neither allocates
+# on the receive or send path.
+
+from shared.compat import IS_MICROPYTHON, const
+
+SYNC = const(0xA5)
+VERSION = const(1)
+HEADER_LEN = const(8)
+CRC_LEN = const(2)
+OVERHEAD = const(10)
+PAYLOAD_MAX = const(63)
+FRAME_MAX = const(73)
+REPLY = const(0x80)
+
+# Addresses
+ADDR_UNADDRESSED = const(0)
+ADDR_MODULE_MIN = const(1)
+ADDR_MODULE_MAX = const(999)
+ADDR_CURRENT_SENSOR_BASE = const(0xF000)  # + string 1..8 (DIP switches)
+ADDR_RELAY_BOX_BASE = const(0xF100)  # + box 1..15
+ADDR_MANAGER = const(0xFFFE)
+ADDR_BROADCAST = const(0xFFFF)
+
+# Device types (DISCOVER / INFO)
+DEVICE_MODULE = const(1)
+DEVICE_CURRENT_SENSOR = const(2)
+DEVICE_RELAY_BOX = const(3)
+DEVICE_MANAGER = const(16)
+
+# Commands (requests; a reply carries CMD | REPLY)
+CMD_DISCOVER = const(0x01)
+CMD_READ_MEAS = const(0x02)
+CMD_POLL_GROUP = const(0x03)
+CMD_SET_TARGET = const(0x04)
+CMD_RI_START = const(0x05)
+CMD_RI_READ = const(0x06)
+CMD_STATUS = const(0x07)
+CMD_ADDR_MODE = const(0x10)
+CMD_ADDR_OFFER = const(0x11)
+CMD_ADDR_CONFIRM = const(0x12)
+CMD_SET_ADDRESS = const(0x13)
+CMD_GET_ADDRESS = const(0x14)
+CMD_IDENTIFY = const(0x15)
+CMD_RESET_ADDRESS = const(0x16)
+CMD_INFO = const(0x20)
+CMD_CAL_READ = const(0x21)
+CMD_CAL_WRITE = const(0x22)
+CMD_SET_VARIANT = const(0x23)
+CMD_SLEEP = const(0x30)
+CMD_WAKE = const(0x31)
+CMD_CURRENT_READ = const(0x40)
+CMD_IO_READ = const(0x41)
+CMD_RELAY_SET = const(0x42)
+CMD_NAK = const(0xFF)  # reply only: the request could not be executed
+
+# NAK error codes
+ERR_UNKNOWN_COMMAND = const(1)
+ERR_BAD_LENGTH = const(2)
+ERR_BAD_VALUE = const(3)
+ERR_BUSY = const(4)
+ERR_NOT_ALLOWED = const(5)
+
+# MEAS reply (READ_MEAS, POLL_GROUP): status flags
+MEAS_LEN = const(6)
+FLAG_BALANCING = const(0x01)  # bleed load is on (duty > 0)
+FLAG_TARGET_STALE = const(0x02)  # no fresh target: balancing stopped
+FLAG_HOT = const(0x04)  # thermal derating or stop (board or battery)
+FLAG_RI_RESULT = const(0x08)  # a new Ri result is waiting (RI_READ)
+FLAG_ATTENTION = const(0x10)  # an event for the manager: read STATUS
+FLAG_DEFAULTS = const(0x20)  # persistent store was missing/corrupt: defaults in use
+FLAG_RANGE = const(0x40)  # block voltage outside the variant's measuring range
+FLAG_PROBE = const(0x80)  # temperature comes from the external probe
+
+# SET_TARGET flags
+TARGET_EQUALISE = const(0x01)  # balancing allowed for this range
+TARGET_DISCHARGE = const(0x02)  # string is discharging: never bleed
+
+# RI_READ states
+RI_NONE = const(0)
+RI_BUSY = const(1)
+RI_OK = const(2)
+RI_LOW_SIGNAL = const(3)
+RI_CLIPPED = const(4)
+RI_NOISY = const(5)
+RI_INHIBITED = const(6)
+
+# RESET_ADDRESS guard word, so that noise can never reset a bus
+RESET_MAGIC = const(0x5AFE)
+
+# POLL_GROUP timing
+GROUP_MAX = const(64)
+LEAD_MIN_US = const(2000)  # first slot 2 ms after the request: time to parse it
+LEAD_MIN_CHARS = const(4)
+GUARD_CHARS = const(2)  # idle time after each reply inside its slot
+
+
+class ProtocolError(Exception):
+    """A frame or payload that does not match docs/protocol.md (the only error raised)."""
+
+
+def char_ns(baud: int) -> int:
+    """Duration of one 8N1 character (10 bits) in nanoseconds, rounded up."""
+    return (10000000000 + baud - 1) // baud
+
+
+def wire_us(nbytes: int, baud: int) -> int:
+    """Time nbytes take on the wire, µs rounded up."""
+    return (nbytes * 10000000 + baud - 1) // baud
+
+
+def group_lead_us(baud: int) -> int:
+    lead = wire_us(LEAD_MIN_CHARS, baud)
+    return lead if lead > LEAD_MIN_US else LEAD_MIN_US
+
+
+def group_slot_us(baud: int) -> int:
+    """One POLL_GROUP reply slot: a MEAS reply plus the guard, µs rounded up."""
+    return wire_us(OVERHEAD + MEAS_LEN + GUARD_CHARS, baud)
+
+
+def group_slot_start_us(index: int, baud: int) -> int:
+    """When reply `index` of a group starts, µs after the request's last stop bit."""
+    return group_lead_us(baud) + index * group_slot_us(baud)
+
+
+# --------------------------------------------------------------------------- CRC
+# CRC-16/IBM-3740 (a.k.a. CRC-16/CCITT-FALSE): width 16, poly 0x1021, init 0xFFFF,
+# no reflection, xorout 0, check("123456789") = 0x29B1.
+
+CRC_INIT = const(0xFFFF)
+
+
+def _make_table():
+    from array import array
+
+    table = array("H", bytes(512))
+    for i in range(256):
+        crc = i << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        table[i] = crc & 0xFFFF
+    return table
+
+
+_TABLE = _make_table()
+
+
+def crc16_py(buf, start: int, end: int, crc: int = CRC_INIT) -> int:
+    """CRC-16/IBM-3740 of buf[start:end] in plain Python (no slicing, no allocation)."""
+    table = _TABLE
+    for i in range(start, end):
+        crc = ((crc << 8) & 0xFF00) ^ table[((crc >> 8) ^ buf[i]) & 0xFF]
+    return crc
+
+
+def copy_bytes_py(dst, doff: int, src, soff: int, n: int) -> None:
+    """dst[doff:doff+n] = src[soff:soff+n] without slicing (slices allocate)."""
+    for i in range(n):
+        dst[doff + i] = src[soff + i]
+
+
+crc16 = crc16_py
+copy_bytes = copy_bytes_py
+
+if IS_MICROPYTHON:
+    # On MicroPython the same loop compiled by the viper emitter to machine code
+    # (Thumb on the boards, x64 in the tests): the CRC is a third of a module's work
+    # per request in plain bytecode.  Results are identical (a dual test compares).
+    import micropython
+
+    @micropython.viper
+    def _crc16_viper(buf: ptr8, start: int, end: int, crc: int, table: ptr16) -> int:  # type: ignore[name-defined] # noqa: F821
+        i = start
+        while i < end:
+            crc = ((crc << 8) & 0xFF00) ^ table[((crc >> 8) ^ buf[i]) & 0xFF]
+            i += 1
+        return crc
+
+    def crc16(buf, start: int, end: int, crc: int = CRC_INIT) -> int:
+        """CRC-16/IBM-3740 of buf[start:end] (viper; no slicing, no allocation)."""
+        return int(_crc16_viper(buf, start, end, crc, _TABLE))
+
+    @micropython.viper
+    def copy_bytes(dst: ptr8, doff: int, src: ptr8, soff: int, n: int):  # type: ignore[name-defined] # noqa: F821
+        i = 0
+        while i < n:
+            dst[doff + i] = src[soff + i]
+            i += 1
+
+
+# --------------------------------------------------------------------------- fields
+
+
+def get_u16(buf, off: int) -> int:
+    return buf[off] | (buf[off + 1] << 8)
+
+
+def get_i16(buf, off: int) -> int:
+    v = buf[off] | (buf[off + 1] << 8)
+    return v - 0x10000 if v & 0x8000 else v
+
+
+def get_u32(buf, off: int) -> int:
+    return buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16) | (buf[off + 3] << 24)
+
+
+def get_i32(buf, off: int) -> int:
+    v = buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16)
+    top = buf[off + 3]
+    if top & 0x80:
+        return v + ((top - 256) << 24)
+    return v + (top << 24)
+
+
+def put_u8(buf, off: int, value: int) -> None:
+    buf[off] = value & 0xFF
+
+
+def put_u16(buf, off: int, value: int) -> None:
+    buf[off] = value & 0xFF
+    buf[off + 1] = (value >> 8) & 0xFF
+
+
+def put_u32(buf, off: int, value: int) -> None:
+    buf[off] = value & 0xFF
+    buf[off + 1] = (value >> 8) & 0xFF
+    buf[off + 2] = (value >> 16) & 0xFF
+    buf[off + 3] = (value >> 24) & 0xFF
+
+
+# put_i16/put_i32: two's complement falls out of the masking in put_u16/put_u32.
+put_i16 = put_u16
+put_i32 = put_u32
+
+
+# --------------------------------------------------------------------------- encode
+
+
+def encode_frame(buf, dst: int, src: int, cmd: int, seq: int, length: int) -> int:
+    """Complete a frame whose payload is already in buf[8:8+length]; return its size.
+
+    buf must hold at least OVERHEAD + length bytes.
+    """
+    if length < 0 or length > PAYLOAD_MAX:
+        raise ProtocolError("payload length out of range")
+    buf[0] = SYNC
+    buf[1] = (VERSION << 6) | length
+    buf[2] = dst & 0xFF
+    buf[3] = (dst >> 8) & 0xFF
+    buf[4] = src & 0xFF
+    buf[5] = (src >> 8) & 0xFF
+    buf[6] = cmd & 0xFF
+    buf[7] = seq & 0xFF
+    end = HEADER_LEN + length
+    crc = crc16(buf, 1, end)
+    buf[end] = crc & 0xFF
+    buf[end + 1] = crc >> 8
+    return end + CRC_LEN
+
+
+def encode_meas(
+    buf,
+    dst: int,
+    src: int,
+    cmd: int,
+    seq: int,
+    voltage_mv: int,
+    temp_cc: int,
+    balance_pct: int,
+    flags: int,
+) -> int:
+    """A MEAS reply (READ_MEAS or POLL_GROUP) into buf; returns its size (16)."""
+    buf[8] = voltage_mv & 0xFF
+    buf[9] = (voltage_mv >> 8) & 0xFF
+    buf[10] = temp_cc & 0xFF
+    buf[11] = (temp_cc >> 8) & 0xFF
+    buf[12] = balance_pct
+    buf[13] = flags
+    return encode_frame(buf, dst, src, cmd, seq, MEAS_LEN)
+
+
+def encode_bytes(dst: int, src: int, cmd: int, seq: int, payload=b"") -> bytes:
+    """Allocating convenience for host tools and tests: the whole frame as bytes."""
+    buf = bytearray(OVERHEAD + len(payload))
+    buf[HEADER_LEN : HEADER_LEN + len(payload)] = payload
+    encode_frame(buf, dst, src, cmd, seq, len(payload))
+    return bytes(buf)
+
+
+# --------------------------------------------------------------------------- decode
+
+
+class Frame:
+    """A received frame; fields are plain ints, the payload stays in `buf`.
+
+    The payload is buf[off : off + length].  A Frame handed out by a Deframer stays
+    valid until the next call to that Deframer's feed().
+    """
+
+    def __init__(self, buf) -> None:
+        self.buf = buf
+        self.off = HEADER_LEN
+        self.version = 0
+        self.length = 0
+        self.dst = 0
+        self.src = 0
+        self.cmd = 0
+        self.seq = 0
+
+    def u8(self, i: int) -> int:
+        return self.buf[self.off + i]
+
+    def u16(self, i: int) -> int:
+        b = self.buf
+        o = self.off + i
+        return b[o] | (b[o + 1] << 8)
+
+    def i16(self, i: int) -> int:
+        b = self.buf
+        o = self.off + i
+        v = b[o] | (b[o + 1] << 8)
+        return v - 0x10000 if v & 0x8000 else v
+
+    def u32(self, i: int) -> int:
+        return get_u32(self.buf, self.off + i)
+
+    def i32(self, i: int) -> int:
+        return get_i32(self.buf, self.off + i)
+
+    def is_reply(self) -> bool:
+        return bool(self.cmd & REPLY)
+
+    def payload(self) -> bytes:
+        """The payload as a new bytes object (allocates; host code and tests)."""
+        return bytes(self.buf[self.off : self.off + self.length])
+
+    def expect_length(self, length: int) -> None:
+        if self.length != length:
+            raise ProtocolError("bad payload length")
+
+
+def decode_frame(data) -> Frame:
+    """Decode exactly one complete frame held in data (host tools, tests).
+
+    Raises ProtocolError naming what is wrong: sync, version, length, CRC.
+    """
+    n = len(data)
+    if n < OVERHEAD:
+        raise ProtocolError("frame shorter than the 10-byte minimum")
+    if data[0] != SYNC:
+        raise ProtocolError("first byte is not SYNC 0xA5")
+    length = data[1] & 0x3F
+    if n != OVERHEAD + length:
+        raise ProtocolError("frame length does not match its LEN field")
+    crc = crc16(data, 1, HEADER_LEN + length)
+    if crc != get_u16(data, HEADER_LEN + length):
+        raise ProtocolError("CRC mismatch")
+    version = data[1] >> 6
+    if version != VERSION:
+        raise ProtocolError("unsupported protocol version")
+    frame = Frame(bytearray(data))
+    _fill(frame, 0)
+    return frame
+
+
+def _fill(frame: Frame, start: int) -> None:
+    buf = frame.buf
+    frame.version = buf[start + 1] >> 6
+    frame.length = buf[start + 1] & 0x3F
+    frame.dst = buf[start + 2] | (buf[start + 3] << 8)
+    frame.src = buf[start + 4] | (buf[start + 5] << 8)
+    frame.cmd = buf[start + 6]
+    frame.seq = buf[start + 7]
+    frame.off = start + HEADER_LEN
+
+
+class Deframer:
+    """Turns a byte stream into frames; resynchronises after noise, garbage and cuts.
+
+    feed() copies bytes in and returns how many it took; poll() returns the next
+    complete, CRC-valid, current-version Frame or None.  idle() tells it the line has
+    been silent (at least 2 character times): a candidate still waiting for bytes then
+    cannot be a frame, so its SYNC is skipped and the rest rescanned (this frees a real
+    frame that a corrupted length field was holding back).  Nothing here raises or
+    allocates.  Rejected input is counted:
+      garbage       bytes skipped while hunting for SYNC (noise, cut frames)
+      crc_errors    candidate frames whose CRC failed (resync one byte later)
+      version_errors CRC-valid frames of another protocol version (skipped whole)
+    """
+
+    BUF_LEN = 256
+
+    def __init__(self) -> None:
+        self.buf = bytearray(Deframer.BUF_LEN)
+        self.start = 0
+        self.fill = 0
+        self.frame = Frame(self.buf)
+        self._idle = False
+        self.frames = 0
+        self.garbage = 0
+        self.crc_errors = 0
+        self.version_errors = 0
+
+    def reset(self) -> None:
+        """Drop any partial frame (the shell calls this after a silent gap)."""
+        self.garbage += self.fill - self.start
+        self.start = 0
+        self.fill = 0
+
+    def pending(self) -> int:
+        return self.fill - self.start
+
+    def idle(self) -> None:
+        """The line has gone quiet: the next poll() settles every waiting candidate."""
+        self._idle = True
+
+    def feed(self, data, start: int = 0, end: int = -1) -> int:
+        """Copy data[start:end] (end=-1: to the end) in; return the number taken."""
+        if end < 0:
+            end = len(data)
+        self._idle = False
+        buf = self.buf
+        if self.start:
+            # Move the unparsed tail to the front (byte loop: slicing would allocate).
+            keep = self.fill - self.start
+            copy_bytes(buf, 0, buf, self.start, keep)  # forward copy: overlap is safe
+            self.start = 0
+            self.fill = keep
+        room = Deframer.BUF_LEN - self.fill
+        if room == 0:
+            # Full of bytes that never made a frame: only possible with garbage whose
+            # fake LEN fields keep us waiting.  Drop the oldest candidate.
+            self.start = 1
+            self.garbage += 1
+            return 0
+        take = end - start
+        if take > room:
+            take = room
+        copy_bytes(buf, self.fill, data, start, take)
+        self.fill += take
+        return take
+
+    def poll(self):
+        buf = self.buf
+        while True:
+            s = self.start
+            fill = self.fill
+            while s < fill and buf[s] != SYNC:
+                s += 1
+            self.garbage += s - self.start
+            self.start = s
+            avail = fill - s
+            if avail < 2:
+                if self._idle:
+                    self.garbage += avail
+                    self.start = fill
+                return None
+            verlen = buf[s + 1]
+            if verlen < 0x40:  # version 0 is reserved: not a frame start
+                self.start = s + 1
+                self.garbage += 1
+                continue
+            length = verlen & 0x3F
+            total = OVERHEAD + length
+            if avail < total:
+                if self._idle:  # the sender stopped: this was never a frame
+                    self.start = s + 1
+                    self.garbage += 1
+                    continue
+                return None
+            end = s + HEADER_LEN + length
+            if crc16(buf, s + 1, end) != (buf[end] | (buf[end + 1] << 8)):
+                self.crc_errors += 1
+                self.start = s + 1
+                self.garbage += 1
+                continue
+            if (verlen >> 6) != VERSION:
+                self.version_errors += 1
+                self.start = s + total
+                continue
+            frame = self.frame
+            _fill(frame, s)
+            self.start = s + total
+            self.frames += 1
+            return frame
