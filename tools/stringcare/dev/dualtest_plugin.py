@@ -237,13 +237,14 @@ class MicroPythonItem(pytest.Item):
             self.function,
             str(tree),
             str(tree / "host_tests"),
+            str(tree / "host_tests" / "dual"),
             str(tree / rel_dir),
         ]
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)
         try:
             proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=self.timeout_s, env=env
+                cmd, capture_output=True, text=True, timeout=self.timeout_s, env=env, cwd=root
             )
         except subprocess.TimeoutExpired as exc:
             raise MicroPythonFailure(

@@ -65,9 +65,14 @@ def mpy_cross_sources(root: Path) -> list[Path]:
 
 
 def firmware_test_sources(root: Path) -> Iterator[Path]:
-    """What the MicroPython test runs import: firmware packages and the dual tests."""
+    """What the MicroPython test runs import: firmware packages, the simulated board
+    (its virtual bus drives protocol tests) and the dual tests."""
     for pkg in FIRMWARE_PACKAGES:
         yield from _py_files(root / pkg)
+    for init in (root / "boards" / "__init__.py",):
+        if init.exists():
+            yield init
+    yield from _py_files(root / "boards" / "sim")
     yield root / "host_tests" / "dualtest.py"
     yield from _py_files(root / "host_tests" / "dual")
 
