@@ -1,0 +1,138 @@
+# manager_fw/poller + bus: measurement cycles over the virtual bus with real module
+# responders: values, timing, lost modules, duplicates, noise.
+from busfixture import Rig
+
+from manager_fw import addressing as ad
+from manager_fw import poller as pl
+from shared import protocol as p
+
+
+def expected_cycle_us(sizes, baud=115200, group_max=64):
+    """docs/protocol.md, 'Cost of a cycle': per string one SET_TARGET and a gap, per
+    group one POLL_GROUP, the lead, and one slot per module."""
+    total = 0
+    gap = p.wire_us(2, baud)
+    for n in sizes:
+        total += p.wire_us(p.OVERHEAD + 8, baud) + gap
+        while n > 0:
+            count = n if n < group_max else group_max
+            total += p.wire_us(p.OVERHEAD + 3, baud) + p.group_slot_start_us(count, baud)
+            n -= count
+    return total
+
+
+def test_one_cycle_reads_every_module():
+    rig = Rig(strings=[(1, 12), (13, 20)], n_modules=20)
+    rig.run_cycles(1)
+    pol = rig.poller
+    for a in range(1, 21):
+        assert pol.state[a] == pl.ST_OK
+        assert pol.voltage_mv[a] == 13000 + a
+        assert pol.temp_cc[a] == 2000 + a
+        assert pol.balance_pct[a] == a % 101
+    assert rig.master.unexpected == 0 and rig.bus.collisions == 0
+
+
+def test_targets_reach_each_string():
+    rig = Rig(strings=[(1, 4), (5, 8)], n_modules=8)
+    rig.poller.target_mv[0] = 13500
+    rig.poller.target_mv[1] = 13620
+    rig.poller.target_flags[1] = p.TARGET_EQUALISE
+    rig.run_cycles(1)
+    assert [m.target_mv for m in rig.modules] == [13500] * 4 + [13620] * 4
+    assert [m.target_flags for m in rig.modules] == [0] * 4 + [1] * 4
+
+
+def test_cycle_time_is_the_documented_formula():
+    # (~2.4 KB per simulated module: the MicroPython heap holds a few dozen, so group
+    # splitting is exercised with a smaller group size; 600 modules: bench_bus.)
+    for sizes, group_max in (([16], 64), ([20, 12], 8), ([9], 4)):
+        strings = []
+        a = 1
+        for n in sizes:
+            strings.append((a, a + n - 1))
+            a += n
+        rig = Rig(strings=strings, n_modules=a - 1)
+        rig.poller.group_max = group_max
+        rig.run_cycles(2)
+        assert rig.poller.last_cycle_us == expected_cycle_us(sizes, group_max=group_max), sizes
+        assert all(rig.poller.state[x] == 1 for x in range(1, a))
+
+
+def test_silent_module_is_missed_and_recovers():
+    rig = Rig(strings=[(1, 10)], n_modules=10)
+    rig.run_cycles(1)
+    rig.bus.unplug(rig.nodes[4])  # address 5
+    rig.run_cycles(3)
+    pol = rig.poller
+    assert pol.state[5] == pl.ST_SILENT and pol.misses[5] == 3
+    assert all(pol.state[a] == pl.ST_OK for a in range(1, 11) if a != 5)
+    rig.bus.replug(rig.nodes[4])
+    rig.run_cycles(1)
+    assert pol.state[5] == pl.ST_OK and pol.misses[5] == 0
+
+
+def test_never_answering_module_is_not_reachable():
+    rig = Rig(strings=[(1, 6)], n_modules=5)
+    rig.run_cycles(2)
+    assert rig.poller.state[6] == pl.ST_NEVER and rig.poller.misses[6] == 2
+
+
+def test_duplicate_address_is_detected_and_reported():
+    rig = Rig(strings=[(1, 8)], addresses=[1, 2, 3, 4, 5, 6, 7, 7])
+    rig.run_cycles(3)
+    pol = rig.poller
+    # the two modules at 7 collide in their slot: no value is merged from either
+    assert pol.state[7] == pl.ST_NEVER
+    assert pol.voltage_mv[7] == 0
+    assert pol.suspect[7] >= 3
+    assert rig.bus.collisions >= 3
+    assert all(pol.state[a] == pl.ST_OK for a in range(1, 7))
+    job = rig.run_job(ad.DuplicateCheck(7))
+    assert len(job.result) == 2
+    assert "address 7 is used by 2 modules" in job.error
+
+
+def test_reply_from_unexpected_address_is_not_stored():
+    rig = Rig(strings=[(1, 4)], n_modules=4)
+    rig.run_cycles(1)
+    # a stray device answers in the middle of a group window with another address
+    stray = p.encode_bytes(p.ADDR_MANAGER, 99, p.CMD_POLL_GROUP | p.REPLY, 0, bytes(6))
+    rig.master.waiting = True
+    seq = rig.master.seq
+    rig.master.receive(stray[:7] + bytes([seq]) + stray[8:], 0)  # wrong CRC once seq changed
+    assert rig.poller.voltage_mv[4] == 13004
+    fixed = p.encode_bytes(p.ADDR_MANAGER, 99, p.CMD_POLL_GROUP | p.REPLY, seq, bytes(6))
+    before = rig.master.unexpected
+    rig.master._current = rig.poller
+    rig.master.receive(fixed, 0)
+    assert rig.master.unexpected == before + 1
+    assert rig.master.last_unexpected_src == 99
+
+
+def test_noisy_bus_never_stores_a_wrong_value():
+    rig = Rig(strings=[(1, 16)], n_modules=16, seed=7)
+    rig.bus.bit_error_ppm = 300  # ~4 % of 16-byte frames carry a flipped bit
+    rig.run_cycles(30)
+    pol = rig.poller
+    assert rig.bus.corrupted_bytes > 0
+    assert rig.master.deframer.crc_errors > 0
+    for a in range(1, 17):
+        assert pol.voltage_mv[a] == 13000 + a
+        assert pol.temp_cc[a] == 2000 + a
+
+
+def test_service_requests_run_between_cycles():
+    rig = Rig(strings=[(1, 4)], n_modules=4)
+    answers = []
+
+    def done(master, frame):
+        answers.append(None if frame is None else frame.src)
+
+    from manager_fw.bus import ServiceRequest
+
+    rig.master.enqueue_service(ServiceRequest(3, p.CMD_INFO, b"", done))
+    rig.master.enqueue_service(ServiceRequest(9, p.CMD_INFO, b"", done))  # nobody there
+    rig.run_cycles(3)
+    assert answers == [3, None]
+    assert rig.master.timeouts == 1

@@ -1,0 +1,234 @@
+# The manager's side of the module bus: a half-duplex transaction engine, sans-I/O.
+#
+# Exactly one request is outstanding at a time.  Work comes from *jobs*:
+#   - a foreground job (addressing, manual setup) which, while present, is the only
+#     one that talks: setup mode stops normal polling (SPEC §3);
+#   - the poller (manager_fw/poller.py), which runs measurement cycles;
+#   - service transactions (Ri start/read, status, info, discovery), at most
+#     `service_per_cycle` between two measurement cycles.
+#
+# The shell loop:
+#     n = master.step(now_us)            # > 0: send master.tx[:n] now
+#     master.receive(data, now_us)       # bytes read from the bus
+# Times are microsecond ticks (shared/compat ticks arithmetic, period 2**30).
+#
+# A job implements:
+#     next_request(master, now_us) -> bool   # calls master.request(...) and returns True
+#     on_reply(master, frame, now_us) -> bool # a reply during its window; True = done
+#     on_window_end(master, now_us)           # the window closed (timeouts are decided here)
+
+from shared import protocol as p
+from shared.compat import const, ticks_add, ticks_diff
+
+# A module must start its reply within this time after the end of a unicast request
+# (docs/protocol.md, "Timing").
+REPLY_DEADLINE_US = const(5000)
+GAP_CHARS = const(2)
+
+EXPECT_NONE = const(0)
+EXPECT_ONE = const(1)
+EXPECT_GROUP = const(2)
+EXPECT_WINDOW = const(3)
+
+
+class BusJob:
+    """What the BusMaster asks of whoever wants the bus (see the module comment)."""
+
+    def next_request(self, master: "BusMaster", now_us: int) -> bool:
+        raise NotImplementedError
+
+    def on_reply(self, master: "BusMaster", frame, now_us: int) -> bool:
+        return False
+
+    def on_window_end(self, master: "BusMaster", now_us: int) -> None:
+        pass
+
+    def at_cycle_start(self) -> bool:
+        """Only the poller has cycles; between two of them service requests run."""
+        return True
+
+
+class ServiceRequest(BusJob):
+    """One unicast transaction queued by the manager core; `done(master, frame)` is
+    called with the reply Frame or None on timeout."""
+
+    def __init__(self, dst: int, cmd: int, payload: bytes, done) -> None:
+        self.dst = dst
+        self.cmd = cmd
+        self.payload = payload
+        self.done = done
+        self.answered = False
+
+    def next_request(self, master: "BusMaster", now_us: int) -> bool:
+        tx = master.tx
+        for i in range(len(self.payload)):
+            tx[p.HEADER_LEN + i] = self.payload[i]
+        master.request(self.dst, self.cmd, len(self.payload), EXPECT_ONE, 0)
+        return True
+
+    def on_reply(self, master: "BusMaster", frame, now_us: int) -> bool:
+        if frame.src != self.dst and self.dst != p.ADDR_BROADCAST:
+            master.unexpected += 1
+            return False
+        self.answered = True
+        self.done(master, frame)
+        return True
+
+    def on_window_end(self, master: "BusMaster", now_us: int) -> None:
+        if not self.answered:
+            self.done(master, None)
+
+
+class BusMaster:
+    def __init__(self, baud: int = 115200) -> None:
+        self.baud = baud
+        self.tx = bytearray(p.FRAME_MAX)
+        self.tx_len = 0
+        self.seq = 0
+        self.deframer = p.Deframer()
+        self.foreground: BusJob | None = None
+        self.poller: BusJob | None = None
+        self.service: list = []
+        self.service_per_cycle = 2
+        self._service_budget = 0
+        self._current: BusJob | None = None
+        self.waiting = False
+        self.expect = EXPECT_NONE
+        self.deadline_us = 0
+        self.free_at_us = 0
+        self.request_end_us = 0
+        self.window_start_us = 0
+        self._window_us = 0
+        self._count = 0
+        self.gap_us = p.wire_us(GAP_CHARS, baud)
+        # Counters for diagnostics
+        self.requests = 0
+        self.replies = 0
+        self.timeouts = 0
+        self.unexpected = 0
+        self.last_unexpected_src = -1
+        self.busy_us = 0  # wire time of requests plus reply windows, for statistics
+
+    # -- called by jobs --------------------------------------------------------------
+
+    def request(self, dst: int, cmd: int, length: int, expect: int, arg: int) -> None:
+        """Encode the request whose payload a job put in tx[8:8+length].
+
+        expect: EXPECT_NONE (broadcast, no reply), EXPECT_ONE (unicast reply),
+        EXPECT_GROUP (arg = count of POLL_GROUP slots), EXPECT_WINDOW (arg = µs to
+        listen after the request, e.g. DISCOVER with slots or addressing offers).
+        """
+        self.seq = (self.seq + 1) & 0xFF
+        self.tx_len = p.encode_frame(self.tx, dst, p.ADDR_MANAGER, cmd, self.seq, length)
+        self.expect = expect
+        if expect == EXPECT_ONE:
+            self._window_us = REPLY_DEADLINE_US + p.wire_us(p.FRAME_MAX, self.baud)
+        elif expect == EXPECT_GROUP:
+            # ends with the last slot's guard: the line is already idle for 2 chars
+            self._window_us = p.group_slot_start_us(arg, self.baud)
+            self._count = arg
+        elif expect == EXPECT_WINDOW:
+            self._window_us = arg
+        else:
+            self._window_us = 0
+
+    def enqueue_service(self, req: ServiceRequest) -> None:
+        self.service.append(req)
+
+    # -- shell interface -------------------------------------------------------------
+
+    def step(self, now_us: int) -> int:
+        """Return the length of a frame in tx to send now, or 0."""
+        if self.waiting:
+            if ticks_diff(now_us, self.deadline_us) < 0:
+                return 0
+            self._close_window(now_us, timed_out=True)
+        if ticks_diff(now_us, self.free_at_us) < 0:
+            return 0
+        job = self._pick_job(now_us)
+        if job is None:
+            return 0
+        self._current = job
+        n = self.tx_len
+        wire = p.wire_us(n, self.baud)
+        self.request_end_us = ticks_add(now_us, wire)
+        self.requests += 1
+        self.busy_us += wire + self._window_us
+        if self.expect == EXPECT_NONE:
+            self.free_at_us = ticks_add(self.request_end_us, self.gap_us)
+            self.waiting = False
+            self._current = None
+        else:
+            self.waiting = True
+            self.window_start_us = self.request_end_us
+            self.deadline_us = ticks_add(self.request_end_us, self._window_us)
+        return n
+
+    def receive(self, data, now_us: int, start: int = 0, end: int = -1) -> None:
+        if end < 0:
+            end = len(data)
+        d = self.deframer
+        while start < end:
+            start += d.feed(data, start, end)
+            frame = d.poll()
+            while frame is not None:
+                self._dispatch(frame, now_us)
+                frame = d.poll()
+
+    def line_idle(self, now_us: int) -> None:
+        """The shell saw the line silent for 2+ character times: settle partial frames."""
+        d = self.deframer
+        d.idle()
+        frame = d.poll()
+        while frame is not None:
+            self._dispatch(frame, now_us)
+            frame = d.poll()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _pick_job(self, now_us: int):
+        fg = self.foreground
+        if fg is not None:
+            return fg if fg.next_request(self, now_us) else None
+        poller = self.poller
+        if poller is not None and not poller.at_cycle_start():
+            return poller if poller.next_request(self, now_us) else None
+        # Between two cycles: a few service transactions, then the next cycle.  While
+        # the poller waits for its cycle period, service transactions run freely.
+        if self.service and self._service_budget > 0:
+            self._service_budget -= 1
+            return self._next_service(now_us)
+        if poller is not None and poller.next_request(self, now_us):
+            self._service_budget = self.service_per_cycle
+            return poller
+        if self.service:
+            return self._next_service(now_us)
+        return None
+
+    def _next_service(self, now_us: int):
+        req = self.service.pop(0)
+        return req if req.next_request(self, now_us) else None
+
+    def _dispatch(self, frame, now_us: int) -> None:
+        if not frame.cmd & p.REPLY:
+            return  # our own request echoed by a bus transceiver, or another master
+        if not self.waiting or frame.seq != self.seq or frame.dst != p.ADDR_MANAGER:
+            self.unexpected += 1
+            self.last_unexpected_src = frame.src
+            return
+        self.replies += 1
+        job = self._current
+        if job is not None and job.on_reply(self, frame, now_us):
+            self._close_window(now_us, timed_out=False)
+
+    def _close_window(self, now_us: int, timed_out: bool) -> None:
+        job = self._current
+        self.waiting = False
+        self._current = None
+        if timed_out and self.expect == EXPECT_ONE:
+            self.timeouts += 1
+        # Closed by a reply: wait the inter-frame gap after it.  Closed by the deadline:
+        # the line has been idle at least that long already.
+        self.free_at_us = now_us if timed_out else ticks_add(now_us, self.gap_us)
+        if job is not None:
+            job.on_window_end(self, now_us)

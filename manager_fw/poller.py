@@ -1,0 +1,166 @@
+# Measurement cycles over all strings, as a bus job (manager_fw/bus.py).
+#
+# One cycle, string by string:
+#   SET_TARGET  broadcast for the string's address range (target, equalise/discharge flags)
+#   POLL_GROUP  broadcast for up to 64 consecutive addresses; each module answers with
+#               a MEAS reply in its own time slot (docs/protocol.md, "POLL_GROUP timing")
+# Results land in arrays indexed by module address (no object per module: 600 modules
+# must fit a board's heap).  The manager core reads them after each cycle.
+
+from array import array
+
+from manager_fw import bus as b
+from shared import protocol as p
+from shared.compat import const, ticks_diff
+
+ST_NOT_POLLED = const(0)  # configured, no poll answered yet
+ST_OK = const(1)  # answered the last poll
+ST_SILENT = const(2)  # answered before, missed the last poll(s)
+ST_NEVER = const(3)  # polled at least once, never answered
+
+
+class Poller(b.BusJob):
+    def __init__(self, strings, baud: int = 115200, group_max: int = p.GROUP_MAX) -> None:
+        """strings: [(first_address, last_address), ...] inclusive, one per string."""
+        if not strings:
+            raise ValueError("at least one string")
+        last_seen = 0
+        for first, last in strings:
+            if not (p.ADDR_MODULE_MIN <= first <= last <= p.ADDR_MODULE_MAX):
+                raise ValueError("string address range %d..%d invalid" % (first, last))
+            if first <= last_seen:
+                raise ValueError("string address ranges overlap or are not ascending")
+            last_seen = last
+        if not 1 <= group_max <= p.GROUP_MAX:
+            raise ValueError("group_max must be 1..%d" % p.GROUP_MAX)
+        self.strings = strings
+        self.baud = baud
+        self.group_max = group_max
+        n = last_seen + 1
+        self.voltage_mv = array("H", bytes(2 * n))
+        self.temp_cc = array("h", bytes(2 * n))
+        self.balance_pct = bytearray(n)
+        self.flags = bytearray(n)
+        self.state = bytearray(n)
+        self.misses = array("H", bytes(2 * n))  # consecutive missed polls, saturating
+        self.suspect = bytearray(n)  # missed while its window held corrupt frames
+        self.duplicate = bytearray(n)  # two valid replies for one address in one window
+        # Per string: what SET_TARGET broadcasts (the manager core sets these)
+        k = len(strings)
+        self.target_mv = array("H", bytes(2 * k))
+        self.target_flags = bytearray(k)
+        self.target_timeout_s = 10
+        # Cycle bookkeeping
+        self.cycle_period_us = 0  # minimum time from one cycle start to the next
+        self.cycle = 0
+        self.cycle_started_us = 0
+        self.last_cycle_us = 0
+        self.on_cycle_end = None  # called as on_cycle_end(poller, now_us)
+        self._in_cycle = False
+        self._started_once = False
+        self._string = 0
+        self._phase = 0
+        self._next_first = 0
+        self._group_first = 0
+        self._group_count = 0
+        self._got = bytearray(p.GROUP_MAX)
+        self._bad_before = 0
+
+    def at_cycle_start(self) -> bool:
+        return not self._in_cycle
+
+    # -- bus job -------------------------------------------------------------------
+
+    def next_request(self, master, now_us: int) -> bool:
+        if not self._in_cycle:
+            if (
+                self._started_once
+                and self.cycle_period_us
+                and ticks_diff(now_us, self.cycle_started_us) < self.cycle_period_us
+            ):
+                return False
+            self._in_cycle = True
+            self._started_once = True
+            self.cycle_started_us = now_us
+            self._string = 0
+            self._phase = 0
+        first, last = self.strings[self._string]
+        tx = master.tx
+        if self._phase == 0:
+            p.put_u16(tx, 8, first)
+            p.put_u16(tx, 10, last)
+            p.put_u16(tx, 12, self.target_mv[self._string])
+            tx[14] = self.target_flags[self._string]
+            tx[15] = self.target_timeout_s
+            master.request(p.ADDR_BROADCAST, p.CMD_SET_TARGET, 8, b.EXPECT_NONE, 0)
+            self._phase = 1
+            self._next_first = first
+            return True
+        start = self._next_first
+        count = last - start + 1
+        if count > self.group_max:
+            count = self.group_max
+        self._group_first = start
+        self._group_count = count
+        got = self._got
+        for i in range(count):
+            got[i] = 0
+        p.put_u16(tx, 8, start)
+        tx[10] = count
+        master.request(p.ADDR_BROADCAST, p.CMD_POLL_GROUP, 3, b.EXPECT_GROUP, count)
+        d = master.deframer
+        self._bad_before = d.crc_errors + d.garbage
+        return True
+
+    def on_reply(self, master, frame, now_us: int) -> bool:
+        index = frame.src - self._group_first
+        if (
+            frame.cmd != (p.CMD_POLL_GROUP | p.REPLY)
+            or frame.length != p.MEAS_LEN
+            or index < 0
+            or index >= self._group_count
+        ):
+            master.unexpected += 1
+            master.last_unexpected_src = frame.src
+            return False
+        addr = frame.src
+        if self._got[index]:
+            self.duplicate[addr] = 1
+            return False
+        self._got[index] = 1
+        self.voltage_mv[addr] = frame.u16(0)
+        self.temp_cc[addr] = frame.i16(2)
+        self.balance_pct[addr] = frame.u8(4)
+        self.flags[addr] = frame.u8(5)
+        self.state[addr] = ST_OK
+        self.misses[addr] = 0
+        return False  # keep listening: a second reply in this window means a duplicate
+
+    def on_window_end(self, master, now_us: int) -> None:
+        d = master.deframer
+        corrupt = d.crc_errors + d.garbage != self._bad_before
+        first = self._group_first
+        got = self._got
+        for i in range(self._group_count):
+            if not got[i]:
+                addr = first + i
+                m = self.misses[addr]
+                if m < 0xFFFF:
+                    self.misses[addr] = m + 1
+                st = self.state[addr]
+                if st == ST_OK:
+                    self.state[addr] = ST_SILENT
+                elif st == ST_NOT_POLLED:
+                    self.state[addr] = ST_NEVER
+                if corrupt and self.suspect[addr] < 255:
+                    self.suspect[addr] += 1
+        self._next_first = first + self._group_count
+        if self._next_first > self.strings[self._string][1]:
+            self._string += 1
+            self._phase = 0
+            if self._string == len(self.strings):
+                self._in_cycle = False
+                self.cycle += 1
+                self.last_cycle_us = ticks_diff(now_us, self.cycle_started_us)
+                if self.on_cycle_end is not None:
+                    self.on_cycle_end(self, now_us)
