@@ -30,6 +30,7 @@ _REQ_LEN = {
     p.CMD_GET_ADDRESS: 0,
     p.CMD_IDENTIFY: 1,
     p.CMD_RESET_ADDRESS: 2,
+    p.CMD_MARK: 1,
     p.CMD_INFO: 0,
     p.CMD_CAL_READ: 1,
     p.CMD_CAL_WRITE: 9,
@@ -233,6 +234,14 @@ class Responder:
             if s.identify:
                 s.identify_confirmed = False
             tx[8] = 1 if s.identify else 0
+            return self._reply(frame, 1)
+        if cmd == p.CMD_MARK:
+            mark = frame.u8(0)
+            if mark > p.MARK_ALARM:
+                return self._nak(frame, p.ERR_BAD_VALUE)
+            s.mark = mark
+            s.mark_ms = now_ms
+            tx[8] = mark
             return self._reply(frame, 1)
         if cmd == p.CMD_INFO:
             self._put_info(8)

@@ -52,6 +52,8 @@ class ModuleState:
         self.identify_confirmed = False
         self.sleeping = False
         self.reset_hold = False  # 12 s reset done: no measuring/balancing until addressed
+        self.mark = 0  # MARK from the manager: 1 warning, 2 alarm -> LED steady red
+        self.mark_ms = 0
         # Latest measurement snapshot (filled by the core)
         self.voltage_mv = 0
         self.temp_cc = 0

@@ -39,6 +39,8 @@ LAYOUTS = {
     (p.CMD_IDENTIFY, True): "on:u8",
     (p.CMD_RESET_ADDRESS, False): "magic:u16",
     (p.CMD_RESET_ADDRESS, True): "",
+    (p.CMD_MARK, False): "state:u8",
+    (p.CMD_MARK, True): "state:u8",
     (p.CMD_INFO, False): "",
     (p.CMD_INFO, True): "device_type:u8 hw_rev:u8 fw_major:u8 fw_minor:u8 fw_patch:u8 "
     "variant:u8 ri_method:u8 store:u8 uid:uid",
@@ -76,6 +78,7 @@ COMMAND_NAMES = {
     p.CMD_GET_ADDRESS: "GET_ADDRESS",
     p.CMD_IDENTIFY: "IDENTIFY",
     p.CMD_RESET_ADDRESS: "RESET_ADDRESS",
+    p.CMD_MARK: "MARK",
     p.CMD_INFO: "INFO",
     p.CMD_CAL_READ: "CAL_READ",
     p.CMD_CAL_WRITE: "CAL_WRITE",

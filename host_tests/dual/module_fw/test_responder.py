@@ -240,3 +240,12 @@ def test_discover_slots_spread_modules_by_uid():
     # different uids land in different slots often enough to tell duplicates apart
     slots = [uid_slot(bytes([i, 7, 7, 7, 7, 7, 7, i]), 16) for i in range(64)]
     assert len(set(slots)) >= 12
+
+
+def test_mark_from_the_manager():
+    s, r = make()
+    reply, _ = ask(r, 5, p.CMD_MARK, b"\x02", now_ms=777)
+    assert fields(reply) == {"state": 2} and s.mark == 2 and s.mark_ms == 777
+    assert ask(r, 5, p.CMD_MARK, b"\x03")[0].cmd == p.CMD_NAK
+    ask(r, 5, p.CMD_MARK, b"\x00")
+    assert s.mark == 0

@@ -48,6 +48,7 @@ COMMANDS: dict[str, tuple[int, str, str | None]] = {
     "GET_ADDRESS": (0x14, "", "address:u16 uid:uid"),
     "IDENTIFY": (0x15, "on:u8", "on:u8"),
     "RESET_ADDRESS": (0x16, "magic:u16", ""),
+    "MARK": (0x17, "state:u8", "state:u8"),
     "INFO": (0x20, "", "device_type:u8 hw_rev:u8 fw_major:u8 fw_minor:u8 fw_patch:u8 "
              "variant:u8 ri_method:u8 store:u8 uid:uid"),
     "CAL_READ": (0x21, "channel:u8", "channel:u8 offset:i32 gain_ppm:i32"),

@@ -1,0 +1,199 @@
+# The module's persistent settings: address, variant, calibration, counters.
+#
+# Two slots, each a complete 70-byte record with a sequence number and a CRC.  A save
+# writes the slot that does *not* hold the newest valid record, so a power cut in the
+# middle of a write can only damage the older copy: the newest good record survives.
+# This works the same on littlefs, FAT and raw flash (no reliance on atomic rename).
+# A missing or corrupt store never stops the module: it starts unaddressed with
+# defaults and reports it (INFO `store`, MEAS flag DEFAULTS) until the next save.
+#
+# Record (little-endian):
+#   0 magic "SCMS" | 4 format u8 (1) | 5 seq u16 | 7 address u16 | 9 variant u8
+#   10 ri_method u8 | 11 reserved u8 | 12 baud u32 | 16 cal_offset i32 x5
+#   36 cal_gain_ppm i32 x5 | 56 boot_count u32 | 60 bleed_s u32 | 64 overtemp_events u16
+#   66 ri_count u16 | 68 crc u16 (CRC-16/IBM-3740 over bytes 0..67)
+
+from module_fw import state as st
+from shared import protocol as p
+from shared.compat import const
+
+RECORD_LEN = const(70)
+FORMAT = const(1)
+MAGIC = b"SCMS"
+
+STORE_OK = const(0)
+STORE_MISSING = const(1)  # no record at all: first start
+STORE_CORRUPT = const(2)  # records present but none valid
+STORE_UNWRITABLE = const(3)  # the last save failed
+
+
+class Counters:
+    def __init__(self) -> None:
+        self.boot_count = 0
+        self.bleed_s = 0
+        self.overtemp_events = 0
+        self.ri_count = 0
+
+
+def encode(s: st.ModuleState, c: Counters, seq: int, buf) -> None:
+    for i in range(4):
+        buf[i] = MAGIC[i]
+    buf[4] = FORMAT
+    p.put_u16(buf, 5, seq)
+    p.put_u16(buf, 7, s.address)
+    buf[9] = s.variant_id
+    buf[10] = s.ri_method
+    buf[11] = 0
+    p.put_u32(buf, 12, s.baud)
+    for ch in range(st.CAL_CHANNELS):
+        p.put_i32(buf, 16 + 4 * ch, s.cal_offset[ch])
+        p.put_i32(buf, 36 + 4 * ch, s.cal_gain_ppm[ch])
+    p.put_u32(buf, 56, c.boot_count)
+    p.put_u32(buf, 60, c.bleed_s)
+    p.put_u16(buf, 64, c.overtemp_events)
+    p.put_u16(buf, 66, c.ri_count)
+    p.put_u16(buf, 68, p.crc16(buf, 0, 68))
+
+
+def valid(buf) -> bool:
+    """A complete, CRC-correct record with every field in its range."""
+    if buf is None or len(buf) != RECORD_LEN:
+        return False
+    if buf[0:4] != MAGIC or buf[4] != FORMAT:
+        return False
+    if p.crc16(buf, 0, 68) != p.get_u16(buf, 68):
+        return False
+    if p.get_u16(buf, 7) > p.ADDR_MODULE_MAX or buf[9] > 4 or buf[10] > 2:
+        return False
+    baud = p.get_u32(buf, 12)
+    if baud < 1200 or baud > 1000000:
+        return False
+    for ch in range(st.CAL_CHANNELS):
+        g = p.get_i32(buf, 36 + 4 * ch)
+        if g < -200000 or g > 200000:
+            return False
+    return True
+
+
+def seq_newer(a: int, b: int) -> bool:
+    """16-bit serial-number comparison: is a newer than b?"""
+    d = (a - b) & 0xFFFF
+    return d != 0 and d < 0x8000
+
+
+def decode(buf, s: st.ModuleState, c: Counters) -> None:
+    s.address = p.get_u16(buf, 7)
+    s.variant_id = buf[9]
+    s.ri_method = buf[10]
+    s.baud = p.get_u32(buf, 12)
+    for ch in range(st.CAL_CHANNELS):
+        s.cal_offset[ch] = p.get_i32(buf, 16 + 4 * ch)
+        s.cal_gain_ppm[ch] = p.get_i32(buf, 36 + 4 * ch)
+    c.boot_count = p.get_u32(buf, 56)
+    c.bleed_s = p.get_u32(buf, 60)
+    c.overtemp_events = p.get_u16(buf, 64)
+    c.ri_count = p.get_u16(buf, 66)
+
+
+class FileSlots:
+    """The two slots as two small files (any MicroPython or CPython filesystem)."""
+
+    def __init__(self, prefix: str = "stringcare") -> None:
+        self.names = (prefix + "_a.bin", prefix + "_b.bin")
+
+    def read(self, slot: int):
+        try:
+            with open(self.names[slot], "rb") as f:
+                return f.read(RECORD_LEN + 1)
+        except OSError:
+            return None
+
+    def write(self, slot: int, data) -> None:
+        with open(self.names[slot], "wb") as f:
+            f.write(data)
+
+
+class MemorySlots:
+    """Slots in RAM for tests and the simulator.  cut_after = k simulates a power cut
+    during the next write: like a file opened "wb", the slot then holds only the first
+    k bytes of the new record."""
+
+    def __init__(self) -> None:
+        self.data: list = [None, None]
+        self.cut_after = -1
+        self.writes = 0
+
+    def read(self, slot: int):
+        return self.data[slot]
+
+    def write(self, slot: int, data) -> None:
+        self.writes += 1
+        if self.cut_after >= 0:
+            self.data[slot] = bytes(data[: self.cut_after])
+            self.cut_after = -1
+            raise OSError("power cut during write")
+        self.data[slot] = bytes(data)
+
+
+class Store:
+    def __init__(self, slots) -> None:
+        self.slots = slots
+        self.buf = bytearray(RECORD_LEN)
+        self.seq = 0
+        self.newest = -1  # slot holding the newest valid record
+        self.counters = Counters()
+        self.status = STORE_MISSING
+
+    def load(self, s: st.ModuleState) -> int:
+        """Fill s from the newest valid record; defaults when there is none.
+
+        Returns and remembers the status (STORE_OK / STORE_MISSING / STORE_CORRUPT).
+        Never raises: a damaged store must not crash-loop the module.
+        """
+        best = -1
+        best_seq = 0
+        present = 0
+        for slot in (0, 1):
+            try:
+                data = self.slots.read(slot)
+            except Exception:  # noqa: BLE001 - a broken filesystem reads as "missing"
+                data = None
+            if data:
+                present += 1
+            if valid(data):
+                seq = p.get_u16(data, 5)
+                if best < 0 or seq_newer(seq, best_seq):
+                    best = slot
+                    best_seq = seq
+        if best < 0:
+            self.status = STORE_CORRUPT if present else STORE_MISSING
+            self.newest = -1
+            self.seq = 0
+            s.address = p.ADDR_UNADDRESSED
+            for ch in range(st.CAL_CHANNELS):
+                s.cal_offset[ch] = 0
+                s.cal_gain_ppm[ch] = 0
+        else:
+            decode(self.slots.read(best), s, self.counters)
+            self.status = STORE_OK
+            self.newest = best
+            self.seq = best_seq
+        s.store_flags = self.status
+        return self.status
+
+    def save(self, s: st.ModuleState) -> bool:
+        """Write the settings to the older slot; True when it was written."""
+        seq = (self.seq + 1) & 0xFFFF
+        encode(s, self.counters, seq, self.buf)
+        slot = 1 if self.newest == 0 else 0
+        try:
+            self.slots.write(slot, self.buf)
+        except Exception:  # noqa: BLE001 - power cut or full filesystem: keep running
+            self.status = STORE_UNWRITABLE
+            s.store_flags = self.status
+            return False
+        self.seq = seq
+        self.newest = slot
+        self.status = STORE_OK
+        s.store_flags = STORE_OK
+        return True
