@@ -1,0 +1,277 @@
+# manager_fw: strings/target/window, silent-module alarm timing, Ri schedule and trend,
+# discharge detection, thermal runaway, alarm outputs - each against the poller's
+# arrays as the bus fills them.
+from dualtest import raises
+
+from manager_fw import discharge as dis
+from manager_fw import outputs as out
+from manager_fw import poller as pl
+from manager_fw import ri_schedule as ri
+from manager_fw import runaway as rw
+from manager_fw import silence as si
+from manager_fw import strings as strs
+from shared import protocol as p
+
+RANGES = [(1, 4), (5, 8)]
+
+
+def poller_with(volts, temps=None):
+    poll = pl.Poller(RANGES)
+    for i, v in enumerate(volts):
+        a = i + 1
+        if v is None:
+            poll.state[a] = pl.ST_SILENT
+        else:
+            poll.state[a] = pl.ST_OK
+            poll.voltage_mv[a] = v
+            poll.temp_cc[a] = 2500 if temps is None else temps[i]
+    return poll
+
+
+def test_target_is_string_voltage_over_modules_and_window_gates_equalising():
+    s = strs.Strings(RANGES, window_low_mv=13080, window_high_mv=14100)
+    poll = poller_with([13500, 13700, 13600, 13800, 13500, 13500, 12900, 13600])
+    s.update(poll)
+    assert s.target_mv[0] == 13650 and s.sum_mv[0] == 54600 and s.spread_mv[0] == 300
+    assert s.equalising[0] and poll.target_flags[0] == p.TARGET_EQUALISE
+    assert poll.target_mv[0] == 13650
+    # string 2 has a block below the window: no equalising, the average is shown
+    assert not s.equalising[1] and s.reason[1] == strs.REASON_LOW
+    assert poll.target_flags[1] == 0
+    assert s.shown_voltage_mv(1) == s.avg_mv[1] and s.shown_voltage_mv(0) == 13650
+
+
+def test_equalising_suspended_while_a_module_is_silent_in_that_string_only():
+    s = strs.Strings(RANGES, 13080, 14100)
+    s.update(poller_with([13500, None, 13600, 13800, 13500, 13500, 13600, 13600]))
+    assert s.reason[0] == strs.REASON_SILENT and not s.equalising[0]
+    assert s.equalising[1]  # equalising works within each string only
+
+
+def test_boost_discharge_and_disabled_stop_equalising():
+    s = strs.Strings(RANGES, 13080, 14100)
+    poll = poller_with([14400] * 4 + [13500] * 4)
+    s.discharging[1] = 1
+    s.update(poll)
+    assert s.reason[0] == strs.REASON_HIGH
+    assert s.reason[1] == strs.REASON_DISCHARGE
+    assert poll.target_flags[1] == p.TARGET_DISCHARGE
+    s.enabled[1] = 0
+    s.update(poll)
+    assert s.reason[1] == strs.REASON_DISABLED
+    assert strs.REASON_TEXT[s.reason[1]] == "equalising is switched off"
+
+
+def test_silent_module_alarm_exactly_after_the_delay_and_contact_90s_later():
+    poll = poller_with([13500] * 8)
+    w = si.SilenceWatch(list(range(1, 9)), 8, delay_s=240, contact_delay_s=90)
+    t = 1000
+    w.update(poll, t)
+    poll.state[3] = pl.ST_SILENT  # module 3 stops answering after its answer at t
+    raised_at = None
+    contact_at = None
+    for step in range(1, 400):
+        w.update(poll, t + step)
+        if w.raised and raised_at is None:
+            raised_at = step
+        if w.contact(t + step) and contact_at is None:
+            contact_at = step
+        if step < 240:
+            assert not w.any_alarm() and not w.contact(t + step)
+    assert raised_at == 240 and contact_at == 330
+    assert w.silent_s(3, t + 300) == 300
+    poll.state[3] = pl.ST_OK
+    w.update(poll, t + 400)
+    assert w.cleared == [3] and not w.any_alarm() and not w.contact(t + 400)
+
+
+def test_a_single_lost_frame_never_alarms():
+    poll = poller_with([13500] * 8)
+    w = si.SilenceWatch(list(range(1, 9)), 8, delay_s=240)
+    for t in range(0, 2000):
+        poll.state[5] = pl.ST_SILENT if t % 97 == 0 else pl.ST_OK  # one miss now and then
+        w.update(poll, t)
+        assert not w.any_alarm()
+
+
+def test_ri_schedule_timeline_of_the_spec():
+    addrs = [1, 2, 3]
+    sch = ri.RiSchedule(addrs, start_s=0, spacing_s=40)
+    starts = []
+    for t in range(0, 3 * 86400, 5):
+        a = sch.due(t, discharging=False)
+        if a >= 0:
+            starts.append((t, a))
+            sch.done(a, t + 5)  # the measurement takes 5 s
+    firsts = [t for t, a in starts if a == 1]
+    # 15 min, then three more within the following 45 min, then every 24 h
+    assert firsts[:4] == [900, 1800, 2700, 3600]
+    assert firsts[4] == 3600 + 86400 and firsts[5] == 3600 + 2 * 86400
+    # one module at a time, 30-50 s apart within a round
+    assert [t for t, a in starts[:3]] == [900, 945, 990]
+
+
+def test_ri_never_during_a_discharge_and_not_right_after():
+    sch = ri.RiSchedule([1, 2], start_s=0, settle_s=3600)
+    assert sch.due(1000, discharging=True) == -1
+    sch.discharge_ended(1000)
+    assert sch.due(2000, discharging=False) == -1
+    assert sch.due(4600, discharging=False) == 1
+    assert sch.due(4605, discharging=False) == -1  # one at a time: 1 still outstanding
+
+
+def test_ri_schedule_limits_are_checked():
+    e = raises(ValueError, ri.RiSchedule, [1], 0, 900, 4, 900, 86400, 20)
+    assert str(e) == "Ri spacing_s must be 30..50 s (got 20)"
+    e = raises(ValueError, ri.RiTrend, 4, 4, 1)
+    assert str(e) == "Ri trend_pct must be 5..200 % (got 1)"
+
+
+def test_ri_trend_against_each_modules_own_baseline():
+    tr = ri.RiTrend(4, baseline_count=4, trend_pct=30)
+    for v in (5000000, 5100000, 4900000, 5000000):
+        assert not tr.add(2, v, 95, 0)
+    assert tr.baseline_nohm[2] == 5000000
+    assert not tr.add(2, 6400000, 95, 1)  # +28 %
+    assert tr.add(2, 6500000, 95, 2)  # +30 %: warning raised once
+    assert not tr.add(2, 6600000, 95, 3)
+    assert tr.warning[2] and tr.rise_pct(2) == 32
+    tr.add(2, 5000000, 95, 4)
+    assert not tr.warning[2]
+
+
+def test_discharge_detection_per_source_and_deepest_point():
+    d = dis.Discharge(RANGES, drop_mv=13000, current_ma=1000, confirm=2, end_s=60)
+    poll = poller_with([13500] * 8)
+    sums = [54000, 54000]
+    # UPS input: detected on the next update
+    d.ups_input(0, True)
+    d.update(10, poll.voltage_mv, sums)
+    assert d.started == [0] and d.sources[0] == dis.SRC_UPS and d.count[0] == 1
+    # current sensor: immediate as well
+    d.current(1, -25000, 10)
+    d.update(11, poll.voltage_mv, sums)
+    assert d.started == [1] and d.sources[1] & dis.SRC_CURRENT
+    assert d.history_interval_s(11) == dis.HISTORY_DISCHARGE_S
+    # deepest point: the block voltages when the string voltage was lowest
+    for t, v in ((20, 12500), (30, 11800), (40, 12100)):
+        for a in range(1, 5):
+            poll.voltage_mv[a] = v - a * 100
+        d.update(t, poll.voltage_mv, [4 * v - 1000, 54000])
+    assert d.min_at_s[0] == 30 and list(d.deepest_mv[1:5]) == [11700, 11600, 11500, 11400]
+    # end after 60 s clear; then records every minute for 12 h
+    d.ups_input(0, False)
+    d.update(100, poll.voltage_mv, sums)
+    d.update(159, poll.voltage_mv, sums)
+    assert d.active[0]
+    d.update(160, poll.voltage_mv, sums)
+    assert d.ended == [0] and not d.active[0]
+    d.current(1, 5000, 170)
+    d.update(170, poll.voltage_mv, sums)
+    d.update(230, poll.voltage_mv, sums)
+    assert not d.any_active()
+    assert d.history_interval_s(300) == dis.HISTORY_AFTER_S
+    assert d.history_interval_s(230 + 12 * 3600) == dis.HISTORY_FLOAT_S
+
+
+def test_voltage_drop_detection_needs_confirmation():
+    d = dis.Discharge(RANGES, drop_mv=13000, confirm=2)
+    poll = poller_with([13500] * 8)
+    d.voltage(0, 12700, True)
+    d.update(1, poll.voltage_mv, [50800, 54000])
+    assert not d.active[0]  # one low cycle is not yet a discharge
+    d.voltage(0, 12650, True)
+    d.update(2, poll.voltage_mv, [50600, 54000])
+    assert d.active[0] and d.sources[0] == dis.SRC_VOLTAGE
+    d2 = dis.Discharge(RANGES, drop_mv=13000)
+    d2.voltage(0, 12000, False)  # incomplete cycle (a module missing): no decision
+    d2.voltage(0, 12000, False)
+    d2.update(1, poll.voltage_mv, [0, 0])
+    assert not d2.active[0]
+
+
+def test_thermal_runaway_trips_with_rising_current_and_latches():
+    r = rw.Runaway([(1, 4)], sample_s=600)
+    poll = pl.Poller([(1, 4)])
+    for a in range(1, 5):
+        poll.state[a] = pl.ST_OK
+        poll.voltage_mv[a] = 13600
+        poll.temp_cc[a] = 2500
+    t = 0
+    current = 500
+    trips = []
+    for step in range(20):
+        if step >= 5:  # block 3 heats 1 °C per 10 min, float current climbs
+            poll.temp_cc[3] += 100
+            current = current * 13 // 10
+        r.update(t, poll, [current], [True])
+        trips += r.newly_tripped
+        t += 600
+    assert trips == [0]
+    assert r.tripped[0] and r.tripped_module[0] == 3
+    # latched: stays tripped even when the block cools, until an operator resets
+    poll.temp_cc[3] = 2500
+    for _ in range(10):
+        r.update(t, poll, [500], [True])
+        t += 600
+    assert r.tripped[0]
+    r.reset(0)
+    assert not r.tripped[0]
+
+
+def test_a_warm_block_alone_or_a_discharge_does_not_trip():
+    r = rw.Runaway([(1, 4)])
+    poll = pl.Poller([(1, 4)])
+    for a in range(1, 5):
+        poll.state[a] = pl.ST_OK
+        poll.voltage_mv[a] = 13600
+        poll.temp_cc[a] = 2500
+    t = 0
+    for _ in range(20):  # block 2 warms (sun on the cabinet) but the current is flat
+        poll.temp_cc[2] += 100
+        r.update(t, poll, [500], [True])
+        t += 600
+    assert not r.tripped[0]
+    r2 = rw.Runaway([(1, 4)])
+    t = 0
+    current = 500
+    for _ in range(20):  # heating during discharge/recharge is not float: no verdict
+        poll.temp_cc[3] += 100
+        current = current * 13 // 10
+        r2.update(t, poll, [current], [False])
+        t += 600
+    assert not r2.tripped[0]
+
+
+def test_runaway_without_current_sensor_uses_the_other_blocks_voltage():
+    r = rw.Runaway([(1, 4)])
+    poll = pl.Poller([(1, 4)])
+    for a in range(1, 5):
+        poll.state[a] = pl.ST_OK
+        poll.voltage_mv[a] = 13600
+        poll.temp_cc[a] = 2500
+    t = 0
+    for step in range(20):
+        if step >= 5:
+            poll.temp_cc[4] += 100
+            poll.voltage_mv[4] -= 30  # the hot block sags, the others rise
+            for a in (1, 2, 3):
+                poll.voltage_mv[a] += 10
+        r.update(t, poll, [None], [True])
+        t += 600
+    assert r.tripped[0] and r.tripped_module[0] == 4
+
+
+def test_alarm_outputs_mute_and_fail_safe_contact():
+    o = out.AlarmOutputs()
+    o.update(0, 0, False, False)
+    assert not o.buzzer and o.led == out.LED_OFF and o.relay_energised
+    o.update(0, 2, False, False)
+    assert o.led == out.LED_BLINK and not o.buzzer
+    o.update(1, 2, True, True)
+    assert o.buzzer and o.led == out.LED_ON and not o.relay_energised
+    o.mute()
+    o.update(1, 2, True, False)
+    assert not o.buzzer and o.led == out.LED_ON  # muted: LED and contact stay
+    o.update(2, 2, True, True)
+    assert o.buzzer  # a new alarm sounds again

@@ -1,0 +1,138 @@
+# Discharge detection per string from three sources (SPEC §3), the discharge counter,
+# the deepest point of each discharge, and the history interval that follows from it.
+#
+#   voltage drop  the string's average block voltage below `drop_mv` for `confirm`
+#                 consecutive cycles (slow: a few measurement cycles; works everywhere)
+#   UPS input     a digital "on battery" signal from the UPS (fast: next input read)
+#   current       the string current sensor reads a discharge current beyond
+#                 `current_ma` (fast: next sensor read)
+# The discharge ends when every source has been clear for `end_s`.  The deepest point
+# is the cycle with the lowest string voltage: the voltage of every block at that
+# moment shows which blocks collapsed early.
+
+from array import array
+
+from shared.compat import const
+
+SRC_VOLTAGE = const(1)
+SRC_UPS = const(2)
+SRC_CURRENT = const(4)
+
+HISTORY_FLOAT_S = const(1200)  # a record every 20 min in float charge
+HISTORY_DISCHARGE_S = const(10)  # during a discharge
+HISTORY_AFTER_S = const(60)  # for `after_s` after one (thermal runaway risk: 3-12 h)
+
+
+class Discharge:
+    def __init__(
+        self,
+        ranges,
+        drop_mv: int,
+        current_ma: int = 1000,
+        confirm: int = 2,
+        end_s: int = 60,
+        after_s: int = 12 * 3600,
+    ) -> None:
+        self.ranges = ranges
+        n = len(ranges)
+        n_max = ranges[-1][1]
+        self.drop_mv = drop_mv
+        self.current_ma = current_ma
+        self.confirm = confirm
+        self.end_s = end_s
+        self.after_s = after_s
+        self.active = bytearray(n)
+        self.sources = bytearray(n)  # sources seen during the current/last discharge
+        self.live = bytearray(n)  # sources asserting right now
+        self._low_cycles = bytearray(n)
+        self.clear_since_s = array("l", [-1] * n)
+        self.started_s = array("l", [-1] * n)
+        self.ended_s = array("l", [-1] * n)
+        self.count = array("H", [0] * n)
+        self.min_sum_mv = array("l", [0] * n)
+        self.min_at_s = array("l", [-1] * n)
+        self.deepest_mv = array("H", [0] * (n_max + 1))  # per module, last discharge
+        self.charge_mah = array("l", [0] * n)  # removed during the discharge (sensor)
+        self._last_current_s = array("l", [-1] * n)
+        self.started: list = []  # strings whose discharge began in the last update
+        self.ended: list = []
+
+    # -- inputs --------------------------------------------------------------------
+
+    def voltage(self, k: int, avg_mv: int, complete: bool) -> None:
+        """Per cycle: the string's average block voltage (complete = all answered)."""
+        if not complete:
+            return
+        if avg_mv < self.drop_mv:
+            if self._low_cycles[k] < 255:
+                self._low_cycles[k] += 1
+        else:
+            self._low_cycles[k] = 0
+        self._set(k, SRC_VOLTAGE, self._low_cycles[k] >= self.confirm)
+
+    def ups_input(self, k: int, on_battery: bool) -> None:
+        self._set(k, SRC_UPS, on_battery)
+
+    def current(self, k: int, current_ma: int, now_s: int) -> None:
+        """String current: positive charging, negative discharging."""
+        self._set(k, SRC_CURRENT, current_ma <= -self.current_ma)
+        last = self._last_current_s[k]
+        if self.active[k] and last >= 0 and current_ma < 0:
+            self.charge_mah[k] += (-current_ma) * (now_s - last) // 3600
+        self._last_current_s[k] = now_s
+
+    def _set(self, k: int, src: int, on: bool) -> None:
+        if on:
+            self.live[k] |= src
+        else:
+            self.live[k] &= ~src
+
+    # -- per cycle -----------------------------------------------------------------
+
+    def update(self, now_s: int, poll_voltage_mv, sums_mv) -> None:
+        """Start/end discharges; track the deepest point.  sums_mv[k] = string voltage."""
+        del self.started[:]
+        del self.ended[:]
+        for k in range(len(self.ranges)):
+            live = self.live[k]
+            if not self.active[k]:
+                if live:
+                    self.active[k] = 1
+                    self.sources[k] = live
+                    self.count[k] += 1
+                    self.started_s[k] = now_s
+                    self.clear_since_s[k] = -1
+                    self.min_sum_mv[k] = 0x3FFFFFFF
+                    self.charge_mah[k] = 0
+                    self.started.append(k)
+                continue
+            self.sources[k] |= live
+            if sums_mv[k] and sums_mv[k] < self.min_sum_mv[k]:
+                self.min_sum_mv[k] = sums_mv[k]
+                self.min_at_s[k] = now_s
+                first, last = self.ranges[k]
+                for a in range(first, last + 1):
+                    self.deepest_mv[a] = poll_voltage_mv[a]
+            if live:
+                self.clear_since_s[k] = -1
+            elif self.clear_since_s[k] < 0:
+                self.clear_since_s[k] = now_s
+            elif now_s - self.clear_since_s[k] >= self.end_s:
+                self.active[k] = 0
+                self.ended_s[k] = now_s
+                self._low_cycles[k] = 0
+                self.ended.append(k)
+
+    def any_active(self) -> bool:
+        for k in range(len(self.ranges)):
+            if self.active[k]:
+                return True
+        return False
+
+    def history_interval_s(self, now_s: int) -> int:
+        if self.any_active():
+            return HISTORY_DISCHARGE_S
+        for k in range(len(self.ranges)):
+            if self.ended_s[k] >= 0 and now_s - self.ended_s[k] < self.after_s:
+                return HISTORY_AFTER_S
+        return HISTORY_FLOAT_S

@@ -1,0 +1,123 @@
+# Per-string equalising: target voltage, the equalising window, and suspension.
+#
+# After each measurement cycle, for every string:
+#   sum voltage, average and spread of its modules;
+#   target = string voltage / modules in the string (SPEC §3);
+#   equalising runs only while it is enabled, no discharge is under way, every module
+#   of the string answered and every block is inside the equalising window (float
+#   charge: not discharge, not boost).  Otherwise the SET_TARGET broadcast carries
+#   EQUALISE clear and the modules stop bleeding, and `reason` says why.
+
+from array import array
+
+from manager_fw import poller as pl
+from shared import protocol as p
+from shared.compat import const
+
+REASON_NONE = const(0)  # equalising
+REASON_DISABLED = const(1)  # switched off in the configuration
+REASON_DISCHARGE = const(2)  # the string is discharging
+REASON_SILENT = const(3)  # a module of the string did not answer
+REASON_LOW = const(4)  # a block below the window (discharge, deep float)
+REASON_HIGH = const(5)  # a block above the window (boost / equalising charge)
+REASON_NO_DATA = const(6)  # not every module has been read yet
+
+REASON_TEXT = (
+    "equalising",
+    "equalising is switched off",
+    "string is discharging",
+    "a module of the string is not answering",
+    "a block is below the equalising window",
+    "a block is above the equalising window (boost charge?)",
+    "waiting for the first readings",
+)
+
+
+class Strings:
+    def __init__(self, ranges, window_low_mv, window_high_mv, equalise_enabled: bool = True):
+        """ranges: [(first, last), ...]; window per block in mV (same for all strings of
+        one configuration: one block type per site)."""
+        self.ranges = ranges
+        n = len(ranges)
+        self.window_low_mv = window_low_mv
+        self.window_high_mv = window_high_mv
+        self.enabled = bytearray([1 if equalise_enabled else 0] * n)
+        self.discharging = bytearray(n)
+        self.sum_mv = array("l", [0] * n)
+        self.avg_mv = array("l", [0] * n)
+        self.min_mv = array("l", [0] * n)
+        self.max_mv = array("l", [0] * n)
+        self.spread_mv = array("l", [0] * n)
+        self.target_mv = array("l", [0] * n)
+        self.equalising = bytearray(n)
+        self.reason = bytearray([REASON_NO_DATA] * n)
+        self.answered = array("H", [0] * n)
+
+    def update(self, poll: pl.Poller) -> None:
+        """Recompute every string from the poller's arrays and set its SET_TARGET."""
+        for k in range(len(self.ranges)):
+            first, last = self.ranges[k]
+            total = 0
+            lo = 0x7FFFFFFF
+            hi = 0
+            answered = 0
+            silent = False
+            never = False
+            below = False
+            above = False
+            for a in range(first, last + 1):
+                st = poll.state[a]
+                if st == pl.ST_OK:
+                    v = poll.voltage_mv[a]
+                    answered += 1
+                    total += v
+                    if v < lo:
+                        lo = v
+                    if v > hi:
+                        hi = v
+                    if v < self.window_low_mv:
+                        below = True
+                    elif v > self.window_high_mv:
+                        above = True
+                elif st == pl.ST_NOT_POLLED:
+                    never = True
+                else:
+                    silent = True
+            n = last - first + 1
+            self.answered[k] = answered
+            if answered:
+                self.sum_mv[k] = total
+                self.avg_mv[k] = (total + answered // 2) // answered
+                self.min_mv[k] = lo
+                self.max_mv[k] = hi
+                self.spread_mv[k] = hi - lo
+            # The target is the string voltage shared equally: only meaningful when
+            # every block was read in this cycle.
+            if answered == n:
+                self.target_mv[k] = (total + n // 2) // n
+            reason = REASON_NONE
+            if not self.enabled[k]:
+                reason = REASON_DISABLED
+            elif self.discharging[k]:
+                reason = REASON_DISCHARGE
+            elif never:
+                reason = REASON_NO_DATA
+            elif silent:
+                reason = REASON_SILENT
+            elif below:
+                reason = REASON_LOW
+            elif above:
+                reason = REASON_HIGH
+            self.reason[k] = reason
+            self.equalising[k] = 1 if reason == REASON_NONE else 0
+            flags = 0
+            if reason == REASON_NONE:
+                flags |= p.TARGET_EQUALISE
+            if self.discharging[k]:
+                flags |= p.TARGET_DISCHARGE
+            poll.target_flags[k] = flags
+            poll.target_mv[k] = self.target_mv[k] if self.target_mv[k] < 0xFFFF else 0xFFFF
+
+    def shown_voltage_mv(self, k: int) -> int:
+        """SPEC §3 status view: target voltage when equalising, else the average."""
+        return self.target_mv[k] if self.equalising[k] else self.avg_mv[k]
