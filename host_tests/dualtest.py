@@ -63,9 +63,28 @@ def heap_locked(func, *args):
         return func(*args)
     import micropython
 
+    # A star-call (func(*args)) allocates in MicroPython, so the arguments are passed
+    # by position, read from the tuple before and while the heap is locked.
+    n = len(args)
+    if n > 6:
+        raise ValueError("heap_locked passes at most 6 arguments, got %d" % n)
+    a = args + (None,) * (6 - n)
     micropython.heap_lock()
     try:
-        result = func(*args)
+        if n == 0:
+            result = func()
+        elif n == 1:
+            result = func(a[0])
+        elif n == 2:
+            result = func(a[0], a[1])
+        elif n == 3:
+            result = func(a[0], a[1], a[2])
+        elif n == 4:
+            result = func(a[0], a[1], a[2], a[3])
+        elif n == 5:
+            result = func(a[0], a[1], a[2], a[3], a[4])
+        else:
+            result = func(a[0], a[1], a[2], a[3], a[4], a[5])
     finally:
         micropython.heap_unlock()
     return result
