@@ -189,7 +189,7 @@ class FileBlockDevice(BlockDevice):
                 "store file size %d must be a positive multiple of the erase size %d"
                 % (size, erase_size)
             )
-        self.f = open(path, "r+b" if existing >= 0 else "w+b")
+        self.f = self._open(path, "r+b" if existing >= 0 else "w+b")
         self.size = size
         if existing < size:
             self.f.seek(existing if existing > 0 else 0)
@@ -199,6 +199,10 @@ class FileBlockDevice(BlockDevice):
                 self.f.write(memoryview(self._ff)[:chunk])
                 pos += chunk
             self.f.flush()
+
+    @staticmethod
+    def _open(path, mode):
+        return open(path, mode)
 
     def read(self, addr, buf, n):
         self._check(addr, n)

@@ -539,3 +539,9 @@ class RingReader:
                         "the segment (0x%x-0x%x) holds no valid frame" % (pos, seq, pos, end - 1)
                     )
                 break
+            else:
+                if end == dev_size and pos < end and not self._erased(pos, end):
+                    self.problems.append(
+                        "frame at 0x%x (segment %d) is cut off by the end of the file at 0x%x"
+                        % (pos, seq, dev_size)
+                    )

@@ -612,7 +612,7 @@ def decode_payload(kind, buf, nbytes, snap, reader=None):
             raise ValueError("string sizes add up to %d, not the %d modules" % (total, m))
         flags = r.get(8)
         if flags & KEY_FLAG_THRESHOLDS:
-            ths = []
+            ths = []  # type: list
             for s in range(s_count):
                 if r.get(1) and s > 0:
                     ths.append(ths[s - 1])
