@@ -9,9 +9,9 @@
 #
 # Key frames: the first snapshot of every segment (so erasing the oldest segment never
 # orphans a delta), the first after opening, after a layout or threshold change, after a
-# failed write, and whenever key_spacing bytes have passed since the last one (bounds
-# what one damaged frame can take with it).  Writer state: the encoder's base, 10 bytes
-# per module; nothing allocates per snapshot.
+# failed write, and whenever key_spacing bytes or key_interval snapshots have passed
+# since the last one (bounds what one damaged frame can take with it).  Writer state:
+# the encoder's base, 10 bytes per module; nothing allocates per snapshot.
 
 from manager_fw.ring import FRAME_OVERHEAD, RING_HISTORY, Ring, RingReader
 from shared.history import (
@@ -27,6 +27,7 @@ from shared.thresholds import ThresholdSet
 
 DEFAULT_SEGMENT_SIZE = 65536
 DEFAULT_KEY_SPACING = 16384
+DEFAULT_KEY_INTERVAL = 72  # snapshots: at most a day of float-charge records per key frame
 
 
 class HistoryWriter:
@@ -37,11 +38,14 @@ class HistoryWriter:
         segment_size=DEFAULT_SEGMENT_SIZE,
         key_spacing=DEFAULT_KEY_SPACING,
         erase_foreign=False,
+        key_interval=DEFAULT_KEY_INTERVAL,
     ):
         self.ring = Ring(device, RING_HISTORY, segment_size, erase_foreign)
         self.encoder = SnapshotEncoder(string_sizes)
         self.bits = BitWriter(64)
         self.key_spacing = key_spacing
+        self.key_interval = key_interval
+        self.since_key_count = 0
         self.thresholds = None
         self.need_key = True
         self.since_key = 0
@@ -94,7 +98,11 @@ class HistoryWriter:
         enc = self.encoder
         bw = self.bits
         ring = self.ring
-        key = self.need_key or self.since_key >= self.key_spacing
+        key = (
+            self.need_key
+            or self.since_key >= self.key_spacing
+            or self.since_key_count >= self.key_interval
+        )
         th = self.thresholds if key else None
         bw.reset(None)
         n = enc.encode(
@@ -148,9 +156,11 @@ class HistoryWriter:
         size = FRAME_OVERHEAD + n
         if key:
             self.since_key = size
+            self.since_key_count = 1
             self.key_frames += 1
         else:
             self.since_key += size
+            self.since_key_count += 1
         self.snapshots_written += 1
         return size
 

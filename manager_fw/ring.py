@@ -527,11 +527,17 @@ class RingReader:
                     pos = nxt
                     gap = True
                     continue
-                b = self._read(pos, 1)
-                if b[0] != MARK_COMMITTED:
+                b = self._read(pos, 2)
+                if b[0] != MARK_COMMITTED and (b[0] != ERASED or b[1] != ERASED):
+                    # a frame whose writing was cut: its first bytes are programmed
                     self.notes.append(
                         "incomplete frame at 0x%x (segment %d): power was lost while it was "
                         "written; it is ignored" % (pos, seq)
+                    )
+                elif b[0] == ERASED:
+                    self.problems.append(
+                        "bytes in the free space 0x%x-0x%x of segment %d are not erased "
+                        "(damage or a foreign write); no frame was lost to it" % (pos, end - 1, seq)
                     )
                 else:
                     self.problems.append(
