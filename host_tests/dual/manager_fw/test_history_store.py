@@ -436,3 +436,17 @@ def test_frame_crc_is_crc16_ccitt_false_and_the_segment_header_is_byte_exact():
     assert head[28:30] == crc16(CRC_INIT, head[1:28], 27).to_bytes(2, "little")
     # the first data frame follows at offset 30: committed key frame
     assert dev.data[30] == 0xA5 and dev.data[31] == ord("K")
+
+
+def test_a_system_too_big_for_the_segment_size_is_refused_clearly():
+    dev = SimFlash(8192, erase_size=1024)
+    w = HistoryWriter(dev, [200], segment_size=1024)
+    v = [13600000] * 200
+    zero = [0] * 200
+    e = raises(ValueError, w.append, T0, 0, v, zero, zero, zero, zero, [0])
+    assert "can never fit a 1024-byte segment: use larger segments" in str(e)
+    e = raises(ValueError, HistoryWriter, dev, [2], 4096 + 512)
+    assert "multiple of the device's erase size 1024" in str(e)
+    e = raises(ValueError, HistoryWriter, dev, [2], 8192)
+    assert "at least 2 segments" in str(e)
+    assert dev.bytes_programmed == 0 and dev.erases == 0  # refused before touching flash
