@@ -1,0 +1,160 @@
+# The manager's event log: warnings, alarms, configuration changes, discharges,
+# addressing, start-ups, each with its time, in its own power-loss-safe ring
+# (manager_fw/ring.py) so that a long discharge logged at 10-s intervals in the history
+# never pushes events out.
+#
+# An event is one frame with a 12-byte payload (docs/history.md):
+#   0 u8  code (EV_*)
+#   1 u8  arg (per code: quantity, configuration item, addressing step, ...)
+#   2 u16 module index, 0-based (NO_MODULE = none), little-endian
+#   4 u8  string index, 0-based (NO_STRING = none)
+#   5 u8  reserved, 0
+#   6 i32 value (unit per code), little-endian two's complement
+#  10 u16 extra (per code), little-endian
+# 22 bytes on the device per event with the frame around it.
+
+from manager_fw.ring import RING_EVENTS, Ring, RingReader, get_u16
+from shared.compat import const
+
+KIND_EVENT = const(0x45)  # 'E'
+EVENT_PAYLOAD_SIZE = const(12)
+DEFAULT_SEGMENT_SIZE = 4096
+
+NO_MODULE = const(0xFFFF)
+NO_STRING = const(0xFF)
+
+# codes; arg / value / extra per code
+EV_STARTUP = const(1)  # manager started; value: firmware version as MMmmpp
+EV_TIME_SET = const(2)  # clock set; value: the time before (StringCare s)
+EV_LEVEL = const(3)  # threshold condition changed; arg: quantity (Q_*), value: reading
+#                      in its live unit (µV, m°C, nΩ, spread µV); extra: old << 8 | new
+#                      condition (shared.thresholds COND_*)
+EV_MODULE_SILENT = const(4)  # a module stopped answering
+EV_MODULE_BACK = const(5)  # it answers again; value: seconds it was silent
+EV_DISCHARGE_START = const(6)  # value: string current mA (negative = discharge) or 0
+EV_DISCHARGE_END = const(7)  # value: duration s; extra: discharge counter
+EV_CONFIG = const(8)  # configuration changed; arg: item (manager's numbering); value: new
+EV_ADDRESSING = const(9)  # arg: ADDR_*; module: the address concerned
+EV_THERMAL_RUNAWAY = const(10)  # value: temperature rise m°C
+EV_ALARM_MUTED = const(11)  # buzzer muted by the operator
+EV_RI_MEASURED = const(12)  # value: Ri nΩ (offset applied)
+
+EVENT_NAMES = (
+    "?",
+    "startup",
+    "time set",
+    "threshold",
+    "module silent",
+    "module back",
+    "discharge start",
+    "discharge end",
+    "config",
+    "addressing",
+    "thermal runaway",
+    "alarm muted",
+    "ri measured",
+)
+
+# EV_ADDRESSING steps
+ADDR_START = const(0)
+ADDR_ASSIGNED = const(1)
+ADDR_DONE = const(2)
+ADDR_ERROR = const(3)
+ADDR_RESET = const(4)
+ADDR_CHANGED = const(5)
+ADDRESSING_NAMES = ("start", "assigned", "done", "error", "reset", "changed")
+
+
+class EventLog:
+    """Appends events; also the sink of shared.thresholds.AlarmEvaluator."""
+
+    def __init__(self, device, segment_size=DEFAULT_SEGMENT_SIZE, erase_foreign=False):
+        self.ring = Ring(device, RING_EVENTS, segment_size, erase_foreign)
+        self.buf = bytearray(EVENT_PAYLOAD_SIZE)
+        self.events_written = 0
+
+    def append(self, time_s, code, module=NO_MODULE, string=NO_STRING, value=0, arg=0, extra=0):
+        """Store one event (allocates nothing)."""
+        b = self.buf
+        b[0] = code & 0xFF
+        b[1] = arg & 0xFF
+        b[2] = module & 0xFF
+        b[3] = (module >> 8) & 0xFF
+        b[4] = string & 0xFF
+        b[5] = 0
+        b[6] = value & 0xFF
+        b[7] = (value >> 8) & 0xFF
+        b[8] = (value >> 16) & 0xFF
+        b[9] = (value >> 24) & 0xFF
+        b[10] = extra & 0xFF
+        b[11] = (extra >> 8) & 0xFF
+        ring = self.ring
+        ring.begin(KIND_EVENT, time_s, EVENT_PAYLOAD_SIZE)
+        ring.write(b, EVENT_PAYLOAD_SIZE)
+        ring.end()
+        self.events_written += 1
+
+    def level_changed(self, now_s, module, string, quantity, old, new, value):
+        self.append(now_s, EV_LEVEL, module, string, value, quantity, (old << 8) | new)
+
+
+class Event:
+    def __init__(self):
+        self.time_s = 0
+        self.offset = 0
+        self.code = 0
+        self.arg = 0
+        self.module = NO_MODULE
+        self.string = NO_STRING
+        self.value = 0
+        self.extra = 0
+
+    def copy(self):
+        e = Event()
+        e.time_s = self.time_s
+        e.offset = self.offset
+        e.code = self.code
+        e.arg = self.arg
+        e.module = self.module
+        e.string = self.string
+        e.value = self.value
+        e.extra = self.extra
+        return e
+
+
+class EventReader:
+    """Every event of a log, oldest first; problems/notes as in RingReader."""
+
+    def __init__(self, device):
+        self.ring = RingReader(device, RING_EVENTS, (KIND_EVENT,))
+        self.problems = self.ring.problems
+        self.notes = self.ring.notes
+
+    def events(self):
+        """Yields one Event updated in place (copy() what you keep)."""
+        ev = Event()
+        for offset, _kind, time_s, p, length, _gap in self.ring.frames():
+            if length != EVENT_PAYLOAD_SIZE:
+                self.problems.append(
+                    "event at 0x%x has %d payload bytes, not %d; skipped"
+                    % (offset, length, EVENT_PAYLOAD_SIZE)
+                )
+                continue
+            ev.time_s = time_s
+            ev.offset = offset
+            ev.code = p[0]
+            ev.arg = p[1]
+            ev.module = get_u16(p, 2)
+            ev.string = p[4]
+            ev.value = p[6] | (p[7] << 8) | (p[8] << 16) | (((p[9] ^ 0x80) - 0x80) << 24)
+            ev.extra = get_u16(p, 10)
+            yield ev
+
+    def latest(self, count):
+        """The newest `count` events, oldest first (copies)."""
+        out = []
+        for ev in self.events():
+            out.append(ev.copy())
+            if len(out) > count:
+                out.pop(0)
+        return out
