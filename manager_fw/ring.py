@@ -19,9 +19,9 @@
 # a torn frame: it closes that segment and continues in the next, so a power cut loses
 # at most the frame being written.
 
-from array import array
 
 from shared.compat import const
+from shared.protocol import crc16
 
 MARK_COMMITTED = const(0xA5)
 ERASED = const(0xFF)
@@ -42,31 +42,7 @@ RING_NAMES = ("?", "history store", "event log")
 MAX_PAYLOAD = const(0xFFFF)
 
 
-def _crc_table():
-    table = array("H")
-    for n in range(256):
-        crc = n << 8
-        for _ in range(8):
-            if crc & 0x8000:
-                crc = ((crc << 1) ^ 0x1021) & 0xFFFF
-            else:
-                crc = (crc << 1) & 0xFFFF
-        table.append(crc)
-    return table
-
-
-CRC_TABLE = _crc_table()
-CRC_INIT = const(0xFFFF)
-
-
-def crc16(crc, buf, n):
-    """CRC-16/CCITT-FALSE (poly 0x1021, MSB first) of buf[0:n] continuing from crc."""
-    table = CRC_TABLE
-    i = 0
-    while i < n:
-        crc = ((crc << 8) & 0xFFFF) ^ table[((crc >> 8) ^ buf[i]) & 0xFF]
-        i += 1
-    return crc
+# The bus protocol's CRC-16/IBM-3740 (= CRC-16/CCITT-FALSE), viper-compiled on boards.
 
 
 def get_u16(buf, i):
@@ -150,7 +126,7 @@ class Ring:
             return 0
         if get_u16(buf, 2) != SEGMENT_PAYLOAD_SIZE:
             return 0
-        if crc16(CRC_INIT, memoryview(buf)[1:], HEADER_SIZE - 1 + SEGMENT_PAYLOAD_SIZE) != (
+        if crc16(buf, 1, HEADER_SIZE + SEGMENT_PAYLOAD_SIZE) != (
             get_u16(buf, HEADER_SIZE + SEGMENT_PAYLOAD_SIZE)
         ):
             return 0
@@ -270,7 +246,7 @@ class Ring:
         put_u32(hdr, 3, time_s)
         self.frame_start = pos
         self.device.program(pos + 1, hdr, HEADER_SIZE - 1)
-        self.crc = crc16(CRC_INIT, hdr, HEADER_SIZE - 1)
+        self.crc = crc16(hdr, 0, HEADER_SIZE - 1)
         self.wpos = pos + HEADER_SIZE
         self.remaining = length
 
@@ -280,7 +256,7 @@ class Ring:
                 "frame payload overrun: %d bytes written with %d left" % (n, self.remaining)
             )
         self.device.program(self.wpos, buf, n)
-        self.crc = crc16(self.crc, buf, n)
+        self.crc = crc16(buf, 0, n, self.crc)
         self.wpos += n
         self.remaining -= n
 
@@ -407,7 +383,7 @@ class RingReader:
             return False
         if get_u16(b, 2) != SEGMENT_PAYLOAD_SIZE:
             return False
-        crc = crc16(CRC_INIT, memoryview(b)[1:], HEADER_SIZE - 1 + SEGMENT_PAYLOAD_SIZE)
+        crc = crc16(b, 1, HEADER_SIZE + SEGMENT_PAYLOAD_SIZE)
         if crc != get_u16(b, HEADER_SIZE + SEGMENT_PAYLOAD_SIZE):
             return False
         return bytes(b[HEADER_SIZE : HEADER_SIZE + 4]) == SEGMENT_MAGIC
@@ -459,7 +435,7 @@ class RingReader:
                 return -2
             return -1
         b = self._read(pos, size)
-        if crc16(CRC_INIT, memoryview(b)[1:], size - 1 - TRAILER_SIZE) != get_u16(b, size - 2):
+        if crc16(b, 1, size - TRAILER_SIZE) != get_u16(b, size - 2):
             return -1
         return length
 

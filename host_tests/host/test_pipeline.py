@@ -160,6 +160,17 @@ def test_one_test_body_runs_under_both_interpreters_and_is_counted(mini_checkout
     }
 
 
+def test_keyword_selection_works_on_micropython_items(mini_checkout: Path) -> None:
+    (mini_checkout / "host_tests" / "dual" / "shared" / "test_sel.py").write_text(
+        "def test_alpha():\n    pass\n\ndef test_beta():\n    pass\n"
+    )
+    proc = _pytest_in(mini_checkout, "host_tests", "-k", "beta", "-q")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "INTERNALERROR" not in out
+    assert "2 passed, 2 deselected" in out
+
+
 def test_heap_budget_cannot_be_raised_above_the_board(mini_checkout: Path) -> None:
     (mini_checkout / "host_tests" / "dual" / "shared" / "test_greedy.py").write_text(
         "MICROPYTHON_HEAP_KB = 256\n\ndef test_x():\n    pass\n"

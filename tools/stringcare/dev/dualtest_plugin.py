@@ -209,16 +209,16 @@ class MicroPythonFile(pytest.File):
             yield MicroPythonItem.from_parent(
                 self,
                 name=name + "[micropython]",
-                function=name,
+                test_name=name,
                 heap_kb=heap or budget,
                 timeout_s=timeout or DEFAULT_TIMEOUT_S,
             )
 
 
 class MicroPythonItem(pytest.Item):
-    def __init__(self, *, function: str, heap_kb: int, timeout_s: int, **kwargs: Any) -> None:
+    def __init__(self, *, test_name: str, heap_kb: int, timeout_s: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.function = function
+        self.test_name = test_name
         self.heap_kb = heap_kb
         self.timeout_s = timeout_s
         self.heap_peak: int | None = None
@@ -234,7 +234,7 @@ class MicroPythonItem(pytest.Item):
             "heapsize=%dk" % self.heap_kb,
             str(runner),
             self.path.stem,
-            self.function,
+            self.test_name,
             str(tree),
             str(tree / "host_tests"),
             str(tree / "host_tests" / "dual"),
