@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,13 @@ class ChargerParams:
     ripple_multiple: int = 2  # ripple fundamental = 2 x mains (single-phase bridge)
     ripple_current_a_rms: tuple[float, ...] = (1.5, 0.5, 0.2)  # at 1, 2, 3 x fundamental
     wiring_ohm: float = 0.010  # string cabling and fuses, per string
+
+
+def reference_charger(**changes: Any) -> ChargerParams:
+    """The reference string's rectifier: float 2.27 V/cell, current limit 0.1 C10 (4 A
+    for the 40 Ah blocks), -3 mV/cell/K compensation, 50 Hz mains.  Keyword arguments
+    replace fields of :class:`ChargerParams`."""
+    return replace(ChargerParams(current_limit_a=4.0), **changes)
 
 
 @dataclass
@@ -128,6 +136,7 @@ class StringBank:
         self.load_w = np.zeros(self.bus_count)
         self.load_a = np.zeros(self.bus_count)  # constant-current load instead (test rigs)
         self.load_state = np.full(self.bus_count, LOAD_MAINS, dtype=np.intp)
+        self._shed_request = np.zeros(self.bus_count, dtype=bool)
         # --- outputs (filled by _refresh_outputs / step)
         self.string_current_a = np.zeros(s_count)
         self.bus_voltage_v = np.zeros(self.bus_count)
@@ -154,8 +163,8 @@ class StringBank:
         self._ocv_span = n * (p.ocv_full_v_per_cell - p.ocv_empty_v_per_cell)
         self._ocv_tc = n * p.ocv_temp_coeff_v_per_k_per_cell
         self._two_n_beta = 2.0 * n * p.main_beta_v_per_cell
-        self._avail_as = p.kibam_c * p.capacity_ah * 3600.0  # available well, A s
-        self._cap_as = p.capacity_ah * 3600.0
+        self._cap_as = p.capacity_ah / p.c10_fraction * 3600.0  # stored charge, A s
+        self._avail_as = p.kibam_c * self._cap_as  # available well, A s
         self._side_i0 = p.float_current_a
 
     def copy_state(self) -> dict[str, FloatArray]:
@@ -272,6 +281,9 @@ class StringBank:
             eta_star = eta_new
             if moved < 2e-4:
                 break
+        # The UPS sheds its load once the converged bus voltage is below its end voltage
+        # (or the battery cannot deliver the power); latched until mains return.
+        self.load_state[self._shed_request & (self.load_state == LOAD_ON_BATTERY)] = LOAD_SHED
         f_new, g_new, i_main, i_side, i_short = self._faradaic(eta_star, ocv, soc_a, dt)
         self._faradaic_conductance_s = g_new
         self.eta_v = eta_star
@@ -333,6 +345,7 @@ class StringBank:
         v_open = hsum / gsum
         v_bus = v_open.copy()
         mode = np.full(self.bus_count, MODE_OFF, dtype=np.intp)
+        self._shed_request[:] = False
         setpoint = self._setpoint_v()
         for b in range(self.bus_count):
             if self.mains_on[b]:
@@ -352,20 +365,24 @@ class StringBank:
                 end_v = self.charger.end_v_per_cell * self.cells_per_bus[b]
                 if self.load_a[b] > 0.0:
                     v = (hsum[b] - self.load_a[b]) / gsum[b]
+                    short_of_power = False
                 else:
                     power = self.load_w[b]
                     disc = hsum[b] * hsum[b] - 4.0 * gsum[b] * power
-                    v = (hsum[b] + math.sqrt(disc)) / (2.0 * gsum[b]) if disc >= 0.0 else 0.0
-                if v < end_v:
-                    self.load_state[b] = LOAD_SHED
-                else:
-                    v_bus[b] = v
+                    short_of_power = disc < 0.0
+                    # Beyond the battery's maximum power, take the maximum-power point
+                    # for this pass; the step then sheds the load.
+                    v = (hsum[b] + math.sqrt(max(disc, 0.0))) / (2.0 * gsum[b])
+                v_bus[b] = v
+                self._shed_request[b] = short_of_power or v < end_v
         self.charger_mode = mode
         self.charger_setpoint_v = setpoint
         self.bus_voltage_v = v_bus
         i_string = (v_bus[bus] - a_s) * g_s
         self.string_current_a = i_string
-        self.charger_current_a = np.bincount(bus, weights=i_string, minlength=self.bus_count)
+        self.charger_current_a = np.asarray(
+            np.bincount(bus, weights=i_string, minlength=self.bus_count), dtype=float
+        )
         return np.asarray(i_string[:, None], dtype=float)
 
     def _refresh_outputs(self) -> None:
