@@ -106,6 +106,7 @@ class StringBank:
             raise ValueError("bus numbers must be 0..B-1 with no gap, got %s" % list(buses))
         self.bus_of_string = buses
         self.bus_count = int(buses.max()) + 1
+        self._strings_per_bus = np.bincount(buses, minlength=self.bus_count).astype(float)
         cells = self.params.n_cells.sum(axis=1)
         for b in range(self.bus_count):
             on_bus = cells[buses == b]
@@ -149,6 +150,7 @@ class StringBank:
         self.short_current_a = np.zeros(shape)
         self.heat_w = np.zeros(shape)
         self._faradaic_conductance_s = np.zeros(shape)
+        self._dt_cache: tuple[Any, ...] | None = None
         self._derive_constants()
         self._refresh_outputs()
 
@@ -166,6 +168,7 @@ class StringBank:
         self._cap_as = p.capacity_ah / p.c10_fraction * 3600.0  # stored charge, A s
         self._avail_as = p.kibam_c * self._cap_as  # available well, A s
         self._side_i0 = p.float_current_a
+        self._dt_cache = None
 
     def copy_state(self) -> dict[str, FloatArray]:
         """Every state and output array (copies): for determinism checks and snapshots."""
@@ -194,13 +197,14 @@ class StringBank:
         return self._ocv_e + self._ocv_span * soc_a + self._ocv_tc * (self.temp_c - 25.0)
 
     def _plate_soc(self) -> FloatArray:
-        return np.clip(self.soc - (1.0 - self.params.kibam_c) * self.kibam_delta, 0.0, 1.0)
+        soc_a = self.soc - (1.0 - self.params.kibam_c) * self.kibam_delta
+        return np.maximum(np.minimum(soc_a, 1.0), 0.0)
 
     def _faradaic(
         self, eta: FloatArray, ocv: FloatArray, soc_a: FloatArray, dt: float
-    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
         """Currents through the interface's faradaic branches at overvoltage ``eta`` and
-        their total conductance: (total, d total/d eta, main, side, short)."""
+        their conductances: (total, d total/d eta, main, side, short, d main/d eta)."""
         p = self.params
         vint = ocv + eta
         dtemp = self.temp_c - FLOAT_REF_TEMP_C
@@ -213,7 +217,7 @@ class StringBank:
         i_short = g_short * vint
         # Main reaction: Butler-Volmer, its exchange current scaled by the material left
         # to react (PbSO4 on charge, Pb/PbO2 on discharge), implicit in that material.
-        x = np.clip(eta / self._two_n_beta, -_EXP_LIMIT, _EXP_LIMIT)
+        x = np.maximum(np.minimum(eta / self._two_n_beta, _EXP_LIMIT), -_EXP_LIMIT)
         ex = np.exp(x)
         inv = 1.0 / ex
         s2 = ex - inv  # 2 sinh
@@ -227,7 +231,7 @@ class StringBank:
         i_main = i0 * s2 * headroom / denom
         g_main = i0 * ds2 * headroom * (width + headroom) / (denom * denom)
         total = i_main + i_side + i_short
-        return total, g_main + g_side + g_short, i_main, i_side, i_short
+        return total, g_main + g_side + g_short, i_main, i_side, i_short, g_main
 
     def step(
         self,
@@ -254,38 +258,59 @@ class StringBank:
         dt = float(dt_s)
         p = self.params
         bleed = self.bleed_a
+        if self._dt_cache is None or self._dt_cache[0] != dt:
+            a1 = np.exp(-dt / p.tau1_s)
+            kk = p.kibam_k_per_s
+            decay = np.exp(-kk * dt)
+            th_decay = np.exp(-dt / (p.thermal_resistance_k_per_w * p.thermal_capacity_j_per_k))
+            self._dt_cache = (
+                dt,
+                a1,
+                p.r1_ohm * (1.0 - a1),
+                p.interface_f / dt,
+                decay,
+                (1.0 - decay) / kk / self._avail_as,
+                th_decay,
+                p.r0_ohm + p.r1_ohm * (1.0 - a1),
+            )
+        _dt, a1, r_rc, cap_dt, decay, kib_gain, th_decay, r_fixed = self._dt_cache
         soc_a = self._plate_soc()
         ocv = self._ocv_e + self._ocv_span * soc_a + self._ocv_tc * (self.temp_c - 25.0)
-        a1 = np.exp(-dt / p.tau1_s)
-        r_rc = p.r1_ohm * (1.0 - a1)
         vrc_free = self.v_rc * a1
-        cap = p.interface_f
         eta0 = self.eta_v
         eta_star = eta0
+        limit = 0.1 * p.n_cells
         # Newton on the implicit (backward Euler) interface equation, coupled with the
         # string solve: C (eta - eta0)/dt = I - F(eta).  Usually one pass is enough.
         for _ in range(6):
-            f_star, g_star, i_main, i_side, i_short = self._faradaic(eta_star, ocv, soc_a, dt)
-            denom = cap / dt + g_star
-            eta_base = (cap / dt * eta0 - f_star + g_star * eta_star) / denom
-            k_eta = 1.0 / denom
+            f_star, g_star, i_main, i_side, i_short, g_main = self._faradaic(
+                eta_star, ocv, soc_a, dt
+            )
+            k_eta = 1.0 / (cap_dt + g_star)
+            eta_base = (cap_dt * eta0 - f_star + g_star * eta_star) * k_eta
             # Block terminal voltage is affine in its current: V = a + r I.
             a = ocv + eta_base + vrc_free
-            r = k_eta + r_rc + p.r0_ohm
+            r = k_eta + r_fixed
             current = self._solve_buses(a - r * bleed, r) - bleed
             eta_new = eta_base + k_eta * current
             # Damped: a pass moves eta by at most 0.1 V per cell.
-            limit = 0.1 * p.n_cells
-            eta_new = np.clip(eta_new, eta_star - limit, eta_star + limit)
-            moved = float(np.max(np.abs(eta_new - eta_star)))
+            eta_new = np.minimum(np.maximum(eta_new, eta_star - limit), eta_star + limit)
+            step_eta = eta_new - eta_star
+            moved = float(np.max(np.abs(step_eta)))
+            lin_point = eta_star
             eta_star = eta_new
             if moved < 2e-4:
                 break
         # The UPS sheds its load once the converged bus voltage is below its end voltage
         # (or the battery cannot deliver the power); latched until mains return.
         self.load_state[self._shed_request & (self.load_state == LOAD_ON_BATTERY)] = LOAD_SHED
-        f_new, g_new, i_main, i_side, i_short = self._faradaic(eta_star, ocv, soc_a, dt)
-        self._faradaic_conductance_s = g_new
+        # Branch currents at the new overvoltage, to first order from the last pass.
+        d_eta = eta_star - lin_point
+        g_side = i_side * self._kside
+        i_short = i_short + (g_star - g_main - g_side) * d_eta
+        i_main = i_main + g_main * d_eta
+        i_side = i_side + g_side * d_eta
+        self._faradaic_conductance_s = g_star
         self.eta_v = eta_star
         self.v_rc = vrc_free + r_rc * current
         self.block_current_a = current
@@ -293,12 +318,8 @@ class StringBank:
         self.side_current_a = i_side
         self.short_current_a = i_short
         # Charge: the main reaction fills the available well; the wells relax (KiBaM).
-        kk = p.kibam_k_per_s
-        decay = np.exp(-kk * dt)
-        self.kibam_delta = self.kibam_delta * decay - (i_main / self._avail_as) * (
-            (1.0 - decay) / kk
-        )
-        self.soc = np.clip(self.soc + i_main * dt / self._cap_as, 0.0, 1.0)
+        self.kibam_delta = self.kibam_delta * decay - i_main * kib_gain
+        self.soc = np.maximum(np.minimum(self.soc + i_main * dt / self._cap_as, 1.0), 0.0)
         # Heat: ohmic, RC pair, main-reaction overvoltage and entropy, side reactions and
         # soft short (their whole electrical power), the module's bleed resistor, heaters.
         vint = ocv + eta_star
@@ -315,74 +336,87 @@ class StringBank:
             + self.external_heat_w
         )
         self.heat_w = heat
-        rth = p.thermal_resistance_k_per_w
-        t_eq = self.ambient_c + heat * rth
-        self.temp_c = t_eq + (self.temp_c - t_eq) * np.exp(-dt / (rth * p.thermal_capacity_j_per_k))
+        t_eq = self.ambient_c + heat * p.thermal_resistance_k_per_w
+        self.temp_c = t_eq + (self.temp_c - t_eq) * th_decay
         self.time_s += dt
 
     def _charger_sense_c(self) -> FloatArray:
         """The charger's battery-temperature probe: mean block temperature per bus."""
+        if self.bus_count == 1:
+            return np.array([self.temp_c.mean()])
         per_string = self.temp_c.mean(axis=1)
         sums = np.bincount(self.bus_of_string, weights=per_string, minlength=self.bus_count)
-        counts = np.bincount(self.bus_of_string, minlength=self.bus_count)
-        return np.asarray(sums / counts, dtype=float)
+        return np.asarray(sums / self._strings_per_bus, dtype=float)
 
     def _setpoint_v(self) -> FloatArray:
         ch = self.charger
         per_cell = np.where(self.boost_on, ch.boost_v_per_cell, ch.float_v_per_cell)
-        sense = np.clip(self._charger_sense_c(), *ch.temp_comp_range_c)
+        lo, hi = ch.temp_comp_range_c
+        sense = np.minimum(np.maximum(self._charger_sense_c(), lo), hi)
         per_cell = per_cell + ch.temp_comp_v_per_k_per_cell * (sense - ch.temp_comp_ref_c)
         return np.asarray(per_cell * self.cells_per_bus, dtype=float)
 
     def _solve_buses(self, a_eff: FloatArray, r: FloatArray) -> FloatArray:
-        """String currents (S,) given block voltages V = a_eff + r * I_string."""
+        """String currents (S, 1) given block voltages V = a_eff + r * I_string."""
         a_s = a_eff.sum(axis=1)
         r_s = r.sum(axis=1) + self.charger.wiring_ohm
         g_s = 1.0 / r_s
         bus = self.bus_of_string
-        gsum = np.bincount(bus, weights=g_s, minlength=self.bus_count)
-        hsum = np.bincount(bus, weights=a_s * g_s, minlength=self.bus_count)
-        v_open = hsum / gsum
-        v_bus = v_open.copy()
-        mode = np.full(self.bus_count, MODE_OFF, dtype=np.intp)
-        self._shed_request[:] = False
+        if self.bus_count == 1:
+            gsum_l = [float(g_s.sum())]
+            hsum_l = [float((a_s * g_s).sum())]
+        else:
+            gsum_l = np.bincount(bus, weights=g_s, minlength=self.bus_count).tolist()
+            hsum_l = np.bincount(bus, weights=a_s * g_s, minlength=self.bus_count).tolist()
         setpoint = self._setpoint_v()
+        setpoint_l = setpoint.tolist()
+        v_bus_l = [0.0] * self.bus_count
+        mode = self.charger_mode
+        limit = self.charger.current_limit_a
         for b in range(self.bus_count):
+            gsum, hsum = gsum_l[b], hsum_l[b]
+            v_open = hsum / gsum
+            v_bus_l[b] = v_open
+            self._shed_request[b] = False
             if self.mains_on[b]:
-                i_cv = setpoint[b] * gsum[b] - hsum[b]
-                limit = self.charger.current_limit_a
+                i_cv = setpoint_l[b] * gsum - hsum
                 if i_cv > limit:
-                    v_bus[b] = (limit + hsum[b]) / gsum[b]
+                    v_bus_l[b] = (limit + hsum) / gsum
                     mode[b] = MODE_CURRENT_LIMIT
                 else:
                     # A rectifier cannot sink current: below the battery's own voltage it
                     # simply stops conducting.
-                    v_bus[b] = setpoint[b] if i_cv > 0.0 else v_open[b]
+                    v_bus_l[b] = setpoint_l[b] if i_cv > 0.0 else v_open
                     mode[b] = MODE_BOOST if self.boost_on[b] else MODE_FLOAT
-            elif self.load_state[b] == LOAD_ON_BATTERY and (
+                continue
+            mode[b] = MODE_OFF
+            if self.load_state[b] == LOAD_ON_BATTERY and (
                 self.load_w[b] > 0.0 or self.load_a[b] > 0.0
             ):
                 end_v = self.charger.end_v_per_cell * self.cells_per_bus[b]
                 if self.load_a[b] > 0.0:
-                    v = (hsum[b] - self.load_a[b]) / gsum[b]
+                    v = (hsum - self.load_a[b]) / gsum
                     short_of_power = False
                 else:
                     power = self.load_w[b]
-                    disc = hsum[b] * hsum[b] - 4.0 * gsum[b] * power
+                    disc = hsum * hsum - 4.0 * gsum * power
                     short_of_power = disc < 0.0
                     # Beyond the battery's maximum power, take the maximum-power point
                     # for this pass; the step then sheds the load.
-                    v = (hsum[b] + math.sqrt(max(disc, 0.0))) / (2.0 * gsum[b])
-                v_bus[b] = v
+                    v = (hsum + math.sqrt(max(disc, 0.0))) / (2.0 * gsum)
+                v_bus_l[b] = v
                 self._shed_request[b] = short_of_power or v < end_v
-        self.charger_mode = mode
+        v_bus = np.array(v_bus_l)
         self.charger_setpoint_v = setpoint
         self.bus_voltage_v = v_bus
         i_string = (v_bus[bus] - a_s) * g_s
         self.string_current_a = i_string
-        self.charger_current_a = np.asarray(
-            np.bincount(bus, weights=i_string, minlength=self.bus_count), dtype=float
-        )
+        if self.bus_count == 1:
+            self.charger_current_a = np.array([i_string.sum()])
+        else:
+            self.charger_current_a = np.asarray(
+                np.bincount(bus, weights=i_string, minlength=self.bus_count), dtype=float
+            )
         return np.asarray(i_string[:, None], dtype=float)
 
     def _refresh_outputs(self) -> None:
@@ -390,7 +424,7 @@ class StringBank:
         p = self.params
         soc_a = self._plate_soc()
         ocv = self._ocv_e + self._ocv_span * soc_a + self._ocv_tc * (self.temp_c - 25.0)
-        _f, g, i_main, i_side, i_short = self._faradaic(self.eta_v, ocv, soc_a, 1.0)
+        _f, g, i_main, i_side, i_short, _gm = self._faradaic(self.eta_v, ocv, soc_a, 1.0)
         self._faradaic_conductance_s = g
         self.main_current_a = i_main
         self.side_current_a = i_side
