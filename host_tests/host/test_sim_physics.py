@@ -472,3 +472,26 @@ def test_open_circuit_self_discharge_matches_datasheets() -> None:
     assert 0.015 < loss_per_month < 0.06, loss_per_month
     # At rest the block voltage has relaxed to its open-circuit voltage.
     assert np.allclose(bank.terminal_v, bank.open_circuit_v(), atol=0.05)
+
+
+def test_string_runs_away_under_boost_in_a_hot_room_unless_compensated() -> None:
+    # Float current x exp(0.06 dT), all of I x V heat: at 40 °C, boost 2.40 V/cell and
+    # no temperature compensation the string heats until the charger's current limit;
+    # -3 mV/cell/K compensation keeps it stable (docs/simulation.md, thermal runaway).
+    def hottest_after(comp: float, hours: float) -> tuple[float, float]:
+        bank = StringBank(
+            P.reference_string(),
+            reference_charger(temp_comp_v_per_k_per_cell=comp),
+            ambient_c=40.0,
+        )
+        bank.settle_float()
+        bank.set_boost(True)
+        run(bank, hours, 60.0)
+        return float(bank.temp_c.max()), float(bank.string_current_a[0])
+
+    hot, current = hottest_after(0.0, 8.0)
+    assert hot > 75.0
+    assert current == pytest.approx(4.0)  # at the charger's current limit
+    stable, current = hottest_after(-0.003, 24.0)
+    assert stable < 55.0
+    assert current < 1.0

@@ -245,7 +245,7 @@ class StringBank:
         if not (dt_s > 0.0 and math.isfinite(dt_s)):
             raise ValueError("dt_s must be a positive number of seconds, got %r" % dt_s)
         if bleed_a is not None:
-            bleed = np.asarray(bleed_a, dtype=float)
+            bleed = np.array(bleed_a, dtype=float)  # a copy: held until the next input
             if bleed.shape != self.bleed_a.shape:
                 raise ValueError(
                     "bleed_a has shape %s, the bank is %s" % (bleed.shape, self.bleed_a.shape)
@@ -435,7 +435,7 @@ class StringBank:
 
     def settle_float(self, current_guess_a: float = 0.05) -> None:
         """Put every string in its steady float state at the charger's present setpoint
-        (blocks at their initial SOC, no bleed, temperatures at ambient): solves, per
+        (blocks at their initial SOC, no bleed, present temperatures): solves, per
         string, the current at which the blocks' steady voltages add up to the setpoint.
         Time does not advance."""
         p = self.params
@@ -447,7 +447,9 @@ class StringBank:
         big_dt = 1e9  # steady state: the available-well limit does not bind
 
         def eta_for(current: FloatArray) -> FloatArray:
-            lo = np.full(self.soc.shape, -0.5) * n
+            # A block with no steady float state (one that discharges into a soft short
+            # faster than the string charges it) is placed just below its OCV.
+            lo = np.full(self.soc.shape, -0.05) * n
             hi = np.full(self.soc.shape, 0.8) * n
             for _ in range(60):
                 mid = 0.5 * (lo + hi)
