@@ -2,17 +2,20 @@
 #
 # In a constant-voltage string a block that heats draws more float current (its
 # electrochemistry polarises less when warm), which heats it further.  The signs the
-# manager can see: that block's temperature rising, and the string's float current
-# rising (with a current sensor) or, without one, the *other* blocks' voltages rising
-# (the charger holds the string voltage while the hot block's voltage sags).
+# manager can see: that block's temperature rising, and either the string's float
+# current rising (a whole string running away: e.g. boost in a hot room without
+# temperature compensation), or the *other* blocks' voltages rising while the hot one
+# sags (a single block running away: in a series string the current is shared, so it
+# stays nearly flat, and the charger holding the string voltage pushes the others up).
+# Both are checked whether or not a current sensor is fitted (docs/simulation.md).
 #
 # Every `sample_s` (10 min) each module's temperature and each string's current and
 # voltages are sampled into a ring of one hour.  A module is a runaway suspect when, in
 # float charge (no discharge, not boost), over the last hour
 #   its temperature rose by >= rise_cc (default 3 °C), and
 #   it is >= above_cc (default 5 °C) warmer than the string's median block, and
-#   the string current rose by >= current_rise_pct % (with a sensor), or the average of
-#   the other blocks rose by >= voltage_rise_mv per block (without one).
+#   the string current rose by >= current_rise_pct % (needs a sensor), or the other
+#   blocks rose by >= voltage_rise_mv each on average.
 # Two consecutive suspect samples trip: latch, alarm, and the breaker relay opens the
 # string through the relay/IO box.  The latch holds until an operator resets it.
 
@@ -89,14 +92,13 @@ class Runaway:
         n = last - first + 1
         temps = sorted(self.temp[a * SLOTS + now] for a in range(first, last + 1))
         median = temps[n // 2]
+        current_rising = False
         if self.has_current[k]:
             c_now = self.current[k * SLOTS + now]
             c_old = self.current[k * SLOTS + old]
-            electrical = c_now >= self.current_min_ma and c_now * 100 >= c_old * (
+            current_rising = c_now >= self.current_min_ma and c_now * 100 >= c_old * (
                 100 + self.current_rise_pct
             )
-        else:
-            electrical = False  # decided per module below, from the other blocks
         for a in range(first, last + 1):
             t_now = self.temp[a * SLOTS + now]
             hot = (
@@ -106,9 +108,8 @@ class Runaway:
             )
             cond = False
             if hot:
-                if self.has_current[k]:
-                    cond = electrical
-                elif n > 1:
+                cond = current_rising
+                if not cond and n > 1:
                     rise = 0
                     for b in range(first, last + 1):
                         if b != a:

@@ -243,7 +243,9 @@ def test_a_warm_block_alone_or_a_discharge_does_not_trip():
     assert not r2.tripped[0]
 
 
-def test_runaway_without_current_sensor_uses_the_other_blocks_voltage():
+def single_block_runaway(current):
+    """One block heats in a series string: the shared current stays flat, the hot
+    block sags and the charger pushes the others up (docs/simulation.md)."""
     r = rw.Runaway([(1, 4)])
     poll = pl.Poller([(1, 4)])
     for a in range(1, 5):
@@ -257,8 +259,18 @@ def test_runaway_without_current_sensor_uses_the_other_blocks_voltage():
             poll.voltage_mv[4] -= 30  # the hot block sags, the others rise
             for a in (1, 2, 3):
                 poll.voltage_mv[a] += 10
-        r.update(t, poll, [None], [True])
+        r.update(t, poll, [current], [True])
         t += 600
+    return r
+
+
+def test_single_block_runaway_trips_without_a_current_sensor():
+    r = single_block_runaway(None)
+    assert r.tripped[0] and r.tripped_module[0] == 4
+
+
+def test_single_block_runaway_trips_with_a_sensor_showing_flat_current():
+    r = single_block_runaway(450)
     assert r.tripped[0] and r.tripped_module[0] == 4
 
 
