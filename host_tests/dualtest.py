@@ -63,9 +63,27 @@ def heap_locked(func, *args):
         return func(*args)
     import micropython
 
+    # A call with *args builds its argument array on the heap in MicroPython, so
+    # the call under the lock spells the arguments out (up to six).
+    n = len(args)
+    if n > 6:
+        raise ValueError("heap_locked takes at most 6 arguments")
     micropython.heap_lock()
     try:
-        result = func(*args)
+        if n == 0:
+            result = func()
+        elif n == 1:
+            result = func(args[0])
+        elif n == 2:
+            result = func(args[0], args[1])
+        elif n == 3:
+            result = func(args[0], args[1], args[2])
+        elif n == 4:
+            result = func(args[0], args[1], args[2], args[3])
+        elif n == 5:
+            result = func(args[0], args[1], args[2], args[3], args[4])
+        else:
+            result = func(args[0], args[1], args[2], args[3], args[4], args[5])
     finally:
         micropython.heap_unlock()
     return result
