@@ -52,10 +52,11 @@ TEMP_FRAME_SAMPLES = const(64)
 RI_CLIP_LOW_CODE = const(205)
 RI_CLIP_HIGH_CODE = const(3891)
 SHUNT_REF_OFFSET_UV = const(250000)
-# The excitation sink follows its switched set point with this first-order lag: it
-# limits dI/dt (less EMI, less inductive pick-up in the sense loop) and removes the
-# square wave's harmonics above the Ri sampling's Nyquist frequency.
-EXCITATION_TAU_US = const(100)
+# The excitation sink follows its switched set point through two RC lags of about
+# this time constant: it limits dI/dt (less EMI, less inductive pick-up in the sense
+# loop) and removes the square wave's harmonics above the Ri sampling's Nyquist
+# frequency, which would otherwise alias onto the excitation frequency.
+EXCITATION_TAU_US = const(200)
 
 # --- temperature -------------------------------------------------------------------
 # External probe: 10 kOhm NTC (B25/85 = 3435 K) from the ADC input to ground, 10 kOhm
@@ -132,14 +133,14 @@ class FrontEnd:
 FRONTENDS = (
     # 2 V: 0.7-6.0 V -> /2.2 ; Ri 20 uOhm-6 mOhm: 4 A excitation, gains 250/40
     FrontEnd(120000, 100000, (250, 40), 4000, 2500, 200, 2500),
-    # 4 V: 2.4-5.0 V -> /2 ; Ri 0.5-30 mOhm: 2 A, gains 125/20
-    FrontEnd(100000, 100000, (125, 20), 2000, 5000, 200, 15000),
-    # 6 V: 4.8-8.0 V -> /3 ; Ri 0.5-60 mOhm: 2 A, gains 80/10
-    FrontEnd(200000, 100000, (80, 10), 2000, 5000, 200, 22000),
-    # 12 V: 8-17 V -> /5.99 ; Ri 0.5-60 mOhm: 1 A, gains 40/15
-    FrontEnd(499000, 100000, (40, 15), 1000, 10000, 200, 91000),
-    # 16 V: 9.7-21 V -> /7.49 ; Ri 0.5-60 mOhm: 1 A, gains 30/12
-    FrontEnd(649000, 100000, (30, 12), 1000, 10000, 200, 150000),
+    # 4 V: 2.4-5.0 V -> /2 ; Ri 0.5-30 mOhm: 2 A, gains 125/15
+    FrontEnd(100000, 100000, (125, 15), 2000, 5000, 200, 15000),
+    # 6 V: 4.8-8.0 V -> /3 ; Ri 0.5-60 mOhm: 2 A, gains 80/8
+    FrontEnd(200000, 100000, (80, 8), 2000, 5000, 200, 22000),
+    # 12 V: 8-17 V -> /5.99 ; Ri 0.5-60 mOhm: 1 A, gains 40/12
+    FrontEnd(499000, 100000, (40, 12), 1000, 10000, 200, 91000),
+    # 16 V: 9.7-21 V -> /7.49 ; Ri 0.5-60 mOhm: 1 A, gains 30/10
+    FrontEnd(649000, 100000, (30, 10), 1000, 10000, 200, 150000),
 )
 
 

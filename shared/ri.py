@@ -40,6 +40,7 @@ from array import array
 from shared import frontend as fe
 from shared.compat import const
 from shared.intmath import cos_q15, isqrt, sin_q15
+from shared.variants import by_id
 
 # --- methods and statuses ------------------------------------------------------------
 RI_METHOD_STEP = const(0)
@@ -60,13 +61,8 @@ NO_EXCITATION_PERCENT = const(25)
 
 # --- plan constants --------------------------------------------------------------------
 STEP_SAMPLE_RATE_HZ = const(2500)
-STEP_SLOT_SAMPLES = const(250)  # 100 ms
+STEP_SLOT_SAMPLES = const(250)  # 100 ms (at most 500: see StepEvaluator.feed)
 STEP_SLOTS = const(32)  # 3.2 s
-# The first samples of every slot are left out of its mean (switching, anti-alias
-# and sampling-skew transients).  The same samples in every slot: the kept part is
-# then a fixed ripple phase window in each slot, whose ripple residue is the same
-# in every slot and cancels in the +-1 combination.
-STEP_BLANK_SAMPLES = const(2)
 AC_SAMPLE_RATE_HZ = const(8800)
 AC_PERIOD_SAMPLES = const(32)  # excitation at 275 Hz
 AC_PERIODS = const(330)  # 1.2 s
@@ -127,6 +123,8 @@ class RiPlan:
             raise ValueError("sample rate, slot_samples and slots must be positive")
         if method == RI_METHOD_STEP and slots != STEP_SLOTS:
             raise ValueError("the step method needs %d slots, got %d" % (STEP_SLOTS, slots))
+        if method == RI_METHOD_STEP and slot_samples > 500:
+            raise ValueError("the step method takes at most 500 samples per slot")
         if method == RI_METHOD_AC and (slots < 16 or slots & 1):
             raise ValueError("the ac method needs an even number of slots >= 16")
         if v_gain <= 0 or shunt_uohm <= 0 or shunt_gain <= 0:
@@ -173,8 +171,6 @@ def plan_for(
     ri_gain_ppm: int = 0,
 ) -> RiPlan:
     """The plan a module of this variant uses (method None: the variant's default)."""
-    from shared.variants import by_id
-
     variant = by_id(variant_id)
     front = fe.frontend(variant_id)
     if method is None:
@@ -303,12 +299,27 @@ class _EvaluatorBase:
 
 
 class StepEvaluator(_EvaluatorBase):
-    """Streaming evaluator of a STEP capture: feed(v, i, count) chunks, then result()."""
+    """Streaming evaluator of a STEP capture: feed(v, i, count) chunks, then result().
+
+    Each slot's samples are weighted by a Hann window (Q10) before summing: the
+    window nulls every ripple harmonic like a plain mean over whole periods, but
+    leaves ~100x less of a tone that is off its nominal frequency (mains frequency
+    error) and gives the switching transients at the slot edges ~zero weight.
+    """
 
     def __init__(self, plan: RiPlan):
         if plan.method != RI_METHOD_STEP:
             raise ValueError("StepEvaluator needs a step plan")
         super().__init__(plan)
+        n = plan.slot_samples
+        self._window = array("h", [0] * n)
+        total = 0
+        for k in range(n):
+            s = sin_q15(((2 * k + 1) << 15) // (2 * n))  # sin(pi (k + 1/2) / n)
+            w = (s * s + (1 << 19)) >> 20  # sin^2 in Q10
+            self._window[k] = w
+            total += w
+        self.window_sum = total  # <= 1024 * n
         self._slot_v = array("i", [0] * plan.slots)
         self._slot_i = array("i", [0] * plan.slots)
         self._slot = 0
@@ -326,7 +337,7 @@ class StepEvaluator(_EvaluatorBase):
         if not self.clipped:
             self._check_clip(vbuf, ibuf, count)
         slot_samples = plan.slot_samples
-        blank = STEP_BLANK_SAMPLES
+        window = self._window
         pos = self._pos
         sv = self._sum_v
         si = self._sum_i
@@ -348,12 +359,14 @@ class StepEvaluator(_EvaluatorBase):
             else:
                 v = r << 1
                 c = q << 1
-            if pos >= blank:
-                sv += v
-                si += c
+            w = window[pos]
+            # centred half-LSB values (|.| <= 4172) times Q10 weights: a slot's sum
+            # stays below 4172 * sum(w) = 4172 * 512 * slot_samples (< 2**30 for 500)
+            sv += (v - 4096) * w
+            si += (c - 4096) * w
             pos += 1
             if pos == slot_samples:
-                self._slot_v[slot] = sv  # <= 2 * 4171 * slot_samples < 2**30
+                self._slot_v[slot] = sv
                 self._slot_i[slot] = si
                 slot += 1
                 pos = 0
@@ -384,9 +397,8 @@ class StepEvaluator(_EvaluatorBase):
                 di -= si[k]
         dv, var_v = _step_noise(plan.slots, sv, dv)
         di, var_i = _step_noise(plan.slots, si, di)
-        # planned response: (slots/2) * kept samples per slot * step (half LSB)
-        kept = plan.slot_samples - STEP_BLANK_SAMPLES
-        expected = (plan.slots // 2) * kept * plan.expected_current_x2()
+        # planned response: (slots/2) * sum of the weights * step (half LSB)
+        expected = (plan.slots // 2) * self.window_sum * plan.expected_current_x2()
         return _finish(plan, dv, di, var_v, var_i, expected)
 
 

@@ -45,23 +45,56 @@ AMP_SWING_LOW_V = 0.05
 AMP_SWING_HIGH_V = 2.95
 AA_CUTOFF_HZ = 3400.0
 HPF_TAU_S = 4.7
-EXCITATION_TAU_S = fe.EXCITATION_TAU_US / 1e6
+# the sink's set point goes through two RC lags (docs/frontend.md)
+EXCITATION_TAUS_S = (fe.EXCITATION_TAU_US / 1e6, fe.EXCITATION_TAU_US * 1.1 / 1e6)
 
 
-def _lag2(x0: float, y0: float, u: float, t: float, tau_x: float, tau_y: float) -> tuple:
-    """Two cascaded first-order lags after time t with input step u (exact).
+class LagChain:
+    """First-order lags in series, updated exactly for a constant input.
 
-    x' = (u - x)/tau_x ; y' = (x - y)/tau_y.  Returns (x(t), y(t)).
+    x_1' = (u - x_1)/tau_1, x_k' = (x_{k-1} - x_k)/tau_k.  Over a time t with u held,
+    each stage is u plus a sum of exponentials of the stages up to it; the
+    coefficients follow stage by stage.  Time constants must differ.
     """
-    ex = math.exp(-t / tau_x)
-    ey = math.exp(-t / tau_y)
-    x = u + (x0 - u) * ex
-    if abs(tau_x - tau_y) < 1e-12:
-        y = u + ((y0 - u) + (x0 - u) * t / tau_x) * ey
-    else:
-        a = (x0 - u) * tau_x / (tau_x - tau_y)
-        y = u + a * ex + (y0 - u - a) * ey
-    return x, y
+
+    def __init__(self, taus: Sequence[float]) -> None:
+        self.taus = list(taus)
+        for a in range(len(self.taus)):
+            for b in range(a):
+                if abs(self.taus[a] - self.taus[b]) < 1e-9:
+                    self.taus[a] *= 1.0 + 1e-3  # keep them distinct
+
+    def decays(self, t: float) -> list[float]:
+        return [math.exp(-t / tau) for tau in self.taus]
+
+    def step_matrix(self, t: float) -> tuple[list[list[float]], list[float]]:
+        """(A, b) with state(t) = A @ state + b * u: the update is linear, so it is
+        computed once per time step from unit states and reused for every sample."""
+        dec = self.decays(t)
+        n = len(self.taus)
+        cols = []
+        for k in range(n):
+            unit = [0.0] * n
+            unit[k] = 1.0
+            cols.append(self.advance(unit, 0.0, dec))
+        b = self.advance([0.0] * n, 1.0, dec)
+        a = [[cols[c][r] for c in range(n)] for r in range(n)]
+        return a, b
+
+    def advance(self, state: list[float], u: float, decays: list[float]) -> list[float]:
+        out = []
+        coeffs: list[float] = []  # amplitudes of exp(-t/tau_j) in the previous stage
+        for k, tau_k in enumerate(self.taus):
+            new = []
+            rest = state[k] - u
+            for j, a in enumerate(coeffs):
+                c = a * self.taus[j] / (self.taus[j] - tau_k)
+                new.append(c)
+                rest -= c
+            new.append(rest)
+            out.append(u + sum(c * decays[j] for j, c in enumerate(new)))
+            coeffs = new
+        return out
 
 
 class Converter:
@@ -208,6 +241,11 @@ class SimBoard:
         self.shunt_gain_error = rng.gauss(0.0, 0.0025)
         self.sink_error = rng.uniform(-0.02, 0.02)
         self.ri_bias_v = RI_BIAS_V + rng.gauss(0.0, 0.005)
+        # temperature coefficients of the Ri chain, /K (gain resistors 25 ppm/K,
+        # shunt 50 ppm/K, shunt amplifier 25 ppm/K)
+        self.ri_gain_tc = rng.uniform(-25e-6, 25e-6)
+        self.shunt_tc = rng.uniform(-50e-6, 50e-6)
+        self.shunt_gain_tc = rng.uniform(-25e-6, 25e-6)
         self.shunt_offset_v = SHUNT_REF_OFFSET_V + rng.gauss(0.0, 0.002)
         # temperature channels
         sensor = fe.INTERNAL_SENSOR[adc_kind]
@@ -320,30 +358,43 @@ class SimBoard:
         drift_v_per_s: float = 0.0,
         coupling_h: float = 0.0,
         t0: float = 0.0,
+        board_c: float = 25.0,
     ) -> tuple[list[int], list[int]]:
-        """(v codes, i codes) of one capture following `plan`.
+        """(v codes, i codes) of one capture following `plan`, board at board_c.
 
         Signal chain, continuous time, sampled exactly: the sink's current follows its
-        switched set point with a first-order lag (EXCITATION_TAU_S, limits di/dt);
+        switched set point through two RC lags (EXCITATION_TAUS_S, limits di/dt);
         the block drops R0*i + v_rc (RC pair, exact update) + a slow drift + the
         ripple current times the block's impedance per harmonic; coupling_h adds the
         mutual inductance of the current and sense loops (M di/dt).  The v channel's
-        anti-alias lag is solved exactly for the sink's exponential (two cascaded
-        lags), then AC coupling; v is sampled at t_n, i at t_n + skew.
+        anti-alias lag is solved exactly with the sink's (LagChain), then AC coupling;
+        v is sampled at t_n, i at t_n + skew.
         """
         fs = plan.sample_rate_hz
         dt = 1.0 / fs
         skew = plan.skew_ns * 1e-9
         gain_range = plan.gain_range
-        gain_v = plan.v_gain * (1 + self.ri_gain_error[gain_range])
+        dt_c = board_c - 25.0
+        gain_v = plan.v_gain * (1 + self.ri_gain_error[gain_range]) * (1 + self.ri_gain_tc * dt_c)
         i_on = plan.excitation_ma / 1000.0 * (1 + self.sink_error)
-        shunt_v_per_a = (plan.shunt_uohm * 1e-6 * (1 + self.shunt_error) * plan.shunt_gain) * (
-            1 + self.shunt_gain_error
+        shunt_v_per_a = (
+            plan.shunt_uohm
+            * 1e-6
+            * (1 + self.shunt_error)
+            * (1 + self.shunt_tc * dt_c)
+            * plan.shunt_gain
+            * (1 + self.shunt_gain_error)
+            * (1 + self.shunt_gain_tc * dt_c)
         )
-        vscale = self._vref_scale(25.0)
-        tau_s = EXCITATION_TAU_S
+        vscale = self._vref_scale(board_c)
         tau_v = 1 / (2 * math.pi * self.aa_v_hz)
         tau_i = 1 / (2 * math.pi * self.aa_i_hz)
+        # sink (two lags) -> v-channel anti-alias; sink -> i-channel anti-alias
+        chain_v = LagChain(list(EXCITATION_TAUS_S) + [tau_v])
+        chain_i = LagChain(list(EXCITATION_TAUS_S) + [tau_i])
+        (av, bv) = chain_v.step_matrix(dt)
+        (ai, bi) = chain_i.step_matrix(dt)
+        (ak, bk) = chain_i.step_matrix(skew)
         # ripple voltage components after AA and HPF (steady state)
         rip = []
         if ripple is not None:
@@ -357,9 +408,8 @@ class SimBoard:
                 rip.append((w0 * h, amp * abs(g), ph + math.atan2(g.imag, g.real)))
         a_hp = math.exp(-dt / self.hpf_tau_s)
         a_rc = math.exp(-dt / block.tau1_s) if block.r1_ohm else 0.0
-        cur = 0.0  # sink current
-        yv = 0.0  # v-channel anti-alias output of the sink current (A)
-        yi = 0.0  # i-channel anti-alias output (A)
+        sv = [0.0, 0.0, 0.0]  # sink stage 1, sink output (the current), v-channel AA
+        si = [0.0, 0.0, 0.0]  # same sink, i-channel AA
         v_rc = 0.0
         hp_prev_in = 0.0
         hp_out = 0.0
@@ -371,10 +421,9 @@ class SimBoard:
         for n in range(plan.samples):
             t = t0 + n * dt
             # --- sample v at t_n (state reached so far)
-            slow = v_rc + drift_v_per_s * t
-            v_in = r0 * yv + slow
+            v_in = r0 * sv[2] + v_rc + drift_v_per_s * t
             if coupling_h:
-                v_in += coupling_h * (cur - yv) / tau_v  # AA of M di/dt
+                v_in += coupling_h * (sv[1] - sv[2]) / tau_v  # AA of M di/dt
             hp_out = a_hp * (hp_out + v_in - hp_prev_in)
             hp_prev_in = v_in
             ripple_v = 0.0
@@ -386,17 +435,24 @@ class SimBoard:
             # --- the excitation set point for this interval
             u = i_on if plan.excitation_on(n // plan.slot_samples) else 0.0
             # --- sample i at t_n + skew
-            _c, yi_skew = _lag2(cur, yi, u, skew, tau_s, tau_i)
-            i_out = self.shunt_offset_v + yi_skew * shunt_v_per_a
+            i_skew = ak[2][0] * si[0] + ak[2][1] * si[1] + ak[2][2] * si[2] + bk[2] * u
+            i_out = self.shunt_offset_v + i_skew * shunt_v_per_a
             i_out = min(max(i_out, AMP_SWING_LOW_V), AMP_SWING_HIGH_V)
             is_.append(adc.sample(i_out * vscale, rng))
             # --- advance to t_n+1
-            c_next, yv = _lag2(cur, yv, u, dt, tau_s, tau_v)
-            _c2, yi = _lag2(cur, yi, u, dt, tau_s, tau_i)
+            mean_i = sv[1]  # the RC pair is slow: the current at the interval start will do
+            sv = [
+                av[0][0] * sv[0] + bv[0] * u,
+                av[1][0] * sv[0] + av[1][1] * sv[1] + bv[1] * u,
+                av[2][0] * sv[0] + av[2][1] * sv[1] + av[2][2] * sv[2] + bv[2] * u,
+            ]
+            si = [
+                ai[0][0] * si[0] + bi[0] * u,
+                ai[1][0] * si[0] + ai[1][1] * si[1] + bi[1] * u,
+                ai[2][0] * si[0] + ai[2][1] * si[1] + ai[2][2] * si[2] + bi[2] * u,
+            ]
             if block.r1_ohm:
-                mean_i = u + (cur - u) * tau_s / dt * (1 - math.exp(-dt / tau_s))
                 v_rc = block.r1_ohm * mean_i + (v_rc - block.r1_ohm * mean_i) * a_rc
-            cur = c_next
         return vs, is_
 
     def effective_bits(self, samples: int = 8192, seed: int = 1) -> float:

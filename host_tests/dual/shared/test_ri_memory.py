@@ -66,7 +66,8 @@ def test_ac_capture_fits():
 
 
 def test_rp2040_linearisation_matches_the_frontend_table():
-    # constant codes through the step evaluator: each kept sample adds corrected_x2
+    # constant codes through the step evaluator: each slot sums window-weighted
+    # (corrected_x2 - mid-scale)
     plan = ri.plan_for(by_code("12v").id, ri.RI_METHOD_STEP, adc_kind=fe.ADC_RP2040)
     ev = ri.StepEvaluator(plan)
     codes = (511, 512, 513, 1536, 2560, 3584, 3000)
@@ -77,6 +78,6 @@ def test_rp2040_linearisation_matches_the_frontend_table():
             vbuf[j] = code
             ibuf[j] = 4000 - code
         ev.feed(vbuf, ibuf, plan.slot_samples)
-        kept = plan.slot_samples - ri.STEP_BLANK_SAMPLES
-        assert ev._slot_v[slot] == kept * fe.corrected_x2(code, fe.ADC_RP2040)
-        assert ev._slot_i[slot] == kept * fe.corrected_x2(4000 - code, fe.ADC_RP2040)
+        w = ev.window_sum
+        assert ev._slot_v[slot] == w * (fe.corrected_x2(code, fe.ADC_RP2040) - 4096)
+        assert ev._slot_i[slot] == w * (fe.corrected_x2(4000 - code, fe.ADC_RP2040) - 4096)
