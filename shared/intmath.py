@@ -52,30 +52,6 @@ def mul_q30(a: int, k: int) -> int:
     return -r if negative else r
 
 
-def q30_from_ratio(num: int, den: int) -> tuple:
-    """(k, shift) with num/den == k * 2**shift / 2**30 and 2**29 <= k < 2**30.
-
-    Setup-time helper (may use big integers): turns any positive ratio into a Q30
-    multiplier for mul_q30() plus a left/right shift applied to its input or output.
-    A positive shift means "shift the product left"; negative means right.
-    """
-    if num <= 0 or den <= 0:
-        raise ValueError("q30_from_ratio needs a positive ratio, got %d/%d" % (num, den))
-    shift = 0
-    # normalise num/den into [0.5, 1)
-    while num >= den:
-        den <<= 1
-        shift += 1
-    while num * 2 < den:
-        num <<= 1
-        shift -= 1
-    k = (num * (1 << 30) + den // 2) // den
-    if k >= 1 << 30:  # rounding reached 1.0
-        k >>= 1
-        shift += 1
-    return k, shift
-
-
 def sin_q15(phase_q16: int) -> int:
     """sin(2*pi*phase) * 32767, phase in turns * 65536 (any integer, wraps)."""
     p = phase_q16 & 0xFFFF

@@ -273,11 +273,14 @@ class Temperature:
     def _internal_mc(self, sum_x2: int) -> int:
         # mean pin voltage in uV: sum_x2 / 2 / 2**L * vref / 4096
         uv = sum_x2 * self._uv_int + mul_q30(sum_x2, self._uv_frac_q30)
-        return (
-            self._ref_mc
-            + ((uv - self._ref_uv) * 1000) // self._slope_uv_per_k
-            + self.internal_offset_mc
-        )
+        d = uv - self._ref_uv
+        # a working sensor is within a few hundred mV of its reference point; the
+        # clamp keeps d * 1000 a small int whatever the input reads
+        if d > 1000000:
+            d = 1000000
+        elif d < -1000000:
+            d = -1000000
+        return self._ref_mc + (d * 1000) // self._slope_uv_per_k + self.internal_offset_mc
 
     def push_frame(self, internal_sum_x2: int, probe_sum_x2=None) -> int:
         internal = self.internal_filter.push(internal_sum_x2)

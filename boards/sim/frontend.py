@@ -348,6 +348,10 @@ class SimBoard:
         r = self.front.bleed_mohm / 1000.0
         return block_v * block_v / r * duty_permille / 1000.0 + self.front.quiescent_mw / 1000.0
 
+    def heat(self, dt_s: float, block_v: float, duty_permille: int, ambient_c: float) -> float:
+        """Advance the board's temperature by dt_s of bleeding at this duty; degC."""
+        return self.thermal.step(dt_s, self.board_power_w(block_v, duty_permille), ambient_c)
+
     # --- Ri captures -----------------------------------------------------------------------
 
     def ri_capture(

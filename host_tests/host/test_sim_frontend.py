@@ -106,3 +106,29 @@ def test_bleed_current_matches_the_variant_table() -> None:
         board = SimBoard(v.id)
         amps = board.bleed_current_a(v.float_uv / 1e6, 1000)
         assert amps * 1000 == pytest.approx(v.bleed_ma, rel=0.05), v.code
+
+
+def test_stand_in_string_balances_through_its_physics() -> None:
+    from boards.sim.battery import StandInBlock, solve_string
+
+    blocks = [StandInBlock(6, 2.25 + d, 0.1) for d in (0.0, 0.02, -0.02, 0.0)]
+    charger = 4 * 13.5
+    current, volts = solve_string(blocks, charger, [0.0] * 4)
+    assert sum(volts) == pytest.approx(charger, abs=1e-6)
+    assert volts[1] > volts[0] > volts[2]
+    # the high block bleeds 0.15 A: it drops, the others rise, the sum holds
+    current2, volts2 = solve_string(blocks, charger, [0.0, 0.15, 0.0, 0.0])
+    assert sum(volts2) == pytest.approx(charger, abs=1e-6)
+    assert volts2[1] < volts[1]
+    assert all(volts2[k] > volts[k] for k in (0, 2, 3))
+    assert current2 > current
+
+
+def test_board_heats_with_its_bleed() -> None:
+    board = SimBoard(3)
+    t = 25.0
+    for _ in range(6):
+        t = board.heat(600.0, 13.5, 1000, 25.0)
+    # 1 h of full bleed, no controller: 25 + (2.0 + 0.15) W x 22 K/W = 72 degC, above
+    # the 70 degC limit: this is what the controller's derating exists for
+    assert 71.5 < t < 72.5

@@ -7,7 +7,6 @@ from shared.intmath import (
     isqrt,
     median_of,
     mul_q30,
-    q30_from_ratio,
     sin_q15,
 )
 
@@ -44,21 +43,6 @@ def test_mul_q30_edges():
 
 def test_mul_q30_allocates_nothing():
     assert heap_locked(mul_q30, 987654321, 876543210) == _exact_round(987654321, 876543210)
-
-
-def test_q30_from_ratio_round_trips():
-    for num, den in ((1, 3), (22, 7), (3000000, 8388608), (5, 5), (1, 1000000)):
-        k, shift = q30_from_ratio(num, den)
-        assert (1 << 29) <= k < (1 << 30)
-        # k * 2**shift / 2**30 == num/den within the Q30 resolution
-        if shift >= 0:
-            approx_num = k << shift
-            approx_den = 1 << 30
-        else:
-            approx_num = k
-            approx_den = 1 << (30 - shift)
-        assert abs(approx_num * den - num * approx_den) * (1 << 29) <= approx_den * den
-    assert "positive" in str(raises(ValueError, q30_from_ratio, 0, 3))
 
 
 def test_sine_table_accuracy():

@@ -227,3 +227,15 @@ def test_temperature_without_probe_input():
         t.push_frame(_temp_frame(code))
     assert abs(t.temp_mc - 38500) <= 500
     assert t.battery_temp_mc is None
+
+
+def test_temperature_frame_allocates_nothing():
+    t = Temperature(fe.ADC_RP2040)
+    internal = _temp_frame(_internal_code_x16(30000))
+    probe = _temp_frame(fe.NTC_TABLE_CODE_X16[12])
+    for _ in range(4):
+        t.push_frame(internal, probe)
+    assert t.probe_present
+    assert heap_locked(t.push_frame, internal, probe) == t.battery_temp_mc
+    # a wild reading (sensor input at the rail) stays a small-int computation
+    heap_locked(t.push_frame, _temp_frame(4095 * 16), None)
