@@ -21,12 +21,16 @@ class Synth:
         seed=1,
         drift_codes=0,
         current_scale_pct=100,
+        quadrature_codes=0,
     ):
         self.plan = plan
         self.rng = LCG(seed)
         self.noise = noise
         self.ripple_codes = ripple_codes
         self.drift_codes = drift_codes
+        # a sine at the AC excitation frequency, 90 degrees from the square wave's
+        # fundamental (what an inductive pick-up M dI/dt looks like to the lock-in)
+        self.quadrature_codes = quadrature_codes
         # response of the v channel in codes * 16 for the planned current
         current_ma = plan.excitation_ma * current_scale_pct // 100
         resp_nv = ri_nohm * current_ma // 1000 * plan.v_gain
@@ -58,7 +62,16 @@ class Synth:
                 self.p1 += self.inc1
                 self.p3 += self.inc3
             drift = self.drift_codes * 16 * self.n // plan.samples
-            x16 = 2048 * 16 + resp + rip + drift
+            quad = 0
+            if self.quadrature_codes:
+                period = 2 * plan.slot_samples
+                k = self.n % period
+                # the square (on for the first half period) has its fundamental
+                # peaking mid-way through the on half, at (slot_samples - 1) / 2;
+                # the quadrature is the sine about that point
+                phase = ((2 * k - (plan.slot_samples - 1)) << 15) // period
+                quad = self.quadrature_codes * sin_q15(phase) // 2048
+            x16 = 2048 * 16 + resp + rip + drift + quad
             n1 = rng.between(-noise * 16, noise * 16) if noise else 0
             v = (x16 + n1 + 8) >> 4
             c = self.i_on if on else self.i_off

@@ -105,6 +105,19 @@ def test_ac_method_rejects_ripple():
         assert result.uncert_ppm < 5000
 
 
+def test_ac_method_discards_quadrature_pick_up():
+    # a 90-degree voltage at the excitation frequency 3x the resistive response
+    # (inductive coupling of the current loop into the sense loop) does not move Ri
+    plan = ri.plan_for(by_code("2v").id, ri.RI_METHOD_AC, adc_kind=fe.ADC_STM32G4)
+    plan.skew_ns = 0
+    ri_nohm = 200000  # 4 A * 200 uOhm * 250 = 200 mV: fundamental ~ 174 codes
+    plain = _run(plan, Synth(plan, ri_nohm, seed=3))
+    coupled = _run(plan, Synth(plan, ri_nohm, seed=3, quadrature_codes=500))
+    assert plain.status == coupled.status == ri.RI_OK
+    assert abs(_err_ppm(plain, ri_nohm)) < 3000
+    assert abs(coupled.ri_nohm - plain.ri_nohm) * 1000 < plain.ri_nohm  # < 0.1 %
+
+
 def test_clipped_capture_is_not_a_number():
     plan = ri.plan_for(by_code("12v").id, ri.RI_METHOD_STEP)
     result = _run(plan, Synth(plan, 2000000, ripple_codes=2100))
