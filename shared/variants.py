@@ -18,8 +18,8 @@ VARIANT_16V = const(4)
 VARIANT_COUNT = const(5)
 
 # Ri methods (shared/ri.py implements both).
-RI_METHOD_STEP = const(0)  # DC load steps in a Thue-Morse pattern, whole-ripple-period means
-RI_METHOD_AC = const(1)  # square-wave excitation, windowed lock-in at RI_AC_FREQ
+RI_METHOD_STEP = const(0)  # DC load steps, Thue-Morse pattern of 100 ms slots (= shared.ri)
+RI_METHOD_AC = const(1)  # 275 Hz square-wave excitation, windowed lock-in (= shared.ri)
 
 
 class Variant:
