@@ -98,6 +98,17 @@ RI_LOW_SIGNAL = const(3)
 RI_CLIPPED = const(4)
 RI_NOISY = const(5)
 RI_INHIBITED = const(6)
+RI_NO_EXCITATION = const(7)
+RI_INCOMPLETE = const(8)
+
+# RI_START methods
+RI_METHOD_DEFAULT = const(0)
+RI_METHOD_DC = const(1)
+RI_METHOD_AC = const(2)
+
+# CAL_WRITE limits (shared/measure.py applies them): +-5 % gain, +-0.5 V offset
+CAL_GAIN_PPM_LIMIT = const(50000)
+CAL_OFFSET_LIMIT = const(500000)
 
 # MARK states: what the manager's thresholds say about this module (LED steady red)
 MARK_OK = const(0)

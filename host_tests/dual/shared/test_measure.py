@@ -1,4 +1,5 @@
 # shared/measure: outlier rejection + IIR, calibrated block voltage, temperatures.
+from adcsynth import frame_codes, internal_code_x16, pin_code_x16, temp_frame
 from dualtest import LCG, heap_locked, raises
 
 from shared import frontend as fe
@@ -91,27 +92,11 @@ def test_filter_arguments_are_checked():
     raises(ValueError, OutlierLowPass, 3, 1, 4)
 
 
-def _frame(code_x16, buf):
-    # a frame whose mean is code_x16 / 16: a mix of two neighbouring codes
-    base = code_x16 >> 4
-    frac = code_x16 & 15
-    for j in range(FRAME):
-        buf[j] = base + 1 if (j & 15) < frac else base
-    return buf
-
-
-def _pin_code_x16(variant_id, block_uv):
-    num, den = fe.frontend(variant_id).divider_ratio()
-    return (block_uv * den * fe.ADC_CODES * 16 + (num * fe.ADC_VREF_UV) // 2) // (
-        num * fe.ADC_VREF_UV
-    )
-
-
 def test_block_voltage_from_ideal_frames():
     buf = array("H", [0] * FRAME)
     for variant_id, block_uv in ((0, 2250000), (3, 13500000), (4, 18000000), (1, 4500000)):
         bv = BlockVoltage(variant_id)
-        frame = _frame(_pin_code_x16(variant_id, block_uv), buf)
+        frame = frame_codes(pin_code_x16(variant_id, block_uv), buf)
         for _ in range(8):
             bv.push_frame(fe.frame_sum_x2(frame, FRAME, fe.ADC_STM32G4))
         num, den = fe.frontend(variant_id).divider_ratio()
@@ -122,7 +107,7 @@ def test_block_voltage_from_ideal_frames():
 
 def test_block_voltage_calibration_is_applied():
     buf = array("H", [0] * FRAME)
-    frame = _frame(_pin_code_x16(3, 13500000), buf)
+    frame = frame_codes(pin_code_x16(3, 13500000), buf)
     plain = BlockVoltage(3)
     cal = BlockVoltage(3, offset_uv=-25000, gain_ppm=2000)
     s = fe.frame_sum_x2(frame, FRAME, fe.ADC_RP2040)
@@ -174,25 +159,11 @@ def test_ntc_table_lookup():
     assert measure.ntc_temp_mc(10) == 125000
 
 
-def _temp_frame(code_x16, n=fe.TEMP_FRAME_SAMPLES):
-    buf = array("H", [0] * n)
-    base = code_x16 >> 4
-    frac = code_x16 & 15
-    for j in range(n):
-        buf[j] = base + 1 if (j & 15) < frac else base
-    return fe.frame_sum_x2(buf, n, fe.ADC_STM32G4)
-
-
-def _internal_code_x16(temp_mc):
-    uv = 706000 + (temp_mc - 27000) * -1721 // 1000
-    return uv * fe.ADC_CODES * 16 // fe.ADC_VREF_UV
-
-
 def test_internal_sensor_and_probe_auto_detection():
     t = Temperature(fe.ADC_RP2040)
-    internal = _temp_frame(_internal_code_x16(31000))
-    absent = _temp_frame(4094 * 16)
-    probe_20c = _temp_frame(fe.NTC_TABLE_CODE_X16[12])  # 20 degC
+    internal = temp_frame(internal_code_x16(31000))
+    absent = temp_frame(4094 * 16)
+    probe_20c = temp_frame(fe.NTC_TABLE_CODE_X16[12])  # 20 degC
     for _ in range(3):
         t.push_frame(internal, absent)
     assert not t.probe_present
@@ -216,7 +187,7 @@ def test_internal_sensor_and_probe_auto_detection():
     assert not t.probe_present and t.battery_temp_mc is None
     # a shorted probe is absent and flagged
     for _ in range(3):
-        t.push_frame(internal, _temp_frame(3 * 16))
+        t.push_frame(internal, temp_frame(3 * 16))
     assert not t.probe_present and t.probe_fault
 
 
@@ -224,18 +195,18 @@ def test_temperature_without_probe_input():
     t = Temperature(fe.ADC_STM32G4, internal_offset_mc=-1500)
     code = (760000 + 2500 * 10) * fe.ADC_CODES * 16 // fe.ADC_VREF_UV  # 40 degC
     for _ in range(4):
-        t.push_frame(_temp_frame(code))
+        t.push_frame(temp_frame(code))
     assert abs(t.temp_mc - 38500) <= 500
     assert t.battery_temp_mc is None
 
 
 def test_temperature_frame_allocates_nothing():
     t = Temperature(fe.ADC_RP2040)
-    internal = _temp_frame(_internal_code_x16(30000))
-    probe = _temp_frame(fe.NTC_TABLE_CODE_X16[12])
+    internal = temp_frame(internal_code_x16(30000))
+    probe = temp_frame(fe.NTC_TABLE_CODE_X16[12])
     for _ in range(4):
         t.push_frame(internal, probe)
     assert t.probe_present
     assert heap_locked(t.push_frame, internal, probe) == t.battery_temp_mc
     # a wild reading (sensor input at the rail) stays a small-int computation
-    heap_locked(t.push_frame, _temp_frame(4095 * 16), None)
+    heap_locked(t.push_frame, temp_frame(4095 * 16), None)

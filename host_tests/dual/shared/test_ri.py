@@ -1,10 +1,6 @@
 # shared/ri: plans, both evaluators, statuses, and allocation-free per-sample paths.
 from dualtest import heap_locked, raises
-
-try:
-    from ri_synth import Synth  # MicroPython: this folder is on the path
-except ImportError:
-    from dual.shared.ri_synth import Synth  # CPython: host_tests/ is on the path
+from ri_synth import Synth
 
 from shared import frontend as fe
 from shared import ri

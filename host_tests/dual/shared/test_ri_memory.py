@@ -4,14 +4,11 @@
 # the bytecode of the imported .mpy files (shared/, this test and its synthesiser);
 # frozen into the firmware image that code would not use the heap at all.  What the
 # evaluation itself holds is measured below: under 4 KB.
+from ri_synth import Synth
+
 from shared import frontend as fe
 from shared import ri
 from shared.variants import by_code
-
-try:
-    from ri_synth import Synth
-except ImportError:
-    from dual.shared.ri_synth import Synth
 
 try:
     from array import array
