@@ -4,6 +4,8 @@
 # variant/front-end tables, module dicts), streaming a full capture of each method
 # through the evaluator in DMA-sized chunks.  What the evaluation itself holds is
 # measured below: under 4 KB.
+from ri_synth import Synth
+
 from shared import frontend as fe
 from shared import ri
 from shared.variants import by_code
