@@ -23,8 +23,9 @@
 # equalising window, below the variant's minimum voltage, on a hot board or battery,
 # and without a valid measurement; on top of that the core forces it to 0 while
 # unaddressed, in the 12 s reset hold, in addressing mode, asleep, and during an Ri
-# capture.  Nothing the manager sends can raise the duty past what the controller
-# allows.  The measurement/balancing path allocates nothing.
+# capture, and when voltage frames stop arriving for a second.  Nothing the manager
+# sends can raise the duty past what the controller allows.  The measurement/balancing
+# path allocates nothing.
 
 from module_fw import state as st
 from module_fw import store as sto
@@ -36,6 +37,7 @@ from shared import protocol as p
 from shared.compat import const, ticks_diff
 
 SLEEP_AFTER_MS = const(600000)  # bus silent 10 min: sleep
+FRAME_STALE_MS = const(1000)  # no voltage frame this long: stop bleeding
 COUNTER_SAVE_MS = const(3600000)  # persist the counters hourly (flash wear)
 
 # Ri statuses of shared/ri -> RI_READ states of the protocol
@@ -147,6 +149,7 @@ class ModuleCore:
         if not self._measuring():
             return
         v_uv = self.voltage.push_frame(sum_x2)
+        self._last_frame_ms = now_ms
         s = self.state
         s.voltage_mv = (v_uv + 500) // 1000 if v_uv > 0 else 0
         self._balance_step(now_ms)
@@ -239,7 +242,15 @@ class ModuleCore:
         ev = self.button.update(now_ms, button_pressed)
         if ev:
             self.actions.apply(s, ev)
-        if s.reset_hold or s.addressing or s.address == p.ADDR_UNADDRESSED:
+        # The duty set at the last voltage frame holds only while nothing forbids it and
+        # frames keep coming (a stalled ADC or shell must not leave the load on).
+        if (
+            s.reset_hold
+            or s.addressing
+            or s.sleeping
+            or s.address == p.ADDR_UNADDRESSED
+            or ticks_diff(now_ms, self._last_frame_ms) > FRAME_STALE_MS
+        ):
             self.duty = 0
         # Sleep after a long silent bus; any frame for us wakes (responder).
         if not s.sleeping and ticks_diff(now_ms, s.last_rx_ms) > SLEEP_AFTER_MS:

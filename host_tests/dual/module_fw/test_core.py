@@ -344,3 +344,24 @@ def test_measurement_and_balancing_loop_allocates_nothing():
     t = heap_locked(_loop, c, vframe, tint, tprobe, traffic, t, 1000)
     assert c.duty > 0  # it really was balancing all along
     assert c.state.rx_frames > 200
+
+
+def test_sleep_command_stops_bleeding_at_once():
+    rig = Rig()
+    rig.block_uv = 14000000
+    rig.run(10000, manager(13600))
+    assert rig.core.duty > 0
+    rig.ask(p.ADDR_BROADCAST, p.CMD_SLEEP)
+    rig.core.tick(rig.now, False)
+    assert rig.core.duty == 0
+
+
+def test_bleeding_stops_when_voltage_frames_stop():
+    rig = Rig()
+    rig.block_uv = 14000000
+    rig.run(10000, manager(13600))
+    assert rig.core.duty > 0
+    for _ in range(120):  # ticks go on, the ADC frames do not (a stalled shell)
+        rig.core.tick(rig.now, False)
+        rig.now += 10
+    assert rig.core.duty == 0
