@@ -118,5 +118,6 @@ try:
 except Exception as exc:  # noqa: BLE001 - every failure is reported, never hidden
     sys.print_exception(exc, sys.stdout)
     sys.exit(1)
+# allocation high-water mark above the start of the test, garbage included
 print("@@STRINGCARE-HEAP-PEAK@@", kept + micropython.mem_peak() - baseline)
 print("@@STRINGCARE-PASS@@")
