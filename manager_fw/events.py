@@ -35,9 +35,16 @@ EV_DISCHARGE_START = const(6)  # value: string current mA (negative = discharge)
 EV_DISCHARGE_END = const(7)  # value: duration s; extra: discharge counter
 EV_CONFIG = const(8)  # configuration changed; arg: item (manager's numbering); value: new
 EV_ADDRESSING = const(9)  # arg: ADDR_*; module: the address concerned
-EV_THERMAL_RUNAWAY = const(10)  # value: temperature rise m°C
+EV_THERMAL_RUNAWAY = const(10)  # value: temperature rise m°C; arg: 0 trip, 1 operator reset
 EV_ALARM_MUTED = const(11)  # buzzer muted by the operator
-EV_RI_MEASURED = const(12)  # value: Ri nΩ (offset applied)
+EV_RI_MEASURED = const(12)  # value: Ri nΩ (offset applied); arg: Ri state (2 = ok)
+# codes of the manager core (manager_fw/core.py, docs/manager.md)
+EV_CENSUS = const(13)  # start-up census done; value: initialised, extra: not reachable
+EV_REFUSED = const(14)  # the core refuses to run; arg: REFUSED_*; module: the first odd one
+EV_RELAY = const(15)  # a relay/IO box confirmed a relay change; arg: box; value: relays
+#                       after; extra: the relays changed (bit mask)
+EV_RI_TREND = const(16)  # Ri rose against the module's own baseline; value: rise %
+EV_BUS_POWER = const(17)  # arg: 0 SLEEP sent, 1 WAKE preamble done
 
 EVENT_NAMES = (
     "?",
@@ -53,7 +60,24 @@ EVENT_NAMES = (
     "thermal runaway",
     "alarm muted",
     "ri measured",
+    "census",
+    "refused",
+    "relay",
+    "ri trend",
+    "bus power",
 )
+
+# EV_REFUSED reasons
+REFUSED_HARDWARE = const(1)  # incompatible hardware revisions on one bus
+REFUSED_FIRMWARE = const(2)  # a module's firmware major differs from the manager's
+REFUSED_PROTOCOL = const(3)  # a device answers in another protocol version
+REFUSED_NAMES = ("?", "hardware revision", "firmware version", "protocol version")
+
+# EV_CONFIG items
+CFG_LOADED = const(0)  # value: CRC-16 of the configuration text in use
+CFG_FALLBACK = const(1)  # site.json was missing or bad: the last good copy is in use
+CFG_SAVED = const(2)  # a new configuration was stored; value: its CRC-16
+CONFIG_NAMES = ("loaded", "fallback to last good", "saved")
 
 # EV_ADDRESSING steps
 ADDR_START = const(0)

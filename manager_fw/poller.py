@@ -19,6 +19,10 @@ ST_SILENT = const(2)  # answered before, missed the last poll(s)
 ST_NEVER = const(3)  # polled at least once, never answered
 
 
+def _no_callback(poller, now_us: int) -> None:
+    pass
+
+
 class Poller(b.BusJob):
     def __init__(self, strings, baud: int = 115200, group_max: int = p.GROUP_MAX) -> None:
         """strings: [(first_address, last_address), ...] inclusive, one per string."""
@@ -55,7 +59,7 @@ class Poller(b.BusJob):
         self.cycle = 0
         self.cycle_started_us = 0
         self.last_cycle_us = 0
-        self.on_cycle_end = None  # called as on_cycle_end(poller, now_us)
+        self.on_cycle_end = _no_callback  # called as on_cycle_end(poller, now_us)
         self._in_cycle = False
         self._started_once = False
         self._string = 0

@@ -1,0 +1,134 @@
+# A site for manager-core scenarios: the core (manager_fw/core.py) with its history and
+# event log on simulated flash, module responders, current sensors and relay/IO boxes on
+# the virtual bus, all in virtual time (boards/sim/manager_shell.py).  The test sets the
+# modules' values; for Ri it plays the module: an RI_START is completed after the
+# duration the module announced, with the Ri value the test chose.
+from boards.sim.bus import ResponderNode, VirtualBus
+from boards.sim.devices import CurrentSensor, RelayBox
+from boards.sim.manager_shell import SimManagerShell
+from manager_fw.blockdev import SimFlash
+from manager_fw.config import parse_config
+from manager_fw.core import ManagerCore
+from manager_fw.events import EventReader
+from module_fw.responder import Responder
+from module_fw.state import ModuleState
+from shared import protocol as p
+from shared.compat import ticks_diff
+
+START_S = 200000000  # 2026-05-04, StringCare seconds
+
+
+def uid_for(n):
+    return bytes([0x5C, 0xA1, 0, 0, (n >> 8) & 0xFF, n & 0xFF, 0x42, n & 0x7F])
+
+
+def merge(base, extra):
+    for k in extra:
+        if isinstance(extra[k], dict) and isinstance(base.get(k), dict):
+            merge(base[k], extra[k])
+        else:
+            base[k] = extra[k]
+    return base
+
+
+class Site:
+    def __init__(self, sizes=(4, 4), config=None, seed=1, voltage_mv=13620, temp_cc=2200,
+                 ri_nohm=5000000, history_kb=32, events_kb=16, absent=()):  # fmt: skip
+        obj = {"strings": [{"modules": n} for n in sizes], "cycle_period_ms": 1000}
+        if config:
+            merge(obj, config)
+        self.cfg = parse_config(obj)
+        lay = self.cfg.layout
+        self.bus = VirtualBus(self.cfg.baud, seed)
+        self.modules = []
+        self.nodes = []
+        self.ri_value = []
+        self._ri_since = []
+        for i in range(lay.module_count):
+            s = ModuleState(uid_for(i + 1), variant_id=self.cfg.variant)
+            s.address = lay.address(i)
+            s.voltage_mv = voltage_mv
+            s.temp_cc = temp_cc
+            s.ri_duration_ms = 2000
+            node = ResponderNode(Responder(s))
+            self.modules.append(s)
+            self.nodes.append(node)
+            self.ri_value.append(ri_nohm)
+            self._ri_since.append(-1)
+            if i not in absent:
+                self.bus.attach(node)
+        self.sensors = {}
+        for k in range(lay.string_count):
+            n = self.cfg.current_sensor[k]
+            if n:
+                dev = CurrentSensor(n, 150)
+                self.sensors[k] = dev
+                self.bus.attach(ResponderNode(dev))
+        self.boxes = {}
+        for box in self.cfg.boxes():
+            dev = RelayBox(box)
+            self.boxes[box] = dev
+            self.bus.attach(ResponderNode(dev))
+        self.history_dev = SimFlash(history_kb * 1024) if history_kb else None
+        self.event_dev = SimFlash(events_kb * 1024) if events_kb else None
+        self.core = ManagerCore(self.cfg, self.history_dev, self.event_dev, START_S,
+                                history_segment_size=8192)  # fmt: skip
+        self.shell = SimManagerShell(self.core, self.bus, START_S)
+        self.shell.hooks.append(self._play_ri)
+
+    # -- time ------------------------------------------------------------------------
+
+    def now_s(self):
+        return self.shell.now_s()
+
+    def run_s(self, seconds):
+        self.shell.run_s(seconds)
+
+    def run_until_s(self, t):
+        self.shell.run_until_s(t)
+
+    def start(self, limit_s=30):
+        """Run until the core polls (wake preamble and census done)."""
+        end = self.now_s() + limit_s
+        while self.core.mode_name() != "running" and self.now_s() < end:
+            self.shell.run_ms(100)
+            if self.core.mode_name() == "refused":
+                return
+        self.shell.run_ms(1500)  # a first full cycle
+
+    # -- the modules ---------------------------------------------------------------------
+
+    def unplug(self, i):
+        self.bus.unplug(self.nodes[i])
+
+    def replug(self, i):
+        self.bus.replug(self.nodes[i])
+
+    def _play_ri(self, shell):
+        now = shell.now_ms()
+        for i in range(len(self.modules)):
+            s = self.modules[i]
+            if s.ri_request < 0:
+                continue
+            if self._ri_since[i] < 0:
+                self._ri_since[i] = now
+            elif ticks_diff(now, self._ri_since[i]) >= s.ri_duration_ms:
+                self._ri_since[i] = -1
+                s.ri_request = -1
+                s.ri_state = p.RI_OK
+                s.ri_quality = 90
+                s.ri_nohm = self.ri_value[i]
+                s.ri_done_ms = now
+                s.meas_flags |= p.FLAG_RI_RESULT
+
+    # -- what happened ---------------------------------------------------------------------
+
+    def events(self, code=None):
+        """[(time_s - START_S, code, module, string, value, arg, extra)], oldest first."""
+        out = []
+        for e in EventReader(self.event_dev).events():
+            if code is None or e.code == code:
+                out.append(
+                    (e.time_s - START_S, e.code, e.module, e.string, e.value, e.arg, e.extra)
+                )
+        return out
