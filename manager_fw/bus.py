@@ -150,6 +150,9 @@ class BusMaster:
             self._close_window(now_us, timed_out=True)
         if ticks_diff(now_us, self.free_at_us) < 0:
             return 0
+        # Keep the mark recent: tick comparisons hold for half the tick period (537 s),
+        # and a bus idle longer than that (modules asleep) must not look busy.
+        self.free_at_us = now_us
         job = self._pick_job(now_us)
         if job is None:
             return 0

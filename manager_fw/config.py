@@ -18,9 +18,20 @@
 # The address <-> (string, position) <-> label mapping lives in Layout, and only there.
 
 import json
-from array import array
 
 from manager_fw import profiles as prof
+from manager_fw.site import (  # noqa: F401 - re-exported: config users need these names
+    NUMBERING_CONSECUTIVE,
+    NUMBERING_PER_STRING,
+    UPS_BOARD,
+    UPS_BOX,
+    UPS_NONE,
+    VARIANT_NAMES,
+    VARIANT_NOMINAL_MV,
+    ConfigError,
+    Layout,
+    SiteConfig,
+)
 from shared import protocol as p
 from shared import thresholds as th
 from shared.compat import const
@@ -34,24 +45,6 @@ RELAYS_PER_BOX = const(4)
 INPUTS_PER_BOX = const(4)
 BAUDS = (9600, 19200, 38400, 57600, 115200, 230400, 460800)
 NUMBERING = ("consecutive", "per_string")
-NUMBERING_CONSECUTIVE = const(0)
-NUMBERING_PER_STRING = const(1)
-
-# Nominal block voltage of each module variant (docs/protocol.md §8), mV.
-VARIANT_NOMINAL_MV = (2000, 4000, 6000, 12000, 16000)
-VARIANT_NAMES = ("2 V cell", "4 V block", "6 V block", "12 V block", "16 V block")
-
-UPS_NONE = const(0)
-UPS_BOARD = const(1)  # a digital input of the manager board (the shell feeds it)
-UPS_BOX = const(2)  # an input of a relay/IO box on the bus
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot be used; str() is 'path: what is wrong'."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__("%s: %s" % (path, message) if path else message)
-        self.path = path
 
 
 # --------------------------------------------------------------------------- fields
@@ -241,166 +234,7 @@ def _keys(fields) -> tuple:
     return tuple(f[0] for f in fields)
 
 
-# --------------------------------------------------------------------------- layout
-
-
-class Layout:
-    """Strings, their modules' bus addresses, module indices and labels.
-
-    module index: 0-based over the whole system, string by string (the order of the
-    history, the evaluator and the status arrays); address: the module's bus address;
-    position: 0-based within its string.  Each string's addresses are consecutive.
-    """
-
-    def __init__(self, sizes, firsts, numbering: int = NUMBERING_CONSECUTIVE) -> None:
-        if len(sizes) != len(firsts) or not sizes:
-            raise ConfigError("strings", "one first address per string, at least one string")
-        self.sizes = tuple(sizes)
-        self.firsts = tuple(firsts)
-        self.numbering = numbering
-        self.string_count = len(sizes)
-        self.string_start = [0] * (self.string_count + 1)
-        ranges = []
-        for k in range(self.string_count):
-            self.string_start[k + 1] = self.string_start[k] + sizes[k]
-            ranges.append((firsts[k], firsts[k] + sizes[k] - 1))
-        self.ranges = ranges
-        self.module_count = self.string_start[self.string_count]
-        self.max_address = ranges[-1][1]
-        index = array("H", b"\xff\xff" * (self.max_address + 1))
-        for k in range(self.string_count):
-            for j in range(sizes[k]):
-                index[firsts[k] + j] = self.string_start[k] + j
-        self._index = index
-        self.addresses = [0] * self.module_count  # module index -> address
-        for i in range(self.module_count):
-            self.addresses[i] = self.address(i)
-
-    def string_of(self, module: int) -> int:
-        starts = self.string_start
-        k = 0
-        while starts[k + 1] <= module:
-            k += 1
-        return k
-
-    def position(self, module: int) -> int:
-        return module - self.string_start[self.string_of(module)]
-
-    def address(self, module: int) -> int:
-        k = self.string_of(module)
-        return self.firsts[k] + module - self.string_start[k]
-
-    def module(self, address: int) -> int:
-        """Module index of a bus address, -1 when no configured module has it."""
-        if address < 0 or address > self.max_address:
-            return -1
-        i = self._index[address]
-        return -1 if i == 0xFFFF else i
-
-    def label(self, module: int) -> str:
-        """'17' (consecutive numbering) or '4S2' (per string: module 4 of string 2)."""
-        if self.numbering == NUMBERING_PER_STRING:
-            k = self.string_of(module)
-            return "%dS%d" % (module - self.string_start[k] + 1, k + 1)
-        return str(module + 1)
-
-    def address_label(self, address: int) -> str:
-        i = self.module(address)
-        return self.label(i) if i >= 0 else "address %d" % address
-
-    def find(self, text: str) -> int:
-        """Module index of a label as the operator types it ('17', '4S2', '4s2'), or -1."""
-        t = text.strip().upper()
-        cut = t.find("S")
-        if cut >= 0:
-            a = t[:cut]
-            b = t[cut + 1 :]
-            if not (a.isdigit() and b.isdigit()):
-                return -1
-            pos = int(a) - 1
-            k = int(b) - 1
-            if 0 <= k < self.string_count and 0 <= pos < self.sizes[k]:
-                return self.string_start[k] + pos
-            return -1
-        if not t.isdigit():
-            return -1
-        i = int(t) - 1
-        return i if 0 <= i < self.module_count else -1
-
-
 # --------------------------------------------------------------------------- config
-
-
-class SiteConfig:
-    """A validated configuration in the firmware's units (see parse_config)."""
-
-    def __init__(self) -> None:
-        self.source: dict = {}
-        self.site = ""
-        self.baud = 115200
-        self.numbering = NUMBERING_CONSECUTIVE
-        self.profile = prof.VRLA
-        self.variant = 3
-        self.cells = 6
-        self.block: prof.BlockSettings = prof.BlockSettings(prof.VRLA, 6)
-        self.layout: Layout = Layout((1,), (1,))
-        self.string_names: list = []
-        self.equalise: list = []  # per string, bool
-        self.current_sensor: list = []  # per string: sensor number 1..8, 0 = none
-        self.cycle_period_ms = 0
-        self.target_timeout_s = 10
-        self.window_low_mv = 0
-        self.window_high_mv = 0
-        self.thresholds = th.ThresholdSet()
-        self.ri_baseline_nohm = 0
-        self.ri_offset_nohm = 0
-        self.temp_offset_mc = 0
-        self.silent_delay_s = 240
-        self.silent_contact_delay_s = 90
-        self.ri_enabled = True
-        self.ri_method = 0
-        self.ri_first_delay_s = 900
-        self.ri_initial_rounds = 4
-        self.ri_initial_interval_s = 900
-        self.ri_period_s = 86400
-        self.ri_spacing_s = 30
-        self.ri_settle_s = 7200
-        self.ri_trend_pct = 30
-        self.ri_baseline_count = 4
-        self.discharge_drop_mv = 0
-        self.discharge_current_ma = 1000
-        self.discharge_confirm_cycles = 2
-        self.discharge_end_s = 60
-        self.discharge_recovery_s = 43200
-        self.runaway_enabled = True
-        self.runaway_sample_s = 600
-        self.runaway_rise_mc = 3000
-        self.runaway_above_mc = 5000
-        self.runaway_current_rise_pct = 50
-        self.runaway_current_min_ma = 100
-        self.runaway_voltage_rise_mv = 20
-        self.runaway_confirm = 2
-        # relay/IO boxes: [(box 1..15, relay bit 0..3, strings mask)], alarm relay
-        self.breaker_relays: list = []
-        self.alarm_box = 0  # 0: none
-        self.alarm_relay = 0  # bit 0..3
-        self.ups_source = UPS_NONE
-        self.ups_box = 0
-        self.ups_input = 0  # bit 0..3
-        self.ups_active_closed = True
-        self.ups_strings_mask = 0
-
-    def boxes(self) -> list:
-        """Relay/IO box numbers the configuration uses, ascending."""
-        out = []
-        for box, _relay, _mask in self.breaker_relays:
-            if box not in out:
-                out.append(box)
-        for box in (self.alarm_box, self.ups_box if self.ups_source == UPS_BOX else 0):
-            if box and box not in out:
-                out.append(box)
-        out.sort()
-        return out
 
 
 def _strings_mask(obj, key: str, path: str, count: int) -> int:
@@ -451,8 +285,8 @@ def _rising(levels, given, scale: int) -> None:
             )
 
 
-def _thresholds(cfg: SiteConfig, t: dict) -> None:
-    base = prof.thresholds_for(cfg.profile, cfg.cells)
+def _thresholds(cfg: SiteConfig, profile, t: dict) -> None:
+    base = prof.thresholds_for(profile, cfg.cells)
     cur = {}
     for key, low, high in THRESHOLD_FIELDS:
         cur[key] = _opt_int(t, key, "thresholds", low, high)
@@ -574,7 +408,9 @@ def parse_config(obj) -> SiteConfig:
     cfg.baud = _choice(obj, "baud", "", BAUDS, 115200)
     cfg.numbering = NUMBERING.index(_choice(obj, "numbering", "", NUMBERING, NUMBERING[0]))
     keys = tuple(pr.key for pr in prof.PROFILES)
-    cfg.profile = prof.profile(_choice(obj, "chemistry", "", keys, "vrla"))
+    profile = prof.profile(_choice(obj, "chemistry", "", keys, "vrla"))
+    cfg.chemistry = profile.key
+    cfg.chemistry_name = profile.name
     cfg.variant = _int(obj, "variant", "", 0, len(VARIANT_NOMINAL_MV) - 1, 3)
     cells = _opt_int(obj, "cells", "", 1, 16)
     if cells is None:
@@ -582,11 +418,13 @@ def parse_config(obj) -> SiteConfig:
             cells = 1  # a cell module measures one cell of any chemistry
         else:
             try:
-                cells = prof.block_cells(cfg.profile, VARIANT_NOMINAL_MV[cfg.variant])
+                cells = prof.block_cells(profile, VARIANT_NOMINAL_MV[cfg.variant])
             except ValueError as e:
                 raise ConfigError("cells", "%s" % e) from None
     cfg.cells = cells
-    cfg.block = prof.block_settings(cfg.profile, cells)
+    block = prof.block_settings(profile, cells)
+    cfg.nominal_mv = block.nominal_uv // 1000
+    cfg.float_mv = block.float_uv // 1000
 
     # strings and addresses
     if "strings" not in obj:
@@ -651,15 +489,15 @@ def parse_config(obj) -> SiteConfig:
         )
 
     w = _section(obj, "window", _keys(WINDOW_FIELDS))
-    cfg.window_low_mv = _int(w, "low_mv", "window", 500, 30000, cfg.block.window_low_uv // 1000)
-    cfg.window_high_mv = _int(w, "high_mv", "window", 500, 30000, cfg.block.window_high_uv // 1000)
+    cfg.window_low_mv = _int(w, "low_mv", "window", 500, 30000, block.window_low_uv // 1000)
+    cfg.window_high_mv = _int(w, "high_mv", "window", 500, 30000, block.window_high_uv // 1000)
     if cfg.window_low_mv >= cfg.window_high_mv:
         raise ConfigError(
             "window",
             "low_mv %d must be below high_mv %d" % (cfg.window_low_mv, cfg.window_high_mv),
         )
 
-    _thresholds(cfg, _section(obj, "thresholds", tuple(f[0] for f in THRESHOLD_FIELDS)))
+    _thresholds(cfg, profile, _section(obj, "thresholds", tuple(f[0] for f in THRESHOLD_FIELDS)))
 
     o = _section(obj, "offsets", _keys(OFFSET_FIELDS))
     cfg.ri_offset_nohm = _int(o, "ri_nohm", "offsets", -10000000, 10000000, 0)
@@ -685,7 +523,7 @@ def parse_config(obj) -> SiteConfig:
     ) = vals
 
     d = _section(obj, "discharge", _keys(DISCHARGE_FIELDS))
-    drop_default = cfg.profile.low_warning_uv * cfg.cells // 1000
+    drop_default = profile.low_warning_uv * cfg.cells // 1000
     cfg.discharge_drop_mv = _int(d, "drop_mv", "discharge", 500, 30000, drop_default)
     cfg.discharge_current_ma = _int(d, "current_ma", "discharge", 100, 1000000, 1000)
     cfg.discharge_confirm_cycles = _int(d, "confirm_cycles", "discharge", 1, 20, 2)
@@ -746,6 +584,15 @@ def parse_config(obj) -> SiteConfig:
                     raise ConfigError(up + "." + key, 'only for "source": "box"')
         cfg.ups_active_closed = _choice(u, "active", up, ("closed", "open"), "closed") == "closed"
         cfg.ups_strings_mask = _strings_mask(u, "strings", up, count)
+    boxes = []
+    for box, _relay, _mask in cfg.breaker_relays:
+        if box not in boxes:
+            boxes.append(box)
+    for box in (cfg.alarm_box, cfg.ups_box if cfg.ups_source == UPS_BOX else 0):
+        if box and box not in boxes:
+            boxes.append(box)
+    boxes.sort()
+    cfg.boxes = boxes
     return cfg
 
 

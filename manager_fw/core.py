@@ -40,9 +40,7 @@ from manager_fw import ri_schedule as ris
 from manager_fw import runaway as rw
 from manager_fw import silence as si
 from manager_fw import strings as strs
-from manager_fw.config import UPS_BOARD, UPS_BOX
-from manager_fw.history_store import HistoryWriter
-from shared import history as hi
+from manager_fw.site import UPS_BOARD, UPS_BOX, variant_name
 from shared import protocol as p
 from shared import thresholds as th
 from shared import version
@@ -73,7 +71,14 @@ MARK_REFRESH_S = const(600)  # re-send non-zero marks (a module that rebooted fo
 SENSOR_LOST_MISSES = const(3)
 MARK_UNKNOWN = const(0xFF)
 
-CURRENT_NONE = hi.CURRENT_NONE
+# shared/history.py values, repeated so that a core without a history store does not
+# load the history codec (a test checks they agree)
+CURRENT_NONE = const(-8388608)  # no current reading (history.CURRENT_NONE)
+HIST_FLOAT = const(0)  # history.MODE_FLOAT ...
+HIST_DISCHARGE = const(1)
+HIST_RECOVERY = const(2)
+HIST_BOOST = const(3)
+HIST_SILENT = const(4)  # history.STATE_SILENT
 
 
 def hw_generation(hw_rev: int) -> int:
@@ -147,7 +152,7 @@ class CensusJob(CoreJob):
         self.tries = 0
         self.answered = False
         self._version_errors = 0
-        boxes = core.cfg.boxes()
+        boxes = core.cfg.boxes
         self.boxes = boxes
         self.sensors = [s for s in core.cfg.current_sensor if s]
         self.total = len(boxes) + len(self.sensors) + core.layout.module_count
@@ -471,7 +476,11 @@ class ManagerCore:
         now_s: int = 0,
         history_segment_size: int = 65536,
         event_segment_size: int = 4096,
+        event_log=None,
     ) -> None:
+        """history_device, event_device: block devices (manager_fw/blockdev.py) for the
+        history store and the event log, or None.  event_log: instead of event_device,
+        any object with EventLog.append's signature (tests keep events in a list)."""
         self.cfg = cfg
         lay = cfg.layout
         self.layout = lay
@@ -525,15 +534,19 @@ class ManagerCore:
                 cfg.runaway_confirm,
             )
         self.outputs = out.AlarmOutputs()
-        self.events = None
-        if event_device is not None:
+        self.events = event_log
+        if event_log is None and event_device is not None:
             self.events = ev.EventLog(event_device, event_segment_size)
         self.alarms = th.AlarmEvaluator(lay.sizes, cfg.thresholds, self)
         self.history = None
+        self.cadence = None
         if history_device is not None:
+            from manager_fw.history_store import HistoryWriter
+            from shared.history import HistoryCadence
+
             self.history = HistoryWriter(history_device, lay.sizes, history_segment_size)
             self.history.set_thresholds(cfg.thresholds)
-        self.cadence = hi.HistoryCadence()
+            self.cadence = HistoryCadence()
 
         # per module (module index)
         self.voltage_uv = array("i", bytes(4 * n))
@@ -573,7 +586,7 @@ class ManagerCore:
         self.info_job = InfoJob(self)
         self.ri_job = RiJob(self)
         self.current_jobs = [CurrentJob(self, s) for s in cfg.current_sensor if s]
-        self.io_jobs = [IoJob(self, box) for box in cfg.boxes()]
+        self.io_jobs = [IoJob(self, box) for box in cfg.boxes]
         for io in self.io_jobs:
             for box, relay, _mask in cfg.breaker_relays:
                 if box == io.box:
@@ -818,7 +831,8 @@ class ManagerCore:
                 if best < 0 or len(members) < best:
                     best = len(members)
                     odd = members[0]
-                groups.append("hw_rev %d-%d: %s" % (g * 16, g * 16 + 15, self._labels(members)))
+                low = g * 16 if g else 1
+                groups.append("hw_rev %d-%d: %s" % (low, g * 16 + 15, self._labels(members)))
             self._refuse(
                 ev.REFUSED_HARDWARE,
                 odd,
@@ -832,8 +846,8 @@ class ManagerCore:
                     "%s is a %s module; the site is configured for %s modules"
                     % (
                         self.layout.label(i),
-                        _variant_name(self.variant[i]),
-                        _variant_name(self.cfg.variant),
+                        variant_name(self.variant[i]),
+                        variant_name(self.cfg.variant),
                     )
                 )
             if self.store_state[i]:
@@ -1117,7 +1131,7 @@ class ManagerCore:
                 if lv != marked[i]:
                     need_mark = True
             else:
-                hs[i] = lv | hi.STATE_SILENT
+                hs[i] = lv | HIST_SILENT
                 marked[i] = MARK_UNKNOWN  # unpolled 60 s, a module drops its mark
         if need_mark:
             self._enqueue(self.mark_job)
@@ -1126,10 +1140,12 @@ class ManagerCore:
         for io in self.io_jobs:
             self._enqueue(io)
         # history
-        if self.history is not None:
+        hist = self.history
+        cad = self.cadence
+        if hist is not None and cad is not None:
             mode = self.history_mode(now_s)
-            if self.cadence.due(now_s, mode):
-                self.history.append(
+            if cad.due(now_s, mode):
+                hist.append(
                     now_s,
                     mode,
                     vu,
@@ -1139,18 +1155,18 @@ class ManagerCore:
                     hs,
                     self.string_current_ma,
                 )
-                self.cadence.recorded(now_s, mode)
+                cad.recorded(now_s, mode)
 
     def history_mode(self, now_s: int) -> int:
         d = self.discharge
         if d.any_active():
-            return hi.MODE_DISCHARGE
+            return HIST_DISCHARGE
         if d.history_interval_s(now_s) == dis.HISTORY_AFTER_S:
-            return hi.MODE_RECOVERY
+            return HIST_RECOVERY
         for k in range(self.layout.string_count):
             if self.strings.reason[k] == strs.REASON_HIGH:
-                return hi.MODE_BOOST
-        return hi.MODE_FLOAT
+                return HIST_BOOST
+        return HIST_FLOAT
 
     # -- Ri ------------------------------------------------------------------------------
 
@@ -1315,8 +1331,3 @@ class ManagerCore:
 
     def equalising_reason(self, k: int) -> str:
         return strs.REASON_TEXT[self.strings.reason[k]]
-
-
-def _variant_name(v: int) -> str:
-    names = ("2 V cell", "4 V block", "6 V block", "12 V block", "16 V block")
-    return names[v] if v < len(names) else "variant %d" % v

@@ -13,8 +13,11 @@
 #  10 u16 extra (per code), little-endian
 # 22 bytes on the device per event with the frame around it.
 
-from manager_fw.ring import RING_EVENTS, Ring, RingReader, get_u16
 from shared.compat import const
+
+# The ring store (manager_fw/ring.py) is imported where a log is opened, not here: code
+# that only needs the event codes (the manager core's in-memory log in tests, host
+# tools) does not load the store.
 
 KIND_EVENT = const(0x45)  # 'E'
 EVENT_PAYLOAD_SIZE = const(12)
@@ -93,6 +96,8 @@ class EventLog:
     """Appends events; also the sink of shared.thresholds.AlarmEvaluator."""
 
     def __init__(self, device, segment_size=DEFAULT_SEGMENT_SIZE, erase_foreign=False):
+        from manager_fw.ring import RING_EVENTS, Ring
+
         self.ring = Ring(device, RING_EVENTS, segment_size, erase_foreign)
         self.buf = bytearray(EVENT_PAYLOAD_SIZE)
         self.events_written = 0
@@ -150,6 +155,8 @@ class EventReader:
     """Every event of a log, oldest first; problems/notes as in RingReader."""
 
     def __init__(self, device):
+        from manager_fw.ring import RING_EVENTS, RingReader
+
         self.ring = RingReader(device, RING_EVENTS, (KIND_EVENT,))
         self.problems = self.ring.problems
         self.notes = self.ring.notes
@@ -168,10 +175,10 @@ class EventReader:
             ev.offset = offset
             ev.code = p[0]
             ev.arg = p[1]
-            ev.module = get_u16(p, 2)
+            ev.module = p[2] | (p[3] << 8)
             ev.string = p[4]
             ev.value = p[6] | (p[7] << 8) | (p[8] << 16) | (((p[9] ^ 0x80) - 0x80) << 24)
-            ev.extra = get_u16(p, 10)
+            ev.extra = p[10] | (p[11] << 8)
             yield ev
 
     def latest(self, count):

@@ -77,12 +77,12 @@ class Poller(b.BusJob):
 
     def next_request(self, master, now_us: int) -> bool:
         if not self._in_cycle:
-            if (
-                self._started_once
-                and self.cycle_period_us
-                and ticks_diff(now_us, self.cycle_started_us) < self.cycle_period_us
-            ):
-                return False
+            if self._started_once and self.cycle_period_us:
+                # a negative distance means the last start is more than half the tick
+                # period (537 s) ago (polling was stopped): long enough
+                since = ticks_diff(now_us, self.cycle_started_us)
+                if 0 <= since < self.cycle_period_us:
+                    return False
             self._in_cycle = True
             self._started_once = True
             self.cycle_started_us = now_us

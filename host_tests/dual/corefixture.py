@@ -4,12 +4,8 @@
 # modules' values; for Ri it plays the module: an RI_START is completed after the
 # duration the module announced, with the Ri value the test chose.
 from boards.sim.bus import ResponderNode, VirtualBus
-from boards.sim.devices import CurrentSensor, RelayBox
 from boards.sim.manager_shell import SimManagerShell
-from manager_fw.blockdev import SimFlash
-from manager_fw.config import parse_config
 from manager_fw.core import ManagerCore
-from manager_fw.events import EventReader
 from module_fw.responder import Responder
 from module_fw.state import ModuleState
 from shared import protocol as p
@@ -20,6 +16,55 @@ START_S = 200000000  # 2026-05-04, StringCare seconds
 
 def uid_for(n):
     return bytes([0x5C, 0xA1, 0, 0, (n >> 8) & 0xFF, n & 0xFF, 0x42, n & 0x7F])
+
+
+def parse_then_release(obj):
+    """The site configuration, parsed; then the parser is dropped from memory, as a
+    board does after start-up (manager_fw/site.py is all the core keeps)."""
+    import gc
+    import sys
+
+    import manager_fw
+    from manager_fw import config
+
+    cfg = config.parse_config(obj)
+    del config
+    for name in ("config", "profiles"):
+        sys.modules.pop("manager_fw." + name, None)
+        try:
+            delattr(manager_fw, name)
+        except (AttributeError, TypeError):
+            pass
+    gc.collect()
+    return cfg
+
+
+class EventList:
+    """The core's event log kept in a list (same append() as manager_fw/events.EventLog)."""
+
+    def __init__(self):
+        self.items = []
+
+    def append(self, time_s, code, module=0xFFFF, string=0xFF, value=0, arg=0, extra=0):
+        self.items.append((time_s - START_S, code, module, string, value, arg, extra))
+
+
+def store_file(what, kb):
+    import os
+    import sys
+
+    from manager_fw.blockdev import FileBlockDevice
+
+    try:
+        os.mkdir("build")
+    except OSError:
+        pass
+    path = "build/test-core-%s-%s.bin" % (sys.implementation.name, what)
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+    return FileBlockDevice(path, kb * 1024)
 
 
 def merge(base, extra):
@@ -33,11 +78,14 @@ def merge(base, extra):
 
 class Site:
     def __init__(self, sizes=(4, 4), config=None, seed=1, voltage_mv=13620, temp_cc=2200,
-                 ri_nohm=5000000, history_kb=32, events_kb=16, absent=()):  # fmt: skip
+                 ri_nohm=5000000, history_kb=0, events_kb=0, absent=()):  # fmt: skip
+        """history_kb / events_kb > 0: the history store / event log on a file of that
+        size (else no history, and events in a list: the stores' code then stays out of
+        the 192 KB heap)."""
         obj = {"strings": [{"modules": n} for n in sizes], "cycle_period_ms": 1000}
         if config:
             merge(obj, config)
-        self.cfg = parse_config(obj)
+        self.cfg = parse_then_release(obj)
         lay = self.cfg.layout
         self.bus = VirtualBus(self.cfg.baud, seed)
         self.modules = []
@@ -55,8 +103,11 @@ class Site:
             self.nodes.append(node)
             self.ri_value.append(ri_nohm)
             self._ri_since.append(-1)
-            if i not in absent:
-                self.bus.attach(node)
+            self.bus.attach(node)
+            if i in absent:
+                self.bus.unplug(node)
+        if self.cfg.boxes or [n for n in self.cfg.current_sensor if n]:
+            from boards.sim.devices import CurrentSensor, RelayBox
         self.sensors = {}
         for k in range(lay.string_count):
             n = self.cfg.current_sensor[k]
@@ -65,14 +116,16 @@ class Site:
                 self.sensors[k] = dev
                 self.bus.attach(ResponderNode(dev))
         self.boxes = {}
-        for box in self.cfg.boxes():
+        for box in self.cfg.boxes:
             dev = RelayBox(box)
             self.boxes[box] = dev
             self.bus.attach(ResponderNode(dev))
-        self.history_dev = SimFlash(history_kb * 1024) if history_kb else None
-        self.event_dev = SimFlash(events_kb * 1024) if events_kb else None
+        # stores in files: no large contiguous buffer on a 192 KB heap
+        self.history_dev = store_file("history", history_kb) if history_kb else None
+        self.event_dev = store_file("events", events_kb) if events_kb else None
+        self.event_list = None if self.event_dev else EventList()
         self.core = ManagerCore(self.cfg, self.history_dev, self.event_dev, START_S,
-                                history_segment_size=8192)  # fmt: skip
+                                history_segment_size=8192, event_log=self.event_list)  # fmt: skip
         self.shell = SimManagerShell(self.core, self.bus, START_S)
         self.shell.hooks.append(self._play_ri)
 
@@ -125,6 +178,10 @@ class Site:
 
     def events(self, code=None):
         """[(time_s - START_S, code, module, string, value, arg, extra)], oldest first."""
+        if self.event_list is not None:
+            return [e for e in self.event_list.items if code is None or e[1] == code]
+        from manager_fw.events import EventReader
+
         out = []
         for e in EventReader(self.event_dev).events():
             if code is None or e.code == code:

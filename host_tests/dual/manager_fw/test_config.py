@@ -81,7 +81,7 @@ def test_errors_name_the_field_path_and_the_allowed_range():
 
 def test_defaults_come_from_the_chemistry_profile_and_the_block():
     cfg = c.parse_config({"strings": strings(4)})
-    assert cfg.profile.key == "vrla" and cfg.variant == 3 and cfg.cells == 6
+    assert cfg.chemistry == "vrla" and cfg.variant == 3 and cfg.cells == 6
     assert (cfg.window_low_mv, cfg.window_high_mv) == (13080, 14100)
     t = cfg.thresholds
     assert t.voltage_high_warning_uv == 14100000 and t.voltage_high_alarm_uv == 14700000
@@ -145,7 +145,7 @@ def test_io_mapping():
     assert (cfg.alarm_box, cfg.alarm_relay) == (2, 1)
     assert (cfg.ups_source, cfg.ups_box, cfg.ups_input) == (c.UPS_BOX, 5, 2)
     assert not cfg.ups_active_closed and cfg.ups_strings_mask == 0b111
-    assert cfg.boxes() == [2, 3, 5]
+    assert cfg.boxes == [2, 3, 5]
 
 
 # --------------------------------------------------------------------------- storage
