@@ -36,8 +36,6 @@ from manager_fw import discharge as dis
 from manager_fw import events as ev
 from manager_fw import outputs as out
 from manager_fw import poller as pl
-from manager_fw import ri_schedule as ris
-from manager_fw import runaway as rw
 from manager_fw import silence as si
 from manager_fw import strings as strs
 from manager_fw.site import UPS_BOARD, UPS_BOX, variant_name
@@ -79,6 +77,7 @@ HIST_DISCHARGE = const(1)
 HIST_RECOVERY = const(2)
 HIST_BOOST = const(3)
 HIST_SILENT = const(4)  # history.STATE_SILENT
+HIST_INTERVAL_S = (1200, 10, 60, 300)  # per mode: history.record_interval_s
 
 
 def hw_generation(hw_rev: int) -> int:
@@ -477,10 +476,12 @@ class ManagerCore:
         history_segment_size: int = 65536,
         event_segment_size: int = 4096,
         event_log=None,
+        history=None,
     ) -> None:
         """history_device, event_device: block devices (manager_fw/blockdev.py) for the
-        history store and the event log, or None.  event_log: instead of event_device,
-        any object with EventLog.append's signature (tests keep events in a list)."""
+        history store and the event log, or None.  event_log / history: instead of a
+        device, any object with the append() of EventLog / HistoryWriter (tests keep
+        them in lists)."""
         self.cfg = cfg
         lay = cfg.layout
         self.layout = lay
@@ -500,8 +501,13 @@ class ManagerCore:
         self.silence = si.SilenceWatch(
             lay.addresses, lay.max_address, cfg.silent_delay_s, cfg.silent_contact_delay_s
         )
+        # Ri and thermal runaway are loaded only when the configuration uses them
         self.ri_schedule = None
+        self.ri_trend = None
         if cfg.ri_enabled:
+            from manager_fw import ri_schedule as ris
+
+            self.ri_trend = ris.RiTrend(lay.max_address, cfg.ri_baseline_count, cfg.ri_trend_pct)
             self.ri_schedule = ris.RiSchedule(
                 lay.addresses,
                 now_s,
@@ -512,7 +518,6 @@ class ManagerCore:
                 cfg.ri_spacing_s,
                 cfg.ri_settle_s,
             )
-        self.ri_trend = ris.RiTrend(lay.max_address, cfg.ri_baseline_count, cfg.ri_trend_pct)
         self.discharge = dis.Discharge(
             lay.ranges,
             cfg.discharge_drop_mv,
@@ -522,7 +527,11 @@ class ManagerCore:
             cfg.discharge_recovery_s,
         )
         self.runaway = None
+        self._runaway_slots = 0
         if cfg.runaway_enabled:
+            from manager_fw import runaway as rw
+
+            self._runaway_slots = rw.SLOTS
             self.runaway = rw.Runaway(
                 lay.ranges,
                 cfg.runaway_sample_s,
@@ -538,15 +547,16 @@ class ManagerCore:
         if event_log is None and event_device is not None:
             self.events = ev.EventLog(event_device, event_segment_size)
         self.alarms = th.AlarmEvaluator(lay.sizes, cfg.thresholds, self)
-        self.history = None
-        self.cadence = None
-        if history_device is not None:
+        self.history = history
+        if history is None and history_device is not None:
             from manager_fw.history_store import HistoryWriter
-            from shared.history import HistoryCadence
 
             self.history = HistoryWriter(history_device, lay.sizes, history_segment_size)
             self.history.set_thresholds(cfg.thresholds)
-            self.cadence = HistoryCadence()
+        # shared.history.HistoryCadence, inline: a snapshot at once on a change of mode,
+        # then every HIST_INTERVAL_S of the mode
+        self.history_last_s = -1
+        self.history_last_mode = -1
 
         # per module (module index)
         self.voltage_uv = array("i", bytes(4 * n))
@@ -1086,14 +1096,22 @@ class ManagerCore:
             al.evaluate_string(now_s, k, vu, fresh, disch)
         # silent modules
         w = self.silence
+        back = None
+        if w.system_alarm_since_s >= 0:  # how long the ones coming back were silent
+            for a in addrs:
+                if w.alarm[a] and poll.state[a] == pl.ST_OK:
+                    if back is None:
+                        back = []
+                    back.append((a, w.silent_s(a, now_s)))
         w.update(poll, now_s)
         for a in w.raised:
             i = lay.module(a)
             self._log(now_s, ev.EV_MODULE_SILENT, i, lay.string_of(i))
             self._new_alarm = True
-        for a in w.cleared:
-            i = lay.module(a)
-            self._log(now_s, ev.EV_MODULE_BACK, i, lay.string_of(i), w.silent_s(a, now_s))
+        if back is not None:
+            for a, silent_s in back:
+                i = lay.module(a)
+                self._log(now_s, ev.EV_MODULE_BACK, i, lay.string_of(i), silent_s)
         # thermal runaway
         r = self.runaway
         if r is not None:
@@ -1108,7 +1126,7 @@ class ManagerCore:
             for k in r.newly_tripped:
                 a = r.tripped_module[k]
                 i = lay.module(a)
-                rise = (poll.temp_cc[a] - r.temp[a * rw.SLOTS + r.head]) * 10
+                rise = (poll.temp_cc[a] - r.temp[a * self._runaway_slots + r.head]) * 10
                 self._log(now_s, ev.EV_THERMAL_RUNAWAY, i, k, rise, 0)
                 self._new_alarm = True
             if r.newly_tripped:
@@ -1141,10 +1159,15 @@ class ManagerCore:
             self._enqueue(io)
         # history
         hist = self.history
-        cad = self.cadence
-        if hist is not None and cad is not None:
+        if hist is not None:
             mode = self.history_mode(now_s)
-            if cad.due(now_s, mode):
+            last = self.history_last_s
+            if (
+                last < 0
+                or mode != self.history_last_mode
+                or now_s < last
+                or now_s - last >= HIST_INTERVAL_S[mode]
+            ):
                 hist.append(
                     now_s,
                     mode,
@@ -1155,7 +1178,8 @@ class ManagerCore:
                     hs,
                     self.string_current_ma,
                 )
-                cad.recorded(now_s, mode)
+                self.history_last_s = now_s
+                self.history_last_mode = mode
 
     def history_mode(self, now_s: int) -> int:
         d = self.discharge
@@ -1218,13 +1242,15 @@ class ManagerCore:
             if self.alarms.alarm_count > before:
                 self._new_alarm = True
             self._log(now_s, ev.EV_RI_MEASURED, i, k, v, p.RI_OK, job.quality)
-            was = self.ri_trend.warning[a]
-            if self.ri_trend.add(a, v, job.quality, now_s):
-                self._log(now_s, ev.EV_RI_TREND, i, k, self.ri_trend.rise_pct(a))
-            if was and not self.ri_trend.warning[a]:
-                self.trend_warnings -= 1
-            elif not was and self.ri_trend.warning[a]:
-                self.trend_warnings += 1
+            tr = self.ri_trend
+            if tr is not None:
+                was = tr.warning[a]
+                if tr.add(a, v, job.quality, now_s):
+                    self._log(now_s, ev.EV_RI_TREND, i, k, tr.rise_pct(a))
+                if was and not tr.warning[a]:
+                    self.trend_warnings -= 1
+                elif not was and tr.warning[a]:
+                    self.trend_warnings += 1
         else:
             self._log(now_s, ev.EV_RI_MEASURED, i, k, 0, job.result_state)
         sch = self.ri_schedule

@@ -3,11 +3,10 @@
 # the virtual bus, all in virtual time (boards/sim/manager_shell.py).  The test sets the
 # modules' values; for Ri it plays the module: an RI_START is completed after the
 # duration the module announced, with the Ri value the test chose.
-from boards.sim.bus import ResponderNode, VirtualBus
-from boards.sim.manager_shell import SimManagerShell
-from manager_fw.core import ManagerCore
-from module_fw.responder import Responder
-from module_fw.state import ModuleState
+#
+# Memory: the manager tests get a 192 KB MicroPython heap and the code of every module
+# they import lives in it.  So a Site parses its configuration first, drops the parser
+# (as a board does after start-up) and only then loads the core and the simulation.
 from shared import protocol as p
 from shared.compat import ticks_diff
 
@@ -49,6 +48,23 @@ class EventList:
         self.items.append((time_s - START_S, code, module, string, value, arg, extra))
 
 
+class HistoryList:
+    """The core's history snapshots in a list: (time s after start, mode, voltage µV,
+    temperature m°C, Ri nΩ, balance %, state, string current mA) per module, as lists."""
+
+    def __init__(self):
+        self.snapshots = []
+
+    def set_thresholds(self, thresholds):
+        pass
+
+    def append(self, time_s, mode, voltage_uv, temp_mc, ri_nohm, balance_pct, state, current_ma):
+        self.snapshots.append(
+            (time_s - START_S, mode, list(voltage_uv), list(temp_mc), list(ri_nohm),
+             list(balance_pct), list(state), list(current_ma))
+        )  # fmt: skip
+
+
 def store_file(what, kb):
     import os
     import sys
@@ -78,20 +94,48 @@ def merge(base, extra):
 
 class Site:
     def __init__(self, sizes=(4, 4), config=None, seed=1, voltage_mv=13620, temp_cc=2200,
-                 ri_nohm=5000000, history_kb=0, events_kb=0, absent=()):  # fmt: skip
+                 ri_nohm=5000000, history_kb=0, events_kb=0, absent=(),
+                 history_list=False):  # fmt: skip
         """history_kb / events_kb > 0: the history store / event log on a file of that
         size (else no history, and events in a list: the stores' code then stays out of
-        the 192 KB heap)."""
-        obj = {"strings": [{"modules": n} for n in sizes], "cycle_period_ms": 1000}
+        the 192 KB heap).  history_list: the core's snapshots in a list instead."""
+        # Ri and thermal runaway are off unless a test switches them on: a core without
+        # them does not load their code (the 192 KB heap)
+        obj = {
+            "strings": [{"modules": n} for n in sizes],
+            "cycle_period_ms": 1000,
+            "ri": {"enabled": False},
+            "runaway": {"enabled": False},
+        }
         if config:
             merge(obj, config)
         self.cfg = parse_then_release(obj)
+        from boards.sim.bus import ResponderNode, VirtualBus
+        from boards.sim.manager_shell import SimManagerShell
+        from manager_fw.core import ManagerCore
+        from module_fw.responder import Responder
+        from module_fw.state import ModuleState
+
+        # the core first, on a freshly collected heap: its big tables find room before
+        # the many small objects of the simulation fragment it
+        import gc
+
+        gc.collect()
+        # stores in files: no large contiguous buffer on a 192 KB heap
+        self.history_dev = store_file("history", history_kb) if history_kb else None
+        self.event_dev = store_file("events", events_kb) if events_kb else None
+        self.event_list = None if self.event_dev else EventList()
+        self.history_list = HistoryList() if history_list else None
+        self.core = ManagerCore(self.cfg, self.history_dev, self.event_dev, START_S,
+                                history_segment_size=8192, event_log=self.event_list,
+                                history=self.history_list)  # fmt: skip
         lay = self.cfg.layout
         self.bus = VirtualBus(self.cfg.baud, seed)
         self.modules = []
         self.nodes = []
         self.ri_value = []
         self._ri_since = []
+        self.ri_starts = []  # (time s after start, module index) of every RI_START seen
         for i in range(lay.module_count):
             s = ModuleState(uid_for(i + 1), variant_id=self.cfg.variant)
             s.address = lay.address(i)
@@ -120,12 +164,6 @@ class Site:
             dev = RelayBox(box)
             self.boxes[box] = dev
             self.bus.attach(ResponderNode(dev))
-        # stores in files: no large contiguous buffer on a 192 KB heap
-        self.history_dev = store_file("history", history_kb) if history_kb else None
-        self.event_dev = store_file("events", events_kb) if events_kb else None
-        self.event_list = None if self.event_dev else EventList()
-        self.core = ManagerCore(self.cfg, self.history_dev, self.event_dev, START_S,
-                                history_segment_size=8192, event_log=self.event_list)  # fmt: skip
         self.shell = SimManagerShell(self.core, self.bus, START_S)
         self.shell.hooks.append(self._play_ri)
 
@@ -165,6 +203,7 @@ class Site:
                 continue
             if self._ri_since[i] < 0:
                 self._ri_since[i] = now
+                self.ri_starts.append((shell.now_s() - START_S, i))
             elif ticks_diff(now, self._ri_since[i]) >= s.ri_duration_ms:
                 self._ri_since[i] = -1
                 s.ri_request = -1
