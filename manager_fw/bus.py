@@ -101,6 +101,9 @@ class BusMaster:
         self._window_us = 0
         self._count = 0
         self.gap_us = p.wire_us(GAP_CHARS, baud)
+        # Added to every reply window.  0 on a board's UART; a host behind a USB serial
+        # adapter sets it to cover the adapter's latency (replies reach it late).
+        self.window_slack_us = 0
         # Counters for diagnostics
         self.requests = 0
         self.replies = 0
@@ -131,6 +134,8 @@ class BusMaster:
             self._window_us = arg
         else:
             self._window_us = 0
+        if expect != EXPECT_NONE:
+            self._window_us += self.window_slack_us
 
     def enqueue_service(self, req: ServiceRequest) -> None:
         self.service.append(req)
@@ -145,6 +150,9 @@ class BusMaster:
             self._close_window(now_us, timed_out=True)
         if ticks_diff(now_us, self.free_at_us) < 0:
             return 0
+        # Keep the mark recent: tick comparisons hold for half the tick period (537 s),
+        # and a bus idle longer than that (modules asleep) must not look busy.
+        self.free_at_us = now_us
         job = self._pick_job(now_us)
         if job is None:
             return 0

@@ -51,7 +51,7 @@ class Discharge:
         self.count = array("H", [0] * n)
         self.min_sum_mv = array("l", [0] * n)
         self.min_at_s = array("l", [-1] * n)
-        self.deepest_mv = array("H", [0] * (n_max + 1))  # per module, last discharge
+        self.deepest_mv = array("H", bytes(2 * (n_max + 1)))  # per module, last discharge
         self.charge_mah = array("l", [0] * n)  # removed during the discharge (sensor)
         self._last_current_s = array("l", [-1] * n)
         self.started: list = []  # strings whose discharge began in the last update

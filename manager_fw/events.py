@@ -13,8 +13,11 @@
 #  10 u16 extra (per code), little-endian
 # 22 bytes on the device per event with the frame around it.
 
-from manager_fw.ring import RING_EVENTS, Ring, RingReader, get_u16
 from shared.compat import const
+
+# The ring store (manager_fw/ring.py) is imported where a log is opened, not here: code
+# that only needs the event codes (the manager core's in-memory log in tests, host
+# tools) does not load the store.
 
 KIND_EVENT = const(0x45)  # 'E'
 EVENT_PAYLOAD_SIZE = const(12)
@@ -35,9 +38,16 @@ EV_DISCHARGE_START = const(6)  # value: string current mA (negative = discharge)
 EV_DISCHARGE_END = const(7)  # value: duration s; extra: discharge counter
 EV_CONFIG = const(8)  # configuration changed; arg: item (manager's numbering); value: new
 EV_ADDRESSING = const(9)  # arg: ADDR_*; module: the address concerned
-EV_THERMAL_RUNAWAY = const(10)  # value: temperature rise m°C
+EV_THERMAL_RUNAWAY = const(10)  # value: temperature rise m°C; arg: 0 trip, 1 operator reset
 EV_ALARM_MUTED = const(11)  # buzzer muted by the operator
-EV_RI_MEASURED = const(12)  # value: Ri nΩ (offset applied)
+EV_RI_MEASURED = const(12)  # value: Ri nΩ (offset applied); arg: Ri state (2 = ok)
+# codes of the manager core (manager_fw/core.py, docs/manager.md)
+EV_CENSUS = const(13)  # start-up census done; value: initialised, extra: not reachable
+EV_REFUSED = const(14)  # the core refuses to run; arg: REFUSED_*; module: the first odd one
+EV_RELAY = const(15)  # a relay/IO box confirmed a relay change; arg: box; value: relays
+#                       after; extra: the relays changed (bit mask)
+EV_RI_TREND = const(16)  # Ri rose against the module's own baseline; value: rise %
+EV_BUS_POWER = const(17)  # arg: 0 SLEEP sent, 1 WAKE preamble done
 
 EVENT_NAMES = (
     "?",
@@ -53,7 +63,24 @@ EVENT_NAMES = (
     "thermal runaway",
     "alarm muted",
     "ri measured",
+    "census",
+    "refused",
+    "relay",
+    "ri trend",
+    "bus power",
 )
+
+# EV_REFUSED reasons
+REFUSED_HARDWARE = const(1)  # incompatible hardware revisions on one bus
+REFUSED_FIRMWARE = const(2)  # a module's firmware major differs from the manager's
+REFUSED_PROTOCOL = const(3)  # a device answers in another protocol version
+REFUSED_NAMES = ("?", "hardware revision", "firmware version", "protocol version")
+
+# EV_CONFIG items
+CFG_LOADED = const(0)  # value: CRC-16 of the configuration text in use
+CFG_FALLBACK = const(1)  # site.json was missing or bad: the last good copy is in use
+CFG_SAVED = const(2)  # a new configuration was stored; value: its CRC-16
+CONFIG_NAMES = ("loaded", "fallback to last good", "saved")
 
 # EV_ADDRESSING steps
 ADDR_START = const(0)
@@ -69,6 +96,8 @@ class EventLog:
     """Appends events; also the sink of shared.thresholds.AlarmEvaluator."""
 
     def __init__(self, device, segment_size=DEFAULT_SEGMENT_SIZE, erase_foreign=False):
+        from manager_fw.ring import RING_EVENTS, Ring
+
         self.ring = Ring(device, RING_EVENTS, segment_size, erase_foreign)
         self.buf = bytearray(EVENT_PAYLOAD_SIZE)
         self.events_written = 0
@@ -126,6 +155,8 @@ class EventReader:
     """Every event of a log, oldest first; problems/notes as in RingReader."""
 
     def __init__(self, device):
+        from manager_fw.ring import RING_EVENTS, RingReader
+
         self.ring = RingReader(device, RING_EVENTS, (KIND_EVENT,))
         self.problems = self.ring.problems
         self.notes = self.ring.notes
@@ -144,10 +175,10 @@ class EventReader:
             ev.offset = offset
             ev.code = p[0]
             ev.arg = p[1]
-            ev.module = get_u16(p, 2)
+            ev.module = p[2] | (p[3] << 8)
             ev.string = p[4]
             ev.value = p[6] | (p[7] << 8) | (p[8] << 16) | (((p[9] ^ 0x80) - 0x80) << 24)
-            ev.extra = get_u16(p, 10)
+            ev.extra = p[10] | (p[11] << 8)
             yield ev
 
     def latest(self, count):

@@ -19,6 +19,10 @@ ST_SILENT = const(2)  # answered before, missed the last poll(s)
 ST_NEVER = const(3)  # polled at least once, never answered
 
 
+def _no_callback(poller, now_us: int) -> None:
+    pass
+
+
 class Poller(b.BusJob):
     def __init__(self, strings, baud: int = 115200, group_max: int = p.GROUP_MAX) -> None:
         """strings: [(first_address, last_address), ...] inclusive, one per string."""
@@ -55,7 +59,7 @@ class Poller(b.BusJob):
         self.cycle = 0
         self.cycle_started_us = 0
         self.last_cycle_us = 0
-        self.on_cycle_end = None  # called as on_cycle_end(poller, now_us)
+        self.on_cycle_end = _no_callback  # called as on_cycle_end(poller, now_us)
         self._in_cycle = False
         self._started_once = False
         self._string = 0
@@ -73,12 +77,12 @@ class Poller(b.BusJob):
 
     def next_request(self, master, now_us: int) -> bool:
         if not self._in_cycle:
-            if (
-                self._started_once
-                and self.cycle_period_us
-                and ticks_diff(now_us, self.cycle_started_us) < self.cycle_period_us
-            ):
-                return False
+            if self._started_once and self.cycle_period_us:
+                # a negative distance means the last start is more than half the tick
+                # period (537 s) ago (polling was stopped): long enough
+                since = ticks_diff(now_us, self.cycle_started_us)
+                if 0 <= since < self.cycle_period_us:
+                    return False
             self._in_cycle = True
             self._started_once = True
             self.cycle_started_us = now_us

@@ -25,6 +25,7 @@ class RiSchedule:
         period_s: int = 86400,
         spacing_s: int = 30,
         settle_s: int = 7200,
+        keep_log: bool = False,
     ) -> None:
         if not 30 <= spacing_s <= 50:
             raise ValueError("Ri spacing_s must be 30..50 s (got %d)" % spacing_s)
@@ -42,7 +43,9 @@ class RiSchedule:
         self.next_module_s = 0
         self.waiting = -1  # address whose result is outstanding
         self.discharge_ended_s = -1
-        self.log: list = []  # (round, address, start_s) of every measurement started
+        # (round, address, start_s) of every measurement started, for tests and tools
+        # only: on a manager that runs for years the list would grow without bound
+        self.log: list | None = [] if keep_log else None
 
     def in_round(self) -> bool:
         return self.pos >= 0
@@ -63,7 +66,8 @@ class RiSchedule:
             return -1
         addr = self.addresses[self.pos]
         self.waiting = addr
-        self.log.append((self.rounds_done, addr, now_s))
+        if self.log is not None:
+            self.log.append((self.rounds_done, addr, now_s))
         return addr
 
     def done(self, address: int, now_s: int) -> None:
@@ -96,11 +100,13 @@ class RiTrend:
             raise ValueError("Ri trend_pct must be 5..200 %% (got %d)" % trend_pct)
         self.baseline_count = baseline_count
         self.trend_pct = trend_pct
-        self.last_nohm = array("l", [0] * (n_max + 1))
+        # per module, 4-byte items built from bytes: no temporary list of n_max ints
+        # (600 modules must fit a board's heap; 'l' is 8 bytes on 64-bit ports)
+        self.last_nohm = array("i", bytes(4 * (n_max + 1)))
         self.last_quality = bytearray(n_max + 1)
-        self.last_s = array("l", [-1] * (n_max + 1))
-        self.baseline_nohm = array("l", [0] * (n_max + 1))
-        self._sum = array("l", [0] * (n_max + 1))
+        self.last_s = array("i", b"\xff\xff\xff\xff" * (n_max + 1))  # -1: none yet
+        self.baseline_nohm = array("i", bytes(4 * (n_max + 1)))
+        self._sum = array("i", bytes(4 * (n_max + 1)))
         self.count = bytearray(n_max + 1)
         self.warning = bytearray(n_max + 1)
 

@@ -48,8 +48,9 @@ class Runaway:
         self.current_min_ma = current_min_ma
         self.voltage_rise_mv = voltage_rise_mv
         self.confirm = confirm
-        self.temp = array("h", [0] * (SLOTS * (n_max + 1)))
-        self.volt = array("H", [0] * (SLOTS * (n_max + 1)))
+        # built from bytes: no temporary list of SLOTS * n_max ints on the heap
+        self.temp = array("h", bytes(2 * SLOTS * (n_max + 1)))
+        self.volt = array("H", bytes(2 * SLOTS * (n_max + 1)))
         self.current = array("l", [0] * (SLOTS * n))
         self.has_current = bytearray(n)
         self.samples = 0

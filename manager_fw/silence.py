@@ -15,7 +15,8 @@ class SilenceWatch:
         self.addresses = addresses  # configured module addresses
         self.delay_s = delay_s
         self.contact_delay_s = contact_delay_s
-        self.last_ok_s = array("l", [-1] * (n_max + 1))  # -1: never answered
+        # -1: never answered; 4-byte items from bytes (no temporary list of n_max ints)
+        self.last_ok_s = array("i", b"\xff\xff\xff\xff" * (n_max + 1))
         self.alarm = bytearray(n_max + 1)
         self.started_s = -1
         self.system_alarm_since_s = -1

@@ -416,7 +416,8 @@ class Deframer:
     allocates.  Rejected input is counted:
       garbage       bytes skipped while hunting for SYNC (noise, cut frames)
       crc_errors    candidate frames whose CRC failed (resync one byte later)
-      version_errors CRC-valid frames of another protocol version (skipped whole)
+      version_errors CRC-valid frames of another protocol version (skipped whole;
+                    last_version holds the version of the last one)
     """
 
     BUF_LEN = 256
@@ -431,6 +432,7 @@ class Deframer:
         self.garbage = 0
         self.crc_errors = 0
         self.version_errors = 0
+        self.last_version = 0  # protocol version of the last frame skipped for it
 
     def reset(self) -> None:
         """Drop any partial frame (the shell calls this after a silent gap)."""
@@ -507,6 +509,7 @@ class Deframer:
                 continue
             if (verlen >> 6) != VERSION:
                 self.version_errors += 1
+                self.last_version = verlen >> 6
                 self.start = s + total
                 continue
             frame = self.frame

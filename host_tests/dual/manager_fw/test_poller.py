@@ -136,3 +136,18 @@ def test_service_requests_run_between_cycles():
     rig.run_cycles(3)
     assert answers == [3, None]
     assert rig.master.timeouts == 1
+
+
+def test_polling_resumes_after_a_pause_longer_than_half_the_tick_period():
+    # Tick comparisons hold for half the 2**30 µs period (537 s).  A master or poller
+    # left idle longer than that (modules asleep, setup mode) must not take its old
+    # time marks for future ones and stay silent for up to another 9 minutes.
+    rig = Rig(strings=[(1, 2)], n_modules=2)
+    rig.poller.cycle_period_us = 1000000
+    rig.run_cycles(2)
+    rig.master.poller = None
+    rig.run_ms(600000)  # ten minutes without polling
+    rig.master.poller = rig.poller
+    cycle = rig.poller.cycle
+    rig.run_ms(1500)
+    assert rig.poller.cycle >= cycle + 1

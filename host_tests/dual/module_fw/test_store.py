@@ -115,6 +115,10 @@ def test_file_slots_on_the_interpreters_filesystem():
     import os
     import sys
 
+    try:
+        os.mkdir("build")  # a fresh checkout has none before the first build
+    except OSError:
+        pass
     prefix = "build/test-store-%s" % sys.implementation.name
     slots = sto.FileSlots(prefix)
     for name in slots.names:

@@ -1,0 +1,94 @@
+# The manager core (manager_fw/core.py) on the virtual bus, in virtual time: the shell a
+# board gives the core, with the VirtualBus in place of the UART and a virtual clock in
+# place of ticks_us/ticks_ms and the RTC.  Dual tests and the simulator drive scenarios
+# with it; it runs on both interpreters.
+#
+#   shell = SimManagerShell(core, bus, start_s=...)
+#   shell.run_s(300)                     # five virtual minutes
+#   shell.hooks.append(fn)               # fn(shell) after every core.step
+
+from boards.sim.bus import MasterNode
+from shared.compat import TICKS_MAX, ticks_add, ticks_diff
+
+
+class SimManagerShell:
+    def __init__(self, core, bus, start_s: int = 0, step_ms: int = 100) -> None:
+        self.core = core
+        self.bus = bus
+        self.node = MasterNode(core.master)
+        bus.attach(self.node)
+        self.start_s = start_s
+        self.step_us = step_ms * 1000
+        self.next_step_us = bus.now_us
+        self.hooks: list = []
+        self.steps = 0
+
+    def now_s(self) -> int:
+        return self.start_s + self.bus.now_us // 1000000
+
+    def now_ms(self) -> int:
+        return (self.bus.now_us // 1000) & TICKS_MAX
+
+    def _master_wake_us(self) -> int:
+        """Absolute virtual time at which the master may want to act, or -1."""
+        m = self.core.master
+        now = self.bus.now_us
+        now_t = now & TICKS_MAX
+        if m.waiting:
+            return now + max(0, ticks_diff(m.deadline_us, now_t))
+        d = ticks_diff(m.free_at_us, now_t)
+        if d > 0:
+            return now + d
+        if m.foreground is not None:
+            return now + 1000  # foreground jobs pace themselves (offers, wake-ups)
+        if m.service:
+            return now  # queued work the bus could start now
+        poller = m.poller
+        if poller is not None and not poller._in_cycle:
+            if not poller._started_once or not poller.cycle_period_us:
+                return now
+            due = ticks_add(poller.cycle_started_us, poller.cycle_period_us)
+            return now + max(0, ticks_diff(due, now_t))
+        return -1
+
+    def run_until(self, until_us: int) -> None:
+        bus = self.bus
+        core = self.core
+        while bus.now_us < until_us:
+            now = bus.now_us
+            if now >= self.next_step_us or core._cycle_ready:
+                core.step(self.now_ms(), self.now_s())
+                self.steps += 1
+                for hook in self.hooks:
+                    hook(self)
+                while self.next_step_us <= now:
+                    self.next_step_us += self.step_us
+            self.node.poll(bus)
+            t = self.next_step_us
+            nxt = bus.next_event_us()
+            if 0 <= nxt < t:
+                t = nxt
+            wake = self._master_wake_us()
+            if wake > now and wake < t:
+                t = wake
+            elif wake == now and not self.core.master.waiting:
+                # the master had work but did not start it (a job waiting for its time):
+                # look again one character later instead of spinning
+                t2 = now + 100
+                if t2 < t:
+                    t = t2
+            if t > until_us:
+                t = until_us
+            if t <= now:
+                t = now + 1
+            bus.advance(t)
+
+    def run_s(self, seconds: int) -> None:
+        self.run_until(self.bus.now_us + seconds * 1000000)
+
+    def run_ms(self, ms: int) -> None:
+        self.run_until(self.bus.now_us + ms * 1000)
+
+    def run_until_s(self, now_s: int) -> None:
+        """Run until the core's clock reads now_s."""
+        self.run_until((now_s - self.start_s) * 1000000)

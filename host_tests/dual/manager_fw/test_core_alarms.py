@@ -1,0 +1,142 @@
+# Manager core, alarms: the silent-module system alarm and its contact delay, lost
+# frames that must not alarm, per-string equalising and its suspension, the voltage
+# difference alarm, MARK, buzzer/LED/contact with the mute button, offsets.  Scenarios in
+# virtual time on the virtual bus (corefixture.Site).
+from corefixture import Site
+
+from manager_fw import events as ev
+from manager_fw import outputs as out
+from manager_fw import strings as strs
+from shared import protocol as p
+from shared import thresholds as th
+
+
+def first_times(site, probes):
+    """Hook recording, per probe name, the first core time (s after start) it was true."""
+    seen = {}
+
+    def hook(shell):
+        for name in probes:
+            if name not in seen and probes[name]():
+                seen[name] = shell.now_s() - site.shell.start_s
+
+    site.shell.hooks.append(hook)
+    return seen
+
+
+def test_one_module_unplugged_alarms_at_exactly_the_delay_and_the_contact_90s_later():
+    site = Site(sizes=(2, 2), config={"io": {"alarm_relay": {"box": 1, "relay": 1}}})
+    site.start()
+    c = site.core
+    site.run_s(10)
+    box = site.boxes[1]
+    assert box.relays == 1 and c.outputs.relay_energised  # fail-safe: energised when fine
+    o = c.outputs
+    seen = first_times(
+        site,
+        {
+            "buzzer": lambda: o.buzzer,
+            "led": lambda: o.led != out.LED_OFF,
+            "contact": lambda: not o.relay_energised,
+            "box relay": lambda: box.relays == 0,
+        },
+    )
+    site.unplug(3)
+    site.run_s(3)
+    last_ok = c.silence.last_ok_s[4] - site.shell.start_s  # module 4 (index 3), address 4
+    # equalising stops in the silent module's string only
+    assert c.strings.reason[1] == strs.REASON_SILENT and c.strings.reason[0] == strs.REASON_NONE
+    assert site.modules[2].target_flags & p.TARGET_EQUALISE == 0
+    assert site.modules[0].target_flags & p.TARGET_EQUALISE
+    site.run_s(400)
+    assert seen["buzzer"] == last_ok + 240 and seen["led"] == last_ok + 240
+    assert seen["contact"] == last_ok + 240 + 90
+    assert last_ok + 330 <= seen["box relay"] <= last_ok + 332  # next cycle's RELAY_SET
+    silent = site.events(ev.EV_MODULE_SILENT)
+    assert [(e[0], e[2], e[3]) for e in silent] == [(last_ok + 240, 3, 1)]
+    # it answers again: the alarm and the contact clear
+    site.replug(3)
+    site.run_s(5)
+    assert not o.buzzer and o.relay_energised and box.relays == 1
+    back = site.events(ev.EV_MODULE_BACK)
+    assert len(back) == 1 and back[0][2] == 3 and 400 <= back[0][4] <= 410
+    assert c.strings.reason[1] == strs.REASON_NONE
+
+
+def test_lost_frames_never_alarm():
+    site = Site(sizes=(2, 2), seed=7)
+    site.start()
+    c = site.core
+    site.bus.bit_error_ppm = 300  # ~4 % of the replies fail their CRC
+    for _ in range(10):
+        site.run_s(120)
+        assert not c.outputs.buzzer and c.outputs.relay_energised
+    assert site.bus.corrupted_bytes > 100 and c.master.deframer.crc_errors > 20
+    assert not site.events(ev.EV_MODULE_SILENT) and not c.silence.any_alarm()
+    assert c.cycles >= 1150
+
+
+def test_targets_per_string_reach_the_modules():
+    site = Site(sizes=(3, 3))
+    volts = (13500, 13700, 13600, 13620, 13620, 12900)
+    for i in range(6):
+        site.modules[i].voltage_mv = volts[i]
+    site.start()
+    site.run_s(3)
+    c = site.core
+    assert c.strings.target_mv[0] == 13600 and c.strings.equalising[0]
+    assert [m.target_mv for m in site.modules[:3]] == [13600] * 3
+    assert all(m.target_flags == p.TARGET_EQUALISE for m in site.modules[:3])
+    # string 2 has a block below the equalising window (13.08 V): no equalising there
+    assert c.strings.reason[1] == strs.REASON_LOW
+    assert all(m.target_flags == 0 for m in site.modules[3:])
+    assert c.equalising_reason(1) == "a block is below the equalising window"
+    assert c.strings.shown_voltage_mv(1) == c.strings.avg_mv[1]
+
+
+def test_a_block_06V_high_raises_the_difference_alarm_marks_it_and_sounds_until_muted():
+    site = Site(sizes=(4,), config={"numbering": "per_string"})
+    site.start()
+    site.run_s(5)
+    c = site.core
+    o = c.outputs
+    assert not o.buzzer and o.led == out.LED_OFF and site.modules[2].mark == 0
+    seen = first_times(site, {"buzzer": lambda: o.buzzer, "contact": lambda: not o.relay_energised})
+    t0 = site.now_s() - site.shell.start_s
+    site.modules[2].voltage_mv = 13620 + 600  # block 3S1 is 0.6 V high
+    site.run_s(10)
+    levels = [(e[5], e[2], e[6]) for e in site.events(ev.EV_LEVEL)]
+    spread = (th.Q_SPREAD, 2, (th.COND_NORMAL << 8) | th.COND_HIGH_ALARM)
+    voltage = (th.Q_VOLTAGE, 2, (th.COND_NORMAL << 8) | th.COND_HIGH_WARNING)
+    assert spread in levels and voltage in levels
+    assert c.alarms.spread_uv[0] == 600000 and c.alarms.string_level(0) == th.LEVEL_ALARM
+    # three agreeing cycles, then the alarm: buzzer, alarm LED, contact at once
+    assert 2 <= seen["buzzer"] - t0 <= 4 and seen["contact"] == seen["buzzer"]
+    assert o.led == out.LED_ON
+    # the module is told: its LED shows steady red (MARK), the others stay green
+    assert site.modules[2].mark == p.MARK_WARNING and c.level[2] == th.LEVEL_WARNING
+    assert [m.mark for m in (site.modules[0], site.modules[1], site.modules[3])] == [0, 0, 0]
+    # mute: the buzzer stops, the LED and the contact stay
+    c.press_mute(site.now_s())
+    site.run_s(5)
+    assert not o.buzzer and o.led == out.LED_ON and not o.relay_energised
+    assert len(site.events(ev.EV_ALARM_MUTED)) == 1
+    # a new alarm sounds again: block 1S1 too hot (alarm at 30 °C)
+    site.modules[0].temp_cc = 3150
+    site.run_s(5)
+    assert o.buzzer and site.modules[0].mark == p.MARK_ALARM
+    # back to normal: alarms clear, marks drop, the contact closes again
+    site.modules[0].temp_cc = 2200
+    site.modules[2].voltage_mv = 13620
+    site.run_s(10)
+    assert not o.buzzer and o.led == out.LED_OFF and o.relay_energised
+    assert [m.mark for m in site.modules] == [0, 0, 0, 0]
+
+
+def test_temperature_offset_applies_to_every_module():
+    site = Site(sizes=(2,), config={"offsets": {"temp_mc": -700}}, temp_cc=2950)
+    site.start()
+    site.run_s(5)
+    c = site.core
+    assert list(c.temp_mc) == [28800, 28800]  # 29.5 °C read, -0.7 °C to match the reference
+    assert c.level[0] == th.LEVEL_WARNING  # high warning at 28 °C, not the alarm at 30

@@ -1,0 +1,77 @@
+# Manager core, internal resistance: the SPEC timeline driven through RI_START/RI_READ,
+# one module at a time 30-50 s apart, the offset, the Ri thresholds, the per-module
+# trend, and no measurement during or right after a discharge.  The test plays the
+# module's side of Ri (corefixture.Site._play_ri): a result after the announced duration.
+from corefixture import Site
+
+from manager_fw import events as ev
+from shared import thresholds as th
+
+
+def test_ri_timeline_of_the_spec_in_the_first_hour():
+    site = Site(sizes=(3,), config={"ri": {"enabled": True}})
+    site.start()
+    site.run_until_s(site.shell.start_s + 3700)
+    starts = site.ri_starts
+    firsts = [t for t, i in starts if i == 0]
+    # 15 min after start, then three more within the following 45 min
+    assert firsts == [900, 1800, 2700, 3600]
+    assert [i for _t, i in starts] == [0, 1, 2] * 4  # every module, one at a time
+    for r in range(4):
+        t = [starts[3 * r + j][0] for j in range(3)]
+        assert 30 <= t[1] - t[0] <= 50 and 30 <= t[2] - t[1] <= 50
+    measured = site.events(ev.EV_RI_MEASURED)
+    assert len(measured) == 12 and all(e[5] == 2 and e[4] == 5000000 for e in measured)
+    assert list(site.core.ri_nohm) == [5000000] * 3
+    # the next round is 24 h after the fourth
+    assert site.core.ri_schedule.next_round_s == site.shell.start_s + 3600 + 86400
+
+
+def test_ri_offset_thresholds_and_trend():
+    site = Site(
+        sizes=(3,),
+        config={
+            "numbering": "per_string",
+            "offsets": {"ri_nohm": 100000},
+            "thresholds": {"ri_warning_nohm": 7000000, "ri_alarm_nohm": 8000000},
+            "ri": {"enabled": True, "period_s": 3600},
+        },
+    )
+    site.ri_value[2] = 8000000  # block 3S1 is worn: alarm with the offset
+    site.start()
+    c = site.core
+    site.run_until_s(site.shell.start_s + 1000)
+    assert list(c.ri_nohm) == [5100000, 5100000, 8100000]
+    assert c.alarms.condition(2, th.Q_RI) == th.COND_HIGH_ALARM and c.outputs.buzzer
+    assert c.level[2] == th.LEVEL_ALARM and site.modules[2].mark == 2
+    ri_levels = [e for e in site.events(ev.EV_LEVEL) if e[5] == th.Q_RI]
+    assert [(e[2], e[4]) for e in ri_levels] == [(2, 8100000)]
+    # four rounds make each module's baseline; then block 2S1 rises 32 %
+    site.run_until_s(site.shell.start_s + 3700)
+    site.ri_value[1] = 6632000 - 100000
+    site.run_until_s(site.shell.start_s + 7300)
+    trend = site.events(ev.EV_RI_TREND)
+    assert [(e[2], e[4]) for e in trend] == [(1, 30)]
+    assert c.ri_trend.warning[2] == 1 and c.ri_trend.warning[3] == 0  # by address
+    assert c.trend_warnings == 1
+    assert c.alarms.condition(1, th.Q_RI) == th.COND_NORMAL  # below the absolute levels
+
+
+def test_no_ri_during_a_discharge_nor_while_the_string_settles():
+    site = Site(
+        sizes=(2,),
+        config={"io": {"ups_input": {"source": "board"}}, "ri": {"enabled": True, "settle_s": 600}},
+    )
+    site.start()
+    c = site.core
+    site.run_until_s(site.shell.start_s + 850)
+    c.set_ups_input(True)  # mains fail: the UPS runs on the battery
+    site.run_until_s(site.shell.start_s + 1000)
+    assert c.discharge.active[0] and site.ri_starts == []
+    c.set_ups_input(False)
+    site.run_until_s(site.shell.start_s + 1500)
+    assert site.ri_starts == []  # the discharge ended at ~1060 s; 600 s to settle
+    site.run_until_s(site.shell.start_s + 1800)
+    first = site.ri_starts[0][0]
+    ended = c.discharge.ended_s[0] - site.shell.start_s
+    assert 1060 <= ended <= 1062 and first == ended + 600

@@ -1,0 +1,1359 @@
+# The manager core: everything a manager does, composed, without I/O (docs/manager.md).
+#
+#   core = ManagerCore(cfg, history_device, event_device, now_s)
+#   shell loop:
+#       n = core.master.step(now_us)              # > 0: send core.master.tx[:n] now
+#       core.master.receive(data, now_us)         # bytes read from the bus
+#       core.master.line_idle(now_us)             # the line has been silent >= 2 Tc
+#       core.set_ups_input(level) / core.press_mute(now_s)   # digital inputs
+#       core.step(now_ms, now_s)                  # often: every loop, or every 10-100 ms
+#       pins <- core.outputs.buzzer, .led, .relay_energised  (manager_fw/outputs.py)
+#
+# now_us / now_ms are tick counters (shared/compat ticks arithmetic); now_s is StringCare
+# seconds (since 2020-01-01, docs/history.md).  The core reads no clock.
+#
+# Life of a core (core.mode):
+#   WAKING    WAKE broadcasts for 3 s: modules asleep after a silent bus wake up
+#   CENSUS    INFO to every configured module (and IO_READ / CURRENT_READ to the relay
+#             boxes and current sensors), 3 tries each: every module becomes
+#             initialised, not reachable, or stays not yet polled (not asked yet)
+#   RUNNING   measurement cycles (poller) and, between them, service transactions: MARK
+#             on a change of a module's level, RI_START/RI_READ on the Ri schedule,
+#             CURRENT_READ and IO_READ/RELAY_SET every cycle, INFO for a late module
+#   REFUSED   incompatible hardware revisions, firmware majors or protocol versions on
+#             the bus: no polling, no balancing, alarm; `refusal` names the modules
+#   SLEEPING  after sleep_bus(): SLEEP sent, nothing polled until wake_bus()
+#   SETUP     an operator job (addressing, manager_fw/addressing.py) owns the bus;
+#             afterwards the census runs again
+#
+# Everything per module lives in arrays indexed by module index (manager_fw/config.py
+# Layout): no object per module.
+
+from array import array
+
+from manager_fw import bus as b
+from manager_fw import discharge as dis
+from manager_fw import events as ev
+from manager_fw import outputs as out
+from manager_fw import poller as pl
+from manager_fw import silence as si
+from manager_fw import strings as strs
+from manager_fw.site import UPS_BOARD, UPS_BOX, variant_name
+from shared import protocol as p
+from shared import thresholds as th
+from shared import version
+from shared.compat import const, ticks_add, ticks_diff
+
+MODE_WAKING = const(0)
+MODE_CENSUS = const(1)
+MODE_RUNNING = const(2)
+MODE_REFUSED = const(3)
+MODE_SLEEPING = const(4)
+MODE_SETUP = const(5)
+MODE_NAMES = ("waking", "census", "running", "refused", "sleeping", "setup")
+
+# start-up state of each module (SPEC §3)
+CENSUS_NOT_POLLED = const(0)  # not asked yet
+CENSUS_OK = const(1)  # initialised: answered INFO
+CENSUS_UNREACHABLE = const(2)  # no answer to 3 INFO requests
+CENSUS_NAMES = ("not yet polled", "initialised", "not reachable")
+
+WAKE_PREAMBLE_MS = const(3000)  # docs/protocol.md §5 SLEEP/WAKE
+WAKE_INTERVAL_MS = const(100)
+CENSUS_TRIES = const(3)
+RI_READ_MARGIN_MS = const(200)  # after the duration the module announced
+RI_BUSY_RETRY_MS = const(1000)
+RI_BUSY_READS = const(10)
+RI_START_TRIES = const(3)
+MARK_REFRESH_S = const(600)  # re-send non-zero marks (a module that rebooted forgot its mark)
+SENSOR_LOST_MISSES = const(3)
+MARK_UNKNOWN = const(0xFF)
+
+# shared/history.py values, repeated so that a core without a history store does not
+# load the history codec (a test checks they agree)
+CURRENT_NONE = const(-8388608)  # no current reading (history.CURRENT_NONE)
+HIST_FLOAT = const(0)  # history.MODE_FLOAT ...
+HIST_DISCHARGE = const(1)
+HIST_RECOVERY = const(2)
+HIST_BOOST = const(3)
+HIST_SILENT = const(4)  # history.STATE_SILENT
+HIST_INTERVAL_S = (1200, 10, 60, 300)  # per mode: history.record_interval_s
+
+
+def hw_generation(hw_rev: int) -> int:
+    """Modules whose hw_rev share the high nibble are compatible on one bus
+    (docs/manager.md, "Revision check")."""
+    return hw_rev >> 4
+
+
+def _ms_since(now_ms: int, then_ms: int) -> int:
+    return ticks_diff(now_ms, then_ms)
+
+
+# --------------------------------------------------------------------------- bus jobs
+
+
+class CoreJob(b.BusJob):
+    """A foreground job of the core; `done` once it has nothing more to send."""
+
+    done = False
+
+
+class WakePreamble(CoreJob):
+    """WAKE broadcasts every WAKE_INTERVAL_MS for WAKE_PREAMBLE_MS (foreground)."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.sent = 0
+        self._start_us = 0
+        self._next_us = 0
+
+    def next_request(self, master, now_us: int) -> bool:
+        if self.done:
+            return False
+        if self.sent == 0:
+            self._start_us = now_us
+            self._next_us = now_us
+        if ticks_diff(now_us, self._next_us) < 0:
+            return False
+        if ticks_diff(now_us, self._start_us) >= WAKE_PREAMBLE_MS * 1000:
+            self.done = True
+            return False
+        master.request(p.ADDR_BROADCAST, p.CMD_WAKE, 0, b.EXPECT_NONE, 0)
+        self.sent += 1
+        self._next_us = ticks_add(self._next_us, WAKE_INTERVAL_MS * 1000)
+        return True
+
+
+class SleepJob(CoreJob):
+    """SLEEP broadcast, twice (one lost broadcast must not leave a module awake)."""
+
+    def __init__(self) -> None:
+        self.done = False
+        self.sent = 0
+
+    def next_request(self, master, now_us: int) -> bool:
+        if self.sent >= 2:
+            self.done = True
+            return False
+        master.request(p.ADDR_BROADCAST, p.CMD_SLEEP, 0, b.EXPECT_NONE, 0)
+        self.sent += 1
+        return True
+
+
+class CensusJob(CoreJob):
+    """Start-up census (foreground): relay boxes, current sensors, then every module."""
+
+    def __init__(self, core) -> None:
+        self.core = core
+        self.done = False
+        self.step = 0  # index into boxes + sensors + modules
+        self.tries = 0
+        self.answered = False
+        self._version_errors = 0
+        boxes = core.cfg.boxes
+        self.boxes = boxes
+        self.sensors = [s for s in core.cfg.current_sensor if s]
+        self.total = len(boxes) + len(self.sensors) + core.layout.module_count
+
+    def _target(self):
+        """(kind, address, module index or box/sensor number) of the current step."""
+        nb = len(self.boxes)
+        ns = len(self.sensors)
+        i = self.step
+        if i < nb:
+            return 0, p.ADDR_RELAY_BOX_BASE + self.boxes[i], self.boxes[i]
+        if i < nb + ns:
+            return 1, p.ADDR_CURRENT_SENSOR_BASE + self.sensors[i - nb], self.sensors[i - nb]
+        m = i - nb - ns
+        return 2, self.core.layout.addresses[m], m
+
+    def next_request(self, master, now_us: int) -> bool:
+        if self.step >= self.total:
+            self.done = True
+            return False
+        kind, addr, _which = self._target()
+        self.answered = False
+        self._version_errors = master.deframer.version_errors
+        cmd = (p.CMD_IO_READ, p.CMD_CURRENT_READ, p.CMD_INFO)[kind]
+        master.request(addr, cmd, 0, b.EXPECT_ONE, 0)
+        return True
+
+    def on_reply(self, master, frame, now_us: int) -> bool:
+        kind, addr, which = self._target()
+        if frame.src != addr:
+            return False
+        core = self.core
+        if kind == 2 and frame.cmd == p.CMD_INFO | p.REPLY and frame.length == 16:
+            core._module_info(which, frame)
+            self.answered = True
+        elif kind == 0 and frame.cmd == p.CMD_IO_READ | p.REPLY and frame.length == 2:
+            core._box_state(which, frame.u8(0), frame.u8(1))
+            self.answered = True
+        elif kind == 1 and frame.cmd == p.CMD_CURRENT_READ | p.REPLY and frame.length == 6:
+            core._sensor_reading(which, frame.i32(0), frame.u8(5))
+            self.answered = True
+        return True
+
+    def on_window_end(self, master, now_us: int) -> None:
+        kind, addr, which = self._target()
+        core = self.core
+        if not self.answered:
+            if master.deframer.version_errors != self._version_errors:
+                core._wrong_protocol(kind, addr, which, master.deframer.last_version)
+                self.tries = CENSUS_TRIES
+            else:
+                self.tries += 1
+            if self.tries < CENSUS_TRIES:
+                return  # ask again
+            if kind == 2:
+                core.census[which] = CENSUS_UNREACHABLE
+            else:
+                core._device_missing(kind, which)
+        self.tries = 0
+        self.step += 1
+
+
+class InfoJob(b.BusJob):
+    """INFO for one module that was not reachable at start-up and answers now."""
+
+    def __init__(self, core) -> None:
+        self.core = core
+        self.module = -1
+        self.queued = False
+        self._version_errors = 0
+
+    def next_request(self, master, now_us: int) -> bool:
+        self.queued = False
+        if self.module < 0:
+            return False
+        self._version_errors = master.deframer.version_errors
+        master.request(self.core.layout.addresses[self.module], p.CMD_INFO, 0, b.EXPECT_ONE, 0)
+        return True
+
+    def on_reply(self, master, frame, now_us: int) -> bool:
+        i = self.module
+        if frame.src != self.core.layout.addresses[i] or frame.cmd != p.CMD_INFO | p.REPLY:
+            return False
+        if frame.length == 16:
+            self.core._module_info(i, frame)
+            self.core._late_info = i
+        return True
+
+    def on_window_end(self, master, now_us: int) -> None:
+        if master.deframer.version_errors != self._version_errors:
+            i = self.module
+            self.core._wrong_protocol(
+                2, self.core.layout.addresses[i], i, master.deframer.last_version
+            )
+            self.core._late_info = i
+        self.module = -1
+
+
+class MarkJob(b.BusJob):
+    """MARK to the next module whose threshold level differs from the one it shows."""
+
+    def __init__(self, core) -> None:
+        self.core = core
+        self.cursor = 0
+        self.module = -1
+        self.level = 0
+        self.queued = False
+
+    def next_request(self, master, now_us: int) -> bool:
+        self.queued = False
+        core = self.core
+        n = core.layout.module_count
+        addrs = core.layout.addresses
+        state = core.poller.state
+        level = core.level
+        marked = core.marked
+        i = self.cursor
+        for _ in range(n):
+            if i >= n:
+                i = 0
+            if level[i] != marked[i] and state[addrs[i]] == pl.ST_OK:
+                self.module = i
+                self.level = level[i]
+                self.cursor = i + 1
+                master.tx[8] = self.level
+                master.request(addrs[i], p.CMD_MARK, 1, b.EXPECT_ONE, 0)
+                return True
+            i += 1
+        self.module = -1
+        return False
+
+    def on_reply(self, master, frame, now_us: int) -> bool:
+        i = self.module
+        core = self.core
+        if i < 0 or frame.src != core.layout.addresses[i]:
+            return False
+        if frame.cmd == p.CMD_MARK | p.REPLY and frame.length == 1:
+            core.marked[i] = frame.u8(0)
+            core.marks_sent += 1
+        return True
+
+
+class CurrentJob(b.BusJob):
+    """CURRENT_READ of one string's current sensor."""
+
+    def __init__(self, core, sensor: int) -> None:
+        self.core = core
+        self.sensor = sensor
+        self.queued = False
+        self.answered = False
+
+    def next_request(self, master, now_us: int) -> bool:
+        self.queued = False
+        self.answered = False
+        master.request(p.ADDR_CURRENT_SENSOR_BASE + self.sensor, p.CMD_CURRENT_READ, 0,
+                       b.EXPECT_ONE, 0)  # fmt: skip
+        return True
+
+    def on_reply(self, master, frame, now_us: int) -> bool:
+        if frame.src != p.ADDR_CURRENT_SENSOR_BASE + self.sensor:
+            return False
+        if frame.cmd == p.CMD_CURRENT_READ | p.REPLY and frame.length == 6:
+            self.answered = True
+            self.core._sensor_reading(self.sensor, frame.i32(0), frame.u8(5))
+        return True
+
+    def on_window_end(self, master, now_us: int) -> None:
+        if not self.answered:
+            self.core._sensor_missed(self.sensor)
+
+
+class IoJob(b.BusJob):
+    """One relay/IO box: RELAY_SET while its relays differ from what the core wants,
+    else IO_READ (its inputs: the UPS signal)."""
+
+    def __init__(self, core, box: int) -> None:
+        self.core = core
+        self.box = box
+        self.queued = False
+        self.mask = 0  # relays of this box the configuration uses
+        self.wanted = 0
+        self.known = False  # relays read back at least once
+        self.relays = 0
+        self.inputs = 0
+        self.misses = 0
+        self._setting = False
+
+    def next_request(self, master, now_us: int) -> bool:
+        self.queued = False
+        addr = p.ADDR_RELAY_BOX_BASE + self.box
+        if self.mask and (not self.known or (self.relays ^ self.wanted) & self.mask):
+            master.tx[8] = self.mask
+            master.tx[9] = self.wanted & self.mask
+            self._setting = True
+            master.request(addr, p.CMD_RELAY_SET, 2, b.EXPECT_ONE, 0)
+        else:
+            self._setting = False
+            master.request(addr, p.CMD_IO_READ, 0, b.EXPECT_ONE, 0)
+        self.misses += 1  # cleared by the reply
+        return True
+
+    def on_reply(self, master, frame, now_us: int) -> bool:
+        if frame.src != p.ADDR_RELAY_BOX_BASE + self.box:
+            return False
+        want = (p.CMD_RELAY_SET if self._setting else p.CMD_IO_READ) | p.REPLY
+        if frame.cmd == want and frame.length == 2:
+            self.misses = 0
+            self.core._box_state(self.box, frame.u8(0), frame.u8(1))
+        return True
+
+    def pending(self) -> bool:
+        return bool(self.mask) and (not self.known or bool((self.relays ^ self.wanted) & self.mask))
+
+
+class RiJob(b.BusJob):
+    """RI_START to one module, then RI_READ once its measurement is done.
+
+    The job decides what comes next from the replies; the core (which has the clock)
+    times the pauses: state PAUSE lasts pause_ms from when the core noticed it.
+    """
+
+    IDLE = 0
+    START = 1  # RI_START to send
+    READ = 2  # RI_READ to send
+    PAUSE = 3  # waiting pause_ms, then `after`
+    DONE = 4  # result (or failure) ready for the core
+
+    def __init__(self, core) -> None:
+        self.core = core
+        self.state = RiJob.IDLE
+        self.after = RiJob.IDLE
+        self.address = -1
+        self.queued = False
+        self.busy = False  # a request of this job is on the bus
+        self.stamp = False  # a pause began: the core notes the time
+        self.pause_ms = 0
+        self.paused_at_ms = 0
+        self.tries = 0
+        self.reads = 0
+        self.result_state = p.RI_NONE
+        self.quality = 0
+        self.ri_nohm = 0
+        self._nak = 0
+        self._answered = False
+
+    def begin(self, address: int) -> None:
+        self.address = address
+        self.state = RiJob.START
+        self.tries = 0
+        self.reads = 0
+        self.result_state = p.RI_NONE
+
+    def _pause(self, ms: int, after: int) -> None:
+        self.state = RiJob.PAUSE
+        self.pause_ms = ms
+        self.after = after
+        self.stamp = True
+
+    def next_request(self, master, now_us: int) -> bool:
+        self.queued = False
+        self._answered = False
+        self._nak = 0
+        if self.state == RiJob.START:
+            master.tx[8] = self.core.cfg.ri_method
+            master.request(self.address, p.CMD_RI_START, 1, b.EXPECT_ONE, 0)
+        elif self.state == RiJob.READ:
+            master.request(self.address, p.CMD_RI_READ, 0, b.EXPECT_ONE, 0)
+        else:
+            return False
+        self.busy = True
+        return True
+
+    def on_reply(self, master, frame, now_us: int) -> bool:
+        if frame.src != self.address:
+            return False
+        if frame.cmd == p.CMD_NAK and frame.length == 2:
+            self._nak = frame.u8(1)
+            self._answered = True
+        elif self.state == RiJob.START and frame.cmd == p.CMD_RI_START | p.REPLY:
+            if frame.length == 3:
+                self._answered = True
+                self._pause(frame.u16(1) + RI_READ_MARGIN_MS, RiJob.READ)
+        elif self.state == RiJob.READ and frame.cmd == p.CMD_RI_READ | p.REPLY:
+            if frame.length == 8:
+                self._answered = True
+                self.result_state = frame.u8(0)
+                self.quality = frame.u8(1)
+                self.ri_nohm = frame.u32(2)
+                self.reads += 1
+                if self.result_state == p.RI_BUSY and self.reads < RI_BUSY_READS:
+                    self._pause(RI_BUSY_RETRY_MS, RiJob.READ)
+                else:
+                    self.state = RiJob.DONE
+        return True
+
+    def on_window_end(self, master, now_us: int) -> None:
+        self.busy = False
+        if self.state != RiJob.START and self.state != RiJob.READ:
+            return  # a reply moved it on
+        if self._nak == p.ERR_NOT_ALLOWED or self._nak == p.ERR_BAD_VALUE:
+            self.result_state = p.RI_INHIBITED
+            self.state = RiJob.DONE
+            return
+        self.tries += 1  # no answer, or NAK busy
+        if self.tries >= RI_START_TRIES:
+            self.result_state = p.RI_NONE
+            self.state = RiJob.DONE
+        elif self.state == RiJob.START:
+            self._pause(5000, RiJob.START)
+
+
+# --------------------------------------------------------------------------- the core
+
+
+class ManagerCore:
+    def __init__(
+        self,
+        cfg,
+        history_device=None,
+        event_device=None,
+        now_s: int = 0,
+        history_segment_size: int = 65536,
+        event_segment_size: int = 4096,
+        event_log=None,
+        history=None,
+    ) -> None:
+        """history_device, event_device: block devices (manager_fw/blockdev.py) for the
+        history store and the event log, or None.  event_log / history: instead of a
+        device, any object with the append() of EventLog / HistoryWriter (tests keep
+        them in lists)."""
+        self.cfg = cfg
+        lay = cfg.layout
+        self.layout = lay
+        n = lay.module_count
+        k = lay.string_count
+        self.started_s = now_s
+        self.now_s = now_s
+        self.now_ms = 0
+        self.master = b.BusMaster(cfg.baud)
+        self.poller = pl.Poller(lay.ranges, cfg.baud)
+        self.poller.target_timeout_s = cfg.target_timeout_s
+        self.poller.cycle_period_us = cfg.cycle_period_ms * 1000
+        self.poller.on_cycle_end = self._on_cycle_end
+        self.strings = strs.Strings(lay.ranges, cfg.window_low_mv, cfg.window_high_mv, True)
+        for s in range(k):
+            self.strings.enabled[s] = 1 if cfg.equalise[s] else 0
+        self.silence = si.SilenceWatch(
+            lay.addresses, lay.max_address, cfg.silent_delay_s, cfg.silent_contact_delay_s
+        )
+        # Ri and thermal runaway are loaded only when the configuration uses them
+        self.ri_schedule = None
+        self.ri_trend = None
+        if cfg.ri_enabled:
+            from manager_fw import ri_schedule as ris
+
+            self.ri_trend = ris.RiTrend(lay.max_address, cfg.ri_baseline_count, cfg.ri_trend_pct)
+            self.ri_schedule = ris.RiSchedule(
+                lay.addresses,
+                now_s,
+                cfg.ri_first_delay_s,
+                cfg.ri_initial_rounds,
+                cfg.ri_initial_interval_s,
+                cfg.ri_period_s,
+                cfg.ri_spacing_s,
+                cfg.ri_settle_s,
+            )
+        self.discharge = dis.Discharge(
+            lay.ranges,
+            cfg.discharge_drop_mv,
+            cfg.discharge_current_ma,
+            cfg.discharge_confirm_cycles,
+            cfg.discharge_end_s,
+            cfg.discharge_recovery_s,
+        )
+        self.runaway = None
+        self._runaway_slots = 0
+        if cfg.runaway_enabled:
+            from manager_fw import runaway as rw
+
+            self._runaway_slots = rw.SLOTS
+            self.runaway = rw.Runaway(
+                lay.ranges,
+                cfg.runaway_sample_s,
+                cfg.runaway_rise_mc // 10,
+                cfg.runaway_above_mc // 10,
+                cfg.runaway_current_rise_pct,
+                cfg.runaway_current_min_ma,
+                cfg.runaway_voltage_rise_mv,
+                cfg.runaway_confirm,
+            )
+        self.outputs = out.AlarmOutputs()
+        self.events = event_log
+        if event_log is None and event_device is not None:
+            self.events = ev.EventLog(event_device, event_segment_size)
+        self.alarms = th.AlarmEvaluator(lay.sizes, cfg.thresholds, self)
+        self.history = history
+        if history is None and history_device is not None:
+            from manager_fw.history_store import HistoryWriter
+
+            self.history = HistoryWriter(history_device, lay.sizes, history_segment_size)
+            self.history.set_thresholds(cfg.thresholds)
+        # shared.history.HistoryCadence, inline: a snapshot at once on a change of mode,
+        # then every HIST_INTERVAL_S of the mode
+        self.history_last_s = -1
+        self.history_last_mode = -1
+
+        # per module (module index)
+        self.voltage_uv = array("i", bytes(4 * n))
+        self.temp_mc = array("i", bytes(4 * n))
+        self.ri_nohm = array("i", bytes(4 * n))  # 0: not measured yet
+        self.balance_pct = bytearray(n)
+        self.fresh = bytearray(n)  # answered the last cycle
+        self.level = bytearray(n)  # 0 normal, 1 warning, 2 alarm
+        self.history_state = bytearray(n)
+        self.marked = bytearray(b"\xff" * n)  # level the module last confirmed (MARK)
+        self.census = bytearray(n)
+        self.hw_rev = bytearray(n)
+        self.fw_major = bytearray(n)
+        self.fw_minor = bytearray(n)
+        self.fw_patch = bytearray(n)
+        self.variant = bytearray(n)
+        self.store_state = bytearray(n)
+        self.protocol_version = bytearray(n)  # != 0: answered in another protocol version
+        # per string
+        self.string_current_ma = array("i", b"\x00\x00\x80\xff" * k)  # CURRENT_NONE
+        self.sensor_of_string = bytearray(k)
+        self.string_of_sensor = bytearray(b"\xff" * 9)
+        for s in range(k):
+            sensor = cfg.current_sensor[s]
+            self.sensor_of_string[s] = sensor
+            if sensor:
+                self.string_of_sensor[sensor] = s
+        self.sensor_misses = bytearray(9)
+        self.sensor_fault = bytearray(9)
+        self._current_new = bytearray(k)
+        self._currents = [None] * k  # runaway.update wants None for "no sensor"
+        self._in_float = [False] * k
+        self._was_discharging = bytearray(k)
+
+        # service jobs, preallocated
+        self.mark_job = MarkJob(self)
+        self.info_job = InfoJob(self)
+        self.ri_job = RiJob(self)
+        self.current_jobs = [CurrentJob(self, s) for s in cfg.current_sensor if s]
+        self.io_jobs = [IoJob(self, box) for box in cfg.boxes]
+        for io in self.io_jobs:
+            for box, relay, _mask in cfg.breaker_relays:
+                if box == io.box:
+                    io.mask |= 1 << relay
+            if cfg.alarm_box == io.box:
+                io.mask |= 1 << cfg.alarm_relay
+        self.box_seen = bytearray(16)
+        self.box_inputs = bytearray(16)
+        self.master.service_per_cycle = len(self.current_jobs) + len(self.io_jobs) + 4
+
+        # state
+        self.mode = MODE_WAKING
+        self.refusal: str | None = None
+        self.refusal_reason = 0
+        self.problems: list = []
+        self.cycles = 0  # measurement cycles processed
+        self.marks_sent = 0
+        self.ups_level = False
+        self.ups_on_battery = False
+        self._ups_changed = False
+        self._cycle_ready = False
+        self._new_alarm = False
+        self._late_info = -1
+        self._next_mark_refresh_s = now_s + MARK_REFRESH_S
+        self.trend_warnings = 0
+        self.setup_job = None
+        self._job: CoreJob | None = WakePreamble()
+        self.master.foreground = self._job
+        self._log(now_s, ev.EV_STARTUP, value=version.VERSION_MAJOR * 10000
+                  + version.VERSION_MINOR * 100 + version.VERSION_PATCH)  # fmt: skip
+
+    # -- events --------------------------------------------------------------------
+
+    def _log(self, now_s, code, module=ev.NO_MODULE, string=ev.NO_STRING, value=0, arg=0, extra=0):
+        if self.events is not None:
+            self.events.append(now_s, code, module, string, value, arg, extra)
+
+    def level_changed(self, now_s, module, string, quantity, old, new, value):
+        """AlarmEvaluator sink: every confirmed threshold transition."""
+        self._log(now_s, ev.EV_LEVEL, module, string, value, quantity, (old << 8) | new)
+        if th.level_of(new) == th.LEVEL_ALARM and th.level_of(old) != th.LEVEL_ALARM:
+            self._new_alarm = True
+
+    def config_loaded(self, now_s: int, store) -> None:
+        """Log which configuration is in use (a ConfigStore after load())."""
+        crc = p.crc16(store.text.encode(), 0, len(store.text.encode()))
+        self._log(now_s, ev.EV_CONFIG, value=crc, arg=ev.CFG_LOADED)
+        if store.fell_back:
+            self._log(now_s, ev.EV_CONFIG, value=crc, arg=ev.CFG_FALLBACK)
+            for text in store.problems:
+                if text not in self.problems:
+                    self.problems.append(text)
+
+    # -- inputs from the shell -------------------------------------------------------
+
+    def set_ups_input(self, level: bool) -> None:
+        """The manager board's UPS input (io.ups_input.source "board"): True = closed."""
+        if level != self.ups_level:
+            self.ups_level = level
+            self._ups_changed = True
+
+    def press_mute(self, now_s: int) -> None:
+        """The mute button: silence the buzzer until a new alarm."""
+        self.outputs.mute()
+        self._log(now_s, ev.EV_ALARM_MUTED)
+
+    def reset_runaway(self, string: int, now_s: int) -> bool:
+        """Operator reset of a thermal-runaway trip of `string` (0-based); True if one
+        was latched.  The breaker relay is released on the next cycle."""
+        if self.runaway is None or not self.runaway.tripped[string]:
+            return False
+        self.runaway.reset(string)
+        self._log(now_s, ev.EV_THERMAL_RUNAWAY, string=string, arg=1)
+        self._want_relays()
+        return True
+
+    def sleep_bus(self, now_s: int) -> None:
+        """Send SLEEP and stop polling until wake_bus()."""
+        self.poller_detach()
+        self._job = SleepJob()
+        self.master.foreground = self._job
+        self.mode = MODE_SLEEPING
+        self._log(now_s, ev.EV_BUS_POWER, arg=0)
+
+    def wake_bus(self, now_s: int) -> None:
+        """WAKE preamble (3 s), then polling resumes."""
+        if self.mode != MODE_SLEEPING:
+            return
+        self._job = WakePreamble()
+        self.master.foreground = self._job
+        self.mode = MODE_WAKING
+        self._rearm_silence(now_s)
+
+    def begin_setup(self, job, now_s: int) -> None:
+        """An operator's addressing job owns the bus (setup mode stops polling)."""
+        self.poller_detach()
+        self.setup_job = job
+        self.master.foreground = job
+        self.mode = MODE_SETUP
+        addr = getattr(job, "start", ev.NO_MODULE)
+        self._log(now_s, ev.EV_ADDRESSING, module=addr, arg=ev.ADDR_START)
+
+    def retry(self, now_s: int) -> None:
+        """After a refusal (the operator replaced or removed modules): census again."""
+        self._start_census(now_s)
+
+    def poller_detach(self) -> None:
+        self.master.poller = None
+
+    # -- census ----------------------------------------------------------------------
+
+    def _start_census(self, now_s: int) -> None:
+        self.poller_detach()
+        for i in range(self.layout.module_count):
+            self.census[i] = CENSUS_NOT_POLLED
+            self.protocol_version[i] = 0
+        self.refusal = None
+        self.refusal_reason = 0
+        self._job = CensusJob(self)
+        self.master.foreground = self._job
+        self.mode = MODE_CENSUS
+
+    def _module_info(self, i: int, frame) -> None:
+        if frame.u8(0) != p.DEVICE_MODULE:
+            self.census[i] = CENSUS_UNREACHABLE
+            self._problem(
+                "%s: the device at address %d is not a battery module (type %d)"
+                % (self.layout.label(i), self.layout.addresses[i], frame.u8(0))
+            )
+            return
+        self.census[i] = CENSUS_OK
+        self.hw_rev[i] = frame.u8(1)
+        self.fw_major[i] = frame.u8(2)
+        self.fw_minor[i] = frame.u8(3)
+        self.fw_patch[i] = frame.u8(4)
+        self.variant[i] = frame.u8(5)
+        self.store_state[i] = frame.u8(7)
+
+    def _wrong_protocol(self, kind: int, addr: int, which: int, version_seen: int) -> None:
+        if kind == 2:
+            self.protocol_version[which] = version_seen or 255
+        else:
+            self._problem(
+                "the device at address 0x%04x speaks protocol version %d; this manager "
+                "speaks %d" % (addr, version_seen, p.VERSION)
+            )
+
+    def _device_missing(self, kind: int, which: int) -> None:
+        if kind == 0:
+            self._problem(
+                "relay/IO box %d does not answer (address 0x%04x): breaker trip, alarm "
+                "relay and UPS input on it do not work" % (which, p.ADDR_RELAY_BOX_BASE + which)
+            )
+        else:
+            self._problem(
+                "current sensor %d does not answer: string %d has no current reading"
+                % (which, self.string_of_sensor[which] + 1)
+            )
+
+    def _problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+
+    def census_counts(self):
+        """(initialised, not reachable, not yet polled) module counts."""
+        c = [0, 0, 0]
+        for i in range(self.layout.module_count):
+            c[self.census[i]] += 1
+        return c[CENSUS_OK], c[CENSUS_UNREACHABLE], c[CENSUS_NOT_POLLED]
+
+    def _labels(self, modules) -> str:
+        """'1S1-3S1, 5S1' for a sorted list of module indices (at most 8 runs)."""
+        lay = self.layout
+        parts = []
+        j = 0
+        runs = 0
+        while j < len(modules):
+            start = modules[j]
+            end = start
+            while (
+                j + 1 < len(modules)
+                and modules[j + 1] == end + 1
+                and lay.string_of(end + 1) == lay.string_of(start)
+            ):
+                j += 1
+                end = modules[j]
+            runs += 1
+            if runs <= 8:
+                if end == start:
+                    parts.append(lay.label(start))
+                else:
+                    parts.append("%s-%s" % (lay.label(start), lay.label(end)))
+            j += 1
+        if runs > 8:
+            parts.append("and %d more" % (runs - 8))
+        return ", ".join(parts)
+
+    def check_compatibility(self) -> bool:
+        """SPEC §1/§3: refuse a bus with incompatible revisions.  Sets `refusal`."""
+        n = self.layout.module_count
+        wrong_protocol = [i for i in range(n) if self.protocol_version[i]]
+        if wrong_protocol:
+            v = self.protocol_version[wrong_protocol[0]]
+            self._refuse(
+                ev.REFUSED_PROTOCOL,
+                wrong_protocol[0],
+                "refusing to run: module(s) %s answer in protocol version %s; this manager "
+                "speaks version %d.  Update their firmware (or the manager's)."
+                % (self._labels(wrong_protocol), v if v != 255 else "?", p.VERSION),
+            )
+            return False
+        ok = [i for i in range(n) if self.census[i] == CENSUS_OK]
+        wrong_fw = [i for i in ok if self.fw_major[i] != version.VERSION_MAJOR]
+        if wrong_fw:
+            i = wrong_fw[0]
+            self._refuse(
+                ev.REFUSED_FIRMWARE,
+                i,
+                "refusing to run: module(s) %s run firmware %d.%d.%d; this manager (%s) needs "
+                "firmware %d.x on every module.  Update them, then restart."
+                % (
+                    self._labels(wrong_fw),
+                    self.fw_major[i],
+                    self.fw_minor[i],
+                    self.fw_patch[i],
+                    version.VERSION,
+                    version.VERSION_MAJOR,
+                ),
+            )
+            return False
+        gens = []
+        for i in ok:
+            g = hw_generation(self.hw_rev[i])
+            if g not in gens:
+                gens.append(g)
+        if len(gens) > 1:
+            groups = []
+            odd = -1
+            best = -1
+            for g in gens:
+                members = [i for i in ok if hw_generation(self.hw_rev[i]) == g]
+                if best < 0 or len(members) < best:
+                    best = len(members)
+                    odd = members[0]
+                low = g * 16 if g else 1
+                groups.append("hw_rev %d-%d: %s" % (low, g * 16 + 15, self._labels(members)))
+            self._refuse(
+                ev.REFUSED_HARDWARE,
+                odd,
+                "refusing to run: modules of incompatible hardware revisions share the bus "
+                "(%s).  Replace the odd ones out, then restart." % "; ".join(groups),
+            )
+            return False
+        for i in ok:
+            if self.variant[i] != self.cfg.variant:
+                self._problem(
+                    "%s is a %s module; the site is configured for %s modules"
+                    % (
+                        self.layout.label(i),
+                        variant_name(self.variant[i]),
+                        variant_name(self.cfg.variant),
+                    )
+                )
+            if self.store_state[i]:
+                self._problem(
+                    "%s lost its stored settings: calibration defaults in use"
+                    % self.layout.label(i)
+                )
+        return True
+
+    def _refuse(self, reason: int, module: int, text: str) -> None:
+        self.refusal = text
+        self.refusal_reason = reason
+        self.poller_detach()
+        self.mode = MODE_REFUSED
+        self._new_alarm = True
+        self._log(self.now_s, ev.EV_REFUSED, module, self.layout.string_of(module), 0, reason)
+
+    def _census_done(self, now_s: int) -> None:
+        ok, unreachable, _ = self.census_counts()
+        self._log(now_s, ev.EV_CENSUS, value=ok, extra=unreachable)
+        if not self.check_compatibility():
+            return
+        self._start_running(now_s)
+
+    def _start_running(self, now_s: int) -> None:
+        self.master.foreground = None
+        self._job = None
+        self.master.poller = self.poller
+        self.mode = MODE_RUNNING
+        self._want_relays()
+
+    def _rearm_silence(self, now_s: int) -> None:
+        """After a sleep or a setup: silence counts from now, not from before."""
+        w = self.silence
+        w.started_s = now_s
+        for a in self.layout.addresses:
+            if w.last_ok_s[a] >= 0:
+                w.last_ok_s[a] = now_s
+
+    # -- device replies (called from the jobs) ----------------------------------------
+
+    def _sensor_reading(self, sensor: int, current_ma: int, flags: int) -> None:
+        k = self.string_of_sensor[sensor]
+        if k == 0xFF:
+            return
+        self.sensor_misses[sensor] = 0
+        self.sensor_fault[sensor] = flags
+        self.string_current_ma[k] = CURRENT_NONE if flags & 1 else current_ma
+        self._current_new[k] = 1
+
+    def _sensor_missed(self, sensor: int) -> None:
+        k = self.string_of_sensor[sensor]
+        if k == 0xFF:
+            return
+        m = self.sensor_misses[sensor]
+        if m < 255:
+            self.sensor_misses[sensor] = m + 1
+        if m + 1 >= SENSOR_LOST_MISSES and self.string_current_ma[k] != CURRENT_NONE:
+            self.string_current_ma[k] = CURRENT_NONE
+            self._current_new[k] = 1
+
+    def _box_state(self, box: int, relays: int, inputs: int) -> None:
+        self.box_seen[box] = 1
+        self.box_inputs[box] = inputs
+        for job in self.io_jobs:
+            if job.box == box:
+                changed = (relays ^ job.relays) & job.mask if job.known else 0
+                job.relays = relays
+                job.inputs = inputs
+                job.known = True
+                if changed and job.mask:
+                    self._log(self.now_s, ev.EV_RELAY, value=relays, arg=box, extra=changed)
+        cfg = self.cfg
+        if cfg.ups_source == UPS_BOX and box == cfg.ups_box:
+            level = bool(inputs & (1 << cfg.ups_input))
+            if level != self.ups_level:
+                self.ups_level = level
+                self._ups_changed = True
+
+    def _want_relays(self) -> None:
+        """What every relay/IO box should show: breaker trips and the alarm contact."""
+        cfg = self.cfg
+        tripped = 0
+        if self.runaway is not None:
+            for s in range(self.layout.string_count):
+                if self.runaway.tripped[s]:
+                    tripped |= 1 << s
+        for job in self.io_jobs:
+            want = 0
+            for box, relay, mask in cfg.breaker_relays:
+                if box == job.box and tripped & mask:
+                    want |= 1 << relay
+            if cfg.alarm_box == job.box and self.outputs.relay_energised:
+                want |= 1 << cfg.alarm_relay
+            job.wanted = want
+
+    # -- the bus cycle -------------------------------------------------------------------
+
+    def _on_cycle_end(self, poller, now_us: int) -> None:
+        self._cycle_ready = True
+
+    def _enqueue(self, job) -> None:
+        if not job.queued:
+            job.queued = True
+            self.master.enqueue_service(job)
+
+    # -- step --------------------------------------------------------------------------
+
+    def step(self, now_ms: int, now_s: int) -> None:
+        """Everything the core does besides moving bytes; call it often."""
+        self.now_ms = now_ms
+        self.now_s = now_s
+        mode = self.mode
+        if mode == MODE_WAKING:
+            if self._job is not None and self._job.done:
+                self._log(now_s, ev.EV_BUS_POWER, arg=1)
+                if self.cycles == 0 or self.refusal is not None:
+                    self._start_census(now_s)
+                else:
+                    self._start_running(now_s)
+        elif mode == MODE_CENSUS:
+            if self._job is not None and self._job.done:
+                self._census_done(now_s)
+        elif mode == MODE_SLEEPING:
+            if self._job is not None and self._job.done:
+                self.master.foreground = None
+        elif mode == MODE_SETUP:
+            job = self.setup_job
+            if job is not None and job.done:
+                self._setup_done(job, now_s)
+        if self.mode == MODE_RUNNING:
+            self._run(now_ms, now_s)
+        self._update_outputs(now_s)
+
+    def _run(self, now_ms: int, now_s: int) -> None:
+        changed = False
+        if self._ups_changed:
+            self._ups_changed = False
+            self._apply_ups()
+            changed = True
+        cur = self._current_new
+        for k in range(self.layout.string_count):
+            if cur[k]:
+                cur[k] = 0
+                ma = self.string_current_ma[k]
+                if ma != CURRENT_NONE:
+                    self.discharge.current(k, ma, now_s)
+                else:
+                    self.discharge.current(k, 0, now_s)
+                changed = True
+        if self._cycle_ready:
+            self._cycle_ready = False
+            self._process_cycle(now_s)
+        elif changed:
+            self._discharge_update(now_s)  # the fast sources act at once
+        if self._late_info >= 0:
+            self._late_info = -1
+            if not self.check_compatibility():
+                return
+        self._ri_step(now_ms, now_s)
+
+    def _apply_ups(self) -> None:
+        cfg = self.cfg
+        if cfg.ups_source != UPS_BOARD and cfg.ups_source != UPS_BOX:
+            return
+        on = self.ups_level == cfg.ups_active_closed
+        self.ups_on_battery = on
+        for k in range(self.layout.string_count):
+            if cfg.ups_strings_mask & (1 << k):
+                self.discharge.ups_input(k, on)
+
+    def _discharge_update(self, now_s: int) -> None:
+        d = self.discharge
+        d.update(now_s, self.poller.voltage_mv, self.strings.sum_mv)
+        for k in d.started:
+            ma = self.string_current_ma[k]
+            self._log(now_s, ev.EV_DISCHARGE_START, string=k,
+                      value=0 if ma == CURRENT_NONE else ma, arg=d.sources[k])  # fmt: skip
+        for k in d.ended:
+            self._log(now_s, ev.EV_DISCHARGE_END, string=k,
+                      value=now_s - d.started_s[k], extra=d.count[k], arg=d.sources[k])  # fmt: skip
+        if d.ended and not d.any_active() and self.ri_schedule is not None:
+            self.ri_schedule.discharge_ended(now_s)
+        again = False
+        st = self.strings
+        for k in range(self.layout.string_count):
+            if st.discharging[k] != d.active[k]:
+                st.discharging[k] = d.active[k]
+                again = True
+        if again:
+            st.update(self.poller)  # the next SET_TARGET carries DISCHARGE at once
+
+    def _process_cycle(self, now_s: int) -> None:
+        lay = self.layout
+        poll = self.poller
+        addrs = lay.addresses
+        n = lay.module_count
+        self.cycles += 1
+        off = self.cfg.temp_offset_mc
+        vu = self.voltage_uv
+        tm = self.temp_mc
+        fresh = self.fresh
+        census = self.census
+        late = -1
+        for i in range(n):
+            a = addrs[i]
+            if poll.state[a] == pl.ST_OK:
+                fresh[i] = 1
+                vu[i] = poll.voltage_mv[a] * 1000
+                tm[i] = poll.temp_cc[a] * 10 + off
+                self.balance_pct[i] = poll.balance_pct[a]
+                if census[i] != CENSUS_OK and late < 0 and self.info_job.module < 0:
+                    late = i
+            else:
+                fresh[i] = 0
+        if late >= 0:
+            self.info_job.module = late
+            self._enqueue(self.info_job)
+        st = self.strings
+        st.update(poll)
+        d = self.discharge
+        for k in range(lay.string_count):
+            d.voltage(k, st.avg_mv[k], st.answered[k] == lay.sizes[k])
+        self._apply_ups()
+        self._discharge_update(now_s)
+        # thresholds
+        al = self.alarms
+        for k in range(lay.string_count):
+            disch = st.discharging[k] != 0
+            i = lay.string_start[k]
+            end = lay.string_start[k + 1]
+            while i < end:
+                if fresh[i]:
+                    al.evaluate_module(now_s, i, vu[i], tm[i], disch)
+                i += 1
+            al.evaluate_string(now_s, k, vu, fresh, disch)
+        # silent modules
+        w = self.silence
+        back = None
+        if w.system_alarm_since_s >= 0:  # how long the ones coming back were silent
+            for a in addrs:
+                if w.alarm[a] and poll.state[a] == pl.ST_OK:
+                    if back is None:
+                        back = []
+                    back.append((a, w.silent_s(a, now_s)))
+        w.update(poll, now_s)
+        for a in w.raised:
+            i = lay.module(a)
+            self._log(now_s, ev.EV_MODULE_SILENT, i, lay.string_of(i))
+            self._new_alarm = True
+        if back is not None:
+            for a, silent_s in back:
+                i = lay.module(a)
+                self._log(now_s, ev.EV_MODULE_BACK, i, lay.string_of(i), silent_s)
+        # thermal runaway
+        r = self.runaway
+        if r is not None:
+            for k in range(lay.string_count):
+                ma = self.string_current_ma[k]
+                self._currents[k] = None if ma == CURRENT_NONE else ma
+                reason = st.reason[k]
+                self._in_float[k] = (
+                    not d.active[k] and reason != strs.REASON_HIGH and (reason != strs.REASON_LOW)
+                )
+            r.update(now_s, poll, self._currents, self._in_float)
+            for k in r.newly_tripped:
+                a = r.tripped_module[k]
+                i = lay.module(a)
+                rise = (poll.temp_cc[a] - r.temp[a * self._runaway_slots + r.head]) * 10
+                self._log(now_s, ev.EV_THERMAL_RUNAWAY, i, k, rise, 0)
+                self._new_alarm = True
+            if r.newly_tripped:
+                self._want_relays()
+        # levels, marks, history state
+        level = self.level
+        marked = self.marked
+        hs = self.history_state
+        need_mark = False
+        refresh = now_s >= self._next_mark_refresh_s
+        if refresh:
+            self._next_mark_refresh_s = now_s + MARK_REFRESH_S
+        for i in range(n):
+            lv = al.module_level(i)
+            level[i] = lv
+            if fresh[i]:
+                hs[i] = lv
+                if refresh and lv:
+                    marked[i] = MARK_UNKNOWN
+                if lv != marked[i]:
+                    need_mark = True
+            else:
+                hs[i] = lv | HIST_SILENT
+                marked[i] = MARK_UNKNOWN  # unpolled 60 s, a module drops its mark
+        if need_mark:
+            self._enqueue(self.mark_job)
+        for cj in self.current_jobs:
+            self._enqueue(cj)
+        for io in self.io_jobs:
+            self._enqueue(io)
+        # history
+        hist = self.history
+        if hist is not None:
+            mode = self.history_mode(now_s)
+            last = self.history_last_s
+            if (
+                last < 0
+                or mode != self.history_last_mode
+                or now_s < last
+                or now_s - last >= HIST_INTERVAL_S[mode]
+            ):
+                hist.append(
+                    now_s,
+                    mode,
+                    vu,
+                    tm,
+                    self.ri_nohm,
+                    self.balance_pct,
+                    hs,
+                    self.string_current_ma,
+                )
+                self.history_last_s = now_s
+                self.history_last_mode = mode
+
+    def history_mode(self, now_s: int) -> int:
+        d = self.discharge
+        if d.any_active():
+            return HIST_DISCHARGE
+        if d.history_interval_s(now_s) == dis.HISTORY_AFTER_S:
+            return HIST_RECOVERY
+        for k in range(self.layout.string_count):
+            if self.strings.reason[k] == strs.REASON_HIGH:
+                return HIST_BOOST
+        return HIST_FLOAT
+
+    # -- Ri ------------------------------------------------------------------------------
+
+    def _ri_step(self, now_ms: int, now_s: int) -> None:
+        sch = self.ri_schedule
+        if sch is None:
+            return
+        job = self.ri_job
+        state = job.state
+        if state == RiJob.IDLE:
+            addr = sch.due(now_s, self.discharge.any_active())
+            if addr >= 0:
+                job.begin(addr)
+                self._enqueue(job)
+            return
+        if job.stamp:
+            job.stamp = False
+            job.paused_at_ms = now_ms
+        if state == RiJob.PAUSE:
+            due = _ms_since(now_ms, job.paused_at_ms) >= job.pause_ms
+            # the module announces its result with the RI_RESULT flag of its MEAS
+            early = (
+                job.after == RiJob.READ
+                and job.reads == 0
+                and self.poller.flags[job.address] & p.FLAG_RI_RESULT
+            )
+            if due or early:
+                job.state = job.after
+                if job.state == RiJob.READ:
+                    job.tries = 0
+                self._enqueue(job)
+        elif state == RiJob.START or state == RiJob.READ:
+            if not job.queued and not job.busy:
+                self._enqueue(job)  # again after a missed answer
+        elif state == RiJob.DONE:
+            self._ri_done(job, now_s)
+
+    def _ri_done(self, job, now_s: int) -> None:
+        a = job.address
+        i = self.layout.module(a)
+        k = self.layout.string_of(i)
+        if job.result_state == p.RI_OK:
+            v = job.ri_nohm + self.cfg.ri_offset_nohm
+            if v < 0:
+                v = 0
+            self.ri_nohm[i] = v
+            before = self.alarms.alarm_count
+            self.alarms.evaluate_ri(now_s, i, v)
+            if self.alarms.alarm_count > before:
+                self._new_alarm = True
+            self._log(now_s, ev.EV_RI_MEASURED, i, k, v, p.RI_OK, job.quality)
+            tr = self.ri_trend
+            if tr is not None:
+                was = tr.warning[a]
+                if tr.add(a, v, job.quality, now_s):
+                    self._log(now_s, ev.EV_RI_TREND, i, k, tr.rise_pct(a))
+                if was and not tr.warning[a]:
+                    self.trend_warnings -= 1
+                elif not was and tr.warning[a]:
+                    self.trend_warnings += 1
+        else:
+            self._log(now_s, ev.EV_RI_MEASURED, i, k, 0, job.result_state)
+        sch = self.ri_schedule
+        if sch is not None:
+            sch.done(a, now_s)
+        job.state = RiJob.IDLE
+        job.address = -1
+
+    # -- setup ---------------------------------------------------------------------------
+
+    def _setup_done(self, job, now_s: int) -> None:
+        assigned = getattr(job, "assigned", None)
+        if assigned:
+            for addr, _uid in assigned:
+                self._log(now_s, ev.EV_ADDRESSING, module=addr, arg=ev.ADDR_ASSIGNED)
+        if job.error is not None:
+            where = getattr(job, "resume_at", ev.NO_MODULE)
+            self._log(now_s, ev.EV_ADDRESSING, module=where, arg=ev.ADDR_ERROR)
+        else:
+            name = type(job).__name__
+            if name == "SetAddress":
+                self._log(now_s, ev.EV_ADDRESSING, module=job.new, value=job.current,
+                          arg=ev.ADDR_CHANGED)  # fmt: skip
+            elif name == "ResetAddresses":
+                target = ev.NO_MODULE if job.address is None else job.address
+                self._log(now_s, ev.EV_ADDRESSING, module=target, arg=ev.ADDR_RESET)
+            else:
+                self._log(now_s, ev.EV_ADDRESSING, arg=ev.ADDR_DONE)
+        self.setup_job = None
+        self.master.foreground = None
+        self._rearm_silence(now_s)
+        self._start_census(now_s)
+
+    # -- outputs -------------------------------------------------------------------------
+
+    def alarm_total(self) -> int:
+        n = self.alarms.alarm_count
+        if self.silence.system_alarm_since_s >= 0:
+            n += 1
+        if self.runaway is not None:
+            for k in range(self.layout.string_count):
+                if self.runaway.tripped[k]:
+                    n += 1
+        if self.mode == MODE_REFUSED:
+            n += 1
+        return n
+
+    def warning_total(self) -> int:
+        return self.alarms.warning_count + self.trend_warnings + (1 if self.problems else 0)
+
+    def contact(self, now_s: int) -> bool:
+        """Whether the alarm contact signals an alarm (relay dropped)."""
+        if self.alarms.alarm_count or self.mode == MODE_REFUSED:
+            return True
+        if self.silence.contact(now_s):
+            return True
+        if self.runaway is not None:
+            for k in range(self.layout.string_count):
+                if self.runaway.tripped[k]:
+                    return True
+        return False
+
+    def _update_outputs(self, now_s: int) -> None:
+        o = self.outputs
+        was = o.relay_energised
+        o.update(self.alarm_total(), self.warning_total(), self.contact(now_s), self._new_alarm)
+        self._new_alarm = False
+        if was != o.relay_energised and self.io_jobs:
+            self._want_relays()
+            for job in self.io_jobs:
+                if job.pending() and self.mode == MODE_RUNNING:
+                    self._enqueue(job)
+
+    # -- status (docs/manager.md, "Status for web, Modbus and MQTT") -----------------------
+
+    def mode_name(self) -> str:
+        return MODE_NAMES[self.mode]
+
+    def module_address(self, i: int) -> int:
+        return self.layout.addresses[i]
+
+    def module_poll_state(self, i: int) -> int:
+        """manager_fw/poller.py ST_*: not polled, ok, silent, never answered."""
+        return self.poller.state[self.layout.addresses[i]]
+
+    def module_silent_s(self, i: int, now_s: int) -> int:
+        """Seconds since the module last answered (0 while it answers)."""
+        a = self.layout.addresses[i]
+        if self.poller.state[a] == pl.ST_OK:
+            return 0
+        return self.silence.silent_s(a, now_s)
+
+    def string_current(self, k: int):
+        """String k's current in mA (positive charging), None without a reading."""
+        ma = self.string_current_ma[k]
+        return None if ma == CURRENT_NONE else ma
+
+    def string_power_w(self, k: int):
+        """String power in W (sum voltage x current), None without a current reading."""
+        ma = self.string_current_ma[k]
+        if ma == CURRENT_NONE:
+            return None
+        return self.strings.sum_mv[k] * ma // 1000000
+
+    def equalising_reason(self, k: int) -> str:
+        return strs.REASON_TEXT[self.strings.reason[k]]
