@@ -56,11 +56,17 @@ class Variant:
         # Never bleed below this (SPEC: "below the measuring range" is the outer
         # bound; we stop at the lower end of the nominal range, which is higher).
         self.min_voltage_uv = self.nominal_min_uv
-        # Default equalising window: float/boost range of lead-acid, 2.10-2.50 V per
-        # cell.  Below it the block is resting or discharging, above it boosting.
-        # The manager may set another window (other chemistries must).
+        # Default equalising window of the module itself: 2.10-2.75 V per lead-acid
+        # cell.  Below it the block is resting or discharging.  The upper edge lies
+        # above every block a float-charged string holds - the reference string's
+        # worst floats 1.7 V over its 12 V neighbours, 2.56 V/cell - because those
+        # high blocks are what balancing is for; bleeding them is safe (thermal
+        # derating covers the extra V^2/R).  Boost charging is the manager's to
+        # recognise (string average above its window, manager_fw/strings.py).
         self.eq_min_uv = cells * 2100000
-        self.eq_max_uv = cells * 2500000
+        self.eq_max_uv = cells * 2750000
+        if self.eq_max_uv > self.measure_max_uv:
+            self.eq_max_uv = self.measure_max_uv  # never past what it can measure
         # Limits.  Board: the module's own over-temperature limit, read by the
         # MCU's internal sensor.  Battery: bleeding stops when the probe reads this.
         self.board_temp_limit_mc = 70000

@@ -110,15 +110,15 @@ class Site:
         if config:
             merge(obj, config)
         self.cfg = parse_then_release(obj)
+        # the core first, on a freshly collected heap: its big tables find room before
+        # the many small objects of the simulation fragment it
+        import gc
+
         from boards.sim.bus import ResponderNode, VirtualBus
         from boards.sim.manager_shell import SimManagerShell
         from manager_fw.core import ManagerCore
         from module_fw.responder import Responder
         from module_fw.state import ModuleState
-
-        # the core first, on a freshly collected heap: its big tables find room before
-        # the many small objects of the simulation fragment it
-        import gc
 
         gc.collect()
         # stores in files: no large contiguous buffer on a 192 KB heap
@@ -141,7 +141,8 @@ class Site:
             s.address = lay.address(i)
             s.voltage_mv = voltage_mv
             s.temp_cc = temp_cc
-            s.ri_duration_ms = 2000
+            for m in range(3):
+                s.ri_duration_ms[m] = 2000
             node = ResponderNode(Responder(s))
             self.modules.append(s)
             self.nodes.append(node)
@@ -204,7 +205,7 @@ class Site:
             if self._ri_since[i] < 0:
                 self._ri_since[i] = now
                 self.ri_starts.append((shell.now_s() - START_S, i))
-            elif ticks_diff(now, self._ri_since[i]) >= s.ri_duration_ms:
+            elif ticks_diff(now, self._ri_since[i]) >= s.ri_duration_ms[s.ri_request]:
                 self._ri_since[i] = -1
                 s.ri_request = -1
                 s.ri_state = p.RI_OK
