@@ -117,9 +117,9 @@ def run(args: argparse.Namespace) -> int:
     server = None
     board: web.Board | None = None
     if args.serve:
-        host, port = web.parse_hostport(args.serve)
+        host_port = web.parse_hostport(args.serve)
         board = web.Board()
-        server = web.serve(board, host, port)
+        server = web.serve(board, host_port[0], host_port[1])
     print(
         "stringcare sim: %s, %d string(s) x %d blocks, %s simulated, speed %s%s"
         % (
