@@ -47,7 +47,8 @@ def test_no_board_on_the_port() -> None:
 
 def test_no_board_on_the_port_through_the_cli() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "stringcare", "deploy", "--board", "unix_module", "--port", "/dev/nonexistent-board"],
+        [sys.executable, "-m", "stringcare", "deploy", "--board", "unix_module",
+         "--port", "/dev/nonexistent-board"],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -59,7 +60,8 @@ def test_no_board_on_the_port_through_the_cli() -> None:
 def test_port_busy_names_the_holder(hil_board: Any) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import serial, sys, time; s = serial.Serial(sys.argv[1], exclusive=True); print('held', flush=True); time.sleep(60)",
+         "import serial, sys, time; s = serial.Serial(sys.argv[1], exclusive=True); "
+         "print('held', flush=True); time.sleep(60)",
          hil_board.device],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
