@@ -13,7 +13,7 @@ from stringcare.dev import layout
 
 BOARDS = ("rp2040_module", "stm32_module", "rp2040_converter", "unix_module", "unix_converter")
 
-METRICS = {
+METRICS: dict[str, tuple[str, str | None, str]] = {
     "firmware.bundle_kb.%s" % b: ("KB", None, "firmware bundle of board %s" % b) for b in BOARDS
 }
 METRICS.update(
