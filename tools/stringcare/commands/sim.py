@@ -142,10 +142,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if server is not None and board is not None:
         board.publish(sim.snapshot())
-        addr = server.server_address
-        print(
-            "  status page: http://%s:%d/  (Ctrl-C ends the run)" % (addr[0], addr[1]), flush=True
-        )
+        print("  status page: http://%s:%d/  (Ctrl-C ends the run)" % host_port, flush=True)
     tty = sys.stdout.isatty()
     last_line = [0.0]
 
