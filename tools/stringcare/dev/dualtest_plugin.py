@@ -225,6 +225,9 @@ class MicroPythonItem(pytest.Item):
     def __init__(self, *, test_name: str, heap_kb: int, timeout_s: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.test_name = test_name
+        # Plugins written for function items (pytest-embedded's pytest_runtest_call,
+        # loaded for the HIL suite) read item.funcargs: a MicroPython case has none.
+        self.funcargs: dict[str, Any] = {}
         self.heap_kb = heap_kb
         self.timeout_s = timeout_s
         self.heap_peak: int | None = None
