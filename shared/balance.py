@@ -65,6 +65,7 @@ class BalanceController:
         self._last_ms = 0
         self._started = False
         self._integral = 0  # duty * ms (divide by integral_ms for duty)
+        self._engaged = False  # bleeding started (deadband passed), see the law
         self._slew_credit = 0  # per mille * ms not yet turned into a duty step
         self._battery_hot = False
         self.duty = 0
@@ -102,6 +103,7 @@ class BalanceController:
 
     def _stop(self, flags: int) -> int:
         self._integral = 0
+        self._engaged = False
         self._slew_credit = 0
         self.duty = 0
         self.level_pct = 0
@@ -163,25 +165,41 @@ class BalanceController:
             cap = (DUTY_MAX * headroom) // DERATE_BAND_MC  # < 2**30: 1000 * 1e4
             flags |= BAL_DERATED
 
-        # Error above target, outside the deadband, limited to the proportional band.
-        error = voltage_uv - self.target_uv
+        # Error above target; the proportional part outside the deadband, the integral
+        # on the true error; both limited to the proportional band.
+        raw = voltage_uv - self.target_uv
         db = self.deadband_uv
+        band = self.prop_band_uv
+        if not self._engaged:
+            if raw <= db:
+                self._integral = 0
+                self._slew_credit = 0
+                self.duty = 0
+                self.level_pct = 0
+                self.flags = flags
+                return 0
+            self._engaged = True
+        error = raw
         if error > db:
             error -= db
         elif error < -db:
             error += db
         else:
             error = 0
-        band = self.prop_band_uv
         if error > band:
             error = band
         elif error < -band:
             error = -band
+        if raw > band:
+            raw = band
+        elif raw < -band:
+            raw = -band
         p_duty = (error * DUTY_MAX) // band  # |.| <= 1000
+        i_duty = (raw * DUTY_MAX) // band
 
         # Integral with clamping anti-windup: never more than the cap leaves room for.
         ti = self.integral_ms
-        integral = self._integral + p_duty * dt_ms  # |p_duty * dt| <= 1e7
+        integral = self._integral + i_duty * dt_ms  # |i_duty * dt| <= 1e7
         room = cap - (p_duty if p_duty > 0 else 0)
         if room < 0:
             room = 0
@@ -191,6 +209,8 @@ class BalanceController:
         elif integral < 0:
             integral = 0
         self._integral = integral
+        if integral == 0 and raw < 0 and self.duty == 0:
+            self._engaged = False  # unwound below target: wait for the deadband again
         wanted = p_duty + integral // ti
         if wanted < 0:
             wanted = 0

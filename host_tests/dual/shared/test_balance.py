@@ -227,3 +227,17 @@ def test_fuzzed_commands_never_bleed_when_forbidden():
             prev = duty
             if duty:
                 assert fresh  # a bleeding module has a fresh target
+
+
+def test_an_engaged_block_settles_at_the_target_not_at_the_deadband_edge():
+    # a block whose voltage falls 150 uV per per-mille of bleed (full bleed: -150 mV)
+    c = _ctrl()
+    now = 0
+    v = TARGET + 60000
+    for _ in range(3600):
+        c.set_target(now, TARGET)  # the manager refreshes it every cycle
+        duty = c.update(now, v, T_OK)
+        v = TARGET + 100000 - duty * 150
+        now += 1000
+    assert abs(v - TARGET) <= 1000, v - TARGET  # within 1 mV, not 4.8 mV above
+    assert 600 <= duty <= 700
