@@ -4,7 +4,7 @@
 # The board's small ints are 31-bit (|x| < 2**30).  Every function states the range
 # of its arguments for which no intermediate leaves that range; callers keep to it
 # and the tests in host_tests/dual/shared/test_intmath.py check the edges.
-from shared.compat import const
+from shared.compat import IS_MICROPYTHON, const
 
 SMALL_INT_LIMIT = const(1 << 30)  # |x| < this is a small int on an RP2040
 _MASK15 = const(0x7FFF)
@@ -102,3 +102,14 @@ def median_of(values, count: int, scratch) -> int:
             j -= 1
         scratch[j + 1] = v
     return scratch[(count - 1) >> 1]
+
+
+if not IS_MICROPYTHON:
+    _median_of_loop = median_of
+
+    def median_of(values, count: int, scratch) -> int:  # type: ignore[misc]
+        """CPython (host tools, simulator): the same result with the built-in sort."""
+        ordered = sorted(values[:count])
+        for i in range(count):
+            scratch[i] = ordered[i]
+        return ordered[(count - 1) >> 1]

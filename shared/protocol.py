@@ -193,6 +193,20 @@ def copy_bytes_py(dst, doff: int, src, soff: int, n: int) -> None:
 crc16 = crc16_py
 copy_bytes = copy_bytes_py
 
+if not IS_MICROPYTHON:
+    # CPython (host tools, the simulator): binascii.crc_hqx is CRC-16/CCITT computed in
+    # C with the caller's initial value, i.e. exactly CRC-16/IBM-3740 from 0xFFFF; and
+    # slices may allocate here.  Same results as the loops above (tests compare).
+    from binascii import crc_hqx as _crc_hqx
+
+    def crc16(buf, start: int, end: int, crc: int = CRC_INIT) -> int:  # type: ignore[misc]
+        """CRC-16/IBM-3740 of buf[start:end] (C implementation on CPython)."""
+        return _crc_hqx(memoryview(buf)[start:end], crc)
+
+    def copy_bytes(dst, doff: int, src, soff: int, n: int) -> None:  # type: ignore[misc]
+        dst[doff : doff + n] = memoryview(src)[soff : soff + n]
+
+
 if IS_MICROPYTHON:
     # On MicroPython the same loop compiled by the viper emitter to machine code
     # (Thumb on the boards, x64 in the tests): the CRC is a third of a module's work

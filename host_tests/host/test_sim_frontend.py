@@ -132,3 +132,19 @@ def test_board_heats_with_its_bleed() -> None:
     # 1 h of full bleed, no controller: 25 + (2.0 + 0.15) W x 22 K/W = 72 degC, above
     # the 70 degC limit: this is what the controller's derating exists for
     assert 71.5 < t < 72.5
+
+
+def test_memoised_converter_expectation_matches_the_direct_one():
+    """The simulator's fast frames interpolate a memoised expectation: within 0.15 LSB
+    of computing the 32-quantile sum directly, across the wide codes of an RP2040."""
+    import numpy as np
+
+    from boards.sim.frontend import SimBoard
+    from shared import frontend as fe
+
+    board = SimBoard(3, seed=5, adc_kind=fe.ADC_RP2040)
+    for spread in (0.3, 1.0, 3.0):
+        s = round(spread * 8) / 8
+        for mu in np.linspace(500.0, 520.0, 97):  # across the wide code at 511/512
+            direct = board._mean_x2(mu, s)
+            assert abs(board._mean_x2_cached(mu, spread) - direct) <= 0.3  # x2 units

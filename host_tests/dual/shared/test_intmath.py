@@ -77,3 +77,20 @@ def test_median_of_small_windows_without_allocation():
     assert median_of(values, 1, scratch) == 5
     # the input is not reordered
     assert list(values) == [5, -3, 9, 9, 1]
+
+
+def test_median_matches_the_portable_loop():
+    # CPython uses the built-in sort; MicroPython the allocation-free loop: same results
+    from array import array
+
+    from shared import intmath
+
+    loop = getattr(intmath, "_median_of_loop", intmath.median_of)
+    rng = LCG(21)
+    for n in (1, 2, 3, 5, 7, 9):
+        for _ in range(50):
+            vals = array("i", [rng.between(-100000, 100000) for _ in range(n)])
+            s1 = array("i", [0] * n)
+            s2 = array("i", [0] * n)
+            assert intmath.median_of(vals, n, s1) == loop(vals, n, s2)
+            assert list(s1) == list(s2)
