@@ -107,7 +107,7 @@ def median_of(values, count: int, scratch) -> int:
 if not IS_MICROPYTHON:
     _median_of_loop = median_of
 
-    def median_of(values, count: int, scratch) -> int:  # type: ignore[misc]
+    def median_of(values, count: int, scratch) -> int:
         """CPython (host tools, simulator): the same result with the built-in sort."""
         ordered = sorted(values[:count])
         for i in range(count):

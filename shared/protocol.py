@@ -199,11 +199,11 @@ if not IS_MICROPYTHON:
     # slices may allocate here.  Same results as the loops above (tests compare).
     from binascii import crc_hqx as _crc_hqx
 
-    def crc16(buf, start: int, end: int, crc: int = CRC_INIT) -> int:  # type: ignore[misc]
+    def crc16(buf, start: int, end: int, crc: int = CRC_INIT) -> int:
         """CRC-16/IBM-3740 of buf[start:end] (C implementation on CPython)."""
         return _crc_hqx(memoryview(buf)[start:end], crc)
 
-    def copy_bytes(dst, doff: int, src, soff: int, n: int) -> None:  # type: ignore[misc]
+    def copy_bytes(dst, doff: int, src, soff: int, n: int) -> None:
         dst[doff : doff + n] = memoryview(src)[soff : soff + n]
 
 
