@@ -6,7 +6,10 @@
 #   UPS input     a digital "on battery" signal from the UPS (fast: next input read)
 #   current       the string current sensor reads a discharge current beyond
 #                 `current_ma` (fast: next sensor read)
-# The discharge ends when every source has been clear for `end_s`.  The deepest point
+# The discharge ends when every source has been clear for `end_s`.  After the mains
+# return, the blocks stay below `drop_mv` while they recharge: a low voltage counts as
+# a discharge only while no sensor shows charging current and the string average has
+# not risen RECHARGE_RISE_MV above its lowest point of the discharge.  The deepest point
 # is the cycle with the lowest string voltage: the voltage of every block at that
 # moment shows which blocks collapsed early.
 
@@ -21,6 +24,7 @@ SRC_CURRENT = const(4)
 HISTORY_FLOAT_S = const(1200)  # a record every 20 min in float charge
 HISTORY_DISCHARGE_S = const(10)  # during a discharge
 HISTORY_AFTER_S = const(60)  # for `after_s` after one (thermal runaway risk: 3-12 h)
+RECHARGE_RISE_MV = const(100)  # per block above the discharge's lowest average
 
 
 class Discharge:
@@ -53,6 +57,11 @@ class Discharge:
         self.min_at_s = array("l", [-1] * n)
         self.deepest_mv = array("H", bytes(2 * (n_max + 1)))  # per module, last discharge
         self.charge_mah = array("l", [0] * n)  # removed during the discharge (sensor)
+        self.charging = bytearray(n)  # the sensor shows charging current now
+        self.min_avg_mv = array("l", [0x3FFFFFFF] * n)
+        # after a recharge began: the average it began from (0: none); the voltage
+        # source stays quiet until the string floats again or falls well below this
+        self.recharge_from_mv = array("l", [0] * n)
         self._last_current_s = array("l", [-1] * n)
         self.started: list = []  # strings whose discharge began in the last update
         self.ended: list = []
@@ -63,7 +72,22 @@ class Discharge:
         """Per cycle: the string's average block voltage (complete = all answered)."""
         if not complete:
             return
-        if avg_mv < self.drop_mv:
+        if self.active[k] and avg_mv < self.min_avg_mv[k]:
+            self.min_avg_mv[k] = avg_mv
+        recharging = self.charging[k] or (
+            self.active[k] and avg_mv >= self.min_avg_mv[k] + RECHARGE_RISE_MV
+        )
+        if recharging and not self.recharge_from_mv[k]:
+            self.recharge_from_mv[k] = self.min_avg_mv[k] if self.active[k] else avg_mv
+        latch = self.recharge_from_mv[k]
+        if latch:
+            if avg_mv >= self.drop_mv:
+                self.recharge_from_mv[k] = 0  # floating again
+            elif avg_mv < latch - RECHARGE_RISE_MV:
+                self.recharge_from_mv[k] = 0  # falling again: a new discharge
+            else:
+                recharging = True
+        if avg_mv < self.drop_mv and not recharging:
             if self._low_cycles[k] < 255:
                 self._low_cycles[k] += 1
         else:
@@ -76,6 +100,7 @@ class Discharge:
     def current(self, k: int, current_ma: int, now_s: int) -> None:
         """String current: positive charging, negative discharging."""
         self._set(k, SRC_CURRENT, current_ma <= -self.current_ma)
+        self.charging[k] = 1 if current_ma >= self.current_ma // 2 else 0
         last = self._last_current_s[k]
         if self.active[k] and last >= 0 and current_ma < 0:
             self.charge_mah[k] += (-current_ma) * (now_s - last) // 3600
@@ -103,6 +128,7 @@ class Discharge:
                     self.started_s[k] = now_s
                     self.clear_since_s[k] = -1
                     self.min_sum_mv[k] = 0x3FFFFFFF
+                    self.min_avg_mv[k] = 0x3FFFFFFF
                     self.charge_mah[k] = 0
                     self.started.append(k)
                 continue

@@ -296,3 +296,36 @@ def test_alarm_outputs_mute_and_fail_safe_contact():
     assert not o.buzzer and o.led == out.LED_ON  # muted: LED and contact stay
     o.update(2, 2, True, True)
     assert o.buzzer  # a new alarm sounds again
+
+
+def test_recharge_after_a_discharge_ends_it_although_the_voltage_is_still_low():
+    d = dis.Discharge(RANGES, drop_mv=13000, current_ma=1000, confirm=2, end_s=60)
+    poll = poller_with([12400] * 8)
+    t = 0
+    for _ in range(3):  # mains fail: low voltage, discharge current
+        d.voltage(0, 12400, True)
+        d.current(0, -20000, t)
+        d.update(t, poll.voltage_mv, [49600, 54000])
+        t += 10
+    assert d.active[0]
+    # mains back: current limit charging, blocks still below 13.0 V
+    for _ in range(10):
+        d.voltage(0, 12600, True)
+        d.current(0, 4000, t)
+        d.update(t, poll.voltage_mv, [50400, 54000])
+        t += 10
+    assert not d.active[0] and d.count[0] == 1
+    # without a sensor: the rise from the lowest point tells the recharge
+    d2 = dis.Discharge(RANGES, drop_mv=13000, confirm=2, end_s=60)
+    t = 0
+    for avg in (12500, 12400, 12300, 12300, 12450, 12500, 12550, 12600, 12650, 12700):
+        d2.voltage(0, avg, True)
+        d2.update(t, poll.voltage_mv, [avg * 4, 54000])
+        t += 30
+    assert not d2.active[0]
+    assert d2.count[0] == 1  # the recharge did not start a second discharge
+    for avg in (12400, 12150, 12100):  # a second mains failure during the recharge
+        d2.voltage(0, avg, True)
+        d2.update(t, poll.voltage_mv, [avg * 4, 54000])
+        t += 30
+    assert d2.active[0] and d2.count[0] == 2

@@ -33,6 +33,7 @@ from boards.sim import devices as simdev
 from boards.sim.bus import ResponderNode, VirtualBus
 from boards.sim.frontend import Block, Ripple, SimBoard
 from boards.sim.manager_shell import SimManagerShell
+from manager_fw import addressing as mad
 from manager_fw import blockdev, config
 from manager_fw import events as mev
 from manager_fw import poller as pl
@@ -242,6 +243,18 @@ class Simulation:
         self.bus.attach(ResponderNode(self.relay_box, 400))
         self.breaker_open = False
         self._sync_sensors()
+        # Modules straight from the box: the manager runs automatic addressing while a
+        # simulated installer walks the string pressing buttons in cabling order.
+        self.addressing_job: mad.AutoAddressing | None = None
+        self._installer_order: list[int] = []
+        self._next_press_s = 0.0
+        if sc.unaddressed:
+            n = len(self.modules)
+            self.addressing_job = mad.AutoAddressing(1, n)
+            self.manager.begin_setup(self.addressing_job, START_S)
+            order = np.random.default_rng(self.seed + 1).permutation(n)
+            self._installer_order = [int(i) for i in order]
+            self._next_press_s = 20.0
         self.bleed_energy_j = np.zeros(self.bank.terminal_v.shape)
         self.bleed_seconds = np.zeros(self.bank.terminal_v.shape)
         self.max_block_temp_c = self.bank.temp_c.copy()
@@ -290,9 +303,11 @@ class Simulation:
         return self.tick_s if calm else min(self.tick_s, 1.0)
 
     def step(self) -> None:
+        self._apply_events(self.t_s)  # everything due now, at its own time
         dt = self._dt()
+        if self._events and self._events[0].at_s < self.t_s + dt:
+            dt = self._events[0].at_s - self.t_s  # end the tick where the next event is
         t_end = self.t_s + dt
-        self._apply_events(t_end)
         bank = self.bank
         shape = bank.terminal_v.shape
         bleed = np.zeros(shape)
@@ -310,6 +325,7 @@ class Simulation:
         self.t_s = t_end
         now_ms = self.now_ms()
         temp_c = bank.temp_c
+        self._installer(dt)
         for m in self.modules:
             s, b = m.string, m.block
             v = float(bank.terminal_v[s, b])
@@ -332,6 +348,27 @@ class Simulation:
         self.shell.run_until(int(self.t_s * 1e6))
         self._collect_events()
         self._sample()
+
+    def _installer(self, dt: float) -> None:
+        """Press the next module's button (a 300 ms press) once it blinks fast red."""
+        if not self._installer_order or self.t_s < self._next_press_s:
+            return
+        m = self.modules[self._installer_order[0]]
+        if not m.core.state.addressing:
+            return  # not in addressing mode yet: wait for the manager's broadcast
+        t0 = int((self.t_s - dt) * 1000)
+        for offset_ms, pressed in ((100, True), (150, True), (400, False), (450, False)):
+            m.core.tick((t0 + offset_ms) & TICKS_MAX, pressed)
+        self._installer_order.pop(0)
+        self._next_press_s = self.t_s + 15.0
+        self.timeline.append(
+            TimelineEntry(
+                self.t_s,
+                "scenario",
+                "installer presses the button of block %d of string %d"
+                % (m.block + 1, m.string + 1),
+            )
+        )
 
     def _ri(self, m: SimModule, v: float, ripple: phy.Ripple) -> None:
         core = m.core
@@ -597,19 +634,24 @@ class Simulation:
         v = self.bank.terminal_v
         mgr = self.manager
         blocks = []
+        lay = mgr.layout
         for m in self.modules:
             s, b = m.string, m.block
-            i = m.index
-            ri_nohm = self._ri_nohm(i)
+            # the manager knows a block by its address (after addressing: the order the
+            # installer pressed the buttons in), not by its place in the string
+            a = m.core.state.address
+            i = lay.module(a) if a else -1
+            ri_nohm = self._ri_nohm(i) if i >= 0 else None
             blocks.append(
                 {
-                    "label": mgr.layout.label(i),
+                    "label": lay.label(i) if i >= 0 else "unaddressed",
+                    "address": a,
                     "string": s + 1,
                     "block": b + 1,
                     "initial_v": round(float(self.initial_v[s, b]), 4),
                     "final_v": round(float(v[s, b]), 4),
                     "final_dev_mv": round(float(v[s, b] - v[s].mean()) * 1000, 1),
-                    "measured_mv": self._measured_mv(i),
+                    "measured_mv": self._measured_mv(i) if i >= 0 else None,
                     "temp_max_c": round(float(self.max_block_temp_c[s, b]), 2),
                     "board_temp_max_c": round(float(self.max_board_temp_c[s, b]), 2),
                     "bleed_wh": round(float(self.bleed_energy_j[s, b]) / 3600, 3),

@@ -1,0 +1,224 @@
+"""The simulator: scenarios, determinism, balancing through the physics, the event
+scenarios, and its command line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from host_support import REPO
+
+from stringcare.sim import engine
+from stringcare.sim import scenario as scn
+
+
+def stringcare(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[str]:
+    exe = str(Path(sys.executable).parent / "stringcare")
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def test_every_builtin_scenario_loads():
+    names = scn.builtin_names()
+    for required in ("float", "discharge", "thermal-runaway", "aged-block",
+                     "new-block-in-old-string", "lost-module", "addressing", "demo"):  # fmt: skip
+        assert required in names
+        assert scn.load(required).description
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('duration = "2 weeks"', "duration: '2 weeks' is not a duration like '90s'"),
+        ('colour = "red"', "colour: unknown setting; known:"),
+        ("[battery]\nblocks = 0", "battery.blocks: 0 must be a whole number >= 1"),
+        ("[battery]\nstrings = 3\nblocks = 250", "a manager runs at most 16 strings and 600"),
+        ("[charger]\nmains_hz = 55", "charger.mains_hz: 55.0 must be 50 or 60"),
+        ('[[events]]\nat = "1h"\ntype = "mains_failed"', "events[0].type: 'mains_failed' is not"),
+        (
+            '[[events]]\nat = "1h"\ntype = "mains_fail"',
+            "events[0]: a mains_fail event needs 'load_w'",
+        ),
+        ('[[events]]\ntype = "mains_restore"', "events[0]: needs 'at'"),
+        (
+            '[battery]\nblocks = 4\n[[events]]\nat = "1h"\ntype = "heat_block"\n'
+            "string = 1\nblock = 9\nwatts = 10",
+            "events[0]: block 9 of string 1 does not exist (1 strings of 4 blocks)",
+        ),
+        ('[[events]]\nat = "1h"\ntype = "boost"\non = "yes"', "events[0].on: 'yes' must be true"),
+        ("name = [1", "not valid TOML"),
+    ],
+)
+def test_bad_scenarios_name_the_key_and_what_is_allowed(text: str, message: str):
+    with pytest.raises(scn.ScenarioError) as err:
+        scn.load_text(text, "my.toml")
+    assert message in str(err.value)
+    assert str(err.value).startswith("my.toml: ")
+
+
+def test_json_scenarios_and_durations():
+    sc = scn.load_text('{"name": "j", "duration": "1h30m", "battery": {"blocks": 3}}', "s.json")
+    assert sc.duration_s == 5400 and sc.blocks == 3
+    assert scn.parse_duration("2d") == 172800 and scn.parse_duration(90) == 90
+
+
+# --------------------------------------------------------------------------- physics + firmware
+
+
+def small(name: str = "demo", blocks: int = 6, strings: int = 1, hours: float = 1.0):
+    sc = scn.load(name)
+    sc.blocks = blocks
+    sc.strings = strings
+    sc.impaired_blocks = min(sc.impaired_blocks, blocks)
+    sc.duration_s = hours * 3600
+    return sc
+
+
+def test_same_seed_gives_the_identical_report():
+    a = engine.Simulation(small())
+    a.run(1800)
+    b = engine.Simulation(small())
+    b.run(1800)
+    assert json.dumps(a.report()) == json.dumps(b.report())
+    c = engine.Simulation(small(), seed=99)
+    c.run(1800)
+    assert json.dumps(c.report()) != json.dumps(a.report())
+
+
+def test_without_balancing_the_float_string_keeps_its_spread():
+    sc = scn.load("float")
+    sim = engine.Simulation(sc, balancing=False)
+    sim.run(2 * 3600)
+    r = sim.report()
+    assert r["initial_spread_v"] > 1.5
+    assert r["final_spread_v"] > 0.95 * r["initial_spread_v"]
+    assert r["bleed_energy_wh"] == 0
+    assert all(b["bleed_h"] == 0 for b in r["blocks"])
+
+
+@pytest.fixture(scope="module")
+def float_balanced() -> dict:
+    """The reference float scenario, 64 x 12 V, 24 h, balancing on (about 2 minutes)."""
+    sim = engine.Simulation(scn.load("float"))
+    sim.run(24 * 3600)
+    return sim.report()
+
+
+def test_with_balancing_every_block_ends_within_10mV_of_its_target(float_balanced):
+    r = float_balanced
+    assert r["initial_spread_v"] > 1.5
+    worst = max(abs(b["final_dev_mv"]) for b in r["blocks"])
+    assert worst <= 10.0, worst
+    assert r["converge_h"] is not None and r["converge_h"] <= 24
+    # balancing acted only through the bleed: energy went into the high blocks
+    assert r["bleed_energy_wh"] > 0
+    hot = max(r["blocks"], key=lambda b: b["initial_v"])
+    assert hot["bleed_h"] > 20
+    # and no module's board went past its limit doing it
+    assert max(b["board_temp_max_c"] for b in r["blocks"]) < 70
+
+
+def test_manager_sees_what_the_modules_measure(float_balanced):
+    errs = [abs(b["measured_mv"] - b["final_v"] * 1000) for b in float_balanced["blocks"]]
+    assert max(errs) < 15  # calibrated modules; the worst sit on hot boards
+    ri = [b for b in float_balanced["blocks"] if b["ri_measured_mohm"] is not None]
+    assert len(ri) == 64  # the Ri schedule measured every block
+    for b in ri:
+        assert abs(b["ri_measured_mohm"] - b["ri_true_mohm"]) / b["ri_true_mohm"] < 0.03
+
+
+def _timeline(r: dict, text: str) -> list[float]:
+    return [e["t_h"] for e in r["timeline"] if text in e["event"]]
+
+
+def test_lost_module_alarm_after_4_min_and_contact_90_s_later():
+    sim = engine.Simulation(scn.load("lost-module"))
+    sim.run(3600)
+    r = sim.report()
+    gone = _timeline(r, "module_unplugged")[0]
+    silent = _timeline(r, "module silent")
+    assert silent, r["timeline"]
+    delay_s = (silent[0] - gone) * 3600
+    # 240 s after its last answer, which came up to one 2 s poll period before the
+    # cable was pulled (the report's times are rounded to 0.36 s)
+    assert 240 - 2 - 0.5 <= delay_s <= 240 + 0.5
+    back = _timeline(r, "module back")
+    assert back and back[0] > _timeline(r, "module_replugged")[0]
+
+
+def test_discharge_is_detected_and_the_deepest_point_kept():
+    sc = scn.load("discharge")
+    sim = engine.Simulation(sc)
+    sim.run(3 * 3600)
+    r = sim.report()
+    fail = _timeline(r, "mains_fail")[0]
+    start = _timeline(r, "discharge start")
+    assert start and (start[0] - fail) * 3600 <= 10  # UPS input and current sensor: fast
+    assert _timeline(r, "discharge end")
+    assert sim.manager.discharge.count[0] == 1
+    deepest = [sim.manager.discharge.deepest_mv[a] for a in range(1, 33)]
+    assert all(10000 < v < 12800 for v in deepest)
+
+
+def test_thermal_runaway_trips_the_breaker():
+    sim = engine.Simulation(scn.load("thermal-runaway"))
+    sim.run(12 * 3600)
+    r = sim.report()
+    trip = _timeline(r, "thermal runaway")
+    assert trip, [e for e in r["timeline"] if e["source"] == "manager"][-10:]
+    assert _timeline(r, "battery breaker opened")
+    assert sim.breaker_open
+
+
+def test_addressing_scenario_hands_out_addresses_in_button_order():
+    sim = engine.Simulation(scn.load("addressing"))
+    order = list(sim._installer_order)
+    sim.run(20 * 60)
+    addresses = [sim.modules[i].core.state.address for i in order]
+    assert addresses == list(range(1, 17))
+    assert sim.manager.mode_name() == "running"
+    assert all(b["measured_mv"] for b in sim.report()["blocks"])
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_cli_runs_a_scenario_file_and_writes_the_report(tmp_path):
+    scen = tmp_path / "mine.toml"
+    scen.write_text('name = "mine"\n[battery]\nblocks = 4\nage_years = 2.0\n')
+    out = tmp_path / "r.json"
+    proc = stringcare("sim", "--scenario", str(scen), "--duration", "20m", "--report", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "done after 0:20:00 simulated" in proc.stdout
+    r = json.loads(out.read_text())
+    assert r["scenario"] == "mine" and len(r["blocks"]) == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--scenario", "nosuch"], "no scenario 'nosuch': give a built-in name"),
+        (["--speed", "fast"], "--speed 'fast': use max, realtime or a factor like 600x"),
+        (["--serve", "localhost"], "--serve 'localhost': give HOST:PORT"),
+        (["--blocks", "0"], "--blocks 0: give at least 1"),
+        (["--strings", "2", "--blocks", "400"], "a manager runs at most 600"),
+        (["--duration", "soon"], "--duration: 'soon' is not a duration"),
+        (["--micropython", "--blocks", "40"], "--micropython runs one MicroPython process"),
+    ],
+)
+def test_cli_errors_say_what_to_do(args: list[str], message: str):
+    proc = stringcare("sim", *args, timeout=120)
+    assert proc.returncode == 2
+    assert message in proc.stderr, proc.stderr
+
+
+def test_cli_lists_the_builtins():
+    proc = stringcare("sim", "--list", timeout=120)
+    assert proc.returncode == 0
+    for name in ("float", "thermal-runaway", "addressing"):
+        assert name in proc.stdout
