@@ -16,7 +16,7 @@ TEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help sim test bench deploy fmt clean distclean
+.PHONY: help sim test bench deploy fmt clean distclean debs-test debs-bench
 
 help:
 	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
@@ -25,13 +25,22 @@ $(STAMP): requirements.txt requirements-stubs.txt pyproject.toml tools/sh/setup-
 	@PYTHON=$(PYTHON) tools/sh/setup-venv.sh $(VENV)
 	@touch $@
 
+# The demo: 2 strings x 16 blocks, balancing, 600x accelerated, status page on :8080;
+# it runs for 30 simulated days unless Ctrl-C ends it.
 sim: $(STAMP)
-	$(BIN)/stringcare sim --serve 127.0.0.1:8080 --speed 600x $(SIM_ARGS)
+	$(BIN)/stringcare sim --scenario demo --duration 30d --speed 600x --serve 127.0.0.1:8080 $(SIM_ARGS)
 
-test: $(STAMP)
+# Debian packages the checks use (installed when missing; see tools/sh/need-deb.sh)
+debs-test:
+	@tools/sh/need-deb.sh chromium chromium "browser test of the status page"
+
+debs-bench:
+	@tools/sh/need-deb.sh valgrind valgrind "instruction counts in the bus benchmark"
+
+test: $(STAMP) debs-test
 	@$(BIN)/python -m stringcare.dev.check $(TEST_ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) debs-bench
 	@$(BIN)/stringcare bench $(BENCH_ARGS)
 
 deploy: $(STAMP)

@@ -1,0 +1,94 @@
+"""The `make sim` status page in a real browser (headless Chromium, installed by the
+Makefile when missing): every block appears with its values, and a screenshot is
+kept at build/status-page.png to look at."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from host_support import REPO
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None and "CI" not in __import__("os").environ,
+    reason="chromium is not installed (make test installs it)",
+)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def running_sim(tmp_path: Path):
+    port = free_port()
+    exe = str(Path(sys.executable).parent / "stringcare")
+    proc = subprocess.Popen(
+        [exe, "sim", "--scenario", "demo", "--duration", "2h", "--speed", "120x",
+         "--serve", "127.0.0.1:%d" % port],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if "status page:" in line:
+            break
+        if not line and proc.poll() is not None:
+            pytest.fail("the simulator stopped before serving")
+    time.sleep(20)  # let the manager poll every module a few times (simulated minutes)
+    yield "http://127.0.0.1:%d/" % port, tmp_path
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
+    assert CHROMIUM, "chromium is not installed: run `make test`, which installs it"
+    return subprocess.run(
+        [CHROMIUM, *FLAGS, "--user-data-dir=%s" % profile, *args],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_status_page_shows_every_block_with_its_values(running_sim):
+    url, tmp = running_sim
+    dom = chromium("--virtual-time-budget=5000", "--dump-dom", url, profile=tmp / "p1").stdout
+    assert 'data-ready="1"' in dom, dom[:2000]
+    for k in (1, 2):
+        assert 'id="string-%d"' % k in dom
+    rows = re.findall(r'<tr class="module" data-label="(\d+)">(.*?)</tr>', dom, re.S)
+    labels = sorted(int(label) for label, _ in rows)
+    assert labels == list(range(1, 33))  # 2 strings x 16 blocks, every one
+    for _label, cells in rows:
+        volts = re.search(r'<td class="v">([\d.]+)</td>', cells)
+        assert volts and 12.0 < float(volts.group(1)) < 16.0, cells
+        assert re.search(r'class="chip (ok|warning|alarm-c)"', cells), cells
+    assert re.search(r"Sum <b>\d+\.\d+ V</b>", dom)
+    assert re.search(r"Current -?\d+\.\d+ A", dom)
+    shot = REPO / "build" / "status-page.png"
+    shot.parent.mkdir(exist_ok=True)
+    chromium("--virtual-time-budget=5000", "--window-size=1280,2200",
+             "--screenshot=%s" % shot, url, profile=tmp / "p2")  # fmt: skip
+    assert shot.exists() and shot.stat().st_size > 20000
+
+
+def test_status_api_is_json(running_sim):
+    import json
+    import urllib.request
+
+    url, _ = running_sim
+    with urllib.request.urlopen(url + "api/status", timeout=10) as r:
+        data = json.loads(r.read())
+    assert len(data["strings"]) == 2 and len(data["strings"][0]["modules"]) == 16
+    assert data["mode"] == "running"
