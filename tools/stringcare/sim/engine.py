@@ -64,7 +64,7 @@ class SimModule:
 
     skips_replies = True  # the firmware ignores other devices' replies (responder)
 
-    def __init__(self, index: int, string: int, block: int, core: ModuleCore, board: SimBoard):
+    def __init__(self, index: int, string: int, block: int, core: Any, board: SimBoard):
         self.index = index
         self.string = string
         self.block = block
@@ -212,6 +212,11 @@ class Simulation:
         adc = ADC_KIND[sc.adc]
         self.variant_id = variant_id
         self.modules: list[SimModule] = []
+        mp_tree = None
+        if micropython:
+            from stringcare.sim import mpmodules
+
+            mp_tree = mpmodules.compiled_tree()
         for s in range(sc.strings):
             for b in range(sc.blocks):
                 index = s * sc.blocks + b
@@ -223,7 +228,17 @@ class Simulation:
                 if sc.calibrated:
                     self._calibrate(seed_core, board)
                 seed_core.store.save(seed_core.state)
-                core = ModuleCore(_uid(s, b, self.seed), variant_id, adc, slots)
+                core: Any
+                if mp_tree is not None:
+                    core = mpmodules.MPCore(
+                        _uid(s, b, self.seed),
+                        variant_id,
+                        adc,
+                        slots.data[seed_core.store.newest],
+                        mp_tree,
+                    )
+                else:
+                    core = ModuleCore(_uid(s, b, self.seed), variant_id, adc, slots)
                 m = SimModule(index, s, b, core, board)
                 self.modules.append(m)
                 self.bus.attach(m)
