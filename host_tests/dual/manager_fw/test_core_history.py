@@ -54,4 +54,3 @@ def test_the_cores_copies_of_history_constants_and_cadence_agree():
     assert modes == (hi.MODE_FLOAT, hi.MODE_DISCHARGE, hi.MODE_RECOVERY, hi.MODE_BOOST)
     for m in modes:
         assert co.HIST_INTERVAL_S[m] == hi.record_interval_s(m)
-
