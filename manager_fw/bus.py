@@ -144,6 +144,10 @@ class BusMaster:
 
     def step(self, now_us: int) -> int:
         """Return the length of a frame in tx to send now, or 0."""
+        if not self.requests and not self.waiting:
+            # the very first step: the line is free now, whatever the tick counter reads
+            # (free_at_us = 0 would be "in the future" for half of all start times)
+            self.free_at_us = now_us
         if self.waiting:
             if ticks_diff(now_us, self.deadline_us) < 0:
                 return 0

@@ -648,14 +648,21 @@ class ManagerCore:
             self._new_alarm = True
 
     def config_loaded(self, now_s: int, store) -> None:
-        """Log which configuration is in use (a ConfigStore after load())."""
-        crc = p.crc16(store.text.encode(), 0, len(store.text.encode()))
+        """Log which configuration is in use (a ConfigStore after load()); a fallback to
+        the last good copy also becomes a problem the status shows."""
+        raw = store.text.encode()
+        crc = p.crc16(raw, 0, len(raw))
         self._log(now_s, ev.EV_CONFIG, value=crc, arg=ev.CFG_LOADED)
         if store.fell_back:
             self._log(now_s, ev.EV_CONFIG, value=crc, arg=ev.CFG_FALLBACK)
             for text in store.problems:
-                if text not in self.problems:
-                    self.problems.append(text)
+                self._problem(text)
+
+    def config_saved(self, now_s: int, store) -> None:
+        """Log a new configuration stored with ConfigStore.save() (it takes effect when
+        the shell builds a new core with it)."""
+        raw = store.text.encode()
+        self._log(now_s, ev.EV_CONFIG, value=p.crc16(raw, 0, len(raw)), arg=ev.CFG_SAVED)
 
     # -- inputs from the shell -------------------------------------------------------
 

@@ -158,8 +158,8 @@ def test_bad_input_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_a_serial_port_with_nobody_on_it(capsys: pytest.CaptureFixture[str]) -> None:
     # loop:// echoes our own requests: the master must ignore them and time out
-    code, _out, err = run(capsys, "address", "query", "--port", "loop://")
-    assert code == 1 and "no module answered" in err
+    code, out, err = run(capsys, "address", "query", "--port", "loop://")
+    assert code == 1 and "no module answered" in err, out + err
 
 
 class FarEnd:

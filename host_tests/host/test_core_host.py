@@ -101,8 +101,13 @@ def test_ri_timeline_of_the_spec_over_two_days() -> None:
     assert len(site.events(ev.EV_RI_MEASURED)) == 60
 
 
+def _reference(doc: str) -> str:
+    """The configuration reference section of docs/manager.md."""
+    return doc.split("## Configuration reference", 1)[1].split("### Storage", 1)[0]
+
+
 def _documented_fields(doc: str) -> set[str]:
-    return set(re.findall(r"^\| `([a-z0-9_.\[\]]+)` \|", doc, re.M))
+    return set(re.findall(r"^\| `([a-z0-9_.\[\]]+)` \|", _reference(doc), re.M))
 
 
 def test_every_configuration_field_is_documented() -> None:
@@ -149,7 +154,8 @@ def test_every_configuration_field_is_documented() -> None:
 def test_documented_ranges_and_defaults_match_the_parser() -> None:
     doc = (REPO / "docs" / "manager.md").read_text()
     rows = {}
-    for m in re.finditer(r"^\| `([a-z0-9_.\[\]]+)` \| ([^|]*) \| ([^|]*) \| ([^|]*) \|", doc, re.M):
+    row = r"^\| `([a-z0-9_.\[\]]+)` \|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*\|"
+    for m in re.finditer(row, _reference(doc), re.M):
         rows[m.group(1)] = (m.group(2).strip(), m.group(3).strip(), m.group(4).strip())
     for section, fields in (
         ("silent", c.SILENT_FIELDS),
@@ -163,3 +169,52 @@ def test_documented_ranges_and_defaults_match_the_parser() -> None:
             assert allowed == "%d … %d" % (low, high), (section, key, allowed)
             if default is not None:
                 assert dflt == str(default), (section, key, dflt)
+
+
+class Files:
+    def __init__(self) -> None:
+        self.files: dict[str, str] = {}
+
+    def read(self, path: str) -> str | None:
+        return self.files.get(path)
+
+    def write(self, path: str, text: str) -> None:
+        self.files[path] = text
+
+    def rename(self, old: str, new: str) -> None:
+        self.files[new] = self.files.pop(old)
+
+    def remove(self, path: str) -> None:
+        self.files.pop(path, None)
+
+
+def test_configuration_events_and_a_fallback_shown_as_a_problem() -> None:
+    files = Files()
+    store = c.ConfigStore("site.json", files)
+    store.save({"site": "A", "strings": [{"modules": 2}]})
+    files.files["site.json"] = '{"site": "B", "strings": [{"modules": 0}]}'
+    store = c.ConfigStore("site.json", files)
+    cfg = store.load()
+    site = Site(sizes=(2,), events_kb=16)
+    core = site.core
+    assert cfg.site == "A"
+    core.config_loaded(START_S + 1, store)
+    store.save({"site": "C", "strings": [{"modules": 2}]})
+    core.config_saved(START_S + 2, store)
+    config = [(e[0], e[5]) for e in site.events(ev.EV_CONFIG)]
+    assert config == [(1, ev.CFG_LOADED), (1, ev.CFG_FALLBACK), (2, ev.CFG_SAVED)]
+    assert core.problems == [
+        "site.json: strings[0].modules: 0 is outside 1..600",
+        "using the last good configuration from site.json.bak",
+    ]
+    site.start()
+    site.run_s(2)
+    assert core.outputs.led == 1  # a problem is a warning: the alarm LED blinks
+
+
+def test_the_configuration_example_in_the_docs_is_valid() -> None:
+    doc = (REPO / "docs" / "manager.md").read_text()
+    example = re.search(r"```json\n(.*?)\n```", doc, re.S)
+    assert example, "docs/manager.md has a ```json example"
+    cfg = c.config_from_text(example.group(1))
+    assert cfg.layout.module_count > 0
