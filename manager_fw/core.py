@@ -980,9 +980,8 @@ class ManagerCore:
         self._cycle_ready = True
 
     def _enqueue(self, job) -> None:
-        if not job.queued:
+        if not job.queued and self.master.enqueue_service(job):
             job.queued = True
-            self.master.enqueue_service(job)
 
     # -- step --------------------------------------------------------------------------
 

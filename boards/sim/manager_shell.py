@@ -70,7 +70,7 @@ class SimManagerShell:
             return now + d
         if m.foreground is not None:
             return now + 1000  # foreground jobs pace themselves (offers, wake-ups)
-        if m.service:
+        if m.service_count:
             return now  # queued work the bus could start now
         poller = m.poller
         if poller is not None and not poller._in_cycle:

@@ -103,7 +103,7 @@ def wake_us(now):
     d = ticks_diff(master.free_at_us, t)
     if d > 0:
         return d
-    if master.foreground is not None or master.service:
+    if master.foreground is not None or master.service_count:
         return 100
     return -1
 
