@@ -1106,12 +1106,7 @@ class ManagerCore:
         al = self.alarms
         for k in range(lay.string_count):
             disch = st.discharging[k] != 0
-            i = lay.string_start[k]
-            end = lay.string_start[k + 1]
-            while i < end:
-                if fresh[i]:
-                    al.evaluate_module(now_s, i, vu[i], tm[i], disch)
-                i += 1
+            al.evaluate_modules(now_s, k, vu, tm, fresh, disch)
             al.evaluate_string(now_s, k, vu, fresh, disch)
         # silent modules
         w = self.silence

@@ -32,6 +32,8 @@ from module_fw.state import ModuleState
 from stringcare.dev import layout
 
 HEAP_KB = 192
+RP2040_CYCLES_PER_X86_INSTR = 2.5  # as bench_bus.py and docs/protocol.md §4
+RP2040_HZ = 125_000_000
 # kept free while the code loads (tools/bench/mp/manager_core.py): the heap less what the
 # code and the configuration take (about 72 KB) and a margin
 RESERVE_LESS_KB = 96
@@ -57,6 +59,15 @@ METRICS = {
         "host (least of six cycles)"),
     "manager.cycle_cpu_ratio.600": (
         "ratio", "<= 0.5", "that CPU time divided by the cycle's wire time (0.987 s)"),
+    "manager.cycle_kinstr.600": (
+        "k instr", None, "x86-64 instructions of the core's work for one 600-module cycle in "
+        "MicroPython (callgrind, no bus simulation counted)"),
+    "manager.cycle_est_ms.rp2040": (
+        "ms", None, "that work on a 125 MHz RP2040 at 2.5 cycles per x86 instruction "
+        "(docs/protocol.md §4)"),
+    "manager.cycle_est_ratio.rp2040": (
+        "ratio", "<= 1.0", "that estimate over the cycle's wire time: below 1, an RP2040 "
+        "keeps up with back-to-back cycles"),
     "manager.cycle_wire_s.600": (
         "s", "<= 1.0", "wire time of the cycle the CPU figure belongs to"),
     "manager.census_s.600": (
@@ -245,6 +256,31 @@ def code_heap_from_mpy() -> int:
     return int(proc.stdout.split()[-1])
 
 
+def cycle_instructions(cycles: int = 5) -> float:
+    """x86 instructions of one cycle of core work (tools/bench/mp/manager_cycle.py)."""
+    import re
+    import shutil
+
+    if shutil.which("valgrind") is None:
+        subprocess.run([str(layout.repo_root() / "tools/sh/need-deb.sh"), "valgrind",
+                        "valgrind", "instruction counts for the manager benchmark"],
+                       check=True)  # fmt: skip
+    exe = str(Path(sys.executable).parent / "micropython")
+    script = str(layout.repo_root() / "tools/bench/mp/manager_cycle.py")
+    counts = []
+    for n in (0, cycles):
+        proc = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", exe,
+             "-X", "heapsize=2M", script, str(mpy_tree()), str(n)],
+            capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        m = re.search(r"Collected : (\d+)", proc.stdout + proc.stderr)
+        if proc.returncode != 0 or not m:
+            raise RuntimeError("callgrind run failed:\n" + (proc.stderr or proc.stdout)[-1500:])
+        counts.append(int(m.group(1)))
+    return (counts[1] - counts[0]) / cycles
+
+
 def min_heap_kb(progress: Callable[[str], None]) -> int:
     lo, hi = 64, HEAP_KB  # hi runs (checked by the caller)
     while hi - lo > 8:
@@ -316,6 +352,13 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
     progress("heap: code %.1f KB, data peak %.1f KB; cycle CPU %.1f ms (%s) for %.3f s wire"
              % (code / 1024, data / 1024, cpu_ms, ", ".join("%.0f" % (c / 1000) for c in cpu),
                 wire_s))  # fmt: skip
+    kinstr = cycle_instructions() / 1000
+    est_ms = kinstr * 1000 * RP2040_CYCLES_PER_X86_INSTR / RP2040_HZ * 1000
+    figures["manager.cycle_kinstr.600"] = round(kinstr)
+    figures["manager.cycle_est_ms.rp2040"] = round(est_ms)
+    figures["manager.cycle_est_ratio.rp2040"] = round(est_ms / 1000 / wire_s, 2)
+    progress("one cycle: %.0f k instructions, ~%.0f ms on an RP2040 (%.2f of the wire time)"
+             % (kinstr, est_ms, est_ms / 1000 / wire_s))  # fmt: skip
     figures["manager.min_heap_kb.600"] = min_heap_kb(progress)
     for source, seconds in discharge_speeds().items():
         figures["manager.discharge_detect_s.%s" % source] = seconds
