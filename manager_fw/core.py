@@ -596,7 +596,6 @@ class ManagerCore:
         self._current_new = bytearray(k)
         self._currents = [None] * k  # runaway.update wants None for "no sensor"
         self._in_float = [False] * k
-        self._was_discharging = bytearray(k)
 
         # service jobs, preallocated
         self.mark_job = MarkJob(self)
@@ -1335,8 +1334,8 @@ class ManagerCore:
         if was != o.relay_energised and self.io_jobs:
             self._want_relays()
             for job in self.io_jobs:
-                if job.pending() and self.mode == MODE_RUNNING:
-                    self._enqueue(job)
+                if job.pending() and (self.mode == MODE_RUNNING or self.mode == MODE_REFUSED):
+                    self._enqueue(job)  # a refused core still drives the box's contact
 
     # -- status (docs/manager.md, "Status for web, Modbus and MQTT") -----------------------
 
