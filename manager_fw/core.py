@@ -547,7 +547,6 @@ class ManagerCore:
                 cfg.runaway_current_min_ma,
                 cfg.runaway_voltage_rise_mv,
                 cfg.runaway_confirm,
-                [s for s in range(k) if not cfg.current_sensor[s]],
             )
         self.outputs = out.AlarmOutputs()
         self.events = event_log

@@ -2,17 +2,20 @@
 #
 # In a constant-voltage string a block that heats draws more float current (its
 # electrochemistry polarises less when warm), which heats it further.  The signs the
-# manager can see: that block's temperature rising, and the string's float current
-# rising (with a current sensor) or, without one, the *other* blocks' voltages rising
-# (the charger holds the string voltage while the hot block's voltage sags).
+# manager can see: that block's temperature rising, and either the string's float
+# current rising (a whole string running away: e.g. boost in a hot room without
+# temperature compensation), or the *other* blocks' voltages rising while the hot one
+# sags (a single block running away: in a series string the current is shared, so it
+# stays nearly flat, and the charger holding the string voltage pushes the others up).
+# Both are checked whether or not a current sensor is fitted (docs/simulation.md).
 #
 # Every `sample_s` (10 min) each module's temperature and each string's current and
 # voltages are sampled into a ring of one hour.  A module is a runaway suspect when, in
 # float charge (no discharge, not boost), over the last hour
 #   its temperature rose by >= rise_cc (default 3 °C), and
 #   it is >= above_cc (default 5 °C) warmer than the string's median block, and
-#   the string current rose by >= current_rise_pct % (with a sensor), or the average of
-#   the other blocks rose by >= voltage_rise_mv per block (without one).
+#   the string current rose by >= current_rise_pct % (needs a sensor), or the other
+#   blocks rose by >= voltage_rise_mv each on average.
 # Two consecutive suspect samples trip: latch, alarm, and the breaker relay opens the
 # string through the relay/IO box.  The latch holds until an operator resets it.
 
@@ -34,12 +37,7 @@ class Runaway:
         current_min_ma: int = 100,
         voltage_rise_mv: int = 20,
         confirm: int = 2,
-        voltage_strings=None,
     ) -> None:
-        """voltage_strings: the strings (0-based) whose block voltages are sampled for
-        the check without a current sensor; None = every string.  A string left out
-        (it has a sensor) is judged by its current only, which saves SLOTS x 2 bytes per
-        module (8.4 KB for 600 modules)."""
         self.ranges = ranges
         n = len(ranges)
         n_max = ranges[-1][1]
@@ -52,13 +50,7 @@ class Runaway:
         self.confirm = confirm
         # built from bytes: no temporary list of SLOTS * n_max ints on the heap
         self.temp = array("h", bytes(2 * SLOTS * (n_max + 1)))
-        self.vbase = array("i", b"\xff\xff\xff\xff" * n)  # string's first volt slot, -1
-        size = 0
-        for k in range(n):
-            if voltage_strings is None or k in voltage_strings:
-                self.vbase[k] = size
-                size += SLOTS * (ranges[k][1] - ranges[k][0] + 1)
-        self.volt = array("H", bytes(2 * size))
+        self.volt = array("H", bytes(2 * SLOTS * (n_max + 1)))
         self.current = array("l", [0] * (SLOTS * n))
         self.has_current = bytearray(n)
         self.samples = 0
@@ -81,11 +73,9 @@ class Runaway:
         h = self.head
         for k in range(len(self.ranges)):
             first, last = self.ranges[k]
-            vb = self.vbase[k]
             for a in range(first, last + 1):
                 self.temp[a * SLOTS + h] = poll.temp_cc[a]
-                if vb >= 0:
-                    self.volt[vb + (a - first) * SLOTS + h] = poll.voltage_mv[a]
+                self.volt[a * SLOTS + h] = poll.voltage_mv[a]
             cur = string_current_ma[k]
             self.has_current[k] = 0 if cur is None else 1
             self.current[k * SLOTS + h] = 0 if cur is None else cur
@@ -104,14 +94,13 @@ class Runaway:
         n = last - first + 1
         temps = sorted(self.temp[a * SLOTS + now] for a in range(first, last + 1))
         median = temps[n // 2]
+        current_rising = False
         if self.has_current[k]:
             c_now = self.current[k * SLOTS + now]
             c_old = self.current[k * SLOTS + old]
-            electrical = c_now >= self.current_min_ma and c_now * 100 >= c_old * (
+            current_rising = c_now >= self.current_min_ma and c_now * 100 >= c_old * (
                 100 + self.current_rise_pct
             )
-        else:
-            electrical = False  # decided per module below, from the other blocks
         for a in range(first, last + 1):
             t_now = self.temp[a * SLOTS + now]
             hot = (
@@ -121,15 +110,12 @@ class Runaway:
             )
             cond = False
             if hot:
-                if self.has_current[k]:
-                    cond = electrical
-                elif n > 1 and self.vbase[k] >= 0:
-                    vb = self.vbase[k]
+                cond = current_rising
+                if not cond and n > 1:
                     rise = 0
                     for b in range(first, last + 1):
                         if b != a:
-                            j = vb + (b - first) * SLOTS
-                            rise += self.volt[j + now] - self.volt[j + old]
+                            rise += self.volt[b * SLOTS + now] - self.volt[b * SLOTS + old]
                     cond = rise >= self.voltage_rise_mv * (n - 1)
             if cond:
                 self.suspect[a] += 1

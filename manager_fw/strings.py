@@ -4,9 +4,17 @@
 #   sum voltage, average and spread of its modules;
 #   target = string voltage / modules in the string (SPEC §3);
 #   equalising runs only while it is enabled, no discharge is under way, every module
-#   of the string answered and every block is inside the equalising window (float
-#   charge: not discharge, not boost).  Otherwise the SET_TARGET broadcast carries
-#   EQUALISE clear and the modules stop bleeding, and `reason` says why.
+#   of the string answered, and the string is in float charge: its average block
+#   voltage inside the equalising window (below it: discharge; above it: boost).
+#   Otherwise the SET_TARGET broadcast carries EQUALISE clear and the modules stop
+#   bleeding, and `reason` says why.
+#
+# Why the average and not every block: SPEC §3 words the window per module, but its
+# own reference string floats blocks up to 1.8 V above the average; with a per-block
+# window those blocks - the ones balancing exists for - would stop equalising for
+# good.  The window's job is to tell float from discharge and boost, which move every
+# block together; the string average shows that without being thrown by one high
+# block.  Each module also limits itself to its own window (shared/variants.py).
 
 from array import array
 
@@ -18,8 +26,8 @@ REASON_NONE = const(0)  # equalising
 REASON_DISABLED = const(1)  # switched off in the configuration
 REASON_DISCHARGE = const(2)  # the string is discharging
 REASON_SILENT = const(3)  # a module of the string did not answer
-REASON_LOW = const(4)  # a block below the window (discharge, deep float)
-REASON_HIGH = const(5)  # a block above the window (boost / equalising charge)
+REASON_LOW = const(4)  # string average below the window (discharge)
+REASON_HIGH = const(5)  # string average above the window (boost charge)
 REASON_NO_DATA = const(6)  # not every module has been read yet
 
 REASON_TEXT = (
@@ -27,8 +35,8 @@ REASON_TEXT = (
     "equalising is switched off",
     "string is discharging",
     "a module of the string is not answering",
-    "a block is below the equalising window",
-    "a block is above the equalising window (boost charge?)",
+    "the string is below the equalising window (discharge?)",
+    "the string is above the equalising window (boost charge?)",
     "waiting for the first readings",
 )
 
@@ -63,8 +71,6 @@ class Strings:
             answered = 0
             silent = False
             never = False
-            below = False
-            above = False
             for a in range(first, last + 1):
                 st = poll.state[a]
                 if st == pl.ST_OK:
@@ -75,10 +81,6 @@ class Strings:
                         lo = v
                     if v > hi:
                         hi = v
-                    if v < self.window_low_mv:
-                        below = True
-                    elif v > self.window_high_mv:
-                        above = True
                 elif st == pl.ST_NOT_POLLED:
                     never = True
                 else:
@@ -95,6 +97,9 @@ class Strings:
             # every block was read in this cycle.
             if answered == n:
                 self.target_mv[k] = (total + n // 2) // n
+            avg = self.avg_mv[k]
+            below = answered > 0 and avg < self.window_low_mv
+            above = answered > 0 and avg > self.window_high_mv
             reason = REASON_NONE
             if not self.enabled[k]:
                 reason = REASON_DISABLED

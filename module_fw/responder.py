@@ -273,9 +273,11 @@ class Responder:
                 return self._nak(frame, p.ERR_BUSY)
             if s.address == p.ADDR_UNADDRESSED or s.reset_hold:
                 return self._nak(frame, p.ERR_NOT_ALLOWED)
+            if method == p.RI_METHOD_DEFAULT:
+                method = s.ri_method
             s.ri_request = method
             tx[8] = method
-            p.put_u16(tx, 9, s.ri_duration_ms)
+            p.put_u16(tx, 9, s.ri_duration_ms[method])
             return self._reply(frame, 3)
         if cmd == p.CMD_RI_READ:
             state = s.ri_state
@@ -300,9 +302,12 @@ class Responder:
                 return self._nak(frame, p.ERR_BAD_VALUE)
             if cmd == p.CMD_CAL_WRITE:
                 gain = frame.i32(5)
-                if gain < -200000 or gain > 200000:  # ±20 %: beyond that it is a fault
+                offset = frame.i32(1)
+                if not -p.CAL_GAIN_PPM_LIMIT <= gain <= p.CAL_GAIN_PPM_LIMIT:
+                    return self._nak(frame, p.ERR_BAD_VALUE)  # beyond 5 % it is a fault
+                if not -p.CAL_OFFSET_LIMIT <= offset <= p.CAL_OFFSET_LIMIT:
                     return self._nak(frame, p.ERR_BAD_VALUE)
-                s.cal_offset[ch] = frame.i32(1)
+                s.cal_offset[ch] = offset
                 s.cal_gain_ppm[ch] = gain
                 s.dirty |= st.DIRTY_CALIBRATION
             tx[8] = ch

@@ -42,7 +42,7 @@ class ModuleState:
         self.address = p.ADDR_UNADDRESSED
         self.variant_id = variant_id
         self.hw_rev = hw_rev
-        self.ri_method = 0
+        self.ri_method = 1  # RI_START method 0 means this one: 1 DC step, 2 AC lock-in
         self.baud = baud
         self.store_flags = 0  # non-zero: store was missing/corrupt, defaults in use
         # Modes
@@ -74,7 +74,7 @@ class ModuleState:
         self.ri_quality = 0
         self.ri_nohm = 0
         self.ri_done_ms = 0
-        self.ri_duration_ms = 0
+        self.ri_duration_ms = array("H", [0, 0, 0])  # by method: default, DC, AC
         # Calibration per channel: offset (channel unit) and gain error in ppm
         self.cal_offset = array("l", [0] * CAL_CHANNELS)
         self.cal_gain_ppm = array("l", [0] * CAL_CHANNELS)

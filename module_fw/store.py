@@ -63,14 +63,17 @@ def valid(buf) -> bool:
         return False
     if p.crc16(buf, 0, 68) != p.get_u16(buf, 68):
         return False
-    if p.get_u16(buf, 7) > p.ADDR_MODULE_MAX or buf[9] > 4 or buf[10] > 2:
+    if p.get_u16(buf, 7) > p.ADDR_MODULE_MAX or buf[9] > 4 or not 1 <= buf[10] <= 2:
         return False
     baud = p.get_u32(buf, 12)
     if baud < 1200 or baud > 1000000:
         return False
     for ch in range(st.CAL_CHANNELS):
         g = p.get_i32(buf, 36 + 4 * ch)
-        if g < -200000 or g > 200000:
+        if not -p.CAL_GAIN_PPM_LIMIT <= g <= p.CAL_GAIN_PPM_LIMIT:
+            return False
+        o = p.get_i32(buf, 16 + 4 * ch)
+        if not -p.CAL_OFFSET_LIMIT <= o <= p.CAL_OFFSET_LIMIT:
             return False
     return True
 

@@ -98,6 +98,17 @@ RI_LOW_SIGNAL = const(3)
 RI_CLIPPED = const(4)
 RI_NOISY = const(5)
 RI_INHIBITED = const(6)
+RI_NO_EXCITATION = const(7)
+RI_INCOMPLETE = const(8)
+
+# RI_START methods
+RI_METHOD_DEFAULT = const(0)
+RI_METHOD_DC = const(1)
+RI_METHOD_AC = const(2)
+
+# CAL_WRITE limits (shared/measure.py applies them): +-5 % gain, +-0.5 V offset
+CAL_GAIN_PPM_LIMIT = const(50000)
+CAL_OFFSET_LIMIT = const(500000)
 
 # MARK states: what the manager's thresholds say about this module (LED steady red)
 MARK_OK = const(0)
@@ -181,6 +192,20 @@ def copy_bytes_py(dst, doff: int, src, soff: int, n: int) -> None:
 
 crc16 = crc16_py
 copy_bytes = copy_bytes_py
+
+if not IS_MICROPYTHON:
+    # CPython (host tools, the simulator): binascii.crc_hqx is CRC-16/CCITT computed in
+    # C with the caller's initial value, i.e. exactly CRC-16/IBM-3740 from 0xFFFF; and
+    # slices may allocate here.  Same results as the loops above (tests compare).
+    from binascii import crc_hqx as _crc_hqx
+
+    def crc16(buf, start: int, end: int, crc: int = CRC_INIT) -> int:
+        """CRC-16/IBM-3740 of buf[start:end] (C implementation on CPython)."""
+        return _crc_hqx(memoryview(buf)[start:end], crc)
+
+    def copy_bytes(dst, doff: int, src, soff: int, n: int) -> None:
+        dst[doff : doff + n] = memoryview(src)[soff : soff + n]
+
 
 if IS_MICROPYTHON:
     # On MicroPython the same loop compiled by the viper emitter to machine code

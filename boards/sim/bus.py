@@ -126,7 +126,8 @@ class VirtualBus:
 
     def _deliver(self, t: Transmission) -> None:
         data = t.data
-        if t.collided or self._in_noise(t):
+        garbled = t.collided or self._in_noise(t)
+        if garbled:
             self._garble(data)
         elif self.bit_error_ppm:
             for i in range(len(data)):
@@ -134,8 +135,17 @@ class VirtualBus:
                     if self.rng.below(1000000) < self.bit_error_ppm:
                         data[i] ^= 1 << bit
                         self.corrupted_bytes += 1
+        # A node with skips_replies = True (a module: its responder drops other devices'
+        # replies unread) is not handed intact reply frames; saves the simulator the
+        # work of 64 modules deframing each other's replies.  Garbled bytes still go to
+        # everyone.
+        intact_reply = (
+            not garbled and len(data) > 6 and data[0] == p.SYNC and data[6] & p.REPLY != 0
+        )
         for node in self.nodes:
             if node is t.sender or node in self.unplugged:
+                continue
+            if intact_reply and getattr(node, "skips_replies", False):
                 continue
             if self.drop_byte_ppm:
                 kept = bytearray()

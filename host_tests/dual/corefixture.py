@@ -143,7 +143,8 @@ class Site:
             s.address = lay.address(i)
             s.voltage_mv = voltage_mv
             s.temp_cc = temp_cc
-            s.ri_duration_ms = 2000
+            for m in range(3):
+                s.ri_duration_ms[m] = 2000
             node = ResponderNode(Responder(s))
             self.modules.append(s)
             self.nodes.append(node)
@@ -206,7 +207,7 @@ class Site:
             if self._ri_since[i] < 0:
                 self._ri_since[i] = now
                 self.ri_starts.append((shell.now_s() - START_S, i))
-            elif ticks_diff(now, self._ri_since[i]) >= s.ri_duration_ms:
+            elif ticks_diff(now, self._ri_since[i]) >= s.ri_duration_ms[s.ri_request]:
                 self._ri_since[i] = -1
                 s.ri_request = -1
                 s.ri_state = p.RI_OK

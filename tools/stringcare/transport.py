@@ -70,7 +70,7 @@ class SerialTransport(Transport):
 
     def __init__(self, port: str, baud: int = 115200, latency_ms: int = 20, idle_ms: int = 3):
         try:
-            import serial  # type: ignore[import-untyped]  # pyserial: no type stubs pinned
+            import serial  # pyserial
         except ImportError:  # pragma: no cover - pinned in requirements.txt
             raise CliError("pyserial is not installed: run `make` to set up .venv") from None
         try:

@@ -78,7 +78,7 @@ def test_lost_frames_never_alarm():
 
 def test_targets_per_string_reach_the_modules():
     site = Site(sizes=(3, 3))
-    volts = (13500, 13700, 13600, 13620, 13620, 12900)
+    volts = (13500, 13700, 13600, 12700, 12600, 12900)
     for i in range(6):
         site.modules[i].voltage_mv = volts[i]
     site.start()
@@ -87,10 +87,15 @@ def test_targets_per_string_reach_the_modules():
     assert c.strings.target_mv[0] == 13600 and c.strings.equalising[0]
     assert [m.target_mv for m in site.modules[:3]] == [13600] * 3
     assert all(m.target_flags == p.TARGET_EQUALISE for m in site.modules[:3])
-    # string 2 has a block below the equalising window (13.08 V): no equalising there
-    assert c.strings.reason[1] == strs.REASON_LOW
-    assert all(m.target_flags == 0 for m in site.modules[3:])
-    assert c.equalising_reason(1) == "a block is below the equalising window"
+    # string 2 sits below the equalising window (13.08 V): no equalising there; two
+    # cycles later the voltage-drop detector calls it a discharge
+    assert c.strings.reason[1] in (strs.REASON_LOW, strs.REASON_DISCHARGE)
+    assert not c.strings.equalising[1]
+    assert all(m.target_flags & p.TARGET_EQUALISE == 0 for m in site.modules[3:])
+    assert c.equalising_reason(1) in (
+        "the string is below the equalising window (discharge?)",
+        "string is discharging",
+    )
     assert c.strings.shown_voltage_mv(1) == c.strings.avg_mv[1]
 
 

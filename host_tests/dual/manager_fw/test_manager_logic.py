@@ -30,15 +30,24 @@ def poller_with(volts, temps=None):
 
 def test_target_is_string_voltage_over_modules_and_window_gates_equalising():
     s = strs.Strings(RANGES, window_low_mv=13080, window_high_mv=14100)
-    poll = poller_with([13500, 13700, 13600, 13800, 13500, 13500, 12900, 13600])
+    poll = poller_with([13500, 13700, 13600, 13800, 12600, 12700, 12500, 12800])
     s.update(poll)
     assert s.target_mv[0] == 13650 and s.sum_mv[0] == 54600 and s.spread_mv[0] == 300
     assert s.equalising[0] and poll.target_flags[0] == p.TARGET_EQUALISE
     assert poll.target_mv[0] == 13650
-    # string 2 has a block below the window: no equalising, the average is shown
+    # string 2 sits below the window (a discharge): no equalising, the average is shown
     assert not s.equalising[1] and s.reason[1] == strs.REASON_LOW
     assert poll.target_flags[1] == 0
     assert s.shown_voltage_mv(1) == s.avg_mv[1] and s.shown_voltage_mv(0) == 13650
+
+
+def test_one_block_far_above_the_window_is_balanced_not_excluded():
+    # the reference string: a block floats 1.7 V high; the string itself is in float
+    s = strs.Strings(RANGES, window_low_mv=13080, window_high_mv=14100)
+    poll = poller_with([13300, 15300, 13250, 13350, 13500, 13500, 12900, 13600])
+    s.update(poll)
+    assert s.equalising[0] and s.equalising[1]
+    assert s.target_mv[0] == 13800
 
 
 def test_equalising_suspended_while_a_module_is_silent_in_that_string_only():
@@ -50,7 +59,7 @@ def test_equalising_suspended_while_a_module_is_silent_in_that_string_only():
 
 def test_boost_discharge_and_disabled_stop_equalising():
     s = strs.Strings(RANGES, 13080, 14100)
-    poll = poller_with([14400] * 4 + [13500] * 4)
+    poll = poller_with([14400, 14300, 14500, 14400] + [13500] * 4)
     s.discharging[1] = 1
     s.update(poll)
     assert s.reason[0] == strs.REASON_HIGH
@@ -243,7 +252,9 @@ def test_a_warm_block_alone_or_a_discharge_does_not_trip():
     assert not r2.tripped[0]
 
 
-def test_runaway_without_current_sensor_uses_the_other_blocks_voltage():
+def single_block_runaway(current):
+    """One block heats in a series string: the shared current stays flat, the hot
+    block sags and the charger pushes the others up (docs/simulation.md)."""
     r = rw.Runaway([(1, 4)])
     poll = pl.Poller([(1, 4)])
     for a in range(1, 5):
@@ -257,8 +268,18 @@ def test_runaway_without_current_sensor_uses_the_other_blocks_voltage():
             poll.voltage_mv[4] -= 30  # the hot block sags, the others rise
             for a in (1, 2, 3):
                 poll.voltage_mv[a] += 10
-        r.update(t, poll, [None], [True])
+        r.update(t, poll, [current], [True])
         t += 600
+    return r
+
+
+def test_single_block_runaway_trips_without_a_current_sensor():
+    r = single_block_runaway(None)
+    assert r.tripped[0] and r.tripped_module[0] == 4
+
+
+def test_single_block_runaway_trips_with_a_sensor_showing_flat_current():
+    r = single_block_runaway(450)
     assert r.tripped[0] and r.tripped_module[0] == 4
 
 

@@ -192,8 +192,11 @@ def test_info_calibration_variant():
     assert s.cal_offset[0] == -1500 and s.cal_gain_ppm[0] == 2100
     reply, _ = ask(r, 5, p.CMD_CAL_READ, b"\x00")
     assert fields(reply)["gain_ppm"] == 2100
-    absurd = lay.pack(p.CMD_CAL_WRITE, False, {"channel": 0, "offset": 0, "gain_ppm": 500000})
+    absurd = lay.pack(p.CMD_CAL_WRITE, False, {"channel": 0, "offset": 0, "gain_ppm": 50001})
     assert ask(r, 5, p.CMD_CAL_WRITE, absurd)[0].cmd == p.CMD_NAK
+    far = lay.pack(p.CMD_CAL_WRITE, False, {"channel": 0, "offset": -500001, "gain_ppm": 0})
+    assert ask(r, 5, p.CMD_CAL_WRITE, far)[0].cmd == p.CMD_NAK
+    assert s.cal_gain_ppm[0] == 2100 and s.cal_offset[0] == -1500
     assert ask(r, 5, p.CMD_CAL_READ, b"\x09")[0].cmd == p.CMD_NAK
     reply, _ = ask(r, 5, p.CMD_SET_VARIANT, b"\x01")
     assert s.variant_id == 1 and s.dirty & st.DIRTY_VARIANT
@@ -202,9 +205,14 @@ def test_info_calibration_variant():
 
 def test_ri_start_busy_and_read():
     s, r = make()
-    s.ri_duration_ms = 800
+    s.ri_duration_ms[1] = 3200
+    s.ri_duration_ms[2] = 1200
+    s.ri_method = 2
+    reply, _ = ask(r, 5, p.CMD_RI_START, b"\x00")  # 0: the board's own method
+    assert fields(reply) == {"method": 2, "duration_ms": 1200} and s.ri_request == 2
+    s.ri_request = -1
     reply, _ = ask(r, 5, p.CMD_RI_START, b"\x01")
-    assert fields(reply) == {"method": 1, "duration_ms": 800} and s.ri_request == 1
+    assert fields(reply) == {"method": 1, "duration_ms": 3200} and s.ri_request == 1
     reply, _ = ask(r, 5, p.CMD_RI_START, b"\x01")
     assert fields(reply)["error"] == p.ERR_BUSY
     reply, _ = ask(r, 5, p.CMD_RI_READ)

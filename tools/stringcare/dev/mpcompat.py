@@ -34,7 +34,12 @@ MICROPYTHON_MODULES = frozenset(
     ussl ustruct usys utime uzlib vfs zlib _thread
     """.split()
 )
-PROJECT_PACKAGES = frozenset(layout.FIRMWARE_PACKAGES + ("boards", "firmware"))
+# The project's packages, and the modules a deploy writes onto the board (the bundle's
+# stamp, the settings and the one-shot provision: tools/stringcare/deploy.py).
+PROJECT_PACKAGES = frozenset(
+    layout.FIRMWARE_PACKAGES
+    + ("boards", "firmware", "stringcare_bundle", "stringcare_settings", "stringcare_provision")
+)
 
 WHY_MODULE = {
     "typing": "MicroPython has no typing module at run time; annotate with builtin types "

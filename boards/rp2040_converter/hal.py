@@ -1,0 +1,69 @@
+# Hardware shell of the USB <-> RS-485 converter (boards/rp2040_converter/README.md):
+# USB CDC (the MicroPython console) on one side, UART0 + isolated transceiver with a
+# driver-enable pin on the other.  shared/bridge.py holds the loop and the rules.
+import select
+import sys
+import time
+
+import micropython
+from machine import UART, Pin
+
+
+class Rp2040ConverterIo:
+    def __init__(self, board: dict, settings: dict) -> None:
+        pins = board["pins"]
+        self.baud = settings.get("baud", board["baud"])
+        self.uart = UART(
+            pins["bus_uart"], self.baud, tx=Pin(pins["bus_tx"]), rx=Pin(pins["bus_rx"]),
+            rxbuf=2048, txbuf=256, timeout=0,
+        )  # fmt: skip
+        self.de = Pin(pins["bus_de"], Pin.OUT, value=0)
+        self.status_led = Pin(pins["led"], Pin.OUT, value=0)
+        self.repl_button = Pin(pins["repl_button"], Pin.IN, Pin.PULL_UP)
+        self.stdin = sys.stdin.buffer  # type: ignore[attr-defined]
+        self.stdout = sys.stdout.buffer  # type: ignore[attr-defined]
+        self.poll = select.poll()
+        self.poll.register(sys.stdin, select.POLLIN)
+        self.one = bytearray(1)
+        self.ticks_us = time.ticks_us
+        self.ticks_diff_us = time.ticks_diff
+
+    def repl_requested(self) -> bool:
+        """The REPL button held at power-up: stay at the REPL, no bridge."""
+        return self.repl_button.value() == 0
+
+    def data_mode(self, on: bool) -> None:
+        micropython.kbd_intr(-1 if on else 3)
+
+    def usb_read(self, buf) -> int:
+        n = 0
+        while n < len(buf) and self.poll.poll(0):
+            if not self.stdin.readinto(self.one):  # type: ignore[union-attr]
+                break
+            buf[n] = self.one[0]
+            n += 1
+        return n
+
+    def usb_write(self, buf, n: int) -> None:
+        self.stdout.write(memoryview(buf)[:n])
+
+    def bus_read(self, buf) -> int:
+        if not self.uart.any():
+            return 0
+        return self.uart.readinto(buf) or 0
+
+    def bus_tx(self, buf, n: int) -> None:
+        self.de.value(1)
+        self.uart.write(memoryview(buf)[:n])
+        self.uart.flush()
+        self.de.value(0)
+
+    def led(self, on: bool) -> None:
+        self.status_led.value(1 if on else 0)
+
+    def idle(self) -> None:
+        pass  # polling keeps the latency at tens of microseconds
+
+
+def make_io(board: dict, settings: dict) -> Rp2040ConverterIo:
+    return Rp2040ConverterIo(board, settings)

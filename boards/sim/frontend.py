@@ -1,0 +1,592 @@
+"""Simulated analog front end of a module board (host only).
+
+Turns physical quantities (block voltage in V, ripple, temperatures, the block's
+resistance R0 and its RC pair, excitation and bleed currents) into the ADC codes
+the firmware reads, through a model of the board in docs/frontend.md:
+
+* a divider (0.1 % resistors, tempco) and buffer into a 12-bit converter with an
+  external 3.000 V reference (0.1 %, <= 8 ppm/K);
+* the converter: offset and gain error, random noise, and for the RP2040 the four
+  wide codes of erratum RP2040-E11 with per-chip widths (together about 8.7-9
+  effective bits, see `effective_bits`);
+* the Ri channel: AC coupling (tau 4.7 s +-20 %), difference amplifier gain
+  (+-0.3 %), first-order anti-alias filters (3.4 kHz +-5 %), the shunt channel
+  (shunt +-0.5 %, amplifier +-0.5 %, 0.15 V reference offset), the regulated
+  excitation sink (+-2 % of set point), v and i sampled alternately;
+* the temperature channels: the MCU's internal sensor (per-chip offset and slope)
+  and the external NTC probe (R25 1 %, beta 1 %) or its absence (input reads the
+  pull-up).
+
+Every board draws its tolerances from a seed, so a board is reproducible; noise is
+drawn from a separate generator per call sequence.  Pure Python (no numpy), so it
+runs wherever the host tools run.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from shared import frontend as fe
+from shared import ri as ri_mod
+from shared import variants
+
+ADC_LSB_V = fe.ADC_VREF_UV / 1e6 / fe.ADC_CODES
+# Typical extra widths (LSB) of the RP2040 wide codes, and the per-chip spread
+# (standard deviation) assumed for the simulated chips.
+RP2040_SPIKE_EXTRA_LSB = tuple(x / 2 for x in fe.RP2040_SPIKE_EXTRA_X2)
+RP2040_SPIKE_SPREAD_LSB = 0.5
+NOISE_LSB = {fe.ADC_RP2040: 1.0, fe.ADC_STM32G4: 0.6}
+
+SHUNT_REF_OFFSET_V = fe.SHUNT_REF_OFFSET_UV / 1e6  # shunt amplifier REF pin
+RI_BIAS_V = 1.5  # Ri amplifier output bias (mid-scale)
+AMP_SWING_LOW_V = 0.05
+AMP_SWING_HIGH_V = 2.95
+AA_CUTOFF_HZ = 3400.0
+HPF_TAU_S = 4.7
+# the sink's set point goes through two RC lags (docs/frontend.md)
+EXCITATION_TAUS_S = (fe.EXCITATION_TAU_US / 1e6, fe.EXCITATION_TAU_US * 1.1 / 1e6)
+
+
+class LagChain:
+    """First-order lags in series, updated exactly for a constant input.
+
+    x_1' = (u - x_1)/tau_1, x_k' = (x_{k-1} - x_k)/tau_k.  Over a time t with u held,
+    each stage is u plus a sum of exponentials of the stages up to it; the
+    coefficients follow stage by stage.  Time constants must differ.
+    """
+
+    def __init__(self, taus: Sequence[float]) -> None:
+        self.taus = list(taus)
+        for a in range(len(self.taus)):
+            for b in range(a):
+                if abs(self.taus[a] - self.taus[b]) < 1e-9:
+                    self.taus[a] *= 1.0 + 1e-3  # keep them distinct
+
+    def decays(self, t: float) -> list[float]:
+        return [math.exp(-t / tau) for tau in self.taus]
+
+    def step_matrix(self, t: float) -> tuple[list[list[float]], list[float]]:
+        """(A, b) with state(t) = A @ state + b * u: the update is linear, so it is
+        computed once per time step from unit states and reused for every sample."""
+        dec = self.decays(t)
+        n = len(self.taus)
+        cols = []
+        for k in range(n):
+            unit = [0.0] * n
+            unit[k] = 1.0
+            cols.append(self.advance(unit, 0.0, dec))
+        b = self.advance([0.0] * n, 1.0, dec)
+        a = [[cols[c][r] for c in range(n)] for r in range(n)]
+        return a, b
+
+    def advance(self, state: list[float], u: float, decays: list[float]) -> list[float]:
+        out = []
+        coeffs: list[float] = []  # amplitudes of exp(-t/tau_j) in the previous stage
+        for k, tau_k in enumerate(self.taus):
+            new = []
+            rest = state[k] - u
+            for j, a in enumerate(coeffs):
+                c = a * self.taus[j] / (self.taus[j] - tau_k)
+                new.append(c)
+                rest -= c
+            new.append(rest)
+            out.append(u + sum(c * decays[j] for j, c in enumerate(new)))
+            coeffs = new
+        return out
+
+
+class Converter:
+    """A 12-bit SAR converter: offset, gain error, noise, RP2040 wide codes."""
+
+    def __init__(self, kind: int, rng: random.Random) -> None:
+        self.kind = kind
+        self.offset_lsb = rng.gauss(0.0, 2.0)
+        self.gain_error = rng.gauss(0.0, 0.002)
+        self.noise_lsb = NOISE_LSB[kind]
+        if kind == fe.ADC_RP2040:
+            self.spike_extra = [
+                max(0.0, w + rng.gauss(0.0, RP2040_SPIKE_SPREAD_LSB))
+                for w in RP2040_SPIKE_EXTRA_LSB
+            ]
+        else:
+            self.spike_extra = [0.0, 0.0, 0.0, 0.0]
+        # lower input edge (in ideal LSB) of each wide code
+        self._edges = []
+        cum = 0.0
+        for code, extra in zip(fe.RP2040_SPIKE_CODES, self.spike_extra, strict=True):
+            self._edges.append((code, code - 0.5 + cum, extra))
+            cum += extra
+
+    def code_of(self, u: float) -> int:
+        """Code for an input of u ideal LSB (noise already added)."""
+        cum = 0.0
+        if self.kind == fe.ADC_RP2040:
+            for code, edge, extra in self._edges:
+                if u >= edge + 1.0 + extra:
+                    cum += extra
+                elif u >= edge:
+                    return code
+                else:
+                    break
+        c = int(math.floor(u - cum + 0.5))
+        if c < 0:
+            return 0
+        if c > fe.ADC_MAX_CODE:
+            return fe.ADC_MAX_CODE
+        return c
+
+    def codes_of(self, u: np.ndarray) -> np.ndarray:
+        """code_of for an array of inputs (ideal LSB, noise already added)."""
+        cum = np.zeros_like(u)
+        wide = np.full(u.shape, -1, dtype=np.int64)
+        if self.kind == fe.ADC_RP2040:
+            for code, edge, extra in self._edges:
+                inside = (u >= edge) & (u < edge + 1.0 + extra) & (wide < 0)
+                wide[inside] = code
+                cum += np.where(u >= edge + 1.0 + extra, extra, 0.0)
+        plain = np.clip(np.floor(u - cum + 0.5), 0, fe.ADC_MAX_CODE).astype(np.int64)
+        return np.where(wide >= 0, wide, plain)
+
+    def ideal_lsb(self, v_pin: float) -> float:
+        return v_pin / ADC_LSB_V * (1.0 + self.gain_error) + self.offset_lsb
+
+    def sample(self, v_pin: float, rng: random.Random) -> int:
+        return self.code_of(self.ideal_lsb(v_pin) + rng.gauss(0.0, self.noise_lsb))
+
+    def sample_array(self, v_pins: Sequence[float], rng: random.Random) -> list[int]:
+        """sample() for many inputs in one pass; the noise comes from a generator
+        seeded by rng, so the result is as deterministic as the scalar path."""
+        gen = np.random.default_rng(rng.getrandbits(64))
+        u = np.asarray(v_pins, dtype=float) / ADC_LSB_V * (1.0 + self.gain_error)
+        u += self.offset_lsb + gen.normal(0.0, self.noise_lsb, u.shape)
+        return self.codes_of(u).tolist()
+
+
+class Ripple:
+    """Charger ripple current through the string: harmonics of the mains frequency.
+
+    components: (harmonic of mains, peak amperes, phase rad).  A single-phase
+    rectifier gives harmonics 2, 4, 6 (100/200/300 Hz at 50 Hz); a 6-pulse one 6, 12.
+    """
+
+    def __init__(
+        self,
+        mains_hz: float = 50.0,
+        components: Sequence[tuple[int, float, float]] = (),
+        freq_error: float = 0.0,
+    ) -> None:
+        self.mains_hz = mains_hz * (1.0 + freq_error)
+        self.components = list(components)
+
+    @classmethod
+    def typical(
+        cls, rms_a: float, mains_hz: float = 50.0, freq_error: float = 0.0, seed: int = 0
+    ) -> Ripple:
+        """Single-phase-rectifier-like spectrum with the given total rms current."""
+        rng = random.Random(seed)
+        shape = [(2, 1.0), (4, 0.35), (6, 0.25), (1, 0.05), (12, 0.08)]
+        norm = math.sqrt(sum(a * a for _, a in shape) / 2.0)  # rms of unit-peak mix
+        comps = [(h, rms_a * a / norm, rng.uniform(0, 2 * math.pi)) for h, a in shape]
+        return cls(mains_hz, comps, freq_error)
+
+    def current(self, t: float) -> float:
+        w = 2 * math.pi * self.mains_hz
+        return sum(a * math.sin(w * h * t + ph) for h, a, ph in self.components)
+
+    def rms(self) -> float:
+        return math.sqrt(sum(a * a for _, a, _ in self.components) / 2.0)
+
+
+class Block:
+    """The battery block as the Ri channel sees it: R0 plus one RC pair.
+
+    Ri (what both methods report) is R0, the ohmic resistance.
+    """
+
+    def __init__(self, r0_ohm: float, r1_ohm: float = 0.0, tau1_s: float = 10.0) -> None:
+        self.r0_ohm = r0_ohm
+        self.r1_ohm = r1_ohm
+        self.tau1_s = tau1_s
+
+    def impedance(self, f_hz: float) -> complex:
+        z = complex(self.r0_ohm, 0.0)
+        if self.r1_ohm:
+            z += self.r1_ohm / complex(1.0, 2 * math.pi * f_hz * self.tau1_s)
+        return z
+
+
+class BoardThermal:
+    """One-node thermal model of the module board (exact exponential update)."""
+
+    def __init__(self, rth_k_per_w: float, tau_s: float, ambient_c: float = 25.0) -> None:
+        self.rth_k_per_w = rth_k_per_w
+        self.tau_s = tau_s
+        self.ambient_c = ambient_c
+        self.temp_c = ambient_c
+
+    def step(self, dt_s: float, power_w: float, ambient_c: float | None = None) -> float:
+        if ambient_c is not None:
+            self.ambient_c = ambient_c
+        target = self.ambient_c + power_w * self.rth_k_per_w
+        self.temp_c = target + (self.temp_c - target) * math.exp(-dt_s / self.tau_s)
+        return self.temp_c
+
+
+class SimBoard:
+    """One simulated module board of a variant: its tolerances from `seed`."""
+
+    def __init__(self, variant_id: int, seed: int = 0, adc_kind: int = fe.ADC_RP2040) -> None:
+        self.variant = variants.by_id(variant_id)
+        self.front = fe.frontend(variant_id)
+        self.adc_kind = adc_kind
+        rng = random.Random(("board", variant_id, seed, adc_kind).__repr__())
+        self.noise = random.Random(("noise", variant_id, seed, adc_kind).__repr__())
+        self.adc = Converter(adc_kind, rng)
+        # voltage channel
+        top = self.front.divider_top_ohm * (1 + rng.uniform(-0.001, 0.001))
+        bottom = self.front.divider_bottom_ohm * (1 + rng.uniform(-0.001, 0.001))
+        self.divider_gain = bottom / (top + bottom)  # ADC pin / block
+        self.divider_tc = rng.uniform(-5e-6, 5e-6)  # ratio tempco (tracking array), /K
+        self.vref_error = rng.uniform(-0.001, 0.001)
+        self.vref_tc = rng.uniform(-8e-6, 8e-6)  # /K
+        self.buffer_offset_v = rng.gauss(0.0, 50e-6)
+        # Ri channel
+        self.ri_gain_error = [rng.gauss(0.0, 0.003), rng.gauss(0.0, 0.003)]
+        self.hpf_tau_s = HPF_TAU_S * (1 + rng.uniform(-0.2, 0.2))
+        self.aa_v_hz = AA_CUTOFF_HZ * (1 + rng.uniform(-0.05, 0.05))
+        self.aa_i_hz = AA_CUTOFF_HZ * (1 + rng.uniform(-0.05, 0.05))
+        self.shunt_error = rng.uniform(-0.005, 0.005)
+        self.shunt_gain_error = rng.gauss(0.0, 0.0025)
+        self.sink_error = rng.uniform(-0.02, 0.02)
+        self.ri_bias_v = RI_BIAS_V + rng.gauss(0.0, 0.005)
+        # temperature coefficients of the Ri chain, /K (gain resistors 25 ppm/K,
+        # shunt 50 ppm/K, shunt amplifier 25 ppm/K)
+        self.ri_gain_tc = rng.uniform(-25e-6, 25e-6)
+        self.shunt_tc = rng.uniform(-50e-6, 50e-6)
+        self.shunt_gain_tc = rng.uniform(-25e-6, 25e-6)
+        self.shunt_offset_v = SHUNT_REF_OFFSET_V + rng.gauss(0.0, 0.002)
+        # temperature channels
+        sensor = fe.INTERNAL_SENSOR[adc_kind]
+        self.sensor_v_ref = sensor[0] / 1e6 + rng.gauss(0.0, 0.004)  # ~ +-2.3 K
+        self.sensor_slope = sensor[2] / 1e6 * (1 + rng.gauss(0.0, 0.01))
+        self.sensor_ref_c = sensor[1] / 1000.0
+        self.ntc_r25 = fe.NTC_R25_OHM * (1 + rng.uniform(-0.01, 0.01))
+        self.ntc_beta = fe.NTC_BETA_K * (1 + rng.uniform(-0.01, 0.01))
+        self.pullup = fe.NTC_PULLUP_OHM * (1 + rng.uniform(-0.001, 0.001))
+        self._mean_cache: dict[tuple[int, int], float] = {}
+        self.thermal = BoardThermal(
+            self.front.board_rth_mk_per_w / 1000.0, self.front.board_tau_ms / 1000.0
+        )
+
+    # --- conversions ------------------------------------------------------------------
+
+    def _vref_scale(self, board_c: float) -> float:
+        """ADC input scaling for reference error and tempco (relative to 3.000 V)."""
+        return 1.0 / ((1 + self.vref_error) * (1 + self.vref_tc * (board_c - 25.0)))
+
+    def _volt_pin(self, block_v: float, board_c: float) -> float:
+        gain = self.divider_gain * (1 + self.divider_tc * (board_c - 25.0))
+        return (block_v * gain + self.buffer_offset_v) * self._vref_scale(board_c)
+
+    # --- block voltage -------------------------------------------------------------------
+
+    def voltage_frame(
+        self,
+        block_v: float,
+        ripple_v: Ripple | None = None,
+        board_c: float = 25.0,
+        t0: float = 0.0,
+        samples: int = fe.VOLTAGE_FRAME_SAMPLES,
+        frame_s: float = fe.VOLTAGE_FRAME_MS / 1000.0,
+    ) -> list[int]:
+        """Raw codes of one block-voltage frame, sample by sample.
+
+        ripple_v: ripple *voltage* of the block (a Ripple whose components are in V).
+        """
+        out = []
+        for n in range(samples):
+            t = t0 + n * frame_s / samples
+            v = block_v + (ripple_v.current(t) if ripple_v else 0.0)
+            out.append(self.adc.sample(self._volt_pin(v, board_c), self.noise))
+        return out
+
+    def _mean_x2(self, mu: float, spread: float) -> float:
+        """Expected linearised code (x2) of one sample at mu ideal LSB with a Gaussian
+        spread (noise, ripple): 32 fixed normal quantiles through the converter."""
+        codes = self.adc.codes_of(mu + spread * _QUANTILES_NP)
+        return float(_corrected_x2_lut(self.adc_kind)[codes].mean())
+
+    def _mean_x2_cached(self, mu: float, spread: float) -> float:
+        """_mean_x2 memoised on a 1/8 LSB grid (and spread in 1/8 LSB), linearly
+        interpolated in mu.
+
+        The 32-quantile sum is itself a staircase at the 1/32 LSB scale; interpolating
+        it on this grid stays within 0.15 LSB of it (host_tests/host/test_sim_frontend.py
+        checks it; 0.6 mV at a 12 V block), and long simulations pay a dict lookup per
+        frame.
+        """
+        key_s = int(round(spread * 8))
+        x = mu * 8
+        i = math.floor(x)
+        frac = x - i
+        cache = self._mean_cache
+        a = cache.get((i, key_s))
+        if a is None:
+            a = cache[(i, key_s)] = self._mean_x2(i / 8, key_s / 8)
+        b = cache.get((i + 1, key_s))
+        if b is None:
+            b = cache[(i + 1, key_s)] = self._mean_x2((i + 1) / 8, key_s / 8)
+        return a + (b - a) * frac
+
+    def voltage_frame_sum_x2(
+        self,
+        block_v: float,
+        ripple_rms_v: float = 0.0,
+        board_c: float = 25.0,
+        samples: int = fe.VOLTAGE_FRAME_SAMPLES,
+    ) -> int:
+        """Fast statistical stand-in for frame_sum_x2(voltage_frame(...)).
+
+        The expectation of the linearised code over ripple and noise is computed on
+        32 fixed quantiles of a normal distribution (memoised, _mean_x2_cached); the
+        frame's random noise is added as one Gaussian draw.  O(1) per frame, for long
+        simulations.
+        """
+        pin = self._volt_pin(block_v, board_c)
+        mu = self.adc.ideal_lsb(pin)
+        spread = math.hypot(
+            ripple_rms_v * self.divider_gain / ADC_LSB_V, max(self.adc.noise_lsb, 0.3)
+        )
+        mean_x2 = self._mean_x2_cached(mu, spread)
+        noise = self.noise.gauss(0.0, 2 * self.adc.noise_lsb * math.sqrt(samples))
+        return int(round(mean_x2 * samples + noise))
+
+    def _fast_frame(self, pin_v: float, samples: int) -> int:
+        mu = self.adc.ideal_lsb(pin_v)
+        mean_x2 = self._mean_x2_cached(mu, max(self.adc.noise_lsb, 0.3))
+        noise = self.noise.gauss(0.0, 2 * self.adc.noise_lsb * math.sqrt(samples))
+        return int(round(mean_x2 * samples + noise))
+
+    # --- temperatures --------------------------------------------------------------------
+
+    def internal_sensor_frame(
+        self, board_c: float, samples: int = fe.TEMP_FRAME_SAMPLES
+    ) -> list[int]:
+        pin = self._internal_pin(board_c)
+        return [self.adc.sample(pin, self.noise) for _ in range(samples)]
+
+    def _internal_pin(self, board_c: float) -> float:
+        v = self.sensor_v_ref + self.sensor_slope * (board_c - self.sensor_ref_c)
+        return v * self._vref_scale(board_c)
+
+    def _probe_pin(self, battery_c: float | None) -> float:
+        if battery_c is None:
+            ratio = 1.0
+        else:
+            t = battery_c + 273.15
+            r = self.ntc_r25 * math.exp(self.ntc_beta * (1.0 / t - 1.0 / 298.15))
+            ratio = r / (r + self.pullup)
+        # ratiometric: the reference cancels, only the converter's own errors remain
+        return ratio * fe.ADC_VREF_UV / 1e6
+
+    def probe_frame(
+        self, battery_c: float | None, board_c: float = 25.0, samples: int = fe.TEMP_FRAME_SAMPLES
+    ) -> list[int]:
+        """NTC divider codes; battery_c None = no probe plugged (input at the pull-up)."""
+        pin = self._probe_pin(battery_c)
+        return [self.adc.sample(pin, self.noise) for _ in range(samples)]
+
+    def internal_sensor_frame_sum_x2(
+        self, board_c: float, samples: int = fe.TEMP_FRAME_SAMPLES
+    ) -> int:
+        """Fast stand-in for frame_sum_x2(internal_sensor_frame(...))."""
+        return self._fast_frame(self._internal_pin(board_c), samples)
+
+    def probe_frame_sum_x2(
+        self, battery_c: float | None, samples: int = fe.TEMP_FRAME_SAMPLES
+    ) -> int:
+        """Fast stand-in for frame_sum_x2(probe_frame(...))."""
+        return self._fast_frame(self._probe_pin(battery_c), samples)
+
+    # --- bleed and heat ----------------------------------------------------------------------
+
+    def bleed_current_a(self, block_v: float, duty_permille: int) -> float:
+        return block_v / (self.front.bleed_mohm / 1000.0) * duty_permille / 1000.0
+
+    def board_power_w(self, block_v: float, duty_permille: int) -> float:
+        r = self.front.bleed_mohm / 1000.0
+        return block_v * block_v / r * duty_permille / 1000.0 + self.front.quiescent_mw / 1000.0
+
+    def heat(self, dt_s: float, block_v: float, duty_permille: int, ambient_c: float) -> float:
+        """Advance the board's temperature by dt_s of bleeding at this duty; degC."""
+        return self.thermal.step(dt_s, self.board_power_w(block_v, duty_permille), ambient_c)
+
+    # --- Ri captures -----------------------------------------------------------------------
+
+    def ri_capture(
+        self,
+        plan: ri_mod.RiPlan,
+        block: Block,
+        ripple: Ripple | None = None,
+        drift_v_per_s: float = 0.0,
+        coupling_h: float = 0.0,
+        t0: float = 0.0,
+        board_c: float = 25.0,
+    ) -> tuple[list[int], list[int]]:
+        """(v codes, i codes) of one capture following `plan`, board at board_c.
+
+        Signal chain, continuous time, sampled exactly: the sink's current follows its
+        switched set point through two RC lags (EXCITATION_TAUS_S, limits di/dt);
+        the block drops R0*i + v_rc (RC pair, exact update) + a slow drift + the
+        ripple current times the block's impedance per harmonic; coupling_h adds the
+        mutual inductance of the current and sense loops (M di/dt).  The v channel's
+        anti-alias lag is solved exactly with the sink's (LagChain), then AC coupling;
+        v is sampled at t_n, i at t_n + skew.
+        """
+        fs = plan.sample_rate_hz
+        dt = 1.0 / fs
+        skew = plan.skew_ns * 1e-9
+        gain_range = plan.gain_range
+        dt_c = board_c - 25.0
+        gain_v = plan.v_gain * (1 + self.ri_gain_error[gain_range]) * (1 + self.ri_gain_tc * dt_c)
+        i_on = plan.excitation_ma / 1000.0 * (1 + self.sink_error)
+        shunt_v_per_a = (
+            plan.shunt_uohm
+            * 1e-6
+            * (1 + self.shunt_error)
+            * (1 + self.shunt_tc * dt_c)
+            * plan.shunt_gain
+            * (1 + self.shunt_gain_error)
+            * (1 + self.shunt_gain_tc * dt_c)
+        )
+        vscale = self._vref_scale(board_c)
+        tau_v = 1 / (2 * math.pi * self.aa_v_hz)
+        tau_i = 1 / (2 * math.pi * self.aa_i_hz)
+        # sink (two lags) -> v-channel anti-alias; sink -> i-channel anti-alias
+        chain_v = LagChain(list(EXCITATION_TAUS_S) + [tau_v])
+        chain_i = LagChain(list(EXCITATION_TAUS_S) + [tau_i])
+        (av, bv) = chain_v.step_matrix(dt)
+        (ai, bi) = chain_i.step_matrix(dt)
+        (ak, bk) = chain_i.step_matrix(skew)
+        # ripple voltage components after AA and HPF (steady state)
+        rip = []
+        if ripple is not None:
+            w0 = 2 * math.pi * ripple.mains_hz
+            for h, amp, ph in ripple.components:
+                f = ripple.mains_hz * h
+                z = block.impedance(f)
+                hp = complex(0, 2 * math.pi * f * self.hpf_tau_s)
+                hp = hp / (1 + hp)
+                g = z * hp / complex(1, f / self.aa_v_hz)
+                rip.append((w0 * h, amp * abs(g), ph + math.atan2(g.imag, g.real)))
+        a_hp = math.exp(-dt / self.hpf_tau_s)
+        a_rc = math.exp(-dt / block.tau1_s) if block.r1_ohm else 0.0
+        sv = [0.0, 0.0, 0.0]  # sink stage 1, sink output (the current), v-channel AA
+        si = [0.0, 0.0, 0.0]  # same sink, i-channel AA
+        v_rc = 0.0
+        hp_prev_in = 0.0
+        hp_out = 0.0
+        v_pins: list[float] = []
+        i_pins: list[float] = []
+        r0 = block.r0_ohm
+        for n in range(plan.samples):
+            t = t0 + n * dt
+            # --- sample v at t_n (state reached so far)
+            v_in = r0 * sv[2] + v_rc + drift_v_per_s * t
+            if coupling_h:
+                v_in += coupling_h * (sv[1] - sv[2]) / tau_v  # AA of M di/dt
+            hp_out = a_hp * (hp_out + v_in - hp_prev_in)
+            hp_prev_in = v_in
+            ripple_v = 0.0
+            for w, amp, ph in rip:
+                ripple_v += amp * math.sin(w * t + ph)
+            v_out = self.ri_bias_v + gain_v * (hp_out + ripple_v)
+            v_out = min(max(v_out, AMP_SWING_LOW_V), AMP_SWING_HIGH_V)
+            v_pins.append(v_out * vscale)
+            # --- the excitation set point for this interval
+            u = i_on if plan.excitation_on(n // plan.slot_samples) else 0.0
+            # --- sample i at t_n + skew
+            i_skew = ak[2][0] * si[0] + ak[2][1] * si[1] + ak[2][2] * si[2] + bk[2] * u
+            i_out = self.shunt_offset_v + i_skew * shunt_v_per_a
+            i_out = min(max(i_out, AMP_SWING_LOW_V), AMP_SWING_HIGH_V)
+            i_pins.append(i_out * vscale)
+            # --- advance to t_n+1
+            mean_i = sv[1]  # the RC pair is slow: the current at the interval start will do
+            sv = [
+                av[0][0] * sv[0] + bv[0] * u,
+                av[1][0] * sv[0] + av[1][1] * sv[1] + bv[1] * u,
+                av[2][0] * sv[0] + av[2][1] * sv[1] + av[2][2] * sv[2] + bv[2] * u,
+            ]
+            si = [
+                ai[0][0] * si[0] + bi[0] * u,
+                ai[1][0] * si[0] + ai[1][1] * si[1] + bi[1] * u,
+                ai[2][0] * si[0] + ai[2][1] * si[1] + ai[2][2] * si[2] + bi[2] * u,
+            ]
+            if block.r1_ohm:
+                v_rc = block.r1_ohm * mean_i + (v_rc - block.r1_ohm * mean_i) * a_rc
+        # the converter, for all samples at once (v and i interleaved as acquired)
+        both = [0.0] * (2 * len(v_pins))
+        both[0::2] = v_pins
+        both[1::2] = i_pins
+        codes = self.adc.sample_array(both, self.noise)
+        return codes[0::2], codes[1::2]
+
+    def effective_bits(self, samples: int = 8192, seed: int = 1) -> float:
+        """ENOB of this board's converter for a near-full-scale sine (SINAD based)."""
+        return _enob_fit(self, samples, seed)
+
+
+def _enob_fit(board: SimBoard, samples: int, seed: int) -> float:
+    """SINAD-based ENOB: least-squares sine fit (known frequency), residual rms."""
+    rng = random.Random(seed)
+    amp = 2040.0
+    cycles = 97
+    xs = []
+    ys = []
+    for n in range(samples):
+        ph = 2 * math.pi * cycles * n / samples
+        u = 2048.0 + amp * math.sin(ph)
+        xs.append(ph)
+        ys.append(board.adc.code_of(u + rng.gauss(0.0, board.adc.noise_lsb)))
+    # fit y = a sin + b cos + c (orthogonal over whole cycles)
+    s = sum(y * math.sin(x) for x, y in zip(xs, ys, strict=True)) * 2 / samples
+    c = sum(y * math.cos(x) for x, y in zip(xs, ys, strict=True)) * 2 / samples
+    m = sum(ys) / samples
+    res = 0.0
+    for x, y in zip(xs, ys, strict=True):
+        res += (y - (s * math.sin(x) + c * math.cos(x) + m)) ** 2
+    rms_noise = math.sqrt(res / samples)
+    signal_rms = math.hypot(s, c) / math.sqrt(2)
+    sinad_db = 20 * math.log10(signal_rms / rms_noise)
+    return (sinad_db - 1.76) / 6.02
+
+
+def _normal_quantiles(n: int) -> tuple[float, ...]:
+    # midpoints of n equal-probability bins of N(0, 1) (inverse CDF by bisection)
+    out = []
+    for k in range(n):
+        p = (k + 0.5) / n
+        lo, hi = -8.0, 8.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+                lo = mid
+            else:
+                hi = mid
+        out.append((lo + hi) / 2)
+    return tuple(out)
+
+
+_QUANTILES = _normal_quantiles(32)
+_QUANTILES_NP = np.array(_QUANTILES)
+
+
+@functools.cache
+def _corrected_x2_lut(adc_kind: int) -> np.ndarray:
+    """fe.corrected_x2 for every code of a converter kind, as a lookup table."""
+    return np.array([fe.corrected_x2(c, adc_kind) for c in range(fe.ADC_CODES)], dtype=float)

@@ -1,0 +1,199 @@
+"""The Ri benchmark capture set and its generator (docs/ri.md, "Benchmark set").
+
+Every case is a simulated board of one variant measuring a block whose R0 spans the
+variant's whole Ri range, under charger ripple and with the converter's noise, the
+way a module does it: high gain range first, the low range when that clipped.
+Boards are calibrated once with a reference resistor, as a board would be at the
+factory (ri_gain_ppm per gain range).
+
+Everything is seeded: the same code gives the same captures and the same figures.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+
+from boards.sim.frontend import Block, Ripple, SimBoard
+from shared import frontend as fe
+from shared import ri, variants
+
+# R0 x capacity of lead-acid blocks, mOhm * Ah per 2 V cell (a 100 Ah 12 V block of
+# ~4 mOhm: 6 cells x 67; a 3000 Ah 2 V cell of ~20 uOhm: 60).  The ripple current is
+# a fraction of the capacity, so the ripple *voltage* of a block is about the same
+# whatever its size: ~3 mV rms per cell at 5 % of C.
+RI_CAPACITY_MOHM_AH_PER_CELL = 60.0
+RI_VALUES_PER_VARIANT = 8
+BOARDS_PER_VARIANT = 4
+# (mains Hz, frequency error, ripple rms as a fraction of C per hour)
+CONDITIONS = ((50.0, 0.002, 0.005), (60.0, -0.003, 0.02), (50.0, -0.004, 0.05))
+REPEATS = 10
+# Mutual inductance between the current and the sense loops of the module's wiring
+# (twisted pairs, routed together): up to 5 nH.
+MAX_COUPLING_H = 5e-9
+REFERENCE_CAPTURES = 4
+
+
+class Case:
+    def __init__(
+        self,
+        name: str,
+        variant_id: int,
+        r0_ohm: float,
+        r1_ohm: float,
+        tau1_s: float,
+        ripple: Ripple,
+        drift_v_per_s: float,
+        board_seed: int,
+        coupling_h: float = 0.0,
+        board_c: float = 25.0,
+    ) -> None:
+        self.name = name
+        self.variant_id = variant_id
+        self.r0_ohm = r0_ohm
+        self.r1_ohm = r1_ohm
+        self.tau1_s = tau1_s
+        self.ripple = ripple
+        self.drift_v_per_s = drift_v_per_s
+        self.board_seed = board_seed
+        self.coupling_h = coupling_h
+        self.board_c = board_c
+
+
+def ri_values(variant: variants.Variant, count: int = RI_VALUES_PER_VARIANT) -> list[float]:
+    """count R0 values (ohm), log-spaced from the variant's Ri minimum to its maximum."""
+    lo = variant.ri_min_nohm * 1e-9
+    hi = variant.ri_max_nohm * 1e-9
+    return [lo * (hi / lo) ** (k / (count - 1)) for k in range(count)]
+
+
+def _case(
+    variant: variants.Variant, r0: float, cond: int, board_seed: int, rng: random.Random, tag: str
+) -> Case:
+    mains, ferr, frac = CONDITIONS[cond]
+    capacity_ah = RI_CAPACITY_MOHM_AH_PER_CELL * variant.cells / (r0 * 1000.0)
+    ripple = Ripple.typical(frac * capacity_ah, mains, ferr, seed=rng.randrange(1 << 30))
+    r1 = r0 * rng.uniform(0.3, 1.0)
+    tau1 = rng.uniform(2.0, 30.0)
+    drift = rng.uniform(-30e-6, 30e-6) * variant.cells
+    coupling = rng.uniform(0.0, MAX_COUPLING_H)
+    board_c = rng.uniform(15.0, 40.0)
+    return Case(
+        "%s/%.4gmOhm/c%d/%s" % (variant.code, r0 * 1000, cond, tag),
+        variant.id,
+        r0,
+        r1,
+        tau1,
+        ripple,
+        drift,
+        board_seed,
+        coupling,
+        board_c,
+    )
+
+
+def accuracy_cases(seed: int = 1) -> Iterator[Case]:
+    """Every variant x RI_VALUES_PER_VARIANT R0 values x every ripple condition."""
+    rng = random.Random(seed)
+    for variant in variants.VARIANTS:
+        for k, r0 in enumerate(ri_values(variant)):
+            for cond in range(len(CONDITIONS)):
+                board = (k + cond) % BOARDS_PER_VARIANT
+                yield _case(variant, r0, cond, board, rng, "b%d" % board)
+
+
+def repeat_groups(seed: int = 2) -> Iterator[list[Case]]:
+    """Per variant, the lowest, middle and highest R0: REPEATS captures each, same
+    board and block, 2 % ripple (new ripple phases and noise every time)."""
+    rng = random.Random(seed)
+    for variant in variants.VARIANTS:
+        values = ri_values(variant)
+        for r0 in (values[0], values[len(values) // 2], values[-1]):
+            first = _case(variant, r0, 1, 0, rng, "r0")
+            group = [first]
+            for n in range(1, REPEATS):
+                c = _case(variant, r0, 1, 0, rng, "r%d" % n)
+                c.r1_ohm, c.tau1_s, c.drift_v_per_s = first.r1_ohm, first.tau1_s, 0.0
+                c.coupling_h, c.board_c = first.coupling_h, first.board_c
+                group.append(c)
+            yield group
+
+
+class Bench:
+    """Boards, their calibration, and the module's measurement procedure."""
+
+    def __init__(self, adc_kind: int = fe.ADC_RP2040) -> None:
+        self.adc_kind = adc_kind
+        self._boards: dict[tuple[int, int], SimBoard] = {}
+        self._cal: dict[tuple[int, int, int], int] = {}
+
+    def board(self, variant_id: int, seed: int) -> SimBoard:
+        key = (variant_id, seed)
+        if key not in self._boards:
+            self._boards[key] = SimBoard(variant_id, seed, self.adc_kind)
+        return self._boards[key]
+
+    def calibration_ppm(self, variant_id: int, seed: int, method: int, gain_range: int) -> int:
+        """ri_gain_ppm of a board's range: the factory procedure, done once.
+
+        A 4-wire reference resistor (0.1 %, here exact) in the middle of the range's
+        span (log scale), no ripple (bench supply); REFERENCE_CAPTURES captures
+        averaged; ppm = reference / measured - 1.
+        """
+        key = (variant_id, seed, method * 2 + gain_range)
+        if key in self._cal:
+            return self._cal[key]
+        variant = variants.by_id(variant_id)
+        values = ri_values(variant)
+        r_ref = values[1] if gain_range == 0 else values[-2]
+        board = self.board(variant_id, seed)
+        plan = ri.plan_for(variant_id, method, gain_range, self.adc_kind)
+        total = 0
+        for n in range(REFERENCE_CAPTURES):
+            v, i = board.ri_capture(plan, Block(r_ref), None, t0=n * 10.0)
+            result = ri.evaluate(plan, v, i)
+            if result.ri_nohm is None:
+                raise RuntimeError(
+                    "calibration capture failed on %s board %d range %d: %s"
+                    % (variant.code, seed, gain_range, result)
+                )
+            total += result.ri_nohm
+        measured = total / REFERENCE_CAPTURES
+        ppm = int(round((r_ref * 1e9 / measured - 1) * 1e6))
+        self._cal[key] = ppm
+        return ppm
+
+    def measure(self, case: Case, method: int | None = None) -> tuple[ri.RiResult, float, int]:
+        """(result, seconds the battery was under test, gain range used) for one case."""
+        variant = variants.by_id(case.variant_id)
+        if method is None:
+            method = variant.ri_method
+        board = self.board(case.variant_id, case.board_seed)
+        block = Block(case.r0_ohm, case.r1_ohm, case.tau1_s)
+        seconds = 0.0
+        gain_range = 0
+        while True:
+            cal = self.calibration_ppm(case.variant_id, case.board_seed, method, gain_range)
+            plan = ri.plan_for(case.variant_id, method, gain_range, self.adc_kind, cal)
+            v, i = board.ri_capture(
+                plan,
+                block,
+                case.ripple,
+                case.drift_v_per_s,
+                case.coupling_h,
+                board_c=case.board_c,
+            )
+            seconds += plan.duration_ms() / 1000.0
+            result = ri.evaluate(plan, v, i)
+            if ri.needs_low_range(plan, result):
+                gain_range = 1
+                continue
+            return result, seconds, gain_range
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile (pct in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return ordered[rank - 1]

@@ -1,0 +1,28 @@
+# ruff: noqa: F821  (include/package are the MicroPython manifest functions)
+# Freeze the StringCare module role into a MicroPython image: the code then runs from
+# flash instead of RAM (a must on the NUCLEO-G474RE, whose 128 KB of RAM cannot hold
+# the module's bytecode next to its buffers; recommended on the Pico too).
+#
+#   git clone https://github.com/micropython/micropython && cd micropython
+#   make -C mpy-cross
+#   cd ports/rp2     # or ports/stm32
+#   STRINGCARE_ROOT=/path/to/stringcare STRINGCARE_BOARD=rp2040_module \
+#     make BOARD=RPI_PICO FROZEN_MANIFEST=/path/to/stringcare/firmware/module/manifest.py
+#   (stm32: STRINGCARE_BOARD=stm32_module make BOARD=NUCLEO_G474RE FROZEN_MANIFEST=...)
+#
+# Flash the image (Pico: hold BOOTSEL, copy build-RPI_PICO/firmware.uf2), then put only
+# the entry, the board stamp and the settings on the filesystem:
+#   stringcare bundle --board rp2040_module
+#   mpremote cp build/firmware/rp2040_module/main.py \
+#               build/firmware/rp2040_module/stringcare_bundle.py :
+import os
+
+include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules
+
+_ROOT = os.environ["STRINGCARE_ROOT"]
+_BOARD = os.environ.get("STRINGCARE_BOARD", "rp2040_module")
+package("shared", base_path=_ROOT)
+package("module_fw", base_path=_ROOT)
+package(
+    "boards", files=("__init__.py", _BOARD + "/__init__.py", _BOARD + "/hal.py"), base_path=_ROOT
+)

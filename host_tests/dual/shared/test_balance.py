@@ -1,0 +1,243 @@
+# shared/balance: the bleed controller and its fail-safe stops.
+from dualtest import LCG, heap_locked, raises
+
+from shared import balance as bal
+from shared.balance import DUTY_MAX, BalanceController
+from shared.compat import TICKS_MAX, ticks_add
+from shared.variants import by_code
+
+V12 = by_code("12v")
+TARGET = 13500000
+T_OK = 30000
+
+
+def _ctrl(now=0):
+    c = BalanceController(V12)
+    c.set_target(now, TARGET)
+    return c
+
+
+def _run(c, now, seconds, voltage_uv, board=T_OK, battery=None, step_ms=1000):
+    duty = 0
+    for _ in range(seconds * 1000 // step_ms):
+        now = ticks_add(now, step_ms)
+        c.set_target(now, c.target_uv)
+        duty = c.update(now, voltage_uv, board, battery)
+    return now, duty
+
+
+def test_no_target_no_bleed():
+    c = BalanceController(V12)
+    assert c.update(0, 14000000, T_OK) == 0
+    assert c.flags & bal.BAL_NO_TARGET
+    assert c.level_pct == 0
+
+
+def test_bleeds_above_target_with_slew_and_reports_level():
+    c = _ctrl()
+    c.update(0, TARGET + 100000, T_OK)
+    assert c.duty == 0  # first update: no time has passed, slew allows nothing
+    now, duty = _run(c, 0, 5, TARGET + 100000)
+    assert duty == 5 * V12.slew_permille_per_s  # 5 %/s for 5 s
+    now, duty = _run(c, now, 30, TARGET + 100000)
+    assert duty == DUTY_MAX
+    assert c.level_pct == 100
+    assert c.flags == 0
+
+
+def test_deadband_and_below_target():
+    c = _ctrl()
+    now, duty = _run(c, 0, 60, TARGET + V12.deadband_uv)
+    assert duty == 0
+    now, duty = _run(c, now, 60, TARGET - 50000)
+    assert duty == 0
+    assert not c.inhibited()
+
+
+def test_proportional_plus_integral_settles_to_the_error():
+    # 10 mV above target + deadband: P alone gives 10/48 of full; I keeps adding
+    c = _ctrl()
+    err = V12.deadband_uv + 10000
+    now, duty_p = _run(c, 0, 10, TARGET + err)
+    assert 150 <= duty_p <= 260
+    now, duty_pi = _run(c, now, 600, TARGET + err)
+    assert duty_pi > duty_p
+
+
+def test_anti_windup_releases_quickly():
+    c = _ctrl()
+    now, duty = _run(c, 0, 1200, TARGET + 500000)  # 20 min saturated
+    assert duty == DUTY_MAX
+    # the block drops below target: the integral cannot have wound up beyond full
+    # scale, so the duty leaves full bleed at the slew rate right away
+    now, duty = _run(c, now, 10, TARGET - 20000)
+    assert duty == DUTY_MAX - 10 * V12.slew_permille_per_s
+    now, duty = _run(c, now, 11, TARGET - 20000)
+    assert duty == 0
+
+
+def test_stale_target_stops_at_once():
+    c = _ctrl()
+    now, duty = _run(c, 0, 60, TARGET + 100000)
+    assert duty > 0
+    last = now
+    while True:  # no more target refreshes
+        now = ticks_add(now, 1000)
+        duty = c.update(now, TARGET + 100000, T_OK)
+        if now - last <= V12.target_timeout_ms:
+            assert duty > 0
+        else:
+            break
+    assert duty == 0 and c.flags & bal.BAL_NO_TARGET
+    # stays stopped until a fresh target arrives
+    now = ticks_add(now, 1000)
+    assert c.update(now, TARGET + 100000, T_OK) == 0
+    c.set_target(now, TARGET)
+    now = ticks_add(now, 1000)
+    assert c.update(now, TARGET + 100000, T_OK) > 0
+
+
+def test_stops_in_discharge_outside_window_and_undervoltage():
+    for flag, kwargs in (
+        (bal.BAL_DISCHARGE, {"discharge": True}),
+        (bal.BAL_OUTSIDE_WINDOW, {"voltage": V12.eq_max_uv + 1}),
+        (bal.BAL_OUTSIDE_WINDOW, {"voltage": V12.eq_min_uv - 1}),
+        (bal.BAL_UNDERVOLTAGE, {"voltage": V12.min_voltage_uv - 1}),
+        (bal.BAL_NO_MEASUREMENT, {"voltage": None}),
+        (bal.BAL_NO_MEASUREMENT, {"board": None}),
+        (bal.BAL_DISABLED, {"enabled": False}),
+    ):
+        c = _ctrl()
+        now, duty = _run(c, 0, 60, TARGET + 200000)
+        assert duty > 0
+        c.set_discharge(kwargs.get("discharge", False))
+        c.set_enabled(kwargs.get("enabled", True))
+        now = ticks_add(now, 100)
+        c.set_target(now, TARGET)
+        duty = c.update(now, kwargs.get("voltage", TARGET + 200000), kwargs.get("board", T_OK))
+        assert duty == 0, flag
+        assert c.flags & flag, flag
+        assert c.level_pct == 0
+
+
+def test_board_temperature_derating_and_stop():
+    c = _ctrl()
+    stop = V12.board_temp_limit_mc - bal.BOARD_MARGIN_MC
+    now, duty = _run(c, 0, 60, TARGET + 200000, board=stop - bal.DERATE_BAND_MC // 2)
+    assert duty == DUTY_MAX // 2
+    assert c.flags == bal.BAL_DERATED
+    now, duty = _run(c, now, 1, TARGET + 200000, board=stop)
+    assert duty == 0 and c.flags & bal.BAL_BOARD_HOT
+
+
+def test_battery_probe_hot_with_hysteresis():
+    c = _ctrl()
+    limit = V12.battery_temp_limit_mc
+    now, duty = _run(c, 0, 60, TARGET + 200000, battery=limit - 100)
+    assert duty > 0
+    now, duty = _run(c, now, 1, TARGET + 200000, battery=limit)
+    assert duty == 0 and c.flags & bal.BAL_BATTERY_HOT
+    now, duty = _run(c, now, 5, TARGET + 200000, battery=limit - 1000)
+    assert duty == 0  # inside the hysteresis
+    now, duty = _run(c, now, 5, TARGET + 200000, battery=limit - 2500)
+    assert duty > 0
+
+
+def test_works_across_the_tick_wrap():
+    start = TICKS_MAX - 30000
+    c = _ctrl(start)
+    now, duty = _run(c, start, 60, TARGET + 200000)
+    assert now < start  # wrapped
+    assert duty > 0 and not c.inhibited()
+
+
+def test_window_must_be_ordered():
+    c = _ctrl()
+    raises(ValueError, c.set_window, 14000000, 13000000)
+    c.set_window(13000000, 14000000)
+    assert c.window_min_uv == 13000000
+
+
+def test_update_allocates_nothing():
+    c = _ctrl()
+    c.update(0, TARGET + 100000, T_OK)
+    duty = heap_locked(c.update, 1000, TARGET + 100000, T_OK, None)
+    assert duty == V12.slew_permille_per_s
+    assert heap_locked(c.update, 2000, TARGET + 100000, T_OK, 30000) > duty
+    heap_locked(c.update, 3000, TARGET + 100000, 99000, None)
+
+
+def test_fuzzed_commands_never_bleed_when_forbidden():
+    # LCG-seeded fuzz: random manager commands and battery states; after every
+    # update the duty is zero whenever any stop condition holds, never above the
+    # thermal cap, and moves by at most the slew step unless it drops to a limit.
+    for variant_code in ("2v", "12v", "16v"):
+        variant = by_code(variant_code)
+        rng = LCG(variant.id * 977 + 5)
+        c = BalanceController(variant)
+        now = rng.between(0, TICKS_MAX)
+        target_ms = None
+        prev = 0
+        stop_mc = variant.board_temp_limit_mc - bal.BOARD_MARGIN_MC
+        for _ in range(3000):
+            action = rng.below(10)
+            if action == 0:
+                c.set_target(now, variant.float_uv + rng.between(-300000, 300000))
+                target_ms = now
+            elif action == 1:
+                c.set_discharge(rng.below(4) == 0)
+            elif action == 2:
+                c.set_enabled(rng.below(6) != 0)
+            step = rng.between(0, 20000)
+            now = ticks_add(now, step)
+            voltage = variant.float_uv + rng.between(-variant.float_uv // 3, variant.float_uv // 5)
+            if rng.below(40) == 0:
+                voltage = None
+            board = rng.between(10000, 75000)
+            battery = None if rng.below(3) == 0 else rng.between(10000, 55000)
+            duty = c.update(now, voltage, board, battery)
+            fresh = target_ms is not None and 0 <= now - target_ms <= variant.target_timeout_ms
+            if now < (target_ms or 0):  # wrapped: recompute on the tick circle
+                fresh = target_ms is not None and (now + TICKS_MAX + 1 - target_ms) <= (
+                    variant.target_timeout_ms
+                )
+            forbidden = (
+                not fresh
+                or c.discharge
+                or not c.enabled
+                or voltage is None
+                or voltage < variant.min_voltage_uv
+                or voltage < c.window_min_uv
+                or voltage > c.window_max_uv
+                or board >= stop_mc
+                or (battery is not None and battery >= variant.battery_temp_limit_mc)
+            )
+            if forbidden:
+                assert duty == 0, (variant_code, voltage, board, battery)
+                assert c.inhibited()
+            assert 0 <= duty <= DUTY_MAX
+            if board is not None and board < stop_mc:
+                cap = DUTY_MAX
+                if stop_mc - board < bal.DERATE_BAND_MC:
+                    cap = DUTY_MAX * (stop_mc - board) // bal.DERATE_BAND_MC
+                assert duty <= cap
+            if duty > prev:
+                slew = (variant.slew_permille_per_s * min(step, bal.MAX_STEP_MS) + 999) // 1000
+                assert duty - prev <= slew + 1
+            prev = duty
+            if duty:
+                assert fresh  # a bleeding module has a fresh target
+
+
+def test_an_engaged_block_settles_at_the_target_not_at_the_deadband_edge():
+    # a block whose voltage falls 150 uV per per-mille of bleed (full bleed: -150 mV)
+    c = _ctrl()
+    now = 0
+    v = TARGET + 60000
+    for _ in range(3600):
+        c.set_target(now, TARGET)  # the manager refreshes it every cycle
+        duty = c.update(now, v, T_OK)
+        v = TARGET + 100000 - duty * 150
+        now += 1000
+    assert abs(v - TARGET) <= 1000, v - TARGET  # within 1 mV, not 4.8 mV above
+    assert 600 <= duty <= 700

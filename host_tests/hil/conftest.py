@@ -1,0 +1,118 @@
+"""Hardware-in-the-loop suite: the same tests against a virtual board (default) or a
+real one (`--port /dev/ttyACM0 [--bus /dev/ttyACM1] [--hil-board rp2040_module]`).
+
+Virtual: the MicroPython unix port behind a pty running the board's firmware with the
+simulated HAL (tools/stringcare/vboard.py), its bus UART on a TCP hub.  Each test gets
+a fresh board; `@pytest.mark.vboard(...)` picks its kind and the board property it
+emulates (old MicroPython, small flash, corrupting flash, not MicroPython at all).
+Tests that need such an emulation are skipped on a real board.
+
+pytest-embedded's serial service gives the `dut` (the console): our `port` fixture
+hands it the board's device, `embedded_services` selects "serial".
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from host_support import REPO
+
+from stringcare.deploy import Deployer
+from stringcare.vboard import BusHub, VirtualBoard
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("stringcare hil")
+    group.addoption("--bus", default=None, help="HIL with --port: the bus port (converter)")
+    group.addoption("--hil-board", default="rp2040_module", help="HIL with --port: board name")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "vboard(**kw): the virtual board a HIL test runs on")
+
+
+class RealBoard:
+    """A board on a real port (--port); the same attributes the tests use."""
+
+    def __init__(self, device: str, bus_url: str | None, board: str) -> None:
+        self.device = device
+        self.bus_url = bus_url
+        self.board = board
+        self.virtual = False
+
+    def set_env(self, **values: Any) -> None:
+        pass
+
+
+class VirtualRig:
+    def __init__(self, board: VirtualBoard, hub: BusHub) -> None:
+        self.vb = board
+        self.hub = hub
+        self.device = board.device
+        self.bus_url = hub.url
+        self.board = board.board
+        self.virtual = True
+
+    def set_env(self, **values: Any) -> None:
+        self.vb.set_env(**values)
+
+
+@pytest.fixture
+def hub() -> Iterator[BusHub]:
+    h = BusHub()
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def hil_board(request: pytest.FixtureRequest, tmp_path: Path, hub: BusHub) -> Iterator[Any]:
+    marker = request.node.get_closest_marker("vboard")
+    kw: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    real_port = request.config.getoption("port", None)
+    if real_port:
+        if kw.get("emulate") or kw.get("shell"):
+            pytest.skip(
+                "needs a virtual board that emulates %r" % (kw.get("emulate") or kw["shell"])
+            )
+        rig: Any = RealBoard(
+            real_port, request.config.getoption("--bus"), request.config.getoption("--hil-board")
+        )
+    else:
+        vb = VirtualBoard(
+            tmp_path / "flash",
+            kw.get("board", "unix_module"),
+            bus=hub,
+            env={"block_uv": 13500000, "uid": "5354524e47000101", **kw.get("env", {})},
+            emulate=kw.get("emulate"),
+            shell=kw.get("shell"),
+        ).start()
+        rig = VirtualRig(vb, hub)
+    if kw.get("deploy"):
+        Deployer(
+            REPO,
+            rig.board,
+            rig.device,
+            kw.get("address"),
+            None,
+            rig.bus_url,
+            progress=lambda t: None,
+        ).run()
+    yield rig
+    if isinstance(rig, VirtualRig):
+        rig.vb.stop()
+        shutil.rmtree(tmp_path / "flash", ignore_errors=True)
+
+
+@pytest.fixture
+def port(hil_board: Any) -> str:
+    """pytest-embedded's port: the board under test."""
+    return str(hil_board.device)
+
+
+@pytest.fixture
+def embedded_services() -> str:
+    return "serial"

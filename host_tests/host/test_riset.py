@@ -1,0 +1,48 @@
+"""The Ri benchmark capture set (boards/sim/riset.py): what it spans, and that the
+module's procedure on it gives numbers (the full figures come from
+`stringcare bench module`)."""
+
+from __future__ import annotations
+
+from boards.sim import riset
+from shared import ri, variants
+
+
+def test_accuracy_set_spans_every_variant_range_and_condition() -> None:
+    cases = list(riset.accuracy_cases())
+    assert len(cases) == len(variants.VARIANTS) * riset.RI_VALUES_PER_VARIANT * len(
+        riset.CONDITIONS
+    )
+    for v in variants.VARIANTS:
+        mine = [c for c in cases if c.variant_id == v.id]
+        r0 = sorted({round(c.r0_ohm * 1e9) for c in mine})
+        assert r0[0] == v.ri_min_nohm and r0[-1] == v.ri_max_nohm
+        ripple_fracs = {c.ripple.rms() * c.r0_ohm * 1000 / (60 * v.cells) for c in mine}
+        assert min(ripple_fracs) < 0.006 and max(ripple_fracs) > 0.049
+    # seeded: the same set twice
+    again = list(riset.accuracy_cases())
+    assert [(c.name, c.r1_ohm, c.board_c) for c in cases] == [
+        (c.name, c.r1_ohm, c.board_c) for c in again
+    ]
+
+
+def test_repeat_groups() -> None:
+    groups = list(riset.repeat_groups())
+    assert len(groups) == 3 * len(variants.VARIANTS)
+    for g in groups:
+        assert len(g) == riset.REPEATS
+        assert len({(c.r0_ohm, c.board_seed, c.r1_ohm) for c in g}) == 1
+
+
+def test_procedure_on_sample_cases() -> None:
+    bench = riset.Bench()
+    cases = list(riset.accuracy_cases())
+    # the smallest 2 V cell at the ripple limit (AC, low range) and a mid 12 V block
+    picks = [cases[2], next(c for c in cases if c.name.startswith("12v/7.71"))]
+    for case in picks:
+        result, seconds, gain_range = bench.measure(case)
+        assert result.status == ri.RI_OK, (case.name, result)
+        assert abs(result.ri_nohm / (case.r0_ohm * 1e9) - 1) < 0.01
+        assert seconds in (1.2, 2.4, 3.2, 6.4)
+    assert riset.percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0
+    assert riset.percentile([3.0, 1.0, 2.0, 4.0], 95) == 4.0

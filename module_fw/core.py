@@ -1,0 +1,358 @@
+# The battery module's functional core: no I/O, no clock of its own.
+#
+# A board shell (boards/<board>/, or the simulator) feeds it and carries out what it
+# decides:
+#
+#   core = ModuleCore(uid, board_variant_id, adc_kind, store_slots)
+#   loop:
+#     n = core.bus_bytes(rx, count, now_ms)   # > 0: send core.tx[:n] at the end of the
+#                                             # request + core.tx_delay_us
+#     core.bus_idle(now_ms)                   # the line was quiet for >= 2 characters
+#     core.voltage_frame(sum_x2, now_ms)      # every 100 ms: frontend.frame_sum_x2 of
+#                                             # the block-voltage burst
+#     core.temperature_frame(int_x2, probe_x2_or_None, now_ms)   # every second
+#     core.tick(now_ms, button_pressed)       # every loop (~10 ms): button, LED, timers
+#     set the bleed PWM to core.duty (per mille) and the LED to core.led (bit 0 red,
+#     bit 1 green)
+#     plan = core.ri_pending(now_ms)          # a capture to run (balancing is paused)
+#       ... core.ri_feed(v, i, n) per DMA chunk; then plan = core.ri_done(now_ms)
+#       (another plan: capture again in the low gain range; None: finished)
+#
+# Safety (SPEC §1): the bleed duty comes only from the balancing controller
+# (shared/balance.py), which stops on a stale target, a discharge, outside the
+# equalising window, below the variant's minimum voltage, on a hot board or battery,
+# and without a valid measurement; on top of that the core forces it to 0 while
+# unaddressed, in the 12 s reset hold, in addressing mode, asleep, and during an Ri
+# capture, and when voltage frames stop arriving for a second.  Nothing the manager
+# sends can raise the duty past what the controller allows.  The measurement/balancing
+# path allocates nothing.
+
+from module_fw import state as st
+from module_fw import store as sto
+from module_fw import ui
+from module_fw.responder import Responder
+from shared import balance as bal
+from shared import measure, ri, variants
+from shared import protocol as p
+from shared.compat import const, ticks_diff
+
+SLEEP_AFTER_MS = const(600000)  # bus silent 10 min: sleep
+FRAME_STALE_MS = const(1000)  # no voltage frame this long: stop bleeding
+COUNTER_SAVE_MS = const(3600000)  # persist the counters hourly (flash wear)
+
+# Ri statuses of shared/ri -> RI_READ states of the protocol
+_RI_STATE = (p.RI_OK, p.RI_LOW_SIGNAL, p.RI_CLIPPED, p.RI_NOISY, p.RI_NO_EXCITATION,
+             p.RI_INCOMPLETE)  # fmt: skip
+
+
+class ModuleCore:
+    def __init__(
+        self, uid: bytes, board_variant_id: int, adc_kind: int, slots, hw_rev: int = 1,
+        baud: int = 115200,
+    ) -> None:  # fmt: skip
+        self.adc_kind = adc_kind
+        self.state = st.ModuleState(uid, board_variant_id, hw_rev, baud)
+        self.store = sto.Store(slots)
+        self.store.load(self.state)  # never raises; defaults on a missing/corrupt store
+        if self.store.status != sto.STORE_OK:
+            self.state.variant_id = board_variant_id
+            self.state.ri_method = self._default_method_code(board_variant_id)
+        self.store.counters.boot_count += 1
+        self.responder = Responder(self.state)
+        self.deframer = p.Deframer()
+        self.tx = self.responder.tx
+        self.tx_delay_us = 0
+        self.button = ui.Button()
+        self.actions = ui.ButtonActions()
+        self.duty = 0
+        self.led = 0
+        self.led_pattern = ui.LED_SLOW_RED
+        self._last_frame_ms = 0
+        self._started = False
+        self._last_counter_save_ms = 0
+        self._last_bleed_ms = 0
+        self._bleed_ms = 0
+        self._target_seen_ms = -1
+        self._ri_plan: ri.RiPlan | None = None
+        self._ri_eval: object = None
+        self._ri_started_ms = 0
+        self._ri_range = 0
+        self._ri_method = 0
+        self._configure()
+        if self.store.status == sto.STORE_OK:
+            self.store.save(self.state)  # the boot count (never fatal)
+
+    # -- configuration ------------------------------------------------------------
+
+    @staticmethod
+    def _default_method_code(variant_id: int) -> int:
+        m = variants.by_id(variant_id).ri_method
+        return p.RI_METHOD_AC if m == ri.RI_METHOD_AC else p.RI_METHOD_DC
+
+    def _configure(self) -> None:
+        """(Re)build the measurement chain for the variant and calibration (rare)."""
+        s = self.state
+        self.variant = variants.by_id(s.variant_id)
+        self.voltage = measure.BlockVoltage(s.variant_id, s.cal_offset[0], s.cal_gain_ppm[0])
+        self.temperature = measure.Temperature(self.adc_kind, s.cal_offset[3], s.cal_offset[4])
+        self.balance = bal.BalanceController(self.variant)
+        self._target_seen_ms = -1
+        for code in (p.RI_METHOD_DC, p.RI_METHOD_AC):
+            plan = ri.plan_for(s.variant_id, self._ri_method_of(code), 0, self.adc_kind)
+            s.ri_duration_ms[code] = plan.duration_ms()
+        s.ri_duration_ms[0] = s.ri_duration_ms[s.ri_method]
+
+    @staticmethod
+    def _ri_method_of(code: int) -> int:
+        return ri.RI_METHOD_AC if code == p.RI_METHOD_AC else ri.RI_METHOD_STEP
+
+    # -- bus ---------------------------------------------------------------------------
+
+    def bus_bytes(self, data, count: int, now_ms: int) -> int:
+        """Bytes from the bus; returns the length of a reply in core.tx (0: none)."""
+        d = self.deframer
+        reply = 0
+        pos = 0
+        while pos < count:
+            pos += d.feed(data, pos, count)
+            frame = d.poll()
+            while frame is not None:
+                n = self.responder.handle(frame, now_ms)
+                if n:
+                    reply = n
+                    self.tx_delay_us = self.responder.tx_delay_us
+                frame = d.poll()
+        return reply
+
+    def bus_idle(self, now_ms: int) -> int:
+        """The line has been quiet; settles cut frames.  Returns a reply length too."""
+        d = self.deframer
+        d.idle()
+        reply = 0
+        frame = d.poll()
+        while frame is not None:
+            n = self.responder.handle(frame, now_ms)
+            if n:
+                reply = n
+                self.tx_delay_us = self.responder.tx_delay_us
+            frame = d.poll()
+        return reply
+
+    # -- measurement -------------------------------------------------------------------
+
+    def _measuring(self) -> bool:
+        s = self.state
+        return not (s.reset_hold or s.sleeping)
+
+    def voltage_frame(self, sum_x2: int, now_ms: int) -> None:
+        """One 100 ms burst of the block-voltage channel; runs the balancing step."""
+        if not self._measuring():
+            return
+        v_uv = self.voltage.push_frame(sum_x2)
+        self._last_frame_ms = now_ms
+        s = self.state
+        s.voltage_mv = (v_uv + 500) // 1000 if v_uv > 0 else 0
+        self._balance_step(now_ms)
+
+    def temperature_frame(self, internal_sum_x2: int, probe_sum_x2, now_ms: int) -> None:
+        if not self._measuring():
+            return
+        t = self.temperature
+        t.push_frame(internal_sum_x2, probe_sum_x2)
+        s = self.state
+        s.temp_cc = t.temp_mc // 10
+        s.board_temp_cc = t.board_temp_mc // 10
+
+    def _balance_step(self, now_ms: int) -> None:
+        s = self.state
+        c = self.balance
+        if s.target_received and s.target_rx_ms != self._target_seen_ms:
+            self._target_seen_ms = s.target_rx_ms
+            c.set_target(s.target_rx_ms, s.target_mv * 1000)
+            timeout = s.target_timeout_ms
+            limit = self.variant.target_timeout_ms
+            c.target_timeout_ms = timeout if timeout < limit else limit
+            c.set_enabled(bool(s.target_flags & p.TARGET_EQUALISE))
+            c.set_discharge(bool(s.target_flags & p.TARGET_DISCHARGE))
+        elif not s.target_received and self._target_seen_ms != -1:
+            self._target_seen_ms = -1
+            c.clear_target()
+        t = self.temperature
+        board = t.board_temp_mc if t.source != measure.TEMP_SOURCE_NONE else None
+        duty = c.update(now_ms, self.voltage.voltage_uv if self.voltage.ready else None, board,
+                        t.battery_temp_mc)  # fmt: skip
+        if (
+            s.address == p.ADDR_UNADDRESSED
+            or s.addressing
+            or s.reset_hold
+            or s.sleeping
+            or self._ri_plan is not None
+        ):
+            duty = 0
+        self.duty = duty
+        self._flags(now_ms)
+
+    def _flags(self, now_ms: int) -> None:
+        s = self.state
+        c = self.balance
+        t = self.temperature
+        f = 0
+        if self.duty:
+            f |= p.FLAG_BALANCING
+        if c.flags & bal.BAL_NO_TARGET:
+            f |= p.FLAG_TARGET_STALE
+        if c.flags & (bal.BAL_BOARD_HOT | bal.BAL_BATTERY_HOT | bal.BAL_DERATED):
+            f |= p.FLAG_HOT
+        if s.meas_flags & p.FLAG_RI_RESULT:
+            f |= p.FLAG_RI_RESULT
+        if s.attention or s.identify_confirmed:
+            f |= p.FLAG_ATTENTION
+        if s.store_flags:
+            f |= p.FLAG_DEFAULTS
+        v = self.voltage.voltage_uv
+        var = self.variant
+        if self.voltage.ready and (v < var.measure_min_uv or v > var.measure_max_uv):
+            f |= p.FLAG_RANGE
+        if t.source == measure.TEMP_SOURCE_PROBE:
+            f |= p.FLAG_PROBE
+        s.meas_flags = f
+        x = 0
+        if c.flags & bal.BAL_BOARD_HOT:
+            x |= st.STATUS_BOARD_HOT
+        if c.flags & bal.BAL_BATTERY_HOT:
+            x |= st.STATUS_BATTERY_HOT
+        if c.flags & bal.BAL_DISCHARGE:
+            x |= st.STATUS_DISCHARGE
+        if c.flags & bal.BAL_UNDERVOLTAGE:
+            x |= st.STATUS_LOW_VOLTAGE
+        if c.flags & (bal.BAL_OUTSIDE_WINDOW | bal.BAL_DISABLED):
+            x |= st.STATUS_OUT_OF_WINDOW
+        s.status_extra = x
+        s.balance_pct = c.level_pct if self.duty else 0
+
+    # -- every loop ------------------------------------------------------------------------
+
+    def tick(self, now_ms: int, button_pressed: bool) -> None:
+        s = self.state
+        if not self._started:
+            self._started = True
+            self._last_bleed_ms = now_ms
+            self._last_counter_save_ms = now_ms
+            s.last_rx_ms = now_ms
+        ev = self.button.update(now_ms, button_pressed)
+        if ev:
+            self.actions.apply(s, ev)
+        # The duty set at the last voltage frame holds only while nothing forbids it and
+        # frames keep coming (a stalled ADC or shell must not leave the load on).
+        if (
+            s.reset_hold
+            or s.addressing
+            or s.sleeping
+            or s.address == p.ADDR_UNADDRESSED
+            or ticks_diff(now_ms, self._last_frame_ms) > FRAME_STALE_MS
+        ):
+            self.duty = 0
+        # Sleep after a long silent bus; any frame for us wakes (responder).
+        if not s.sleeping and ticks_diff(now_ms, s.last_rx_ms) > SLEEP_AFTER_MS:
+            s.sleeping = True
+            self.duty = 0
+        # A manager's mark is dropped once polling has stopped for a minute.
+        if s.mark and ticks_diff(now_ms, s.polled_ms) > ui.MARK_EXPIRES_MS:
+            s.mark = 0
+        # Bleed time counter (ms, folded into seconds)
+        if self.duty:
+            self._bleed_ms += ticks_diff(now_ms, self._last_bleed_ms)
+            if self._bleed_ms >= 1000:
+                self.store.counters.bleed_s += self._bleed_ms // 1000
+                self._bleed_ms %= 1000
+        self._last_bleed_ms = now_ms
+        if s.dirty:
+            self._persist(now_ms)
+        elif ticks_diff(now_ms, self._last_counter_save_ms) > COUNTER_SAVE_MS:
+            self._last_counter_save_ms = now_ms
+            self.store.save(s)
+        self.led_pattern = ui.led_pattern(s, now_ms)
+        self.led = ui.led_outputs(self.led_pattern, now_ms)
+
+    def _persist(self, now_ms: int) -> None:
+        s = self.state
+        rebuild = s.dirty & (st.DIRTY_CALIBRATION | st.DIRTY_VARIANT)
+        if s.dirty & st.DIRTY_VARIANT:
+            s.ri_method = self._default_method_code(s.variant_id)
+        s.dirty = 0
+        self._last_counter_save_ms = now_ms
+        self.store.save(s)
+        if rebuild:
+            self._configure()
+
+    # -- internal resistance -----------------------------------------------------------
+
+    def ri_pending(self, now_ms: int):
+        """A capture plan to run now (balancing is paused until it is done), or None."""
+        s = self.state
+        if s.ri_request < 0 or self._ri_plan is not None:
+            return None
+        method = s.ri_request
+        s.ri_request = -1
+        if (
+            s.reset_hold
+            or s.sleeping
+            or s.address == p.ADDR_UNADDRESSED
+            or (s.target_flags & p.TARGET_DISCHARGE)
+        ):
+            self._ri_finish(p.RI_INHIBITED, 0, 0, now_ms)
+            return None
+        self._ri_method = self._ri_method_of(method)
+        self._ri_range = 0
+        return self._ri_begin(now_ms)
+
+    def _ri_begin(self, now_ms: int):
+        s = self.state
+        # calibration channel 1: Ri gain in the high range, channel 2: in the low range
+        plan = ri.plan_for(
+            s.variant_id, self._ri_method, self._ri_range, self.adc_kind,
+            s.cal_gain_ppm[1 + self._ri_range],
+        )  # fmt: skip
+        self._ri_plan = plan
+        self._ri_eval = ri.evaluator(plan)
+        self._ri_started_ms = now_ms
+        s.ri_busy = True
+        self.duty = 0
+        return plan
+
+    def ri_feed(self, vbuf, ibuf, count: int) -> None:
+        ev = self._ri_eval
+        if ev is not None:
+            ev.feed(vbuf, ibuf, count)  # type: ignore[attr-defined]
+
+    def ri_done(self, now_ms: int):
+        """The capture ended; returns a plan to capture again (low gain range) or None."""
+        plan = self._ri_plan
+        ev = self._ri_eval
+        if plan is None or ev is None:
+            return None
+        res = ev.result()  # type: ignore[attr-defined]
+        if self._ri_range == 0 and ri.needs_low_range(plan, res):
+            self._ri_range = 1
+            return self._ri_begin(now_ms)
+        state = _RI_STATE[res.status] if res.status < len(_RI_STATE) else p.RI_INCOMPLETE
+        self._ri_finish(state, res.ri_nohm or 0, res.quality, now_ms)
+        return None
+
+    def _ri_finish(self, state: int, ri_nohm: int, quality: int, now_ms: int) -> None:
+        s = self.state
+        self._ri_plan = None
+        self._ri_eval = None
+        s.ri_busy = False
+        s.ri_state = state
+        s.ri_nohm = ri_nohm if state == p.RI_OK else 0
+        s.ri_quality = quality
+        s.ri_done_ms = now_ms
+        s.meas_flags |= p.FLAG_RI_RESULT
+        if state == p.RI_OK:
+            self.store.counters.ri_count += 1
+
+    def ri_abort(self, now_ms: int) -> None:
+        """The shell could not finish the capture (e.g. a watchdog): report incomplete."""
+        if self._ri_plan is not None:
+            self._ri_finish(p.RI_INCOMPLETE, 0, 0, now_ms)

@@ -1,0 +1,242 @@
+# Balancing (equalising) controller of the module: drives the bleed PWM duty so
+# that the block does not float above the target voltage the manager broadcasts.
+#
+# Passive balancing can only pull a block down, so the controller's output is
+# 0..DUTY_MAX (per mille of the bleed resistor's full current).  Law: PI on the
+# error above target, with
+#   * a deadband (no action within +-deadband of target),
+#   * clamping anti-windup (the integral never exceeds what the output can use),
+#   * a slew limit on the duty (smooth load on the block and the board),
+#   * thermal derating on the board (internal) sensor: full duty up to
+#     limit - margin - band, linearly down to zero at limit - margin,
+# and it stops (duty 0, integral cleared, reason flag set) when
+#   * balancing is disabled, or no valid target has arrived within the timeout,
+#   * the manager or the core reports a discharge,
+#   * the voltage is outside the equalising window or below the variant's minimum,
+#   * the board is at its stop temperature or the battery probe is hot,
+#   * there is no valid voltage or board temperature measurement.
+# A stop always takes effect in the same update (no slew on the way to zero).
+#
+# Units: uV, m°C, ms, duty in per mille.  Allocation-free per update.
+from shared.compat import const, ticks_diff
+
+DUTY_MAX = const(1000)
+
+# Reasons the controller is not bleeding (bit flags, for the module's status word).
+BAL_DISABLED = const(0x001)
+BAL_NO_TARGET = const(0x002)  # none received yet, or stale (older than the timeout)
+BAL_DISCHARGE = const(0x004)
+BAL_OUTSIDE_WINDOW = const(0x008)
+BAL_UNDERVOLTAGE = const(0x010)
+BAL_BOARD_HOT = const(0x020)
+BAL_BATTERY_HOT = const(0x040)
+BAL_NO_MEASUREMENT = const(0x080)
+BAL_INHIBIT_MASK = const(0x0FF)
+# Not an inhibit: the duty is being limited by thermal derating.
+BAL_DERATED = const(0x100)
+
+# The internal sensor may read up to ~2 K low after calibration; the duty reaches
+# zero this far below the board limit so the true temperature stays under it.
+BOARD_MARGIN_MC = const(3000)
+DERATE_BAND_MC = const(10000)
+BATTERY_HYSTERESIS_MC = const(2000)
+MAX_STEP_MS = const(10000)  # longer gaps between updates count as this
+
+
+class BalanceController:
+    """One module's balancing controller; see the module comment for the law."""
+
+    def __init__(self, variant):
+        self.deadband_uv = variant.deadband_uv
+        self.prop_band_uv = variant.prop_band_uv
+        self.integral_ms = variant.integral_ms
+        self.slew_permille_per_s = variant.slew_permille_per_s
+        self.target_timeout_ms = variant.target_timeout_ms
+        self.min_voltage_uv = variant.min_voltage_uv
+        self.window_min_uv = variant.eq_min_uv
+        self.window_max_uv = variant.eq_max_uv
+        self.board_stop_mc = variant.board_temp_limit_mc - BOARD_MARGIN_MC
+        self.battery_limit_mc = variant.battery_temp_limit_mc
+        self.enabled = True
+        self.discharge = False
+        self.target_uv = 0
+        self._target_ms = 0
+        self._target_valid = False
+        self._last_ms = 0
+        self._started = False
+        self._integral = 0  # duty * ms (divide by integral_ms for duty)
+        self._engaged = False  # bleeding started (deadband passed), see the law
+        self._slew_credit = 0  # per mille * ms not yet turned into a duty step
+        self._battery_hot = False
+        self.duty = 0
+        self.level_pct = 0
+        self.flags = BAL_NO_TARGET
+
+    # --- inputs from the module core -----------------------------------------------
+
+    def set_target(self, now_ms: int, target_uv: int) -> None:
+        """The manager's target voltage for this block (refreshes the timeout)."""
+        self.target_uv = target_uv
+        self._target_ms = now_ms
+        self._target_valid = True
+
+    def clear_target(self) -> None:
+        self._target_valid = False
+
+    def set_window(self, min_uv: int, max_uv: int) -> None:
+        """Equalising window; bleeding only while the block is inside it."""
+        if min_uv >= max_uv:
+            raise ValueError(
+                "equalising window min %d uV must be below max %d uV" % (min_uv, max_uv)
+            )
+        self.window_min_uv = min_uv
+        self.window_max_uv = max_uv
+
+    def set_enabled(self, enabled: bool) -> None:
+        self.enabled = bool(enabled)
+
+    def set_discharge(self, discharging: bool) -> None:
+        """A discharge is under way (manager flag or the core's own detection)."""
+        self.discharge = bool(discharging)
+
+    # --- the control step --------------------------------------------------------------
+
+    def _stop(self, flags: int) -> int:
+        self._integral = 0
+        self._engaged = False
+        self._slew_credit = 0
+        self.duty = 0
+        self.level_pct = 0
+        self.flags = flags
+        return 0
+
+    def update(self, now_ms: int, voltage_uv, board_temp_mc, battery_temp_mc=None) -> int:
+        """One control step; returns the bleed duty (0..DUTY_MAX per mille).
+
+        voltage_uv / board_temp_mc may be None when not (yet) measured;
+        battery_temp_mc is None when no probe is present.
+        """
+        if self._started:
+            dt_ms = ticks_diff(now_ms, self._last_ms)
+            if dt_ms < 0:
+                dt_ms = 0
+            elif dt_ms > MAX_STEP_MS:
+                dt_ms = MAX_STEP_MS
+        else:
+            dt_ms = 0
+            self._started = True
+        self._last_ms = now_ms
+
+        flags = 0
+        if not self.enabled:
+            flags |= BAL_DISABLED
+        if self._target_valid:
+            age = ticks_diff(now_ms, self._target_ms)
+            if age < 0 or age > self.target_timeout_ms:
+                self._target_valid = False  # stays stale until a new target arrives
+        if not self._target_valid:
+            flags |= BAL_NO_TARGET
+        if self.discharge:
+            flags |= BAL_DISCHARGE
+        if voltage_uv is None or board_temp_mc is None:
+            flags |= BAL_NO_MEASUREMENT
+        else:
+            if voltage_uv < self.min_voltage_uv:
+                flags |= BAL_UNDERVOLTAGE
+            if voltage_uv < self.window_min_uv or voltage_uv > self.window_max_uv:
+                flags |= BAL_OUTSIDE_WINDOW
+            if board_temp_mc >= self.board_stop_mc:
+                flags |= BAL_BOARD_HOT
+        if battery_temp_mc is None:
+            self._battery_hot = False
+        elif battery_temp_mc >= self.battery_limit_mc:
+            self._battery_hot = True
+        elif battery_temp_mc < self.battery_limit_mc - BATTERY_HYSTERESIS_MC:
+            self._battery_hot = False
+        if self._battery_hot:
+            flags |= BAL_BATTERY_HOT
+        if flags:
+            return self._stop(flags)
+
+        # Thermal derating cap: DUTY_MAX up to stop - band, 0 at stop.
+        cap = DUTY_MAX
+        headroom = self.board_stop_mc - board_temp_mc  # > 0 here
+        if headroom < DERATE_BAND_MC:
+            cap = (DUTY_MAX * headroom) // DERATE_BAND_MC  # < 2**30: 1000 * 1e4
+            flags |= BAL_DERATED
+
+        # Error above target; the proportional part outside the deadband, the integral
+        # on the true error; both limited to the proportional band.
+        raw = voltage_uv - self.target_uv
+        db = self.deadband_uv
+        band = self.prop_band_uv
+        if not self._engaged:
+            if raw <= db:
+                self._integral = 0
+                self._slew_credit = 0
+                self.duty = 0
+                self.level_pct = 0
+                self.flags = flags
+                return 0
+            self._engaged = True
+        error = raw
+        if error > db:
+            error -= db
+        elif error < -db:
+            error += db
+        else:
+            error = 0
+        if error > band:
+            error = band
+        elif error < -band:
+            error = -band
+        if raw > band:
+            raw = band
+        elif raw < -band:
+            raw = -band
+        p_duty = (error * DUTY_MAX) // band  # |.| <= 1000
+        i_duty = (raw * DUTY_MAX) // band
+
+        # Integral with clamping anti-windup: never more than the cap leaves room for.
+        ti = self.integral_ms
+        integral = self._integral + i_duty * dt_ms  # |i_duty * dt| <= 1e7
+        room = cap - (p_duty if p_duty > 0 else 0)
+        if room < 0:
+            room = 0
+        limit = room * ti  # <= 1000 * integral_ms (3e8 for 5 min) < 2**30
+        if integral > limit:
+            integral = limit
+        elif integral < 0:
+            integral = 0
+        self._integral = integral
+        if integral == 0 and raw < 0 and self.duty == 0:
+            self._engaged = False  # unwound below target: wait for the deadband again
+        wanted = p_duty + integral // ti
+        if wanted < 0:
+            wanted = 0
+        elif wanted > cap:
+            wanted = cap
+
+        # Slew limit, both ways (credit carries over so short update periods still
+        # move); the cap applies at once.
+        credit = self._slew_credit + self.slew_permille_per_s * dt_ms  # <= 5e5
+        max_step = credit // 1000
+        duty = self.duty
+        if wanted > duty + max_step:
+            duty += max_step
+            self._slew_credit = credit - max_step * 1000
+        elif wanted < duty - max_step:
+            duty -= max_step
+            self._slew_credit = credit - max_step * 1000
+        else:
+            duty = wanted
+            self._slew_credit = 0
+        if duty > cap:
+            duty = cap
+        self.duty = duty
+        self.level_pct = (duty * 100) // DUTY_MAX
+        self.flags = flags
+        return duty
+
+    def inhibited(self) -> bool:
+        return bool(self.flags & BAL_INHIBIT_MASK)

@@ -1,0 +1,153 @@
+"""The host's end of the module bus: a serial port (the converter, a USB-RS485 adapter,
+or a virtual bus URL such as socket://127.0.0.1:PORT) speaking docs/protocol.md.
+
+The smallest thing that works for deploy's start check and `stringcare calibrate`:
+one request, one reply, with the protocol's own encoder and Deframer.  (The manager's
+BusMaster transport supersedes it when the two are merged.)
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import serial
+
+from shared import protocol as p
+
+
+class BusError(Exception):
+    """No answer, a NAK, or a port that cannot be opened; the message says which."""
+
+
+class BusPort:
+    def __init__(self, url: str, baud: int = 115200) -> None:
+        self.url = url
+        try:
+            self.ser = serial.serial_for_url(url, baudrate=baud, timeout=0.01)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise BusError("cannot open the bus port %s: %s" % (url, exc)) from None
+        self.deframer = p.Deframer()
+        self.seq = 0
+
+    def close(self) -> None:
+        self.ser.close()
+
+    def __enter__(self) -> BusPort:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, dst: int, cmd: int, payload: bytes = b"") -> int:
+        self.seq = (self.seq + 1) & 0xFF
+        self.ser.write(p.encode_bytes(dst, p.ADDR_MANAGER, cmd, self.seq, payload))
+        self.ser.flush()
+        return self.seq
+
+    def replies(self, seq: int, timeout_s: float) -> list[p.Frame]:
+        """Every reply with this SEQ that arrives within timeout_s."""
+        out: list[p.Frame] = []
+        deadline = time.monotonic() + timeout_s
+        d = self.deframer
+        while time.monotonic() < deadline:
+            data = self.ser.read(256)
+            if not data:
+                d.idle()
+            start = 0
+            while start < len(data):
+                start += d.feed(data, start, len(data))
+                frame = d.poll()
+                while frame is not None:
+                    if frame.is_reply() and frame.seq == seq:
+                        out.append(
+                            p.decode_frame(
+                                bytes(frame.buf[frame.off - 8 : frame.off + frame.length + 2])
+                            )
+                        )
+                    frame = d.poll()
+            if not data:
+                frame = d.poll()
+                while frame is not None:
+                    if frame.is_reply() and frame.seq == seq:
+                        out.append(
+                            p.decode_frame(
+                                bytes(frame.buf[frame.off - 8 : frame.off + frame.length + 2])
+                            )
+                        )
+                    frame = d.poll()
+        return out
+
+    def request(
+        self, dst: int, cmd: int, payload: bytes = b"", timeout_s: float = 0.3, tries: int = 3
+    ) -> p.Frame:
+        """One unicast transaction; BusError when nothing answers or the module NAKs."""
+        for _ in range(tries):
+            seq = self.send(dst, cmd, payload)
+            got = self.replies_until_first(seq, timeout_s)
+            if got is not None:
+                if got.cmd == p.CMD_NAK:
+                    raise BusError(
+                        "module %d refused command 0x%02x: NAK error %d (%s)"
+                        % (dst, cmd, got.u8(1), NAK_NAMES.get(got.u8(1), "?"))
+                    )
+                return got
+        raise BusError(
+            "no answer from address %d on %s (command 0x%02x, %d tries)"
+            % (dst, self.url, cmd, tries)
+        )
+
+    def replies_until_first(self, seq: int, timeout_s: float) -> p.Frame | None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            got = self.replies(seq, 0.02)
+            if got:
+                return got[0]
+        return None
+
+    # -- commands -----------------------------------------------------------------------
+
+    def discover(self, address: int, timeout_s: float = 0.3, tries: int = 3) -> dict[str, Any]:
+        f = self.request(address, p.CMD_DISCOVER, b"\x00", timeout_s, tries)
+        return {
+            "address": f.src,
+            "device_type": f.u8(0),
+            "hw_rev": f.u8(1),
+            "firmware": "%d.%d.%d" % (f.u8(2), f.u8(3), f.u8(4)),
+            "variant": f.u8(5),
+            "uid": f.payload()[6:14].hex(),
+        }
+
+    def read_meas(self, address: int) -> dict[str, int]:
+        f = self.request(address, p.CMD_READ_MEAS)
+        return {
+            "voltage_mv": f.u16(0),
+            "temp_cc": f.i16(2),
+            "balance_pct": f.u8(4),
+            "flags": f.u8(5),
+        }
+
+    def status(self, address: int) -> dict[str, int]:
+        f = self.request(address, p.CMD_STATUS)
+        return {"flags": f.u16(0), "mode": f.u8(2), "board_temp_cc": f.i16(4)}
+
+    def cal_read(self, address: int, channel: int) -> tuple[int, int]:
+        f = self.request(address, p.CMD_CAL_READ, bytes([channel]))
+        return f.i32(1), f.i32(5)
+
+    def cal_write(self, address: int, channel: int, offset: int, gain_ppm: int) -> tuple[int, int]:
+        payload = bytes([channel]) + offset.to_bytes(4, "little", signed=True)
+        payload += gain_ppm.to_bytes(4, "little", signed=True)
+        f = self.request(address, p.CMD_CAL_WRITE, payload, timeout_s=0.5)
+        return f.i32(1), f.i32(5)
+
+    def ri_start(self, address: int, method: int = 0) -> tuple[int, int]:
+        f = self.request(address, p.CMD_RI_START, bytes([method]))
+        return f.u8(0), f.u16(1)
+
+    def ri_read(self, address: int) -> dict[str, int]:
+        f = self.request(address, p.CMD_RI_READ)
+        return {"state": f.u8(0), "quality": f.u8(1), "ri_nohm": f.u32(2), "age_s": f.u16(6)}
+
+
+NAK_NAMES = {1: "unknown command", 2: "bad length", 3: "bad value", 4: "busy", 5: "not allowed"}

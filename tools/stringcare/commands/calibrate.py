@@ -1,0 +1,173 @@
+"""`stringcare calibrate`: per-channel offset and gain of one module, stored on the
+module with CAL_WRITE over the bus (through the converter or a USB-RS485 adapter).
+
+Procedures (boards/rp2040_module/README.md, "Calibration"):
+  show         CAL_READ of the five channels
+  voltage      two points against a reference meter: set the block voltage (a bench
+               supply on the Kelvin and current wires) near the bottom, then near the
+               top of the variant's range; type the meter's reading each time; the
+               module's readings are averaged (READ_MEAS); offset uV and gain ppm follow
+  ri           a 4-wire reference resistor (shunt) in place of the block on a bench
+               supply: RI_START, RI_READ, gain ppm = reference / measured - 1 (on top
+               of the stored gain), high range (channel 1) or low (--low-range, 2)
+  temperature  the board (channel 3) or the probe (--probe, channel 4) beside a
+               reference thermometer: offset m°C = reference - reading
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+from shared import protocol as p
+from stringcare.busport import BusError, BusPort
+from stringcare.errors import CliError
+
+CHANNEL_NAMES = (
+    "block voltage (uV)",
+    "Ri high range",
+    "Ri low range",
+    "board temp (m°C)",
+    "probe temp (m°C)",
+)
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "calibrate", help="calibrate a module's channels (offset/gain stored on the module)",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument(
+        "--bus", required=True, help="bus port: converter, adapter or socket:// URL"
+    )
+    parser.add_argument("--address", type=int, required=True, help="the module's address")
+    what = parser.add_subparsers(dest="procedure", metavar="PROCEDURE", required=True)
+    what.add_parser("show", help="print the stored calibration")
+    v = what.add_parser("voltage", help="two-point block voltage against a reference meter")
+    v.add_argument("--samples", type=int, default=10, help="module readings averaged per point")
+    r = what.add_parser("ri", help="Ri gain against a 4-wire reference resistor")
+    r.add_argument("--ref-uohm", type=int, required=True, help="the reference resistor in uOhm")
+    r.add_argument("--low-range", action="store_true", help="calibrate the low gain range")
+    t = what.add_parser("temperature", help="temperature offset against a reference thermometer")
+    t.add_argument("--ref-c", type=float, required=True, help="the reference thermometer, degC")
+    t.add_argument("--probe", action="store_true", help="the external probe (default: board)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
+    try:
+        with BusPort(args.bus) as bus:
+            return PROCEDURES[args.procedure](bus, args, ask)
+    except BusError as exc:
+        raise CliError(str(exc)) from None
+
+
+def show(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:
+    for ch, name in enumerate(CHANNEL_NAMES):
+        offset, gain = bus.cal_read(args.address, ch)
+        print("channel %d %-20s offset %8d  gain %+7d ppm" % (ch, name, offset, gain))
+    return 0
+
+
+def _mean_mv(bus: BusPort, address: int, samples: int) -> float:
+    total = 0
+    for _ in range(samples):
+        total += bus.read_meas(address)["voltage_mv"]
+        time.sleep(0.2)
+    return total / samples
+
+
+def voltage_fit(
+    points: list[tuple[float, float]], offset_uv: int, gain_ppm: int
+) -> tuple[int, int]:
+    """New (offset uV, gain ppm) from two (module mV as reported, reference mV) points
+    taken with the calibration (offset_uv, gain_ppm) in force."""
+    (rep1, ref1), (rep2, ref2) = points
+    scale_old = 1 + gain_ppm / 1e6
+    raw1 = (rep1 * 1000 - offset_uv) / scale_old
+    raw2 = (rep2 * 1000 - offset_uv) / scale_old
+    if abs(raw2 - raw1) < 100000:
+        raise CliError("the two points are closer than 100 mV: set the second voltage further away")
+    scale = (ref2 - ref1) * 1000 / (raw2 - raw1)
+    return round(ref1 * 1000 - raw1 * scale), round((scale - 1) * 1e6)
+
+
+def voltage(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:
+    offset, gain = bus.cal_read(args.address, 0)
+    points = []
+    for which in ("LOW (near the bottom of the range)", "HIGH (near the top of the range)"):
+        ask("Set the block voltage %s and let it settle; press Enter " % which)
+        rep = _mean_mv(bus, args.address, args.samples)
+        try:
+            ref = float(ask("Reference meter reading in mV: ").strip())
+        except ValueError:
+            raise CliError(
+                "the meter reading must be a number of millivolts, e.g. 12003.5"
+            ) from None
+        print("  module %.1f mV, reference %.1f mV" % (rep, ref))
+        points.append((rep, ref))
+    new_offset, new_gain = voltage_fit(points, offset, gain)
+    _write(bus, args.address, 0, new_offset, new_gain)
+    return 0
+
+
+def ri(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:
+    channel = 2 if args.low_range else 1
+    _, gain = bus.cal_read(args.address, channel)
+    _, duration_ms = bus.ri_start(args.address, 0)
+    print("measuring Ri (%.1f s) ..." % (duration_ms / 1000))
+    time.sleep(duration_ms / 1000 + 0.5)
+    result = bus.ri_read(args.address)
+    for _ in range(40):
+        if result["state"] != p.RI_BUSY:
+            break
+        time.sleep(0.5)
+        result = bus.ri_read(args.address)
+    if result["state"] != p.RI_OK:
+        raise CliError(
+            "the Ri measurement gave no number (state %d): check the reference resistor's "
+            "wiring (current and sense pairs) and the supply" % result["state"]
+        )
+    measured = result["ri_nohm"] / 1000
+    new_gain = round(((1 + gain / 1e6) * args.ref_uohm / measured - 1) * 1e6)
+    print("  module %.1f uOhm, reference %d uOhm" % (measured, args.ref_uohm))
+    _write(bus, args.address, channel, 0, new_gain)
+    return 0
+
+
+def temperature(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:
+    channel = 4 if args.probe else 3
+    offset, _ = bus.cal_read(args.address, channel)
+    if args.probe:
+        meas = bus.read_meas(args.address)
+        if not meas["flags"] & p.FLAG_PROBE:
+            raise CliError("the module reports no probe: plug the NTC probe in (or drop --probe)")
+        reading_mc = meas["temp_cc"] * 10
+    else:
+        reading_mc = bus.status(args.address)["board_temp_cc"] * 10
+    new_offset = offset + round(args.ref_c * 1000) - reading_mc
+    print("  module %.2f degC, reference %.2f degC" % (reading_mc / 1000, args.ref_c))
+    _write(bus, args.address, channel, new_offset, 0)
+    return 0
+
+
+def _write(bus: BusPort, address: int, channel: int, offset: int, gain: int) -> None:
+    if (
+        not -p.CAL_OFFSET_LIMIT <= offset <= p.CAL_OFFSET_LIMIT
+        or not -p.CAL_GAIN_PPM_LIMIT <= gain <= p.CAL_GAIN_PPM_LIMIT
+    ):
+        raise CliError(
+            "calibration out of range (offset %d, gain %d ppm; limits +-%d, +-%d ppm): a "
+            "correction this large means a wiring or component fault, not a calibration"
+            % (offset, gain, p.CAL_OFFSET_LIMIT, p.CAL_GAIN_PPM_LIMIT)
+        )
+    stored = bus.cal_write(address, channel, offset, gain)
+    print(
+        "stored on module %d, channel %d (%s): offset %d, gain %+d ppm"
+        % (address, channel, CHANNEL_NAMES[channel], stored[0], stored[1])
+    )
+
+
+PROCEDURES = {"show": show, "voltage": voltage, "ri": ri, "temperature": temperature}

@@ -1,0 +1,45 @@
+"""`stringcare deploy`: build a board's bundle and put it onto the board with mpremote."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from stringcare import deploy
+from stringcare.dev import layout
+from stringcare.errors import CliError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "deploy",
+        help="copy the firmware bundle onto a MicroPython board (only what changed), verify, start",
+        description=deploy.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--board", required=True, help="board name (a folder of boards/ with board.json)"
+    )
+    p.add_argument("--port", required=True, help="the board's USB serial port, e.g. /dev/ttyACM0")
+    p.add_argument(
+        "--address", type=int, help="module: bus address to store (1..999; 0 = unaddressed)"
+    )
+    p.add_argument("--variant", help="module: block variant (2v, 4v, 6v, 12v, 16v)")
+    p.add_argument(
+        "--bus",
+        help="module: the bus port (converter, USB-RS485 adapter or socket:// URL); the "
+        "module must then answer DISCOVER there",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        deploy.Deployer(
+            layout.repo_root(), args.board, args.port, args.address, args.variant, args.bus,
+            progress=lambda text: print(text, flush=True),
+        ).run()  # fmt: skip
+    except deploy.DeployError as exc:
+        raise CliError(str(exc)) from None
+    print("deploy: done")
+    return 0

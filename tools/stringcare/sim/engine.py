@@ -1,0 +1,670 @@
+"""The simulated string: physics, one real module core per block, the real manager core,
+the virtual bus between them, in virtual time (docs/simulation.md, "The simulator").
+
+Per tick (tick_s, 5 s by default, 1 s while the battery is off float charge):
+  1. events of the scenario that are due are applied (mains failure, a hot block, ...);
+  2. every module's bleed current (its core's duty through its board's bleed resistor)
+     goes into the physics, which steps the string (StringBank.step);
+  3. every board heats with its bleed power; its simulated front end turns the block's
+     terminal voltage, ripple and temperatures into ADC frame sums for its core, which
+     runs its measurement, balancing and button/LED logic (ModuleCore); Ri captures the
+     cores ask for are synthesised from the block's R0 + RC pair and fed to them;
+  4. the manager core and the bus run until the end of the tick: every poll, target
+     broadcast, reply, collision and fault as bytes at the configured baud.
+The balancing therefore acts only through the physics, as on a real string.
+Deterministic for a given scenario and seed.
+
+Speed: the module cores see one voltage frame per tick (on a board, one per 100 ms):
+their filters and controller run on elapsed time, and the physics that matters for
+balancing moves over minutes.  docs/simulation.md states what this leaves out.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from boards.sim import devices as simdev
+from boards.sim.bus import ResponderNode, VirtualBus
+from boards.sim.frontend import Block, Ripple, SimBoard
+from boards.sim.manager_shell import SimManagerShell
+from manager_fw import blockdev, config
+from manager_fw import events as mev
+from manager_fw import poller as pl
+from manager_fw.core import ManagerCore
+from module_fw import store as sto
+from module_fw.core import ModuleCore
+from shared import frontend as fe
+from shared import measure, ri, variants
+from shared.compat import TICKS_MAX
+from stringcare.sim import params as prm
+from stringcare.sim import physics as phy
+from stringcare.sim.policy import greedy_bleed
+from stringcare.sim.scenario import Event, Scenario
+
+# Sim clock: the run starts at 2026-01-01T00:00:00Z in StringCare seconds.
+START_S = 189302400
+BAND_V = 0.010  # "within +-10 mV of the string's target"
+ADC_KIND = {"rp2040": fe.ADC_RP2040, "stm32g4": fe.ADC_STM32G4}
+BLOCK_TYPE = {"vrla-12v-40ah": prm.VRLA_12V_40AH, "vrla-12v-100ah": prm.VRLA_12V_100AH}
+
+
+def _uid(string: int, block: int, seed: int) -> bytes:
+    return bytes([0x5C, 0x51, seed & 0xFF, string & 0xFF, 0, block & 0xFF, 0x12, 0x0C])
+
+
+class SimModule:
+    """One block's module on the virtual bus: the real firmware core, its board."""
+
+    skips_replies = True  # the firmware ignores other devices' replies (responder)
+
+    def __init__(self, index: int, string: int, block: int, core: ModuleCore, board: SimBoard):
+        self.index = index
+        self.string = string
+        self.block = block
+        self.core = core
+        self.board = board
+        self.latency_us = 600  # the module's processing time before a unicast reply
+        self.ri_done_at_s = -1.0
+        self.board_c = 25.0
+        self.unplugged = False
+
+    def on_bus_bytes(self, data: Any, end_us: int, bus: VirtualBus) -> None:
+        core = self.core
+        now_ms = (end_us // 1000) & TICKS_MAX
+        n = core.bus_bytes(data, len(data), now_ms)
+        m = core.bus_idle(now_ms)  # every delivery is followed by an idle line
+        if m:
+            n = m
+        if n:
+            delay = core.tx_delay_us or self.latency_us
+            bus.transmit(self, bytes(core.tx[:n]), end_us + delay)
+
+
+class RecordingEventLog(mev.EventLog):
+    """The manager's event log on simulated flash, also kept in memory for the report
+    and the status page (every event the core writes goes through append)."""
+
+    def __init__(self, device: blockdev.BlockDevice) -> None:
+        super().__init__(device, 4096)
+        self.recorded: list[mev.Event] = []
+
+    def append(
+        self, time_s, code, module=mev.NO_MODULE, string=mev.NO_STRING, value=0, arg=0, extra=0
+    ):
+        super().append(time_s, code, module, string, value, arg, extra)
+        e = mev.Event()
+        e.time_s, e.code, e.module, e.string = time_s, code, module, string
+        e.value, e.arg, e.extra = value, arg, extra
+        self.recorded.append(e)
+
+
+def site_config(sc: Scenario, balancing: bool) -> config.SiteConfig:
+    """The manager's configuration for the scenario, as an operator would write it."""
+    strings = []
+    for k in range(sc.strings):
+        s: dict[str, Any] = {"modules": sc.blocks, "equalise": balancing}
+        if sc.current_sensor:
+            s["current_sensor"] = k + 1
+        strings.append(s)
+    obj: dict[str, Any] = {
+        "site": "simulated: %s" % sc.name,
+        "baud": sc.baud,
+        "chemistry": sc.profile,
+        "strings": strings,
+        "cycle_period_ms": int(sc.poll_period_s * 1000),
+        "target_timeout_s": max(30, int(3 * sc.poll_period_s)),
+        "io": {
+            "breaker_trip": [{"box": 1, "relay": 1}],
+            "alarm_relay": {"box": 1, "relay": 2},
+            "ups_input": {"source": "box", "box": 1, "input": 1},
+        },
+    }
+    return config.parse_config(obj)
+
+
+@dataclass
+class TimelineEntry:
+    t_s: float
+    source: str  # "scenario" or "manager"
+    text: str
+
+
+@dataclass
+class Series:
+    """What the report needs over time (one sample per tick)."""
+
+    t_s: list[float] = field(default_factory=list)
+    max_dev_v: list[float] = field(default_factory=list)
+    spread_v: list[float] = field(default_factory=list)
+
+
+class Simulation:
+    def __init__(
+        self,
+        sc: Scenario,
+        seed: int | None = None,
+        tick_s: float = 5.0,
+        balancing: bool | None = None,
+        micropython: bool = False,
+    ) -> None:
+        self.sc = sc
+        self.micropython = micropython
+        self.seed = sc.seed if seed is None else seed
+        self.tick_s = tick_s
+        self.t_s = 0.0
+        self.timeline: list[TimelineEntry] = []
+        self.series = Series()
+        self._events = list(sc.events)
+        self._event_log_seen = 0
+        bt = BLOCK_TYPE[sc.block_type]
+        if sc.reference_spread:
+            p0 = prm.draw_blocks(
+                bt,
+                sc.strings,
+                sc.blocks,
+                self.seed,
+                sc.age_years,
+                impaired_blocks=sc.impaired_blocks,
+            )
+        else:
+            p0 = prm.draw_blocks(
+                bt, sc.strings, sc.blocks, self.seed, sc.age_years, spread=prm.NO_SPREAD
+            )
+        for ov in sc.overrides:
+            s, b = ov["string"] - 1, ov["block"] - 1
+            changes = {k: v for k, v in ov.items() if k not in ("string", "block")}
+            if "to_age_years" in changes:
+                to = changes.pop("to_age_years")
+                changes.update(prm.aged_block_changes(bt, float(p0.age_years[s, b]), to))
+            try:
+                prm.override_block(p0, s, b, **changes)
+            except (ValueError, IndexError) as exc:
+                raise ValueError(
+                    "battery.overrides (string %d, block %d): %s" % (s + 1, b + 1, exc)
+                ) from None
+        limit = sc.current_limit_a if sc.current_limit_a else 0.1 * bt.capacity_ah
+        charger = phy.reference_charger(
+            float_v_per_cell=sc.float_v_per_cell,
+            boost_v_per_cell=sc.boost_v_per_cell,
+            current_limit_a=limit,
+            mains_hz=sc.mains_hz,
+            temp_comp_v_per_k_per_cell=-0.003 if sc.temp_comp else 0.0,
+        )
+        self.block_type = bt
+        self.bank = phy.StringBank(p0, charger, ambient_c=sc.ambient_c)
+        self.bank.settle_float()
+        self.initial_v = self.bank.terminal_v.copy()
+        self.ambient_c = sc.ambient_c
+        self.balancing = sc.equalise if balancing is None else balancing
+        # --- the bus
+        self.bus = VirtualBus(sc.baud, self.seed)
+        self.bus.bit_error_ppm = sc.bit_error_ppm
+        self.bus.drop_byte_ppm = sc.drop_byte_ppm
+        # --- modules
+        variant_id = variants.by_code(sc.variant).id
+        adc = ADC_KIND[sc.adc]
+        self.variant_id = variant_id
+        self.modules: list[SimModule] = []
+        for s in range(sc.strings):
+            for b in range(sc.blocks):
+                index = s * sc.blocks + b
+                board = SimBoard(variant_id, self.seed * 1000 + index, adc)
+                slots = sto.MemorySlots()
+                seed_core = ModuleCore(_uid(s, b, self.seed), variant_id, adc, slots)
+                if not sc.unaddressed:
+                    seed_core.state.address = index + 1
+                if sc.calibrated:
+                    self._calibrate(seed_core, board)
+                seed_core.store.save(seed_core.state)
+                core = ModuleCore(_uid(s, b, self.seed), variant_id, adc, slots)
+                m = SimModule(index, s, b, core, board)
+                self.modules.append(m)
+                self.bus.attach(m)
+        # --- the manager, its current sensors and the relay/IO box
+        self.cfg = site_config(sc, self.balancing)
+        self.history = blockdev.SimFlash(2 * 1024 * 1024)
+        self.event_log = RecordingEventLog(blockdev.SimFlash(256 * 1024))
+        self.manager = ManagerCore(self.cfg, self.history, None, START_S, event_log=self.event_log)
+        self.shell = SimManagerShell(self.manager, self.bus, start_s=START_S, step_ms=1000)
+        self.sensors: list[simdev.CurrentSensor] = []
+        if sc.current_sensor:
+            for k in range(sc.strings):
+                sensor = simdev.CurrentSensor(k + 1)
+                self.sensors.append(sensor)
+                self.bus.attach(ResponderNode(sensor, 400))
+        self.relay_box = simdev.RelayBox(1)
+        self.bus.attach(ResponderNode(self.relay_box, 400))
+        self.breaker_open = False
+        self._sync_sensors()
+        self.bleed_energy_j = np.zeros(self.bank.terminal_v.shape)
+        self.bleed_seconds = np.zeros(self.bank.terminal_v.shape)
+        self.max_block_temp_c = self.bank.temp_c.copy()
+        self.max_board_temp_c = np.full(self.bank.terminal_v.shape, sc.ambient_c)
+        self.wall_s = 0.0
+        self._ri_true_nohm: dict[int, int] = {}
+
+    # --- commissioning -------------------------------------------------------------
+
+    def _calibrate(self, core: ModuleCore, board: SimBoard) -> None:
+        """What an engineer does with `stringcare calibrate`: two reference voltages
+        for the voltage channel, a reference resistor for Ri (docs/ri.md)."""
+        bv = measure.BlockVoltage(self.variant_id)
+        v = self.sc.variant
+        lo, hi = {"12v": (11.0, 14.5)}.get(v, (11.0, 14.5))
+        raws = []
+        for ref in (lo, hi):
+            total = 0
+            for _ in range(16):
+                total += bv.raw_uv(board.voltage_frame_sum_x2(ref))
+            raws.append(total // 16)
+        offset, gain = measure.calibration_from_points(
+            raws[0], int(lo * 1e6), raws[1], int(hi * 1e6)
+        )
+        st = core.state
+        st.cal_offset[0] = offset
+        st.cal_gain_ppm[0] = gain
+        # Ri: a 4 mΩ reference resistor in each gain range
+        for gain_range in (0, 1):
+            plan = ri.plan_for(self.variant_id, None, gain_range, core.adc_kind)
+            v_codes, i_codes = board.ri_capture(plan, Block(0.004))
+            res = ri.evaluate(plan, v_codes, i_codes)
+            if res.status == ri.RI_OK and res.ri_nohm:
+                st.cal_gain_ppm[1 + gain_range] = int(round((4000000 / res.ri_nohm - 1) * 1e6))
+
+    # --- time ------------------------------------------------------------------------
+
+    def now_s(self) -> int:
+        return START_S + int(self.t_s)
+
+    def now_ms(self) -> int:
+        return int(self.t_s * 1000) & TICKS_MAX
+
+    def _dt(self) -> float:
+        calm = bool(np.all(self.bank.charger_mode == phy.MODE_FLOAT))
+        return self.tick_s if calm else min(self.tick_s, 1.0)
+
+    def step(self) -> None:
+        dt = self._dt()
+        t_end = self.t_s + dt
+        self._apply_events(t_end)
+        bank = self.bank
+        shape = bank.terminal_v.shape
+        bleed = np.zeros(shape)
+        for m in self.modules:
+            duty = m.core.duty
+            if duty:
+                bleed[m.string, m.block] = m.board.bleed_current_a(
+                    float(bank.terminal_v[m.string, m.block]), duty
+                )
+        bank.step(dt, bleed)
+        self.bleed_energy_j += bleed * bank.terminal_v * dt
+        self.bleed_seconds += (bleed > 0) * dt
+        ripple = bank.ripple()
+        rip_v = np.sqrt((ripple.block_voltage_v_rms**2).sum(axis=2))
+        self.t_s = t_end
+        now_ms = self.now_ms()
+        temp_c = bank.temp_c
+        for m in self.modules:
+            s, b = m.string, m.block
+            v = float(bank.terminal_v[s, b])
+            board = m.board
+            m.board_c = board.heat(dt, v, m.core.duty, float(bank.ambient_c[s, b]))
+            core = m.core
+            core.temperature_frame(
+                board.internal_sensor_frame_sum_x2(m.board_c),
+                board.probe_frame_sum_x2(float(temp_c[s, b])),
+                now_ms,
+            )
+            core.voltage_frame(board.voltage_frame_sum_x2(v, float(rip_v[s, b]), m.board_c), now_ms)
+            core.tick(now_ms, False)
+            self._ri(m, v, ripple)
+        np.maximum(self.max_block_temp_c, temp_c, out=self.max_block_temp_c)
+        for m in self.modules:
+            if m.board_c > self.max_board_temp_c[m.string, m.block]:
+                self.max_board_temp_c[m.string, m.block] = m.board_c
+        self._sync_sensors()
+        self.shell.run_until(int(self.t_s * 1e6))
+        self._collect_events()
+        self._sample()
+
+    def _ri(self, m: SimModule, v: float, ripple: phy.Ripple) -> None:
+        core = m.core
+        now_ms = self.now_ms()
+        if m.ri_done_at_s >= 0:
+            if self.t_s >= m.ri_done_at_s:
+                m.ri_done_at_s = -1.0
+                plan = core.ri_done(now_ms)
+                if plan is not None:
+                    self._capture(m, plan, ripple)
+            return
+        plan = core.ri_pending(now_ms)
+        if plan is not None:
+            self._capture(m, plan, ripple)
+
+    def _capture(self, m: SimModule, plan: ri.RiPlan, ripple: phy.Ripple) -> None:
+        prm_ = self.bank.params
+        s, b = m.string, m.block
+        r0 = float(prm_.r0_ohm[s, b])
+        block = Block(r0, float(prm_.r1_ohm[s, b]), float(prm_.tau1_s[s, b]))
+        self._ri_true_nohm[m.index] = int(r0 * 1e9)
+        comps = []
+        for k, f in enumerate(ripple.frequencies_hz):
+            amp = float(ripple.string_current_a_rms[s, k]) * math.sqrt(2)
+            comps.append((int(round(f / self.sc.mains_hz)), amp, 0.7 * k))
+        rip = Ripple(self.sc.mains_hz, comps)
+        v_codes, i_codes = m.board.ri_capture(plan, block, rip, board_c=m.board_c)
+        chunk = 256
+        for i in range(0, len(v_codes), chunk):
+            vb = v_codes[i : i + chunk]
+            m.core.ri_feed(vb, i_codes[i : i + chunk], len(vb))
+        m.ri_done_at_s = self.t_s + plan.duration_ms() / 1000.0
+
+    # --- events ------------------------------------------------------------------------
+
+    def _apply_events(self, until_s: float) -> None:
+        while self._events and self._events[0].at_s <= until_s:
+            ev = self._events.pop(0)
+            self._apply(ev)
+            self.timeline.append(TimelineEntry(ev.at_s, "scenario", ev.describe()))
+
+    def _apply(self, ev: Event) -> None:
+        a = ev.args
+        bank = self.bank
+        if ev.type == "mains_fail":
+            bank.mains_fail(a["load_w"])
+        elif ev.type == "mains_restore":
+            bank.mains_restore()
+        elif ev.type == "boost":
+            bank.set_boost(a["on"])
+        elif ev.type == "ambient":
+            self.ambient_c = a["temp_c"]
+            bank.ambient_c[:, :] = a["temp_c"]
+        elif ev.type == "heat_block":
+            bank.set_external_heat(a["string"] - 1, a["block"] - 1, a["watts"])
+        elif ev.type == "thermal_runaway":
+            prm.override_block(
+                bank.params,
+                a["string"] - 1,
+                a["block"] - 1,
+                **prm.thermal_runaway_changes(a.get("short_s", 0.03)),
+            )
+            bank.params_changed()
+        elif ev.type == "block_aged":
+            s, b = a["string"] - 1, a["block"] - 1
+            changes = prm.aged_block_changes(
+                self.block_type, float(bank.params.age_years[s, b]), a["to_age_years"]
+            )
+            prm.override_block(bank.params, s, b, **changes)
+            bank.params_changed()
+        elif ev.type == "block_replaced":
+            new = prm.draw_blocks(
+                self.block_type, 1, 1, self.seed + 77, a.get("age_years", 0.0), spread=prm.NO_SPREAD
+            )
+            new.initial_soc[0, 0] = a.get("soc", 1.0)
+            bank.replace_block(a["string"] - 1, a["block"] - 1, new)
+        elif ev.type in ("module_unplugged", "module_replugged"):
+            m = self.modules[(a["string"] - 1) * self.sc.blocks + a["block"] - 1]
+            m.unplugged = ev.type == "module_unplugged"
+            if m.unplugged:
+                self.bus.unplug(m)
+            else:
+                self.bus.replug(m)
+        elif ev.type == "noise_burst":
+            start = int(self.t_s * 1e6)
+            self.bus.noise_bursts.append([start, start + int(a["duration"] * 1e6)])
+        elif ev.type == "balancing":
+            self.balancing = a["on"]
+            for k in range(self.sc.strings):
+                self.manager.strings.enabled[k] = 1 if a["on"] else 0
+        elif ev.type == "ups_signal":
+            # the UPS's "on battery" contact on input 1 of the relay/IO box (closed = on)
+            if a["on"]:
+                self.relay_box.inputs |= 1
+            else:
+                self.relay_box.inputs &= ~1
+
+    def _sync_sensors(self) -> None:
+        for k, sensor in enumerate(self.sensors):
+            sensor.current_ma = int(round(float(self.bank.string_current_a[k]) * 1000))
+        # relay 1 of box 1 opens the battery breaker (thermal runaway): the string is
+        # cut off from the charger and the load
+        if self.relay_box.relays & 1 and not self.breaker_open:
+            self.breaker_open = True
+            self.bank.mains_fail(0.0)
+            self.timeline.append(
+                TimelineEntry(self.t_s, "scenario", "battery breaker opened by the manager")
+            )
+
+    def _collect_events(self) -> None:
+        from stringcare.commands.history import describe
+
+        rec = self.event_log.recorded
+        while self._event_log_seen < len(rec):
+            e = rec[self._event_log_seen]
+            self._event_log_seen += 1
+            text = describe(e)
+            if e.module != mev.NO_MODULE:
+                text = "module %s: %s" % (self.manager.layout.label(e.module), text)
+            elif e.string != mev.NO_STRING:
+                text = "string %d: %s" % (e.string + 1, text)
+            self.timeline.append(TimelineEntry(float(e.time_s - START_S), "manager", text))
+
+    # --- figures -------------------------------------------------------------------------
+
+    def _sample(self) -> None:
+        v = self.bank.terminal_v
+        target = v.mean(axis=1, keepdims=True)
+        self.series.t_s.append(self.t_s)
+        self.series.max_dev_v.append(float(np.abs(v - target).max()))
+        self.series.spread_v.append(float((v.max(axis=1) - v.min(axis=1)).max()))
+
+    # --- the manager's view (status page, report) -----------------------------------------
+
+    def _measured_mv(self, i: int) -> int | None:
+        a = self.manager.layout.addresses[i]
+        if self.manager.poller.state[a] in (pl.ST_NOT_POLLED, pl.ST_NEVER):
+            return None
+        return int(self.manager.poller.voltage_mv[a])
+
+    def _ri_nohm(self, i: int) -> int | None:
+        tr = self.manager.ri_trend
+        a = self.manager.layout.addresses[i]
+        if tr is None or tr.last_s[a] < 0:
+            return None
+        return int(tr.last_nohm[a])
+
+    def _module_state(self, i: int) -> str:
+        mgr = self.manager
+        st = mgr.module_poll_state(i)
+        if st == pl.ST_NOT_POLLED:
+            return "not polled"
+        if st != pl.ST_OK:
+            return "silent"
+        level = mgr.alarms.module_level(i)
+        return ("ok", "warning", "alarm")[level] if level < 3 else "alarm"
+
+    def snapshot(self, final: bool = False) -> dict[str, Any]:
+        """What the manager's status page shows: the manager's knowledge, not the truth."""
+        mgr = self.manager
+        lay = mgr.layout
+        strings = []
+        for k in range(lay.string_count):
+            mods = []
+            first = lay.string_start[k]
+            for pos in range(lay.sizes[k]):
+                i = first + pos
+                a = lay.addresses[i]
+                mv = self._measured_mv(i)
+                ri_nohm = self._ri_nohm(i)
+                polled = mv is not None
+                mods.append(
+                    {
+                        "label": lay.label(i),
+                        "position": pos,
+                        "address": a,
+                        "voltage_v": None if mv is None else mv / 1000,
+                        "temp_c": int(mgr.poller.temp_cc[a]) / 100 if polled else None,
+                        "ri_mohm": None if ri_nohm is None else ri_nohm / 1e6,
+                        "balance_pct": int(mgr.poller.balance_pct[a]) if polled else None,
+                        "state": self._module_state(i),
+                    }
+                )
+            st = mgr.strings
+            cur = mgr.string_current(k)
+            power = mgr.string_power_w(k)
+            strings.append(
+                {
+                    "modules": mods,
+                    "sum_v": st.sum_mv[k] / 1000,
+                    "target_v": st.target_mv[k] / 1000,
+                    "average_v": st.avg_mv[k] / 1000,
+                    "spread_mv": st.spread_mv[k],
+                    "equalising": bool(st.equalising[k]),
+                    "reason": mgr.equalising_reason(k),
+                    "current_a": None if cur is None else cur / 1000,
+                    "power_w": power,
+                }
+            )
+        events = []
+        for e in self.timeline[-40:]:
+            events.append({"time": _clock(e.t_s), "text": e.text})
+        return {
+            "site": self.cfg.site,
+            "clock": "simulated %s%s" % (_clock(self.t_s), " (ended)" if final else ""),
+            "sim_time_s": self.t_s,
+            "mode": mgr.mode_name(),
+            "alarms": mgr.alarm_total(),
+            "warnings": mgr.warning_total(),
+            "strings": strings,
+            "events": events,
+        }
+
+    def close(self) -> None:
+        """Release what the run holds (MicroPython module processes)."""
+        for m in self.modules:
+            close = getattr(m.core, "close", None)
+            if close is not None:
+                close()
+
+    def converge_h(self) -> float | None:
+        """Hours until every block stays within +-10 mV of its string's target (truth)."""
+        last_out = None
+        for t, d in zip(self.series.t_s, self.series.max_dev_v, strict=True):
+            if d > BAND_V:
+                last_out = t
+        if last_out is None:
+            return 0.0
+        if last_out >= self.series.t_s[-1]:
+            return None  # never settled in this run
+        return last_out / 3600.0
+
+    def run(
+        self,
+        duration_s: float,
+        speed: float | None = None,
+        progress: Callable[[Simulation], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        progress_every_s: float = 0.5,
+    ) -> None:
+        """Run for duration_s of simulated time; speed None = as fast as possible,
+        else simulated seconds per wall second."""
+        t0_wall = time.monotonic()
+        t0_sim = self.t_s
+        end = self.t_s + duration_s
+        last_progress = 0.0
+        while self.t_s < end - 1e-9:
+            if should_stop is not None and should_stop():
+                break
+            self.step()
+            now = time.monotonic()
+            if speed:
+                ahead = (self.t_s - t0_sim) / speed - (now - t0_wall)
+                if ahead > 0:
+                    time.sleep(min(ahead, 0.5))
+            if progress is not None and now - last_progress >= progress_every_s:
+                last_progress = now
+                self.wall_s += 0.0
+                progress(self)
+        self.wall_s += time.monotonic() - t0_wall
+
+    def report(self) -> dict[str, Any]:
+        v = self.bank.terminal_v
+        mgr = self.manager
+        blocks = []
+        for m in self.modules:
+            s, b = m.string, m.block
+            i = m.index
+            ri_nohm = self._ri_nohm(i)
+            blocks.append(
+                {
+                    "label": mgr.layout.label(i),
+                    "string": s + 1,
+                    "block": b + 1,
+                    "initial_v": round(float(self.initial_v[s, b]), 4),
+                    "final_v": round(float(v[s, b]), 4),
+                    "final_dev_mv": round(float(v[s, b] - v[s].mean()) * 1000, 1),
+                    "measured_mv": self._measured_mv(i),
+                    "temp_max_c": round(float(self.max_block_temp_c[s, b]), 2),
+                    "board_temp_max_c": round(float(self.max_board_temp_c[s, b]), 2),
+                    "bleed_wh": round(float(self.bleed_energy_j[s, b]) / 3600, 3),
+                    "bleed_h": round(float(self.bleed_seconds[s, b]) / 3600, 3),
+                    "ri_true_mohm": round(float(self.bank.params.r0_ohm[s, b]) * 1000, 3),
+                    "ri_measured_mohm": None if ri_nohm is None else round(ri_nohm / 1e6, 3),
+                    "soc": round(float(self.bank.soc[s, b]), 4),
+                }
+            )
+        conv = self.converge_h()
+        return {
+            "scenario": self.sc.name,
+            "seed": self.seed,
+            "duration_h": round(self.t_s / 3600, 3),
+            "balancing": self.balancing,
+            "strings": self.sc.strings,
+            "blocks_per_string": self.sc.blocks,
+            "converge_h": None if conv is None else round(conv, 3),
+            "final_max_dev_mv": round(self.series.max_dev_v[-1] * 1000, 2)
+            if self.series.max_dev_v
+            else None,
+            "initial_spread_v": round(
+                float((self.initial_v.max(axis=1) - self.initial_v.min(axis=1)).max()), 3
+            ),
+            "final_spread_v": round(float((v.max(axis=1) - v.min(axis=1)).max()), 4),
+            "bleed_energy_wh": round(float(self.bleed_energy_j.sum()) / 3600, 2),
+            "blocks": blocks,
+            "timeline": [
+                {"t_h": round(e.t_s / 3600, 4), "source": e.source, "event": e.text}
+                for e in self.timeline
+            ],
+            "bus": {
+                "frames": self.bus.frames,
+                "collisions": self.bus.collisions,
+                "crc_errors_at_manager": mgr.master.deframer.crc_errors,
+            },
+        }
+
+
+def _clock(t_s: float) -> str:
+    t = int(t_s)
+    return "%dd %02d:%02d:%02d" % (t // 86400, t % 86400 // 3600, t % 3600 // 60, t % 60)
+
+
+def greedy_converge_h(sim: Simulation, limit_h: float = 48.0, dt_s: float = 5.0) -> float | None:
+    """The physical reference: the same string from the same start with full bleed on
+    every block above its string's average (policy.greedy_bleed) and perfect knowledge
+    of the voltages; hours until every block is first within +-10 mV."""
+    bank = phy.StringBank(sim.bank.params, sim.bank.charger, ambient_c=sim.sc.ambient_c)
+    bank.settle_float()
+    t = 0.0
+    while t < limit_h * 3600:
+        v = bank.terminal_v
+        if float(np.abs(v - v.mean(axis=1, keepdims=True)).max()) <= BAND_V:
+            return t / 3600
+        bank.step(dt_s, greedy_bleed(v, sim.block_type.module_bleed_a))
+        t += dt_s
+    return None
