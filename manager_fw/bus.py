@@ -30,6 +30,8 @@ EXPECT_ONE = const(1)
 EXPECT_GROUP = const(2)
 EXPECT_WINDOW = const(3)
 
+SERVICE_QUEUE = const(32)  # service transactions waiting at most (a ring: no allocation)
+
 
 class BusJob:
     """What the BusMaster asks of whoever wants the bus (see the module comment)."""
@@ -88,7 +90,10 @@ class BusMaster:
         self.deframer = p.Deframer()
         self.foreground: BusJob | None = None
         self.poller: BusJob | None = None
-        self.service: list = []
+        self._service: list = [None] * SERVICE_QUEUE
+        self._service_head = 0
+        self.service_count = 0  # waiting service transactions
+        self.service_dropped = 0  # refused because the queue was full
         self.service_per_cycle = 2
         self._service_budget = 0
         self._current: BusJob | None = None
@@ -137,13 +142,23 @@ class BusMaster:
         if expect != EXPECT_NONE:
             self._window_us += self.window_slack_us
 
-    def enqueue_service(self, req: ServiceRequest) -> None:
-        self.service.append(req)
+    def enqueue_service(self, req: BusJob) -> bool:
+        """Queue one service transaction; False (and counted) when the queue is full."""
+        if self.service_count >= SERVICE_QUEUE:
+            self.service_dropped += 1
+            return False
+        self._service[(self._service_head + self.service_count) % SERVICE_QUEUE] = req
+        self.service_count += 1
+        return True
 
     # -- shell interface -------------------------------------------------------------
 
     def step(self, now_us: int) -> int:
         """Return the length of a frame in tx to send now, or 0."""
+        if not self.requests and not self.waiting:
+            # the very first step: the line is free now, whatever the tick counter reads
+            # (free_at_us = 0 would be "in the future" for half of all start times)
+            self.free_at_us = now_us
         if self.waiting:
             if ticks_diff(now_us, self.deadline_us) < 0:
                 return 0
@@ -203,18 +218,21 @@ class BusMaster:
             return poller if poller.next_request(self, now_us) else None
         # Between two cycles: a few service transactions, then the next cycle.  While
         # the poller waits for its cycle period, service transactions run freely.
-        if self.service and self._service_budget > 0:
+        if self.service_count and self._service_budget > 0:
             self._service_budget -= 1
             return self._next_service(now_us)
         if poller is not None and poller.next_request(self, now_us):
             self._service_budget = self.service_per_cycle
             return poller
-        if self.service:
+        if self.service_count:
             return self._next_service(now_us)
         return None
 
     def _next_service(self, now_us: int):
-        req = self.service.pop(0)
+        req = self._service[self._service_head]
+        self._service[self._service_head] = None
+        self._service_head = (self._service_head + 1) % SERVICE_QUEUE
+        self.service_count -= 1
         return req if req.next_request(self, now_us) else None
 
     def _dispatch(self, frame, now_us: int) -> None:

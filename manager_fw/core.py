@@ -69,6 +69,12 @@ MARK_REFRESH_S = const(600)  # re-send non-zero marks (a module that rebooted fo
 SENSOR_LOST_MISSES = const(3)
 MARK_UNKNOWN = const(0xFF)
 
+# census findings select modules without building lists of 600 indices
+SEL_IN_LIST = const(0)  # arg: a short list of module indices
+SEL_WRONG_FIRMWARE = const(1)
+SEL_GENERATION = const(2)  # arg: the hardware generation
+SEL_WRONG_VARIANT = const(3)
+
 # shared/history.py values, repeated so that a core without a history store does not
 # load the history codec (a test checks they agree)
 CURRENT_NONE = const(-8388608)  # no current reading (history.CURRENT_NONE)
@@ -570,11 +576,11 @@ class ManagerCore:
         self.census = bytearray(n)
         self.hw_rev = bytearray(n)
         self.fw_major = bytearray(n)
-        self.fw_minor = bytearray(n)
-        self.fw_patch = bytearray(n)
         self.variant = bytearray(n)
-        self.store_state = bytearray(n)
-        self.protocol_version = bytearray(n)  # != 0: answered in another protocol version
+        # rare census findings, as lists of module indices (no array per module)
+        self.store_lost: list = []  # INFO said: stored settings lost, defaults in use
+        self.other_protocol: list = []  # answered in another protocol version
+        self.other_protocol_version = 0
         # per string
         self.string_current_ma = array("i", b"\x00\x00\x80\xff" * k)  # CURRENT_NONE
         self.sensor_of_string = bytearray(k)
@@ -589,7 +595,6 @@ class ManagerCore:
         self._current_new = bytearray(k)
         self._currents = [None] * k  # runaway.update wants None for "no sensor"
         self._in_float = [False] * k
-        self._was_discharging = bytearray(k)
 
         # service jobs, preallocated
         self.mark_job = MarkJob(self)
@@ -641,14 +646,21 @@ class ManagerCore:
             self._new_alarm = True
 
     def config_loaded(self, now_s: int, store) -> None:
-        """Log which configuration is in use (a ConfigStore after load())."""
-        crc = p.crc16(store.text.encode(), 0, len(store.text.encode()))
+        """Log which configuration is in use (a ConfigStore after load()); a fallback to
+        the last good copy also becomes a problem the status shows."""
+        raw = store.text.encode()
+        crc = p.crc16(raw, 0, len(raw))
         self._log(now_s, ev.EV_CONFIG, value=crc, arg=ev.CFG_LOADED)
         if store.fell_back:
             self._log(now_s, ev.EV_CONFIG, value=crc, arg=ev.CFG_FALLBACK)
             for text in store.problems:
-                if text not in self.problems:
-                    self.problems.append(text)
+                self._problem(text)
+
+    def config_saved(self, now_s: int, store) -> None:
+        """Log a new configuration stored with ConfigStore.save() (it takes effect when
+        the shell builds a new core with it)."""
+        raw = store.text.encode()
+        self._log(now_s, ev.EV_CONFIG, value=p.crc16(raw, 0, len(raw)), arg=ev.CFG_SAVED)
 
     # -- inputs from the shell -------------------------------------------------------
 
@@ -712,7 +724,8 @@ class ManagerCore:
         self.poller_detach()
         for i in range(self.layout.module_count):
             self.census[i] = CENSUS_NOT_POLLED
-            self.protocol_version[i] = 0
+        del self.store_lost[:]
+        del self.other_protocol[:]
         self.refusal = None
         self.refusal_reason = 0
         self._job = CensusJob(self)
@@ -730,14 +743,15 @@ class ManagerCore:
         self.census[i] = CENSUS_OK
         self.hw_rev[i] = frame.u8(1)
         self.fw_major[i] = frame.u8(2)
-        self.fw_minor[i] = frame.u8(3)
-        self.fw_patch[i] = frame.u8(4)
         self.variant[i] = frame.u8(5)
-        self.store_state[i] = frame.u8(7)
+        if frame.u8(7) and i not in self.store_lost:
+            self.store_lost.append(i)
 
     def _wrong_protocol(self, kind: int, addr: int, which: int, version_seen: int) -> None:
         if kind == 2:
-            self.protocol_version[which] = version_seen or 255
+            if which not in self.other_protocol:
+                self.other_protocol.append(which)
+            self.other_protocol_version = version_seen
         else:
             self._problem(
                 "the device at address 0x%04x speaks protocol version %d; this manager "
@@ -767,82 +781,90 @@ class ManagerCore:
             c[self.census[i]] += 1
         return c[CENSUS_OK], c[CENSUS_UNREACHABLE], c[CENSUS_NOT_POLLED]
 
-    def _labels(self, modules) -> str:
-        """'1S1-3S1, 5S1' for a sorted list of module indices (at most 8 runs)."""
+    def _selected(self, kind: int, i: int, arg) -> bool:
+        if kind == SEL_IN_LIST:
+            return i in arg
+        if self.census[i] != CENSUS_OK:
+            return False
+        if kind == SEL_WRONG_FIRMWARE:
+            return self.fw_major[i] != version.VERSION_MAJOR
+        if kind == SEL_GENERATION:
+            return hw_generation(self.hw_rev[i]) == arg
+        return self.variant[i] != self.cfg.variant
+
+    def _labels_where(self, kind: int, arg=None):
+        """('1S1-3S1, 5S1', count, first module) of the selected modules (8 runs shown)."""
         lay = self.layout
         parts = []
-        j = 0
         runs = 0
-        while j < len(modules):
-            start = modules[j]
-            end = start
-            while (
-                j + 1 < len(modules)
-                and modules[j + 1] == end + 1
-                and lay.string_of(end + 1) == lay.string_of(start)
-            ):
-                j += 1
-                end = modules[j]
-            runs += 1
-            if runs <= 8:
-                if end == start:
-                    parts.append(lay.label(start))
-                else:
-                    parts.append("%s-%s" % (lay.label(start), lay.label(end)))
-            j += 1
+        count = 0
+        first = -1
+        start = -1
+        prev = -1
+        for i in range(lay.module_count + 1):
+            sel = i < lay.module_count and self._selected(kind, i, arg)
+            if sel:
+                count += 1
+                if first < 0:
+                    first = i
+            joins = (
+                sel and start >= 0 and prev == i - 1 and lay.string_of(i) == lay.string_of(start)
+            )
+            if start >= 0 and not joins:
+                runs += 1
+                if runs <= 8:
+                    if prev == start:
+                        parts.append(lay.label(start))
+                    else:
+                        parts.append("%s-%s" % (lay.label(start), lay.label(prev)))
+                start = -1
+            if sel:
+                if start < 0:
+                    start = i
+                prev = i
         if runs > 8:
             parts.append("and %d more" % (runs - 8))
-        return ", ".join(parts)
+        return ", ".join(parts), count, first
 
     def check_compatibility(self) -> bool:
         """SPEC §1/§3: refuse a bus with incompatible revisions.  Sets `refusal`."""
-        n = self.layout.module_count
-        wrong_protocol = [i for i in range(n) if self.protocol_version[i]]
-        if wrong_protocol:
-            v = self.protocol_version[wrong_protocol[0]]
+        if self.other_protocol:
+            text, _count, first = self._labels_where(SEL_IN_LIST, self.other_protocol)
             self._refuse(
                 ev.REFUSED_PROTOCOL,
-                wrong_protocol[0],
-                "refusing to run: module(s) %s answer in protocol version %s; this manager "
+                first,
+                "refusing to run: module(s) %s answer in protocol version %d; this manager "
                 "speaks version %d.  Update their firmware (or the manager's)."
-                % (self._labels(wrong_protocol), v if v != 255 else "?", p.VERSION),
+                % (text, self.other_protocol_version, p.VERSION),
             )
             return False
-        ok = [i for i in range(n) if self.census[i] == CENSUS_OK]
-        wrong_fw = [i for i in ok if self.fw_major[i] != version.VERSION_MAJOR]
-        if wrong_fw:
-            i = wrong_fw[0]
+        text, count, first = self._labels_where(SEL_WRONG_FIRMWARE)
+        if count:
             self._refuse(
                 ev.REFUSED_FIRMWARE,
-                i,
-                "refusing to run: module(s) %s run firmware %d.%d.%d; this manager (%s) needs "
+                first,
+                "refusing to run: module(s) %s run firmware %d.x; this manager (%s) needs "
                 "firmware %d.x on every module.  Update them, then restart."
-                % (
-                    self._labels(wrong_fw),
-                    self.fw_major[i],
-                    self.fw_minor[i],
-                    self.fw_patch[i],
-                    version.VERSION,
-                    version.VERSION_MAJOR,
-                ),
+                % (text, self.fw_major[first], version.VERSION, version.VERSION_MAJOR),
             )
             return False
         gens = []
-        for i in ok:
-            g = hw_generation(self.hw_rev[i])
-            if g not in gens:
-                gens.append(g)
+        for i in range(self.layout.module_count):
+            if self.census[i] == CENSUS_OK:
+                g = hw_generation(self.hw_rev[i])
+                if g not in gens:
+                    gens.append(g)
         if len(gens) > 1:
             groups = []
             odd = -1
             best = -1
             for g in gens:
-                members = [i for i in ok if hw_generation(self.hw_rev[i]) == g]
-                if best < 0 or len(members) < best:
-                    best = len(members)
-                    odd = members[0]
+                text, count, first = self._labels_where(SEL_GENERATION, g)
+                if best < 0 or count < best:
+                    best = count
+                    odd = first
                 low = g * 16 if g else 1
-                groups.append("hw_rev %d-%d: %s" % (low, g * 16 + 15, self._labels(members)))
+                groups.append("hw_rev %d-%d: %s" % (low, g * 16 + 15, text))
             self._refuse(
                 ev.REFUSED_HARDWARE,
                 odd,
@@ -850,21 +872,17 @@ class ManagerCore:
                 "(%s).  Replace the odd ones out, then restart." % "; ".join(groups),
             )
             return False
-        for i in ok:
-            if self.variant[i] != self.cfg.variant:
-                self._problem(
-                    "%s is a %s module; the site is configured for %s modules"
-                    % (
-                        self.layout.label(i),
-                        variant_name(self.variant[i]),
-                        variant_name(self.cfg.variant),
-                    )
-                )
-            if self.store_state[i]:
-                self._problem(
-                    "%s lost its stored settings: calibration defaults in use"
-                    % self.layout.label(i)
-                )
+        text, count, first = self._labels_where(SEL_WRONG_VARIANT)
+        if count:
+            self._problem(
+                "%s: %s module(s); the site is configured for %s modules"
+                % (text, variant_name(self.variant[first]), variant_name(self.cfg.variant))
+            )
+        if self.store_lost:
+            text, _count, _first = self._labels_where(SEL_IN_LIST, self.store_lost)
+            self._problem(
+                "%s lost the settings they had stored: calibration defaults in use" % text
+            )
         return True
 
     def _refuse(self, reason: int, module: int, text: str) -> None:
@@ -960,9 +978,8 @@ class ManagerCore:
         self._cycle_ready = True
 
     def _enqueue(self, job) -> None:
-        if not job.queued:
+        if not job.queued and self.master.enqueue_service(job):
             job.queued = True
-            self.master.enqueue_service(job)
 
     # -- step --------------------------------------------------------------------------
 
@@ -1087,12 +1104,7 @@ class ManagerCore:
         al = self.alarms
         for k in range(lay.string_count):
             disch = st.discharging[k] != 0
-            i = lay.string_start[k]
-            end = lay.string_start[k + 1]
-            while i < end:
-                if fresh[i]:
-                    al.evaluate_module(now_s, i, vu[i], tm[i], disch)
-                i += 1
+            al.evaluate_modules(now_s, k, vu, tm, fresh, disch)
             al.evaluate_string(now_s, k, vu, fresh, disch)
         # silent modules
         w = self.silence
@@ -1321,8 +1333,8 @@ class ManagerCore:
         if was != o.relay_energised and self.io_jobs:
             self._want_relays()
             for job in self.io_jobs:
-                if job.pending() and self.mode == MODE_RUNNING:
-                    self._enqueue(job)
+                if job.pending() and (self.mode == MODE_RUNNING or self.mode == MODE_REFUSED):
+                    self._enqueue(job)  # a refused core still drives the box's contact
 
     # -- status (docs/manager.md, "Status for web, Modbus and MQTT") -----------------------
 

@@ -116,8 +116,10 @@ class Discharge:
 
     def update(self, now_s: int, poll_voltage_mv, sums_mv) -> None:
         """Start/end discharges; track the deepest point.  sums_mv[k] = string voltage."""
-        del self.started[:]
-        del self.ended[:]
+        if self.started:  # a slice object is an allocation: only when there is something
+            del self.started[:]
+        if self.ended:  # a slice object is an allocation: only when there is something
+            del self.ended[:]
         for k in range(len(self.ranges)):
             live = self.live[k]
             if not self.active[k]:

@@ -65,7 +65,8 @@ class Runaway:
     def update(self, now_s: int, poll: pl.Poller, string_current_ma, in_float) -> None:
         """Call every cycle; samples every sample_s.  string_current_ma[k] is None when
         string k has no sensor; in_float[k] true while the string floats."""
-        del self.newly_tripped[:]
+        if self.newly_tripped:  # a slice object is an allocation: only when there is something
+            del self.newly_tripped[:]
         if self.next_s >= 0 and now_s < self.next_s:
             return
         self.next_s = now_s + self.sample_s

@@ -28,8 +28,10 @@ class SilenceWatch:
             self.started_s = now_s
         raised = self.raised
         cleared = self.cleared
-        del raised[:]
-        del cleared[:]
+        if raised:  # a slice object is an allocation: only when there is something
+            del raised[:]
+        if cleared:  # a slice object is an allocation: only when there is something
+            del cleared[:]
         for a in self.addresses:
             st = poll.state[a]
             if st == pl.ST_OK:

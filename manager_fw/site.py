@@ -59,7 +59,7 @@ class Layout:
             for j in range(sizes[k]):
                 index[firsts[k] + j] = self.string_start[k] + j
         self._index = index
-        self.addresses = [0] * self.module_count  # module index -> address
+        self.addresses = array("H", bytes(2 * self.module_count))  # module index -> address
         for i in range(self.module_count):
             self.addresses[i] = self.address(i)
 

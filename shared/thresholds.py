@@ -452,6 +452,39 @@ class AlarmEvaluator:
         self.evaluate_temperature(now_s, module, temp_mc)
         return self.module_level(module)
 
+    def evaluate_modules(self, now_s, string, voltage_uv, temp_mc, fresh, discharging=False):
+        """evaluate_module() for every module of a string that has a fresh reading
+        (fresh[i] non-zero; arrays indexed by module over the whole system).
+
+        The same transitions, for a fraction of the time: a value inside its normal band
+        with the condition normal cannot change anything, and that is the answer for
+        nearly every module of a healthy string, so it costs two comparisons; any other
+        value takes the general path of evaluate_voltage / evaluate_temperature.
+        """
+        t = self.thresholds[string]
+        v_low = t.discharge_low_warning_uv if discharging else t.voltage_low_warning_uv
+        v_high = t.voltage_high_warning_uv
+        t_low = t.temp_low_warning_mc
+        t_high = t.temp_high_warning_mc
+        cond = self.cond
+        pending = self.pending
+        i = self.string_start[string]
+        end = self.string_start[string + 1]
+        while i < end:
+            if fresh[i]:
+                slot = i * MODULE_QUANTITIES
+                v = voltage_uv[i]
+                if cond[slot] == COND_NORMAL and v_low < v < v_high:
+                    pending[slot] = 0
+                else:
+                    self.evaluate_voltage(now_s, i, v, discharging)
+                v = temp_mc[i]
+                if cond[slot + 1] == COND_NORMAL and t_low < v < t_high:
+                    pending[slot + 1] = 0
+                else:
+                    self.evaluate_temperature(now_s, i, v)
+            i += 1
+
     def evaluate_string(self, now_s, string, voltage_uv, fresh=None, discharging=False):
         """Maximum voltage difference within a string; returns the spread in µV.
 

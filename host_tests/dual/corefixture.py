@@ -95,10 +95,12 @@ def merge(base, extra):
 class Site:
     def __init__(self, sizes=(4, 4), config=None, seed=1, voltage_mv=13620, temp_cc=2200,
                  ri_nohm=5000000, history_kb=0, events_kb=0, absent=(),
-                 history_list=False):  # fmt: skip
+                 history_list=False, fast_bus=False):  # fmt: skip
         """history_kb / events_kb > 0: the history store / event log on a file of that
         size (else no history, and events in a list: the stores' code then stays out of
-        the 192 KB heap).  history_list: the core's snapshots in a list instead."""
+        the 192 KB heap).  history_list: the core's snapshots in a list instead.
+        fast_bus: modules hear only the manager (boards/sim/manager_shell.ManagerBus),
+        for large sites."""
         # Ri and thermal runaway are off unless a test switches them on: a core without
         # them does not load their code (the 192 KB heap)
         obj = {
@@ -115,7 +117,7 @@ class Site:
         import gc
 
         from boards.sim.bus import ResponderNode, VirtualBus
-        from boards.sim.manager_shell import SimManagerShell
+        from boards.sim.manager_shell import ManagerBus, SimManagerShell
         from manager_fw.core import ManagerCore
         from module_fw.responder import Responder
         from module_fw.state import ModuleState
@@ -130,7 +132,7 @@ class Site:
                                 history_segment_size=8192, event_log=self.event_list,
                                 history=self.history_list)  # fmt: skip
         lay = self.cfg.layout
-        self.bus = VirtualBus(self.cfg.baud, seed)
+        self.bus = (ManagerBus if fast_bus else VirtualBus)(self.cfg.baud, seed)
         self.modules = []
         self.nodes = []
         self.ri_value = []

@@ -116,7 +116,7 @@ def test_addresses_labels_and_module_indices_in_one_place():
     assert lay.ranges == [(1, 3), (101, 102), (103, 106)]
     assert lay.module_count == 9 and lay.max_address == 106
     assert [lay.address(i) for i in range(9)] == [1, 2, 3, 101, 102, 103, 104, 105, 106]
-    assert lay.addresses == [1, 2, 3, 101, 102, 103, 104, 105, 106]
+    assert list(lay.addresses) == [1, 2, 3, 101, 102, 103, 104, 105, 106]
     assert [lay.module(a) for a in (1, 3, 4, 100, 101, 106, 107, 0)] == [0, 2, -1, -1, 3, 8, -1, -1]
     assert [lay.label(i) for i in (0, 2, 3, 4, 5, 8)] == ["1S1", "3S1", "1S2", "2S2", "1S3", "4S3"]
     assert lay.string_of(4) == 1 and lay.position(4) == 1

@@ -145,3 +145,52 @@ def test_temperature_offset_applies_to_every_module():
     c = site.core
     assert list(c.temp_mc) == [28800, 28800]  # 29.5 °C read, -0.7 °C to match the reference
     assert c.level[0] == th.LEVEL_WARNING  # high warning at 28 °C, not the alarm at 30
+
+
+def test_a_steady_cycle_allocates_nothing():
+    # The per-cycle work of the core (readings into its arrays, strings and targets,
+    # discharge sources, thresholds, silent modules, levels, marks, the service jobs
+    # queued for the next turn) and every frame in between run with the heap locked.
+    from dualtest import heap_locked
+
+    site = Site(
+        sizes=(3, 3),
+        config={
+            "strings": [{"modules": 3, "current_sensor": 1}, {"modules": 3}],
+            "io": {"alarm_relay": {"box": 2, "relay": 1}},
+        },
+    )
+    site.start()
+    site.run_s(5)
+    c = site.core
+    shell = site.shell
+    master = c.master
+    bus = site.bus
+
+    class LockedNode:
+        """The manager's end of the bus, receiving with the heap locked."""
+
+        def on_bus_bytes(self, data, end_us, bus):
+            t = end_us & 0x3FFFFFFF
+            heap_locked(master.receive, data, t)
+            heap_locked(master.line_idle, t)
+
+    node = LockedNode()
+    bus.nodes[bus.nodes.index(shell.node)] = node
+    cycles = c.cycles
+    locked_steps = 0
+    sent = 0
+    while c.cycles < cycles + 3:
+        # the shell's work, with every call into the core heap-locked
+        now = bus.now_us
+        heap_locked(c.step, shell.now_ms(), shell.now_s())
+        locked_steps += 1
+        n = heap_locked(master.step, now & 0x3FFFFFFF)
+        if n:
+            sent += 1
+            bus.transmit(node, master.tx[:n], now)
+        bus.advance(now + 500)
+    assert locked_steps > 100 and sent > 10
+    assert c.cycles == cycles + 3 and not c.outputs.buzzer
+    assert c.string_current(0) == 150 and site.boxes[2].relays == 1
+    assert list(c.fresh) == [1] * 6  # every reply was received with the heap locked

@@ -48,7 +48,7 @@ def test_startup_shows_each_module_initialised_not_reachable_or_not_yet_polled()
 
 
 def test_mixed_hardware_generations_refuse_to_run_and_name_the_modules():
-    site = Site(sizes=(3, 3))
+    site = Site(sizes=(3, 3), config={"io": {"alarm_relay": {"box": 1, "relay": 1}}})
     site.modules[2].hw_rev = 17
     site.modules[3].hw_rev = 16
     site.start()
@@ -63,6 +63,7 @@ def test_mixed_hardware_generations_refuse_to_run_and_name_the_modules():
     assert not any(m.target_received or m.ever_polled for m in site.modules)
     # an alarm: buzzer, alarm LED, contact dropped
     assert c.outputs.buzzer and c.outputs.led == out.LED_ON and not c.outputs.relay_energised
+    assert site.boxes[1].relays == 0  # the box's alarm contact is dropped too
     refused = site.events(ev.EV_REFUSED)
     assert len(refused) == 1 and refused[0][5] == ev.REFUSED_HARDWARE and refused[0][2] == 2
     # the operator swaps the odd boards and asks again
@@ -72,7 +73,7 @@ def test_mixed_hardware_generations_refuse_to_run_and_name_the_modules():
     site.start()
     assert c.mode_name() == "running" and c.refusal is None
     site.run_s(2)
-    assert c.outputs.relay_energised and not c.outputs.buzzer
+    assert c.outputs.relay_energised and not c.outputs.buzzer and site.boxes[1].relays == 1
 
 
 class OldFirmware(Responder):
@@ -90,7 +91,7 @@ def test_a_module_with_another_firmware_major_is_refused():
     c = site.core
     assert c.mode_name() == "refused"
     assert c.refusal == (
-        "refusing to run: module(s) 2S2 run firmware 9.4.0; this manager (0.1.0) needs "
+        "refusing to run: module(s) 2S2 run firmware 9.x; this manager (0.1.0) needs "
         "firmware 0.x on every module.  Update them, then restart."
     )
 
@@ -170,3 +171,16 @@ def test_addressing_through_the_core_stops_polling_and_is_logged():
     assert c.mode_name() == "running" and c.census_counts() == (4, 0, 0)
     steps = [(e[5], e[2]) for e in site.events(ev.EV_ADDRESSING)]
     assert steps == [(ev.ADDR_START, 4), (ev.ADDR_ASSIGNED, 4), (ev.ADDR_DONE, 0xFFFF)]
+
+
+def test_a_late_module_of_another_generation_stops_a_running_core():
+    site = Site(sizes=(3,), absent=(2,), config={"io": {"alarm_relay": {"box": 1, "relay": 1}}})
+    site.modules[2].hw_rev = 17
+    site.start()
+    c = site.core
+    site.run_s(3)
+    assert c.mode_name() == "running" and site.boxes[1].relays == 1
+    site.replug(2)  # plugged in later: polled, asked for its INFO, refused
+    site.run_s(3)
+    assert c.mode_name() == "refused" and "hw_rev 16-31: 3" in c.refusal
+    assert site.boxes[1].relays == 0 and not c.outputs.relay_energised

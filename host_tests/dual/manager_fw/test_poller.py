@@ -151,3 +151,14 @@ def test_polling_resumes_after_a_pause_longer_than_half_the_tick_period():
     cycle = rig.poller.cycle
     rig.run_ms(1500)
     assert rig.poller.cycle >= cycle + 1
+
+
+def test_the_first_request_goes_out_whatever_the_tick_counter_reads():
+    # a host's tick counter starts anywhere; half of all start times are "before" 0
+    from manager_fw import bus as b
+
+    for start in (0, 5, (1 << 29) + 5, (1 << 30) - 10):
+        master = b.BusMaster()
+        job = ad.QueryLone()
+        master.foreground = job
+        assert master.step(start) > 0, start

@@ -280,3 +280,75 @@ def test_evaluation_allocates_nothing():
     assert sink.by_new_cond[COND_HIGH_ALARM] == 3  # module 5 voltage and spread, 40 temp
     assert sink.by_new_cond[COND_LOW_WARNING] == 0
     assert sink.by_new_cond[COND_HIGH_WARNING] == 1  # string 1 spread 420 mV
+
+
+class Digest:
+    """A sink that keeps a count and a running digest of the transitions (64 KB heap)."""
+
+    def __init__(self):
+        self.count = 0
+        self.digest = 0
+
+    def level_changed(self, now_s, module, string, quantity, old, new, value):
+        self.count += 1
+        for x in (now_s, module, string, quantity, old, new, value & 0x3FFFFFFF):
+            self.digest = (self.digest * 31 + x) & 0x3FFFFFFF
+
+
+EDGES_UV = (10500000, 11100000, 12600000, 13080000, 14100000, 14400000)
+EDGES_MC = (10000, 15000, 27000, 30000)
+
+
+def test_evaluate_modules_gives_the_same_transitions_as_evaluate_module():
+    # The batch path (a string at once, a shortcut for values inside the normal band)
+    # against the general one, on random walks that cross every level both ways, with
+    # silent modules, discharges and confirmation counts.
+    from array import array
+
+    for confirm in (1, 3):
+        rng = LCG(confirm)
+        a = Digest()
+        b = Digest()
+        one = AlarmEvaluator([5, 4], vrla_12v(confirm), a)
+        batch = AlarmEvaluator([5, 4], vrla_12v(confirm), b)
+        volts = array("i", [13620000] * 9)
+        temps = array("i", [22000] * 9)
+        fresh = bytearray(9)
+        for step in range(400):
+            discharging = 150 <= step < 190
+            for i in range(9):
+                volts[i] += rng.between(-90000, 90000)
+                if volts[i] < 10000000 or volts[i] > 15000000:
+                    volts[i] = 13620000
+                temps[i] += rng.between(-900, 900)
+                if temps[i] < 5000 or temps[i] > 35000:
+                    temps[i] = 22000
+                fresh[i] = 0 if rng.below(10) == 0 else 1
+                if rng.below(8) == 0:  # exactly on a level: the band's edges
+                    volts[i] = EDGES_UV[rng.below(len(EDGES_UV))]
+                    temps[i] = EDGES_MC[rng.below(len(EDGES_MC))]
+            for s in (0, 1):
+                first = 0 if s == 0 else 5
+                for i in range(first, first + (5 if s == 0 else 4)):
+                    if fresh[i]:
+                        one.evaluate_module(step, i, volts[i], temps[i], discharging)
+                batch.evaluate_modules(step, s, volts, temps, fresh, discharging)
+        assert (a.count, a.digest) == (b.count, b.digest) and a.count > 50
+        assert bytes(one.cond) == bytes(batch.cond)
+        assert bytes(one.pending) == bytes(batch.pending)
+        assert (one.alarm_count, one.warning_count) == (batch.alarm_count, batch.warning_count)
+
+
+def test_evaluate_modules_allocates_nothing():
+    from array import array
+
+    sink = Counter()
+    ev = AlarmEvaluator([30, 30], vrla_12v(confirm=2), sink)
+    volts = array("i", [13620000] * 60)
+    temps = array("i", [22000] * 60)
+    fresh = bytearray(b"\x01" * 60)
+    volts[7] = 14450000
+    for _ in range(3):
+        heap_locked(ev.evaluate_modules, 100, 0, volts, temps, fresh, False)
+        heap_locked(ev.evaluate_modules, 100, 1, volts, temps, fresh, False)
+    assert ev.module_level(7) == LEVEL_ALARM and sink.by_new_cond[COND_HIGH_ALARM] == 1
