@@ -19,11 +19,10 @@
 #   P <method> <gain_range> <ri_gain_ppm>   the RiPlan to synthesise
 import sys
 from array import array
+from binascii import hexlify, unhexlify
 
 from module_fw import store as sto
 from module_fw.core import ModuleCore
-
-from binascii import hexlify, unhexlify
 
 core: ModuleCore = None  # type: ignore[assignment]  # built by the I command
 slots = sto.MemorySlots()
