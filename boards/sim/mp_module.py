@@ -85,8 +85,10 @@ def main():
             core.voltage_frame(int(parts[4]), now)
             core.tick(now, parts[5] == "1")
             s = core.state
-            out("T %d %d %d %d %d" % (core.duty, core.led, s.address, 1 if s.addressing else 0,
-                                      1 if s.ri_busy else 0))  # fmt: skip
+            out(
+                "T %d %d %d %d %d"
+                % (core.duty, core.led, s.address, 1 if s.addressing else 0, 1 if s.ri_busy else 0)
+            )
         elif cmd == "P":
             plan_line(core.ri_pending(int(parts[1])))
         elif cmd == "V":

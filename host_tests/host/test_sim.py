@@ -25,8 +25,16 @@ def stringcare(*args: str, timeout: int = 900) -> subprocess.CompletedProcess[st
 
 def test_every_builtin_scenario_loads():
     names = scn.builtin_names()
-    for required in ("float", "discharge", "thermal-runaway", "aged-block",
-                     "new-block-in-old-string", "lost-module", "addressing", "demo"):  # fmt: skip
+    for required in (
+        "float",
+        "discharge",
+        "thermal-runaway",
+        "aged-block",
+        "new-block-in-old-string",
+        "lost-module",
+        "addressing",
+        "demo",
+    ):
         assert required in names
         assert scn.load(required).description
 

@@ -20,8 +20,16 @@ pytestmark = pytest.mark.skipif(
     CHROMIUM is None and "CI" not in __import__("os").environ,
     reason="chromium is not installed (make test installs it)",
 )
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def free_port() -> int:
@@ -35,10 +43,23 @@ def running_sim(tmp_path: Path):
     port = free_port()
     exe = str(Path(sys.executable).parent / "stringcare")
     proc = subprocess.Popen(
-        [exe, "sim", "--scenario", "demo", "--duration", "2h", "--speed", "120x",
-         "--serve", "127.0.0.1:%d" % port],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            exe,
+            "sim",
+            "--scenario",
+            "demo",
+            "--duration",
+            "2h",
+            "--speed",
+            "120x",
+            "--serve",
+            "127.0.0.1:%d" % port,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -57,8 +78,10 @@ def chromium(*args: str, profile: Path) -> subprocess.CompletedProcess[str]:
     assert CHROMIUM, "chromium is not installed: run `make test`, which installs it"
     return subprocess.run(
         [CHROMIUM, *FLAGS, "--user-data-dir=%s" % profile, *args],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_status_page_shows_every_block_with_its_values(running_sim):
@@ -78,8 +101,13 @@ def test_status_page_shows_every_block_with_its_values(running_sim):
     assert re.search(r"Current -?\d+\.\d+ A", dom)
     shot = REPO / "build" / "status-page.png"
     shot.parent.mkdir(exist_ok=True)
-    chromium("--virtual-time-budget=5000", "--window-size=1280,2200",
-             "--screenshot=%s" % shot, url, profile=tmp / "p2")  # fmt: skip
+    chromium(
+        "--virtual-time-budget=5000",
+        "--window-size=1280,2200",
+        "--screenshot=%s" % shot,
+        url,
+        profile=tmp / "p2",
+    )
     assert shot.exists() and shot.stat().st_size > 20000
 
 

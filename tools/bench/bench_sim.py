@@ -22,13 +22,16 @@ METRICS = {
     "sim.converge_h.float64": ("h", "<= 24", "float scenario: until all 64 blocks stay in +-10 mV"),
     "sim.first_in_band_h.float64": ("h", None, "float scenario: until all are first in +-10 mV"),
     "sim.greedy_converge_h.float64_reference": (
-        "h", None, "greedy full bleed with perfect knowledge: first in +-10 mV"),
+        "h",
+        None,
+        "greedy full bleed with perfect knowledge: first in +-10 mV",
+    ),
     "sim.converge_ratio.float64": ("ratio", "<= 1.25", "converge_h / greedy reference"),
     "sim.final_max_dev_mv.float64": ("mV", "<= 10", "worst block's distance from target at 24 h"),
     "sim.bleed_energy_wh.float64": ("Wh", None, "energy the 64 modules bled in 24 h"),
     "sim.wall_s.64x24h": ("s", "<= 120", "wall time of the float scenario, 24 h, max speed"),
     "sim.wall_s.600x24h": ("s", None, "wall time of 10 strings x 60 blocks, 24 h, max speed"),
-}  # fmt: skip
+}
 
 
 def run(progress: Callable[[str], None]) -> dict[str, float]:
@@ -39,8 +42,13 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
     wall64 = time.monotonic() - t0
     r = sim.report()
     first = next(
-        (t for t, d in zip(sim.series.t_s, sim.series.max_dev_v, strict=True)
-         if d <= engine.BAND_V), None)  # fmt: skip
+        (
+            t
+            for t, d in zip(sim.series.t_s, sim.series.max_dev_v, strict=True)
+            if d <= engine.BAND_V
+        ),
+        None,
+    )
     greedy = engine.greedy_converge_h(sim)
     conv = r["converge_h"]
     progress(

@@ -44,16 +44,21 @@ def compiled_tree() -> Path:
 
 
 class MPCore:
-    def __init__(self, uid: bytes, variant_id: int, adc_kind: int, store_record: bytes,
-                 tree: Path) -> None:  # fmt: skip
+    def __init__(
+        self, uid: bytes, variant_id: int, adc_kind: int, store_record: bytes, tree: Path
+    ) -> None:
         exe = str(Path(sys.executable).parent / "micropython")
         script = layout.repo_root() / "boards" / "sim" / "mp_module.py"
         env = {"MICROPYPATH": str(tree)}
         self.proc = subprocess.Popen(
             [exe, "-X", "heapsize=" + HEAP, str(script)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env=env, bufsize=1,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            bufsize=1,
+        )
         self.adc_kind = adc_kind
         self.variant_id = variant_id
         self.state = _State()
@@ -127,8 +132,9 @@ class MPCore:
             self._plan = None
             return None
         _, method, gain_range, gain_ppm = answer.split()
-        self._plan = ri.plan_for(self.variant_id, int(method), int(gain_range), self.adc_kind,
-                                 int(gain_ppm))  # fmt: skip
+        self._plan = ri.plan_for(
+            self.variant_id, int(method), int(gain_range), self.adc_kind, int(gain_ppm)
+        )
         return self._plan
 
     def ri_pending(self, now_ms: int) -> ri.RiPlan | None:
