@@ -38,8 +38,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def running_sim(tmp_path: Path):
+@pytest.fixture(scope="module")
+def running_sim(tmp_path_factory: pytest.TempPathFactory):
+    tmp_path = tmp_path_factory.mktemp("browser")
     port = free_port()
     exe = str(Path(sys.executable).parent / "stringcare")
     proc = subprocess.Popen(

@@ -126,8 +126,12 @@ class Stage:
             "--counts-file",
             str(counts_file),
             "-q",
-            *self.pytest_args,
         ]
+        if _have_xdist():
+            # every core: host test files and the HIL suite stay whole per worker
+            # (dualtest_plugin groups them), MicroPython cases spread freely
+            cmd += ["-n", "auto", "--dist", "loadgroup"]
+        cmd += self.pytest_args
         code = self.run(cmd)
         if counts_file.exists():
             self.counts[interp] = json.loads(counts_file.read_text()).get(interp, 0)
@@ -155,6 +159,12 @@ class Stage:
             "%d files compiled for %s" % (len(sources), " and ".join(layout.BOARD_ARCHES))
         )
         return ok
+
+
+def _have_xdist() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("xdist") is not None
 
 
 def board_stub_sets(root: Path) -> list[tuple[Path, str]]:

@@ -115,6 +115,26 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
     return None
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (make test runs both stages on every core), keep each host
+    test file on one worker (its module-scoped fixtures are expensive: the 24 h
+    simulation) and the whole HIL suite together (its virtual boards share bundle
+    output).  MicroPython cases are independent processes: spread freely."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    root = layout.repo_root()
+    for item in items:
+        if isinstance(item, MicroPythonItem):
+            continue
+        try:
+            rel = item.path.resolve().relative_to(root / "host_tests")
+        except ValueError:
+            continue
+        group = "hil" if rel.parts[0] == "hil" else str(rel)
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     counts = _counts
     if report.when == "call" and report.passed:

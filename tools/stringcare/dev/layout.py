@@ -122,14 +122,21 @@ def compile_mpy(
         if dst.exists() and dst.stat().st_mtime >= src.stat().st_mtime:
             continue
         dst.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [exe, "-march=" + arch, "-s", str(rel), "-o", str(dst)]
+        # compile to a private name, then rename: a parallel test worker never reads a
+        # half-written .mpy (os.replace is atomic on one filesystem)
+        tmp = dst.with_name("%s.%d.tmp" % (dst.name, os.getpid()))
+        cmd = [exe, "-march=" + arch, "-s", str(rel), "-o", str(tmp)]
         if optimize:
             cmd.append("-O%d" % optimize)
         cmd.append(str(src))
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
+            if tmp.exists():
+                tmp.unlink()
             if dst.exists():
                 dst.unlink()
             msg = (proc.stderr or proc.stdout).strip()
             errors.append("%s (mpy-cross -march=%s): %s" % (rel, arch, msg))
+        else:
+            os.replace(tmp, dst)
     return errors
