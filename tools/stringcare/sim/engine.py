@@ -110,7 +110,7 @@ def site_config(sc: Scenario, balancing: bool) -> config.SiteConfig:
     strings = []
     for k in range(sc.strings):
         s: dict[str, Any] = {"modules": sc.blocks, "equalise": balancing}
-        if sc.current_sensor:
+        if sc.current_sensor and k < 8:  # 3 DIP switches: strings 1..8 only
             s["current_sensor"] = k + 1
         strings.append(s)
     obj: dict[str, Any] = {
@@ -250,7 +250,7 @@ class Simulation:
         self.shell = SimManagerShell(self.manager, self.bus, start_s=START_S, step_ms=1000)
         self.sensors: list[simdev.CurrentSensor] = []
         if sc.current_sensor:
-            for k in range(sc.strings):
+            for k in range(min(sc.strings, 8)):
                 sensor = simdev.CurrentSensor(k + 1)
                 self.sensors.append(sensor)
                 self.bus.attach(ResponderNode(sensor, 400))
