@@ -35,7 +35,6 @@ from boards.sim.frontend import Block, Ripple, SimBoard
 from boards.sim.manager_shell import SimManagerShell
 from manager_fw import addressing as mad
 from manager_fw import blockdev, config
-from manager_fw import events as mev
 from manager_fw import poller as pl
 from manager_fw.core import ManagerCore
 from module_fw import store as sto
@@ -43,6 +42,7 @@ from module_fw.core import ModuleCore
 from shared import frontend as fe
 from shared import measure, ri, variants
 from shared.compat import TICKS_MAX
+from stringcare import status
 from stringcare.sim import params as prm
 from stringcare.sim import physics as phy
 from stringcare.sim.policy import greedy_bleed
@@ -85,24 +85,6 @@ class SimModule:
         if n:
             delay = core.tx_delay_us or self.latency_us
             bus.transmit(self, bytes(core.tx[:n]), end_us + delay)
-
-
-class RecordingEventLog(mev.EventLog):
-    """The manager's event log on simulated flash, also kept in memory for the report
-    and the status page (every event the core writes goes through append)."""
-
-    def __init__(self, device: blockdev.BlockDevice) -> None:
-        super().__init__(device, 4096)
-        self.recorded: list[mev.Event] = []
-
-    def append(
-        self, time_s, code, module=mev.NO_MODULE, string=mev.NO_STRING, value=0, arg=0, extra=0
-    ):
-        super().append(time_s, code, module, string, value, arg, extra)
-        e = mev.Event()
-        e.time_s, e.code, e.module, e.string = time_s, code, module, string
-        e.value, e.arg, e.extra = value, arg, extra
-        self.recorded.append(e)
 
 
 def site_config(sc: Scenario, balancing: bool) -> config.SiteConfig:
@@ -245,7 +227,7 @@ class Simulation:
         # --- the manager, its current sensors and the relay/IO box
         self.cfg = site_config(sc, self.balancing)
         self.history = blockdev.SimFlash(2 * 1024 * 1024)
-        self.event_log = RecordingEventLog(blockdev.SimFlash(256 * 1024))
+        self.event_log = status.RecordingEventLog(blockdev.SimFlash(256 * 1024))
         self.manager = ManagerCore(self.cfg, self.history, None, START_S, event_log=self.event_log)
         self.shell = SimManagerShell(self.manager, self.bus, start_s=START_S, step_ms=1000)
         self.sensors: list[simdev.CurrentSensor] = []
@@ -494,17 +476,8 @@ class Simulation:
             )
 
     def _collect_events(self) -> None:
-        from stringcare.commands.history import describe
-
-        rec = self.event_log.recorded
-        while self._event_log_seen < len(rec):
-            e = rec[self._event_log_seen]
-            self._event_log_seen += 1
-            text = describe(e)
-            if e.module != mev.NO_MODULE:
-                text = "module %s: %s" % (self.manager.layout.label(e.module), text)
-            elif e.string != mev.NO_STRING:
-                text = "string %d: %s" % (e.string + 1, text)
+        for e in self.event_log.take_new():
+            text = status.event_text(self.manager, e)
             self.timeline.append(TimelineEntry(float(e.time_s - START_S), "manager", text))
 
     # --- figures -------------------------------------------------------------------------
@@ -531,71 +504,11 @@ class Simulation:
             return None
         return int(tr.last_nohm[a])
 
-    def _module_state(self, i: int) -> str:
-        mgr = self.manager
-        st = mgr.module_poll_state(i)
-        if st == pl.ST_NOT_POLLED:
-            return "not polled"
-        if st != pl.ST_OK:
-            return "silent"
-        level = mgr.alarms.module_level(i)
-        return ("ok", "warning", "alarm")[level] if level < 3 else "alarm"
-
     def snapshot(self, final: bool = False) -> dict[str, Any]:
         """What the manager's status page shows: the manager's knowledge, not the truth."""
-        mgr = self.manager
-        lay = mgr.layout
-        strings = []
-        for k in range(lay.string_count):
-            mods = []
-            first = lay.string_start[k]
-            for pos in range(lay.sizes[k]):
-                i = first + pos
-                a = lay.addresses[i]
-                mv = self._measured_mv(i)
-                ri_nohm = self._ri_nohm(i)
-                polled = mv is not None
-                mods.append(
-                    {
-                        "label": lay.label(i),
-                        "position": pos,
-                        "address": a,
-                        "voltage_v": None if mv is None else mv / 1000,
-                        "temp_c": int(mgr.poller.temp_cc[a]) / 100 if polled else None,
-                        "ri_mohm": None if ri_nohm is None else ri_nohm / 1e6,
-                        "balance_pct": int(mgr.poller.balance_pct[a]) if polled else None,
-                        "state": self._module_state(i),
-                    }
-                )
-            st = mgr.strings
-            cur = mgr.string_current(k)
-            power = mgr.string_power_w(k)
-            strings.append(
-                {
-                    "modules": mods,
-                    "sum_v": st.sum_mv[k] / 1000,
-                    "target_v": st.target_mv[k] / 1000,
-                    "average_v": st.avg_mv[k] / 1000,
-                    "spread_mv": st.spread_mv[k],
-                    "equalising": bool(st.equalising[k]),
-                    "reason": mgr.equalising_reason(k),
-                    "current_a": None if cur is None else cur / 1000,
-                    "power_w": power,
-                }
-            )
-        events = []
-        for e in self.timeline[-40:]:
-            events.append({"time": _clock(e.t_s), "text": e.text})
-        return {
-            "site": self.cfg.site,
-            "clock": "simulated %s%s" % (_clock(self.t_s), " (ended)" if final else ""),
-            "sim_time_s": self.t_s,
-            "mode": mgr.mode_name(),
-            "alarms": mgr.alarm_total(),
-            "warnings": mgr.warning_total(),
-            "strings": strings,
-            "events": events,
-        }
+        events = [{"time": _clock(e.t_s), "text": e.text} for e in self.timeline[-40:]]
+        clock = "simulated %s%s" % (_clock(self.t_s), " (ended)" if final else "")
+        return status.snapshot(self.manager, clock, events, self.t_s)
 
     def close(self) -> None:
         """Release what the run holds (MicroPython module processes)."""

@@ -1,0 +1,115 @@
+"""The status view of a running manager core as one plain dict (docs/manager.md, "Status
+for web, Modbus and MQTT"): what the status page (tools/stringcare/web.py) shows, the
+same for the simulator and a Linux manager on real hardware."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from manager_fw import blockdev
+from manager_fw import events as mev
+from manager_fw import poller as pl
+
+LEVELS = ("ok", "warning", "alarm")
+
+
+def module_state(core: Any, i: int) -> str:
+    st = core.module_poll_state(i)
+    if st == pl.ST_NOT_POLLED:
+        return "not polled"
+    if st != pl.ST_OK:
+        return "silent"
+    level = core.level[i]
+    return LEVELS[level] if level < len(LEVELS) else "alarm"
+
+
+def snapshot(core: Any, clock: str, events: list[dict[str, str]], uptime_s: float) -> dict:
+    lay = core.layout
+    strings = []
+    for k in range(lay.string_count):
+        mods = []
+        first = lay.string_start[k]
+        for pos in range(lay.sizes[k]):
+            i = first + pos
+            state = module_state(core, i)
+            known = state not in ("not polled",) and core.voltage_uv[i] > 0
+            ri = core.ri_nohm[i]
+            mods.append(
+                {
+                    "label": lay.label(i),
+                    "position": pos,
+                    "address": core.module_address(i),
+                    "voltage_v": core.voltage_uv[i] / 1e6 if known else None,
+                    "temp_c": core.temp_mc[i] / 1000 if known else None,
+                    "ri_mohm": ri / 1e6 if ri else None,
+                    "balance_pct": int(core.balance_pct[i]) if known else None,
+                    "state": state,
+                }
+            )
+        st = core.strings
+        cur = core.string_current(k)
+        strings.append(
+            {
+                "modules": mods,
+                "sum_v": st.sum_mv[k] / 1000,
+                "target_v": st.target_mv[k] / 1000,
+                "average_v": st.avg_mv[k] / 1000,
+                "spread_mv": st.spread_mv[k],
+                "equalising": bool(st.equalising[k]),
+                "reason": core.equalising_reason(k),
+                "current_a": None if cur is None else cur / 1000,
+                "power_w": core.string_power_w(k),
+            }
+        )
+    return {
+        "site": core.cfg.site,
+        "clock": clock,
+        "uptime_s": uptime_s,
+        "mode": core.mode_name(),
+        "refusal": core.refusal,
+        "alarms": core.alarm_total(),
+        "warnings": core.warning_total(),
+        "outputs": {
+            "buzzer": bool(core.outputs.buzzer),
+            "relay_energised": bool(core.outputs.relay_energised),
+        },
+        "strings": strings,
+        "events": events,
+    }
+
+
+class RecordingEventLog(mev.EventLog):
+    """The manager's event log on its device, also kept in memory for the status page
+    and reports (every event the core writes goes through append)."""
+
+    def __init__(self, device: blockdev.BlockDevice, segment_size: int = 4096) -> None:
+        super().__init__(device, segment_size)
+        self.recorded: list[mev.Event] = []
+        self._taken = 0
+
+    def append(
+        self, time_s, code, module=mev.NO_MODULE, string=mev.NO_STRING, value=0, arg=0, extra=0
+    ):
+        super().append(time_s, code, module, string, value, arg, extra)
+        e = mev.Event()
+        e.time_s, e.code, e.module, e.string = time_s, code, module, string
+        e.value, e.arg, e.extra = value, arg, extra
+        self.recorded.append(e)
+
+    def take_new(self) -> list[mev.Event]:
+        """Events recorded since the last call."""
+        new = self.recorded[self._taken :]
+        self._taken = len(self.recorded)
+        return new
+
+
+def event_text(core: Any, e: mev.Event) -> str:
+    """An event as the operator reads it, with the module's label."""
+    from stringcare.commands.history import describe
+
+    text = describe(e)
+    if e.module != mev.NO_MODULE:
+        return "module %s: %s" % (core.layout.label(e.module), text)
+    if e.string != mev.NO_STRING:
+        return "string %d: %s" % (e.string + 1, text)
+    return text
