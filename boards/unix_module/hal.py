@@ -21,6 +21,42 @@ from shared import frontend as fe
 from shared import variants
 
 
+class TcpBus:
+    """The virtual bus hub (tools/stringcare/vboard.BusHub) as a board's bus UART: a
+    non-blocking TCP connection; sending takes the bytes' time on the wire."""
+
+    def __init__(self, address: str, baud: int) -> None:
+        host, port = address.split(":")
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+        s.setblocking(False)
+        self.sock = s
+        self.baud = baud
+        self.poller = select.poll()
+        self.poller.register(s, select.POLLIN)
+
+    def rx(self, buf) -> int:
+        try:
+            n = self.sock.readinto(buf)
+        except OSError:
+            return 0
+        return n or 0
+
+    def tx(self, buf, n: int) -> None:
+        data = bytes(buf[:n])
+        while data:
+            try:
+                sent = self.sock.send(data)
+            except OSError:
+                time.sleep_ms(1)
+                continue
+            data = data[sent:]
+        time.sleep_us(n * 10000000 // self.baud)  # the bytes' time on the wire
+
+    def wait(self, ms: int) -> None:
+        self.poller.poll(ms)
+
+
 class UnixModuleHal:
     def __init__(self, board: dict, settings: dict) -> None:
         self.config_path = os.getenv("VBOARD_CONFIG") or ""
@@ -34,16 +70,8 @@ class UnixModuleHal:
         self.baud = settings.get("baud", board["baud"])
         self.variant_id = variants.by_code(settings.get("variant", board["variant_default"])).id
         self.slots = FileSlots("stringcare")
-        self.sock = None
         bus = self.env.get("bus")
-        if bus:
-            host, port = bus.split(":")
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.connect(socket.getaddrinfo(host, int(port))[0][-1])
-            s.setblocking(False)
-            self.sock = s
-            self.poller = select.poll()
-            self.poller.register(s, select.POLLIN)
+        self.bus = TcpBus(bus, self.baud) if bus else None
         self.voltage_buf = array("H", [0] * fe.VOLTAGE_FRAME_SAMPLES)
         self._burst_ms = time.ticks_ms()
         self._seed = 12345
@@ -84,26 +112,11 @@ class UnixModuleHal:
     # -- bus ----------------------------------------------------------------------
 
     def bus_rx(self, buf) -> int:
-        if self.sock is None:
-            return 0
-        try:
-            n = self.sock.readinto(buf)
-        except OSError:
-            return 0
-        return n or 0
+        return 0 if self.bus is None else self.bus.rx(buf)
 
     def bus_tx(self, buf, n: int) -> None:
-        if self.sock is None:
-            return
-        data = bytes(buf[:n])
-        while data:
-            try:
-                sent = self.sock.send(data)
-            except OSError:
-                time.sleep_ms(1)
-                continue
-            data = data[sent:]
-        time.sleep_us(n * 10000000 // self.baud)  # the bytes' time on the wire
+        if self.bus is not None:
+            self.bus.tx(buf, n)
 
     # -- converter ------------------------------------------------------------------
 
@@ -163,10 +176,10 @@ class UnixModuleHal:
                 os.rename(tmp, self.config_path + ".status.json")
 
     def sleep_until_bus(self, ms: int) -> None:
-        if self.sock is None:
+        if self.bus is None:
             time.sleep_ms(ms)
         else:
-            self.poller.poll(ms)
+            self.bus.wait(ms)
 
     def started(self, text: str) -> None:
         print(text)

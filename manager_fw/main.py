@@ -1,0 +1,82 @@
+# The manager's shell loop for MicroPython boards (and the virtual unix_manager board):
+# drives ManagerCore with a board's hardware abstraction (boards/<board>/hal.py).
+#
+#   from manager_fw.main import run
+#   run(hal)             # never returns on a board (Ctrl-C on the console: REPL)
+#
+# The HAL a manager board provides (boards/pico_w_manager/hal.py is the reference):
+#   hal.ticks_us(), hal.ticks_diff_us(a, b)   the port's µs counter
+#   hal.now_s()                   StringCare seconds (RTC, set by NTP when there is one)
+#   hal.bus_rx(buf) -> n          bytes waiting on the bus UART (non-blocking)
+#   hal.bus_tx(buf, n)            drive DE, send, wait for the last stop bit, release DE
+#   hal.config_files              file access for manager_fw.config.ConfigStore
+#   hal.history_device, hal.event_device   block devices (manager_fw/blockdev.py)
+#   hal.mute_pressed() -> bool    the mute button (level)
+#   hal.ups_on_battery() -> bool  the UPS's "on battery" input on the board
+#   hal.set_outputs(buzzer, led, relay_energised)   alarm outputs (manager_fw/outputs.py)
+#   hal.feed_watchdog(), hal.started(text), hal.status(core, now_s) (optional export)
+#   hal.running() -> bool         False ends the loop (virtual boards, tests)
+#   hal.window_slack_us           extra time to wait for replies (0 on an RS-485 UART;
+#                                 a virtual bus over TCP delivers them late)
+#
+# The line is idle after 2 character times without a byte (the deframer settles cut
+# frames); the core steps every 50 ms; the bus is served every iteration.
+
+from manager_fw.config import ConfigStore
+from manager_fw.core import ManagerCore
+from shared import protocol as p
+from shared.compat import TICKS_MAX
+
+STEP_MS = 50
+
+
+def make_core(hal):
+    store = ConfigStore("site.json", hal.config_files)
+    cfg = store.load()  # the newest good file; a corrupt one is reported, not used
+    core = ManagerCore(cfg, hal.history_device, hal.event_device, hal.now_s())
+    core.config_loaded(hal.now_s(), store)
+    return core
+
+
+def run(hal, core=None):
+    if core is None:
+        core = make_core(hal)
+    master = core.master
+    master.window_slack_us = getattr(hal, "window_slack_us", 0)
+    rx = bytearray(256)
+    idle_us = p.wire_us(2, core.cfg.baud)
+    last_rx = hal.ticks_us()
+    idle_told = True
+    last_step = last_rx
+    muted = False
+    hal.started("stringcare: manager started, %d modules" % core.layout.module_count)
+    while hal.running():
+        now = hal.ticks_us()
+        tick = now & TICKS_MAX
+        n = master.step(tick)
+        if n:
+            hal.bus_tx(master.tx, n)
+            now = hal.ticks_us()
+            last_rx = now
+        k = hal.bus_rx(rx)
+        if k:
+            master.receive(rx, now & TICKS_MAX, 0, k)
+            last_rx = now
+            idle_told = False
+        elif not idle_told and hal.ticks_diff_us(now, last_rx) >= idle_us:
+            master.line_idle(now & TICKS_MAX)
+            idle_told = True
+        if hal.ticks_diff_us(now, last_step) >= STEP_MS * 1000:
+            last_step = now
+            now_s = hal.now_s()
+            core.set_ups_input(hal.ups_on_battery())
+            pressed = hal.mute_pressed()
+            if pressed and not muted:
+                core.press_mute(now_s)
+            muted = pressed
+            core.step((now // 1000) & TICKS_MAX, now_s)
+            o = core.outputs
+            hal.set_outputs(o.buzzer, o.led, o.relay_energised)
+            hal.status(core, now_s)
+            hal.feed_watchdog()
+    hal.set_outputs(False, 0, False)  # leaving: the contact signals (fail-safe)
