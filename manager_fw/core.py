@@ -1348,6 +1348,15 @@ class ManagerCore:
         """manager_fw/poller.py ST_*: not polled, ok, silent, never answered."""
         return self.poller.state[self.layout.addresses[i]]
 
+    def module_answering(self, i: int) -> bool:
+        """Answering as the operator sees it: the last poll, or one of the last few
+        (poller.SHOWN_SILENT_AFTER), got a reply."""
+        a = self.layout.addresses[i]
+        st = self.poller.state[a]
+        if st == pl.ST_OK:
+            return True
+        return st == pl.ST_SILENT and self.poller.misses[a] < pl.SHOWN_SILENT_AFTER
+
     def module_silent_s(self, i: int, now_s: int) -> int:
         """Seconds since the module last answered (0 while it answers)."""
         a = self.layout.addresses[i]

@@ -10,7 +10,6 @@ import os
 import time
 
 from boards.unix_module.hal import TcpBus
-from manager_fw import poller as pl
 from manager_fw.blockdev import FileBlockDevice
 from manager_fw.config import OsFiles
 
@@ -59,7 +58,7 @@ class UnixManagerHal:
         self._status_ms = now
         mods = []
         for i in range(core.layout.module_count):
-            mods.append([core.layout.label(i), core.module_poll_state(i) == pl.ST_OK,
+            mods.append([core.layout.label(i), core.module_answering(i),
                          core.voltage_uv[i], core.balance_pct[i]])  # fmt: skip
         st = core.strings
         strings = []

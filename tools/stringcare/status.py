@@ -17,7 +17,7 @@ def module_state(core: Any, i: int) -> str:
     st = core.module_poll_state(i)
     if st == pl.ST_NOT_POLLED:
         return "not polled"
-    if st != pl.ST_OK:
+    if not core.module_answering(i):
         return "silent"
     level = core.level[i]
     return LEVELS[level] if level < len(LEVELS) else "alarm"
@@ -44,6 +44,7 @@ def snapshot(core: Any, clock: str, events: list[dict[str, str]], uptime_s: floa
                     "ri_mohm": ri / 1e6 if ri else None,
                     "balance_pct": int(core.balance_pct[i]) if known else None,
                     "state": state,
+                    "missed_polls": int(core.poller.misses[core.module_address(i)]),
                 }
             )
         st = core.strings

@@ -6,6 +6,7 @@ from corefixture import Site
 
 from manager_fw import events as ev
 from manager_fw import outputs as out
+from manager_fw import poller as pl
 from manager_fw import strings as strs
 from shared import protocol as p
 from shared import thresholds as th
@@ -61,6 +62,27 @@ def test_one_module_unplugged_alarms_at_exactly_the_delay_and_the_contact_90s_la
     back = site.events(ev.EV_MODULE_BACK)
     assert len(back) == 1 and back[0][2] == 3 and 400 <= back[0][4] <= 410
     assert c.strings.reason[1] == strs.REASON_NONE
+
+
+def test_the_operator_sees_silent_only_after_three_missed_polls():
+    site = Site(sizes=(2,))
+    site.start()
+    c = site.core
+    site.run_s(5)
+    assert c.module_answering(0) and c.module_answering(1)
+    site.unplug(1)
+    seen = []  # (polls missed in a row, answering as shown) after every cycle
+    for _ in range(12):
+        site.run_s(1)
+        m = c.poller.misses[c.module_address(1)]
+        if not seen or seen[-1][0] != m:
+            seen.append((m, c.module_answering(1)))
+    assert [a for m, a in seen if 0 < m < 3] == [True, True]
+    assert all(not a for m, a in seen if m >= 3) and seen[-1][0] >= 3
+    assert c.module_poll_state(1) == pl.ST_SILENT  # the poller itself knows at once
+    site.replug(1)
+    site.run_s(3)
+    assert c.module_answering(1) and c.poller.misses[c.module_address(1)] == 0
 
 
 def test_lost_frames_never_alarm():
