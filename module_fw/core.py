@@ -94,6 +94,7 @@ class ModuleCore:
         s = self.state
         self.variant = variants.by_id(s.variant_id)
         self.voltage = measure.BlockVoltage(s.variant_id, s.cal_offset[0], s.cal_gain_ppm[0])
+        self.voltage.set_tempco(s.cal_offset[st.CAL_TEMPCO], s.cal_gain_ppm[st.CAL_TEMPCO])
         self.temperature = measure.Temperature(self.adc_kind, s.cal_offset[3], s.cal_offset[4])
         self.balance = bal.BalanceController(self.variant)
         self._target_seen_ms = -1
@@ -148,7 +149,9 @@ class ModuleCore:
         """One 100 ms burst of the block-voltage channel; runs the balancing step."""
         if not self._measuring():
             return
-        v_uv = self.voltage.push_frame(sum_x2)
+        t = self.temperature
+        board = t.board_temp_mc if t.source != measure.TEMP_SOURCE_NONE else measure.TEMP_UNKNOWN
+        v_uv = self.voltage.push_frame(sum_x2, board)
         self._last_frame_ms = now_ms
         s = self.state
         s.voltage_mv = (v_uv + 500) // 1000 if v_uv > 0 else 0

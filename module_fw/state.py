@@ -9,7 +9,8 @@ from array import array
 from shared import protocol as p
 from shared.compat import const
 
-CAL_CHANNELS = const(5)
+CAL_CHANNELS = const(6)  # docs/protocol.md §8; channel 5: voltage tempco
+CAL_TEMPCO = const(5)  # offset: reference board temperature m°C, gain: ppb/K
 DEFAULT_BAUD = 115200
 
 # What the responder asks the core to persist (bit set in `dirty`).

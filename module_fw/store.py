@@ -1,24 +1,28 @@
 # The module's persistent settings: address, variant, calibration, counters.
 #
-# Two slots, each a complete 70-byte record with a sequence number and a CRC.  A save
+# Two slots, each a complete 78-byte record with a sequence number and a CRC.  A save
 # writes the slot that does *not* hold the newest valid record, so a power cut in the
 # middle of a write can only damage the older copy: the newest good record survives.
 # This works the same on littlefs, FAT and raw flash (no reliance on atomic rename).
 # A missing or corrupt store never stops the module: it starts unaddressed with
 # defaults and reports it (INFO `store`, MEAS flag DEFAULTS) until the next save.
 #
-# Record (little-endian):
-#   0 magic "SCMS" | 4 format u8 (1) | 5 seq u16 | 7 address u16 | 9 variant u8
-#   10 ri_method u8 | 11 reserved u8 | 12 baud u32 | 16 cal_offset i32 x5
-#   36 cal_gain_ppm i32 x5 | 56 boot_count u32 | 60 bleed_s u32 | 64 overtemp_events u16
-#   66 ri_count u16 | 68 crc u16 (CRC-16/IBM-3740 over bytes 0..67)
+# Record (little-endian), format 2:
+#   0 magic "SCMS" | 4 format u8 (2) | 5 seq u16 | 7 address u16 | 9 variant u8
+#   10 ri_method u8 | 11 reserved u8 | 12 baud u32 | 16 cal_offset i32 x6
+#   40 cal_gain_ppm i32 x6 | 64 boot_count u32 | 68 bleed_s u32 | 72 overtemp_events u16
+#   74 ri_count u16 | 76 crc u16 (CRC-16/IBM-3740 over bytes 0..75)
+# Format 1 (firmware before the voltage tempco, channel 5) had 5 channels and 70 bytes
+# (cal_gain_ppm at 36, counters from 56, crc at 68).  It is still read, with channel 5
+# zero (no tempco correction), so a firmware update keeps address and calibration;
+# the next save writes format 2 into the other slot.
 
 from module_fw import state as st
 from shared import protocol as p
 from shared.compat import const
 
-RECORD_LEN = const(70)
-FORMAT = const(1)
+RECORD_LEN = const(78)
+FORMAT = const(2)
 MAGIC = b"SCMS"
 
 STORE_OK = const(0)
@@ -35,6 +39,19 @@ class Counters:
         self.ri_count = 0
 
 
+def _channels(fmt: int) -> int:
+    """Calibration channels in a record of format fmt (0: not a format we know)."""
+    if fmt == FORMAT:
+        return st.CAL_CHANNELS
+    if fmt == 1:
+        return 5
+    return 0
+
+
+def _length(channels: int) -> int:
+    return 16 + 8 * channels + 14
+
+
 def encode(s: st.ModuleState, c: Counters, seq: int, buf) -> None:
     for i in range(4):
         buf[i] = MAGIC[i]
@@ -45,31 +62,35 @@ def encode(s: st.ModuleState, c: Counters, seq: int, buf) -> None:
     buf[10] = s.ri_method
     buf[11] = 0
     p.put_u32(buf, 12, s.baud)
-    for ch in range(st.CAL_CHANNELS):
+    n = st.CAL_CHANNELS
+    for ch in range(n):
         p.put_i32(buf, 16 + 4 * ch, s.cal_offset[ch])
-        p.put_i32(buf, 36 + 4 * ch, s.cal_gain_ppm[ch])
-    p.put_u32(buf, 56, c.boot_count)
-    p.put_u32(buf, 60, c.bleed_s)
-    p.put_u16(buf, 64, c.overtemp_events)
-    p.put_u16(buf, 66, c.ri_count)
-    p.put_u16(buf, 68, p.crc16(buf, 0, 68))
+        p.put_i32(buf, 16 + 4 * n + 4 * ch, s.cal_gain_ppm[ch])
+    at = 16 + 8 * n
+    p.put_u32(buf, at, c.boot_count)
+    p.put_u32(buf, at + 4, c.bleed_s)
+    p.put_u16(buf, at + 8, c.overtemp_events)
+    p.put_u16(buf, at + 10, c.ri_count)
+    p.put_u16(buf, at + 12, p.crc16(buf, 0, at + 12))
 
 
 def valid(buf) -> bool:
-    """A complete, CRC-correct record with every field in its range."""
-    if buf is None or len(buf) != RECORD_LEN:
+    """A complete, CRC-correct record (format 2, or 1) with every field in its range."""
+    if buf is None or len(buf) < 16 or buf[0:4] != MAGIC:
         return False
-    if buf[0:4] != MAGIC or buf[4] != FORMAT:
+    n = _channels(buf[4])
+    end = _length(n) - 2
+    if n == 0 or len(buf) != end + 2:
         return False
-    if p.crc16(buf, 0, 68) != p.get_u16(buf, 68):
+    if p.crc16(buf, 0, end) != p.get_u16(buf, end):
         return False
     if p.get_u16(buf, 7) > p.ADDR_MODULE_MAX or buf[9] > 4 or not 1 <= buf[10] <= 2:
         return False
     baud = p.get_u32(buf, 12)
     if baud < 1200 or baud > 1000000:
         return False
-    for ch in range(st.CAL_CHANNELS):
-        g = p.get_i32(buf, 36 + 4 * ch)
+    for ch in range(n):
+        g = p.get_i32(buf, 16 + 4 * n + 4 * ch)
         if not -p.CAL_GAIN_PPM_LIMIT <= g <= p.CAL_GAIN_PPM_LIMIT:
             return False
         o = p.get_i32(buf, 16 + 4 * ch)
@@ -89,13 +110,19 @@ def decode(buf, s: st.ModuleState, c: Counters) -> None:
     s.variant_id = buf[9]
     s.ri_method = buf[10]
     s.baud = p.get_u32(buf, 12)
+    n = _channels(buf[4])
     for ch in range(st.CAL_CHANNELS):
-        s.cal_offset[ch] = p.get_i32(buf, 16 + 4 * ch)
-        s.cal_gain_ppm[ch] = p.get_i32(buf, 36 + 4 * ch)
-    c.boot_count = p.get_u32(buf, 56)
-    c.bleed_s = p.get_u32(buf, 60)
-    c.overtemp_events = p.get_u16(buf, 64)
-    c.ri_count = p.get_u16(buf, 66)
+        if ch < n:
+            s.cal_offset[ch] = p.get_i32(buf, 16 + 4 * ch)
+            s.cal_gain_ppm[ch] = p.get_i32(buf, 16 + 4 * n + 4 * ch)
+        else:  # a channel the record's format did not have yet
+            s.cal_offset[ch] = 0
+            s.cal_gain_ppm[ch] = 0
+    at = 16 + 8 * n
+    c.boot_count = p.get_u32(buf, at)
+    c.bleed_s = p.get_u32(buf, at + 4)
+    c.overtemp_events = p.get_u16(buf, at + 8)
+    c.ri_count = p.get_u16(buf, at + 10)
 
 
 class FileSlots:

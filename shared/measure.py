@@ -15,6 +15,11 @@
 #   and tools/bench/bench_module_measure.py measures them.
 # * Calibration: offset (uV) and gain (ppm) per channel, folded into one Q30 scale
 #   factor at setup; per frame only integer multiply/shift (shared.intmath.mul_q30).
+# * Temperature coefficient of the voltage channel (divider ratio and reference, a
+#   few ppm/K each): a board bleeding hard runs 30 K above the ambient it was
+#   calibrated at, which moves a 13.6 V reading by several mV.  With a calibrated
+#   coefficient (ppb/K, calibration channel 5) the reading is corrected from the board
+#   temperature: v * (1 - tc * (T_board - T_ref)).  docs/measurement.md.
 #
 # Everything per frame is allocation-free (heap_locked tests).
 from array import array
@@ -22,6 +27,8 @@ from array import array
 from shared import frontend as fe
 from shared.compat import const
 from shared.intmath import SMALL_INT_LIMIT, median_of, mul_q30
+
+TEMP_UNKNOWN = const(-1 << 29)  # no board temperature yet (a small int, unlike None)
 
 # Hampel window and thresholds.
 OUTLIER_WINDOW = const(5)
@@ -138,6 +145,30 @@ def calibration_from_points(
     return offset_uv, gain_ppm
 
 
+# Voltage tempco (calibration channel 5): coefficient limit, and the temperature
+# difference the correction follows (beyond it the board is far outside its rating).
+TEMPCO_PPB_LIMIT = const(50000)  # 50 ppm/K
+TEMPCO_SPAN_DK = const(1500)  # 150 K, in 0.1 K
+
+
+def _div_round(a: int, b: int) -> int:
+    """a / b (b > 0) rounded half away from zero, the same on both interpreters."""
+    return (a + b // 2) // b if a >= 0 else -((b // 2 - a) // b)
+
+
+def tempco_correction_uv(v_uv: int, tc_ppb_per_k: int, dt_mc: int) -> int:
+    """What to subtract from a reading of v_uv taken dt_mc away from the reference
+    temperature: v * tc * dT, in small ints (v below 10 kV, |tc| <= 50 ppm/K)."""
+    dt_dk = dt_mc // 100
+    if dt_dk > TEMPCO_SPAN_DK:
+        dt_dk = TEMPCO_SPAN_DK
+    elif dt_dk < -TEMPCO_SPAN_DK:
+        dt_dk = -TEMPCO_SPAN_DK
+    k7 = _div_round(tc_ppb_per_k * dt_dk, 1000)  # v * k7 * 1e-7; |k7| <= 75000
+    # v in 10 mV: the correction is below 1 % of v, so this costs < 1 uV
+    return _div_round((v_uv // 10000) * k7, 1000)
+
+
 def _check_calibration(offset_uv: int, gain_ppm: int) -> None:
     if not -GAIN_PPM_LIMIT <= gain_ppm <= GAIN_PPM_LIMIT:
         raise ValueError("gain_ppm %r outside +-%d" % (gain_ppm, GAIN_PPM_LIMIT))
@@ -179,15 +210,29 @@ class BlockVoltage:
         self._k_q30 = k
         # Half-LSB noise floor of a frame sum: about one LSB of the mean.
         self.filter = OutlierLowPass(shift, noise_floor=2 << frame_log2)
+        self.tempco_ppb = 0
+        self.tempco_ref_mc = 0
         self.voltage_uv = 0
         self.ready = False
 
-    def push_frame(self, sum_x2: int) -> int:
+    def set_tempco(self, ref_mc: int, tc_ppb_per_k: int) -> None:
+        """Correct readings by tc_ppb_per_k (ppb/K) away from ref_mc (board, m°C)."""
+        if not -TEMPCO_PPB_LIMIT <= tc_ppb_per_k <= TEMPCO_PPB_LIMIT:
+            raise ValueError("tempco %r ppb/K outside +-%d" % (tc_ppb_per_k, TEMPCO_PPB_LIMIT))
+        self.tempco_ppb = tc_ppb_per_k
+        self.tempco_ref_mc = ref_mc
+
+    def push_frame(self, sum_x2: int, board_mc: int = TEMP_UNKNOWN) -> int:
+        """board_mc: the board temperature for the tempco correction (TEMP_UNKNOWN:
+        none yet, the reading stays uncorrected)."""
         self.filter.push(sum_x2)
         state = self.filter.state  # filtered sum, with IIR_FRACTION_BITS
-        self.voltage_uv = mul_q30(state, self._k_q30) + self.offset_uv
+        v = mul_q30(state, self._k_q30) + self.offset_uv
+        if self.tempco_ppb and board_mc != TEMP_UNKNOWN:
+            v -= tempco_correction_uv(v, self.tempco_ppb, board_mc - self.tempco_ref_mc)
+        self.voltage_uv = v
         self.ready = True
-        return self.voltage_uv
+        return v
 
     def raw_uv(self, sum_x2: int) -> int:
         """One frame converted without filtering (calibration, diagnostics)."""

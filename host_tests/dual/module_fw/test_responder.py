@@ -198,6 +198,11 @@ def test_info_calibration_variant():
     assert ask(r, 5, p.CMD_CAL_WRITE, far)[0].cmd == p.CMD_NAK
     assert s.cal_gain_ppm[0] == 2100 and s.cal_offset[0] == -1500
     assert ask(r, 5, p.CMD_CAL_READ, b"\x09")[0].cmd == p.CMD_NAK
+    # channel 5, the voltage tempco: reference board temperature and ppb/K
+    tc = lay.pack(p.CMD_CAL_WRITE, False, {"channel": 5, "offset": 24500, "gain_ppm": -6200})
+    assert fields(ask(r, 5, p.CMD_CAL_WRITE, tc)[0])["gain_ppm"] == -6200
+    assert s.cal_offset[5] == 24500 and s.cal_gain_ppm[5] == -6200
+    assert ask(r, 5, p.CMD_CAL_READ, b"\x06")[0].cmd == p.CMD_NAK
     reply, _ = ask(r, 5, p.CMD_SET_VARIANT, b"\x01")
     assert s.variant_id == 1 and s.dirty & st.DIRTY_VARIANT
     assert ask(r, 5, p.CMD_SET_VARIANT, b"\x05")[0].cmd == p.CMD_NAK

@@ -13,6 +13,8 @@ def configured():
     s.cal_offset[0] = -1520
     s.cal_gain_ppm[0] = 2310
     s.cal_offset[4] = 250
+    s.cal_offset[st.CAL_TEMPCO] = 23500
+    s.cal_gain_ppm[st.CAL_TEMPCO] = -7300
     return s
 
 
@@ -27,8 +29,8 @@ def test_save_and_load_roundtrip():
     b = sto.Store(slots)
     assert b.load(fresh) == sto.STORE_OK
     assert (fresh.address, fresh.variant_id, fresh.ri_method, fresh.baud) == (42, 4, 2, 230400)
-    assert list(fresh.cal_offset) == [-1520, 0, 0, 0, 250]
-    assert fresh.cal_gain_ppm[0] == 2310
+    assert list(fresh.cal_offset) == [-1520, 0, 0, 0, 250, 23500]
+    assert fresh.cal_gain_ppm[0] == 2310 and fresh.cal_gain_ppm[5] == -7300
     assert b.counters.boot_count == 7 and b.counters.bleed_s == 123456
     assert fresh.store_flags == 0
 
@@ -54,7 +56,8 @@ def test_corrupt_store_starts_with_defaults_never_raises():
     rec[9] = 9  # variant 9 does not exist
     from shared import protocol as p
 
-    p.put_u16(rec, 68, p.crc16(rec, 0, 68))
+    end = sto.RECORD_LEN - 2
+    p.put_u16(rec, end, p.crc16(rec, 0, end))
     slots.data = [bytes(rec), None]
     assert sto.Store(slots).load(s) == sto.STORE_CORRUPT
 
@@ -139,3 +142,46 @@ def test_file_slots_on_the_interpreters_filesystem():
     assert sto.Store(slots).load(after2) == sto.STORE_OK and after2.address == 77
     for name in slots.names:
         os.remove(name)
+
+
+def test_a_format_1_record_from_older_firmware_is_read_and_upgraded():
+    from shared import protocol as p
+
+    # the 70-byte record of firmware before the voltage tempco (5 channels)
+    rec = bytearray(70)
+    rec[0:4] = b"SCMS"
+    rec[4] = 1
+    p.put_u16(rec, 5, 300)  # seq
+    p.put_u16(rec, 7, 17)  # address
+    rec[9] = 3
+    rec[10] = 1
+    p.put_u32(rec, 12, 115200)
+    for ch, (off, gain) in enumerate(((-900, 1500), (0, -2200), (0, 800), (-1200, 0), (300, 0))):
+        p.put_i32(rec, 16 + 4 * ch, off)
+        p.put_i32(rec, 36 + 4 * ch, gain)
+    p.put_u32(rec, 56, 12)  # boot count
+    p.put_u32(rec, 60, 3600)  # bleed seconds
+    p.put_u16(rec, 64, 2)
+    p.put_u16(rec, 66, 40)
+    p.put_u16(rec, 68, p.crc16(rec, 0, 68))
+    slots = sto.MemorySlots()
+    slots.data = [bytes(rec), None]
+    s = st.ModuleState(b"abcdefgh", 0)
+    s.cal_offset[5] = 99  # whatever was in RAM
+    store = sto.Store(slots)
+    assert store.load(s) == sto.STORE_OK
+    assert (s.address, s.variant_id, s.baud) == (17, 3, 115200)
+    assert list(s.cal_offset) == [-900, 0, 0, -1200, 300, 0]
+    assert list(s.cal_gain_ppm) == [1500, -2200, 800, 0, 0, 0]
+    c = store.counters
+    assert (c.boot_count, c.bleed_s, c.overtemp_events, c.ri_count) == (12, 3600, 2, 40)
+    # the next save goes to the other slot in format 2; the old record stays intact
+    assert store.save(s) and store.newest == 1
+    assert slots.data[0] == bytes(rec) and len(slots.data[1]) == sto.RECORD_LEN
+    again = st.ModuleState(b"abcdefgh", 0)
+    assert sto.Store(slots).load(again) == sto.STORE_OK
+    assert list(again.cal_gain_ppm) == [1500, -2200, 800, 0, 0, 0] and again.address == 17
+    # a format-1 record with a wrong CRC is corrupt like any other
+    rec[20] ^= 1
+    slots.data = [bytes(rec), None]
+    assert sto.Store(slots).load(st.ModuleState(b"abcdefgh", 0)) == sto.STORE_CORRUPT

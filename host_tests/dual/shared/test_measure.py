@@ -118,6 +118,35 @@ def test_block_voltage_calibration_is_applied():
     assert abs(cal.voltage_uv - expected) <= 2
 
 
+def test_tempco_correction_follows_the_board_temperature():
+    buf = array("H", [0] * FRAME)
+    s = fe.frame_sum_x2(frame_codes(pin_code_x16(3, 13600000), buf), FRAME, fe.ADC_RP2040)
+    plain = BlockVoltage(3)
+    tc = BlockVoltage(3)
+    tc.set_tempco(24000, 12500)  # +12.5 ppm/K, calibrated at a 24.0 degC board
+    for _ in range(5):
+        plain.push_frame(s)
+        tc.push_frame(s, 24000)
+    v0 = plain.voltage_uv
+    assert tc.voltage_uv == v0  # at the reference temperature: no change
+    # a board 35 K hotter reads 437.5 ppm high: the correction takes it back
+    tc.push_frame(s, 59000)
+    assert abs((v0 - tc.voltage_uv) - v0 * 4375 // 10000000) <= 2, (v0, tc.voltage_uv)
+    tc.push_frame(s, 4000)  # 20 K colder: 250 ppm the other way
+    assert abs((tc.voltage_uv - v0) - v0 * 250 // 1000000) <= 2
+    tc.push_frame(s, measure.TEMP_UNKNOWN)  # no board temperature yet: uncorrected
+    assert tc.voltage_uv == v0
+    assert heap_locked(tc.push_frame, s, 61000) == tc.voltage_uv < v0
+    # the correction itself: exact within rounding, clamped at 150 K, both signs
+    cases = ((13600000, 13000, 35000), (2250000, -8000, 41234), (18000000, 50000, -90000))
+    for v_uv, ppb, dt_mc in cases:
+        exact = v_uv * (ppb / 1e9) * (dt_mc / 1e3)
+        assert abs(measure.tempco_correction_uv(v_uv, ppb, dt_mc) - exact) <= 2
+    assert measure.tempco_correction_uv(13600000, 10000, 400000) == 20400  # 150 K
+    assert measure.tempco_correction_uv(13600000, -10000, -400000) == 20400
+    raises(ValueError, tc.set_tempco, 25000, 60000)
+
+
 def test_calibration_from_two_points():
     # a channel reading 0.3 % low with a +4 mV offset
     def raw(ref):
