@@ -4,7 +4,8 @@
 #   * bus UART: a TCP connection to the virtual bus hub (config "bus": "host:port");
 #   * converter: ADC frames synthesised from the configured block (integers, the
 #     variant's divider, an ideal converter with +-1 LSB of deterministic dither):
-#     "block_uv", "temp_mc" (die), "probe_temp_mc" (absent: probe input open);
+#     "block_uv", "temp_mc" (die), "probe_temp_mc" (absent: probe input open),
+#     "volt_tc_ppb" (the voltage channel's tempco in ppb/K from 25 degC; default 0);
 #   * Ri: a capture synthesised for "ri_nohm" (square steps on both channels);
 #   * button: "button": true while pressed; LED and bleed duty are reported in the
 #     status file <config>.status.json (what an operator would see on the board).
@@ -19,6 +20,7 @@ from array import array
 from module_fw.store import FileSlots
 from shared import frontend as fe
 from shared import variants
+from shared.measure import tempco_correction_uv
 
 
 class TcpBus:
@@ -129,6 +131,9 @@ class UnixModuleHal:
         self._reload()
         num, den = fe.frontend(self.variant_id).divider_ratio()
         block_uv = self.env.get("block_uv", variants.by_id(self.variant_id).float_uv)
+        tc = self.env.get("volt_tc_ppb", 0)
+        if tc:  # the board reads high (tc > 0) when warm, as its divider and reference do
+            block_uv += tempco_correction_uv(block_uv, tc, self.env.get("temp_mc", 25000) - 25000)
         code_x16 = block_uv * den * fe.ADC_CODES * 16 // (num * fe.ADC_VREF_UV)
         self._fill(self.voltage_buf, fe.VOLTAGE_FRAME_SAMPLES, code_x16)
         return True

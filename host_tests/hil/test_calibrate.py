@@ -54,3 +54,44 @@ def test_temperature_and_voltage_calibration_are_stored_on_the_module(hil_board:
         mv = bus.read_meas(15)["voltage_mv"]
     assert 9000 <= gain <= 11000, gain
     assert abs(mv - 14140) <= 15, mv
+
+
+@pytest.mark.vboard(
+    deploy=True, address=16, env={"temp_mc": 25000, "block_uv": 13600000, "volt_tc_ppb": 12000}
+)
+def test_tempco_calibration_takes_the_warm_board_error_out(hil_board: Any) -> None:
+    if not hil_board.virtual:
+        pytest.skip("needs a board whose temperature and tempco the test controls")
+
+    def reading_at(temp_mc: int) -> int:
+        hil_board.set_env(temp_mc=temp_mc)
+        time.sleep(3.0)
+        with BusPort(hil_board.bus_url) as bus:
+            return int(bus.read_meas(16)["voltage_mv"])
+
+    # the board reads 12 ppm/K high when warm: 5.7 mV at +35 K
+    assert reading_at(25000) == 13600 and 5 <= reading_at(60000) - 13600 <= 6
+    warm = iter([25000, 60000])
+
+    def ask(prompt: str) -> str:
+        if "Enter" in prompt:
+            hil_board.set_env(temp_mc=next(warm))
+            time.sleep(3.0)
+            return ""
+        return "13600.0"  # the meter: the bench supply holds the block steady
+
+    args = argparse.Namespace(
+        bus=hil_board.bus_url, address=16, procedure="tempco", samples=3, min_rise=15.0
+    )
+    assert calibrate.run(args, ask) == 0
+    with BusPort(hil_board.bus_url) as bus:
+        ref_mc, tc = bus.cal_read(16, 5)
+    assert abs(ref_mc - 25000) <= 300 and abs(tc - 12000) <= 1500, (ref_mc, tc)
+    assert abs(reading_at(60000) - 13600) <= 1 and abs(reading_at(25000) - 13600) <= 1
+
+    # a board that did not warm enough: a clear error, nothing stored
+    warm = iter([25000, 31000])
+    with pytest.raises(CliError, match="only 6.0 K warmer"):
+        calibrate.run(args, ask)
+    with BusPort(hil_board.bus_url) as bus:
+        assert bus.cal_read(16, 5) == (ref_mc, tc)

@@ -2,11 +2,16 @@
 module with CAL_WRITE over the bus (through the converter or a USB-RS485 adapter).
 
 Procedures (boards/rp2040_module/README.md, "Calibration"):
-  show         CAL_READ of the five channels
+  show         CAL_READ of the six channels
   voltage      two points against a reference meter: set the block voltage (a bench
                supply on the Kelvin and current wires) near the bottom, then near the
                top of the variant's range; type the meter's reading each time; the
-               module's readings are averaged (READ_MEAS); offset uV and gain ppm follow
+               module's readings are averaged (READ_MEAS); offset uV and gain ppm follow.
+               The board temperature at the start becomes the tempco's reference
+               (channel 5 offset), so a stored tempco stays right.
+  tempco       the voltage channel's temperature coefficient: one steady block voltage
+               against the reference meter, with the board cold, then at least 15 K
+               warmer (hot air, a chamber, or its own bleed); ppb/K from the two ratios
   ri           a 4-wire reference resistor (shunt) in place of the block on a bench
                supply: RI_START, RI_READ, gain ppm = reference / measured - 1 (on top
                of the stored gain), high range (channel 1) or low (--low-range, 2)
@@ -31,7 +36,9 @@ CHANNEL_NAMES = (
     "Ri low range",
     "board temp (m°C)",
     "probe temp (m°C)",
+    "voltage tempco",
 )
+TEMPCO_CHANNEL = 5  # offset: reference board temperature (m°C), gain: ppb/K
 
 
 def register(sub: Any) -> None:
@@ -47,6 +54,13 @@ def register(sub: Any) -> None:
     what.add_parser("show", help="print the stored calibration")
     v = what.add_parser("voltage", help="two-point block voltage against a reference meter")
     v.add_argument("--samples", type=int, default=10, help="module readings averaged per point")
+    tc = what.add_parser(
+        "tempco", help="voltage temperature coefficient: the board cold, then warm"
+    )
+    tc.add_argument("--samples", type=int, default=10, help="module readings averaged per point")
+    tc.add_argument(
+        "--min-rise", type=float, default=15.0, help="least board warming in K (default 15)"
+    )
     r = what.add_parser("ri", help="Ri gain against a 4-wire reference resistor")
     r.add_argument("--ref-uohm", type=int, required=True, help="the reference resistor in uOhm")
     r.add_argument("--low-range", action="store_true", help="calibrate the low gain range")
@@ -67,7 +81,13 @@ def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
 def show(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:
     for ch, name in enumerate(CHANNEL_NAMES):
         offset, gain = bus.cal_read(args.address, ch)
-        print("channel %d %-20s offset %8d  gain %+7d ppm" % (ch, name, offset, gain))
+        if ch == TEMPCO_CHANNEL:
+            print(
+                "channel %d %-20s reference %.2f degC  %+.3f ppm/K"
+                % (ch, name, offset / 1000, gain / 1000)
+            )
+        else:
+            print("channel %d %-20s offset %8d  gain %+7d ppm" % (ch, name, offset, gain))
     return 0
 
 
@@ -94,22 +114,77 @@ def voltage_fit(
     return round(ref1 * 1000 - raw1 * scale), round((scale - 1) * 1e6)
 
 
+def _meter_mv(ask: Callable[[str], str]) -> float:
+    try:
+        return float(ask("Reference meter reading in mV: ").strip())
+    except ValueError:
+        raise CliError("the meter reading must be a number of millivolts, e.g. 12003.5") from None
+
+
+def _board_mc(bus: BusPort, address: int) -> int:
+    return int(bus.status(address)["board_temp_cc"]) * 10
+
+
 def voltage(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:
     offset, gain = bus.cal_read(args.address, 0)
+    # the gain found here holds at this board temperature: the tempco's reference
+    _, tc = bus.cal_read(args.address, TEMPCO_CHANNEL)
+    _write(bus, args.address, TEMPCO_CHANNEL, _board_mc(bus, args.address), tc)
     points = []
     for which in ("LOW (near the bottom of the range)", "HIGH (near the top of the range)"):
         ask("Set the block voltage %s and let it settle; press Enter " % which)
         rep = _mean_mv(bus, args.address, args.samples)
-        try:
-            ref = float(ask("Reference meter reading in mV: ").strip())
-        except ValueError:
-            raise CliError(
-                "the meter reading must be a number of millivolts, e.g. 12003.5"
-            ) from None
+        ref = _meter_mv(ask)
         print("  module %.1f mV, reference %.1f mV" % (rep, ref))
         points.append((rep, ref))
     new_offset, new_gain = voltage_fit(points, offset, gain)
     _write(bus, args.address, 0, new_offset, new_gain)
+    return 0
+
+
+def tempco_fit(
+    cold: tuple[float, float, int], hot: tuple[float, float, int], ref_mc: int, tc_ppb: int
+) -> int:
+    """New tempco (ppb/K) from (module mV as reported, reference mV, board m°C) at two
+    board temperatures, taken with (ref_mc, tc_ppb) in force."""
+    ratios = []
+    for rep, ref, board_mc in (cold, hot):
+        raw = rep / (1 - tc_ppb * 1e-9 * (board_mc - ref_mc) / 1000)  # the correction undone
+        ratios.append(raw / ref)
+    rise_k = (hot[2] - cold[2]) / 1000
+    return round((ratios[1] / ratios[0] - 1) / rise_k * 1e9)
+
+
+def tempco(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:
+    ref_mc, tc = bus.cal_read(args.address, TEMPCO_CHANNEL)
+    points = []
+    for which in (
+        "with the board at room temperature (no bleeding, no airflow change)",
+        "with the board at least %g K warmer and steady (hot air on low from 20 cm, "
+        "a thermal chamber, or the module bleeding)" % args.min_rise,
+    ):
+        ask("Hold the block voltage steady %s; press Enter " % which)
+        rep = _mean_mv(bus, args.address, args.samples)
+        board = _board_mc(bus, args.address)
+        ref = _meter_mv(ask)
+        print("  module %.1f mV, reference %.1f mV, board %.2f degC" % (rep, ref, board / 1000))
+        points.append((rep, ref, board))
+    rise = (points[1][2] - points[0][2]) / 1000
+    if rise < args.min_rise:
+        raise CliError(
+            "the board is only %.1f K warmer than at the first point (need %g K): warm it "
+            "more and run the procedure again; nothing was stored" % (rise, args.min_rise)
+        )
+    if ref_mc == 0 and tc == 0:  # no reference yet: the cold point is it
+        ref_mc = points[0][2]
+    new_tc = tempco_fit(points[0], points[1], ref_mc, tc)
+    if abs(new_tc) > p.CAL_GAIN_PPM_LIMIT:
+        raise CliError(
+            "a tempco of %+.1f ppm/K is far beyond the board's parts (a few ppm/K): the block "
+            "voltage or the meter moved between the points; nothing was stored" % (new_tc / 1000)
+        )
+    print("  tempco %+.3f ppm/K (reference %.2f degC)" % (new_tc / 1000, ref_mc / 1000))
+    _write(bus, args.address, TEMPCO_CHANNEL, ref_mc, new_tc)
     return 0
 
 
@@ -170,4 +245,10 @@ def _write(bus: BusPort, address: int, channel: int, offset: int, gain: int) -> 
     )
 
 
-PROCEDURES = {"show": show, "voltage": voltage, "ri": ri, "temperature": temperature}
+PROCEDURES = {
+    "show": show,
+    "voltage": voltage,
+    "tempco": tempco,
+    "ri": ri,
+    "temperature": temperature,
+}
