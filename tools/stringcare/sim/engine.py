@@ -39,10 +39,12 @@ from manager_fw import poller as pl
 from manager_fw.core import ManagerCore
 from module_fw import store as sto
 from module_fw.core import ModuleCore
+from module_fw.state import CAL_TEMPCO
 from shared import frontend as fe
 from shared import measure, ri, variants
 from shared.compat import TICKS_MAX
 from stringcare import status
+from stringcare.commands import calibrate
 from stringcare.sim import params as prm
 from stringcare.sim import physics as phy
 from stringcare.sim.policy import greedy_bleed
@@ -51,6 +53,7 @@ from stringcare.sim.scenario import Event, Scenario
 # Sim clock: the run starts at 2026-01-01T00:00:00Z in StringCare seconds.
 START_S = 189302400
 BAND_V = 0.010  # "within +-10 mV of the string's target"
+TEMPCO_CAL_SAMPLES = 10  # readings per point, as `stringcare calibrate tempco` takes
 ADC_KIND = {"rp2040": fe.ADC_RP2040, "stm32g4": fe.ADC_STM32G4}
 BLOCK_TYPE = {"vrla-12v-40ah": prm.VRLA_12V_40AH, "vrla-12v-100ah": prm.VRLA_12V_100AH}
 
@@ -263,7 +266,8 @@ class Simulation:
 
     def _calibrate(self, core: ModuleCore, board: SimBoard) -> None:
         """What an engineer does with `stringcare calibrate`: two reference voltages
-        for the voltage channel, a reference resistor for Ri (docs/ri.md)."""
+        for the voltage channel, the board sensor against a thermometer, the voltage
+        tempco with the board warmed, a reference resistor for Ri (docs/ri.md)."""
         bv = measure.BlockVoltage(self.variant_id)
         v = self.sc.variant
         lo, hi = {"12v": (11.0, 14.5)}.get(v, (11.0, 14.5))
@@ -279,6 +283,28 @@ class Simulation:
         st = core.state
         st.cal_offset[0] = offset
         st.cal_gain_ppm[0] = gain
+        # the board sensor against a reference thermometer at 25 degC
+        # (`stringcare calibrate temperature`)
+        temp = measure.Temperature(core.adc_kind)
+        for _ in range(8):
+            temp.push_frame(board.internal_sensor_frame_sum_x2(25.0))
+        st.cal_offset[3] = 25000 - temp.board_temp_mc
+        # the voltage tempco (`stringcare calibrate tempco`): one steady 13.6 V, the board
+        # at 25 degC, then warmed to 55 degC; the module's readings in whole mV as
+        # READ_MEAS reports them, its own (calibrated) board temperature
+        cal_bv = measure.BlockVoltage(self.variant_id, offset, gain)
+        points = []
+        for board_c in (25.0, 55.0):
+            temp = measure.Temperature(core.adc_kind, st.cal_offset[3])
+            for _ in range(8):
+                temp.push_frame(board.internal_sensor_frame_sum_x2(board_c))
+            total_mv = 0
+            for _ in range(TEMPCO_CAL_SAMPLES):
+                uv = cal_bv.raw_uv(board.voltage_frame_sum_x2(13.6, board_c=board_c))
+                total_mv += (uv + 500) // 1000
+            points.append((total_mv / TEMPCO_CAL_SAMPLES, 13600.0, temp.board_temp_mc))
+        st.cal_offset[CAL_TEMPCO] = points[0][2]
+        st.cal_gain_ppm[CAL_TEMPCO] = calibrate.tempco_fit(points[0], points[1], points[0][2], 0)
         # Ri: a 4 mΩ reference resistor in each gain range
         for gain_range in (0, 1):
             plan = ri.plan_for(self.variant_id, None, gain_range, core.adc_kind)
