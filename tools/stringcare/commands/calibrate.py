@@ -128,8 +128,12 @@ def _board_mc(bus: BusPort, address: int) -> int:
 def voltage(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:
     offset, gain = bus.cal_read(args.address, 0)
     # the gain found here holds at this board temperature: the tempco's reference
-    _, tc = bus.cal_read(args.address, TEMPCO_CHANNEL)
-    _write(bus, args.address, TEMPCO_CHANNEL, _board_mc(bus, args.address), tc)
+    try:
+        _, tc = bus.cal_read(args.address, TEMPCO_CHANNEL)
+    except BusError:
+        print("  (the module's firmware has no tempco channel: update it for `tempco`)")
+    else:
+        _write(bus, args.address, TEMPCO_CHANNEL, _board_mc(bus, args.address), tc)
     points = []
     for which in ("LOW (near the bottom of the range)", "HIGH (near the top of the range)"):
         ask("Set the block voltage %s and let it settle; press Enter " % which)
