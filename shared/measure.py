@@ -17,7 +17,7 @@
 #   factor at setup; per frame only integer multiply/shift (shared.intmath.mul_q30).
 # * Temperature coefficient of the voltage channel (divider ratio and reference, a
 #   few ppm/K each): a board bleeding hard runs 30 K above the ambient it was
-#   calibrated at, which moves a 13.6 V reading by several mV.  With a calibrated
+#   calibrated at, which moves a 13600 mV reading by several mV.  With a calibrated
 #   coefficient (ppb/K, calibration channel 5) the reading is corrected from the board
 #   temperature: v * (1 - tc * (T_board - T_ref)).  docs/measurement.md.
 #
@@ -148,7 +148,7 @@ def calibration_from_points(
 # Voltage tempco (calibration channel 5): coefficient limit, and the temperature
 # difference the correction follows (beyond it the board is far outside its rating).
 TEMPCO_PPB_LIMIT = const(50000)  # 50 ppm/K
-TEMPCO_SPAN_DK = const(1500)  # 150 K, in 0.1 K
+TEMPCO_SPAN_DK = const(1500)  # 150 K, in tenths of a kelvin
 
 
 def _div_round(a: int, b: int) -> int:
@@ -158,14 +158,14 @@ def _div_round(a: int, b: int) -> int:
 
 def tempco_correction_uv(v_uv: int, tc_ppb_per_k: int, dt_mc: int) -> int:
     """What to subtract from a reading of v_uv taken dt_mc away from the reference
-    temperature: v * tc * dT, in small ints (v below 10 kV, |tc| <= 50 ppm/K)."""
+    temperature: v * tc * dT, in small ints (v below 140 V, |tc| <= 50 ppm/K)."""
     dt_dk = dt_mc // 100
     if dt_dk > TEMPCO_SPAN_DK:
         dt_dk = TEMPCO_SPAN_DK
     elif dt_dk < -TEMPCO_SPAN_DK:
         dt_dk = -TEMPCO_SPAN_DK
-    k7 = _div_round(tc_ppb_per_k * dt_dk, 1000)  # v * k7 * 1e-7; |k7| <= 75000
-    # v in 10 mV: the correction is below 1 % of v, so this costs < 1 uV
+    k7 = _div_round(tc_ppb_per_k * dt_dk, 1000)  # tc * dT in units of 10**-7, <= 75000
+    # v in whole 10 mV: costs at most 10 mV * tc * dT (5 uV at 500 ppm)
     return _div_round((v_uv // 10000) * k7, 1000)
 
 
