@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,6 +12,22 @@ import pytest
 from stringcare.busport import BusPort
 from stringcare.commands import calibrate
 from stringcare.errors import CliError
+
+
+def operator(hil_board: Any, setting: str, steps: list[int], meter: Callable[[], str]):
+    """Answers `stringcare calibrate`'s prompts as a person at the bench would: at each
+    "press Enter", set the world to the next step and let the module settle; at each
+    meter prompt, read the meter."""
+    pending = iter(steps)
+
+    def ask(prompt: str) -> str:
+        if "Enter" in prompt:
+            hil_board.set_env(**{setting: next(pending)})
+            time.sleep(3.0)
+            return ""
+        return meter()
+
+    return ask
 
 
 def test_two_point_fit_recovers_gain_and_offset() -> None:
@@ -37,14 +54,12 @@ def test_temperature_and_voltage_calibration_are_stored_on_the_module(hil_board:
     assert 1500 <= offset <= 2500 and gain == 0  # the die reads ~25 degC, the reference 27
 
     # two points; the "meter" reads 1 % above what the ideal virtual converter sees
-    steps = iter([12000000, 14000000])
-
-    def ask(prompt: str) -> str:
-        if "Enter" in prompt:
-            hil_board.set_env(block_uv=next(steps))
-            time.sleep(3.0)
-            return ""
-        return "%.1f" % (hil_board.vb.config["block_uv"] / 1000 * 1.01)
+    ask = operator(
+        hil_board,
+        "block_uv",
+        [12000000, 14000000],
+        lambda: "%.1f" % (hil_board.vb.config["block_uv"] / 1000 * 1.01),
+    )
 
     args = argparse.Namespace(bus=hil_board.bus_url, address=15, procedure="voltage", samples=3)
     assert calibrate.run(args, ask) == 0
@@ -71,14 +86,8 @@ def test_tempco_calibration_takes_the_warm_board_error_out(hil_board: Any) -> No
 
     # the board reads 12 ppm/K high when warm: 5.7 mV at +35 K
     assert reading_at(25000) == 13600 and 5 <= reading_at(60000) - 13600 <= 6
-    warm = iter([25000, 60000])
-
-    def ask(prompt: str) -> str:
-        if "Enter" in prompt:
-            hil_board.set_env(temp_mc=next(warm))
-            time.sleep(3.0)
-            return ""
-        return "13600.0"  # the meter: the bench supply holds the block steady
+    # the meter: the bench supply holds the block steady
+    ask = operator(hil_board, "temp_mc", [25000, 60000], lambda: "13600.0")
 
     args = argparse.Namespace(
         bus=hil_board.bus_url, address=16, procedure="tempco", samples=3, min_rise=15.0
@@ -90,7 +99,7 @@ def test_tempco_calibration_takes_the_warm_board_error_out(hil_board: Any) -> No
     assert abs(reading_at(60000) - 13600) <= 1 and abs(reading_at(25000) - 13600) <= 1
 
     # a board that did not warm enough: a clear error, nothing stored
-    warm = iter([25000, 31000])
+    ask = operator(hil_board, "temp_mc", [25000, 31000], lambda: "13600.0")
     with pytest.raises(CliError, match="only 6.0 K warmer"):
         calibrate.run(args, ask)
     with BusPort(hil_board.bus_url) as bus:
