@@ -58,6 +58,7 @@ class Poller(b.BusJob):
         # Per string: what SET_TARGET broadcasts (the manager core sets these)
         k = len(strings)
         self.target_mv = array("H", bytes(2 * k))
+        self.target_10uv = bytearray(k)  # sub-mV part, 0..99
         self.target_flags = bytearray(k)
         self.target_timeout_s = 10
         # Cycle bookkeeping
@@ -102,7 +103,8 @@ class Poller(b.BusJob):
             p.put_u16(tx, 12, self.target_mv[self._string])
             tx[14] = self.target_flags[self._string]
             tx[15] = self.target_timeout_s
-            master.request(p.ADDR_BROADCAST, p.CMD_SET_TARGET, 8, b.EXPECT_NONE, 0)
+            tx[16] = self.target_10uv[self._string]
+            master.request(p.ADDR_BROADCAST, p.CMD_SET_TARGET, 9, b.EXPECT_NONE, 0)
             self._phase = 1
             self._next_first = first
             return True

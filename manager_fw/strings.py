@@ -2,7 +2,9 @@
 #
 # After each measurement cycle, for every string:
 #   sum voltage, average and spread of its modules;
-#   target = string voltage / modules in the string (SPEC §3);
+#   target = string voltage / modules in the string (SPEC §3), to 10 uV: with whole
+#   mV, a string of n blocks whose every other block sits on the target holds its one
+#   low block up to (n - 1) * 0.5 mV below it (docs/balancing.md, "Resolution");
 #   equalising runs only while it is enabled, no discharge is under way, every module
 #   of the string answered, and the string is in float charge: its average block
 #   voltage inside the equalising window (below it: discharge; above it: boost).
@@ -57,6 +59,7 @@ class Strings:
         self.max_mv = array("l", [0] * n)
         self.spread_mv = array("l", [0] * n)
         self.target_mv = array("l", [0] * n)
+        self.target_10uv = bytearray(n)  # the target's sub-mV part, 0..99
         self.equalising = bytearray(n)
         self.reason = bytearray([REASON_NO_DATA] * n)
         self.answered = array("H", [0] * n)
@@ -96,7 +99,13 @@ class Strings:
             # The target is the string voltage shared equally: only meaningful when
             # every block was read in this cycle.
             if answered == n:
-                self.target_mv[k] = (total + n // 2) // n
+                whole = total // n
+                frac = ((total - whole * n) * 100 + n // 2) // n  # small ints: n <= 999
+                if frac == 100:
+                    whole += 1
+                    frac = 0
+                self.target_mv[k] = whole
+                self.target_10uv[k] = frac
             avg = self.avg_mv[k]
             below = answered > 0 and avg < self.window_low_mv
             above = answered > 0 and avg > self.window_high_mv
@@ -121,8 +130,17 @@ class Strings:
             if self.discharging[k]:
                 flags |= p.TARGET_DISCHARGE
             poll.target_flags[k] = flags
-            poll.target_mv[k] = self.target_mv[k] if self.target_mv[k] < 0xFFFF else 0xFFFF
+            if self.target_mv[k] < 0xFFFF:
+                poll.target_mv[k] = self.target_mv[k]
+                poll.target_10uv[k] = self.target_10uv[k]
+            else:
+                poll.target_mv[k] = 0xFFFF
+                poll.target_10uv[k] = 0
 
     def shown_voltage_mv(self, k: int) -> int:
         """SPEC §3 status view: target voltage when equalising, else the average."""
         return self.target_mv[k] if self.equalising[k] else self.avg_mv[k]
+
+    def target_uv(self, k: int) -> int:
+        """String k's target in uV (the SET_TARGET value, 10 uV resolution)."""
+        return self.target_mv[k] * 1000 + self.target_10uv[k] * 10

@@ -32,6 +32,7 @@ from module_fw import store as sto
 from module_fw import ui
 from module_fw.responder import Responder
 from shared import balance as bal
+from shared import frontend as fe
 from shared import measure, ri, variants
 from shared import protocol as p
 from shared.compat import const, ticks_diff
@@ -48,9 +49,12 @@ _RI_STATE = (p.RI_OK, p.RI_LOW_SIGNAL, p.RI_CLIPPED, p.RI_NOISY, p.RI_NO_EXCITAT
 class ModuleCore:
     def __init__(
         self, uid: bytes, board_variant_id: int, adc_kind: int, slots, hw_rev: int = 1,
-        baud: int = 115200,
+        baud: int = 115200, frame_ms: int = fe.VOLTAGE_FRAME_MS,
     ) -> None:  # fmt: skip
         self.adc_kind = adc_kind
+        # Period of voltage_frame calls: sets the voltage filter's length in frames
+        # (measure.filter_shift_for) so that its lag in seconds is a board's.
+        self.voltage_shift = measure.filter_shift_for(frame_ms)
         self.state = st.ModuleState(uid, board_variant_id, hw_rev, baud)
         self.store = sto.Store(slots)
         self.store.load(self.state)  # never raises; defaults on a missing/corrupt store
@@ -93,7 +97,9 @@ class ModuleCore:
         """(Re)build the measurement chain for the variant and calibration (rare)."""
         s = self.state
         self.variant = variants.by_id(s.variant_id)
-        self.voltage = measure.BlockVoltage(s.variant_id, s.cal_offset[0], s.cal_gain_ppm[0])
+        self.voltage = measure.BlockVoltage(
+            s.variant_id, s.cal_offset[0], s.cal_gain_ppm[0], shift=self.voltage_shift
+        )
         self.voltage.set_tempco(s.cal_offset[st.CAL_TEMPCO], s.cal_gain_ppm[st.CAL_TEMPCO])
         self.temperature = measure.Temperature(self.adc_kind, s.cal_offset[3], s.cal_offset[4])
         self.balance = bal.BalanceController(self.variant)
@@ -155,6 +161,7 @@ class ModuleCore:
         self._last_frame_ms = now_ms
         s = self.state
         s.voltage_mv = (v_uv + 500) // 1000 if v_uv > 0 else 0
+        s.voltage_uv = v_uv if v_uv > 0 else 0
         self._balance_step(now_ms)
 
     def temperature_frame(self, internal_sum_x2: int, probe_sum_x2, now_ms: int) -> None:
@@ -171,7 +178,7 @@ class ModuleCore:
         c = self.balance
         if s.target_received and s.target_rx_ms != self._target_seen_ms:
             self._target_seen_ms = s.target_rx_ms
-            c.set_target(s.target_rx_ms, s.target_mv * 1000)
+            c.set_target(s.target_rx_ms, s.target_mv * 1000 + s.target_10uv * 10)
             timeout = s.target_timeout_ms
             limit = self.variant.target_timeout_ms
             c.target_timeout_ms = timeout if timeout < limit else limit

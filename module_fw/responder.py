@@ -19,7 +19,7 @@ _REQ_LEN = {
     p.CMD_DISCOVER: 1,
     p.CMD_READ_MEAS: 0,
     p.CMD_POLL_GROUP: 3,
-    p.CMD_SET_TARGET: 8,
+    p.CMD_SET_TARGET: 9,
     p.CMD_RI_START: 1,
     p.CMD_RI_READ: 0,
     p.CMD_STATUS: 0,
@@ -97,9 +97,22 @@ class Responder:
 
     def meas_reply(self, frame, cmd: int) -> int:
         s = self.state
+        # Whole mV on the wire, rounded with error feedback: what one reply rounds off
+        # the next one carries, so successive replies average to the uV reading.  The
+        # manager's string average (and so the target) then has no rounding bias, which
+        # a string of 64 blocks would otherwise pile onto its one low block (docs/
+        # balancing.md, "Resolution").
+        mv = s.voltage_mv
+        uv = s.voltage_uv
+        if uv > 0:
+            e = uv + s.report_residual_uv
+            mv = (e + 500) // 1000
+            s.report_residual_uv = e - mv * 1000
+        else:
+            s.report_residual_uv = 0
         return p.encode_meas(
             self.tx, frame.src, s.address, cmd | p.REPLY, frame.seq,
-            s.voltage_mv, s.temp_cc, s.balance_pct, s.meas_flags,
+            mv, s.temp_cc, s.balance_pct, s.meas_flags,
         )  # fmt: skip
 
     # -- entry ---------------------------------------------------------------------
@@ -122,7 +135,8 @@ class Responder:
         if want < 0:
             s.rx_errors += 1
             return 0 if broadcast else self._nak(frame, p.ERR_UNKNOWN_COMMAND)
-        if frame.length != want:
+        if frame.length != want and not (cmd == p.CMD_SET_TARGET and frame.length == 8):
+            # (SET_TARGET without its last byte: a manager before the 10 uV target)
             s.rx_errors += 1
             return 0 if broadcast else self._nak(frame, p.ERR_BAD_LENGTH)
 
@@ -139,7 +153,12 @@ class Responder:
         if cmd == p.CMD_SET_TARGET:
             a = s.address
             if a != p.ADDR_UNADDRESSED and frame.u16(0) <= a <= frame.u16(2):
+                frac = frame.u8(8) if frame.length > 8 else 0
+                if frac > 99:
+                    s.rx_errors += 1  # not a sub-mV part: keep the last good target
+                    return 0
                 s.target_mv = frame.u16(4)
+                s.target_10uv = frac
                 s.target_flags = frame.u8(6)
                 t = frame.u8(7)
                 if t == 0:

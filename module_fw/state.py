@@ -57,6 +57,8 @@ class ModuleState:
         self.mark_ms = 0
         # Latest measurement snapshot (filled by the core)
         self.voltage_mv = 0
+        self.voltage_uv = 0  # the same, unrounded (MEAS replies round it with error feedback)
+        self.report_residual_uv = 0  # what the rounding of the last MEAS replies left
         self.temp_cc = 0
         self.board_temp_cc = 0
         self.balance_pct = 0
@@ -64,6 +66,7 @@ class ModuleState:
         self.status_extra = 0  # STATUS_* bits above the MEAS byte, filled by the core
         # Target from the manager
         self.target_mv = 0
+        self.target_10uv = 0  # sub-mV part of the target, 0..99 (10 uV steps)
         self.target_flags = 0
         self.target_timeout_ms = 0
         self.target_rx_ms = 0

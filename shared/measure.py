@@ -38,6 +38,11 @@ IIR_FRACTION_BITS = const(4)
 # MAD -> sigma for Gaussian noise is 1.4826; 1518/1024 = 1.4824.
 _MAD_TO_SIGMA_NUM = const(1518)
 
+# The IIR's time constant in time, whatever the frame rate: 8 frames of 100 ms on a
+# board.  A shell that delivers frames less often (the simulator: one per 5 s tick)
+# gets a shorter filter in frames, so the balancing loop sees the same lag in seconds.
+VOLTAGE_FILTER_MS = const(800)
+
 GAIN_PPM_LIMIT = const(50000)  # calibration may correct +-5 %
 OFFSET_UV_LIMIT = const(500000)  # and +-0.5 V of offset
 
@@ -174,6 +179,18 @@ def _check_calibration(offset_uv: int, gain_ppm: int) -> None:
         raise ValueError("gain_ppm %r outside +-%d" % (gain_ppm, GAIN_PPM_LIMIT))
     if not -OFFSET_UV_LIMIT <= offset_uv <= OFFSET_UV_LIMIT:
         raise ValueError("offset_uv %r outside +-%d" % (offset_uv, OFFSET_UV_LIMIT))
+
+
+def filter_shift_for(frame_ms: int) -> int:
+    """IIR shift whose time constant (2**shift frames) is nearest VOLTAGE_FILTER_MS
+    (on a log scale) for frames frame_ms apart: 3 at 100 ms, 0 at 1 s and slower."""
+    if frame_ms <= 0:
+        raise ValueError("frame period must be > 0 ms, got %r" % frame_ms)
+    shift = 0
+    # 1131 / 800 = sqrt(2): round log2(VOLTAGE_FILTER_MS / frame_ms) to nearest
+    while shift < 8 and frame_ms << (shift + 1) <= (VOLTAGE_FILTER_MS * 1131) // 800:
+        shift += 1
+    return shift
 
 
 class BlockVoltage:

@@ -18,7 +18,9 @@ LAYOUTS = {
     (p.CMD_READ_MEAS, True): MEAS,
     (p.CMD_POLL_GROUP, False): "first:u16 count:u8",
     (p.CMD_POLL_GROUP, True): MEAS,
-    (p.CMD_SET_TARGET, False): "first:u16 last:u16 target_mv:u16 flags:u8 timeout_s:u8",
+    (p.CMD_SET_TARGET, False): (
+        "first:u16 last:u16 target_mv:u16 flags:u8 timeout_s:u8 target_10uv:u8"
+    ),
     (p.CMD_RI_START, False): "method:u8",
     (p.CMD_RI_START, True): "method:u8 duration_ms:u16",
     (p.CMD_RI_READ, False): "",

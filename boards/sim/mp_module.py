@@ -4,7 +4,7 @@
 # the boards run; only its inputs come from the simulated string instead of pins.
 #
 #   S <hex>                        a store record for slot 0 (commissioning)
-#   I <uid hex> <variant> <adc>    build the core (loads the store)      -> OK
+#   I <uid hex> <variant> <adc> <frame ms>   build the core (loads the store) -> OK
 #   B <ms> <hex>                   bus bytes                             -> R ...
 #   D <ms>                         the line went idle                    -> R ...
 #   F <ms> <int_x2> <probe_x2|-> <volt_x2> <button>                      -> T ...
@@ -71,7 +71,9 @@ def main():
             slots.data[0] = unhexlify(parts[1])
             out("OK")
         elif cmd == "I":
-            core = ModuleCore(unhexlify(parts[1]), int(parts[2]), int(parts[3]), slots)
+            core = ModuleCore(
+                unhexlify(parts[1]), int(parts[2]), int(parts[3]), slots, frame_ms=int(parts[4])
+            )
             out("OK")
         elif cmd == "B":
             data = unhexlify(parts[2])

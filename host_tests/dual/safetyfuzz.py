@@ -48,7 +48,8 @@ def command(rng, seq):
         target_mv = rng.between(9000, 16000)
         payload = lay.pack(p.CMD_SET_TARGET, False, {"first": 1, "last": 64,
                            "target_mv": target_mv, "flags": flags,
-                           "timeout_s": rng.below(256)})  # fmt: skip
+                           "timeout_s": rng.below(256),
+                           "target_10uv": rng.below(128)})  # fmt: skip
         return p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_SET_TARGET, seq, payload)
     if k < 6:
         return p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_POLL_GROUP, seq,

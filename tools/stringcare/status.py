@@ -53,7 +53,7 @@ def snapshot(core: Any, clock: str, events: list[dict[str, str]], uptime_s: floa
             {
                 "modules": mods,
                 "sum_v": st.sum_mv[k] / 1000,
-                "target_v": st.target_mv[k] / 1000,
+                "target_v": st.target_uv(k) / 1e6,
                 "average_v": st.avg_mv[k] / 1000,
                 "spread_mv": st.spread_mv[k],
                 "equalising": bool(st.equalising[k]),

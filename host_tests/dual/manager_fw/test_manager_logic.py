@@ -41,6 +41,24 @@ def test_target_is_string_voltage_over_modules_and_window_gates_equalising():
     assert s.shown_voltage_mv(1) == s.avg_mv[1] and s.shown_voltage_mv(0) == 13650
 
 
+def test_target_carries_the_string_average_to_10_uv():
+    s = strs.Strings(RANGES, window_low_mv=13080, window_high_mv=14100)
+    # 4 blocks summing to 54 603 mV: 13 650.75 mV; string 2: 54 001 / 4 = 13 500.25
+    poll = poller_with([13650, 13651, 13651, 13651, 13500, 13500, 13500, 13501])
+    s.update(poll)
+    assert (s.target_mv[0], s.target_10uv[0], s.target_uv(0)) == (13650, 75, 13650750)
+    assert (poll.target_mv[0], poll.target_10uv[0]) == (13650, 75)
+    assert (poll.target_mv[1], poll.target_10uv[1]) == (13500, 25)
+    # a remainder that rounds up to a whole mV carries into target_mv
+    poll = poller_with([13000] * 3 + [13999, 13000, 13000, 13000, 13000])
+    s2 = strs.Strings([(1, 4), (5, 8)], 12000, 14100)
+    s2.update(poll)
+    assert (s2.target_mv[0], s2.target_10uv[0]) == (13249, 75)
+    poll = poller_with([13000, 13000, 13001, 13001, 13000, 13000, 13000, 13000])
+    s2.update(poll)
+    assert (s2.target_mv[0], s2.target_10uv[0]) == (13000, 50)
+
+
 def test_one_block_far_above_the_window_is_balanced_not_excluded():
     # the reference string: a block floats 1.7 V high; the string itself is in float
     s = strs.Strings(RANGES, window_low_mv=13080, window_high_mv=14100)

@@ -13,7 +13,7 @@ def expected_cycle_us(sizes, baud=115200, group_max=64):
     total = 0
     gap = p.wire_us(2, baud)
     for n in sizes:
-        total += p.wire_us(p.OVERHEAD + 8, baud) + gap
+        total += p.wire_us(p.OVERHEAD + 9, baud) + gap
         while n > 0:
             count = n if n < group_max else group_max
             total += p.wire_us(p.OVERHEAD + 3, baud) + p.group_slot_start_us(count, baud)
@@ -37,9 +37,11 @@ def test_targets_reach_each_string():
     rig = Rig(strings=[(1, 4), (5, 8)], n_modules=8)
     rig.poller.target_mv[0] = 13500
     rig.poller.target_mv[1] = 13620
+    rig.poller.target_10uv[1] = 99
     rig.poller.target_flags[1] = p.TARGET_EQUALISE
     rig.run_cycles(1)
     assert [m.target_mv for m in rig.modules] == [13500] * 4 + [13620] * 4
+    assert [m.target_10uv for m in rig.modules] == [0] * 4 + [99] * 4
     assert [m.target_flags for m in rig.modules] == [0] * 4 + [1] * 4
 
 

@@ -42,7 +42,7 @@ class Rig:
             return None
         return p.decode_frame(bytes(self.core.tx[:n]))
 
-    def target(self, target_mv, flags=p.TARGET_EQUALISE, timeout_s=30):
+    def target(self, target_mv, flags=p.TARGET_EQUALISE, timeout_s=30, target_10uv=0):
         payload = lay.pack(
             p.CMD_SET_TARGET,
             False,
@@ -52,6 +52,7 @@ class Rig:
                 "target_mv": target_mv,
                 "flags": flags,
                 "timeout_s": timeout_s,
+                "target_10uv": target_10uv,
             },
         )
         self.ask(p.ADDR_BROADCAST, p.CMD_SET_TARGET, payload)
@@ -117,6 +118,24 @@ def test_module_bleeds_above_target_and_reports_it():
     assert abs(f["voltage_mv"] - 13800) <= 2
     assert abs(f["temp_cc"] - 2500) <= 100
     assert c.led_pattern == ui.LED_GREEN  # addressed and polled
+
+
+def test_the_sub_mv_target_reaches_the_controller():
+    rig = Rig()
+    rig.run(2000, lambda r: r.target(13600, target_10uv=37))
+    assert rig.core.balance.target_uv == 13600370
+    rig.run(2000, lambda r: r.target(13601))
+    assert rig.core.balance.target_uv == 13601000
+
+
+def test_the_voltage_filter_is_sized_for_the_frame_period():
+    # a board: frames every 100 ms, 8-frame filter; a shell that feeds one frame per
+    # 5 s (the simulator) gets the same lag in seconds, i.e. no IIR smoothing
+    assert Rig().core.voltage.filter.shift == 3
+    sim = ModuleCore(UID, V12, fe.ADC_STM32G4, sto.MemorySlots(), frame_ms=5000)
+    assert sim.voltage.filter.shift == 0
+    sim._configure()  # a calibration write rebuilds the chain: the size stays
+    assert sim.voltage.filter.shift == 0
 
 
 def test_at_target_no_bleed():
@@ -329,7 +348,8 @@ def test_measurement_and_balancing_loop_allocates_nothing():
     tint = internal_frame(25000, fe.ADC_STM32G4)
     tprobe = temp_frame(NO_PROBE)
     target = lay.pack(p.CMD_SET_TARGET, False, {"first": 1, "last": 64, "target_mv": 13600,
-                      "flags": p.TARGET_EQUALISE, "timeout_s": 30})  # fmt: skip
+                      "flags": p.TARGET_EQUALISE, "timeout_s": 30,
+                      "target_10uv": 0})  # fmt: skip
     traffic = p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_SET_TARGET, 1, target)
     traffic += p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_POLL_GROUP, 2,
                               b"\x01\x00\x40")  # fmt: skip

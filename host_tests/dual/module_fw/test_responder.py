@@ -66,10 +66,10 @@ def test_poll_group_handling_allocates_nothing():
     frame = p.decode_frame(p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_POLL_GROUP,
                                           3, b"\x01\x00\x40"))  # fmt: skip
     target = p.decode_frame(p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_SET_TARGET,
-                                           4, bytes([1, 0, 64, 0, 0x34, 0x35, 1, 10])))  # fmt: skip
+                                           4, bytes([1, 0, 64, 0, 0x34, 0x35, 1, 10, 50])))  # fmt: skip
     assert heap_locked(r.handle, frame, 100) == 16
     assert heap_locked(r.handle, target, 100) == 0
-    assert s.target_mv == 0x3534
+    assert (s.target_mv, s.target_10uv) == (0x3534, 50)
 
 
 def test_set_target_applies_to_its_range_with_timeout_limits():
@@ -77,16 +77,16 @@ def test_set_target_applies_to_its_range_with_timeout_limits():
     payload = lay.pack(
         p.CMD_SET_TARGET,
         False,
-        {"first": 1, "last": 32, "target_mv": 13650, "flags": 1, "timeout_s": 30},
+        {"first": 1, "last": 32, "target_mv": 13650, "flags": 1, "timeout_s": 30, "target_10uv": 37},
     )
     assert ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, payload, now_ms=5000)[0] is None
-    assert (s.target_mv, s.target_flags, s.target_timeout_ms, s.target_rx_ms) == (
-        13650, 1, 30000, 5000)  # fmt: skip
+    assert (s.target_mv, s.target_10uv, s.target_flags, s.target_timeout_ms, s.target_rx_ms) == (
+        13650, 37, 1, 30000, 5000)  # fmt: skip
     assert s.target_received
     other = lay.pack(
         p.CMD_SET_TARGET,
         False,
-        {"first": 33, "last": 64, "target_mv": 2000, "flags": 0, "timeout_s": 0},
+        {"first": 33, "last": 64, "target_mv": 2000, "flags": 0, "timeout_s": 0, "target_10uv": 0},
     )
     ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, other)
     assert s.target_mv == 13650  # another string's target is not ours
@@ -96,10 +96,48 @@ def test_set_target_applies_to_its_range_with_timeout_limits():
     huge = lay.pack(
         p.CMD_SET_TARGET,
         False,
-        {"first": 33, "last": 64, "target_mv": 2000, "flags": 0, "timeout_s": 255},
+        {"first": 33, "last": 64, "target_mv": 2000, "flags": 0, "timeout_s": 255, "target_10uv": 0},
     )
     ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, huge)
     assert s.target_timeout_ms == 120000  # capped: a stale target never lasts long
+
+
+def test_set_target_sub_mv_part_legacy_form_and_a_bad_value():
+    s, r = make(address=10)
+    # the 8-byte payload of a manager before the 10 uV field: sub-mV part 0
+    legacy = bytes([1, 0, 32, 0]) + (13651).to_bytes(2, "little") + bytes([1, 30])
+    assert ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, legacy, now_ms=1000)[0] is None
+    assert (s.target_mv, s.target_10uv, s.target_rx_ms) == (13651, 0, 1000)
+    good = legacy + bytes([99])
+    ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, good, now_ms=2000)
+    assert (s.target_mv, s.target_10uv, s.target_rx_ms) == (13651, 99, 2000)
+    # 100 is not a sub-mV part: counted as an error, the last good target stays
+    errors = s.rx_errors
+    bad = bytes([1, 0, 32, 0]) + (9000).to_bytes(2, "little") + bytes([1, 30, 100])
+    ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, bad, now_ms=3000)
+    assert (s.target_mv, s.target_10uv, s.target_rx_ms) == (13651, 99, 2000)
+    assert s.rx_errors == errors + 1
+    # 7 or 10 bytes are neither form
+    ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, legacy[:7], now_ms=4000)
+    ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, good + b"\x00", now_ms=4000)
+    assert s.target_rx_ms == 2000 and s.rx_errors == errors + 3
+
+
+def test_meas_replies_round_with_error_feedback():
+    # a steady 13 619.7 mV reading: replies average to it, not to 13 620
+    s, r = make(address=3)
+    s.voltage_uv = 13619700
+    s.voltage_mv = 13620
+    got = []
+    for _ in range(10):
+        reply, _ = ask(r, 3, p.CMD_READ_MEAS)
+        got.append(fields(reply)["voltage_mv"])
+    assert sum(got) == 136197, got
+    assert min(got) == 13619 and max(got) == 13620
+    s.voltage_uv = 0  # no reading: plain value, nothing carried over
+    s.voltage_mv = 0
+    reply, _ = ask(r, 3, p.CMD_READ_MEAS)
+    assert fields(reply)["voltage_mv"] == 0 and s.report_residual_uv == 0
 
 
 def test_unknown_command_and_bad_length_get_a_nak_unicast_only():

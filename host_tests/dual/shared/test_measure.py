@@ -4,7 +4,7 @@ from dualtest import LCG, heap_locked, raises
 
 from shared import frontend as fe
 from shared import measure
-from shared.measure import BlockVoltage, OutlierLowPass, Temperature
+from shared.measure import BlockVoltage, OutlierLowPass, Temperature, filter_shift_for
 
 try:
     from array import array
@@ -239,3 +239,10 @@ def test_temperature_frame_allocates_nothing():
     assert heap_locked(t.push_frame, internal, probe) == t.battery_temp_mc
     # a wild reading (sensor input at the rail) stays a small-int computation
     heap_locked(t.push_frame, temp_frame(4095 * 16), None)
+
+
+def test_filter_shift_keeps_the_time_constant_near_800_ms():
+    got = [filter_shift_for(ms) for ms in (10, 25, 50, 100, 200, 400, 1000, 5000)]
+    assert got == [6, 5, 4, 3, 2, 1, 0, 0], got
+    assert filter_shift_for(120) == 3 and filter_shift_for(150) == 2  # nearest, log scale
+    raises(ValueError, filter_shift_for, 0)

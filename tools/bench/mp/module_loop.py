@@ -20,7 +20,8 @@ def run():
     core = ModuleCore(b"BENCHMOD", V12, fe.ADC_STM32G4, sto.MemorySlots())
     core.state.address = 7
     target = lay.pack(p.CMD_SET_TARGET, False, {"first": 1, "last": 64, "target_mv": 13600,
-                      "flags": p.TARGET_EQUALISE, "timeout_s": 30})  # fmt: skip
+                      "flags": p.TARGET_EQUALISE, "timeout_s": 30,
+                      "target_10uv": 0})  # fmt: skip
     traffic = p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_SET_TARGET, 1, target)
     traffic += p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_POLL_GROUP, 2,
                               b"\x01\x00\x40")  # fmt: skip

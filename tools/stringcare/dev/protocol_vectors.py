@@ -36,7 +36,8 @@ COMMANDS: dict[str, tuple[int, str, str | None]] = {
                  "fw_patch:u8 variant:u8 uid:uid"),
     "READ_MEAS": (0x02, "", _MEAS),
     "POLL_GROUP": (0x03, "first:u16 count:u8", _MEAS),
-    "SET_TARGET": (0x04, "first:u16 last:u16 target_mv:u16 flags:u8 timeout_s:u8", None),
+    "SET_TARGET": (0x04, "first:u16 last:u16 target_mv:u16 flags:u8 timeout_s:u8 "
+                   "target_10uv:u8", None),
     "RI_START": (0x05, "method:u8", "method:u8 duration_ms:u16"),
     "RI_READ": (0x06, "", "state:u8 quality:u8 ri_nohm:u32 age_s:u16"),
     "STATUS": (0x07, "", "flags:u16 mode:u8 inhibit:u8 board_temp_cc:i16 uptime_s:u32 "
@@ -120,7 +121,7 @@ def sample_values(spec: str, seed: int) -> dict[str, Any]:
         "device_type": 1, "hw_rev": 2, "fw_major": 0, "fw_minor": 1, "fw_patch": 0,
         "variant": 3, "ri_method": 2, "store": 0, "channel": 0, "offset": -1520,
         "gain_ppm": 2310, "current_ma": -42500, "string": 2, "relays": 0x05, "inputs": 0x02,
-        "mask": 0x01, "request": 0x6E, "error": 1,
+        "mask": 0x01, "request": 0x6E, "error": 1, "target_10uv": 37,
     }  # fmt: skip
     if "target_mv" in spec:
         samples["flags"] = 0x01  # SET_TARGET: equalise on

@@ -45,7 +45,13 @@ def compiled_tree() -> Path:
 
 class MPCore:
     def __init__(
-        self, uid: bytes, variant_id: int, adc_kind: int, store_record: bytes, tree: Path
+        self,
+        uid: bytes,
+        variant_id: int,
+        adc_kind: int,
+        store_record: bytes,
+        tree: Path,
+        frame_ms: int,
     ) -> None:
         exe = str(Path(sys.executable).parent / "micropython")
         script = layout.repo_root() / "boards" / "sim" / "mp_module.py"
@@ -71,7 +77,7 @@ class MPCore:
         self._voltage_x2 = 0
         self._plan: ri.RiPlan | None = None
         self._ask("S " + store_record.hex())
-        self._ask("I %s %d %d" % (uid.hex(), variant_id, adc_kind))
+        self._ask("I %s %d %d %d" % (uid.hex(), variant_id, adc_kind, frame_ms))
 
     def _ask(self, line: str) -> str:
         proc = self.proc
