@@ -4,7 +4,8 @@
 # Passive balancing can only pull a block down, so the controller's output is
 # 0..DUTY_MAX (per mille of the bleed resistor's full current).  Law: PI on the
 # error above target, with
-#   * a deadband (no action within +-deadband of target),
+#   * a deadband: bleeding starts only above target + deadband; once started, P and
+#     I act on the true error until the integral has unwound below target,
 #   * clamping anti-windup (the integral never exceeds what the output can use),
 #   * a slew limit on the duty (smooth load on the block and the board),
 #   * thermal derating on the board (internal) sensor: full duty up to
@@ -38,7 +39,12 @@ BAL_DERATED = const(0x100)
 # The internal sensor may read up to ~2 K low after calibration; the duty reaches
 # zero this far below the board limit so the true temperature stays under it.
 BOARD_MARGIN_MC = const(3000)
-DERATE_BAND_MC = const(10000)
+# Derating from full duty to zero over the last 4 K below that: a hard-bleeding board
+# settles ~4 K under its stop temperature (a 10 K band held the reference string's
+# highest block at 70 % duty for its whole descent; docs/balancing.md, "Tuning").
+# Loop gain 250 per mille/K x ~0.05 K per per mille (22 K/W, 2.3 W at full duty) ~ 12
+# against the board's ~10 min thermal time constant: no swing.
+DERATE_BAND_MC = const(4000)
 BATTERY_HYSTERESIS_MC = const(2000)
 MAX_STEP_MS = const(10000)  # longer gaps between updates count as this
 
@@ -165,8 +171,10 @@ class BalanceController:
             cap = (DUTY_MAX * headroom) // DERATE_BAND_MC  # < 2**30: 1000 * 1e4
             flags |= BAL_DERATED
 
-        # Error above target; the proportional part outside the deadband, the integral
-        # on the true error; both limited to the proportional band.
+        # Error above target.  The deadband only decides when bleeding starts; once it
+        # has, P and I both act on the true error (limited to the proportional band):
+        # a P with a deadband would leave a settled block to the integral alone, which
+        # swings around the target (docs/balancing.md, "Tuning").
         raw = voltage_uv - self.target_uv
         db = self.deadband_uv
         band = self.prop_band_uv
@@ -179,23 +187,12 @@ class BalanceController:
                 self.flags = flags
                 return 0
             self._engaged = True
-        error = raw
-        if error > db:
-            error -= db
-        elif error < -db:
-            error += db
-        else:
-            error = 0
-        if error > band:
-            error = band
-        elif error < -band:
-            error = -band
         if raw > band:
             raw = band
         elif raw < -band:
             raw = -band
-        p_duty = (error * DUTY_MAX) // band  # |.| <= 1000
-        i_duty = (raw * DUTY_MAX) // band
+        p_duty = (raw * DUTY_MAX) // band  # |.| <= 1000
+        i_duty = p_duty
 
         # Integral with clamping anti-windup: never more than the cap leaves room for.
         ti = self.integral_ms
@@ -203,7 +200,7 @@ class BalanceController:
         room = cap - (p_duty if p_duty > 0 else 0)
         if room < 0:
             room = 0
-        limit = room * ti  # <= 1000 * integral_ms (3e8 for 5 min) < 2**30
+        limit = room * ti  # <= 1000 * integral_ms (6e7 for 1 min) < 2**30
         if integral > limit:
             integral = limit
         elif integral < 0:

@@ -74,12 +74,13 @@ class Variant:
         # Target voltage broadcast older than this is stale: bleeding stops.
         self.target_timeout_ms = 60000
         # Balancing controller tuning (shared/balance.py), per lead-acid cell:
-        # deadband 0.8 mV/cell (12 V: 4.8 mV, inside the +-10 mV convergence
-        # band), full bleed 8 mV/cell above target+deadband, integral time 5 min,
-        # duty slew 5 %/s.
+        # bleeding starts 0.8 mV/cell above target (12 V: 4.8 mV, inside the +-10 mV
+        # convergence band), full bleed 8 mV/cell above target, integral time 1 min
+        # (a 5 min integral left a low block of a 64-block string 25 min to rise:
+        # docs/balancing.md, "Tuning"), duty slew 5 %/s.
         self.deadband_uv = cells * 800
         self.prop_band_uv = cells * 8000
-        self.integral_ms = 300000
+        self.integral_ms = 60000
         self.slew_permille_per_s = 50
 
 

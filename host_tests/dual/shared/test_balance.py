@@ -55,13 +55,29 @@ def test_deadband_and_below_target():
 
 
 def test_proportional_plus_integral_settles_to_the_error():
-    # 10 mV above target + deadband: P alone gives 10/48 of full; I keeps adding
+    # 14.8 mV above target (10 mV past the deadband): P gives 14.8/48 of full (308),
+    # I adds as much again per integral time (1 min): 9 s of it after 10 updates
     c = _ctrl()
     err = V12.deadband_uv + 10000
     now, duty_p = _run(c, 0, 10, TARGET + err)
-    assert 150 <= duty_p <= 260
+    p = err * DUTY_MAX // V12.prop_band_uv
+    assert duty_p == p + p * 9000 // V12.integral_ms, duty_p
     now, duty_pi = _run(c, now, 600, TARGET + err)
-    assert duty_pi > duty_p
+    assert duty_pi == DUTY_MAX
+
+
+def test_once_bleeding_the_proportional_part_acts_inside_the_deadband():
+    # Settled near the target, a block 2 mV above it and one 2 mV below get
+    # different P at once (4/48 of full); with a deadband on P only the slow integral
+    # would tell them apart, and a settled string would swing around its target.
+    c = _ctrl()
+    now, _ = _run(c, 0, 60, TARGET + 30000)  # engaged
+    now, before = _run(c, now, 120, TARGET + 2000)
+    assert before > 0
+    now, after = _run(c, now, 3, TARGET - 2000)
+    drop = before - after
+    p_step = 4000 * DUTY_MAX // V12.prop_band_uv  # 83
+    assert p_step <= drop <= p_step + 3 * 2000 * DUTY_MAX // V12.prop_band_uv // 60 + 2, drop
 
 
 def test_anti_windup_releases_quickly():
@@ -230,14 +246,16 @@ def test_fuzzed_commands_never_bleed_when_forbidden():
 
 
 def test_an_engaged_block_settles_at_the_target_not_at_the_deadband_edge():
-    # a block whose voltage falls 150 uV per per-mille of bleed (full bleed: -150 mV)
+    # a block whose voltage falls 150 uV per per-mille of bleed (full bleed: -150 mV),
+    # first order with the 270 s time constant of a 40 Ah block on float (the
+    # double layer against the side reaction's slope: docs/simulation.md)
     c = _ctrl()
     now = 0
     v = TARGET + 60000
     for _ in range(3600):
         c.set_target(now, TARGET)  # the manager refreshes it every cycle
         duty = c.update(now, v, T_OK)
-        v = TARGET + 100000 - duty * 150
+        v += (TARGET + 100000 - duty * 150 - v) // 270
         now += 1000
     assert abs(v - TARGET) <= 1000, v - TARGET  # within 1 mV, not 4.8 mV above
     assert 600 <= duty <= 700
