@@ -100,7 +100,8 @@ def test_tempco_calibration_takes_the_warm_board_error_out(hil_board: Any) -> No
 
     # a board that did not warm enough: a clear error, nothing stored
     ask = operator(hil_board, "temp_mc", [25000, 31000], lambda: "13600.0")
-    with pytest.raises(CliError, match="only 6.0 K warmer"):
+    # (6 K by the virtual board; its sensor reads it to about +-0.1 K)
+    with pytest.raises(CliError, match=r"only (5\.[89]|6\.[01]) K warmer .*nothing was stored"):
         calibrate.run(args, ask)
     with BusPort(hil_board.bus_url) as bus:
         assert bus.cal_read(16, 5) == (ref_mc, tc)
