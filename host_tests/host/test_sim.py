@@ -122,7 +122,12 @@ def test_with_balancing_every_block_ends_within_10mV_of_its_target(float_balance
     assert r["initial_spread_v"] > 1.5
     worst = max(abs(b["final_dev_mv"]) for b in r["blocks"])
     assert worst <= 10.0, worst
-    assert r["converge_h"] is not None and r["converge_h"] <= 24
+    assert r["converge_h"] is not None and r["converge_h"] <= 12  # our goal (SPEC: 24)
+    # the low-floating blocks were lifted, not parked below the band's edge: the
+    # 10 uV target and the modules' error-feedback readings (docs/balancing.md)
+    assert min(b["final_dev_mv"] for b in r["blocks"]) >= -5.0
+    # and it does not swing once settled (second half of the run)
+    assert r["settled_swing_mv"] is not None and r["settled_swing_mv"] <= 2.0
     # balancing acted only through the bleed: energy went into the high blocks
     assert r["bleed_energy_wh"] > 0
     hot = max(r["blocks"], key=lambda b: b["initial_v"])
@@ -153,8 +158,9 @@ def test_lost_module_alarm_after_4_min_and_contact_90_s_later():
     assert silent, r["timeline"]
     delay_s = (silent[0] - gone) * 3600
     # 240 s after its last answer, which came up to one 2 s poll period before the
-    # cable was pulled (the report's times are rounded to 0.36 s)
-    assert 240 - 2 - 0.5 <= delay_s <= 240 + 0.5
+    # cable was pulled; the manager checks once per poll cycle (2 s), in whole
+    # seconds, and the report's times are rounded to 0.36 s
+    assert 240 - 2 - 1.5 <= delay_s <= 240 + 2 + 1.5
     back = _timeline(r, "module back")
     assert back and back[0] > _timeline(r, "module_replugged")[0]
 

@@ -7,6 +7,9 @@ sim.first_in_band_h.float64: hours until every block is first within the band.
 sim.converge_ratio.float64: converge_h divided by the hours a greedy policy with
 perfect knowledge (full bleed on every block above the average) first reaches the
 band on the same string: how close the firmware comes to the bleed current's limit.
+sim.settled_swing_mv.float64: the largest peak-to-peak swing of one block's deviation
+from its target over the second half of the 24 h run: "without oscillation after
+convergence" as a figure (the modules' reading resolution is 1 mV).
 sim.wall_s.*: wall time of the 24 h runs at maximum speed on this machine.
 """
 
@@ -28,6 +31,11 @@ METRICS = {
     ),
     "sim.converge_ratio.float64": ("ratio", "<= 1.25", "converge_h / greedy reference"),
     "sim.final_max_dev_mv.float64": ("mV", "<= 10", "worst block's distance from target at 24 h"),
+    "sim.settled_swing_mv.float64": (
+        "mV",
+        "<= 2",
+        "largest peak-to-peak swing of one block, 12-24 h",
+    ),
     "sim.bleed_energy_wh.float64": ("Wh", None, "energy the 64 modules bled in 24 h"),
     "sim.wall_s.64x24h": ("s", "<= 120", "wall time of the float scenario, 24 h, max speed"),
     "sim.wall_s.600x24h": ("s", None, "wall time of 10 strings x 60 blocks, 24 h, max speed"),
@@ -60,6 +68,8 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
         "sim.final_max_dev_mv.float64": r["final_max_dev_mv"],
         "sim.bleed_energy_wh.float64": r["bleed_energy_wh"],
     }
+    if r["settled_swing_mv"] is not None:
+        out["sim.settled_swing_mv.float64"] = r["settled_swing_mv"]
     if conv is not None:
         out["sim.converge_h.float64"] = conv
     if first is not None:

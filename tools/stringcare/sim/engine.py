@@ -146,6 +146,12 @@ class Simulation:
         self.t_s = 0.0
         self.timeline: list[TimelineEntry] = []
         self.series = Series()
+        # Swing of each block's deviation from its string's target (truth) from this
+        # time on: shows whether the balancing oscillates once it has settled.  run()
+        # sets it to the second half of the run unless the caller did.
+        self.swing_from_s: float | None = None
+        self._dev_lo: np.ndarray | None = None
+        self._dev_hi: np.ndarray | None = None
         self._events = list(sc.events)
         self._event_log_seen = 0
         bt = BLOCK_TYPE[sc.block_type]
@@ -195,8 +201,12 @@ class Simulation:
         # --- modules
         variant_id = variants.by_code(sc.variant).id
         adc = ADC_KIND[sc.adc]
+        # The cores get one voltage frame per tick: they size their filter for that
+        # period, so its lag in seconds is a board's (measure.filter_shift_for).
+        frame_ms = int(round(tick_s * 1000))
         self.variant_id = variant_id
         self.modules: list[SimModule] = []
+        self._capturing: list[SimModule] = []  # modules in an Ri capture
         mp_tree = None
         if micropython:
             from stringcare.sim import mpmodules
@@ -221,9 +231,12 @@ class Simulation:
                         adc,
                         slots.data[seed_core.store.newest],
                         mp_tree,
+                        frame_ms,
                     )
                 else:
-                    core = ModuleCore(_uid(s, b, self.seed), variant_id, adc, slots)
+                    core = ModuleCore(
+                        _uid(s, b, self.seed), variant_id, adc, slots, frame_ms=frame_ms
+                    )
                 m = SimModule(index, s, b, core, board)
                 self.modules.append(m)
                 self.bus.attach(m)
@@ -325,11 +338,17 @@ class Simulation:
         calm = bool(np.all(self.bank.charger_mode == phy.MODE_FLOAT))
         return self.tick_s if calm else min(self.tick_s, 1.0)
 
-    def step(self) -> None:
+    def step(self, until_s: float | None = None) -> None:
+        """One tick; it ends at until_s at the latest (the end of a run)."""
         self._apply_events(self.t_s)  # everything due now, at its own time
         dt = self._dt()
+        if until_s is not None and until_s - self.t_s < dt:
+            dt = max(until_s - self.t_s, 0.001)
         if self._events and self._events[0].at_s < self.t_s + dt:
             dt = self._events[0].at_s - self.t_s  # end the tick where the next event is
+        for m in self._capturing:  # and where an Ri capture ends: its module stops
+            if m.ri_done_at_s - self.t_s < dt:  # bleeding only for the capture's length
+                dt = max(m.ri_done_at_s - self.t_s, 0.001)
         t_end = self.t_s + dt
         bank = self.bank
         shape = bank.terminal_v.shape
@@ -355,6 +374,9 @@ class Simulation:
             board = m.board
             m.board_c = board.heat(dt, v, m.core.duty, float(bank.ambient_c[s, b]))
             core = m.core
+            # Ri first: a capture that ended gives the bleed back in this frame's
+            # balancing step, one that starts takes it away in it.
+            self._ri(m, ripple)
             core.temperature_frame(
                 board.internal_sensor_frame_sum_x2(m.board_c),
                 board.probe_frame_sum_x2(float(temp_c[s, b])),
@@ -362,7 +384,6 @@ class Simulation:
             )
             core.voltage_frame(board.voltage_frame_sum_x2(v, float(rip_v[s, b]), m.board_c), now_ms)
             core.tick(now_ms, False)
-            self._ri(m, v, ripple)
         np.maximum(self.max_block_temp_c, temp_c, out=self.max_block_temp_c)
         for m in self.modules:
             if m.board_c > self.max_board_temp_c[m.string, m.block]:
@@ -393,12 +414,13 @@ class Simulation:
             )
         )
 
-    def _ri(self, m: SimModule, v: float, ripple: phy.Ripple) -> None:
+    def _ri(self, m: SimModule, ripple: phy.Ripple) -> None:
         core = m.core
         now_ms = self.now_ms()
         if m.ri_done_at_s >= 0:
-            if self.t_s >= m.ri_done_at_s:
+            if self.t_s >= m.ri_done_at_s - 1e-6:
                 m.ri_done_at_s = -1.0
+                self._capturing.remove(m)
                 plan = core.ri_done(now_ms)
                 if plan is not None:
                     self._capture(m, plan, ripple)
@@ -424,6 +446,8 @@ class Simulation:
             vb = v_codes[i : i + chunk]
             m.core.ri_feed(vb, i_codes[i : i + chunk], len(vb))
         m.ri_done_at_s = self.t_s + plan.duration_ms() / 1000.0
+        if m not in self._capturing:
+            self._capturing.append(m)
 
     # --- events ------------------------------------------------------------------------
 
@@ -514,6 +538,21 @@ class Simulation:
         self.series.t_s.append(self.t_s)
         self.series.max_dev_v.append(float(np.abs(v - target).max()))
         self.series.spread_v.append(float((v.max(axis=1) - v.min(axis=1)).max()))
+        if self.swing_from_s is not None and self.t_s >= self.swing_from_s:
+            dev = v - target
+            if self._dev_lo is None or self._dev_hi is None:
+                self._dev_lo = dev.copy()
+                self._dev_hi = dev.copy()
+            else:
+                np.minimum(self._dev_lo, dev, out=self._dev_lo)
+                np.maximum(self._dev_hi, dev, out=self._dev_hi)
+
+    def settled_swing_mv(self) -> float | None:
+        """Largest peak-to-peak swing of one block's deviation from its string's
+        target since swing_from_s (mV; the physics' true voltages)."""
+        if self._dev_lo is None or self._dev_hi is None:
+            return None
+        return round(float((self._dev_hi - self._dev_lo).max()) * 1000, 2)
 
     # --- the manager's view (status page, report) -----------------------------------------
 
@@ -568,11 +607,13 @@ class Simulation:
         t0_wall = time.monotonic()
         t0_sim = self.t_s
         end = self.t_s + duration_s
+        if self.swing_from_s is None:
+            self.swing_from_s = t0_sim + duration_s / 2
         last_progress = 0.0
         while self.t_s < end - 1e-9:
             if should_stop is not None and should_stop():
                 break
-            self.step()
+            self.step(end)
             now = time.monotonic()
             if speed:
                 ahead = (self.t_s - t0_sim) / speed - (now - t0_wall)
@@ -632,6 +673,10 @@ class Simulation:
             ),
             "final_spread_v": round(float((v.max(axis=1) - v.min(axis=1)).max()), 4),
             "bleed_energy_wh": round(float(self.bleed_energy_j.sum()) / 3600, 2),
+            "swing_from_h": None
+            if self.swing_from_s is None
+            else round(self.swing_from_s / 3600, 3),
+            "settled_swing_mv": self.settled_swing_mv(),
             "blocks": blocks,
             "timeline": [
                 {"t_h": round(e.t_s / 3600, 4), "source": e.source, "event": e.text}
