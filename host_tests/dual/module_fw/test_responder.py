@@ -65,8 +65,9 @@ def test_poll_group_handling_allocates_nothing():
     s, r = make(address=2)
     frame = p.decode_frame(p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_POLL_GROUP,
                                           3, b"\x01\x00\x40"))  # fmt: skip
+    payload = bytes([1, 0, 64, 0, 0x34, 0x35, 1, 10, 50])
     target = p.decode_frame(p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_SET_TARGET,
-                                           4, bytes([1, 0, 64, 0, 0x34, 0x35, 1, 10, 50])))  # fmt: skip
+                                           4, payload))  # fmt: skip
     assert heap_locked(r.handle, frame, 100) == 16
     assert heap_locked(r.handle, target, 100) == 0
     assert (s.target_mv, s.target_10uv) == (0x3534, 50)
@@ -77,7 +78,14 @@ def test_set_target_applies_to_its_range_with_timeout_limits():
     payload = lay.pack(
         p.CMD_SET_TARGET,
         False,
-        {"first": 1, "last": 32, "target_mv": 13650, "flags": 1, "timeout_s": 30, "target_10uv": 37},
+        {
+            "first": 1,
+            "last": 32,
+            "target_mv": 13650,
+            "flags": 1,
+            "timeout_s": 30,
+            "target_10uv": 37,
+        },
     )
     assert ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, payload, now_ms=5000)[0] is None
     assert (s.target_mv, s.target_10uv, s.target_flags, s.target_timeout_ms, s.target_rx_ms) == (
@@ -96,7 +104,14 @@ def test_set_target_applies_to_its_range_with_timeout_limits():
     huge = lay.pack(
         p.CMD_SET_TARGET,
         False,
-        {"first": 33, "last": 64, "target_mv": 2000, "flags": 0, "timeout_s": 255, "target_10uv": 0},
+        {
+            "first": 33,
+            "last": 64,
+            "target_mv": 2000,
+            "flags": 0,
+            "timeout_s": 255,
+            "target_10uv": 0,
+        },
     )
     ask(r, p.ADDR_BROADCAST, p.CMD_SET_TARGET, huge)
     assert s.target_timeout_ms == 120000  # capped: a stale target never lasts long
