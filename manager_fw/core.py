@@ -1350,12 +1350,17 @@ class ManagerCore:
 
     def module_answering(self, i: int) -> bool:
         """Answering as the operator sees it: the last poll, or one of the last few
-        (poller.SHOWN_SILENT_AFTER), got a reply."""
+        (poller.SHOWN_SILENT_AFTER), or one in the last few seconds
+        (poller.SHOWN_SILENT_AFTER_S) got a reply."""
         a = self.layout.addresses[i]
         st = self.poller.state[a]
         if st == pl.ST_OK:
             return True
-        return st == pl.ST_SILENT and self.poller.misses[a] < pl.SHOWN_SILENT_AFTER
+        if st != pl.ST_SILENT:
+            return False
+        if self.poller.misses[a] < pl.SHOWN_SILENT_AFTER:
+            return True
+        return self.silence.silent_s(a, self.now_s) < pl.SHOWN_SILENT_AFTER_S
 
     def module_silent_s(self, i: int, now_s: int) -> int:
         """Seconds since the module last answered (0 while it answers)."""

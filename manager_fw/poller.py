@@ -18,11 +18,14 @@ ST_OK = const(1)  # answered the last poll
 ST_SILENT = const(2)  # answered before, missed the last poll(s)
 ST_NEVER = const(3)  # polled at least once, never answered
 
-# What the operator sees: a module that missed fewer than this many polls in a row still
-# shows as answering (its readings are at most that many cycles old), so one reply lost
-# to a noisy cable does not flip the status page, Modbus and MQTT to "silent" and back.
-# The silent-module alarm has its own delay (manager_fw/silence.py).
+# What the operator sees: a module that missed fewer than this many polls in a row, or
+# has been silent for less than SHOWN_SILENT_AFTER_S, still shows as answering (its
+# readings are that fresh), so one reply lost to a noisy cable - or, on a small site
+# polled continuously (a cycle every ~10 ms), a module busy for 30 ms - does not flip
+# the status page, Modbus and MQTT to "silent" and back.  The silent-module alarm has
+# its own delay (manager_fw/silence.py).
 SHOWN_SILENT_AFTER = const(3)
+SHOWN_SILENT_AFTER_S = const(3)
 
 
 def _no_callback(poller, now_us: int) -> None:

@@ -85,6 +85,24 @@ def test_the_operator_sees_silent_only_after_three_missed_polls():
     assert c.module_answering(1) and c.poller.misses[c.module_address(1)] == 0
 
 
+def test_on_a_fast_polled_site_a_short_silence_does_not_show():
+    # 10 cycles a second: 3 missed polls are 0.3 s; the operator sees "silent" only
+    # once the module has also been quiet for SHOWN_SILENT_AFTER_S
+    site = Site(sizes=(2,), config={"cycle_period_ms": 100})
+    site.start()
+    c = site.core
+    site.run_s(3)
+    site.unplug(1)
+    site.run_s(1)
+    a = c.module_address(1)
+    assert c.poller.misses[a] >= pl.SHOWN_SILENT_AFTER and c.module_answering(1)
+    site.run_s(pl.SHOWN_SILENT_AFTER_S + 1)
+    assert not c.module_answering(1)
+    site.replug(1)
+    site.run_s(1)
+    assert c.module_answering(1)
+
+
 def test_lost_frames_never_alarm():
     site = Site(sizes=(2, 2), seed=7)
     site.start()
