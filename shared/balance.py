@@ -191,12 +191,11 @@ class BalanceController:
             raw = band
         elif raw < -band:
             raw = -band
-        p_duty = (raw * DUTY_MAX) // band  # |.| <= 1000
-        i_duty = p_duty
+        p_duty = (raw * DUTY_MAX) // band  # |.| <= 1000; I integrates the same
 
         # Integral with clamping anti-windup: never more than the cap leaves room for.
         ti = self.integral_ms
-        integral = self._integral + i_duty * dt_ms  # |i_duty * dt| <= 1e7
+        integral = self._integral + p_duty * dt_ms  # |p_duty * dt| <= 1e7
         room = cap - (p_duty if p_duty > 0 else 0)
         if room < 0:
             room = 0
