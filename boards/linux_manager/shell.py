@@ -2,9 +2,9 @@
 
 The same ManagerCore as on a Pico W, driven over a serial port (the StringCare converter
 or any USB-RS485 adapter, through pyserial; `socket://host:port` reaches a networked
-converter or a virtual board's bus) by tools/stringcare/transport.BusDriver.  History
+converter or a virtual board's bus) by stringcare_host.transport.BusDriver.  History
 and events go to files (a FileBlockDevice each); the status page and its JSON are
-served by tools/stringcare/web.py.  A PC has no buzzer: alarm changes are logged, and
+served by stringcare_host.web.  A PC has no buzzer: alarm changes are logged, and
 the alarm contact is the relay/IO box's alarm relay when the site configures one.
 """
 
@@ -17,8 +17,8 @@ from pathlib import Path
 from manager_fw import blockdev
 from manager_fw.core import ManagerCore
 from shared.compat import TICKS_MAX
-from stringcare import status
-from stringcare.transport import BusDriver, Transport
+from stringcare_host import status
+from stringcare_host.transport import BusDriver, Transport
 
 EPOCH_2020 = 1577836800  # StringCare seconds count from 2020-01-01T00:00:00Z
 HISTORY_BYTES = 16 * 1024 * 1024

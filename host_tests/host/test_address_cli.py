@@ -25,7 +25,7 @@ from manager_fw.blockdev import FileBlockDevice
 from module_fw.responder import Responder
 from shared import protocol as p
 from stringcare import cli
-from stringcare.transport import SimTransport
+from stringcare_host.transport import SimTransport
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

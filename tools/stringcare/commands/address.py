@@ -27,7 +27,7 @@ from manager_fw import addressing as ad
 from manager_fw import events as ev
 from shared import protocol as p
 from stringcare.errors import CliError
-from stringcare.transport import BusDriver, SerialTransport, SimTransport, Transport
+from stringcare_host.transport import BusDriver, SerialTransport, SimTransport, Transport
 
 EPOCH = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 

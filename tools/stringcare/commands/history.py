@@ -25,9 +25,6 @@ from typing import Any, TextIO
 
 from manager_fw.blockdev import FileBlockDevice
 from manager_fw.events import (
-    ADDRESSING_NAMES,
-    EV_ADDRESSING,
-    EV_LEVEL,
     EVENT_NAMES,
     NO_MODULE,
     NO_STRING,
@@ -36,8 +33,9 @@ from manager_fw.events import (
 from manager_fw.history_store import HistoryReader
 from manager_fw.ring import StoreFormatError
 from shared import history as h
-from shared.thresholds import CONDITION_NAMES, OFF_HIGH, OFF_LOW, QUANTITY_NAMES
+from shared.thresholds import OFF_HIGH, OFF_LOW
 from stringcare.errors import CliError
+from stringcare_host.status import describe
 
 EPOCH = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 CSV_COLUMNS = (
@@ -506,20 +504,6 @@ def run_discharges(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------- events
-
-
-def describe(ev: Any) -> str:
-    if ev.code == EV_LEVEL:
-        q = QUANTITY_NAMES[ev.arg] if ev.arg < len(QUANTITY_NAMES) else "quantity %d" % ev.arg
-        old, new = ev.extra >> 8, ev.extra & 0xFF
-        unit = {0: (1e6, "V"), 1: (1e3, "°C"), 2: (1e6, "mΩ"), 3: (1e6, "V")}.get(ev.arg, (1, ""))
-        name = CONDITION_NAMES[new] if new < len(CONDITION_NAMES) else str(new)
-        was = CONDITION_NAMES[old] if old < len(CONDITION_NAMES) else str(old)
-        return "%s %s (was %s) at %.3f %s" % (q, name, was, ev.value / unit[0], unit[1])
-    if ev.code == EV_ADDRESSING:
-        step = ADDRESSING_NAMES[ev.arg] if ev.arg < len(ADDRESSING_NAMES) else str(ev.arg)
-        return "addressing %s" % step
-    return EVENT_NAMES[ev.code] if ev.code < len(EVENT_NAMES) else "event %d" % ev.code
 
 
 def run_events(args: argparse.Namespace) -> int:

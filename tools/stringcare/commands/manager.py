@@ -39,9 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from boards.linux_manager.shell import LinuxManager
     from manager_fw.config import ConfigStore
     from manager_fw.site import ConfigError
-    from stringcare import web
     from stringcare.sim.scenario import ScenarioError, parse_duration
-    from stringcare.transport import SerialTransport
+    from stringcare_host import web
+    from stringcare_host.transport import SerialTransport
 
     path = Path(args.config)
     if not path.exists():

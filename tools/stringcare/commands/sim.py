@@ -112,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
             "--micropython runs one MicroPython process per module: at most 16 blocks "
             "(this scenario has %d); use --blocks/--strings" % sc.modules
         )
-    from stringcare import web
     from stringcare.sim import engine
+    from stringcare_host import web
 
     server = None
     board: web.Board | None = None

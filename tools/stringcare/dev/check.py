@@ -42,7 +42,14 @@ STUB_SETS = {"rp2": "micropython-rp2-stubs", "stm32": "micropython-stm32-stubs"}
 # Modules inside the stub packages whose own stubs do not pass mypy; not our code.
 STUB_MODULES_WITH_ERRORS = "machine,vfs,_mpy_shed.*,rp2,rp2.*,pyb,stm,network,bluetooth"
 
-HOST_TYPED = ("tools/stringcare", "tools/bench", "shared", "module_fw", "manager_fw")
+HOST_TYPED = (
+    "tools/stringcare",
+    "tools/stringcare_host",
+    "tools/bench",
+    "shared",
+    "module_fw",
+    "manager_fw",
+)
 
 
 class Stage:

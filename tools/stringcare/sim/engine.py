@@ -43,12 +43,12 @@ from module_fw.state import CAL_TEMPCO
 from shared import frontend as fe
 from shared import measure, ri, variants
 from shared.compat import TICKS_MAX
-from stringcare import status
 from stringcare.commands import calibrate
 from stringcare.sim import params as prm
 from stringcare.sim import physics as phy
 from stringcare.sim.policy import greedy_bleed
 from stringcare.sim.scenario import Event, Scenario
+from stringcare_host import status
 
 # Sim clock: the run starts at 2026-01-01T00:00:00Z in StringCare seconds.
 START_S = 189302400

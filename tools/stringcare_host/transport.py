@@ -35,7 +35,7 @@ from module_fw.responder import Responder
 from module_fw.state import ModuleState
 from shared import protocol as p
 from shared.compat import TICKS_MAX, ticks_diff
-from stringcare.errors import CliError
+from stringcare_host.errors import UserError
 
 
 class Transport:
@@ -72,11 +72,11 @@ class SerialTransport(Transport):
         try:
             import serial  # pyserial
         except ImportError:  # pragma: no cover - pinned in requirements.txt
-            raise CliError("pyserial is not installed: run `make` to set up .venv") from None
+            raise UserError("pyserial is not installed: run `make` to set up .venv") from None
         try:
             self.ser = serial.serial_for_url(port, baudrate=baud, timeout=0, write_timeout=2)
         except (serial.SerialException, ValueError, OSError) as exc:
-            raise CliError(
+            raise UserError(
                 "cannot open %s: %s; check the port name (stringcare lists none: try "
                 "`python -m serial.tools.list_ports`), the cable, and that you may use it "
                 "(on Linux: member of the dialout group)" % (port, exc)

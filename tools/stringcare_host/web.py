@@ -14,7 +14,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from stringcare.errors import CliError
+from stringcare_host.errors import UserError
 
 
 class Board:
@@ -37,7 +37,7 @@ class Board:
 def parse_hostport(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise CliError("--serve %r: give HOST:PORT, e.g. 127.0.0.1:8080 (port 1..65535)" % text)
+        raise UserError("--serve %r: give HOST:PORT, e.g. 127.0.0.1:8080 (port 1..65535)" % text)
     return host, int(port)
 
 
@@ -66,7 +66,7 @@ def serve(board: Board, host: str, port: int) -> ThreadingHTTPServer:
     try:
         server = ThreadingHTTPServer((host, port), Handler)
     except OSError as exc:
-        raise CliError(
+        raise UserError(
             "cannot serve the status page on %s:%d: %s; pick another port with "
             "--serve HOST:PORT (make sim SIM_ARGS='--serve 127.0.0.1:8081')" % (host, port,
             exc.strerror or exc)) from None  # fmt: skip

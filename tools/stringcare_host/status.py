@@ -1,5 +1,5 @@
 """The status view of a running manager core as one plain dict (docs/manager.md, "Status
-for web, Modbus and MQTT"): what the status page (tools/stringcare/web.py) shows, the
+for web, Modbus and MQTT"): what the status page (stringcare_host/web.py) shows, the
 same for the simulator and a Linux manager on real hardware."""
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from typing import Any
 from manager_fw import blockdev
 from manager_fw import events as mev
 from manager_fw import poller as pl
+from manager_fw.events import ADDRESSING_NAMES, EV_ADDRESSING, EV_LEVEL, EVENT_NAMES
+from shared.thresholds import CONDITION_NAMES, QUANTITY_NAMES
 
 LEVELS = ("ok", "warning", "alarm")
 
@@ -106,11 +108,24 @@ class RecordingEventLog(mev.EventLog):
 
 def event_text(core: Any, e: mev.Event) -> str:
     """An event as the operator reads it, with the module's label."""
-    from stringcare.commands.history import describe
-
     text = describe(e)
     if e.module != mev.NO_MODULE:
         return "module %s: %s" % (core.layout.label(e.module), text)
     if e.string != mev.NO_STRING:
         return "string %d: %s" % (e.string + 1, text)
     return text
+
+
+def describe(ev: Any) -> str:
+    """An event's text (as `stringcare history events` and the status page show it)."""
+    if ev.code == EV_LEVEL:
+        q = QUANTITY_NAMES[ev.arg] if ev.arg < len(QUANTITY_NAMES) else "quantity %d" % ev.arg
+        old, new = ev.extra >> 8, ev.extra & 0xFF
+        unit = {0: (1e6, "V"), 1: (1e3, "°C"), 2: (1e6, "mΩ"), 3: (1e6, "V")}.get(ev.arg, (1, ""))
+        name = CONDITION_NAMES[new] if new < len(CONDITION_NAMES) else str(new)
+        was = CONDITION_NAMES[old] if old < len(CONDITION_NAMES) else str(old)
+        return "%s %s (was %s) at %.3f %s" % (q, name, was, ev.value / unit[0], unit[1])
+    if ev.code == EV_ADDRESSING:
+        step = ADDRESSING_NAMES[ev.arg] if ev.arg < len(ADDRESSING_NAMES) else str(ev.arg)
+        return "addressing %s" % step
+    return EVENT_NAMES[ev.code] if ev.code < len(EVENT_NAMES) else "event %d" % ev.code
