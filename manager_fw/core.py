@@ -10,7 +10,11 @@
 #       pins <- core.outputs.buzzer, .led, .relay_energised  (manager_fw/outputs.py)
 #
 # now_us / now_ms are tick counters (shared/compat ticks arithmetic); now_s is StringCare
-# seconds (since 2020-01-01, docs/history.md).  The core reads no clock.
+# seconds (since 2020-01-01, docs/history.md) on a steady clock: it never steps, every
+# delay and timer (silence, alarm delays, discharge, runaway, Ri rounds, history cadence)
+# counts on it.  The wall clock only stamps what is recorded: events and history get
+# now_s + wall_offset_s, which a shell whose wall clock may step (NTP, an operator
+# fixing the date) keeps current with set_wall_offset().  The core reads no clock.
 #
 # Life of a core (core.mode):
 #   WAKING    WAKE broadcasts for 3 s: modules asleep after a silent bus wake up
@@ -495,6 +499,7 @@ class ManagerCore:
         k = lay.string_count
         self.started_s = now_s
         self.now_s = now_s
+        self.wall_offset_s = 0  # wall clock - now_s: timestamps only, never timers
         self.now_ms = 0
         self.master = b.BusMaster(cfg.baud)
         self.poller = pl.Poller(lay.ranges, cfg.baud)
@@ -635,9 +640,14 @@ class ManagerCore:
 
     # -- events --------------------------------------------------------------------
 
+    def set_wall_offset(self, offset_s: int) -> None:
+        """The wall clock is now_s + offset_s: events and history are stamped with it
+        from now on; timers keep counting on now_s (a wall-clock step moves no delay)."""
+        self.wall_offset_s = offset_s
+
     def _log(self, now_s, code, module=ev.NO_MODULE, string=ev.NO_STRING, value=0, arg=0, extra=0):
         if self.events is not None:
-            self.events.append(now_s, code, module, string, value, arg, extra)
+            self.events.append(now_s + self.wall_offset_s, code, module, string, value, arg, extra)
 
     def level_changed(self, now_s, module, string, quantity, old, new, value):
         """AlarmEvaluator sink: every confirmed threshold transition."""
@@ -1181,7 +1191,7 @@ class ManagerCore:
                 or now_s - last >= HIST_INTERVAL_S[mode]
             ):
                 hist.append(
-                    now_s,
+                    now_s + self.wall_offset_s,
                     mode,
                     vu,
                     tm,

@@ -6,7 +6,8 @@
 #
 # The HAL a manager board provides (boards/pico_w_manager/hal.py is the reference):
 #   hal.ticks_us(), hal.ticks_diff_us(a, b)   the port's µs counter
-#   hal.now_s()                   StringCare seconds (RTC, set by NTP when there is one)
+#   hal.now_s()                   StringCare seconds (RTC, set by NTP when there is one):
+#                                 stamps only; the core's timers count on ticks_us
 #   hal.bus_rx(buf) -> n          bytes waiting on the bus UART (non-blocking)
 #   hal.bus_tx(buf, n)            drive DE, send, wait for the last stop bit, release DE
 #   hal.config_files              file access for manager_fw.config.ConfigStore
@@ -49,6 +50,10 @@ def run(hal, core=None):
     idle_told = True
     last_step = last_rx
     muted = False
+    # the steady clock the core's timers count on: the RTC at the start, then ticks;
+    # an RTC step (NTP, a date fixed by hand) only moves timestamps (set_wall_offset)
+    steady_s = hal.now_s()
+    steady_us = 0
     hal.started("stringcare: manager started, %d modules" % core.layout.module_count)
     while hal.running():
         now = hal.ticks_us()
@@ -66,9 +71,16 @@ def run(hal, core=None):
         elif not idle_told and hal.ticks_diff_us(now, last_rx) >= idle_us:
             master.line_idle(now & TICKS_MAX)
             idle_told = True
-        if hal.ticks_diff_us(now, last_step) >= STEP_MS * 1000:
+        dt_us = hal.ticks_diff_us(now, last_step)
+        if dt_us >= STEP_MS * 1000:
             last_step = now
-            now_s = hal.now_s()
+            steady_us += dt_us
+            while steady_us >= 1000000:
+                steady_us -= 1000000
+                steady_s += 1
+            wall_s = hal.now_s()
+            core.set_wall_offset(wall_s - steady_s)
+            now_s = steady_s
             core.set_ups_input(hal.ups_on_battery())
             pressed = hal.mute_pressed()
             if pressed and not muted:
@@ -77,6 +89,6 @@ def run(hal, core=None):
             core.step((now // 1000) & TICKS_MAX, now_s)
             o = core.outputs
             hal.set_outputs(o.buzzer, o.led, o.relay_energised)
-            hal.status(core, now_s)
+            hal.status(core, wall_s)
             hal.feed_watchdog()
     hal.set_outputs(False, 0, False)  # leaving: the contact signals (fail-safe)

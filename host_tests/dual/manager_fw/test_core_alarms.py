@@ -234,3 +234,24 @@ def test_a_steady_cycle_allocates_nothing():
     assert c.cycles == cycles + 3 and not c.outputs.buzzer
     assert c.string_current(0) == 150 and site.boxes[2].relays == 1
     assert list(c.fresh) == [1] * 6  # every reply was received with the heap locked
+
+
+def test_a_wall_clock_step_stamps_events_and_moves_no_timer():
+    # the shell's wall clock went back an hour (NTP): timers count on now_s (steady),
+    # the silent alarm comes at the delay and its event carries the stepped wall clock
+    site = Site(sizes=(2, 2))
+    site.start()
+    c = site.core
+    site.run_s(10)
+    c.set_wall_offset(-3600)
+    site.unplug(3)
+    site.run_s(3)
+    last_ok = c.silence.last_ok_s[4] - site.shell.start_s
+    site.run_s(300)
+    silent = site.events(ev.EV_MODULE_SILENT)
+    assert [(e[0], e[2]) for e in silent] == [(last_ok + 240 - 3600, 3)]
+    c.set_wall_offset(3600)  # and forward: nothing fires early either
+    site.replug(3)
+    site.run_s(5)
+    back = site.events(ev.EV_MODULE_BACK)
+    assert len(back) == 1 and back[0][0] > 3600 and 300 <= back[0][4] <= 310
