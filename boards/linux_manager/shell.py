@@ -6,6 +6,18 @@ converter or a virtual board's bus) by stringcare_host.transport.BusDriver.  His
 and events go to files (a FileBlockDevice each); the status page and its JSON are
 served by stringcare_host.web.  A PC has no buzzer: alarm changes are logged, and
 the alarm contact is the relay/IO box's alarm relay when the site configures one.
+
+Clocks: every delay and timer runs on the monotonic clock (the core's now_s is a steady
+count that starts at the wall-clock time of the start and never steps); the wall clock
+only stamps events and history (core.set_wall_offset), so an NTP step or an operator
+fixing the date moves timestamps, never an alarm delay.  Both clocks are injected
+(wall_clock, mono_ns) so a test can step the wall clock.
+
+Leaving: close() first releases the alarm contact (RELAY_SET clearing the alarm relay
+on its box, confirmed by the box's reply), then closes the port.  `stringcare manager`
+calls it on every exit path it sees: the end of --duration, an exception, SIGTERM,
+SIGINT (Ctrl-C), SIGHUP.  A SIGKILL or a power cut leaves no chance: then the relay
+box's communication watchdog releases the contact (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -15,7 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from manager_fw import blockdev
+from manager_fw.bus import ServiceRequest
 from manager_fw.core import ManagerCore
+from shared import protocol as p
 from shared.compat import TICKS_MAX
 from stringcare_host import status
 from stringcare_host.transport import BusDriver, Transport
@@ -23,14 +37,29 @@ from stringcare_host.transport import BusDriver, Transport
 EPOCH_2020 = 1577836800  # StringCare seconds count from 2020-01-01T00:00:00Z
 HISTORY_BYTES = 16 * 1024 * 1024
 EVENTS_BYTES = 1024 * 1024
+RELEASE_TRIES = 3  # RELAY_SET attempts to release the alarm contact when leaving
+RELEASE_TIMEOUT_S = 0.5  # per attempt (a reply comes within milliseconds)
 
 
 def now_s() -> int:
+    """StringCare seconds on the wall clock (timestamps only)."""
     return int(time.time()) - EPOCH_2020
 
 
 class LinuxManager:
-    def __init__(self, cfg, transport: Transport, data_dir: Path | None) -> None:
+    def __init__(
+        self,
+        cfg,
+        transport: Transport,
+        data_dir: Path | None,
+        wall_clock: Callable[[], float] = time.time,
+        mono_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.wall_clock = wall_clock
+        self.mono_ns = mono_ns
+        # the steady clock: wall time at the start, then monotonic time since
+        self._mono0_ns = mono_ns()
+        self._steady0_ns = int(wall_clock() * 1e9) - EPOCH_2020 * 1000000000
         if data_dir is not None:
             data_dir.mkdir(parents=True, exist_ok=True)
             history: blockdev.BlockDevice = blockdev.FileBlockDevice(
@@ -43,33 +72,98 @@ class LinuxManager:
             history = blockdev.SimFlash(2 * 1024 * 1024)
             events = blockdev.SimFlash(256 * 1024)
         self.events = status.RecordingEventLog(events)
-        self.started_s = now_s()
+        self.started_s = self.steady_s()
         self.core = ManagerCore(cfg, history, None, self.started_s, event_log=self.events)
         self.driver = BusDriver(transport, self.core.master)
         self.log: list[dict[str, str]] = []
         self._devices = (history, events)
+        self.contact_released: bool | None = None  # set by close(): None, no contact
+
+    # -- clocks ---------------------------------------------------------------------------
+
+    def steady_s(self) -> int:
+        """StringCare seconds on the steady clock: never steps (the core's timers)."""
+        return (self._steady0_ns + self.mono_ns() - self._mono0_ns) // 1000000000
+
+    def wall_offset_s(self) -> int:
+        """The wall clock minus the steady clock, in whole seconds."""
+        wall_ns = int(self.wall_clock() * 1e9) - EPOCH_2020 * 1000000000
+        steady_ns = self._steady0_ns + self.mono_ns() - self._mono0_ns
+        return (wall_ns - steady_ns + 500000000) // 1000000000
+
+    def wall_s(self) -> int:
+        """StringCare seconds on the wall clock (what timestamps show)."""
+        return self.steady_s() + self.wall_offset_s()
+
+    def uptime_s(self) -> int:
+        return (self.mono_ns() - self._mono0_ns) // 1000000000
+
+    # -- the loop ---------------------------------------------------------------------
 
     def step(self) -> None:
         """One turn: bus traffic (sends, waits at most until the master's next need),
         then the core's own step."""
         self.driver.step()
-        t = time.monotonic_ns()
-        self.core.step((t // 1000000) & TICKS_MAX, now_s())
+        core = self.core
+        core.set_wall_offset(self.wall_offset_s())
+        core.step((self.mono_ns() // 1000000) & TICKS_MAX, self.steady_s())
         for e in self.events.take_new():
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time_s + EPOCH_2020))
             self.log.append({"time": when, "text": status.event_text(self.core, e)})
         del self.log[:-200]
 
     def snapshot(self) -> dict:
-        clock = time.strftime("%Y-%m-%d %H:%M:%S")
-        return status.snapshot(self.core, clock, self.log[-40:], now_s() - self.started_s)
+        clock = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.wall_clock()))
+        return status.snapshot(self.core, clock, self.log[-40:], self.uptime_s())
 
     def run(self, should_stop: Callable[[], bool], on_turn: Callable[[], None]) -> None:
         while not should_stop():
             self.step()
             on_turn()
 
+    # -- leaving ----------------------------------------------------------------------
+
+    def release_alarm_contact(self) -> bool | None:
+        """De-energise the alarm relay on its box (the contact then signals an alarm, as
+        a dead manager must).  True when the box confirmed it, False when it could not
+        be told (no answer, the port gone), None when the site has no alarm relay."""
+        cfg = self.core.cfg
+        if not cfg.alarm_box:
+            return None
+        self.core.outputs.relay_energised = False
+        bit = 1 << cfg.alarm_relay
+        addr = p.ADDR_RELAY_BOX_BASE + cfg.alarm_box
+        result: dict[str, int] = {}
+
+        def done(master, frame) -> None:
+            if frame is None:
+                result["relays"] = -1
+            elif frame.cmd == p.CMD_RELAY_SET | p.REPLY and frame.length == 2:
+                result["relays"] = frame.u8(0)
+            else:
+                result["relays"] = -1
+
+        master = self.core.master
+        for _ in range(RELEASE_TRIES):
+            result.clear()
+            job = ServiceRequest(addr, p.CMD_RELAY_SET, bytes([bit, 0]), done)
+            master.foreground = job
+            try:
+                self.driver.run(lambda: "relays" in result, RELEASE_TIMEOUT_S)
+            except OSError:  # pyserial's SerialException is one
+                return False  # the port is gone: the box's watchdog releases it
+            finally:
+                master.foreground = None
+            relays = result.get("relays", -1)
+            if relays >= 0 and not relays & bit:
+                return True
+        return False
+
     def close(self) -> None:
-        self.driver.transport.close()
-        for dev in self._devices:
-            dev.close()
+        """Release the alarm contact, then close the port and the files."""
+        try:
+            self.contact_released = self.release_alarm_contact()
+        finally:
+            self.driver.transport.close()
+            for dev in self._devices:
+                dev.close()

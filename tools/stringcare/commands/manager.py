@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,45 @@ def register(sub: Any) -> None:
     p.add_argument("--serve", metavar="HOST:PORT", help="serve the status page")
     p.add_argument("--duration", help="stop after this long (e.g. 10m); default: until Ctrl-C")
     p.add_argument("--status-out", help="write the last status snapshot (JSON) here at the end")
+    # fault injection for `stringcare faults` (docs/reliability.md); not for operators
+    p.add_argument("--fault-wall-offset-file", help=argparse.SUPPRESS)
+    p.add_argument("--fault-crash-after", type=float, help=argparse.SUPPRESS)
     p.set_defaults(func=run)
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP: leave the loop like Ctrl-C does (the alarm contact is released
+    on the way out).  A BaseException, so no `except Exception` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_on_signal(signum: int, frame: Any) -> None:
+    raise Stopped(signum)
+
+
+LEAVING_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
+class OffsetWallClock:
+    """The wall clock plus an offset read from a file (the fault campaign steps it)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self.offset_s = 0.0
+        self.read_at = 0.0
+
+    def __call__(self) -> float:
+        now = time.monotonic()
+        if now - self.read_at >= 0.2:
+            self.read_at = now
+            try:
+                self.offset_s = float(self.path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                pass  # keep the last offset while the file is being rewritten
+        return time.time() + self.offset_s
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,46 +98,84 @@ def run(args: argparse.Namespace) -> int:
             stop_at = time.monotonic() + parse_duration(args.duration, "--duration")
         except ScenarioError as exc:
             raise CliError(str(exc)) from None
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_on_signal)
     transport = SerialTransport(args.port, cfg.baud)
-    mgr = LinuxManager(cfg, transport, Path(args.data))
-    board = None
-    server = None
-    if args.serve:
-        host_port = web.parse_hostport(args.serve)
-        board = web.Board()
-        server = web.serve(board, host_port[0], host_port[1])
-        print("stringcare manager: status page http://%s:%d/" % host_port, flush=True)
-    print(
-        "stringcare manager: %d modules in %d strings on %s at %d baud"
-        % (cfg.layout.module_count, cfg.layout.string_count, args.port, cfg.baud),
-        flush=True,
-    )
+    wall = OffsetWallClock(args.fault_wall_offset_file) if args.fault_wall_offset_file else None
+    mgr = LinuxManager(cfg, transport, Path(args.data), wall_clock=wall or time.time)
+    crash_at = None
+    if args.fault_crash_after is not None:
+        crash_at = time.monotonic() + args.fault_crash_after
+    stopped_by = 0
     shown = {"at": 0.0, "events": 0}
-
-    def on_turn() -> None:
-        now = time.monotonic()
-        if now - shown["at"] < 1.0:
-            return
-        shown["at"] = now
-        if board is not None:
-            board.publish(mgr.snapshot())
-        for e in mgr.log[int(shown["events"]) :]:  # the event log, as it happens
-            print("  %s  %s" % (e["time"], e["text"]), flush=True)
-        shown["events"] = len(mgr.log)
-
-    interrupted = False
+    board: Any = None
+    server: Any = None
     try:
+        if args.serve:
+            host_port = web.parse_hostport(args.serve)
+            board = web.Board()
+            server = web.serve(board, host_port[0], host_port[1])
+            print("stringcare manager: status page http://%s:%d/" % host_port, flush=True)
+        print(
+            "stringcare manager: %d modules in %d strings on %s at %d baud"
+            % (cfg.layout.module_count, cfg.layout.string_count, args.port, cfg.baud),
+            flush=True,
+        )
+
+        def on_turn() -> None:
+            now = time.monotonic()
+            if crash_at is not None and now >= crash_at:
+                raise RuntimeError("injected crash (--fault-crash-after)")
+            if now - shown["at"] < 1.0:
+                return
+            shown["at"] = now
+            if board is not None:
+                board.publish(mgr.snapshot())
+            show_events(mgr, shown)
+
         mgr.run(lambda: stop_at is not None and time.monotonic() >= stop_at, on_turn)
     except KeyboardInterrupt:
-        interrupted = True
+        stopped_by = signal.SIGINT
+    except Stopped as exc:
+        stopped_by = exc.signum
     finally:
+        # leaving, however: a second signal must not cut the release of the contact short
+        for sig in LEAVING_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         snap = mgr.snapshot()
-        mgr.close()
-        if server is not None:
-            server.shutdown()
+        try:
+            mgr.close()
+        finally:
+            if server is not None:
+                server.shutdown()
+            show_events(mgr, shown)  # those of the last second too
+            report_contact(mgr)
     if args.status_out:
         Path(args.status_out).write_text(json.dumps(snap, indent=1) + "\n")
     if mgr.core.refusal:
         print("stringcare manager: refused to run: %s" % mgr.core.refusal, file=sys.stderr)
         return 1
-    return 130 if interrupted else 0
+    return 128 + stopped_by if stopped_by else 0
+
+
+def show_events(mgr: Any, shown: dict[str, Any]) -> None:
+    """The event log on the console, as it happens."""
+    for e in mgr.log[int(shown["events"]) :]:
+        print("  %s  %s" % (e["time"], e["text"]), flush=True)
+    shown["events"] = len(mgr.log)
+
+
+def report_contact(mgr: Any) -> None:
+    cfg = mgr.core.cfg
+    if mgr.contact_released is None:
+        return
+    where = "box %d relay %d" % (cfg.alarm_box, cfg.alarm_relay + 1)
+    if mgr.contact_released:
+        print("stringcare manager: alarm contact released (%s)" % where, flush=True)
+    else:
+        print(
+            "stringcare manager: could not release the alarm contact (%s): the box did "
+            "not confirm; its communication watchdog releases it" % where,
+            file=sys.stderr,
+            flush=True,
+        )

@@ -1,0 +1,2 @@
+"""`stringcare faults`: the fault campaign against the real Linux manager
+(docs/reliability.md)."""
