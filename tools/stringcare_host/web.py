@@ -1,24 +1,42 @@
-"""The manager's status page (read-only), served while a simulation runs.
+"""The manager's status page (read-only), served while a manager or a simulation runs.
 
     GET /             the page: one table per string, refreshed every second
     GET /api/status   the latest snapshot as JSON (what the manager knows)
 
-The simulation loop publishes a snapshot (a plain dict) every half second of wall
-time; the HTTP threads only serve the latest one, so they never touch live objects.
+The manager loop publishes a snapshot (a plain dict) every second; the server only
+serves the latest one, so it never touches live objects.
+
+One thread serves every connection from a selector: a connection costs a socket and a
+small buffer, never a thread.  At most `max_connections` are open (the oldest is closed
+to make room for a new one), each must send its request and take the answer within
+`timeout_s`, a request is at most 8 KB.  So slow or half-open clients (400 of them in
+the fault campaign, docs/reliability.md) neither starve the page nor the polling.
+
+It binds to 127.0.0.1 unless told otherwise.  There is no authentication yet (the web
+interface issue brings it): serve on another address only on a network you trust, or
+reach it through an SSH tunnel or an authenticating reverse proxy.
 """
 
 from __future__ import annotations
 
 import json
+import selectors
+import socket
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
 from typing import Any
 
 from stringcare_host.errors import UserError
 
+DEFAULT_HOST = "127.0.0.1"
+MAX_CONNECTIONS = 64
+TIMEOUT_S = 10.0  # a connection's whole life: its request in, the answer out
+MAX_REQUEST_BYTES = 8192
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
 
 class Board:
-    """The latest snapshot, shared between the simulation and the HTTP threads."""
+    """The latest snapshot, shared between the manager loop and the server thread."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -35,45 +53,210 @@ class Board:
 
 
 def parse_hostport(text: str) -> tuple[str, int]:
+    """HOST:PORT, or PORT alone (on 127.0.0.1); port 0 takes any free port."""
     host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError("--serve %r: give HOST:PORT, e.g. 127.0.0.1:8080 (port 1..65535)" % text)
+    if not sep:
+        host, port = DEFAULT_HOST, text
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise UserError(
+            "--serve %r: give PORT or HOST:PORT, e.g. 8080 or 127.0.0.1:8080 (port 0..65535, "
+            "0: any free port)" % text
+        )
     return host, int(port)
 
 
-def serve(board: Board, host: str, port: int) -> ThreadingHTTPServer:
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
-            if self.path in ("/", "/index.html"):
-                body = PAGE.encode()
-                ctype = "text/html; charset=utf-8"
-            elif self.path.split("?")[0] == "/api/status":
-                body = board.latest()
-                ctype = "application/json"
-            else:
-                self.send_error(404, "not found: try / or /api/status")
+def exposed_warning(host: str) -> str | None:
+    """What to tell the operator when the page is reachable from other computers."""
+    if host in LOOPBACK:
+        return None
+    return (
+        "the status page on %s has no authentication yet: anyone who reaches this address "
+        "sees the site; serve on 127.0.0.1 and use an SSH tunnel or an authenticating "
+        "reverse proxy unless the network is yours alone" % host
+    )
+
+
+class _Conn:
+    __slots__ = ("sock", "rbuf", "out", "deadline")
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.rbuf = bytearray()
+        self.out: memoryview | None = None
+        self.deadline = deadline
+
+
+class StatusServer:
+    """The status page on one thread (see the module comment)."""
+
+    def __init__(
+        self,
+        board: Board,
+        host: str,
+        port: int,
+        max_connections: int = MAX_CONNECTIONS,
+        timeout_s: float = TIMEOUT_S,
+    ) -> None:
+        self.board = board
+        self.max_connections = max_connections
+        self.timeout_s = timeout_s
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.create_server((host, port), family=family, backlog=128)
+        self.sock.setblocking(False)
+        self.server_address = self.sock.getsockname()[:2]
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.sock, selectors.EVENT_READ, None)
+        self.conns: dict[socket.socket, _Conn] = {}  # oldest first
+        self.served = 0
+        self.timed_out = 0
+        self.evicted = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="status-page", daemon=True)
+        self._thread.start()
+
+    # -- the loop -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                events = self.sel.select(timeout=0.25)
+            except OSError:
+                continue
+            for key, mask in events:
+                if key.data is None:
+                    self._accept()
+                    continue
+                conn = key.data
+                if conn.sock not in self.conns:
+                    continue
+                try:
+                    if mask & selectors.EVENT_READ:
+                        self._read(conn)
+                    elif mask & selectors.EVENT_WRITE:
+                        self._write(conn)
+                except OSError:
+                    self._close(conn)
+            self._expire()
+        for conn in list(self.conns.values()):
+            self._close(conn)
+        self.sel.close()
+        self.sock.close()
+
+    def _accept(self) -> None:
+        for _ in range(64):  # a burst, then serve the others too
+            try:
+                sock, _addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+            except OSError:  # out of file descriptors, for one: drop the oldest
+                self._evict()
+                return
+            if len(self.conns) >= self.max_connections:
+                self._evict()
+            sock.setblocking(False)
+            conn = _Conn(sock, time.monotonic() + self.timeout_s)
+            self.conns[sock] = conn
+            self.sel.register(sock, selectors.EVENT_READ, conn)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass  # the progress line is the console output
+    def _evict(self) -> None:
+        """Make room: close the oldest connection still waiting for its request (or the
+        oldest of all when every one is being answered)."""
+        victim = next((c for c in self.conns.values() if c.out is None), None)
+        if victim is None:
+            victim = next(iter(self.conns.values()), None)
+        if victim is not None:
+            self.evicted += 1
+            self._close(victim)
 
+    def _expire(self) -> None:
+        now = time.monotonic()
+        late = [c for c in self.conns.values() if now >= c.deadline]
+        for conn in late:
+            self.timed_out += 1
+            self._close(conn)
+
+    def _close(self, conn: _Conn) -> None:
+        if self.conns.pop(conn.sock, None) is None:
+            return
+        try:
+            self.sel.unregister(conn.sock)
+        except (KeyError, ValueError, OSError):
+            pass
+        conn.sock.close()
+
+    def _read(self, conn: _Conn) -> None:
+        data = conn.sock.recv(4096)
+        if not data:
+            self._close(conn)
+            return
+        conn.rbuf += data
+        end = conn.rbuf.find(b"\r\n\r\n")
+        if end < 0:
+            if len(conn.rbuf) > MAX_REQUEST_BYTES:
+                self._answer(conn, 431, "text/plain", b"request too large\n")
+            return
+        self._answer(conn, *self._route(bytes(conn.rbuf[:end])))
+
+    def _route(self, head: bytes) -> tuple[int, str, bytes]:
+        parts = head.split(b"\r\n", 1)[0].split()
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+            return 400, "text/plain", b"bad request\n"
+        if parts[0] not in (b"GET", b"HEAD"):
+            return 405, "text/plain", b"read-only: GET / or /api/status\n"
+        path = parts[1].split(b"?", 1)[0]
+        if path in (b"/", b"/index.html"):
+            return 200, "text/html; charset=utf-8", PAGE_BYTES
+        if path == b"/api/status":
+            return 200, "application/json", self.board.latest()
+        return 404, "text/plain", b"not found: try / or /api/status\n"
+
+    def _answer(self, conn: _Conn, code: int, ctype: str, body: bytes) -> None:
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+                  431: "Request Header Fields Too Large"}[code]  # fmt: skip
+        head = (
+            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            "Cache-Control: no-store\r\nConnection: close\r\n\r\n"
+            % (code, reason, ctype, len(body))
+        ).encode()
+        if conn.rbuf.startswith(b"HEAD "):
+            body = b""
+        conn.out = memoryview(head + body)
+        self.served += 1
+        self.sel.modify(conn.sock, selectors.EVENT_WRITE, conn)
+        self._write(conn)
+
+    def _write(self, conn: _Conn) -> None:
+        out = conn.out
+        if out is None:
+            return
+        try:
+            n = conn.sock.send(out)
+        except (BlockingIOError, InterruptedError):
+            return
+        conn.out = out = out[n:]
+        if not len(out):
+            self._close(conn)
+
+    # -- control ----------------------------------------------------------------------
+
+    def open_connections(self) -> int:
+        return len(self.conns)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def serve(board: Board, host: str, port: int, **limits: Any) -> StatusServer:
+    """Serve the status page on host:port (port 0: any free one; see server_address)."""
     try:
-        server = ThreadingHTTPServer((host, port), Handler)
+        return StatusServer(board, host, port, **limits)
     except OSError as exc:
         raise UserError(
             "cannot serve the status page on %s:%d: %s; pick another port with "
             "--serve HOST:PORT (make sim SIM_ARGS='--serve 127.0.0.1:8081')" % (host, port,
             exc.strerror or exc)) from None  # fmt: skip
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="status-page", daemon=True)
-    thread.start()
-    return server
 
 
 PAGE = """<!doctype html>
@@ -185,3 +368,4 @@ tick(); setInterval(tick, 1000);
 </body>
 </html>
 """
+PAGE_BYTES = PAGE.encode()

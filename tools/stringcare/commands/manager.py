@@ -30,7 +30,12 @@ def register(sub: Any) -> None:
         help="serial port of the converter, e.g. /dev/ttyACM0 (or socket://host:port)",
     )
     p.add_argument("--data", default="stringcare-data", help="folder for history and events")
-    p.add_argument("--serve", metavar="HOST:PORT", help="serve the status page")
+    p.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the status page, e.g. 8080 (on 127.0.0.1; 0: any free port). It has no "
+        "authentication yet: another HOST only on a network you trust",
+    )
     p.add_argument("--duration", help="stop after this long (e.g. 10m); default: until Ctrl-C")
     p.add_argument("--status-out", help="write the last status snapshot (JSON) here at the end")
     # fault injection for `stringcare faults` (docs/reliability.md); not for operators
@@ -115,6 +120,10 @@ def run(args: argparse.Namespace) -> int:
             host_port = web.parse_hostport(args.serve)
             board = web.Board()
             server = web.serve(board, host_port[0], host_port[1])
+            host_port = server.server_address
+            warning = web.exposed_warning(host_port[0])
+            if warning:
+                print("stringcare manager: warning: %s" % warning, file=sys.stderr, flush=True)
             print("stringcare manager: status page http://%s:%d/" % host_port, flush=True)
         print(
             "stringcare manager: %d modules in %d strings on %s at %d baud"

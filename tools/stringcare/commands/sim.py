@@ -36,7 +36,9 @@ def register(sub: Any) -> None:
     p.add_argument("--no-balancing", action="store_true", help="equalising off")
     p.add_argument("--report", help="write the JSON report here")
     p.add_argument(
-        "--serve", metavar="HOST:PORT", help="serve the status page, e.g. 127.0.0.1:8080"
+        "--serve",
+        metavar="[HOST:]PORT",
+        help="serve the status page, e.g. 8080 (on 127.0.0.1; no authentication yet)",
     )
     p.add_argument(
         "--micropython",
@@ -121,6 +123,10 @@ def run(args: argparse.Namespace) -> int:
         host_port = web.parse_hostport(args.serve)
         board = web.Board()
         server = web.serve(board, host_port[0], host_port[1])
+        host_port = server.server_address
+        warning = web.exposed_warning(host_port[0])
+        if warning:
+            print("stringcare sim: warning: %s" % warning, file=sys.stderr, flush=True)
     print(
         "stringcare sim: %s, %d string(s) x %d blocks, %s simulated, speed %s%s"
         % (
