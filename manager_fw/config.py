@@ -72,6 +72,7 @@ DISCHARGE_FIELDS = (
     ("confirm_cycles", 1, 20, 2),
     ("end_s", 0, 3600, 60),
     ("recovery_s", 0, 172800, 43200),
+    ("recharge_max_s", 600, 604800, 43200),
 )
 RUNAWAY_FIELDS = (
     ("sample_s", 60, 3600, 600),
@@ -81,6 +82,8 @@ RUNAWAY_FIELDS = (
     ("current_min_ma", 0, 100000, 100),
     ("voltage_rise_mv", 1, 1000, 20),
     ("confirm", 1, 10, 2),
+    ("sag_mv", 1, 1000, None),
+    ("alone_above_mc", 5000, 50000, 15000),
 )
 OFFSET_FIELDS = (
     ("ri_nohm", -10000000, 10000000, 0),
@@ -529,10 +532,11 @@ def parse_config(obj) -> SiteConfig:
     cfg.discharge_confirm_cycles = _int(d, "confirm_cycles", "discharge", 1, 20, 2)
     cfg.discharge_end_s = _int(d, "end_s", "discharge", 0, 3600, 60)
     cfg.discharge_recovery_s = _int(d, "recovery_s", "discharge", 0, 172800, 43200)
+    cfg.recharge_max_s = _int(d, "recharge_max_s", "discharge", 600, 604800, 43200)
 
     rw = _section(obj, "runaway", ("enabled",) + _keys(RUNAWAY_FIELDS))
     cfg.runaway_enabled = _bool(rw, "enabled", "runaway", True)
-    vals = [_int(rw, f[0], "runaway", f[1], f[2], f[3]) for f in RUNAWAY_FIELDS]
+    vals = [_int(rw, f[0], "runaway", f[1], f[2], f[3] or 0) for f in RUNAWAY_FIELDS]
     (
         cfg.runaway_sample_s,
         cfg.runaway_rise_mc,
@@ -541,7 +545,11 @@ def parse_config(obj) -> SiteConfig:
         cfg.runaway_current_min_ma,
         cfg.runaway_voltage_rise_mv,
         cfg.runaway_confirm,
+        cfg.runaway_sag_mv,
+        cfg.runaway_alone_above_mc,
     ) = vals
+    if not cfg.runaway_sag_mv:
+        cfg.runaway_sag_mv = 5 * cells  # 5 mV per cell (docs/judgement.md)
 
     io = _section(obj, "io", IO_KEYS)
     trips = io.get("breaker_trip") or []

@@ -38,6 +38,7 @@ from array import array
 from manager_fw import bus as b
 from manager_fw import discharge as dis
 from manager_fw import events as ev
+from manager_fw import judge as jd
 from manager_fw import outputs as out
 from manager_fw import poller as pl
 from manager_fw import silence as si
@@ -537,22 +538,9 @@ class ManagerCore:
             cfg.discharge_end_s,
             cfg.discharge_recovery_s,
         )
-        self.runaway = None
-        self._runaway_slots = 0
-        if cfg.runaway_enabled:
-            from manager_fw import runaway as rw
-
-            self._runaway_slots = rw.SLOTS
-            self.runaway = rw.Runaway(
-                lay.ranges,
-                cfg.runaway_sample_s,
-                cfg.runaway_rise_mc // 10,
-                cfg.runaway_above_mc // 10,
-                cfg.runaway_current_rise_pct,
-                cfg.runaway_current_min_ma,
-                cfg.runaway_voltage_rise_mv,
-                cfg.runaway_confirm,
-            )
+        # charge phases and thermal runaway (manager_fw/judge.py)
+        self.judge = jd.Judge(self)
+        self.runaway = self.judge.runaway
         self.outputs = out.AlarmOutputs()
         self.events = event_log
         if event_log is None and event_device is not None:
@@ -598,8 +586,6 @@ class ManagerCore:
         self.sensor_misses = bytearray(9)
         self.sensor_fault = bytearray(9)
         self._current_new = bytearray(k)
-        self._currents = [None] * k  # runaway.update wants None for "no sensor"
-        self._in_float = [False] * k
 
         # service jobs, preallocated
         self.mark_job = MarkJob(self)
@@ -1110,10 +1096,11 @@ class ManagerCore:
             d.voltage(k, st.avg_mv[k], st.answered[k] == lay.sizes[k])
         self._apply_ups()
         self._discharge_update(now_s)
-        # thresholds
+        self.judge.phases_update(now_s)
+        # thresholds: the low levels and the spread follow the charge phase
         al = self.alarms
         for k in range(lay.string_count):
-            disch = st.discharging[k] != 0
+            disch = self.judge.relaxed(k)
             al.evaluate_modules(now_s, k, vu, tm, fresh, disch)
             al.evaluate_string(now_s, k, vu, fresh, disch)
         # silent modules
@@ -1135,24 +1122,8 @@ class ManagerCore:
                 i = lay.module(a)
                 self._log(now_s, ev.EV_MODULE_BACK, i, lay.string_of(i), silent_s)
         # thermal runaway
-        r = self.runaway
-        if r is not None:
-            for k in range(lay.string_count):
-                ma = self.string_current_ma[k]
-                self._currents[k] = None if ma == CURRENT_NONE else ma
-                reason = st.reason[k]
-                self._in_float[k] = (
-                    not d.active[k] and reason != strs.REASON_HIGH and (reason != strs.REASON_LOW)
-                )
-            r.update(now_s, poll, self._currents, self._in_float)
-            for k in r.newly_tripped:
-                a = r.tripped_module[k]
-                i = lay.module(a)
-                rise = (poll.temp_cc[a] - r.temp[a * self._runaway_slots + r.head]) * 10
-                self._log(now_s, ev.EV_THERMAL_RUNAWAY, i, k, rise, 0)
-                self._new_alarm = True
-            if r.newly_tripped:
-                self._want_relays()
+        if self.judge.runaway_update(now_s):
+            self._want_relays()
         # levels, marks, history state
         level = self.level
         marked = self.marked

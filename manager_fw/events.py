@@ -38,7 +38,9 @@ EV_DISCHARGE_START = const(6)  # value: string current mA (negative = discharge)
 EV_DISCHARGE_END = const(7)  # value: duration s; extra: discharge counter
 EV_CONFIG = const(8)  # configuration changed; arg: item (manager's numbering); value: new
 EV_ADDRESSING = const(9)  # arg: ADDR_*; module: the address concerned
-EV_THERMAL_RUNAWAY = const(10)  # value: temperature rise m°C; arg: 0 trip, 1 operator reset
+EV_THERMAL_RUNAWAY = const(10)  # arg: 0 trip (value: rise of the block's excess over the
+#                                 window, m°C), 1 operator reset, 2 suspect block (value:
+#                                 its temperature over the string median, m°C)
 EV_ALARM_MUTED = const(11)  # buzzer muted by the operator
 EV_RI_MEASURED = const(12)  # value: Ri nΩ (offset applied); arg: Ri state (2 = ok)
 # codes of the manager core (manager_fw/core.py, docs/manager.md)
@@ -48,6 +50,11 @@ EV_RELAY = const(15)  # a relay/IO box confirmed a relay change; arg: box; value
 #                       after; extra: the relays changed (bit mask)
 EV_RI_TREND = const(16)  # Ri rose against the module's own baseline; value: rise %
 EV_BUS_POWER = const(17)  # arg: 0 SLEEP sent, 1 WAKE preamble done
+EV_CHARGE_PHASE = const(18)  # a string's charge phase changed (manager_fw/phases.py);
+#                              arg: new phase PH_*, extra: the phase before
+EV_RECHARGE_SLOW = const(19)  # a recharge took longer than discharge.recharge_max_s:
+#                               float levels back; module: the lowest block, value: its
+#                               voltage mV, extra: minutes since the recharge began
 
 EVENT_NAMES = (
     "?",
@@ -68,6 +75,8 @@ EVENT_NAMES = (
     "relay",
     "ri trend",
     "bus power",
+    "charge phase",
+    "recharge slow",
 )
 
 # EV_REFUSED reasons

@@ -159,6 +159,7 @@ class SiteConfig:
         self.discharge_confirm_cycles = 2
         self.discharge_end_s = 60
         self.discharge_recovery_s = 43200
+        self.recharge_max_s = 43200  # manager_fw/phases.py
         self.runaway_enabled = True
         self.runaway_sample_s = 600
         self.runaway_rise_mc = 3000
@@ -167,6 +168,8 @@ class SiteConfig:
         self.runaway_current_min_ma = 100
         self.runaway_voltage_rise_mv = 20
         self.runaway_confirm = 2
+        self.runaway_sag_mv = 30  # 5 mV per cell
+        self.runaway_alone_above_mc = 15000
         # relay/IO boxes: [(box 1..15, relay bit 0..3, strings mask)], alarm relay
         self.breaker_relays: list = []
         self.alarm_box = 0  # 0: none

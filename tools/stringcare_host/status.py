@@ -128,4 +128,9 @@ def describe(ev: Any) -> str:
     if ev.code == EV_ADDRESSING:
         step = ADDRESSING_NAMES[ev.arg] if ev.arg < len(ADDRESSING_NAMES) else str(ev.arg)
         return "addressing %s" % step
+    from stringcare_host.judge_text import describe_judgement
+
+    judged = describe_judgement(ev)
+    if judged is not None:
+        return judged
     return EVENT_NAMES[ev.code] if ev.code < len(EVENT_NAMES) else "event %d" % ev.code
