@@ -34,7 +34,10 @@
 # Timing (docs/protocol.md §4): a reply is sent core.tx_delay_us after the end of the
 # request (0: at once).  The end of a request is the moment its last byte was read, so
 # the loop polls the UART at least every ~0.5 ms; POLL_GROUP slots are kept by holding
-# the reply until its due time while the loop goes on.  The line is "idle" after 2
+# the reply until its due time while the loop goes on, and an iteration whose work
+# (measured, a decaying max) would run past that time is put off until the reply is
+# out: the slot comes first (host_tests/hil/test_firmware.py checks every reply
+# against its slot in the board's own time).  The line is "idle" after 2
 # character times without a byte: the core then settles cut frames.
 # Per iteration nothing is allocated on the bus path and the measurement path; replies,
 # Ri captures and persistence (rare) may allocate.
@@ -53,6 +56,9 @@ RX_CHUNK = const(64)
 # Sleep after the core decided to (SLEEP or a silent bus): wake at least this often to
 # keep the watchdog fed and the LED flashing.
 SLEEP_SLICE_MS = const(500)
+# Slack between the end of an iteration's work and a queued reply's due time: the
+# loop's own latency to get back to the UART.
+WORK_MARGIN_US = const(1000)
 
 
 class Shell:
@@ -78,6 +84,9 @@ class Shell:
         self.last_temp_ms = ticks_ms()
         self.frames = 0
         self.replies = 0
+        # How long one iteration's work (measurement frames, tick, LED, watchdog) took
+        # lately, µs: a max that fades by 1/16 per measurement frame.
+        self.work_us = 0
         hal.voltage_start()
 
     def _queue_reply(self, n: int, end_us: int) -> None:
@@ -124,6 +133,15 @@ class Shell:
         hal = self.hal
         core = self.core
         self.poll_bus()
+        if self.tx_len:
+            wait = hal.ticks_diff_us(self.tx_due_us, hal.ticks_us())
+            if wait <= self.work_us + WORK_MARGIN_US:
+                # A queued reply falls due before this iteration's work could end (a
+                # frame sum takes milliseconds on a Cortex-M0+, and a POLL_GROUP reply
+                # must start within 1 Tc of its slot): the reply comes first, the work
+                # waits for an iteration after it.
+                return
+        work_from_us = hal.ticks_us()
         now_ms = ticks_ms()
         if hal.voltage_ready():
             total = fe.frame_sum_x2(hal.voltage_buf, fe.VOLTAGE_FRAME_SAMPLES, core.adc_kind)
@@ -140,10 +158,15 @@ class Shell:
                 hal.voltage_start()
             core.voltage_frame(total, now_ms)
             self.frames += 1
+            self.work_us -= self.work_us >> 4  # the max fades over ~16 frames
             self.poll_bus()
         core.tick(now_ms, hal.button())
         hal.set_duty(core.duty)
         hal.set_led(core.led)
+        hal.feed_watchdog()
+        took = hal.ticks_diff_us(hal.ticks_us(), work_from_us)
+        if took > self.work_us:
+            self.work_us = took
         plan = core.ri_pending(now_ms)
         while plan is not None:
             hal.set_duty(0)
@@ -151,7 +174,7 @@ class Shell:
                 core.ri_abort(ticks_ms())
                 break
             plan = core.ri_done(ticks_ms())
-        hal.feed_watchdog()
+            hal.feed_watchdog()
         if core.state.sleeping and not self.tx_len:
             hal.set_duty(0)
             hal.sleep_until_bus(SLEEP_SLICE_MS)

@@ -8,7 +8,12 @@
 #     "volt_tc_ppb" (the voltage channel's tempco in ppb/K from 25 degC; default 0);
 #   * Ri: a capture synthesised for "ri_nohm" (square steps on both channels);
 #   * button: "button": true while pressed; LED and bleed duty are reported in the
-#     status file <config>.status.json (what an operator would see on the board).
+#     status file <config>.status.json (what an operator would see on the board);
+#   * bus timing: the status file also lists, for the last replies, the board's own
+#     time from the read that completed the request to the reply's first byte
+#     ("reply_delays_us"), so a test checks each reply against its slot without the
+#     host's scheduling in the figure; "reply_late_us" (default 0) makes the board's
+#     line driver start that much late (the fault that shows the slot check works).
 # The config file (VBOARD_CONFIG) is re-read when it changes.
 import json
 import os
@@ -36,15 +41,30 @@ class TcpBus:
         self.baud = baud
         self.poller = select.poll()
         self.poller.register(s, select.POLLIN)
+        self.last_rx_us = time.ticks_us()
+        self.late_us = 0
+        self.delays_us: list = []  # board time from the request's last read to each reply
+        self.replies = 0
 
     def rx(self, buf) -> int:
         try:
             n = self.sock.readinto(buf)
         except OSError:
             return 0
+        if n:
+            self.last_rx_us = time.ticks_us()
         return n or 0
 
     def tx(self, buf, n: int) -> None:
+        if self.late_us:
+            due = time.ticks_add(time.ticks_us(), self.late_us)
+            while time.ticks_diff(due, time.ticks_us()) > 0:
+                pass
+        delays = self.delays_us
+        delays.append(time.ticks_diff(time.ticks_us(), self.last_rx_us))
+        self.replies += 1
+        if len(delays) > 64:
+            delays.pop(0)
         data = bytes(buf[:n])
         while data:
             try:
@@ -118,7 +138,9 @@ class UnixModuleHal:
 
     def bus_tx(self, buf, n: int) -> None:
         if self.bus is not None:
+            self.bus.late_us = self.env.get("reply_late_us", 0)
             self.bus.tx(buf, n)
+            self._status_dirty = True
 
     # -- converter ------------------------------------------------------------------
 
@@ -177,7 +199,11 @@ class UnixModuleHal:
             if self.config_path:
                 tmp = self.config_path + ".status.tmp"
                 with open(tmp, "w") as f:
-                    json.dump({"led": self.led, "duty": self.duty, "ri": self.ri_captures}, f)
+                    status = {"led": self.led, "duty": self.duty, "ri": self.ri_captures}
+                    if self.bus is not None:
+                        status["reply_delays_us"] = self.bus.delays_us
+                        status["replies"] = self.bus.replies
+                    json.dump(status, f)
                 os.rename(tmp, self.config_path + ".status.json")
 
     def sleep_until_bus(self, ms: int) -> None:

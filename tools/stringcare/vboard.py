@@ -176,6 +176,15 @@ class VirtualBoard:
         self.config.update(values)
         self._write_config()
 
+    def status(self) -> dict[str, Any]:
+        """What the board's HAL last reported (LED, bleed duty, bus timing); {} before
+        the first report or while it is being rewritten."""
+        path = self.config_path.parent / (self.config_path.name + ".status.json")
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
     # -- power ------------------------------------------------------------------------
 
     def start(self) -> VirtualBoard:
