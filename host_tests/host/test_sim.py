@@ -111,27 +111,28 @@ def test_without_balancing_the_float_string_keeps_its_spread():
 
 @pytest.fixture(scope="module")
 def float_balanced() -> dict:
-    """The reference float scenario, 64 x 12 V, 24 h, balancing on (about 2 minutes)."""
-    sim = engine.Simulation(scn.load("float"))
-    sim.run(24 * 3600)
+    """The float scenario's string, shortened to 16 blocks and 2 h with balancing on
+    (about 30 s).  The full 64 x 24 h run, with its convergence time, ratio to the
+    greedy reference and settled swing, is `make bench` (sim.converge_*): a test checks
+    the properties on a short run, the benchmark measures the figures."""
+    sim = engine.Simulation(small("float", blocks=16, hours=2.0))
+    sim.run(2 * 3600)
     return sim.report()
 
 
 def test_with_balancing_every_block_ends_within_10mV_of_its_target(float_balanced):
     r = float_balanced
-    assert r["initial_spread_v"] > 1.5
+    assert r["initial_spread_v"] > 1.0
     worst = max(abs(b["final_dev_mv"]) for b in r["blocks"])
     assert worst <= 10.0, worst
-    assert r["converge_h"] is not None and r["converge_h"] <= 12  # our goal (SPEC: 24)
+    assert r["converge_h"] is not None and r["converge_h"] <= 2
     # the low-floating blocks were lifted, not parked below the band's edge: the
     # 10 uV target and the modules' error-feedback readings (docs/balancing.md)
     assert min(b["final_dev_mv"] for b in r["blocks"]) >= -5.0
-    # and it does not swing once settled (second half of the run)
-    assert r["settled_swing_mv"] is not None and r["settled_swing_mv"] <= 2.0
     # balancing acted only through the bleed: energy went into the high blocks
     assert r["bleed_energy_wh"] > 0
     hot = max(r["blocks"], key=lambda b: b["initial_v"])
-    assert hot["bleed_h"] > 20
+    assert hot["bleed_h"] > 1
     # and no module's board went past its limit doing it
     assert max(b["board_temp_max_c"] for b in r["blocks"]) < 70
 
@@ -140,7 +141,7 @@ def test_manager_sees_what_the_modules_measure(float_balanced):
     errs = [abs(b["measured_mv"] - b["final_v"] * 1000) for b in float_balanced["blocks"]]
     assert max(errs) < 15  # calibrated modules; the worst sit on hot boards
     ri = [b for b in float_balanced["blocks"] if b["ri_measured_mohm"] is not None]
-    assert len(ri) == 64  # the Ri schedule measured every block
+    assert len(ri) == 16  # the Ri schedule measured every block in its first hour
     for b in ri:
         assert abs(b["ri_measured_mohm"] - b["ri_true_mohm"]) / b["ri_true_mohm"] < 0.03
 
