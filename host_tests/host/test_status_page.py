@@ -4,12 +4,14 @@ kept at build/status-page.png to look at."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -69,8 +71,24 @@ def running_sim(tmp_path_factory: pytest.TempPathFactory):
             break
         if not line and proc.poll() is not None:
             pytest.fail("the simulator stopped before serving")
-    time.sleep(20)  # let the manager poll every module a few times (simulated minutes)
-    yield "http://127.0.0.1:%d/" % port, tmp_path
+    url = "http://127.0.0.1:%d/" % port
+    # wait until the manager runs and has a reading of every module (a deadline, not a
+    # fixed sleep: a loaded machine simulates more slowly)
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            with urllib.request.urlopen(url + "api/status", timeout=10) as r:
+                data = json.loads(r.read())
+            mods = [m for s in data["strings"] for m in s["modules"]]
+            if data["mode"] == "running" and mods and all(m["voltage_v"] for m in mods):
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.terminate()
+            pytest.fail("the simulator did not show every module polled within 180 s")
+        time.sleep(0.5)
+    yield url, tmp_path
     proc.terminate()
     proc.wait(timeout=30)
 
@@ -113,9 +131,6 @@ def test_status_page_shows_every_block_with_its_values(running_sim):
 
 
 def test_status_api_is_json(running_sim):
-    import json
-    import urllib.request
-
     url, _ = running_sim
     with urllib.request.urlopen(url + "api/status", timeout=10) as r:
         data = json.loads(r.read())
