@@ -80,6 +80,15 @@ SEL_WRONG_FIRMWARE = const(1)
 SEL_GENERATION = const(2)  # arg: the hardware generation
 SEL_WRONG_VARIANT = const(3)
 
+# health of a store (core.store_health[ev.STORE_HISTORY / ev.STORE_EVENTS])
+STORE_NONE = const(0)  # no store configured (tests, a shell without storage)
+STORE_OK = const(1)
+STORE_DEGRADED = const(2)  # a write failed: records are dropped, a write is retried
+STORE_OFF = const(3)  # could not be opened at start: nothing is recorded until restart
+STORE_HEALTH_NAMES = ("none", "ok", "degraded", "unavailable")
+STORE_RETRY_FIRST_S = const(60)  # after a failed write, the next try; doubles up to
+STORE_RETRY_MAX_S = const(21600)  # 6 h: a dying card is not hammered (each try may hang)
+
 # shared/history.py values, repeated so that a core without a history store does not
 # load the history codec (a test checks they agree)
 CURRENT_NONE = const(-8388608)  # no current reading (history.CURRENT_NONE)
@@ -95,6 +104,31 @@ def hw_generation(hw_rev: int) -> int:
     """Modules whose hw_rev share the high nibble are compatible on one bus
     (docs/manager.md, "Revision check")."""
     return hw_rev >> 4
+
+
+def _errno(e) -> int:
+    """The errno of an OSError (CPython and MicroPython alike), else 0."""
+    if isinstance(e, OSError) and e.args and isinstance(e.args[0], int):
+        return e.args[0]
+    return 0
+
+
+ERRNO_NAMES = {5: "EIO", 13: "EACCES", 28: "ENOSPC", 30: "EROFS", 2: "ENOENT", 19: "ENODEV"}
+
+
+def _why(e) -> str:
+    """An exception as the operator reads it: 'EIO (errno 5): Input/output error'."""
+    n = _errno(e)
+    if n:
+        detail = getattr(e, "strerror", None) or (e.args[1] if len(e.args) > 1 else "")
+        where = getattr(e, "filename", None)
+        text = "%s (errno %d)" % (ERRNO_NAMES.get(n, "OSError"), n)
+        if detail:
+            text += ": %s" % detail
+        if where:
+            text += ": %s" % where
+        return text
+    return "%s: %s" % (type(e).__name__, e)
 
 
 def _ms_since(now_ms: int, then_ms: int) -> int:
@@ -542,16 +576,29 @@ class ManagerCore:
         self.judge = jd.Judge(self)
         self.runaway = self.judge.runaway
         self.outputs = out.AlarmOutputs()
+        # storage (docs/history.md, "When storage fails"): a store that cannot be opened
+        # or written never stops monitoring; it is reported (event, warning, status)
+        self.store_health = bytearray(2)
+        self.store_problem: list = [None, None]  # per store: the text, None when fine
+        self.store_write_errors = array("i", bytes(8))
+        self.store_dropped = array("i", bytes(8))  # records / events not stored
+        self._store_retry_s = array("i", bytes(8))  # next write try while degraded
+        self._store_backoff_s = array("i", bytes(8))
+        self._store_pending: list | None = []  # (arg, store, value): logged after EV_STARTUP
+        self.problems: list = []
         self.events = event_log
-        if event_log is None and event_device is not None:
-            self.events = ev.EventLog(event_device, event_segment_size)
+        if event_log is not None:
+            self.store_health[ev.STORE_EVENTS] = STORE_OK
+        elif event_device is not None:
+            self.events = self._open_store(ev.STORE_EVENTS, event_device, event_segment_size)
         self.alarms = th.AlarmEvaluator(lay.sizes, cfg.thresholds, self)
         self.history = history
-        if history is None and history_device is not None:
-            from manager_fw.history_store import HistoryWriter
-
-            self.history = HistoryWriter(history_device, lay.sizes, history_segment_size)
-            self.history.set_thresholds(cfg.thresholds)
+        if history is not None:
+            self.store_health[ev.STORE_HISTORY] = STORE_OK
+        elif history_device is not None:
+            self.history = self._open_store(ev.STORE_HISTORY, history_device, history_segment_size)
+            if self.history is not None:
+                self.history.set_thresholds(cfg.thresholds)
         # shared.history.HistoryCadence, inline: a snapshot at once on a change of mode,
         # then every HIST_INTERVAL_S of the mode
         self.history_last_s = -1
@@ -607,7 +654,6 @@ class ManagerCore:
         self.mode = MODE_WAKING
         self.refusal: str | None = None
         self.refusal_reason = 0
-        self.problems: list = []
         self.cycles = 0  # measurement cycles processed
         self.marks_sent = 0
         self.ups_level = False
@@ -623,6 +669,150 @@ class ManagerCore:
         self.master.foreground = self._job
         self._log(now_s, ev.EV_STARTUP, value=version.VERSION_MAJOR * 10000
                   + version.VERSION_MINOR * 100 + version.VERSION_PATCH)  # fmt: skip
+        for arg, store, value in self._store_pending:
+            self._log(now_s, ev.EV_STORAGE, value=value, arg=arg, extra=store)
+        self._store_pending = None
+
+    # -- storage -------------------------------------------------------------------
+
+    def _open_store(self, store: int, device, segment_size: int):
+        """The HistoryWriter / EventLog on device, or None (reported) when it cannot be
+        opened: unreadable (OSError), another ring's geometry, a device too small."""
+        try:
+            if store == ev.STORE_EVENTS:
+                w = ev.EventLog(device, segment_size)
+            else:
+                from manager_fw.history_store import HistoryWriter
+
+                w = HistoryWriter(device, self.layout.sizes, segment_size)  # type: ignore[assignment]
+        except Exception as e:  # noqa: BLE001 - whatever the device raises
+            self.report_store(self.now_s, store, e)
+            return None
+        self.store_health[store] = STORE_OK
+        damaged = w.ring.damaged
+        pending = self._store_pending
+        if damaged and pending is not None:
+            pending.append((ev.STORAGE_DAMAGED, store, len(damaged)))
+            self._problem(
+                "%s: %d segment(s) have a damaged header (first at 0x%x): their records are "
+                "lost; `stringcare history info` lists the damage"
+                % (ev.STORE_NAMES[store], len(damaged), damaged[0])
+            )
+        return w
+
+    def report_store(self, now_s: int, store: int, fault) -> None:
+        """What the shell found opening a store file (manager_fw/ring.open_file_store):
+        None (fine), a text (a foreign store was set aside, a new one started: reported
+        only), or the exception that kept it from being opened (the store is off)."""
+        if fault is None:
+            return
+        if isinstance(fault, str):
+            self.store_fault(now_s, store, ev.STORAGE_FOREIGN, 0, fault, False)
+            return
+        foreign = type(fault).__name__ == "StoreFormatError"
+        self.store_fault(
+            now_s,
+            store,
+            ev.STORAGE_FOREIGN if foreign else ev.STORAGE_OPEN_FAILED,
+            _errno(fault),
+            "%s cannot be used: %s" % (ev.STORE_NAMES[store], _why(fault)),
+        )
+
+    def store_fault(self, now_s: int, store: int, what: int, errno: int, text: str,
+                    off: bool = True) -> None:  # fmt: skip
+        """Report a store problem: an EV_STORAGE event (arg what, value errno), a warning
+        (core.problems) and the status (store_health, store_problem).  off: the store
+        records nothing until restart."""
+        if off:
+            self.store_health[store] = STORE_OFF
+            if store == ev.STORE_HISTORY:
+                self.history = None
+            text += "; monitoring, balancing and alarms go on without it"
+        self.store_problem[store] = text
+        self._problem(text)
+        if self.events is None:
+            return
+        pending = self._store_pending
+        if pending is not None:  # still starting: after EV_STARTUP
+            pending.append((what, store, errno))
+        else:
+            self._log(now_s, ev.EV_STORAGE, value=errno, arg=what, extra=store)
+
+    def _store_failed(self, now_s: int, store: int, e) -> None:
+        self.store_write_errors[store] += 1
+        self.store_dropped[store] += 1
+        back = self._store_backoff_s[store]
+        back = STORE_RETRY_FIRST_S if back == 0 else back * 2
+        if back > STORE_RETRY_MAX_S:
+            back = STORE_RETRY_MAX_S
+        self._store_backoff_s[store] = back
+        self._store_retry_s[store] = now_s + back
+        if self.store_health[store] == STORE_DEGRADED:
+            return  # reported at the first failure
+        self.store_health[store] = STORE_DEGRADED
+        what = "records" if store == ev.STORE_HISTORY else "events"
+        text = (
+            "%s: a write failed (%s): %s are not stored until a write succeeds again "
+            "(tried again after %d s, then less often); monitoring, balancing and alarms "
+            "go on" % (ev.STORE_NAMES[store], _why(e), what, back)
+        )
+        self.store_problem[store] = text
+        self._problem(text)
+        if store == ev.STORE_HISTORY:
+            self._log(now_s, ev.EV_STORAGE, value=_errno(e), arg=ev.STORAGE_WRITE_FAILED,
+                      extra=store)  # fmt: skip
+            return
+        try:  # into the failing log itself: a shell that also keeps events in memory
+            self.events.append(now_s + self.wall_offset_s, ev.EV_STORAGE, ev.NO_MODULE,
+                               ev.NO_STRING, _errno(e), ev.STORAGE_WRITE_FAILED, store)  # fmt: skip
+        except Exception:  # noqa: BLE001
+            pass
+
+    def _store_recovered(self, now_s: int, store: int, logged: bool = False) -> None:
+        text = self.store_problem[store]
+        if text in self.problems:
+            self.problems.remove(text)
+        self.store_problem[store] = None
+        self.store_health[store] = STORE_OK
+        self._store_backoff_s[store] = 0
+        if not logged:
+            self._log(now_s, ev.EV_STORAGE, value=self.store_dropped[store],
+                      arg=ev.STORAGE_RECOVERED, extra=store)  # fmt: skip
+
+    def _probe_event_log(self, now_s: int) -> None:
+        """A degraded event log is tried again when its back-off ends, with the event
+        that says it works again (events are rare: waiting for the next one could take
+        days)."""
+        st = ev.STORE_EVENTS
+        r = self._store_retry_s[st]
+        if now_s - r < 0 and now_s >= r - self._store_backoff_s[st]:
+            return
+        if self._write_event(now_s, ev.EV_STORAGE, ev.NO_MODULE, ev.NO_STRING,
+                             self.store_dropped[st], ev.STORAGE_RECOVERED, st):  # fmt: skip
+            self._store_recovered(now_s, st, True)
+
+    def _store_may_try(self, store: int, now_s: int) -> bool:
+        if self.store_health[store] != STORE_DEGRADED:
+            return True
+        if (
+            now_s - self._store_retry_s[store] >= 0
+            or now_s < self._store_retry_s[store] - (self._store_backoff_s[store])
+        ):
+            return True  # due (or the clock was set back past the failure)
+        self.store_dropped[store] += 1
+        return False
+
+    def _write_event(self, now_s, code, module, string, value, arg, extra) -> bool:
+        try:
+            self.events.append(now_s + self.wall_offset_s, code, module, string, value, arg, extra)
+        except Exception as e:  # noqa: BLE001 - a failing event store must not stop us
+            self._store_failed(now_s, ev.STORE_EVENTS, e)
+            return False
+        return True
+
+    def store_health_name(self, store: int) -> str:
+        """'none', 'ok', 'degraded' or 'unavailable' (status page, Modbus, MQTT)."""
+        return STORE_HEALTH_NAMES[self.store_health[store]]
 
     # -- events --------------------------------------------------------------------
 
@@ -632,8 +822,14 @@ class ManagerCore:
         self.wall_offset_s = offset_s
 
     def _log(self, now_s, code, module=ev.NO_MODULE, string=ev.NO_STRING, value=0, arg=0, extra=0):
-        if self.events is not None:
-            self.events.append(now_s + self.wall_offset_s, code, module, string, value, arg, extra)
+        if self.events is None:
+            return
+        st = ev.STORE_EVENTS
+        if not self._store_may_try(st, now_s):
+            return
+        if self._write_event(now_s, code, module, string, value, arg, extra):
+            if self.store_health[st] == STORE_DEGRADED:
+                self._store_recovered(now_s, st)
 
     def level_changed(self, now_s, module, string, quantity, old, new, value):
         """AlarmEvaluator sink: every confirmed threshold transition."""
@@ -1003,6 +1199,8 @@ class ManagerCore:
                 self._setup_done(job, now_s)
         if self.mode == MODE_RUNNING:
             self._run(now_ms, now_s)
+        if self.store_health[ev.STORE_EVENTS] == STORE_DEGRADED:
+            self._probe_event_log(now_s)
         self._update_outputs(now_s)
 
     def _run(self, now_ms: int, now_s: int) -> None:
@@ -1161,18 +1359,31 @@ class ManagerCore:
                 or now_s < last
                 or now_s - last >= HIST_INTERVAL_S[mode]
             ):
-                hist.append(
-                    now_s + self.wall_offset_s,
-                    mode,
-                    vu,
-                    tm,
-                    self.ri_nohm,
-                    self.balance_pct,
-                    hs,
-                    self.string_current_ma,
-                )
                 self.history_last_s = now_s
                 self.history_last_mode = mode
+                self._history_append(hist, now_s, mode)
+
+    def _history_append(self, hist, now_s: int, mode: int) -> None:
+        """One snapshot; a failing store degrades the history, never the monitoring."""
+        st = ev.STORE_HISTORY
+        if not self._store_may_try(st, now_s):
+            return
+        try:
+            hist.append(
+                now_s + self.wall_offset_s,
+                mode,
+                self.voltage_uv,
+                self.temp_mc,
+                self.ri_nohm,
+                self.balance_pct,
+                self.history_state,
+                self.string_current_ma,
+            )
+        except Exception as e:  # noqa: BLE001 - EIO, ENOSPC, EROFS, a broken device
+            self._store_failed(now_s, st, e)
+            return
+        if self.store_health[st] == STORE_DEGRADED:
+            self._store_recovered(now_s, st)
 
     def history_mode(self, now_s: int) -> int:
         d = self.discharge

@@ -55,6 +55,11 @@ EV_CHARGE_PHASE = const(18)  # a string's charge phase changed (manager_fw/phase
 EV_RECHARGE_SLOW = const(19)  # a recharge took longer than discharge.recharge_max_s:
 #                               float levels back; module: the lowest block, value: its
 #                               voltage mV, extra: minutes since the recharge began
+EV_STORAGE = const(20)  # a store failed or recovered; arg: STORAGE_*; extra: STORE_*;
+#                         value: the OSError's errno (0: not an OSError) or, for
+#                         STORAGE_DAMAGED, the number of damaged segments
+EV_IMPLAUSIBLE = const(21)  # a module's data cannot be real; arg: IMPLAUSIBLE_*;
+#                             module: the module; value: the reading (µV) or 0
 
 EVENT_NAMES = (
     "?",
@@ -77,6 +82,8 @@ EVENT_NAMES = (
     "bus power",
     "charge phase",
     "recharge slow",
+    "storage",
+    "implausible",
 )
 
 # EV_REFUSED reasons
@@ -84,6 +91,24 @@ REFUSED_HARDWARE = const(1)  # incompatible hardware revisions on one bus
 REFUSED_FIRMWARE = const(2)  # a module's firmware major differs from the manager's
 REFUSED_PROTOCOL = const(3)  # a device answers in another protocol version
 REFUSED_NAMES = ("?", "hardware revision", "firmware version", "protocol version")
+
+# EV_STORAGE: which store (extra) and what happened (arg)
+STORE_HISTORY = const(0)
+STORE_EVENTS = const(1)
+STORE_NAMES = ("history store", "event log")
+STORAGE_WRITE_FAILED = const(0)  # a write failed: the store is degraded, writes retried
+STORAGE_OPEN_FAILED = const(1)  # could not be opened or created: not recorded
+STORAGE_FOREIGN = const(2)  # held a store of another type or geometry
+STORAGE_DAMAGED = const(3)  # segments with a damaged header found when it was opened
+STORAGE_RECOVERED = const(4)  # writes succeed again after a failure
+STORAGE_NAMES = ("write failed", "cannot be opened", "foreign store", "damaged", "recovered")
+
+# EV_IMPLAUSIBLE reasons
+IMPLAUSIBLE_DUPLICATE = const(0)  # two devices answer as this module
+IMPLAUSIBLE_RANGE = const(1)  # a voltage outside the module variant's measuring range
+IMPLAUSIBLE_CLEARED = const(2)  # its data is plausible again
+IMPLAUSIBLE_NAMES = ("two devices answer as one module", "outside the measuring range",
+                     "plausible again")  # fmt: skip
 
 # EV_CONFIG items
 CFG_LOADED = const(0)  # value: CRC-16 of the configuration text in use

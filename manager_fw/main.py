@@ -11,7 +11,9 @@
 #   hal.bus_rx(buf) -> n          bytes waiting on the bus UART (non-blocking)
 #   hal.bus_tx(buf, n)            drive DE, send, wait for the last stop bit, release DE
 #   hal.config_files              file access for manager_fw.config.ConfigStore
-#   hal.history_device, hal.event_device   block devices (manager_fw/blockdev.py)
+#   hal.history_device, hal.event_device   block devices (manager_fw/blockdev.py), or
+#                                 None when they could not be opened, and then
+#   hal.store_faults              (optional) why, per store (manager_fw/ring.open_file_store)
 #   hal.mute_pressed() -> bool    the mute button (level)
 #   hal.ups_on_battery() -> bool  the UPS's "on battery" input on the board
 #   hal.set_outputs(buzzer, led, relay_energised)   alarm outputs (manager_fw/outputs.py)
@@ -35,6 +37,10 @@ def make_core(hal):
     store = ConfigStore("site.json", hal.config_files)
     cfg = store.load()  # the newest good file; a corrupt one is reported, not used
     core = ManagerCore(cfg, hal.history_device, hal.event_device, hal.now_s())
+    faults = getattr(hal, "store_faults", None)  # what opening the store files found
+    if faults:
+        for which in range(len(faults)):
+            core.report_store(hal.now_s(), which, faults[which])
     core.config_loaded(hal.now_s(), store)
     return core
 

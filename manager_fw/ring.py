@@ -40,6 +40,9 @@ RING_EVENTS = const(2)
 RING_NAMES = ("?", "history store", "event log")
 
 MAX_PAYLOAD = const(0xFFFF)
+# Geometry a reader accepts (a crafted header may name anything).
+MAX_SEGMENTS = const(65536)
+MAX_SEGMENT_SIZE = const(16777216)
 
 
 # The bus protocol's CRC-16/IBM-3740 (= CRC-16/CCITT-FALSE), viper-compiled on boards.
@@ -113,6 +116,13 @@ class Ring:
         self.consumed = 0  # bytes used up: frames, segment headers, abandoned tails
         self.frames_written = 0
         self.segments_started = 0
+        # no data frame committed in the current segment yet: after a failed write the
+        # next frame reuses it instead of erasing the oldest (a device that keeps
+        # failing never eats the history segment by segment)
+        self.seg_fresh = False
+        # offsets of segments whose header was committed but is damaged (bad CRC, bad
+        # magic or length): their frames cannot be read in order any more
+        self.damaged = []
         self._open(erase_foreign)
 
     # -- opening ------------------------------------------------------------------
@@ -122,16 +132,23 @@ class Ring:
         start = k * self.segment_size
         buf = self.scratch
         self.device.read(start, buf, SEGMENT_HEADER_SIZE)
-        if buf[0] != MARK_COMMITTED or buf[1] != KIND_SEGMENT:
-            return 0
-        if get_u16(buf, 2) != SEGMENT_PAYLOAD_SIZE:
-            return 0
-        if crc16(buf, 1, HEADER_SIZE + SEGMENT_PAYLOAD_SIZE) != (
-            get_u16(buf, HEADER_SIZE + SEGMENT_PAYLOAD_SIZE)
-        ):
+        if buf[0] != MARK_COMMITTED:
+            # erased, or a header whose writing was cut (power loss); but a committed
+            # frame behind it means the header was complete once: damaged since
+            if buf[0] != ERASED:
+                self.device.read(start + SEGMENT_HEADER_SIZE, self.one, 1)
+                if self.one[0] == MARK_COMMITTED:
+                    self.damaged.append(start)
             return 0
         p = HEADER_SIZE
-        if bytes(buf[p : p + 4]) != SEGMENT_MAGIC:
+        if (
+            buf[1] != KIND_SEGMENT
+            or get_u16(buf, 2) != SEGMENT_PAYLOAD_SIZE
+            or crc16(buf, 1, HEADER_SIZE + SEGMENT_PAYLOAD_SIZE)
+            != get_u16(buf, HEADER_SIZE + SEGMENT_PAYLOAD_SIZE)
+            or bytes(buf[p : p + 4]) != SEGMENT_MAGIC
+        ):
+            self.damaged.append(start)
             return 0
         if (
             buf[p + 4] != RING_FORMAT
@@ -177,6 +194,7 @@ class Ring:
             self.seg = self.count - 1  # the first frame opens segment 0
             self.seq = 0
             self.sealed = True
+            self.seg_fresh = False
             return
         self.seg = best
         self.seq = best_seq
@@ -195,6 +213,7 @@ class Ring:
             pos += size
         self.pos = pos
         self.sealed = not self._erased(pos, end)
+        self.seg_fresh = pos == start + SEGMENT_HEADER_SIZE
         # what this segment already holds counts as used
         self.consumed = pos - start
 
@@ -273,15 +292,22 @@ class Ring:
         self.pos = self.wpos + TRAILER_SIZE
         self.remaining = -1
         self.sealed = False
+        self.seg_fresh = False
         self.consumed += size
         self.frames_written += 1
 
     def _next_segment(self, time_s):
-        seg_start = (self.seg + 1) * self.segment_size if self.seg >= 0 else 0
-        if self.seg >= 0 and self.pos > self.seg * self.segment_size:
-            # the unused tail of the segment we leave is used up too
-            self.consumed += seg_start - self.pos
-        k = (self.seg + 1) % self.count
+        if self.seg_fresh:
+            # the current segment holds no data frame (a write in it failed or was cut
+            # right after its header): start it again rather than erase the oldest
+            k = self.seg
+            self.consumed -= self.pos - k * self.segment_size
+        else:
+            seg_start = (self.seg + 1) * self.segment_size if self.seg >= 0 else 0
+            if self.seg >= 0 and self.pos > self.seg * self.segment_size:
+                # the unused tail of the segment we leave is used up too
+                self.consumed += seg_start - self.pos
+            k = (self.seg + 1) % self.count
         first = k * self.blocks_per_segment
         for b in range(self.blocks_per_segment):
             self.device.erase(first + b)
@@ -290,6 +316,7 @@ class Ring:
         self.seq += 1
         self.pos = start
         self.sealed = True
+        self.seg_fresh = True
         buf = self.scratch
         buf[0] = SEGMENT_MAGIC[0]
         buf[1] = SEGMENT_MAGIC[1]
@@ -305,6 +332,7 @@ class Ring:
         self._begin_at(start, KIND_SEGMENT, time_s, SEGMENT_PAYLOAD_SIZE)
         self.write(buf, SEGMENT_PAYLOAD_SIZE)
         self.end()
+        self.seg_fresh = True
         self.frames_written -= 1
         self.segments_started += 1
 
@@ -350,6 +378,22 @@ class RingReader:
                 "segment header at 0x%x names segments of %d bytes, not a multiple of %d"
                 % (first, self.segment_size, device.erase_size)
             )
+        if (
+            self.count < 2
+            or self.count > MAX_SEGMENTS
+            or self.segment_size > MAX_SEGMENT_SIZE
+            or first % self.segment_size
+        ):
+            # a crafted or corrupted header with a valid CRC: refuse at once rather than
+            # walk billions of segments that are not there
+            raise StoreFormatError(
+                "segment header at 0x%x names an impossible geometry: %d segments of %d "
+                "bytes (a StringCare store has 2..%d segments of at most %d bytes, the "
+                "first header at a multiple of the segment size); not a StringCare store "
+                "or its first header is forged" % (
+                    first, self.count, self.segment_size, MAX_SEGMENTS, MAX_SEGMENT_SIZE
+                )
+            )  # fmt: skip
         expected = self.segment_size * self.count
         if device.size < expected:
             missing = (expected - device.size + self.segment_size - 1) // self.segment_size
@@ -359,7 +403,10 @@ class RingReader:
                 % (device.size, expected, self.count, self.segment_size, missing)
             )
         segments = []
-        for k in range(self.count):
+        present = (device.size + self.segment_size - 1) // self.segment_size
+        if present > self.count:
+            present = self.count
+        for k in range(present):
             start = k * self.segment_size
             if start + SEGMENT_HEADER_SIZE > device.size:
                 continue
@@ -399,6 +446,7 @@ class RingReader:
 
     def _segment_seq(self, start):
         if not self._valid_header_frame(start):
+            self._invalid_header(start)
             return 0
         b = self.buf
         p = HEADER_SIZE
@@ -413,6 +461,37 @@ class RingReader:
             )
             return 0
         return get_u32(b, p + 8)
+
+    def _invalid_header(self, start):
+        """Say what a segment without a valid header holds: nothing (erased), what a
+        power cut leaves (a header or an erase cut short: nothing lost), or frames
+        behind a damaged header (a problem: they cannot be placed in time)."""
+        end = start + self.segment_size
+        if end > self.device.size:
+            end = self.device.size
+        b = self._read(start, SEGMENT_HEADER_SIZE)
+        header_erased = True
+        for i in range(SEGMENT_HEADER_SIZE):
+            if b[i] != ERASED:
+                header_erased = False
+                break
+        if self._erased(start + SEGMENT_HEADER_SIZE, end):
+            if not header_erased:
+                self.notes.append(
+                    "segment at 0x%x: power was lost while its header was written; it holds "
+                    "nothing" % start
+                )
+            return
+        if header_erased:
+            self.notes.append(
+                "segment at 0x%x: power was lost while it was erased for reuse; what is "
+                "left of its old frames is given up on purpose" % start
+            )
+            return
+        self.problems.append(
+            "segment at 0x%x has a damaged header (bad commit mark, CRC, magic or length) "
+            "in front of frames: those frames cannot be placed in time and are skipped" % start
+        )
 
     def _frame_at(self, pos, end):
         """Length of a valid frame at pos (its payload left in self.buf[8:]), else -1.
@@ -457,14 +536,17 @@ class RingReader:
         return -1
 
     def _erased(self, start, end):
-        chunk = bytearray(256)
+        chunk = bytearray(4096)
+        ff = b"\xff" * 4096
         p = start
         while p < end:
-            n = end - p if end - p < 256 else 256
+            n = end - p if end - p < 4096 else 4096
             self.device.read(p, chunk, n)
-            for i in range(n):
-                if chunk[i] != ERASED:
+            if n == 4096:
+                if chunk != ff:
                     return False
+            elif bytes(chunk[:n]) != ff[:n]:
+                return False
             p += n
         return True
 
@@ -527,3 +609,49 @@ class RingReader:
                         "frame at 0x%x (segment %d) is cut off by the end of the file at 0x%x"
                         % (pos, seq, dev_size)
                     )
+
+
+def open_file_store(path, size, ring_type, segment_size):
+    """A ring store in a file, for shells with a filesystem (Linux, the unix port, a
+    board's littlefs): (device, fault).
+
+    fault is None when the file is ready for its ring; a text when the file held a ring
+    of another type or geometry (a copy from another manager or board): it is renamed
+    to path.foreign (.foreign.1, ... when that exists), kept for `stringcare history`,
+    and a new store is started; an exception (device None) when the file cannot be
+    opened or made (EIO, ENOSPC, EROFS, EACCES).  Never raises: a manager starts and
+    monitors without its store (ManagerCore.report_store says so)."""
+    import os
+
+    from manager_fw.blockdev import FileBlockDevice
+
+    try:
+        dev = FileBlockDevice(path, size)
+    except Exception as e:  # noqa: BLE001 - whatever the filesystem raises
+        return None, e
+    try:
+        Ring(dev, ring_type, segment_size)
+        return dev, None
+    except StoreFormatError as e:
+        why = str(e)
+    except Exception:  # noqa: BLE001 - unreadable: the core reports it when opening
+        return dev, None
+    dev.close()
+    aside = path + ".foreign"
+    n = 0
+    while True:
+        try:
+            os.stat(aside)
+        except OSError:
+            break
+        n += 1
+        aside = "%s.foreign.%d" % (path, n)
+    try:
+        os.rename(path, aside)
+        dev = FileBlockDevice(path, size)
+    except Exception as e:  # noqa: BLE001
+        return None, e
+    return dev, (
+        "%s held %s; it was kept as %s (read it with `stringcare history`) and a new "
+        "store was started" % (path, why.split(";")[0].split(" belongs to ")[-1], aside)
+    )

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from manager_fw import blockdev
+from manager_fw import blockdev, ring
 from manager_fw.bus import ServiceRequest
 from manager_fw.core import ManagerCore
 from shared import protocol as p
@@ -54,19 +54,24 @@ class LinuxManager:
         data_dir: Path | None,
         wall_clock: Callable[[], float] = time.time,
         mono_ns: Callable[[], int] = time.monotonic_ns,
+        config_store=None,
     ) -> None:
+        faults: list = [None, None]  # per store: what opening it found (ring.open_file_store)
         self.wall_clock = wall_clock
         self.mono_ns = mono_ns
         # the steady clock: wall time at the start, then monotonic time since
         self._mono0_ns = mono_ns()
         self._steady0_ns = int(wall_clock() * 1e9) - EPOCH_2020 * 1000000000
         if data_dir is not None:
-            data_dir.mkdir(parents=True, exist_ok=True)
-            history: blockdev.BlockDevice = blockdev.FileBlockDevice(
-                str(data_dir / "history.bin"), HISTORY_BYTES
+            try:
+                data_dir.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass  # the store files then cannot be made: reported, monitoring goes on
+            history, faults[0] = ring.open_file_store(
+                str(data_dir / "history.bin"), HISTORY_BYTES, ring.RING_HISTORY, 65536
             )
-            events: blockdev.BlockDevice = blockdev.FileBlockDevice(
-                str(data_dir / "events.bin"), EVENTS_BYTES
+            events, faults[1] = ring.open_file_store(
+                str(data_dir / "events.bin"), EVENTS_BYTES, ring.RING_EVENTS, 4096
             )
         else:
             history = blockdev.SimFlash(2 * 1024 * 1024)
@@ -74,6 +79,10 @@ class LinuxManager:
         self.events = status.RecordingEventLog(events)
         self.started_s = self.steady_s()
         self.core = ManagerCore(cfg, history, None, self.started_s, event_log=self.events)
+        self.core.report_store(self.started_s, 0, faults[0])
+        self.core.report_store(self.started_s, 1, faults[1] or self.events.open_error)
+        if config_store is not None:  # which site.json is in use; a fallback is a warning
+            self.core.config_loaded(self.started_s, config_store)
         self.driver = BusDriver(transport, self.core.master)
         self.log: list[dict[str, str]] = []
         self._devices = (history, events)
@@ -166,4 +175,5 @@ class LinuxManager:
         finally:
             self.driver.transport.close()
             for dev in self._devices:
-                dev.close()
+                if dev is not None:
+                    dev.close()

@@ -10,8 +10,8 @@ import os
 import time
 
 from boards.unix_module.hal import TcpBus
-from manager_fw.blockdev import FileBlockDevice
 from manager_fw.config import OsFiles
+from manager_fw.ring import RING_EVENTS, RING_HISTORY, open_file_store
 
 EPOCH_2020 = 1577836800
 
@@ -22,8 +22,12 @@ class UnixManagerHal:
         self.window_slack_us = 20000  # TCP and two interpreters between manager and modules
         bus = os.getenv("STRINGCARE_BUS")
         self.bus = TcpBus(bus, self.baud) if bus else None
-        self.history_device = FileBlockDevice("history.bin", 2 * 1024 * 1024)
-        self.event_device = FileBlockDevice("events.bin", 256 * 1024)
+        # a store file that cannot be made, or held another geometry, never stops the
+        # manager: store_faults goes to core.report_store (manager_fw/main.py)
+        self.history_device, hf = open_file_store("history.bin", 2 * 1024 * 1024, RING_HISTORY,
+                                                  65536)  # fmt: skip
+        self.event_device, ef = open_file_store("events.bin", 256 * 1024, RING_EVENTS, 4096)
+        self.store_faults = (hf, ef)
         self.config_files = OsFiles()
         self.ticks_us = time.ticks_us
         self.ticks_diff_us = time.ticks_diff

@@ -54,11 +54,14 @@ class HistoryList:
 
     def __init__(self):
         self.snapshots = []
+        self.fail_errno = 0  # > 0: append raises OSError(fail_errno), as a failing store
 
     def set_thresholds(self, thresholds):
         pass
 
     def append(self, time_s, mode, voltage_uv, temp_mc, ri_nohm, balance_pct, state, current_ma):
+        if self.fail_errno:
+            raise OSError(self.fail_errno)
         self.snapshots.append(
             (time_s - START_S, mode, list(voltage_uv), list(temp_mc), list(ri_nohm),
              list(balance_pct), list(state), list(current_ma))
@@ -95,12 +98,12 @@ def merge(base, extra):
 class Site:
     def __init__(self, sizes=(4, 4), config=None, seed=1, voltage_mv=13620, temp_cc=2200,
                  ri_nohm=5000000, history_kb=0, events_kb=0, absent=(),
-                 history_list=False, fast_bus=False):  # fmt: skip
+                 history_list=False, fast_bus=False, event_dev=None):  # fmt: skip
         """history_kb / events_kb > 0: the history store / event log on a file of that
         size (else no history, and events in a list: the stores' code then stays out of
         the 192 KB heap).  history_list: the core's snapshots in a list instead.
         fast_bus: modules hear only the manager (boards/sim/manager_shell.ManagerBus),
-        for large sites."""
+        for large sites.  event_dev: the event log on this block device instead."""
         # Ri and thermal runaway are off unless a test switches them on: a core without
         # them does not load their code (the 192 KB heap)
         obj = {
@@ -125,7 +128,7 @@ class Site:
         gc.collect()
         # stores in files: no large contiguous buffer on a 192 KB heap
         self.history_dev = store_file("history", history_kb) if history_kb else None
-        self.event_dev = store_file("events", events_kb) if events_kb else None
+        self.event_dev = store_file("events", events_kb) if events_kb else event_dev
         self.event_list = None if self.event_dev else EventList()
         self.history_list = HistoryList() if history_list else None
         self.core = ManagerCore(self.cfg, self.history_dev, self.event_dev, START_S,

@@ -72,6 +72,8 @@ def snapshot(core: Any, clock: str, events: list[dict[str, str]], uptime_s: floa
         "refusal": core.refusal,
         "alarms": core.alarm_total(),
         "warnings": core.warning_total(),
+        "problems": list(core.problems),
+        "storage": storage(core),
         "outputs": {
             "buzzer": bool(core.outputs.buzzer),
             "relay_energised": bool(core.outputs.relay_energised),
@@ -81,23 +83,48 @@ def snapshot(core: Any, clock: str, events: list[dict[str, str]], uptime_s: floa
     }
 
 
-class RecordingEventLog(mev.EventLog):
-    """The manager's event log on its device, also kept in memory for the status page
-    and reports (every event the core writes goes through append)."""
+def storage(core: Any) -> dict:
+    """Health of the history store and the event log (docs/history.md, "When storage
+    fails"): state none / ok / degraded / unavailable, the problem, the failed writes and
+    the records or events that were not stored."""
+    out = {}
+    for store, name in ((mev.STORE_HISTORY, "history"), (mev.STORE_EVENTS, "events")):
+        out[name] = {
+            "state": core.store_health_name(store),
+            "problem": core.store_problem[store],
+            "write_errors": int(core.store_write_errors[store]),
+            "not_stored": int(core.store_dropped[store]),
+        }
+    return out
 
-    def __init__(self, device: blockdev.BlockDevice, segment_size: int = 4096) -> None:
-        super().__init__(device, segment_size)
+
+class RecordingEventLog:
+    """The manager's event log on its device, also kept in memory for the status page
+    and reports (every event the core writes goes through append).  A device that is
+    None or cannot be opened leaves the log in memory only: `open_error` says why (the
+    shell hands it to core.report_store); a failing write is recorded in memory first,
+    then raised for the core to report."""
+
+    def __init__(self, device: blockdev.BlockDevice | None, segment_size: int = 4096) -> None:
+        self.log: mev.EventLog | None = None
+        self.open_error: Exception | None = None
+        if device is not None:
+            try:
+                self.log = mev.EventLog(device, segment_size)
+            except Exception as exc:  # noqa: BLE001 - reported by the core, never fatal
+                self.open_error = exc
         self.recorded: list[mev.Event] = []
         self._taken = 0
 
     def append(
         self, time_s, code, module=mev.NO_MODULE, string=mev.NO_STRING, value=0, arg=0, extra=0
     ):
-        super().append(time_s, code, module, string, value, arg, extra)
         e = mev.Event()
         e.time_s, e.code, e.module, e.string = time_s, code, module, string
         e.value, e.arg, e.extra = value, arg, extra
         self.recorded.append(e)
+        if self.log is not None:
+            self.log.append(time_s, code, module, string, value, arg, extra)
 
     def take_new(self) -> list[mev.Event]:
         """Events recorded since the last call."""
@@ -128,6 +155,24 @@ def describe(ev: Any) -> str:
     if ev.code == EV_ADDRESSING:
         step = ADDRESSING_NAMES[ev.arg] if ev.arg < len(ADDRESSING_NAMES) else str(ev.arg)
         return "addressing %s" % step
+    if ev.code == mev.EV_STORAGE:
+        store = (
+            mev.STORE_NAMES[ev.extra] if ev.extra < len(mev.STORE_NAMES) else "store %d" % ev.extra
+        )
+        what = mev.STORAGE_NAMES[ev.arg] if ev.arg < len(mev.STORAGE_NAMES) else str(ev.arg)
+        if ev.arg == mev.STORAGE_DAMAGED:
+            return "%s: %d damaged segment(s)" % (store, ev.value)
+        if ev.arg == mev.STORAGE_RECOVERED:
+            return "%s: writes work again (%d not stored)" % (store, ev.value)
+        return "%s: %s%s" % (store, what, " (errno %d)" % ev.value if ev.value else "")
+    if ev.code == mev.EV_IMPLAUSIBLE:
+        why = mev.IMPLAUSIBLE_NAMES[ev.arg] if ev.arg < len(mev.IMPLAUSIBLE_NAMES) else str(ev.arg)
+        if ev.arg == mev.IMPLAUSIBLE_RANGE:
+            return "implausible data: %s (%.3f V)" % (why, ev.value / 1e6)
+        return "implausible data: %s" % why
+    if ev.code == mev.EV_CONFIG:
+        what = mev.CONFIG_NAMES[ev.arg] if ev.arg < len(mev.CONFIG_NAMES) else str(ev.arg)
+        return "configuration %s (CRC 0x%04x)" % (what, ev.value & 0xFFFF)
     from stringcare_host.judge_text import describe_judgement
 
     judged = describe_judgement(ev)

@@ -560,7 +560,9 @@ def run_info(args: argparse.Namespace) -> int:
     try:
         reader: Any = HistoryReader(dev)
         kind = "history store"
-    except StoreFormatError:
+    except StoreFormatError as not_history:
+        if not str(not_history).startswith("this is a"):  # not another kind: refused
+            raise CliError("%s: %s" % (args.store, not_history)) from None
         try:
             reader = EventReader(dev)
             kind = "event log"

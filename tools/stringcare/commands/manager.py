@@ -107,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, _stop_on_signal)
     transport = SerialTransport(args.port, cfg.baud)
     wall = OffsetWallClock(args.fault_wall_offset_file) if args.fault_wall_offset_file else None
-    mgr = LinuxManager(cfg, transport, Path(args.data), wall_clock=wall or time.time)
+    mgr = LinuxManager(
+        cfg, transport, Path(args.data), wall_clock=wall or time.time, config_store=store
+    )
     crash_at = None
     if args.fault_crash_after is not None:
         crash_at = time.monotonic() + args.fault_crash_after
