@@ -65,6 +65,8 @@ RI_FIELDS = (
     ("settle_s", 0, 86400, 7200),
     ("trend_pct", 5, 200, 30),
     ("baseline_count", 1, 16, 4),
+    ("trend_alarm_pct", 10, 400, 50),
+    ("string_pct", 5, 200, 30),
 )
 DISCHARGE_FIELDS = (
     ("drop_mv", 500, 30000, None),
@@ -523,7 +525,14 @@ def parse_config(obj) -> SiteConfig:
         cfg.ri_settle_s,
         cfg.ri_trend_pct,
         cfg.ri_baseline_count,
+        cfg.ri_trend_alarm_pct,
+        cfg.ri_string_pct,
     ) = vals
+    if cfg.ri_trend_alarm_pct <= cfg.ri_trend_pct:
+        raise ConfigError(
+            "ri.trend_alarm_pct",
+            "%d %% must be above ri.trend_pct (%d %%)" % (cfg.ri_trend_alarm_pct, cfg.ri_trend_pct),
+        )
 
     d = _section(obj, "discharge", _keys(DISCHARGE_FIELDS))
     drop_default = profile.low_warning_uv * cfg.cells // 1000

@@ -877,6 +877,10 @@ class ManagerCore:
         self._want_relays()
         return True
 
+    def rebaseline_ri(self, module: int, now_s: int) -> None:
+        """Operator: learn module `module`'s Ri baseline again (-1: every module)."""
+        self.judge.rebaseline(module, now_s)
+
     def sleep_bus(self, now_s: int) -> None:
         """Send SLEEP and stop polling until wake_bus()."""
         self.poller_detach()
@@ -936,6 +940,7 @@ class ManagerCore:
         self.hw_rev[i] = frame.u8(1)
         self.fw_major[i] = frame.u8(2)
         self.variant[i] = frame.u8(5)
+        self.judge.module_uid(i, frame, self.now_s)  # a replaced block: new Ri baseline
         if frame.u8(7) and i not in self.store_lost:
             self.store_lost.append(i)
 
@@ -1441,20 +1446,13 @@ class ManagerCore:
             if v < 0:
                 v = 0
             self.ri_nohm[i] = v
-            before = self.alarms.alarm_count
-            self.alarms.evaluate_ri(now_s, i, v)
-            if self.alarms.alarm_count > before:
-                self._new_alarm = True
             self._log(now_s, ev.EV_RI_MEASURED, i, k, v, p.RI_OK, job.quality)
-            tr = self.ri_trend
+            tr = self.ri_trend  # the last result per address
             if tr is not None:
-                was = tr.warning[a]
-                if tr.add(a, v, job.quality, now_s):
-                    self._log(now_s, ev.EV_RI_TREND, i, k, tr.rise_pct(a))
-                if was and not tr.warning[a]:
-                    self.trend_warnings -= 1
-                elif not was and tr.warning[a]:
-                    self.trend_warnings += 1
+                tr.last_nohm[a] = v
+                tr.last_quality[a] = job.quality
+                tr.last_s[a] = now_s
+            self.judge.ri_result(now_s, i, v)  # levels, string, own baseline
         else:
             self._log(now_s, ev.EV_RI_MEASURED, i, k, 0, job.result_state)
         sch = self.ri_schedule

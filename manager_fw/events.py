@@ -48,7 +48,8 @@ EV_CENSUS = const(13)  # start-up census done; value: initialised, extra: not re
 EV_REFUSED = const(14)  # the core refuses to run; arg: REFUSED_*; module: the first odd one
 EV_RELAY = const(15)  # a relay/IO box confirmed a relay change; arg: box; value: relays
 #                       after; extra: the relays changed (bit mask)
-EV_RI_TREND = const(16)  # Ri rose against the module's own baseline; value: rise %
+EV_RI_TREND = const(16)  # Ri rose against the module's own baseline; value: rise %;
+#                          arg: 0 warning, 1 alarm
 EV_BUS_POWER = const(17)  # arg: 0 SLEEP sent, 1 WAKE preamble done
 EV_CHARGE_PHASE = const(18)  # a string's charge phase changed (manager_fw/phases.py);
 #                              arg: new phase PH_*, extra: the phase before
@@ -60,6 +61,11 @@ EV_STORAGE = const(20)  # a store failed or recovered; arg: STORAGE_*; extra: ST
 #                         STORAGE_DAMAGED, the number of damaged segments
 EV_IMPLAUSIBLE = const(21)  # a module's data cannot be real; arg: IMPLAUSIBLE_*;
 #                             module: the module; value: the reading (µV) or 0
+EV_RI_STRING = const(22)  # a block's Ri stands out of its string (manager_fw/ri_judge.py);
+#                           value: % over the string's median
+EV_BLOCK_REPLACED = const(23)  # a new uid at the module's address: a replaced block
+EV_RI_BASELINE = const(24)  # value: the baseline nΩ; arg: 0 learned, 1 cleared by the
+#                             operator (learned again from the next results)
 
 EVENT_NAMES = (
     "?",
@@ -84,6 +90,9 @@ EVENT_NAMES = (
     "recharge slow",
     "storage",
     "implausible",
+    "ri over string",
+    "block replaced",
+    "ri baseline",
 )
 
 # EV_REFUSED reasons

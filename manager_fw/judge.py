@@ -41,6 +41,23 @@ class Judge:
                 cfg.runaway_confirm,
                 cfg.runaway_alone_above_mc // 10,
             )
+        self.ri = None
+        self.ri_store = None
+        if cfg.ri_enabled:
+            from manager_fw import ri_judge as rj
+
+            string_of = bytearray(lay.module_count)
+            ranges = []
+            first = 0
+            for s in range(k):
+                size = lay.sizes[s]
+                for i in range(first, first + size):
+                    string_of[i] = s
+                ranges.append((first, first + size - 1))
+                first += size
+            self.ri = rj.RiJudge(string_of, ranges, cfg.ri_baseline_count,
+                                 cfg.ri_string_pct, cfg.ri_trend_pct,
+                                 cfg.ri_trend_alarm_pct)  # fmt: skip
 
     # -- charge phases --------------------------------------------------------------
 
@@ -81,6 +98,83 @@ class Judge:
     def relaxed(self, k: int) -> bool:
         """The end-of-discharge low levels apply and the spread is held."""
         return self.phases.relaxed(k)
+
+    # -- Ri ----------------------------------------------------------------------------
+
+    def attach_ri_store(self, store, now_s: int) -> None:
+        """The shell's store of the Ri baselines (manager_fw/ri_store.py): the table is
+        read now and written whenever a baseline or a uid changes."""
+        self.ri_store = store
+        if self.ri is None:
+            return
+        data = store.load()
+        if data is not None:
+            why = self.ri.decode(data)
+            if why:
+                self.core._problem(why)
+
+    def _persist(self) -> None:
+        ri = self.ri
+        if ri is not None and ri.dirty and self.ri_store is not None:
+            try:
+                self.ri_store.save(ri.encode())
+            except OSError as e:
+                self.core._problem("Ri baselines not stored: %s" % e)
+
+    def module_uid(self, i: int, frame, now_s: int) -> None:
+        """INFO of module i (census): its uid at payload offset 8."""
+        ri = self.ri
+        if ri is None:
+            return
+        core = self.core
+        if ri.module_uid(i, frame, 8):
+            k = core.layout.string_of(i)
+            core._log(now_s, ev.EV_BLOCK_REPLACED, i, k)
+            core.alarms.clear_module(now_s, i)
+        self._persist()
+
+    def rebaseline(self, i: int, now_s: int) -> None:
+        """Operator: learn module i's Ri baseline again (-1: every module)."""
+        ri = self.ri
+        if ri is None:
+            return
+        core = self.core
+        for j in range(ri.n) if i < 0 else (i,):
+            ri.rebaseline(j)
+            core._log(now_s, ev.EV_RI_BASELINE, j, core.layout.string_of(j), 0, 1)
+        self._persist()
+
+    def ri_result(self, now_s: int, i: int, ri_nohm: int) -> None:
+        """A valid Ri result (offset applied): the absolute levels, the string and the
+        module's own baseline decide its Ri condition together."""
+        from shared import thresholds as th
+
+        core = self.core
+        al = core.alarms
+        k = core.layout.string_of(i)
+        t = al.thresholds[k]
+        slot = i * th.MODULE_QUANTITIES + th.Q_RI
+        target = th.target_condition(al.cond[slot], ri_nohm, th.OFF_LOW, th.OFF_LOW + 1,
+                                     t.ri_warning_nohm, t.ri_alarm_nohm,
+                                     t.ri_hysteresis_nohm)  # fmt: skip
+        ri = self.ri
+        if ri is not None:
+            level = ri.add(i, ri_nohm)
+            if level == 2:
+                target = th.COND_HIGH_ALARM
+            elif level == 1 and target == th.COND_NORMAL:
+                target = th.COND_HIGH_WARNING
+            if ri.baseline_new:
+                core._log(now_s, ev.EV_RI_BASELINE, i, k, ri.baseline_nohm[i], 0)
+            if ri.trend_newly:
+                core._log(now_s, ev.EV_RI_TREND, i, k, ri.rise_pct(i), level - 1)
+            if ri.string_newly:
+                core._log(now_s, ev.EV_RI_STRING, i, k, ri.over_string_pct[i])
+            self._persist()
+        before = al.alarm_count
+        al._step(now_s, i, k, th.Q_RI, slot, target, 1, ri_nohm)
+        if al.alarm_count > before:
+            core._new_alarm = True
 
     # -- thermal runaway -------------------------------------------------------------
 

@@ -154,6 +154,8 @@ class SiteConfig:
         self.ri_settle_s = 7200
         self.ri_trend_pct = 30
         self.ri_baseline_count = 4
+        self.ri_trend_alarm_pct = 50  # manager_fw/ri_judge.py
+        self.ri_string_pct = 30
         self.discharge_drop_mv = 0
         self.discharge_current_ma = 1000
         self.discharge_confirm_cycles = 2

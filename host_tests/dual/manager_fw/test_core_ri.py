@@ -51,10 +51,16 @@ def test_ri_offset_thresholds_and_trend():
     site.ri_value[1] = 6632000 - 100000
     site.run_until_s(site.shell.start_s + 7300)
     trend = site.events(ev.EV_RI_TREND)
-    assert [(e[2], e[4]) for e in trend] == [(1, 30)]
-    assert c.ri_trend.warning[2] == 1 and c.ri_trend.warning[3] == 0  # by address
-    assert c.trend_warnings == 1
-    assert c.alarms.condition(1, th.Q_RI) == th.COND_NORMAL  # below the absolute levels
+    assert [(e[2], e[4], e[5]) for e in trend] == [(1, 30, 0)]  # a warning
+    assert c.judge.ri.level[1] == 1 and c.judge.ri.level[0] == 0
+    # below the absolute levels, but 30 % over its own baseline: a warning
+    assert c.alarms.condition(1, th.Q_RI) == th.COND_HIGH_WARNING
+    baselines = site.events(ev.EV_RI_BASELINE)
+    assert [(e[2], e[4], e[5]) for e in baselines] == [
+        (0, 5100000, 0), (1, 5100000, 0), (2, 8100000, 0)
+    ]  # fmt: skip
+    # block 3S1 stood 59 % over its string's median from the first round
+    assert [(e[2], e[4]) for e in site.events(ev.EV_RI_STRING)] == [(2, 58)]
 
 
 def test_no_ri_during_a_discharge_nor_while_the_string_settles():
