@@ -22,8 +22,10 @@ def deploy(rig: Any, **kw: Any) -> Deployer:
 
 def test_deploy_into_a_fresh_board_installs_verifies_and_the_module_answers(hil_board: Any) -> None:
     d = deploy(hil_board, address=7, variant="12v")
-    assert sorted(d.copied) == sorted(d.bundle.files), "a fresh board gets every file"
-    assert "main.py" in d.copied and "module_fw/core.mpy" in d.copied
+    assert sorted(d.copied) == sorted(d.bundle.install_files()), "a fresh board gets every file"
+    assert "stringcare_entry.py" in d.copied and "module_fw/core.mpy" in d.copied
+    assert "MANIFEST" in d.copied and "MANIFEST.sig" in d.copied
+    assert d.boot_line == "stringcare: boot: bundle %s" % d.bundle.folder
     assert d.banner.startswith("stringcare: module ") and "address 7" in d.banner
     assert d.discovered is not None
     assert d.discovered["address"] == 7 and d.discovered["device_type"] == 1
@@ -34,7 +36,7 @@ def test_redeploying_an_unchanged_bundle_copies_nothing(hil_board: Any) -> None:
     deploy(hil_board, address=3)
     again = deploy(hil_board, address=3)
     assert again.copied == []
-    assert len(again.unchanged) == len(again.bundle.files)
+    assert len(again.unchanged) == len(again.bundle.install_files())
     assert again.discovered is not None and again.discovered["address"] == 3
 
 

@@ -1,16 +1,29 @@
-"""Firmware bundles: what `stringcare deploy` puts on a board, built per board and role.
+"""Firmware bundles: what `stringcare deploy` puts on a board, built per board and role,
+and signed with the builder's Ed25519 key (docs/deploy.md).
 
     build/firmware/<board>/
-        main.py                 the role's entry (firmware/<role>/main.py), as source
+        stringcare_entry.py     the role's entry (firmware/<role>/main.py), as source
+        stringcare_loader.py    the board's loader (firmware/loader/main.py with the
+                                board's safe pins): becomes /main.py on the board
         stringcare_bundle.py    the stamp: BOARD (board.json), ROLE, VERSION, SOURCE_SHA
-        <package>/<module>.mpy  every module the entry and the board's shell import,
-                                compiled by mpy-cross for the board's architecture
-        MANIFEST.json           path -> sha256 and size of every file above (host side)
+        <package>/<module>.mpy  every module the entry and the board's shell import, and
+                                the installer (shared/fwstore, shared/ed25519), compiled
+                                by mpy-cross for the board's architecture
+        MANIFEST                path, SHA-256 and size of every file above (the text
+                                format of shared/fwstore.py; what the board checks)
+        MANIFEST.sig            Ed25519 signature of the MANIFEST by the signing key
+        MANIFEST.json           the same for host tools, with the bundle id and signer
 
 Which modules go in is found by following the imports from the entry and the board's
 hal.py (only the role's share of shared/: a converter carries no measurement code).
-The stamp's SOURCE_SHA is a hash of the sources, so an unchanged checkout builds a
-byte-identical bundle and a redeploy copies nothing.
+The stamp's SOURCE_SHA is a hash of the sources, and Ed25519 signatures are
+deterministic, so an unchanged checkout signed by the same key builds a byte-identical
+bundle (same id) and a redeploy copies nothing.
+
+Signing keys: `stringcare bundle --keygen PATH` writes PATH (private, mode 600) and
+PATH.pub; `stringcare bundle --sign PATH` signs with it.  Without --sign the bundle is
+signed with this checkout's development key build/keys/dev-signing.key (made on first
+use); a board trusts the first key it is deployed with (docs/deploy.md, key handling).
 """
 
 from __future__ import annotations
@@ -18,10 +31,19 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
+from shared import ed25519, fwstore
 from stringcare.dev import layout
+
+# On every board, whatever the role: the installer the board runs on a new bundle.
+INSTALLER_SOURCES = ("shared/__init__.py", "shared/fwstore.py", "shared/ed25519.py")
+LOADER_SOURCE = "firmware/loader/main.py"
+PRIVATE_HEADER = "stringcare-ed25519-private-key"
+PUBLIC_HEADER = "stringcare-ed25519-public-key"
+DEV_KEY = "build/keys/dev-signing.key"
 
 PROJECT_PACKAGES = ("shared", "module_fw", "manager_fw", "boards")
 
@@ -107,33 +129,171 @@ def stamp_text(board: dict[str, Any], source_sha: str) -> str:
     )
 
 
+def _key_error(path: Path, what: str) -> BundleError:
+    return BundleError(
+        "signing key %s %s: give the private key file `stringcare bundle --keygen` wrote "
+        "(not the .pub), or make one with `stringcare bundle --keygen %s`" % (path, what, path)
+    )
+
+
+def keygen(path: Path) -> bytes:
+    """Write a new private key to path (mode 600) and its public key to path.pub."""
+    path = Path(path)
+    if path.exists():
+        raise BundleError(
+            "%s exists: keygen never overwrites a key (bundles signed with it would no "
+            "longer install on boards that trust it). Pick another path." % path
+        )
+    seed = os.urandom(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write("%s %s\n" % (PRIVATE_HEADER, seed.hex()))
+    pub = ed25519.public_key(seed)
+    Path(str(path) + ".pub").write_text("%s %s\n" % (PUBLIC_HEADER, pub.hex()))
+    return pub
+
+
+def load_key(path: Path) -> bytes:
+    """The 32-byte private key (seed) in a key file; BundleError names what is wrong."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise _key_error(path, "does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _key_error(path, "cannot be read (%s)" % exc) from None
+    parts = text.split()
+    if len(parts) == 2 and parts[0] == PUBLIC_HEADER:
+        raise _key_error(path, "is a public key")
+    try:
+        if len(parts) != 2 or parts[0] != PRIVATE_HEADER:
+            raise ValueError
+        seed = bytes.fromhex(parts[1])
+        if len(seed) != 32:
+            raise ValueError
+    except ValueError:
+        raise _key_error(path, "is not a StringCare Ed25519 private key") from None
+    return seed
+
+
+def dev_key(root: Path) -> Path:
+    """This checkout's development signing key, made on first use (atomically: parallel
+    builds agree on one key)."""
+    path = root / DEV_KEY
+    if not path.exists():
+        tmp = path.with_name("%s.%d.tmp" % (path.name, os.getpid()))
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + ".pub").unlink(missing_ok=True)
+        keygen(tmp)
+        try:
+            os.link(tmp, path)  # fails if another build made it first
+            os.replace(str(tmp) + ".pub", str(path) + ".pub")
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+            Path(str(tmp) + ".pub").unlink(missing_ok=True)
+    return path
+
+
+def loader_text(root: Path, board: dict[str, Any]) -> str:
+    """The loader for this board: firmware/loader/main.py with its safe pins filled in."""
+    pins = board.get("pins") or {}
+    if board.get("virtual"):
+        safe: dict[str, Any] = {"status_file": True}
+    else:
+        safe = {
+            "off": [pins[k] for k in ("bleed_pwm", "excitation") if k in pins],
+            "off_level": 0,
+            "leds": [pins[k] for k in ("led_red", "led_green", "led") if k in pins],
+        }
+    text = (root / LOADER_SOURCE).read_text()
+    marker = "SAFE = {}  # filled in per board by `stringcare bundle`"
+    if marker not in text:
+        raise BundleError("%s lost its SAFE line (%r): restore it" % (LOADER_SOURCE, marker))
+    return text.replace(marker, "SAFE = %r  # %s's safe outputs" % (safe, board["name"]))
+
+
 class Bundle:
-    def __init__(self, board: dict[str, Any], out_dir: Path, files: dict[str, dict[str, Any]]):
+    def __init__(
+        self,
+        board: dict[str, Any],
+        out_dir: Path,
+        files: dict[str, dict[str, Any]],
+        manifest: bytes,
+        signature: bytes,
+    ):
         self.board = board
         self.out_dir = out_dir
-        self.files = files  # path on the board -> {"sha256", "size"}
+        self.files = files  # path in the bundle -> {"sha256", "size"} (what MANIFEST lists)
+        self.manifest = manifest
+        self.signature_line = signature
+        self.manifest_sha = hashlib.sha256(manifest).hexdigest()
+        self.id = self.manifest_sha[: fwstore.ID_HEX]
+        self.signed_by = fwstore.parse_signature(signature)[0].hex()
 
     @property
     def total_bytes(self) -> int:
         return sum(f["size"] for f in self.files.values())
 
+    @property
+    def folder(self) -> str:
+        """Where the bundle goes on the board."""
+        return "%s/%s" % (fwstore.BUNDLES, self.id)
+
+    def install_files(self) -> dict[str, str]:
+        """Every file deploy copies into the bundle's folder -> its SHA-256 (the
+        MANIFEST and its signature included)."""
+        out = {p: f["sha256"] for p, f in self.files.items()}
+        out["MANIFEST"] = self.manifest_sha
+        out["MANIFEST.sig"] = hashlib.sha256(self.signature_line).hexdigest()
+        return out
+
     def data(self, path: str) -> bytes:
         return (self.out_dir / path).read_bytes()
 
 
-def build(root: Path, board_name: str, out_dir: Path | None = None) -> Bundle:
+def load(out_dir: Path) -> Bundle:
+    """A bundle built (and signed) before, from its folder (`stringcare deploy --bundle`).
+    Only what the signed MANIFEST says is taken: files are checked by the board."""
+    out_dir = Path(out_dir)
+    try:
+        manifest = (out_dir / "MANIFEST").read_bytes()
+        signature = (out_dir / "MANIFEST.sig").read_bytes()
+        meta, listed = fwstore.parse_manifest(manifest)
+        fwstore.parse_signature(signature)
+    except FileNotFoundError as exc:
+        raise BundleError(
+            "%s is not a built bundle: %s is missing. Build one with `stringcare bundle "
+            "--board NAME --sign KEY`." % (out_dir, Path(exc.filename).name)
+        ) from None
+    except ValueError as exc:
+        raise BundleError("%s: %s" % (out_dir, exc)) from None
+    board = load_board(layout.repo_root(), meta.get("board", "?"))
+    files = {p: {"sha256": sha, "size": size} for p, (sha, size) in listed.items()}
+    return Bundle(board, out_dir, files, manifest, signature)
+
+
+def build(
+    root: Path, board_name: str, out_dir: Path | None = None, key: Path | None = None
+) -> Bundle:
+    """Build and sign the bundle of a board (key: private key file; None: the checkout's
+    development key)."""
     board = load_board(root, board_name)
     if board.get("shell") is False or board.get("arch") is None:
         raise BundleError(
             "board %s (%s) has no firmware shell in this checkout yet: nothing to build"
             % (board_name, board["role"])
         )
+    seed = load_key(key if key is not None else dev_key(root))
     out = out_dir or root / "build" / "firmware" / board_name
     out.mkdir(parents=True, exist_ok=True)
-    sources = role_sources(root, board)
+    sources = sorted(set(role_sources(root, board)) | {root / p for p in INSTALLER_SOURCES})
     digest = hashlib.sha256()
     entry = root / "firmware" / board["role"] / "main.py"
-    for src in [entry, *sources, boards_dir(root) / board_name / "board.json"]:
+    extra = [root / LOADER_SOURCE, boards_dir(root) / board_name / "board.json"]
+    for src in [entry, *sources, *extra]:
         digest.update(str(src.relative_to(root)).encode() + b"\0" + src.read_bytes())
     source_sha = digest.hexdigest()[:16]
     staging = root / "build" / "mpy-bundle" / board["arch"]
@@ -141,29 +301,47 @@ def build(root: Path, board_name: str, out_dir: Path | None = None) -> Bundle:
     if errors:
         raise BundleError("mpy-cross failed:\n" + "\n".join(errors))
     wanted: dict[str, bytes] = {
-        "main.py": entry.read_bytes(),
+        fwstore.ENTRY + ".py": entry.read_bytes(),
+        fwstore.LOADER: loader_text(root, board).encode(),
         "stringcare_bundle.py": stamp_text(board, source_sha).encode(),
     }
     for src in sources:
         rel = src.relative_to(root).with_suffix(".mpy")
         wanted[rel.as_posix()] = (staging / rel).read_bytes()
+    files: dict[str, dict[str, Any]] = {
+        p: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for p, d in wanted.items()
+    }
+    from shared import version
+
+    manifest = fwstore.manifest_text(
+        (board_name, board["role"], version.VERSION, source_sha),
+        {p: (f["sha256"], f["size"]) for p, f in files.items()},
+    ).encode()
+    pub = ed25519.public_key(seed)
+    signature = fwstore.signature_line(
+        pub, ed25519.sign(seed, fwstore.signed_message(manifest))
+    ).encode()
+    wanted["MANIFEST"] = manifest
+    wanted["MANIFEST.sig"] = signature
     for old in out.rglob("*"):
         if old.is_file() and old.relative_to(out).as_posix() not in wanted:
             old.unlink()
-    files: dict[str, dict[str, Any]] = {}
     for rel_path, data in sorted(wanted.items()):
         dst = out / rel_path
         dst.parent.mkdir(parents=True, exist_ok=True)
         if not dst.exists() or dst.read_bytes() != data:
             dst.write_bytes(data)
-        files[rel_path] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
-    manifest = {
+    result = Bundle(board, out, files, manifest, signature)
+    summary = {
         "board": board_name,
         "role": board["role"],
         "arch": board["arch"],
         "source_sha": source_sha,
-        "bytes": sum(f["size"] for f in files.values()),
+        "id": result.id,
+        "manifest_sha256": result.manifest_sha,
+        "signed_by": pub.hex(),
+        "bytes": result.total_bytes,
         "files": files,
     }
-    (out / "MANIFEST.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    return Bundle(board, out, files)
+    (out / "MANIFEST.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    return result

@@ -1,20 +1,31 @@
-"""`stringcare deploy`: put a board's firmware bundle onto a MicroPython board.
+"""`stringcare deploy`: put a board's signed firmware bundle onto a MicroPython board,
+staged: the new bundle is written beside the running one, checked by the board, and
+only then made active by replacing one small pointer file (docs/deploy.md).
 
 Steps (each shown as it runs):
-  1. build the bundle for the board (tools/stringcare/bundle.py);
+  1. build and sign the bundle for the board (tools/stringcare/bundle.py), or take a
+     bundle built and signed before (--bundle DIR);
   2. probe the port: present, free, a MicroPython raw REPL behind it;
   3. with mpremote's serial transport (no soft reset on entry): read the board's
-     MicroPython version, platform and free filesystem, and the SHA-256 of every
-     bundle file already on it (computed on the board with hashlib; boards without
-     hashlib are read back and hashed here);
-  4. refuse an unsupported version or a platform that is not the board's;
-  5. copy only the files whose hash differs, after checking they fit;
-  6. hash them again on the board: every file must match the bundle's manifest;
-  7. write the role's settings (stringcare_settings.py; --address/--variant also as a
+     MicroPython version, platform and free filesystem, its active bundle, the keys it
+     trusts, and the SHA-256 of the new bundle's files already in their folder
+     (b/<id>/, computed on the board with hashlib: a cut deploy resumes);
+  4. refuse an unsupported version, a platform that is not the board's, a board
+     without hashlib, a bundle signed by a key the board does not trust;
+  5. copy the files whose hash differs into the bundle's folder, after checking they
+     fit (folders of bundles that are neither active nor previous are removed first);
+  6. the board checks the folder (shared/fwstore.py, with the installer of its active
+     bundle): the MANIFEST's Ed25519 signature and every file's SHA-256;
+  7. switch: the pointer /stringcare_active ("new, previous") is written aside and
+     renamed over the old one; the loader /main.py is replaced the same way when it
+     changed; bundles older than the previous one are removed;
+  8. write the role's settings (stringcare_settings.py; --address/--variant also as a
      one-shot stringcare_provision.py the firmware applies to its store at boot);
-  8. soft-reset (Ctrl-D at the friendly REPL: the board runs main.py) and wait for the
-     firmware's start line on the console; with --bus, a module must also answer
-     DISCOVER on the bus.
+  9. soft-reset (Ctrl-D at the friendly REPL: the loader checks and runs the bundle)
+     and wait for the loader's line naming the new bundle and the firmware's start
+     line; with --bus, a module must also answer DISCOVER on the bus.
+A deploy cut at any point leaves a board that boots the old or the new bundle (the
+loader checks every file at boot and falls back): host_tests/hil/test_deploy_cut.py.
 Every failure is a DeployError whose message names the problem and what to do.
 """
 
@@ -22,7 +33,6 @@ from __future__ import annotations
 
 import ast
 import errno
-import hashlib
 import os
 import re
 import time
@@ -32,6 +42,7 @@ from typing import Any
 
 import serial
 
+from shared import fwstore
 from stringcare import bundle as bundle_mod
 
 RAW_REPL_BANNER = b"raw REPL; CTRL-B to exit\r\n"
@@ -63,17 +74,82 @@ def _hash(p):
         return ''.join('%02x' % x for x in h.digest())
     except OSError:
         return None
-def _size(p):
+def _read(p):
     try:
-        return os.stat(p)[6]
+        with open(p) as f:
+            return f.read()
     except OSError:
         return None
+try:
+    _dirs = os.listdir('b')
+except OSError:
+    _dirs = []
 _s = os.statvfs('.')
 print(repr({'version': tuple(sys.implementation.version[:3]), 'platform': sys.platform,
     'free': _s[0] * _s[4], 'hashlib': _h, 'binascii': _b,
-    'hashes': {p: (_hash(p) if _h else None) for p in PATHS},
-    'sizes': {p: _size(p) for p in PATHS}}))
+    'hashes': {p: (_hash(FOLDER + '/' + p) if _h else None) for p in PATHS},
+    'pointer': _read('stringcare_active'), 'trust': _read('stringcare_trust'),
+    'loader': _hash('main.py') if _h else None, 'bundles': _dirs,
+    'legacy': [p for p in LEGACY if p in os.listdir()]}))
 """
+
+# The board's check of a staged bundle (step 6).  It imports the installer
+# (shared/fwstore) from VDIR: the active bundle when its installer is intact, else the
+# new bundle itself (first install).  Modules of the running firmware are dropped first
+# so the import comes from VDIR.
+CHECK_SCRIPT = """
+import sys
+def _drop():
+    for _k in list(sys.modules):
+        if _k == 'shared' or _k.startswith('shared.'):
+            del sys.modules[_k]
+_drop()
+sys.path.insert(0, VDIR)
+try:
+    from shared import fwstore as _fs
+    _r = _fs.check(FOLDER, TRUST)
+finally:
+    sys.path.pop(0)
+    _drop()
+print(repr(_r))
+"""
+
+# Is an installed bundle's installer intact (its MANIFEST has the pointer's SHA-256 and
+# the installer's files match it)?  Plain hashlib: nothing of the bundle is imported.
+VDIR_SCRIPT = """
+import hashlib
+def _h(p):
+    try:
+        with open(p, 'rb') as f:
+            return ''.join('%02x' % x for x in hashlib.sha256(f.read()).digest())
+    except OSError:
+        return None
+def _ok(d, msha):
+    if _h(d + '/MANIFEST') != msha:
+        return False
+    want = {}
+    with open(d + '/MANIFEST') as f:
+        for line in f:
+            q = line.split()
+            if len(q) == 4 and q[0] == 'file':
+                want[q[3]] = q[1]
+    return all(p in want and _h(d + '/' + p) == want[p] for p in INSTALLER)
+print(repr([d for d, m in CANDIDATES if _ok(d, m)]))
+"""
+
+# Files and folders an earlier (flat, unstaged) deploy left at the top of the filesystem.
+LEGACY = ("stringcare_bundle.py", "shared", "module_fw", "manager_fw", "boards")
+INSTALLER_FILES = ("shared/__init__.mpy", "shared/fwstore.mpy", "shared/ed25519.mpy")
+
+
+def fwstore_lines(text: str) -> list[tuple[str, str]]:
+    """The pointer file's (folder, manifest sha) lines, active first."""
+    out = []
+    for line in text.split("\n"):
+        parts = line.split(" ")
+        if len(parts) == 2 and len(parts[1]) == 64:
+            out.append((parts[0], parts[1]))
+    return out
 
 
 class DeployError(Exception):
@@ -166,13 +242,16 @@ class Deployer:
     def __init__(
         self,
         root: Path,
-        board_name: str,
+        board_name: str | None,
         port: str,
         address: int | None = None,
         variant: str | None = None,
         bus: str | None = None,
         progress: Callable[[str], None] = print,
         start_timeout_s: float = 20.0,
+        key: Path | None = None,
+        bundle_dir: Path | None = None,
+        trust_key: bool = False,
     ) -> None:
         self.root = root
         self.board_name = board_name
@@ -182,25 +261,53 @@ class Deployer:
         self.bus = bus
         self.progress = progress
         self.start_timeout_s = start_timeout_s
+        self.key = key
+        self.bundle_dir = bundle_dir
+        self.trust_key = trust_key
         self.copied: list[str] = []
         self.unchanged: list[str] = []
+        self.removed: list[str] = []
         self.info: dict[str, Any] = {}
         self.banner = ""
+        self.boot_line = ""
         self.discovered: dict[str, Any] | None = None
+        self.switched = False
 
     # -- steps ------------------------------------------------------------------------
 
-    def run(self) -> Deployer:
+    def _bundle(self) -> bundle_mod.Bundle:
         try:
-            b = bundle_mod.build(self.root, self.board_name)
+            if self.bundle_dir is not None:
+                b = bundle_mod.load(self.bundle_dir)
+                if self.board_name and b.board["name"] != self.board_name:
+                    raise DeployError(
+                        "the bundle in %s is for board %s, not %s: pick the matching bundle "
+                        "or --board" % (self.bundle_dir, b.board["name"], self.board_name)
+                    )
+                return b
+            if not self.board_name:
+                raise DeployError("say which board: --board NAME (or --bundle DIR)")
+            return bundle_mod.build(self.root, self.board_name, key=self.key)
         except bundle_mod.BundleError as exc:
             raise DeployError(str(exc)) from None
+
+    def run(self) -> Deployer:
+        b = self._bundle()
         self.bundle = b
+        self.board_name = b.board["name"]
         board = b.board
         self._check_options(board)
         self.progress(
-            "bundle: %s (%s, %s), %d files, %.1f KB"
-            % (self.board_name, board["role"], board["arch"], len(b.files), b.total_bytes / 1024)
+            "bundle: %s (%s, %s), %d files, %.1f KB, id %s, signed by %s"
+            % (
+                self.board_name,
+                board["role"],
+                board["arch"],
+                len(b.files),
+                b.total_bytes / 1024,
+                b.id,
+                b.signed_by[:16],
+            )
         )
         self.progress("probing %s ..." % self.port)
         probe_port(self.port)
@@ -214,17 +321,27 @@ class Deployer:
         try:
             t.enter_raw_repl(soft_reset=False)
             self._inspect(t, board)
-            self._copy(t)
-            self._verify(t)
+            self._check_trust()
+            if self._up_to_date():
+                self.progress("copy: nothing to do, bundle %s is active and intact" % b.id)
+                self.unchanged = sorted(b.install_files())
+            else:
+                self._copy(t)
+                self._board_check(t)
+                self._switch(t)
             self._settings(t, board)
             t.exit_raw_repl()
-        except TransportError as exc:
+        except (TransportError, serial.SerialException, OSError) as exc:
             raise DeployError(
                 "the connection to %s broke off: %s. Unplug and replug the board and run "
-                "deploy again." % (self.port, exc)
+                "deploy again (the board boots its previous firmware until a deploy "
+                "completes)." % (self.port, exc)
             ) from None
         finally:
-            t.close()
+            try:
+                t.close()
+            except (serial.SerialException, OSError):
+                pass
         self._restart_and_confirm(board)
         return self
 
@@ -244,10 +361,17 @@ class Deployer:
             except ValueError as exc:
                 raise DeployError(str(exc)) from None
 
+    def _exec(self, t: Any, code: str) -> Any:
+        out = t.exec(code)
+        return ast.literal_eval(out.decode().strip().splitlines()[-1])
+
     def _inspect(self, t: Any, board: dict[str, Any]) -> None:
-        paths = sorted(self.bundle.files)
-        out = t.exec("PATHS = %r\n" % paths + PROBE_SCRIPT)
-        info: dict[str, Any] = ast.literal_eval(out.decode().strip().splitlines()[-1])
+        paths = sorted(self.bundle.install_files())
+        info: dict[str, Any] = self._exec(
+            t,
+            "PATHS = %r\nFOLDER = %r\nLEGACY = %r\n" % (paths, self.bundle.folder, LEGACY)
+            + PROBE_SCRIPT,
+        )
         self.info = info
         version = ".".join(str(x) for x in info["version"])
         self.progress(
@@ -275,45 +399,117 @@ class Deployer:
                 )
             )
         if not info["hashlib"]:
-            info["hashes"] = {p: self._readback_hash(t, p) for p in paths}
+            raise DeployError(
+                "no hashlib on %s: the board checks every file's SHA-256 at install and at "
+                "boot. Flash a MicroPython build with hashlib (MICROPY_PY_HASHLIB, on by "
+                "default on rp2 and most stm32 boards) and deploy again." % self.port
+            )
+        self.pointer = fwstore_lines(info["pointer"] or "")
+        self.trusted = (info["trust"] or "").split()
+        shown = ", ".join(d for d, _ in self.pointer) or "none (first staged install)"
+        self.progress("board: bundles %s; trusts %s" % (
+            shown, ", ".join(k[:16] for k in self.trusted) or "no key yet"))  # fmt: skip
 
-    def _readback_hash(self, t: Any, path: str) -> str | None:
-        try:
-            return hashlib.sha256(bytes(t.fs_readfile(path))).hexdigest()
-        except OSError:
+    def _check_trust(self) -> None:
+        signer = self.bundle.signed_by
+        if not self.trusted or signer in self.trusted:
+            return
+        if self.trust_key:
+            self.progress(
+                "trust: --trust-key: the board's key %s is replaced by %s"
+                % (", ".join(k[:16] for k in self.trusted), signer[:16])
+            )
+            return
+        raise DeployError(
+            "untrusted key: the bundle is signed by key %s, the board trusts only %s. Sign "
+            "with the board's key (stringcare bundle --sign KEY), or, if the builder's key "
+            "was replaced, deploy once with --trust-key over USB (docs/deploy.md, key "
+            "handling)." % (signer[:16], ", ".join(k[:16] for k in self.trusted))
+        )
+
+    def _up_to_date(self) -> bool:
+        b = self.bundle
+        if not self.pointer or self.pointer[0] != (b.folder, b.manifest_sha):
+            return False
+        if self.info["loader"] != b.files[fwstore.LOADER]["sha256"] or self._trust_text():
+            return False
+        hashes = self.info["hashes"]
+        return all(hashes.get(p) == sha for p, sha in b.install_files().items())
+
+    def _trust_text(self) -> str | None:
+        """What /stringcare_trust must become, or None when it stays."""
+        signer = self.bundle.signed_by
+        if self.trusted and (signer in self.trusted or not self.trust_key):
             return None
+        return signer + "\n"
 
     def _copy(self, t: Any) -> None:
-        files = self.bundle.files
+        b = self.bundle
+        wanted = b.install_files()
         hashes = self.info["hashes"]
-        sizes = self.info["sizes"]
-        todo = [p for p in sorted(files) if hashes.get(p) != files[p]["sha256"]]
-        self.unchanged = [p for p in sorted(files) if p not in todo]
-        need = sum(files[p]["size"] - (sizes.get(p) or 0) for p in todo)
-        if need > 0 and need + FREE_MARGIN_BYTES > self.info["free"]:
+        todo = [p for p in sorted(wanted) if hashes.get(p) != wanted[p]]
+        self.unchanged = [p for p in sorted(wanted) if p not in todo]
+        keep = {d.split("/")[-1] for d, _ in self.pointer} | {b.id}
+        stale = ["%s/%s" % (fwstore.BUNDLES, d) for d in self.info["bundles"] if d not in keep]
+        for d in stale:  # cut deploys, bundles older than the previous one
+            self._rmtree(t, d)
+        sizes = {p: len(b.data(p)) for p in todo}
+        need = sum(sizes.values())
+        free = self.info["free"] + 0  # (stale folders freed more; statvfs is re-read below)
+        if stale:
+            free = self._exec(t, "import os\n_s = os.statvfs('.')\nprint(_s[0] * _s[4])")
+        if need > 0 and need + FREE_MARGIN_BYTES > free:
             raise DeployError(
                 "filesystem full: the bundle needs %.1f KB more, the board has %.1f KB free. "
-                "Remove old files (`mpremote fs ls`, `mpremote fs rm FILE`) or freeze the "
-                "firmware into the MicroPython image (firmware/%s/manifest.py)."
-                % (
-                    (need + FREE_MARGIN_BYTES) / 1024,
-                    self.info["free"] / 1024,
-                    self.bundle.board["role"],
-                )
+                "A staged install keeps the running bundle until the new one is checked, so "
+                "the filesystem must hold both. Remove other files (`mpremote fs ls`, "
+                "`mpremote fs rm FILE`) or freeze the firmware into the MicroPython image "
+                "(firmware/%s/manifest.py)."
+                % ((need + FREE_MARGIN_BYTES) / 1024, free / 1024, b.board["role"])
             )
-        if not todo:
-            self.progress("copy: nothing to do, all %d files up to date" % len(files))
-            return
-        self.progress("copy: %d of %d files changed" % (len(todo), len(files)))
-        dirs = sorted(
-            {"/".join(p.split("/")[:k]) for p in todo for k in range(1, p.count("/") + 1)}
+        self.progress(
+            "copy: %d of %d files into %s%s"
+            % (
+                len(todo),
+                len(wanted),
+                b.folder,
+                (" (%d already there)" % len(self.unchanged)) if self.unchanged else "",
+            )
         )
-        for d in dirs:
-            t.exec("import os\ntry:\n os.mkdir(%r)\nexcept OSError:\n pass" % d)
+        dirs = sorted(
+            {b.folder}
+            | {
+                b.folder + "/" + "/".join(p.split("/")[:k])
+                for p in todo
+                for k in range(1, p.count("/") + 1)
+            }
+        )
+        mk = "import os\nfor _d in %r:\n try:\n  os.mkdir(_d)\n except OSError:\n  pass" % (
+            [fwstore.BUNDLES, *dirs],
+        )
+        t.exec(mk)
         for n, path in enumerate(todo, 1):
-            self._write(t, path, self.bundle.data(path))
+            self._write(t, b.folder + "/" + path, b.data(path))
             self.copied.append(path)
-            self.progress("  [%d/%d] %s (%d B)" % (n, len(todo), path, files[path]["size"]))
+            self.progress("  [%d/%d] %s (%d B)" % (n, len(todo), path, sizes[path]))
+
+    def _rmtree(self, t: Any, path: str) -> None:
+        t.exec(
+            "import os\n"
+            "def _rm(p):\n"
+            " try:\n"
+            "  names = os.listdir(p)\n"
+            " except OSError:\n"
+            "  names = None\n"
+            " if names is None:\n"
+            "  os.remove(p)\n"
+            "  return\n"
+            " for n in names:\n"
+            "  _rm(p + '/' + n)\n"
+            " os.rmdir(p)\n"
+            "_rm(%r)" % path
+        )
+        self.removed.append(path)
 
     def _write(self, t: Any, path: str, data: bytes) -> None:
         from mpremote.transport import TransportExecError
@@ -341,29 +537,89 @@ class Deployer:
                 ) from None
             raise DeployError("writing %s on the board failed: %s" % (path, text.strip())) from None
 
-    def _verify(self, t: Any) -> None:
-        paths = sorted(self.bundle.files)
-        if self.info["hashlib"]:
-            out = t.exec("PATHS = %r\n" % paths + PROBE_SCRIPT)
-            hashes = ast.literal_eval(out.decode().strip().splitlines()[-1])["hashes"]
-        else:
-            hashes = {p: self._readback_hash(t, p) for p in paths}
-        bad = [p for p in paths if hashes.get(p) != self.bundle.files[p]["sha256"]]
-        if bad:
-            p = bad[0]
-            raise DeployError(
-                "hash mismatch after copy: %s on the board has SHA-256 %s, the bundle %s "
-                "(%d file%s wrong). The board's flash or the USB link corrupted it: run deploy "
-                "again; if it repeats, erase the filesystem or replace the board."
-                % (
-                    p,
-                    (hashes.get(p) or "none")[:16],
-                    self.bundle.files[p]["sha256"][:16],
-                    len(bad),
-                    "" if len(bad) == 1 else "s",
-                )
+    def _verifier_dir(self, t: Any) -> str:
+        """Whose installer checks the new bundle: the active (else previous) bundle's when
+        intact; the new bundle's own on a first install."""
+        if self.pointer:
+            good = self._exec(
+                t,
+                "CANDIDATES = %r\nINSTALLER = %r\n"
+                % ([list(x) for x in self.pointer], INSTALLER_FILES)
+                + VDIR_SCRIPT,
             )
-        self.progress("verify: %d files match the manifest (SHA-256)" % len(paths))
+            if good:
+                return str(good[0])
+        return self.bundle.folder
+
+    def _board_check(self, t: Any) -> None:
+        b = self.bundle
+        vdir = self._verifier_dir(t)
+        trusted = [] if self._trust_text() else self.trusted
+        started = time.monotonic()
+        why, manifest_sha = self._exec(
+            t,
+            "VDIR = %r\nFOLDER = %r\nTRUST = %r\n" % (vdir, b.folder, trusted) + CHECK_SCRIPT,
+        )
+        self.verify_s = time.monotonic() - started
+        if why is not None:
+            if why.startswith("hash mismatch: "):
+                path = why.split(" ")[2]
+                raise DeployError(
+                    "hash mismatch after copy: %s on the board (%s). The board's flash or the "
+                    "USB link corrupted it, or the bundle was changed after it was signed: "
+                    "run deploy again; if it repeats, rebuild the bundle, erase the "
+                    "filesystem or replace the board. The board keeps running its previous "
+                    "firmware." % (path, why[len("hash mismatch: ") :])
+                )
+            raise DeployError(
+                "bundle refused by the board: %s. Nothing was switched: the board keeps "
+                "its previous firmware. Deploy a bundle built and signed with "
+                "`stringcare bundle --sign KEY` and not changed since." % why
+            )
+        if manifest_sha != b.manifest_sha:
+            raise DeployError(
+                "bundle refused: the board's MANIFEST in %s has SHA-256 %s, the bundle's is "
+                "%s; deploy again" % (b.folder, manifest_sha[:16], b.manifest_sha[:16])
+            )
+        self.progress(
+            "verify: the board checked the signature (key %s) and %d files (%s, %.2f s)"
+            % (b.signed_by[:16], len(b.files), "installer of " + vdir, self.verify_s)
+        )
+
+    def _put_small(self, t: Any, path: str, text: str) -> None:
+        """Write a small file aside (path + '.tmp') and rename it over path."""
+        t.exec(
+            "import os\n_f=open(%r,'w')\n_f.write(%r)\n_f.close()\nos.rename(%r, %r)"
+            % (path + ".tmp", text, path + ".tmp", path)
+        )
+
+    def _switch(self, t: Any) -> None:
+        b = self.bundle
+        trust = self._trust_text()
+        if trust is not None:
+            self._put_small(t, fwstore.TRUST, trust)
+            self.progress("trust: the board now trusts key %s" % b.signed_by[:16])
+        lines = [(b.folder, b.manifest_sha)]
+        lines += [x for x in self.pointer if x[0] != b.folder][:1]
+        self._put_small(t, fwstore.POINTER, "".join("%s %s\n" % x for x in lines))
+        self.switched = True
+        if self.info["loader"] != b.files[fwstore.LOADER]["sha256"]:
+            t.exec(
+                "import os\n_s=open(%r,'rb')\n_f=open('main.py.tmp','wb')\n"
+                "while True:\n _c=_s.read(512)\n if not _c:\n  break\n _f.write(_c)\n"
+                "_f.close()\n_s.close()\nos.rename('main.py.tmp','main.py')"
+                % (b.folder + "/" + fwstore.LOADER)
+            )
+            self.progress("switch: active bundle %s, loader /main.py replaced" % b.id)
+        else:
+            self.progress("switch: active bundle %s" % b.id)
+        keep = {d for d, _ in lines}
+        for d in self.info["bundles"]:
+            folder = "%s/%s" % (fwstore.BUNDLES, d)
+            if folder not in keep and folder not in self.removed:
+                self._rmtree(t, folder)
+        for name in self.info["legacy"]:  # the flat layout of earlier deploys
+            self._rmtree(t, name)
 
     def _settings(self, t: Any, board: dict[str, Any]) -> None:
         settings: dict[str, Any] = {"baud": board.get("baud", 115200)}
@@ -409,9 +665,21 @@ class Deployer:
                     break
                 if b"Traceback" in said and b">>> " in said:
                     break
+                if b"NO VALID FIRMWARE" in said and said.endswith(b"\n"):
+                    break
         finally:
             ser.close()
         text = said.decode("utf-8", "replace").replace("\r", "")
+        boot = [ln for ln in text.split("\n") if ln.startswith("stringcare: boot: ")]
+        expected = "stringcare: boot: bundle %s" % self.bundle.folder
+        if boot and not boot[0].startswith(expected):
+            raise DeployError(
+                "the board did not boot the new bundle %s: its loader said %r. Deploy again; "
+                "if it repeats, the board's flash is failing."
+                % (self.bundle.folder, boot[0][len("stringcare: boot: ") :])
+            )
+        if boot:
+            self.boot_line = boot[0]
         lines = [ln for ln in text.split("\n") if ln.startswith(marker.decode())]
         if "Traceback" in text or not lines:
             tail = text.strip()[-400:]

@@ -1,0 +1,135 @@
+# StringCare loader: the /main.py of every board since staged installs (docs/deploy.md).
+# It never imports bundle code before checking it:
+#
+#   1. read /stringcare_active: the active bundle, then the previous one, each as
+#      "b/<id> <SHA-256 of its MANIFEST>" (written only after the board checked the
+#      manifest's Ed25519 signature at install, replaced whole by an atomic rename);
+#   2. take the first bundle whose MANIFEST has that SHA-256 and whose every file
+#      matches the MANIFEST's SHA-256 and size; run its stringcare_entry (the role's
+#      firmware/<role>/main.py) with the bundle first on sys.path;
+#   3. no valid bundle: drive the bleed and excitation pins to their off level, print
+#      why, and flash the "no firmware" LED pattern (red and green alternating, 4 Hz)
+#      until Ctrl-C (USB: deploy again).
+#
+# The bundle builder puts the board's safe pins into SAFE (tools/stringcare/bundle.py);
+# the loader is itself part of the signed bundle and is replaced last, by a rename.
+import os
+import sys
+
+SAFE = {}  # filled in per board by `stringcare bundle`
+
+
+def _sha(path):
+    try:
+        import hashlib
+    except ImportError:
+        return None
+    h = hashlib.sha256()
+    buf = bytearray(512)
+    try:
+        with open(path, "rb") as f:
+            while True:
+                n = f.readinto(buf)
+                if not n:
+                    break
+                h.update(buf if n == 512 else buf[:n])
+    except OSError:
+        return None
+    return "".join("%02x" % x for x in h.digest())
+
+
+def _check(folder, manifest_sha):
+    """None when the bundle is intact, else what is wrong."""
+    got = _sha(folder + "/MANIFEST")
+    if got is None:
+        return "no MANIFEST (or no hashlib)"
+    if got != manifest_sha:
+        return "MANIFEST changed"
+    with open(folder + "/MANIFEST") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 4 and parts[0] == "file":
+                path = folder + "/" + parts[3]
+                try:
+                    size = os.stat(path)[6]
+                except OSError:
+                    return parts[3] + " missing"
+                if size != int(parts[2]) or _sha(path) != parts[1]:
+                    return parts[3] + " damaged"
+    return None
+
+
+def _bundles():
+    try:
+        with open("stringcare_active") as f:
+            text = f.read()
+    except OSError:
+        return []
+    out = []
+    for line in text.split("\n"):
+        parts = line.split(" ")
+        if len(parts) == 2 and len(parts[1]) == 64:
+            out.append(parts)
+    return out
+
+
+def _safe_pins():
+    """Bleed and excitation off; returns a function setting the LEDs (bits: 1 red, 2 green)."""
+    if SAFE.get("status_file"):  # virtual board: its HAL reports outputs in a file
+        cfg = os.getenv("VBOARD_CONFIG") if hasattr(os, "getenv") else None
+
+        def leds(bits):
+            if cfg:
+                with open(cfg + ".status.tmp", "w") as f:
+                    f.write('{"led": %d, "duty": 0, "safe": "no valid firmware"}' % bits)
+                os.rename(cfg + ".status.tmp", cfg + ".status.json")
+
+        leds(0)
+        return leds
+    from machine import Pin
+
+    for name in SAFE.get("off", ()):
+        Pin(name, Pin.OUT, value=SAFE.get("off_level", 0))
+    pins = [Pin(name, Pin.OUT, value=0) for name in SAFE.get("leds", ())]
+
+    def leds(bits):
+        for k in range(len(pins)):
+            pins[k].value((bits >> k) & 1)
+
+    return leds
+
+
+def _no_firmware(why):
+    leds = _safe_pins()
+    print("stringcare: boot: NO VALID FIRMWARE (%s): bleed off; deploy again over USB" % why)
+    import time
+
+    bits = 1
+    while True:  # Ctrl-C (mpremote, deploy) ends it: the REPL takes over
+        leds(bits)
+        bits ^= 3
+        time.sleep_ms(125)
+
+
+def main():
+    failed = []
+    for folder, manifest_sha in _bundles():
+        why = _check(folder, manifest_sha)
+        if why is not None:
+            failed.append("%s: %s" % (folder, why))
+            continue
+        note = ("; skipped " + ", ".join(failed)) if failed else ""
+        print("stringcare: boot: bundle %s%s" % (folder, note))
+        sys.path.insert(0, folder)
+        try:
+            __import__("stringcare_entry")
+        except KeyboardInterrupt:
+            raise
+        except Exception:
+            _safe_pins()
+            raise
+        return
+    _no_firmware("; ".join(failed) or "no bundle installed")
+
+
+main()
