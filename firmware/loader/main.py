@@ -60,17 +60,23 @@ def _check(folder, manifest_sha):
 
 
 def _bundles():
-    try:
-        with open("stringcare_active") as f:
-            text = f.read()
-    except OSError:
-        return []
-    out = []
-    for line in text.split("\n"):
-        parts = line.split(" ")
-        if len(parts) == 2 and len(parts[1]) == 64:
-            out.append(parts)
-    return out
+    # The pointer, or the new one written aside when the switch was cut between
+    # removing the old and renaming (FAT's rename is remove + rename; littlefs's is
+    # atomic).  Only whole lines count: a cut write leaves none or a valid prefix.
+    for name in ("stringcare_active", "stringcare_active.tmp"):
+        try:
+            with open(name) as f:
+                text = f.read()
+        except OSError:
+            continue
+        out = []
+        for line in text.split("\n"):
+            parts = line.split(" ")
+            if len(parts) == 2 and len(parts[1]) == 64:
+                out.append(parts)
+        if out:
+            return out
+    return []
 
 
 def _safe_pins():

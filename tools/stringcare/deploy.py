@@ -89,6 +89,7 @@ print(repr({'version': tuple(sys.implementation.version[:3]), 'platform': sys.pl
     'free': _s[0] * _s[4], 'hashlib': _h, 'binascii': _b,
     'hashes': {p: (_hash(FOLDER + '/' + p) if _h else None) for p in PATHS},
     'pointer': _read('stringcare_active'), 'trust': _read('stringcare_trust'),
+    'settings': _read('stringcare_settings.py'),
     'loader': _hash('main.py') if _h else None, 'bundles': _dirs,
     'legacy': [p for p in LEGACY if p in os.listdir()]}))
 """
@@ -528,6 +529,8 @@ class Deployer:
             else:
                 t.fs_writefile(path, data)
         except (TransportExecError, OSError) as exc:
+            if isinstance(exc, serial.SerialException):
+                raise  # the port went away: run() says the connection broke off
             text = getattr(exc, "error_output", "") or str(exc)
             if re.search(r"ENOSPC|\b28\b", text) or getattr(exc, "errno", 0) == errno.ENOSPC:
                 raise DeployError(
@@ -626,7 +629,8 @@ class Deployer:
         if board["role"] == "module":
             settings["variant"] = self.variant or board.get("variant_default", "12v")
         text = "# Written by `stringcare deploy`.\nSETTINGS = %r\n" % settings
-        t.exec("_f=open('stringcare_settings.py','w')\n_f.write(%r)\n_f.close()" % text)
+        if self.info.get("settings") != text:  # aside and renamed: a cut leaves old or new
+            self._put_small(t, "stringcare_settings.py", text)
         provision: dict[str, int] = {}
         if self.address is not None:
             provision["address"] = self.address
@@ -639,7 +643,7 @@ class Deployer:
                 "# One-shot, applied to the store at boot: `stringcare deploy`.\nPROVISION = %r\n"
                 % provision
             )
-            t.exec("_f=open('stringcare_provision.py','w')\n_f.write(%r)\n_f.close()" % text)
+            self._put_small(t, "stringcare_provision.py", text)
         self.progress(
             "settings: %r%s" % (settings, (", provision %r" % provision) if provision else "")
         )

@@ -20,7 +20,11 @@ A `VirtualBoard` is what the hardware-in-the-loop tests (host_tests/hil/) and
 What the board's firmware sees of the world (block voltage, temperatures, uid) is the
 JSON file `board.config_path`, re-read by the virtual HAL when it changes
 (`set_env`).  Board properties can be emulated for tests: an old MicroPython version,
-a small filesystem, a flash that corrupts writes (see vboard_rom.py).
+a small filesystem, a flash that corrupts writes, a power cut at a chosen flash
+operation (see vboard_rom.py).  A power cut also "unplugs" the USB console: the open
+port dies as a real board's does, and `board.device` names the new one.
+`power_off()`/`power_on()` switch the board with its flash kept (tests restore a flash
+image in between).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 ROM = Path(__file__).with_name("vboard_rom.py")
+POWER_CUT_MARKER = b"vboard: power cut"
 DEFAULT_HEAP_KB = 512
 
 
@@ -163,6 +168,9 @@ class VirtualBoard:
         self._user_slave = -1
         self.device = ""
         self._stopping = threading.Event()
+        self._off = threading.Event()
+        self._cut_scan = 0
+        self.power_cuts = 0
         self._relay: threading.Thread | None = None
         self._lock = threading.Lock()
 
@@ -251,6 +259,9 @@ class VirtualBoard:
                 if data:
                     self.console.extend(data)
                     self._to_user(data)
+                    if POWER_CUT_MARKER in self.console[self._cut_scan :]:
+                        self._cut_scan = len(self.console)
+                        self._power_cut()
                 else:
                     self._board_exited()
                     continue
@@ -288,9 +299,51 @@ class VirtualBoard:
                 pass
             if self._stopping.is_set():
                 return
+            if self._off.is_set():
+                self._board_fd = -1
+                return
             msg = b"MPY: soft reboot\r\n"
             self.console.extend(msg)
             self._to_user(msg)
+            self._spawn()
+
+    def _power_cut(self) -> None:
+        """The emulated power cut happened (vboard_rom.py): one-shot, so the board boots
+        normally; the USB console goes away with the power and comes back as a new port;
+        the relay boots the board again when its process has ended."""
+        for key in ("power_cut_at", "power_cut_mid"):
+            self.config.pop(key, None)
+        self._write_config()
+        self.power_cuts += 1
+        old = (self._user_master, self._user_slave)
+        self._user_master, self._user_slave = os.openpty()
+        tty.setraw(self._user_slave)
+        self.device = os.ttyname(self._user_slave)
+        os.set_blocking(self._user_master, False)
+        for fd in old:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def power_off(self, timeout_s: float = 10.0) -> None:
+        """Switch the board off (its flash stays); `power_on()` boots it again."""
+        self._off.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        deadline = time.monotonic() + timeout_s
+        while self._board_fd != -1:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the virtual board did not power off")
+            time.sleep(0.01)
+
+    def power_on(self) -> None:
+        with self._lock:
+            self._off.clear()
             self._spawn()
 
     def power_cycle(self) -> None:

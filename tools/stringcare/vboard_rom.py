@@ -14,6 +14,16 @@
 #   "flash_kb": 64                      a filesystem of this size (statvfs, ENOSPC)
 #   "corrupt_write": "core.mpy"         every write to a file whose name ends so has
 #                                       one bit flipped (a failing flash or link)
+#   "power_cut_at": 17                  power fails at the 17th flash operation after
+#                                       the firmware stopped (what a deploy does at the
+#                                       REPL): file create, write, rename, remove, mkdir,
+#                                       rmdir.  The board prints "vboard: power cut" and
+#                                       does nothing more; the launcher then cuts it off
+#                                       and powers it up again (vboard.py)
+#   "power_cut_mid": true               ... and when that operation is a write, only the
+#                                       first half of its bytes reach the flash
+#   "flash_log": "/path/ops.txt"        one line per such flash operation, appended to a
+#                                       host file ("N kind path [bytes]"): where to cut
 import builtins
 import json
 import os
@@ -39,6 +49,33 @@ def _used_bytes(top):
     return total
 
 
+_CUT_AT = _CONFIG.get("power_cut_at") or 0
+_CUT_MID = bool(_CONFIG.get("power_cut_mid"))
+_LOG = _CONFIG.get("flash_log") or ""
+_OPS = [0, False]  # flash operations counted, armed (the firmware has stopped)
+
+
+def _flash_op(kind, path, data=None, f=None):
+    """Count one flash operation; at the cut, let (half of) it happen and stop."""
+    if not _OPS[1] or not (_CUT_AT or _LOG):
+        return False
+    _OPS[0] += 1
+    if _LOG:
+        with _real_open(_LOG, "a") as log:
+            log.write(
+                "%d %s %s%s\n" % (_OPS[0], kind, path, "" if data is None else " %d" % len(data))
+            )
+    if _OPS[0] != _CUT_AT:
+        return False
+    if data is not None and f is not None and _CUT_MID:
+        f.write(data[: len(data) // 2])
+    print("\r\nvboard: power cut\r")
+    import time
+
+    while True:  # the launcher kills the process: nothing more reaches the flash
+        time.sleep(1)
+
+
 class _QuotaFile:
     def __init__(self, f, name, quota, corrupt):
         self._f = f
@@ -52,6 +89,7 @@ class _QuotaFile:
             data[len(data) // 2] ^= 0x10
         if self._quota and _used_bytes(_ROOT) + len(data) > self._quota:
             raise OSError(28)  # ENOSPC, as littlefs raises it on a full board
+        _flash_op("write", self._name, data, self._f)
         return self._f.write(data)
 
     def close(self):
@@ -71,15 +109,21 @@ _QUOTA = _CONFIG.get("flash_kb", 0) * 1024
 _CORRUPT = _CONFIG.get("corrupt_write", "")
 
 
+_WRAP = bool(_QUOTA or _CORRUPT or _CUT_AT or _LOG)
+
+
 def _open(name, mode="r", *args, **kwargs):
+    writing = "w" in mode or "a" in mode
+    if writing:
+        _flash_op("create", name)
     f = _real_open(name, mode, *args, **kwargs)
-    if ("w" in mode or "a" in mode) and (_QUOTA or _CORRUPT):
+    if writing:
         bad = bool(_CORRUPT) and str(name).endswith(_CORRUPT)
         return _QuotaFile(f, name, _QUOTA, bad)
     return f
 
 
-if _QUOTA or _CORRUPT:
+if _WRAP:
     builtins.open = _open
 
 
@@ -95,6 +139,7 @@ class _Shim:
         return getattr(self._real, name)
 
 
+_os_attrs = {}
 if _QUOTA:
 
     def _statvfs(path):
@@ -103,7 +148,20 @@ if _QUOTA:
             free = 0
         return (4096, 4096, _QUOTA // 4096, free // 4096, free // 4096, 0, 0, 0, 0, 255)
 
-    sys.modules["os"] = _Shim(os, statvfs=_statvfs)
+    _os_attrs["statvfs"] = _statvfs
+if _CUT_AT or _LOG:
+
+    def _op(kind, real):
+        def run(*args):
+            _flash_op(kind, " ".join(args))
+            return real(*args)
+
+        return run
+
+    for _name in ("rename", "remove", "mkdir", "rmdir"):
+        _os_attrs[_name] = _op(_name, getattr(os, _name))
+if _os_attrs:
+    sys.modules["os"] = _Shim(os, **_os_attrs)
 
 if "micropython_version" in _CONFIG:
     _v = tuple(_CONFIG["micropython_version"]) + ("",)
@@ -127,3 +185,4 @@ if _main is not None:
         print("KeyboardInterrupt")
     except Exception as _e:  # noqa: BLE001 - a board prints the traceback and goes to the REPL
         sys.print_exception(_e)  # type: ignore[attr-defined]
+_OPS[1] = True  # the firmware stopped: what reaches the flash now is counted

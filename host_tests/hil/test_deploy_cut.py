@@ -1,0 +1,40 @@
+"""A deploy cut at any step leaves a board that boots the old or the new firmware.
+
+One virtual board, the real mpremote and `stringcare deploy`, the real MicroPython:
+tools/stringcare/deploycut.py cuts the power at each file boundary, in the middle of
+files and at every step of the switch (the flash emulation stops the board at a chosen
+flash operation, vboard_rom.py), powers the board up again and reads which bundle the
+loader booted.  Virtual only: a real board's power is not switched by the tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from host_support import REPO
+
+from stringcare.deploycut import Campaign
+
+
+@pytest.mark.timeout(900)
+def test_a_deploy_cut_anywhere_boots_the_old_or_the_new_bundle(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if request.config.getoption("port", None):
+        pytest.skip("cuts the power of a virtual board")
+    camp = Campaign(REPO, tmp_path, progress=lambda t: None)
+    cases = camp.run()
+    kinds = [c.label().split(" ")[0] for c in cases]
+    assert len(cases) >= 20
+    assert kinds.count("before") >= 20 and kinds.count("mid-write") >= 10
+    assert any("stringcare_active" in c.what for c in cases), "cuts during the switch"
+    for c in cases:
+        # before the pointer's rename the old bundle runs, from it on the new one
+        want = camp.old.folder if c.op <= camp.switch_op else camp.new.folder
+        assert (c.booted, c.started) == (want, True), (c.op, c.label(), c.booted, c.deploy_error)
+        assert c.deploy_error != "(completed: no cut)", c.label()
+    assert camp.recovered() == len(cases)
+    # a cut deploy run again resumes: the files already in the folder stay
+    assert camp.resumed["kept"] > 0 and camp.resumed["copied"] > 0
+    assert camp.resumed["boot_line"] == "stringcare: boot: bundle %s" % camp.new.folder
