@@ -132,7 +132,7 @@ def stamp_text(board: dict[str, Any], source_sha: str, label: str = "") -> str:
 def _key_error(path: Path, what: str) -> BundleError:
     return BundleError(
         "signing key %s %s: give the private key file `stringcare bundle --keygen` wrote "
-        "(not the .pub), or make one with `stringcare bundle --keygen %s`" % (path, what, path)
+        "(not the .pub), or make one with `stringcare bundle --keygen NEW_PATH`" % (path, what)
     )
 
 

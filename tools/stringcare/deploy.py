@@ -567,12 +567,13 @@ class Deployer:
         if why is not None:
             if why.startswith("hash mismatch: "):
                 path = why.split(" ")[2]
+                rest = why[len("hash mismatch: ") + len(path) :]
                 raise DeployError(
-                    "hash mismatch after copy: %s on the board (%s). The board's flash or the "
+                    "hash mismatch after copy: %s on the board%s. The board's flash or the "
                     "USB link corrupted it, or the bundle was changed after it was signed: "
                     "run deploy again; if it repeats, rebuild the bundle, erase the "
                     "filesystem or replace the board. The board keeps running its previous "
-                    "firmware." % (path, why[len("hash mismatch: ") :])
+                    "firmware." % (path, rest)
                 )
             raise DeployError(
                 "bundle refused by the board: %s. Nothing was switched: the board keeps "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from stringcare import deploy
@@ -17,9 +18,7 @@ def register(sub: Any) -> None:
         description=deploy.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument(
-        "--board", required=True, help="board name (a folder of boards/ with board.json)"
-    )
+    p.add_argument("--board", help="board name (a folder of boards/ with board.json); or --bundle")
     p.add_argument("--port", required=True, help="the board's USB serial port, e.g. /dev/ttyACM0")
     p.add_argument(
         "--address", type=int, help="module: bus address to store (1..999; 0 = unaddressed)"
@@ -30,14 +29,35 @@ def register(sub: Any) -> None:
         help="module: the bus port (converter, USB-RS485 adapter or socket:// URL); the "
         "module must then answer DISCOVER there",
     )
+    p.add_argument(
+        "--key",
+        type=Path,
+        help="sign the bundle built for --board with this private key (default: the "
+        "checkout's development key; see `stringcare bundle --keygen`)",
+    )
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        help="deploy a bundle built and signed before (`stringcare bundle --sign KEY "
+        "--out DIR`) instead of building one",
+    )
+    p.add_argument(
+        "--trust-key",
+        action="store_true",
+        help="make the board trust the bundle's signing key instead of the one it trusts "
+        "(key rotation; needs USB: physical presence)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
+        if not args.board and not args.bundle:
+            raise deploy.DeployError("say what to deploy: --board NAME or --bundle DIR")
         deploy.Deployer(
             layout.repo_root(), args.board, args.port, args.address, args.variant, args.bus,
-            progress=lambda text: print(text, flush=True),
+            progress=lambda text: print(text, flush=True), key=args.key,
+            bundle_dir=args.bundle, trust_key=args.trust_key,
         ).run()  # fmt: skip
     except deploy.DeployError as exc:
         raise CliError(str(exc)) from None
