@@ -20,7 +20,7 @@
 try:
     from hashlib import sha512 as _hashlib_sha512
 except ImportError:
-    _hashlib_sha512 = None
+    _hashlib_sha512 = None  # type: ignore[assignment]
 
 _M64 = 0xFFFFFFFFFFFFFFFF
 

@@ -116,7 +116,7 @@ def parse_signature(data):
 
 def read_pointer(path=POINTER):
     """[(dir, manifest sha)] from the pointer file, active first; [] when absent."""
-    out = []
+    out: list = []
     try:
         with open(path) as f:
             text = f.read()
