@@ -8,8 +8,9 @@
 #      matches the MANIFEST's SHA-256 and size; run its stringcare_entry (the role's
 #      firmware/<role>/main.py) with the bundle first on sys.path;
 #   3. no valid bundle: drive the bleed and excitation pins to their off level, print
-#      why, and flash the "no firmware" LED pattern (red and green alternating, 4 Hz)
-#      until Ctrl-C (USB: deploy again).
+#      why, and flash the "no firmware" LED pattern until Ctrl-C (USB: deploy again):
+#      red and green together (amber on the bicolour LED) on 250 ms, off 250 ms - no
+#      firmware pattern lights both at once (module_fw/ui.py).
 #
 # The bundle builder puts the board's safe pins into SAFE (tools/stringcare/bundle.py);
 # the loader is itself part of the signed bundle and is replaced last, by a rename.
@@ -110,11 +111,11 @@ def _no_firmware(why):
     print("stringcare: boot: NO VALID FIRMWARE (%s): bleed off; deploy again over USB" % why)
     import time
 
-    bits = 1
+    bits = 3
     while True:  # Ctrl-C (mpremote, deploy) ends it: the REPL takes over
         leds(bits)
         bits ^= 3
-        time.sleep_ms(125)
+        time.sleep_ms(250)
 
 
 def main():
