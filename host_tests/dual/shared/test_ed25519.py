@@ -1,6 +1,7 @@
 # shared/ed25519: SHA-512 and Ed25519 against the published vectors (FIPS 180-4
 # examples, RFC 8032 §7.1), and the refusals a board relies on when it checks a bundle.
 from dualtest import raises
+
 from shared import ed25519 as ed
 
 # RFC 8032 §7.1: TEST 1, 2, 3 and TEST SHA(abc): (secret key, public key, message, signature)
