@@ -209,8 +209,12 @@ def probe_port(port: str, timeout_s: float = 3.0) -> None:
         said = _read_for(ser, 0.3)
         ser.write(b"\r\x01")
         deadline = time.monotonic() + timeout_s
+        again = time.monotonic() + 1.0
         while time.monotonic() < deadline and RAW_REPL_BANNER not in said:
             said += ser.read(256)
+            if time.monotonic() > again:  # a board still booting may have dropped them
+                again = time.monotonic() + 1.0
+                ser.write(b"\r\x03\x03\r\x01")
         if RAW_REPL_BANNER in said:
             ser.write(b"\r\x02")  # back to the friendly REPL
             time.sleep(0.05)
