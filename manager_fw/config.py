@@ -290,7 +290,7 @@ def _rising(levels, given, scale: int) -> None:
             )
 
 
-def _thresholds(cfg: SiteConfig, profile, t: dict) -> None:
+def _thresholds(cfg: SiteConfig, profile, t: dict) -> dict:
     base = prof.thresholds_for(profile, cfg.cells)
     cur = {}
     for key, low, high in THRESHOLD_FIELDS:
@@ -398,13 +398,96 @@ def _thresholds(cfg: SiteConfig, profile, t: dict) -> None:
     if cur["confirm_samples"] is not None:
         ts.set_confirm_samples(cur["confirm_samples"])
     cfg.thresholds = ts
+    return cur
+
+
+# voltage levels checked against what the module measures and the chemistry's float
+VOLTAGE_LEVELS = (
+    ("voltage_low_alarm_mv", "voltage_low_alarm_uv"),
+    ("voltage_low_warning_mv", "voltage_low_warning_uv"),
+    ("voltage_high_warning_mv", "voltage_high_warning_uv"),
+    ("voltage_high_alarm_mv", "voltage_high_alarm_uv"),
+    ("discharge_low_alarm_mv", "discharge_low_alarm_uv"),
+    ("discharge_low_warning_mv", "discharge_low_warning_uv"),
+)
+
+
+def _cross_checks(cfg: SiteConfig, profile, given: dict, cells_given: bool, window: dict) -> None:
+    """Levels that are in range one by one but nonsense together: a level the module can
+    never measure (its variant's measuring range), a window that never holds float
+    charge, warnings that fire at float (the chemistry profile)."""
+    from shared import variants as va
+
+    var = va.VARIANTS[cfg.variant]
+    lo = var.measure_min_uv // 1000
+    hi = var.measure_max_uv // 1000
+    what = "a %s module (variant %d) measures %d..%d mV" % (var.name, cfg.variant, lo, hi)
+    block = "%d %s cell%s" % (cfg.cells, profile.name, "" if cfg.cells == 1 else "s")
+    ts: th.ThresholdSet = cfg.thresholds  # type: ignore[assignment]
+    for key, attr in VOLTAGE_LEVELS:
+        v = getattr(ts, attr) // 1000
+        if lo <= v <= hi:
+            continue
+        if given[key] is not None:
+            raise ConfigError(
+                "thresholds." + key,
+                "%d mV can never be measured: %s; set it in %d..%d" % (v, what, lo, hi),
+            )
+        raise ConfigError(
+            "cells" if cells_given else "variant",
+            "%s put %s at %d mV (profile %s), outside what %s: choose the variant of the "
+            "block (variant), its cell count (cells) or set thresholds.%s"
+            % (block, key, v, profile.key, what, key),
+        )
+    for key, v in (("low_mv", cfg.window_low_mv), ("high_mv", cfg.window_high_mv)):
+        if not lo <= v <= hi:
+            name = "window." + key if key in window else ("cells" if cells_given else "variant")
+            raise ConfigError(
+                name,
+                "equalising window %s %d mV is outside what %s; set it in %d..%d"
+                % (key, v, what, lo, hi),
+            )
+    fl = cfg.float_mv
+    if not cfg.window_low_mv <= fl <= cfg.window_high_mv:
+        raise ConfigError(
+            "window",
+            "%d..%d mV does not hold the float voltage of %s (%d mV): equalising would "
+            "never run in float charge" % (cfg.window_low_mv, cfg.window_high_mv, block, fl),
+        )
+    checks = (
+        ("voltage_high_warning_mv", ts.voltage_high_warning_uv, 1, "warn"),
+        ("voltage_high_alarm_mv", ts.voltage_high_alarm_uv, 1, "be in alarm"),
+        ("voltage_low_warning_mv", ts.voltage_low_warning_uv, -1, "warn"),
+        ("voltage_low_alarm_mv", ts.voltage_low_alarm_uv, -1, "be in alarm"),
+    )
+    for key, uv, side, does in checks:
+        v = uv // 1000
+        if (v - fl) * side > 0:
+            continue
+        raise ConfigError(
+            "thresholds." + key if given[key] is not None else "chemistry",
+            "%d mV is at or %s the float voltage of %s (%d mV): every block would %s in "
+            "normal float charge" % (v, "below" if side > 0 else "above", block, fl, does),
+        )
 
 
 def parse_config(obj) -> SiteConfig:
     """Validate a configuration (the object of a JSON file) into a SiteConfig.
 
-    Raises ConfigError naming the field path and the allowed range.
+    Raises ConfigError naming the field path and the allowed range, and nothing else
+    whatever the object holds (fuzzed: host_tests/dual/manager_fw/test_config_inputs.py).
     """
+    try:
+        return _parse_config(obj)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a shape the checks missed: still a message
+        raise ConfigError(
+            "", "not a usable site configuration (%s: %s)" % (type(e).__name__, e)
+        ) from None
+
+
+def _parse_config(obj) -> SiteConfig:
     _known(obj, TOP_KEYS, "")
     cfg = SiteConfig()
     cfg.source = obj
@@ -502,7 +585,10 @@ def parse_config(obj) -> SiteConfig:
             "low_mv %d must be below high_mv %d" % (cfg.window_low_mv, cfg.window_high_mv),
         )
 
-    _thresholds(cfg, profile, _section(obj, "thresholds", tuple(f[0] for f in THRESHOLD_FIELDS)))
+    given = _thresholds(
+        cfg, profile, _section(obj, "thresholds", tuple(f[0] for f in THRESHOLD_FIELDS))
+    )
+    _cross_checks(cfg, profile, given, obj.get("cells") is not None, w)
 
     o = _section(obj, "offsets", _keys(OFFSET_FIELDS))
     cfg.ri_offset_nohm = _int(o, "ri_nohm", "offsets", -10000000, 10000000, 0)
@@ -574,6 +660,7 @@ def parse_config(obj) -> SiteConfig:
         cfg.breaker_relays.append((box, relay, _strings_mask(trips[j], "strings", tp, count)))
     if io.get("alarm_relay") is not None:
         ap = "io.alarm_relay"
+        _known(io["alarm_relay"], ("box", "relay", "strings"), ap)
         if "strings" in io["alarm_relay"]:
             raise ConfigError(ap + ".strings", "the alarm relay serves the whole site")
         box, relay = _box_relay(io["alarm_relay"], ap)
@@ -613,12 +700,98 @@ def parse_config(obj) -> SiteConfig:
     return cfg
 
 
-def config_from_text(text: str) -> SiteConfig:
-    """Parse JSON text and validate it; ConfigError for both kinds of problem."""
+MAX_TEXT_BYTES = const(65536)  # a site.json of 600 modules and every option is < 20 KB
+MAX_NESTING = const(16)  # the deepest a site.json goes is 4 levels
+
+
+def _nesting(text: str) -> int:
+    """How deep [ and { nest in JSON text (strings skipped); stops past MAX_NESTING."""
+    depth = 0
+    deepest = 0
+    in_string = False
+    escaped = False
+    for ch in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "[" or ch == "{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > MAX_NESTING:
+                    return deepest
+        elif ch == "]" or ch == "}":
+            depth -= 1
+    return deepest
+
+
+def _first_bad_utf8(raw) -> int:
+    """Offset of the first byte that is not part of a valid UTF-8 sequence."""
+    i = 0
+    n = len(raw)
+    while i < n:
+        b = raw[i]
+        if b < 0x80:
+            i += 1
+            continue
+        size = 2 if 0xC2 <= b <= 0xDF else 3 if 0xE0 <= b <= 0xEF else 4 if 0xF0 <= b <= 0xF4 else 0
+        if size == 0 or i + size > n:
+            return i
+        try:
+            bytes(raw[i : i + size]).decode("utf-8")
+        except UnicodeError:
+            return i
+        i += size
+    return 0
+
+
+def decode_text(raw) -> str:
+    """Bytes of a configuration file as text, or ConfigError naming what is wrong."""
+    if isinstance(raw, str):
+        text = raw
+    else:
+        if len(raw) > MAX_TEXT_BYTES:
+            raise ConfigError(
+                "", "%d bytes is too large for a site configuration (at most %d)"
+                % (len(raw), MAX_TEXT_BYTES)
+            )  # fmt: skip
+        try:
+            text = bytes(raw).decode("utf-8")
+        except UnicodeError:
+            at = _first_bad_utf8(raw)
+            raise ConfigError(
+                "", "not UTF-8 text (byte 0x%02x at offset %d): save the file as UTF-8"
+                % (raw[at], at)
+            ) from None  # fmt: skip
+    if len(text) > MAX_TEXT_BYTES:
+        raise ConfigError(
+            "", "%d characters is too large for a site configuration (at most %d)"
+            % (len(text), MAX_TEXT_BYTES)
+        )  # fmt: skip
+    return text
+
+
+def config_from_text(text) -> SiteConfig:
+    """Parse JSON text (str or bytes) and validate it; ConfigError for every problem:
+    never another exception, whatever the input (fuzzed: host_tests)."""
+    text = decode_text(text)
+    depth = _nesting(text)
+    if depth > MAX_NESTING:
+        raise ConfigError(
+            "", "nested more than %d levels deep: not a site configuration" % MAX_NESTING
+        )
     try:
         obj = json.loads(text)
     except ValueError as e:
         raise ConfigError("", "not valid JSON (%s)" % e) from None
+    except Exception as e:  # noqa: BLE001 - RecursionError, MemoryError: a message still
+        raise ConfigError("", "cannot be read as JSON (%s: %s)" % (type(e).__name__, e)) from None
     return parse_config(obj)
 
 
@@ -637,11 +810,16 @@ class OsFiles:
     """The files of a configuration on the interpreter's filesystem."""
 
     def read(self, path: str):
+        """The file's bytes (at most MAX_TEXT_BYTES + 1), None when it does not exist;
+        OSError when it exists but cannot be read."""
         try:
-            with open(path) as f:
-                return f.read()
-        except OSError:
-            return None
+            f = open(path, "rb")
+        except OSError as e:
+            if e.args and e.args[0] == 2:  # ENOENT
+                return None
+            raise
+        with f:
+            return f.read(MAX_TEXT_BYTES + 1)
 
     def write(self, path: str, text: str) -> None:
         with open(path, "w") as f:
@@ -698,10 +876,14 @@ class ConfigStore:
         self.text = ""
 
     def _try(self, path: str):
-        text = self.files.read(path)
-        if text is None:
+        try:
+            raw = self.files.read(path)
+        except Exception as e:  # noqa: BLE001 - EIO, EACCES, a directory: a message
+            return None, "%s: cannot be read (%s: %s)" % (path, type(e).__name__, e)
+        if raw is None:
             return None, "%s: missing" % path
         try:
+            text = decode_text(raw)
             return config_from_text(text), text
         except ConfigError as e:
             return None, "%s: %s" % (path, e)
@@ -715,9 +897,26 @@ class ConfigStore:
             self.source = main
             self.fell_back = False
             self.text = info
-            self.files.remove(main + ".tmp")  # a save that never completed
-            if self.files.read(main + ".bak") != info:
-                self._write_checked(main + ".bak", info)  # keep the last good copy
+            try:
+                self.files.remove(main + ".tmp")  # a save that never completed
+            except Exception:  # noqa: BLE001 - a read-only filesystem: harmless leftover
+                pass
+            try:
+                bak = self.files.read(main + ".bak")
+            except Exception:  # noqa: BLE001 - unreadable: written anew below
+                bak = None
+            if isinstance(bak, (bytes, bytearray)):
+                same = bytes(bak) == info.encode()
+            else:
+                same = bak == info
+            if not same:
+                try:
+                    self._write_checked(main + ".bak", info)  # keep the last good copy
+                except Exception as e:  # noqa: BLE001 - a read-only or full filesystem
+                    self.problems.append(
+                        "%s.bak: the last good copy could not be refreshed (%s: %s)"
+                        % (main, type(e).__name__, e)
+                    )
             return cfg
         self.problems.append(info)
         # site.json is missing only when a save was cut between its checked temp file
@@ -740,6 +939,11 @@ class ConfigStore:
         tmp = path + ".tmp" if not path.endswith(".tmp") else path
         self.files.write(tmp, text)
         back = self.files.read(tmp)
+        if isinstance(back, (bytes, bytearray)):
+            try:
+                back = bytes(back).decode("utf-8")
+            except UnicodeError:
+                back = None
         if back != text:
             raise OSError("%s did not read back as written (storage fault)" % tmp)
         config_from_text(back)

@@ -173,3 +173,62 @@ def test_history_info_refuses_a_forged_segment_count_at_once(tmp_path: Path, cap
     out = capsys.readouterr()
     assert code == 2 and "damaged header" in out.err and "0x2000" in out.err, out
     assert os.path.getsize(path) == 64 * 1024
+
+
+def _modules(n: int) -> list:
+    from module_fw.state import ModuleState
+
+    mods = []
+    for i in range(n):
+        s = ModuleState(bytes([1, 2, 3, 4, 5, 6, 7, i]), variant_id=3)
+        s.address = i + 1
+        s.voltage_mv = 13500
+        mods.append(s)
+    return mods
+
+
+def test_a_bad_site_json_falls_back_with_an_event_and_a_warning_on_both_managers(
+    tmp_path: Path,
+) -> None:
+    from boards.linux_manager.shell import LinuxManager
+    from manager_fw import main as board_main
+    from manager_fw.config import ConfigStore, OsFiles
+    from stringcare_host.transport import SimTransport
+
+    site = tmp_path / "site.json"
+    ConfigStore(str(site)).save({"site": "good", "strings": [{"modules": 2}]})
+    site.write_bytes(b'{"site": "caf\xe9", "strings": [{"modules": 2}]}')  # not UTF-8
+    # the Linux manager
+    store = ConfigStore(str(site))
+    cfg = store.load()
+    mgr = LinuxManager(cfg, SimTransport(_modules(2)), tmp_path / "data", config_store=store)
+    try:
+        codes = [(e.code, e.arg) for e in mgr.events.recorded]
+        assert (ev.EV_CONFIG, ev.CFG_FALLBACK) in codes
+        problems = mgr.snapshot()["problems"]
+        assert any("not UTF-8" in p and "offset 13" in p for p in problems), problems
+        assert any("last good configuration from" in p for p in problems), problems
+        assert mgr.snapshot()["warnings"] >= 1 and mgr.core.cfg.site == "good"
+    finally:
+        mgr.close()
+
+    # a board manager (Pico W, unix_manager): manager_fw/main.make_core with its HAL
+    class Hal:
+        config_files = OsFiles()
+        history_device = None
+        event_device = None
+        store_faults = (None, None)
+
+        def now_s(self) -> int:
+            return 200000000
+
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        core = board_main.make_core(Hal())
+    finally:
+        os.chdir(here)
+    assert core.cfg.site == "good"
+    assert any("not UTF-8" in p for p in core.problems) and core.warning_total() >= 1
