@@ -72,6 +72,10 @@ RI_BUSY_READS = const(10)
 RI_START_TRIES = const(3)
 MARK_REFRESH_S = const(600)  # re-send non-zero marks (a module that rebooted forgot its mark)
 SENSOR_LOST_MISSES = const(3)
+# Every relay/IO box hears the manager at least this often, whatever the cycle period:
+# its communication watchdog (shared/relaybox.py, 10 s by default, 3 s at the least)
+# releases the alarm contact when the manager falls silent.
+BOX_FEED_MS = const(2000)
 MARK_UNKNOWN = const(0xFF)
 
 # census findings select modules without building lists of 600 indices
@@ -536,6 +540,7 @@ class ManagerCore:
         self.now_s = now_s
         self.wall_offset_s = 0  # wall clock - now_s: timestamps only, never timers
         self.now_ms = 0
+        self._box_fed_ms = 0  # when the relay/IO boxes were last queued for a poll
         self.master = b.BusMaster(cfg.baud)
         self.poller = pl.Poller(lay.ranges, cfg.baud)
         self.poller.target_timeout_s = cfg.target_timeout_s
@@ -1206,7 +1211,16 @@ class ManagerCore:
             self._run(now_ms, now_s)
         if self.store_health[ev.STORE_EVENTS] == STORE_DEGRADED:
             self._probe_event_log(now_s)
+        if self.io_jobs and (self.mode == MODE_RUNNING or self.mode == MODE_REFUSED):
+            if ticks_diff(now_ms, self._box_fed_ms) >= BOX_FEED_MS:
+                self._feed_boxes()
         self._update_outputs(now_s)
+
+    def _feed_boxes(self) -> None:
+        """Queue an IO_READ (or RELAY_SET) to every relay/IO box: feeds its watchdog."""
+        self._box_fed_ms = self.now_ms
+        for io in self.io_jobs:
+            self._enqueue(io)
 
     def _run(self, now_ms: int, now_s: int) -> None:
         changed = False
@@ -1351,8 +1365,7 @@ class ManagerCore:
             self._enqueue(self.mark_job)
         for cj in self.current_jobs:
             self._enqueue(cj)
-        for io in self.io_jobs:
-            self._enqueue(io)
+        self._feed_boxes()
         # history
         hist = self.history
         if hist is not None:

@@ -2,7 +2,12 @@
 # contact.  Pure: the board shell drives the pins from `buzzer`, `led`, `relay`.
 #
 # The contact is fail-safe: its relay is energised while everything is fine and drops
-# on an alarm, so a dead or unpowered manager also signals an alarm.
+# on an alarm, so a dead or unpowered manager also signals an alarm.  Energised = all
+# well, on every manager: the board's own relay (a Pico W manager's relay drops when its
+# machine.WDT resets the chip, boards/pico_w_manager/README.md) and a relay/IO box's
+# alarm relay (io.alarm_relay), which the core sets from `relay_energised` and polls at
+# least every 2 s (core.BOX_FEED_MS): the box's communication watchdog releases it by
+# itself when the manager stops (docs/protocol.md §5.1, shared/relaybox.py).
 # Muting silences the buzzer only; a new alarm sounds it again.
 
 from shared.compat import const

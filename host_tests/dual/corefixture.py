@@ -167,7 +167,7 @@ class Site:
                 self.bus.attach(ResponderNode(dev))
         self.boxes = {}
         for box in self.cfg.boxes:
-            dev = RelayBox(box)
+            dev = RelayBox(box, clock_ms=self._now_ms)  # its watchdog sees silent time
             self.boxes[box] = dev
             self.bus.attach(ResponderNode(dev))
         self.shell = SimManagerShell(self.core, self.bus, START_S)
@@ -177,6 +177,9 @@ class Site:
 
     def now_s(self):
         return self.shell.now_s()
+
+    def _now_ms(self):
+        return self.shell.now_ms()
 
     def run_s(self, seconds):
         self.shell.run_s(seconds)
