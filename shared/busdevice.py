@@ -125,6 +125,7 @@ class DeviceShell:
       hal.update(core, now_ms)        read inputs into the core, drive outputs from it
       hal.feed_watchdog()             the chip's watchdog (armed by the HAL's first feed)
       hal.wait_us(us)                 idle a little (or return at once)
+      hal.started(text), hal.shutdown(operator)   see run()
 
     step() is one iteration; tests call it directly.  Per iteration nothing is allocated.
     """
@@ -186,12 +187,17 @@ class DeviceShell:
 
 
 def run(hal, core, banner: str) -> None:
-    """A device's life on a board.  Whatever ends the loop (Ctrl-C for the REPL, an
-    error), hal.shutdown() releases every output first."""
+    """A device's life on a board.  Whatever ends the loop, hal.shutdown(operator)
+    releases every output first; operator is True for Ctrl-C (the REPL is wanted, keep
+    the chip's watchdog fed) and False for an error (let the watchdog restart it)."""
     shell = DeviceShell(hal, core)
     hal.started(banner)
+    operator = False
     try:
         while True:
             shell.step()
+    except KeyboardInterrupt:
+        operator = True
+        raise
     finally:
-        hal.shutdown()
+        hal.shutdown(operator)

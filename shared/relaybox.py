@@ -48,6 +48,14 @@ def failsafe_mask_of(relays) -> int:
     return mask
 
 
+def settings_of(board: dict, settings: dict) -> tuple:
+    """(watchdog_ms, failsafe_mask) of a box: stringcare_settings.SETTINGS, else its
+    board.json, else the defaults.  ValueError names a bad value."""
+    watchdog_ms = settings.get("watchdog_ms", board.get("watchdog_ms", WATCHDOG_MS_DEFAULT))
+    relays = settings.get("failsafe_relays", board.get("failsafe_relays", [1, 2, 3, 4]))
+    return check_watchdog_ms(int(watchdog_ms)), failsafe_mask_of(relays)
+
+
 class RelayBoxCore(BusDevice):
     """One relay/IO box.  The shell writes `inputs` and drives the coils from `relays`."""
 

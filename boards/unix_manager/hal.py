@@ -35,6 +35,7 @@ class UnixManagerHal:
         run_s = os.getenv("STRINGCARE_RUN_S")
         self.end_ms = time.ticks_add(time.ticks_ms(), int(run_s) * 1000) if run_s else None
         self._status_ms = time.ticks_ms()
+        self.outputs = (False, 0, False)
 
     def now_s(self) -> int:
         return int(time.time()) - EPOCH_2020  # a float on the unix port
@@ -69,7 +70,10 @@ class UnixManagerHal:
         for k in range(core.layout.string_count):
             strings.append([st.target_mv[k], bool(st.equalising[k])])
         with open(self.status_file + ".tmp", "w") as f:
-            json.dump({"mode": core.mode_name(), "modules": mods, "strings": strings}, f)
+            json.dump({"mode": core.mode_name(), "modules": mods, "strings": strings,
+                       "currents": [core.string_current(k)
+                                    for k in range(core.layout.string_count)],
+                       "contact": self.outputs[2]}, f)  # fmt: skip
         os.rename(self.status_file + ".tmp", self.status_file)
 
     def feed_watchdog(self) -> None:

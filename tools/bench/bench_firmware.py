@@ -11,7 +11,10 @@ from collections.abc import Callable
 from stringcare import bundle
 from stringcare.dev import layout
 
-BOARDS = ("rp2040_module", "stm32_module", "rp2040_converter", "unix_module", "unix_converter")
+BOARDS = (
+    "rp2040_module", "stm32_module", "rp2040_converter", "rp2040_iobox", "rp2040_current",
+    "unix_module", "unix_converter", "unix_iobox", "unix_current",
+)  # fmt: skip
 
 METRICS: dict[str, tuple[str, str | None, str]] = {
     "firmware.bundle_kb.%s" % b: ("KB", None, "firmware bundle of board %s" % b) for b in BOARDS

@@ -1,0 +1,27 @@
+# StringCare relay/IO box: the entry a box runs at boot (copied to /main.py by
+# `stringcare deploy`).  The bundle's stringcare_bundle.py says which board this is;
+# its hardware shell is boards/<board>/hal.py, the logic shared/relaybox.py (the
+# communication watchdog that releases the alarm contact, docs/protocol.md §5.1), the
+# loop shared/busdevice.py.
+import stringcare_bundle as bundle
+
+try:
+    import stringcare_settings
+
+    settings = stringcare_settings.SETTINGS
+except ImportError:
+    settings = {}
+
+from shared import busdevice, version
+from shared.relaybox import RelayBoxCore
+
+hal_module = __import__("boards.%s.hal" % bundle.BOARD["name"], None, None, ("make_hal",))
+hal = hal_module.make_hal(bundle.BOARD, settings)
+core = RelayBoxCore(hal.box, hal.uid, hal.hw_rev, hal.watchdog_ms, hal.failsafe_mask)
+relays = ",".join(str(k + 1) for k in range(4) if core.failsafe_mask & (1 << k))
+busdevice.run(
+    hal,
+    core,
+    "stringcare: iobox %s started, box %d (address 0x%04x), watchdog %d ms, fail-safe relays %s"
+    % (version.VERSION, core.box, core.address, core.watchdog_ms, relays or "none"),
+)

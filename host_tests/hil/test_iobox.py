@@ -1,0 +1,186 @@
+"""The relay/IO box and the string current sensor firmware (firmware/iobox,
+firmware/current) on virtual boards (boards/unix_iobox, boards/unix_current) or real
+ones (--port, --hil-board rp2040_iobox / rp2040_current): deploy, the bus answers, and
+the box's communication watchdog releases the alarm relay when the manager goes silent
+(docs/protocol.md §5.1)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from host_support import REPO
+
+from shared import protocol as p
+from shared import relaybox as rb
+from stringcare.busport import BusPort
+from stringcare.deploy import Deployer
+from stringcare.vboard import BusHub, VirtualBoard
+
+BOX = p.ADDR_RELAY_BOX_BASE + 1
+SENSOR = p.ADDR_CURRENT_SENSOR_BASE + 1
+
+
+def wait_for(what: str, probe, timeout_s: float) -> Any:
+    """Poll probe() until it returns something truthy; fail naming what never came."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        got = probe()
+        if got:
+            return got
+        time.sleep(0.05)
+    raise AssertionError("%s: not within %.0f s" % (what, timeout_s))
+
+
+def box_status(vb: VirtualBoard) -> dict[str, Any]:
+    try:
+        return json.loads(Path(str(vb.config_path) + ".status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def deploy(vb: VirtualBoard, hub: BusHub) -> str:
+    d = Deployer(REPO, vb.board, vb.device, None, None, hub.url, progress=lambda t: None)
+    d.run()
+    return str(d.banner)
+
+
+def relays_of(bp: BusPort) -> tuple[int, int]:
+    f = bp.request(BOX, p.CMD_IO_READ)
+    return f.u8(0), f.u8(1)
+
+
+@pytest.mark.vboard(board="unix_iobox", deploy=True, env={"box": 1, "inputs": 0b0101})
+def test_iobox_switches_relays_and_releases_them_when_the_manager_falls_silent(
+    hil_board: Any,
+) -> None:
+    if not hil_board.virtual and hil_board.board != "rp2040_iobox":
+        pytest.skip("needs --hil-board rp2040_iobox")
+    with BusPort(hil_board.bus_url) as bp:
+        found = bp.discover(BOX)
+        assert found["device_type"] == p.DEVICE_RELAY_BOX
+        relays, inputs = relays_of(bp)
+        assert relays == 0  # power-up: every fail-safe relay released
+        if hil_board.virtual:
+            assert inputs == 0b0101
+        f = bp.request(BOX, p.CMD_RELAY_SET, bytes([0b0011, 0b0011]))
+        assert f.u8(0) == 0b0011
+        fed_at = time.monotonic()
+        if hil_board.virtual:
+            vb = hil_board.vb
+            wait_for("the box shows relays 1 and 2", lambda: box_status(vb).get("relays") == 3, 5)
+            wait_for("relays released", lambda: box_status(vb).get("relays") == 0, 20)
+            released_s = time.monotonic() - fed_at
+            assert 9.5 <= released_s <= 13, released_s  # 10 s watchdog, loaded machine
+            assert box_status(vb)["expiries"] == 1
+        else:
+            time.sleep(rb.WATCHDOG_MS_DEFAULT / 1000 + 1)  # the only probe also feeds it
+        assert relays_of(bp)[0] == 0  # the manager sees them dropped
+        f = bp.request(BOX, p.CMD_RELAY_SET, bytes([0b0001, 0b0001]))
+        assert f.u8(0) == 0b0001  # and sets them again
+
+
+@pytest.mark.vboard(board="unix_current", deploy=True, env={"string": 1, "current_ma": -4200})
+def test_current_sensor_reads_the_string_current(hil_board: Any) -> None:
+    if not hil_board.virtual and hil_board.board != "rp2040_current":
+        pytest.skip("needs --hil-board rp2040_current")
+    with BusPort(hil_board.bus_url) as bp:
+        assert bp.discover(SENSOR)["device_type"] == p.DEVICE_CURRENT_SENSOR
+
+        def read() -> tuple[int, int, int]:
+            f = bp.request(SENSOR, p.CMD_CURRENT_READ)
+            return f.i32(0), f.u8(4), f.u8(5)
+
+        if not hil_board.virtual:
+            current, string_no, flags = read()
+            assert string_no == 1 and flags == 0  # a sensor with no current through it
+            return
+        wait_for("-4.2 A", lambda: read() == (-4200, 1, 0), 5)
+        hil_board.set_env(current_ma=150000)
+        wait_for("150 A", lambda: read() == (150000, 1, 0), 5)
+        hil_board.set_env(current_ma=320000)  # beyond the HASS 100-S's 300 A
+        wait_for("over range", lambda: read()[2] == 2, 5)
+        hil_board.set_env(adc_fault=True)
+        wait_for("sensor fault", lambda: read()[2] & 1, 5)
+
+
+def test_micropython_manager_reads_the_sensor_drives_the_contact_and_the_box_drops_it(
+    tmp_path: Path, hub: BusHub
+) -> None:
+    """The manager firmware in MicroPython (unix_manager) polls a module, reads the
+    current sensor and energises the alarm relay on the box (all well); killed, it goes
+    silent and the box releases the contact within its watchdog time."""
+    boards: list[VirtualBoard] = []
+    proc = None
+    try:
+        kinds = (
+            ("unix_module", {"block_uv": 13500000, "uid": "5354524700000501"}),
+            ("unix_iobox", {"box": 1}),
+            ("unix_current", {"string": 1, "current_ma": 2500}),
+        )
+        for i, (kind, env) in enumerate(kinds):
+            vb = VirtualBoard(tmp_path / ("flash%d" % i), kind, bus=hub, env=env).start()
+            boards.append(vb)
+            address = 1 if kind == "unix_module" else None
+            Deployer(REPO, kind, vb.device, address, None, hub.url, progress=lambda t: None).run()
+        module, box, sensor = boards
+        run = tmp_path / "manager"
+        run.mkdir()
+        site = {
+            "site": "hil",
+            "strings": [{"modules": 1, "current_sensor": 1}],
+            "io": {"alarm_relay": {"box": 1, "relay": 1}},
+        }
+        (run / "site.json").write_text(json.dumps(site))
+        board = json.loads((REPO / "boards/unix_manager/board.json").read_text())
+        (run / "stringcare_bundle.py").write_text("BOARD = %r\n" % board)
+        status = run / "status.json"
+        env = dict(os.environ)
+        env.update(
+            MICROPYPATH="%s:%s" % (run, REPO),
+            STRINGCARE_BUS=hub.url.removeprefix("socket://"),
+            STRINGCARE_RUN_S="300",
+            STRINGCARE_STATUS_FILE=str(status),
+        )
+        exe = str(Path(sys.executable).parent / "micropython")
+        proc = subprocess.Popen(
+            [exe, "-X", "heapsize=1024k", str(REPO / "firmware/manager/main.py")],
+            cwd=run, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+        def manager() -> dict[str, Any]:
+            try:
+                return dict(json.loads(status.read_text()))
+            except (OSError, ValueError):
+                return {}
+
+        wait_for(
+            "the manager running with the sensor's 2.5 A",
+            lambda: manager().get("mode") == "running" and manager().get("currents") == [2500],
+            60,
+        )
+        wait_for("the alarm relay energised (all well)", lambda: box_status(box).get("relays"), 20)
+        assert manager()["contact"] is True and box_status(box)["relays"] == 0b0001
+        sensor.set_env(current_ma=-7000)
+        wait_for("the manager follows the sensor", lambda: manager()["currents"] == [-7000], 20)
+        assert box_status(box)["relays"] == 0b0001 and box_status(box)["expiries"] == 0
+        proc.kill()  # SIGKILL: nothing runs on the manager's side any more
+        proc.wait()
+        killed = time.monotonic()
+        wait_for("the box releases the alarm relay", lambda: box_status(box).get("relays") == 0, 30)
+        dropped_s = time.monotonic() - killed
+        # last poll <= 2 s before the kill (BOX_FEED_MS), then 10 s of watchdog
+        assert 7.5 <= dropped_s <= 13, dropped_s
+        assert box_status(box)["expiries"] == 1
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for vb in boards:
+            vb.stop()
