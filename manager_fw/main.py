@@ -18,6 +18,7 @@
 #   hal.ups_on_battery() -> bool  the UPS's "on battery" input on the board
 #   hal.set_outputs(buzzer, led, relay_energised)   alarm outputs (manager_fw/outputs.py)
 #   hal.feed_watchdog(), hal.started(text), hal.status(core, now_s) (optional export)
+#   hal.repl_wanted()             optional: Ctrl-C left the loop for the REPL
 #   hal.running() -> bool         False ends the loop (virtual boards, tests)
 #   hal.window_slack_us           extra time to wait for replies (0 on an RS-485 UART;
 #                                 a virtual bus over TCP delivers them late)
@@ -61,40 +62,47 @@ def run(hal, core=None):
     steady_s = hal.now_s()
     steady_us = 0
     hal.started("stringcare: manager started, %d modules" % core.layout.module_count)
-    while hal.running():
-        now = hal.ticks_us()
-        tick = now & TICKS_MAX
-        n = master.step(tick)
-        if n:
-            hal.bus_tx(master.tx, n)
+    try:
+        while hal.running():
             now = hal.ticks_us()
-            last_rx = now
-        k = hal.bus_rx(rx)
-        if k:
-            master.receive(rx, now & TICKS_MAX, 0, k)
-            last_rx = now
-            idle_told = False
-        elif not idle_told and hal.ticks_diff_us(now, last_rx) >= idle_us:
-            master.line_idle(now & TICKS_MAX)
-            idle_told = True
-        dt_us = hal.ticks_diff_us(now, last_step)
-        if dt_us >= STEP_MS * 1000:
-            last_step = now
-            steady_us += dt_us
-            while steady_us >= 1000000:
-                steady_us -= 1000000
-                steady_s += 1
-            wall_s = hal.now_s()
-            core.set_wall_offset(wall_s - steady_s)
-            now_s = steady_s
-            core.set_ups_input(hal.ups_on_battery())
-            pressed = hal.mute_pressed()
-            if pressed and not muted:
-                core.press_mute(now_s)
-            muted = pressed
-            core.step((now // 1000) & TICKS_MAX, now_s)
-            o = core.outputs
-            hal.set_outputs(o.buzzer, o.led, o.relay_energised)
-            hal.status(core, wall_s)
-            hal.feed_watchdog()
-    hal.set_outputs(False, 0, False)  # leaving: the contact signals (fail-safe)
+            tick = now & TICKS_MAX
+            n = master.step(tick)
+            if n:
+                hal.bus_tx(master.tx, n)
+                now = hal.ticks_us()
+                last_rx = now
+            k = hal.bus_rx(rx)
+            if k:
+                master.receive(rx, now & TICKS_MAX, 0, k)
+                last_rx = now
+                idle_told = False
+            elif not idle_told and hal.ticks_diff_us(now, last_rx) >= idle_us:
+                master.line_idle(now & TICKS_MAX)
+                idle_told = True
+            dt_us = hal.ticks_diff_us(now, last_step)
+            if dt_us >= STEP_MS * 1000:
+                last_step = now
+                steady_us += dt_us
+                while steady_us >= 1000000:
+                    steady_us -= 1000000
+                    steady_s += 1
+                wall_s = hal.now_s()
+                core.set_wall_offset(wall_s - steady_s)
+                now_s = steady_s
+                core.set_ups_input(hal.ups_on_battery())
+                pressed = hal.mute_pressed()
+                if pressed and not muted:
+                    core.press_mute(now_s)
+                muted = pressed
+                core.step((now // 1000) & TICKS_MAX, now_s)
+                o = core.outputs
+                hal.set_outputs(o.buzzer, o.led, o.relay_energised)
+                hal.status(core, wall_s)
+                hal.feed_watchdog()  # only here: a stuck loop lets the board's watchdog reset it
+    except KeyboardInterrupt:
+        if hasattr(hal, "repl_wanted"):
+            hal.repl_wanted()  # Ctrl-C: the operator wants the REPL (boards keep it alive)
+        raise
+    finally:
+        # leaving, however (end of run, Ctrl-C, an error): the contact signals (fail-safe)
+        hal.set_outputs(False, 0, False)

@@ -6,7 +6,8 @@
 #     devices (manager_fw/blockdev.py interface: read / program / erase / sync);
 #   * alarm outputs: buzzer, alarm LED, alarm relay (energised while all is well);
 #     mute button and the UPS "on battery" input with pull-ups (active low);
-#   * clock: the RTC, set by NTP when settings give Wi-Fi credentials.
+#   * clock: the RTC, set by NTP when settings give Wi-Fi credentials;
+#   * the chip's watchdog (machine.WDT, 8 s): armed and fed by the main loop only.
 import time
 
 import machine
@@ -21,6 +22,7 @@ EVENTS_OFFSET = 15 * 1024 * 1024
 EVENTS_BYTES = 1024 * 1024
 ERASE = 4096
 PAGE = 256
+WATCHDOG_MS = 8000  # the RP2040's longest is 8.3 s: the contact drops within it
 
 
 class SpiNor(BlockDevice):
@@ -115,7 +117,7 @@ class PicoWManagerHal:
         ssid = settings.get("wifi_ssid")
         if ssid:
             self._ntp(ssid, settings.get("wifi_password", ""))
-        self.wdt = WDT(timeout=8000)
+        self.wdt = None  # type: WDT | None
 
     def _ntp(self, ssid: str, password: str) -> None:
         import network
@@ -163,7 +165,22 @@ class PicoWManagerHal:
         pass  # the web/Modbus/MQTT services read the core directly
 
     def feed_watchdog(self) -> None:
-        self.wdt.feed()
+        # Armed at the main loop's first feed, fed only there (manager_fw/main.py, every
+        # 50 ms step): start-up (config, history scan, Wi-Fi/NTP) cannot trip it, and a
+        # loop that stops for 8 s resets the chip, which drops the alarm relay (GP18
+        # comes out of reset as an input with pull-down, the ULN2003A input has its own).
+        wdt = self.wdt
+        if wdt is None:
+            wdt = self.wdt = WDT(timeout=WATCHDOG_MS)
+        wdt.feed()
+
+    def repl_wanted(self) -> None:
+        # Ctrl-C (mpremote, deploy): the contact is already released; the watchdog cannot
+        # be stopped on the RP2040, so a timer feeds it while the REPL is in use.  After
+        # an error nothing feeds it and it restarts the manager.
+        wdt = self.wdt
+        if wdt is not None:
+            self._repl_feeder = machine.Timer(-1, period=1000, callback=lambda t: wdt.feed())
 
     def started(self, text: str) -> None:
         print(text)
