@@ -87,6 +87,10 @@ RUNAWAY_FIELDS = (
     ("sag_mv", 1, 1000, None),
     ("alone_above_mc", 5000, 50000, 15000),
 )
+BALANCE_FIELDS = (
+    ("max_wh_day", 0, 100000, 200),
+    ("give_up_s", 3600, 1209600, 14400),
+)
 OFFSET_FIELDS = (
     ("ri_nohm", -10000000, 10000000, 0),
     ("temp_mc", -10000, 10000, 0),
@@ -136,6 +140,7 @@ TOP_KEYS = (
     "ri",
     "discharge",
     "runaway",
+    "balance",
     "io",
 )
 STRING_KEYS = ("modules", "first_address", "equalise", "current_sensor", "name")
@@ -645,6 +650,10 @@ def _parse_config(obj) -> SiteConfig:
     ) = vals
     if not cfg.runaway_sag_mv:
         cfg.runaway_sag_mv = 5 * cells  # 5 mV per cell (docs/judgement.md)
+
+    bs = _section(obj, "balance", _keys(BALANCE_FIELDS))
+    cfg.balance_max_wh_day = _int(bs, "max_wh_day", "balance", 0, 100000, 200)
+    cfg.balance_give_up_s = _int(bs, "give_up_s", "balance", 3600, 1209600, 14400)
 
     io = _section(obj, "io", IO_KEYS)
     trips = io.get("breaker_trip") or []

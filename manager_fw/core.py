@@ -1341,6 +1341,7 @@ class ManagerCore:
         # thermal runaway
         if self.judge.runaway_update(now_s):
             self._want_relays()
+        self.judge.balance_update(now_s)  # blocks balancing cannot help, bleed energy
         # levels, marks, history state
         level = self.level
         marked = self.marked
@@ -1514,7 +1515,8 @@ class ManagerCore:
         return n
 
     def warning_total(self) -> int:
-        return self.alarms.warning_count + self.trend_warnings + (1 if self.problems else 0)
+        n = self.alarms.warning_count + self.trend_warnings + self.judge.warnings()
+        return n + (1 if self.problems else 0)
 
     def contact(self, now_s: int) -> bool:
         """Whether the alarm contact signals an alarm (relay dropped)."""

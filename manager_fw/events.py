@@ -66,6 +66,12 @@ EV_RI_STRING = const(22)  # a block's Ri stands out of its string (manager_fw/ri
 EV_BLOCK_REPLACED = const(23)  # a new uid at the module's address: a replaced block
 EV_RI_BASELINE = const(24)  # value: the baseline nΩ; arg: 0 learned, 1 cleared by the
 #                             operator (learned again from the next results)
+EV_BALANCE_LIMIT = const(25)  # balancing cannot bring a block to target: it is left out
+#                               of the target (manager_fw/balance_limits.py); arg: cause
+#                               (1 shorted cell, 2 dried out, 3 undercharged; 0 back in
+#                               reach), value: its deficit below the target mV
+EV_BLEED_CAP = const(26)  # a string bled balance.max_wh_day: equalising paused (arg 1)
+#                           or resumed (arg 0); value: mWh bled in the last 24 h
 
 EVENT_NAMES = (
     "?",
@@ -93,6 +99,8 @@ EVENT_NAMES = (
     "ri over string",
     "block replaced",
     "ri baseline",
+    "balance limit",
+    "bleed cap",
 )
 
 # EV_REFUSED reasons

@@ -41,6 +41,14 @@ class Judge:
                 cfg.runaway_confirm,
                 cfg.runaway_alone_above_mc // 10,
             )
+        from manager_fw import balance_limits as bl
+        from shared import variants
+
+        var = variants.by_id(cfg.variant)
+        self.balance = bl.BalanceLimits(lay.ranges, var.bleed_ma, var.float_uv // 1000,
+                                        cfg.cells, cfg.balance_max_wh_day,
+                                        cfg.balance_give_up_s)  # fmt: skip
+        self._floating = bytearray(k)
         self.ri = None
         self.ri_store = None
         if cfg.ri_enabled:
@@ -131,6 +139,7 @@ class Judge:
             k = core.layout.string_of(i)
             core._log(now_s, ev.EV_BLOCK_REPLACED, i, k)
             core.alarms.clear_module(now_s, i)
+            self.balance.forget(core.layout.addresses[i], core.strings)
         self._persist()
 
     def rebaseline(self, i: int, now_s: int) -> None:
@@ -175,6 +184,38 @@ class Judge:
         al._step(now_s, i, k, th.Q_RI, slot, target, 1, ri_nohm)
         if al.alarm_count > before:
             core._new_alarm = True
+
+    # -- balancing limits ---------------------------------------------------------------
+
+    def balance_update(self, now_s: int) -> None:
+        core = self.core
+        lay = core.layout
+        fl = self._floating
+        phase = self.phases.phase
+        for k in range(lay.string_count):
+            fl[k] = 1 if phase[k] == ph.PH_FLOAT else 0
+        b = self.balance
+        b.update(now_s, core.poller, core.strings, fl)
+        for a, cause in b.news:
+            i = lay.module(a)
+            k = lay.string_of(i)
+            deficit = core.strings.target_mv[k] - core.poller.voltage_mv[a]
+            core._log(now_s, ev.EV_BALANCE_LIMIT, i, k, deficit, cause)
+        for k, on in b.cap_news:
+            core._log(now_s, ev.EV_BLEED_CAP, string=k, value=b.wh_day_x1000(k), arg=on)
+
+    def bleed_wh_day_x1000(self, k: int) -> int:
+        """String k's bleed energy over the last 24 h, mWh."""
+        return self.balance.wh_day_x1000(k)
+
+    def warnings(self) -> int:
+        """Judgement warnings that are not threshold conditions: blocks balancing cannot
+        help, strings paused by the bleed cap."""
+        b = self.balance
+        n = b.excluded_count
+        for k in range(len(b.capped)):
+            n += b.capped[k]
+        return n
 
     # -- thermal runaway -------------------------------------------------------------
 

@@ -31,6 +31,7 @@ REASON_SILENT = const(3)  # a module of the string did not answer
 REASON_LOW = const(4)  # string average below the window (discharge)
 REASON_HIGH = const(5)  # string average above the window (boost charge)
 REASON_NO_DATA = const(6)  # not every module has been read yet
+REASON_CAPPED = const(7)  # the string bled its daily energy cap (balance.max_wh_day)
 
 REASON_TEXT = (
     "equalising",
@@ -40,6 +41,7 @@ REASON_TEXT = (
     "the string is below the equalising window (discharge?)",
     "the string is above the equalising window (boost charge?)",
     "waiting for the first readings",
+    "paused: the string bled its daily energy cap (balance.max_wh_day)",
 )
 
 
@@ -63,9 +65,16 @@ class Strings:
         self.equalising = bytearray(n)
         self.reason = bytearray([REASON_NO_DATA] * n)
         self.answered = array("H", [0] * n)
+        # per address: a block balancing cannot bring to target (manager_fw/balance_limits.py)
+        # is left out of its string's target, so the others stop bleeding down to it
+        self.excluded = bytearray(ranges[-1][1] + 1)
+        # per string: equalising paused by the daily bleed-energy cap
+        self.capped = bytearray(n)
 
     def update(self, poll: pl.Poller) -> None:
-        """Recompute every string from the poller's arrays and set its SET_TARGET."""
+        """Recompute every string from the poller's arrays and set its SET_TARGET.
+        The target leaves out the blocks marked in `excluded` (a block balancing cannot
+        help: docs/judgement.md, "Balancing limits")."""
         for k in range(len(self.ranges)):
             first, last = self.ranges[k]
             total = 0
@@ -74,12 +83,18 @@ class Strings:
             answered = 0
             silent = False
             never = False
+            kept = 0  # blocks in the target, and their sum
+            kept_total = 0
+            excluded = self.excluded
             for a in range(first, last + 1):
                 st = poll.state[a]
                 if st == pl.ST_OK:
                     v = poll.voltage_mv[a]
                     answered += 1
                     total += v
+                    if not excluded[a]:
+                        kept += 1
+                        kept_total += v
                     if v < lo:
                         lo = v
                     if v > hi:
@@ -98,9 +113,9 @@ class Strings:
                 self.spread_mv[k] = hi - lo
             # The target is the string voltage shared equally: only meaningful when
             # every block was read in this cycle.
-            if answered == n:
-                whole = total // n
-                frac = ((total - whole * n) * 100 + n // 2) // n  # small ints: n <= 999
+            if answered == n and kept:
+                whole = kept_total // kept
+                frac = ((kept_total - whole * kept) * 100 + kept // 2) // kept  # n <= 999
                 if frac == 100:
                     whole += 1
                     frac = 0
@@ -114,6 +129,8 @@ class Strings:
                 reason = REASON_DISABLED
             elif self.discharging[k]:
                 reason = REASON_DISCHARGE
+            elif self.capped[k]:
+                reason = REASON_CAPPED
             elif never:
                 reason = REASON_NO_DATA
             elif silent:

@@ -126,6 +126,7 @@ def test_every_configuration_field_is_documented() -> None:
             "ri",
             "discharge",
             "runaway",
+            "balance",
             "io",
         )
     }
@@ -137,6 +138,7 @@ def test_every_configuration_field_is_documented() -> None:
         ("ri", c.RI_FIELDS),
         ("discharge", c.DISCHARGE_FIELDS),
         ("runaway", c.RUNAWAY_FIELDS),
+        ("balance", c.BALANCE_FIELDS),
     ):
         wanted |= {"%s.%s" % (section, f[0]) for f in fields}
     wanted |= {"ri.enabled", "runaway.enabled"}
@@ -162,6 +164,7 @@ def test_documented_ranges_and_defaults_match_the_parser() -> None:
         ("ri", c.RI_FIELDS),
         ("discharge", c.DISCHARGE_FIELDS),
         ("runaway", c.RUNAWAY_FIELDS),
+        ("balance", c.BALANCE_FIELDS),
         ("offsets", c.OFFSET_FIELDS),
     ):
         for key, low, high, default in fields:

@@ -5,6 +5,7 @@ from dualtest import raises
 
 from manager_fw import discharge as dis
 from manager_fw import outputs as out
+from manager_fw import phases as ph
 from manager_fw import poller as pl
 from manager_fw import ri_schedule as ri
 from manager_fw import runaway as rw
@@ -217,13 +218,23 @@ def test_voltage_drop_detection_needs_confirmation():
     assert not d2.active[0]
 
 
-def test_thermal_runaway_trips_with_rising_current_and_latches():
-    r = rw.Runaway([(1, 4)], sample_s=600)
+FLOAT = bytearray([ph.PH_FLOAT])
+DISCHARGE = bytearray([ph.PH_DISCHARGE])
+
+
+def probed_poller():
     poll = pl.Poller([(1, 4)])
     for a in range(1, 5):
         poll.state[a] = pl.ST_OK
         poll.voltage_mv[a] = 13600
         poll.temp_cc[a] = 2500
+        poll.flags[a] = p.FLAG_PROBE  # the temperature is the battery's (a probe)
+    return poll
+
+
+def test_thermal_runaway_trips_with_rising_current_and_latches():
+    r = rw.Runaway([(1, 4)], sample_s=600)
+    poll = probed_poller()
     t = 0
     current = 500
     trips = []
@@ -231,7 +242,7 @@ def test_thermal_runaway_trips_with_rising_current_and_latches():
         if step >= 5:  # block 3 heats 1 °C per 10 min, float current climbs
             poll.temp_cc[3] += 100
             current = current * 13 // 10
-        r.update(t, poll, [current], [True])
+        r.update(t, poll, [current], FLOAT)
         trips += r.newly_tripped
         t += 600
     assert trips == [0]
@@ -239,7 +250,7 @@ def test_thermal_runaway_trips_with_rising_current_and_latches():
     # latched: stays tripped even when the block cools, until an operator resets
     poll.temp_cc[3] = 2500
     for _ in range(10):
-        r.update(t, poll, [500], [True])
+        r.update(t, poll, [500], FLOAT)
         t += 600
     assert r.tripped[0]
     r.reset(0)
@@ -248,24 +259,28 @@ def test_thermal_runaway_trips_with_rising_current_and_latches():
 
 def test_a_warm_block_alone_or_a_discharge_does_not_trip():
     r = rw.Runaway([(1, 4)])
-    poll = pl.Poller([(1, 4)])
-    for a in range(1, 5):
-        poll.state[a] = pl.ST_OK
-        poll.voltage_mv[a] = 13600
-        poll.temp_cc[a] = 2500
+    poll = probed_poller()
     t = 0
-    for _ in range(20):  # block 2 warms (sun on the cabinet) but the current is flat
-        poll.temp_cc[2] += 100
-        r.update(t, poll, [500], [True])
+    for step in range(30):  # block 2 warms 12 K (sun on the cabinet), the current is flat
+        if step < 12:
+            poll.temp_cc[2] += 100
+        r.update(t, poll, [500], FLOAT)
         t += 600
     assert not r.tripped[0]
+    # heat alone trips only far above the string (15 K, the backstop) and still rising
+    for _ in range(6):
+        poll.temp_cc[2] += 100
+        r.update(t, poll, [500], FLOAT)
+        t += 600
+    assert r.tripped[0] and r.tripped_module[0] == 2
     r2 = rw.Runaway([(1, 4)])
+    poll = probed_poller()
     t = 0
     current = 500
-    for _ in range(20):  # heating during discharge/recharge is not float: no verdict
+    for _ in range(20):  # heating during a discharge: no verdict
         poll.temp_cc[3] += 100
         current = current * 13 // 10
-        r2.update(t, poll, [current], [False])
+        r2.update(t, poll, [current], DISCHARGE)
         t += 600
     assert not r2.tripped[0]
 
@@ -274,11 +289,7 @@ def single_block_runaway(current):
     """One block heats in a series string: the shared current stays flat, the hot
     block sags and the charger pushes the others up (docs/simulation.md)."""
     r = rw.Runaway([(1, 4)])
-    poll = pl.Poller([(1, 4)])
-    for a in range(1, 5):
-        poll.state[a] = pl.ST_OK
-        poll.voltage_mv[a] = 13600
-        poll.temp_cc[a] = 2500
+    poll = probed_poller()
     t = 0
     for step in range(20):
         if step >= 5:
@@ -286,7 +297,7 @@ def single_block_runaway(current):
             poll.voltage_mv[4] -= 30  # the hot block sags, the others rise
             for a in (1, 2, 3):
                 poll.voltage_mv[a] += 10
-        r.update(t, poll, [current], [True])
+        r.update(t, poll, [current], FLOAT)
         t += 600
     return r
 

@@ -1,0 +1,106 @@
+# Balancing that knows its limits (manager_fw/balance_limits.py, docs/judgement.md): a
+# block the others bleed for in vain is named with its likely cause and left out of the
+# target, so the common bleeding stops; the bleed energy per string and its daily cap.
+# Real Poller and Strings objects; the modules' side is played here: a module bleeds
+# while it stands above the target (as shared/balance.py does), a low block rises as
+# its case says.
+from manager_fw import balance_limits as bl
+from manager_fw import poller as pl
+from manager_fw import strings as strs
+
+N = 8
+FLOAT_MV = 13500  # the 12 V variant's resistor sizing point
+BLEED_MA = 150
+
+
+def string(max_wh_day=200):
+    poll = pl.Poller([(1, N)])
+    st = strs.Strings([(1, N)], 13080, 14100)
+    lim = bl.BalanceLimits([(1, N)], BLEED_MA, FLOAT_MV, 6, max_wh_day, 14400, 60)
+    return poll, st, lim
+
+
+def run(poll, st, lim, hours, low_mv_at, others_mv=13650):
+    """Minutes of samples; block 3 follows low_mv_at(t_s), the others sit at others_mv
+    and bleed at 80 % while above the target.  Returns the news seen, in order."""
+    news = []
+    floating = bytearray([1])
+    t = 0
+    while t <= hours * 3600:
+        for a in range(1, N + 1):
+            poll.state[a] = pl.ST_OK
+            poll.voltage_mv[a] = low_mv_at(t) if a == 3 else others_mv
+        st.update(poll)
+        for a in range(1, N + 1):
+            above = poll.voltage_mv[a] > st.target_mv[0] + 5 and st.equalising[0]
+            poll.balance_pct[a] = 80 if above else 0
+        lim.update(1000 + t, poll, st, floating)
+        news.extend(lim.news)
+        t += 60
+    return news
+
+
+def test_a_shorted_cell_is_named_and_the_others_stop_bleeding():
+    poll, st, lim = string()
+    news = run(poll, st, lim, 5, lambda t: 11500)  # a cell short: flat, 2 V low
+    assert news == [(3, bl.CAUSE_SHORTED_CELL)]
+    assert st.excluded[3] and st.target_mv[0] == 13650  # the others' own target
+    assert sum(poll.balance_pct[a] for a in range(1, N + 1)) == 0  # nobody bleeds now
+    wh = lim.wh_day_x1000(0)
+    # 7 modules x 2.07 W x 80 % for the 4 h watch, then nothing
+    assert 44000 <= wh <= 48000, wh
+
+
+def test_a_dried_out_block_and_an_undercharged_one_get_their_causes():
+    poll, st, lim = string()
+    news = run(poll, st, lim, 5, lambda t: 13350)  # 300 mV low and flat
+    assert news == [(3, bl.CAUSE_DRIED_OUT)]
+    poll, st, lim = string()
+    news = run(poll, st, lim, 5, lambda t: 13000 + t // 90)  # rises 40 mV/h from 600 mV low
+    assert news == [(3, bl.CAUSE_UNDERCHARGED)]
+
+
+def test_a_low_block_that_comes_up_is_left_alone():
+    poll, st, lim = string()
+    # 400 mV low, rises 150 mV/h: balancing is working
+    news = run(poll, st, lim, 5, lambda t: min(13200 + t // 24, 13640))
+    assert news == [] and not st.excluded[3]
+
+
+def test_an_excluded_block_rejoins_when_it_comes_within_reach():
+    poll, st, lim = string()
+    news = run(poll, st, lim, 5, lambda t: 11500 if t < 4 * 3600 + 600 else 13640)
+    assert news == [(3, bl.CAUSE_SHORTED_CELL), (3, bl.CAUSE_NONE)]
+    assert not st.excluded[3] and lim.excluded_count == 0
+
+
+def test_the_daily_bleed_cap_pauses_equalising():
+    poll, st, lim = string(max_wh_day=10)
+    capped = []
+    floating = bytearray([1])
+    for minute in range(180):
+        for a in range(1, N + 1):
+            poll.state[a] = pl.ST_OK
+            poll.voltage_mv[a] = 13650 if a != 3 else 13500
+        st.update(poll)
+        for a in range(1, N + 1):
+            poll.balance_pct[a] = 100 if st.equalising[0] and a != 3 else 0
+        lim.update(minute * 60, poll, st, floating)
+        capped.extend(lim.cap_news)
+    # 7 x 2.07 W: 10 Wh in ~41 min; then paused and nothing more bleeds
+    assert capped == [(0, 1)]
+    assert st.reason[0] == strs.REASON_CAPPED and not st.equalising[0]
+    assert 10000 <= lim.wh_day_x1000(0) <= 10400
+
+
+def test_bleed_energy_of_one_module_for_an_hour():
+    poll, st, lim = string()
+    floating = bytearray([0])
+    for minute in range(61):
+        for a in range(1, N + 1):
+            poll.state[a] = pl.ST_OK
+            poll.voltage_mv[a] = FLOAT_MV
+            poll.balance_pct[a] = 100 if a == 1 else 0
+        lim.update(minute * 60, poll, st, floating)
+    # 150 mA x 13.5 V = 2025 mW for one hour
+    assert 2020 <= lim.wh_day_x1000(0) <= 2025
