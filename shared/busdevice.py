@@ -17,9 +17,7 @@ from shared import protocol as p
 from shared import version
 from shared.compat import const
 
-# The device answers a unicast at least 2 character times after the request (the bus
-# turnaround) and well inside the 5 ms reply deadline (docs/protocol.md §4).
-RX_CHUNK = const(64)
+RX_CHUNK = const(64)  # bytes taken from the UART per loop pass
 
 
 class BusDevice:
@@ -143,6 +141,8 @@ class DeviceShell:
         self.replies = 0
 
     def _queue_reply(self, n: int, end_us: int) -> None:
+        # a unicast reply goes at least 2 character times after the request (the bus
+        # turnaround), well inside the 5 ms reply deadline (docs/protocol.md §4)
         core = self.core
         p.copy_bytes(self.tx, 0, core.tx, 0, n)
         self.tx_len = n
