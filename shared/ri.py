@@ -79,6 +79,22 @@ _AC_NOISE_BINS = (-9, -6, 6, 9)
 _STEP_NOISE_WALSH = (15, 23, 27, 29, 30)
 
 
+# Plausible limits of a capture's plan (RiPlan checks them; docs/ri.md, "Capture files").
+MAX_SAMPLE_RATE_HZ = const(1000000)
+MAX_AMP_GAIN = const(10000)
+MAX_SHUNT_UOHM = const(1000000)  # 1 ohm
+MAX_EXCITATION_MA = const(20000)
+# A board's Ri calibration corrects tolerances of about 1 %; beyond +-5 % the reference
+# resistor or the board is wrong (the same limit the module accepts for a calibration,
+# shared/protocol.py CAL_GAIN_PPM_LIMIT).
+MAX_RI_GAIN_PPM = const(50000)
+
+
+def _check_range(name: str, value, low: int, high: int) -> None:
+    if not isinstance(value, int) or value < low or value > high:
+        raise ValueError("%s %r is outside %d..%d" % (name, value, low, high))
+
+
 def thue_morse(k: int) -> int:
     """Parity of the number of 1-bits of k: the Thue-Morse sequence 0110 1001 ..."""
     p = 0
@@ -129,6 +145,16 @@ class RiPlan:
             raise ValueError("the ac method needs an even number of slots >= 16")
         if v_gain <= 0 or shunt_uohm <= 0 or shunt_gain <= 0:
             raise ValueError("v_gain, shunt_uohm and shunt_gain must be positive")
+        # Every other field within what a board can have (a capture file or a damaged
+        # store must not yield a number from an impossible plan).
+        _check_range("sample_rate_hz", sample_rate_hz, 1, MAX_SAMPLE_RATE_HZ)
+        _check_range("v_gain", v_gain, 1, MAX_AMP_GAIN)
+        _check_range("shunt_gain", shunt_gain, 1, MAX_AMP_GAIN)
+        _check_range("shunt_uohm", shunt_uohm, 1, MAX_SHUNT_UOHM)
+        _check_range("excitation_ma", excitation_ma, 1, MAX_EXCITATION_MA)
+        _check_range("ri_gain_ppm", ri_gain_ppm, -MAX_RI_GAIN_PPM, MAX_RI_GAIN_PPM)
+        _check_range("gain_range", gain_range, 0, 1)
+        _check_range("skew_ns", skew_ns, 0, 1000000000 // sample_rate_hz)
         self.method = method
         self.sample_rate_hz = sample_rate_hz
         self.slot_samples = slot_samples

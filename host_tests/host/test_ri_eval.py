@@ -122,6 +122,35 @@ BAD_FILES = {
         "header describes no valid plan: the step method needs 32 slots",
     ),
     "empty": (lambda t: "", "empty file"),
+    # every field's range: a number from an impossible plan would be a wrong number
+    "huge_gain_ppm": (
+        lambda t: _mutate(t, "ri_gain_ppm: 0", "ri_gain_ppm: 999999999"),
+        "ri_gain_ppm 999999999 is outside -50000..50000",
+    ),
+    "negative_gain_ppm": (
+        lambda t: _mutate(t, "ri_gain_ppm: 0", "ri_gain_ppm: -1000000"),
+        "ri_gain_ppm -1000000 is outside -50000..50000",
+    ),
+    "zero_excitation": (
+        lambda t: _mutate(t, "excitation_ma: 1000", "excitation_ma: 0"),
+        "excitation_ma 0 is outside 1..20000",
+    ),
+    "negative_excitation": (
+        lambda t: _mutate(t, "excitation_ma: 1000", "excitation_ma: -1000"),
+        "excitation_ma -1000 is outside 1..20000",
+    ),
+    "impossible_gain_range": (
+        lambda t: _mutate(t, "gain_range: 0", "gain_range: 7"),
+        "gain_range 7 is outside 0..1",
+    ),
+    "negative_skew": (
+        lambda t: _mutate(t, "skew_ns: 200000", "skew_ns: -5"),
+        "skew_ns -5 is outside 0..400000",
+    ),
+    "absurd_amplifier_gain": (
+        lambda t: _mutate(t, "v_gain: 40", "v_gain: 4000000"),
+        "v_gain 4000000 is outside 1..10000",
+    ),
 }
 
 

@@ -170,3 +170,23 @@ def test_retry_in_the_low_range_after_clipping():
     low = ri.plan_for(by_code("12v").id, gain_range=1)
     assert not ri.needs_low_range(low, clipped)
     assert not ri.needs_low_range(plan, ri.RiResult(ri.RI_OK, 5))
+
+
+def test_plan_refuses_fields_outside_what_a_board_can_have():
+    # (field position in RiPlan's arguments, bad value): a capture or a damaged store
+    # with such a field must not give a number
+    good = [ri.RI_METHOD_STEP, 2500, 250, 32, 40, 10000, 200, 1000, 0, 200000, 0, 0]
+    bad = (
+        (10, 999999999),  # ri_gain_ppm
+        (10, -1000000),
+        (7, 0),  # excitation_ma
+        (7, -1000),
+        (11, 2),  # gain_range
+        (9, -1),  # skew_ns
+        (4, 1000000),  # v_gain
+    )
+    ri.RiPlan(*good)
+    for pos, value in bad:
+        args = list(good)
+        args[pos] = value
+        raises(ValueError, ri.RiPlan, *args)
