@@ -91,6 +91,53 @@ VRLA_12V_40AH = BlockType(
 )
 
 
+# Other lead-acid block sizes, one per module variant (SPEC §1 table): the same
+# chemistry per cell, scaled.  R0 follows the ~55-65 mOhm*Ah per cell of VRLA AGM
+# datasheets (the 40 Ah block: 8 mOhm / 6 cells * 40 Ah = 53); thermal figures scale
+# with the block's size (a 2 V 500 Ah OPzV-style cell: ~36 kg).  Bleed currents are
+# the SPEC's per variant.
+VRLA_2V_500AH = BlockType(
+    name="VRLA 2 V 500 Ah cell (telecom / UPS, OPzV style)",
+    n_cells=1,
+    capacity_ah=500.0,
+    r0_ohm=0.00012,
+    r1_ohm=0.00006,
+    mass_kg=36.0,
+    thermal_resistance_k_per_w=0.9,
+    module_bleed_a=0.875,
+)
+VRLA_4V_200AH = BlockType(
+    name="VRLA 4 V 200 Ah block",
+    n_cells=2,
+    capacity_ah=200.0,
+    r0_ohm=0.0006,
+    r1_ohm=0.0003,
+    mass_kg=28.0,
+    thermal_resistance_k_per_w=1.0,
+    module_bleed_a=0.3,
+)
+VRLA_6V_200AH = BlockType(
+    name="VRLA 6 V 200 Ah block",
+    n_cells=3,
+    capacity_ah=200.0,
+    r0_ohm=0.0009,
+    r1_ohm=0.00045,
+    mass_kg=32.0,
+    thermal_resistance_k_per_w=0.9,
+    module_bleed_a=0.3,
+)
+VRLA_16V_40AH = BlockType(
+    name="VRLA 16 V 40 Ah block (8 cells)",
+    n_cells=8,
+    capacity_ah=40.0,
+    r0_ohm=0.0107,
+    r1_ohm=0.0053,
+    mass_kg=18.5,
+    thermal_resistance_k_per_w=1.2,
+    module_bleed_a=0.12,
+)
+
+
 @dataclass(frozen=True)
 class Spread:
     """Manufacturing and ageing spread between blocks of one type (1 sigma)."""

@@ -47,6 +47,18 @@ LOAD_NAMES = ("mains", "on-battery", "shed")
 
 _EXP_LIMIT = 40.0
 
+# Bounds for a collapsed or reversed block (docs/simulation.md, "Collapse and
+# reversal").  A block driven past empty by its string's current reverses: gas
+# evolution on the exhausted plates carries the current at about -1.8 V per cell at
+# 0.1 C (Tafel 0.125 V/decade, like the float side reactions), so a reversed 12 V
+# block reads about -11 V under a UPS load, not -40 V and beyond.  Order of
+# magnitude from D. Berndt, "Maintenance-Free Batteries", 3rd ed. (2003), on cell
+# reversal; no tighter source.  Once the current stops, a reversed interface relaxes
+# back towards 0 V through the plates (time constant REVERSAL_RELAX_S, assumed).
+REVERSAL_V_PER_CELL = 1.8
+REVERSAL_CURRENT_PER_AH = 0.1
+REVERSAL_RELAX_S = 600.0
+
 
 @dataclass(frozen=True)
 class ChargerParams:
@@ -168,6 +180,9 @@ class StringBank:
         self._cap_as = p.capacity_ah / p.c10_fraction * 3600.0  # stored charge, A s
         self._avail_as = p.kibam_c * self._cap_as  # available well, A s
         self._side_i0 = p.float_current_a
+        self._rev_v = n * REVERSAL_V_PER_CELL
+        self._rev_i0 = REVERSAL_CURRENT_PER_AH * p.capacity_ah
+        self._relax_g = p.interface_f / REVERSAL_RELAX_S
         self._dt_cache = None
 
     def copy_state(self) -> dict[str, FloatArray]:
@@ -215,6 +230,15 @@ class StringBank:
         g_side = i_side * self._kside
         g_short = p.short_s * np.exp(np.minimum(p.short_temp_coeff_per_k * dtemp, _EXP_LIMIT))
         i_short = g_short * vint
+        # Reversal: gas evolution below -REVERSAL_V_PER_CELL, and the relaxation of a
+        # negative interface voltage (both only when the interface is below 0 V);
+        # lumped with the short (they are its kind: current that stores nothing).
+        rev_exp = np.minimum(self._kside * (-vint - self._rev_v), _EXP_LIMIT)
+        i_rev_mag = self._rev_i0 * np.exp(rev_exp)
+        negative = vint < 0.0
+        g_relax = np.where(negative, self._relax_g, 0.0)
+        i_short = i_short - i_rev_mag + g_relax * vint
+        g_short = g_short + i_rev_mag * self._kside + g_relax
         # Main reaction: Butler-Volmer, its exchange current scaled by the material left
         # to react (PbSO4 on charge, Pb/PbO2 on discharge), implicit in that material.
         x = np.maximum(np.minimum(eta / self._two_n_beta, _EXP_LIMIT), -_EXP_LIMIT)
