@@ -21,6 +21,7 @@ balancing moves over minutes.  docs/simulation.md states what this leaves out.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -33,8 +34,10 @@ from boards.sim import devices as simdev
 from boards.sim.bus import ResponderNode, VirtualBus
 from boards.sim.frontend import Block, Ripple, SimBoard
 from boards.sim.manager_shell import SimManagerShell
+from boards.sim.riset import ri_values
 from manager_fw import addressing as mad
 from manager_fw import blockdev, config
+from manager_fw import events as mev
 from manager_fw import poller as pl
 from manager_fw.core import ManagerCore
 from module_fw import store as sto
@@ -44,6 +47,7 @@ from shared import frontend as fe
 from shared import measure, ri, variants
 from shared.compat import TICKS_MAX
 from stringcare.commands import calibrate
+from stringcare.sim import judge
 from stringcare.sim import params as prm
 from stringcare.sim import physics as phy
 from stringcare.sim.policy import greedy_bleed
@@ -55,7 +59,19 @@ START_S = 189302400
 BAND_V = 0.010  # "within +-10 mV of the string's target"
 TEMPCO_CAL_SAMPLES = 10  # readings per point, as `stringcare calibrate tempco` takes
 ADC_KIND = {"rp2040": fe.ADC_RP2040, "stm32g4": fe.ADC_STM32G4}
-BLOCK_TYPE = {"vrla-12v-40ah": prm.VRLA_12V_40AH, "vrla-12v-100ah": prm.VRLA_12V_100AH}
+BLOCK_TYPE = {
+    "vrla-12v-40ah": prm.VRLA_12V_40AH,
+    "vrla-12v-100ah": prm.VRLA_12V_100AH,
+    "vrla-2v-500ah": prm.VRLA_2V_500AH,
+    "vrla-4v-200ah": prm.VRLA_4V_200AH,
+    "vrla-6v-200ah": prm.VRLA_6V_200AH,
+    "vrla-16v-40ah": prm.VRLA_16V_40AH,
+}
+# Calibration points of the simulated engineer, per cell (12 V: 11.0 and 14.5 V, the
+# tempco at 13.6 V), scaled to the block's cells.
+CAL_LOW_V_PER_CELL = 11.0 / 6
+CAL_HIGH_V_PER_CELL = 14.5 / 6
+CAL_TEMPCO_V_PER_CELL = 13.6 / 6
 
 
 def _uid(string: int, block: int, seed: int) -> bytes:
@@ -77,6 +93,8 @@ class SimModule:
         self.ri_done_at_s = -1.0
         self.board_c = 25.0
         self.unplugged = False
+        self.has_probe = True
+        self.frame_ms = 5000
 
     def on_bus_bytes(self, data: Any, end_us: int, bus: VirtualBus) -> None:
         core = self.core
@@ -102,6 +120,8 @@ def site_config(sc: Scenario, balancing: bool) -> config.SiteConfig:
         "site": "simulated: %s" % sc.name,
         "baud": sc.baud,
         "chemistry": sc.profile,
+        "variant": variants.by_code(sc.variant).id,
+        "cells": BLOCK_TYPE[sc.block_type].n_cells,
         "strings": strings,
         "cycle_period_ms": int(sc.poll_period_s * 1000),
         "target_timeout_s": max(30, int(3 * sc.poll_period_s)),
@@ -170,7 +190,9 @@ class Simulation:
             )
         for ov in sc.overrides:
             s, b = ov["string"] - 1, ov["block"] - 1
-            changes = {k: v for k, v in ov.items() if k not in ("string", "block")}
+            changes = {k: v for k, v in ov.items() if k not in ("string", "block", "shorted_cells")}
+            if not changes:
+                continue
             if "to_age_years" in changes:
                 to = changes.pop("to_age_years")
                 changes.update(prm.aged_block_changes(bt, float(p0.age_years[s, b]), to))
@@ -180,6 +202,22 @@ class Simulation:
                 raise ValueError(
                     "battery.overrides (string %d, block %d): %s" % (s + 1, b + 1, exc)
                 ) from None
+        # A centre-tapped UPS: each pair of strings is one series chain on one charger
+        # (its two halves, the centre tap to neutral); the physics sees the chains, the
+        # manager the strings.  Block b of string s is element (s // k, (s % k) * N + b)
+        # of the physics' arrays: a plain reshape of them to (strings, blocks).
+        self._k = 2 if sc.topology == "centre-tap" else 1
+        self._shape = (sc.strings, sc.blocks)
+        phys_shape = (sc.strings // self._k, sc.blocks * self._k)
+        for f in dataclasses.fields(p0):
+            arr = getattr(p0, f.name)
+            if isinstance(arr, np.ndarray) and arr.shape == self._shape:
+                setattr(p0, f.name, arr.reshape(phys_shape).copy())
+        for ov in sc.overrides:
+            cells = ov.get("shorted_cells", 0)
+            if cells:
+                self._short_cells(p0, ov["string"] - 1, ov["block"] - 1, cells)
+        bus_of_string = [0] * phys_shape[0] if sc.topology == "parallel" else None
         limit = sc.current_limit_a if sc.current_limit_a else 0.1 * bt.capacity_ah
         charger = phy.reference_charger(
             float_v_per_cell=sc.float_v_per_cell,
@@ -189,10 +227,13 @@ class Simulation:
             temp_comp_v_per_k_per_cell=-0.003 if sc.temp_comp else 0.0,
         )
         self.block_type = bt
-        self.bank = phy.StringBank(p0, charger, ambient_c=sc.ambient_c)
-        self.bank.settle_float()
-        self.initial_v = self.bank.terminal_v.copy()
+        self.bank = phy.StringBank(p0, charger, bus_of_string, ambient_c=sc.ambient_c)
         self.ambient_c = sc.ambient_c
+        self.bank.ambient_c = self._ambient(0.0)
+        self.bank.temp_c = self.bank.ambient_c.copy()
+        self.bank.settle_float()
+        self.initial_v = self._v(self.bank.terminal_v).copy()
+        self.outcome = judge.Outcome()
         self.balancing = sc.equalise if balancing is None else balancing
         # --- the bus
         self.bus = VirtualBus(sc.baud, self.seed)
@@ -238,6 +279,8 @@ class Simulation:
                         _uid(s, b, self.seed), variant_id, adc, slots, frame_ms=frame_ms
                     )
                 m = SimModule(index, s, b, core, board)
+                m.frame_ms = frame_ms
+                m.has_probe = sc.probes and (s + 1, b + 1) not in sc.without_probe
                 self.modules.append(m)
                 self.bus.attach(m)
         # --- the manager, its current sensors and the relay/IO box
@@ -268,10 +311,10 @@ class Simulation:
             order = np.random.default_rng(self.seed + 1).permutation(n)
             self._installer_order = [int(i) for i in order]
             self._next_press_s = 20.0
-        self.bleed_energy_j = np.zeros(self.bank.terminal_v.shape)
-        self.bleed_seconds = np.zeros(self.bank.terminal_v.shape)
-        self.max_block_temp_c = self.bank.temp_c.copy()
-        self.max_board_temp_c = np.full(self.bank.terminal_v.shape, sc.ambient_c)
+        self.bleed_energy_j = np.zeros(self._shape)
+        self.bleed_seconds = np.zeros(self._shape)
+        self.max_block_temp_c = self._v(self.bank.temp_c).copy()
+        self.max_board_temp_c = np.full(self._shape, sc.ambient_c)
         self.wall_s = 0.0
         self._ri_true_nohm: dict[int, int] = {}
 
@@ -282,8 +325,9 @@ class Simulation:
         for the voltage channel, the board sensor against a thermometer, the voltage
         tempco with the board warmed, a reference resistor for Ri (docs/ri.md)."""
         bv = measure.BlockVoltage(self.variant_id)
-        v = self.sc.variant
-        lo, hi = {"12v": (11.0, 14.5)}.get(v, (11.0, 14.5))
+        cells = self.block_type.n_cells
+        lo, hi = CAL_LOW_V_PER_CELL * cells, CAL_HIGH_V_PER_CELL * cells
+        tempco_v = CAL_TEMPCO_V_PER_CELL * cells
         raws = []
         for ref in (lo, hi):
             total = 0
@@ -313,18 +357,20 @@ class Simulation:
                 temp.push_frame(board.internal_sensor_frame_sum_x2(board_c))
             total_mv = 0
             for _ in range(TEMPCO_CAL_SAMPLES):
-                uv = cal_bv.raw_uv(board.voltage_frame_sum_x2(13.6, board_c=board_c))
+                uv = cal_bv.raw_uv(board.voltage_frame_sum_x2(tempco_v, board_c=board_c))
                 total_mv += (uv + 500) // 1000
-            points.append((total_mv / TEMPCO_CAL_SAMPLES, 13600.0, temp.board_temp_mc))
+            points.append((total_mv / TEMPCO_CAL_SAMPLES, tempco_v * 1000, temp.board_temp_mc))
         st.cal_offset[CAL_TEMPCO] = points[0][2]
         st.cal_gain_ppm[CAL_TEMPCO] = calibrate.tempco_fit(points[0], points[1], points[0][2], 0)
-        # Ri: a 4 mΩ reference resistor in each gain range
-        for gain_range in (0, 1):
+        # Ri: a reference resistor in each gain range, inside the range's span (for the
+        # 12 V variant: 0.86 and 35 mΩ; as the factory does, docs/ri.md)
+        refs = ri_values(variants.by_id(self.variant_id))
+        for gain_range, r_ref in ((0, refs[1]), (1, refs[-2])):
             plan = ri.plan_for(self.variant_id, None, gain_range, core.adc_kind)
-            v_codes, i_codes = board.ri_capture(plan, Block(0.004))
+            v_codes, i_codes = board.ri_capture(plan, Block(r_ref))
             res = ri.evaluate(plan, v_codes, i_codes)
             if res.status == ri.RI_OK and res.ri_nohm:
-                st.cal_gain_ppm[1 + gain_range] = int(round((4000000 / res.ri_nohm - 1) * 1e6))
+                st.cal_gain_ppm[1 + gain_range] = int(round((r_ref * 1e9 / res.ri_nohm - 1) * 1e6))
 
     # --- time ------------------------------------------------------------------------
 
@@ -333,6 +379,42 @@ class Simulation:
 
     def now_ms(self) -> int:
         return int(self.t_s * 1000) & TICKS_MAX
+
+    # --- the physics' arrays as the manager's strings ---------------------------------
+
+    def _v(self, arr: np.ndarray) -> np.ndarray:
+        """A physics array (chains x blocks) as (strings, blocks) (a view)."""
+        return arr.reshape(self._shape)
+
+    def _pi(self, string: int, block: int) -> tuple[int, int]:
+        """Physics index of block `block` of string `string` (0-based)."""
+        return string // self._k, (string % self._k) * self.sc.blocks + block
+
+    def _short_cells(self, params: prm.BlockParams, string: int, block: int, cells: int) -> None:
+        """Short `cells` cells of a block: a shorted cell stores and drops nothing (its
+        plates touch), so the block is a block of fewer cells with the same plates."""
+        s, b = self._pi(string, block)
+        n = float(params.n_cells[s, b])
+        if cells >= n:
+            raise ValueError("cannot short %d of the %d cells of a block" % (cells, int(n)))
+        params.n_cells[s, b] = n - cells
+        params.r0_ohm[s, b] *= (n - cells) / n
+        params.r1_ohm[s, b] *= (n - cells) / n
+        params.interface_f[s, b] *= n / (n - cells)  # cells in series: C/n per block
+
+    def _ambient(self, t_s: float) -> np.ndarray:
+        """Air temperature at every block now (physics shape): the room, its daily
+        swing (a cosine peaking at swing_peak_at) and the rack's vertical gradient
+        (block 1 at the bottom, the last block at the top)."""
+        sc = self.sc
+        room = self.ambient_c
+        if sc.daily_swing_k:
+            phase = 2 * math.pi * (t_s - sc.swing_peak_s) / 86400.0
+            room += sc.daily_swing_k / 2 * math.cos(phase)
+        amb = np.full(self._shape, room)
+        if sc.rack_gradient_k and sc.blocks > 1:
+            amb += sc.rack_gradient_k * (np.arange(sc.blocks) / (sc.blocks - 1) - 0.5)
+        return amb.reshape(self.bank.temp_c.shape if hasattr(self, "bank") else amb.shape)
 
     def _dt(self) -> float:
         calm = bool(np.all(self.bank.charger_mode == phy.MODE_FLOAT))
@@ -351,35 +433,38 @@ class Simulation:
                 dt = max(m.ri_done_at_s - self.t_s, 0.001)
         t_end = self.t_s + dt
         bank = self.bank
-        shape = bank.terminal_v.shape
-        bleed = np.zeros(shape)
+        bleed = np.zeros(self._shape)
+        terminal = self._v(bank.terminal_v)
         for m in self.modules:
             duty = m.core.duty
             if duty:
                 bleed[m.string, m.block] = m.board.bleed_current_a(
-                    float(bank.terminal_v[m.string, m.block]), duty
+                    float(terminal[m.string, m.block]), duty
                 )
-        bank.step(dt, bleed)
-        self.bleed_energy_j += bleed * bank.terminal_v * dt
+        amb_now = self._ambient(self.t_s + dt / 2)
+        bank.step(dt, bleed.reshape(bank.terminal_v.shape), amb_now)
+        terminal = self._v(bank.terminal_v)
+        self.bleed_energy_j += bleed * terminal * dt
         self.bleed_seconds += (bleed > 0) * dt
         ripple = bank.ripple()
-        rip_v = np.sqrt((ripple.block_voltage_v_rms**2).sum(axis=2))
+        rip_v = self._v(np.sqrt((ripple.block_voltage_v_rms**2).sum(axis=2)))
         self.t_s = t_end
         now_ms = self.now_ms()
-        temp_c = bank.temp_c
+        temp_c = self._v(bank.temp_c)
+        ambient = self._v(amb_now)
         self._installer(dt)
         for m in self.modules:
             s, b = m.string, m.block
-            v = float(bank.terminal_v[s, b])
+            v = float(terminal[s, b])
             board = m.board
-            m.board_c = board.heat(dt, v, m.core.duty, float(bank.ambient_c[s, b]))
+            m.board_c = board.heat(dt, v, m.core.duty, float(ambient[s, b]))
             core = m.core
             # Ri first: a capture that ended gives the bleed back in this frame's
             # balancing step, one that starts takes it away in it.
             self._ri(m, ripple)
             core.temperature_frame(
                 board.internal_sensor_frame_sum_x2(m.board_c),
-                board.probe_frame_sum_x2(float(temp_c[s, b])),
+                board.probe_frame_sum_x2(float(temp_c[s, b]) if m.has_probe else None),
                 now_ms,
             )
             core.voltage_frame(board.voltage_frame_sum_x2(v, float(rip_v[s, b]), m.board_c), now_ms)
@@ -392,6 +477,8 @@ class Simulation:
         self.shell.run_until(int(self.t_s * 1e6))
         self._collect_events()
         self._sample()
+        self.outcome.bleed_t_s.append(self.t_s)
+        self.outcome.bleed_j.append(self.bleed_energy_j.sum(axis=1).tolist())
 
     def _installer(self, dt: float) -> None:
         """Press the next module's button (a 300 ms press) once it blinks fast red."""
@@ -432,12 +519,12 @@ class Simulation:
     def _capture(self, m: SimModule, plan: ri.RiPlan, ripple: phy.Ripple) -> None:
         prm_ = self.bank.params
         s, b = m.string, m.block
-        r0 = float(prm_.r0_ohm[s, b])
-        block = Block(r0, float(prm_.r1_ohm[s, b]), float(prm_.tau1_s[s, b]))
+        r0 = float(self._v(prm_.r0_ohm)[s, b])
+        block = Block(r0, float(self._v(prm_.r1_ohm)[s, b]), float(self._v(prm_.tau1_s)[s, b]))
         self._ri_true_nohm[m.index] = int(r0 * 1e9)
         comps = []
         for k, f in enumerate(ripple.frequencies_hz):
-            amp = float(ripple.string_current_a_rms[s, k]) * math.sqrt(2)
+            amp = float(ripple.string_current_a_rms[s // self._k, k]) * math.sqrt(2)
             comps.append((int(round(f / self.sc.mains_hz)), amp, 0.7 * k))
         rip = Ripple(self.sc.mains_hz, comps)
         v_codes, i_codes = m.board.ri_capture(plan, block, rip, board_c=m.board_c)
@@ -449,6 +536,29 @@ class Simulation:
         if m not in self._capturing:
             self._capturing.append(m)
 
+    def _new_module(self, m: SimModule) -> None:
+        """The block came with its own module (a new uid), addressed by the installer
+        to the old one's address and calibrated at its factory (docs/simulation.md)."""
+        if self.micropython:
+            raise ValueError("block_replaced with new_module: not in MicroPython mode")
+        uid = bytearray(_uid(m.string, m.block, self.seed))
+        uid[4] = (uid[4] + 1) & 0xFF  # another serial number
+        board = SimBoard(self.variant_id, self.seed * 1000 + m.index + 500, m.board.adc_kind)
+        slots = sto.MemorySlots()
+        seed_core = ModuleCore(bytes(uid), self.variant_id, m.board.adc_kind, slots)
+        seed_core.state.address = m.core.state.address
+        if self.sc.calibrated:
+            self._calibrate(seed_core, board)
+        seed_core.store.save(seed_core.state)
+        m.core = ModuleCore(
+            bytes(uid), self.variant_id, m.board.adc_kind, slots, frame_ms=m.frame_ms
+        )
+        m.board = board
+        m.board_c = self.ambient_c
+        if m in self._capturing:
+            self._capturing.remove(m)
+        m.ri_done_at_s = -1.0
+
     # --- events ------------------------------------------------------------------------
 
     def _apply_events(self, until_s: float) -> None:
@@ -456,6 +566,7 @@ class Simulation:
             ev = self._events.pop(0)
             self._apply(ev)
             self.timeline.append(TimelineEntry(ev.at_s, "scenario", ev.describe()))
+            self.outcome.scenario_events.append((ev.at_s, ev.type))
 
     def _apply(self, ev: Event) -> None:
         a = ev.args
@@ -467,20 +578,21 @@ class Simulation:
         elif ev.type == "boost":
             bank.set_boost(a["on"])
         elif ev.type == "ambient":
-            self.ambient_c = a["temp_c"]
-            bank.ambient_c[:, :] = a["temp_c"]
+            self.ambient_c = a["temp_c"]  # the room; the swing and gradient stay
         elif ev.type == "heat_block":
-            bank.set_external_heat(a["string"] - 1, a["block"] - 1, a["watts"])
+            bank.set_external_heat(*self._pi(a["string"] - 1, a["block"] - 1), a["watts"])
         elif ev.type == "thermal_runaway":
             prm.override_block(
                 bank.params,
-                a["string"] - 1,
-                a["block"] - 1,
+                *self._pi(a["string"] - 1, a["block"] - 1),
                 **prm.thermal_runaway_changes(a.get("short_s", 0.03)),
             )
             bank.params_changed()
+        elif ev.type == "cell_short":
+            self._short_cells(bank.params, a["string"] - 1, a["block"] - 1, a.get("cells", 1))
+            bank.params_changed()
         elif ev.type == "block_aged":
-            s, b = a["string"] - 1, a["block"] - 1
+            s, b = self._pi(a["string"] - 1, a["block"] - 1)
             changes = prm.aged_block_changes(
                 self.block_type, float(bank.params.age_years[s, b]), a["to_age_years"]
             )
@@ -491,7 +603,9 @@ class Simulation:
                 self.block_type, 1, 1, self.seed + 77, a.get("age_years", 0.0), spread=prm.NO_SPREAD
             )
             new.initial_soc[0, 0] = a.get("soc", 1.0)
-            bank.replace_block(a["string"] - 1, a["block"] - 1, new)
+            bank.replace_block(*self._pi(a["string"] - 1, a["block"] - 1), new)
+            if a.get("new_module", False):
+                self._new_module(self.modules[(a["string"] - 1) * self.sc.blocks + a["block"] - 1])
         elif ev.type in ("module_unplugged", "module_replugged"):
             m = self.modules[(a["string"] - 1) * self.sc.blocks + a["block"] - 1]
             m.unplugged = ev.type == "module_unplugged"
@@ -515,11 +629,14 @@ class Simulation:
 
     def _sync_sensors(self) -> None:
         for k, sensor in enumerate(self.sensors):
-            sensor.current_ma = int(round(float(self.bank.string_current_a[k]) * 1000))
+            current = float(self.bank.string_current_a[k // self._k])
+            sensor.current_ma = int(round(current * 1000))
         # relay 1 of box 1 opens the battery breaker (thermal runaway): the string is
         # cut off from the charger and the load
         if self.relay_box.relays & 1 and not self.breaker_open:
             self.breaker_open = True
+            self.outcome.trip_s = self.t_s
+            self.outcome.block_temp_at_trip_c = float(self.bank.temp_c.max())
             self.bank.mains_fail(0.0)
             self.timeline.append(
                 TimelineEntry(self.t_s, "scenario", "battery breaker opened by the manager")
@@ -528,12 +645,21 @@ class Simulation:
     def _collect_events(self) -> None:
         for e in self.event_log.take_new():
             text = status.event_text(self.manager, e)
-            self.timeline.append(TimelineEntry(float(e.time_s - START_S), "manager", text))
+            t = float(e.time_s - START_S)
+            self.timeline.append(TimelineEntry(t, "manager", text))
+            s = b = 0
+            if e.module != mev.NO_MODULE:
+                a = self.manager.layout.addresses[e.module]
+                if a:
+                    s, b = (a - 1) // self.sc.blocks + 1, (a - 1) % self.sc.blocks + 1
+            elif e.string != mev.NO_STRING:
+                s = e.string + 1
+            self.outcome.events.append((t, e.code, e.arg, s, b, e.value, getattr(e, "extra", 0)))
 
     # --- figures -------------------------------------------------------------------------
 
     def _sample(self) -> None:
-        v = self.bank.terminal_v
+        v = self._v(self.bank.terminal_v)
         target = v.mean(axis=1, keepdims=True)
         self.series.t_s.append(self.t_s)
         self.series.max_dev_v.append(float(np.abs(v - target).max()))
@@ -626,7 +752,7 @@ class Simulation:
         self.wall_s += time.monotonic() - t0_wall
 
     def report(self) -> dict[str, Any]:
-        v = self.bank.terminal_v
+        v = self._v(self.bank.terminal_v)
         mgr = self.manager
         blocks = []
         lay = mgr.layout
@@ -651,9 +777,9 @@ class Simulation:
                     "board_temp_max_c": round(float(self.max_board_temp_c[s, b]), 2),
                     "bleed_wh": round(float(self.bleed_energy_j[s, b]) / 3600, 3),
                     "bleed_h": round(float(self.bleed_seconds[s, b]) / 3600, 3),
-                    "ri_true_mohm": round(float(self.bank.params.r0_ohm[s, b]) * 1000, 3),
+                    "ri_true_mohm": round(float(self._v(self.bank.params.r0_ohm)[s, b]) * 1000, 3),
                     "ri_measured_mohm": None if ri_nohm is None else round(ri_nohm / 1e6, 3),
-                    "soc": round(float(self.bank.soc[s, b]), 4),
+                    "soc": round(float(self._v(self.bank.soc)[s, b]), 4),
                 }
             )
         conv = self.converge_h()
@@ -699,7 +825,12 @@ def greedy_converge_h(sim: Simulation, limit_h: float = 48.0, dt_s: float = 5.0)
     """The physical reference: the same string from the same start with full bleed on
     every block above its string's average (policy.greedy_bleed) and perfect knowledge
     of the voltages; hours until every block is first within +-10 mV."""
-    bank = phy.StringBank(sim.bank.params, sim.bank.charger, ambient_c=sim.sc.ambient_c)
+    bank = phy.StringBank(
+        sim.bank.params,
+        sim.bank.charger,
+        list(sim.bank.bus_of_string) if sim.bank.bus_count < len(sim.bank.bus_of_string) else None,
+        ambient_c=sim.sc.ambient_c,
+    )
     bank.settle_float()
     t = 0.0
     while t < limit_h * 3600:

@@ -11,6 +11,7 @@ of events.  Every value is checked; an error names the key and what is allowed:
 from __future__ import annotations
 
 import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -18,9 +19,54 @@ from pathlib import Path
 from typing import Any
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "scenarios"
+# The scenario library (docs/scenarios.md): cases with expectations, run by the bench.
+LIBRARY_DIR = BUILTIN_DIR / "library"
 
-BLOCK_TYPES = ("vrla-12v-40ah", "vrla-12v-100ah")
+BLOCK_TYPES = (
+    "vrla-12v-40ah",
+    "vrla-12v-100ah",
+    "vrla-2v-500ah",
+    "vrla-4v-200ah",
+    "vrla-6v-200ah",
+    "vrla-16v-40ah",
+)
+# the module variant that fits each block type (SPEC §1)
+BLOCK_VARIANT = {
+    "vrla-12v-40ah": "12v",
+    "vrla-12v-100ah": "12v",
+    "vrla-2v-500ah": "2v",
+    "vrla-4v-200ah": "4v",
+    "vrla-6v-200ah": "6v",
+    "vrla-16v-40ah": "16v",
+}
+BLOCK_CELLS = {"2v": 1, "4v": 2, "6v": 3, "12v": 6, "16v": 8}
 VARIANTS = ("2v", "4v", "6v", "12v", "16v")
+TOPOLOGIES = ("per-string", "parallel", "centre-tap")
+# Physical ranges of the settings (a value outside is a typo or a unit mistake).
+AMBIENT_RANGE_C = (-40.0, 70.0)
+AGE_RANGE_YEARS = (0.0, 30.0)
+MAX_DURATION_S = 60 * 86400.0
+MAX_HEATER_W = 500.0  # more than a block can shed without burning: not a heater
+MAX_SHORT_S = 10.0  # 10 S: a 12 V block's short would draw 130 A
+MAX_LOAD_W = 2.0e6
+# Block overrides: key -> (kind, low, high); factors multiply the drawn value.
+OVERRIDE_KEYS: dict[str, tuple[str, float, float]] = {
+    "capacity_ah_factor": ("float", 0.01, 10.0),
+    "r0_ohm_factor": ("float", 0.1, 100.0),
+    "r1_ohm_factor": ("float", 0.1, 100.0),
+    "float_current_a_factor": ("float", 0.001, 1000.0),
+    "thermal_resistance_k_per_w_factor": ("float", 0.1, 10.0),
+    "thermal_capacity_j_per_k_factor": ("float", 0.1, 10.0),
+    "short_s": ("float", 0.0, MAX_SHORT_S),
+    "initial_soc": ("float", 0.0, 1.0),
+    "age_years": ("float", 0.0, 30.0),
+    "to_age_years": ("float", 0.0, 30.0),
+    "tafel_v_per_decade_per_cell": ("float", 0.05, 0.3),
+    "bleed_heat_fraction": ("float", 0.0, 1.0),
+    "short_temp_coeff_per_k": ("float", 0.0, 0.2),
+    "recombination_factor": ("float", 0.001, 1.0),
+    "shorted_cells": ("int", 0.0, 7.0),
+}
 ADC_KINDS = ("rp2040", "stm32g4")
 EVENT_TYPES = {
     # type: {key: (kind, required)}
@@ -34,6 +80,7 @@ EVENT_TYPES = {
         "block": ("int1", True),
         "age_years": ("float0", False),
         "soc": ("frac", False),
+        "new_module": ("bool", False),
     },
     "block_aged": {
         "string": ("int1", True),
@@ -45,6 +92,7 @@ EVENT_TYPES = {
         "block": ("int1", True),
         "short_s": ("float+", False),
     },
+    "cell_short": {"string": ("int1", True), "block": ("int1", True), "cells": ("int1", False)},
     "module_unplugged": {"string": ("int1", True), "block": ("int1", True)},
     "module_replugged": {"string": ("int1", True), "block": ("int1", True)},
     "noise_burst": {"duration": ("duration", True)},
@@ -60,6 +108,8 @@ class ScenarioError(ValueError):
 def parse_duration(text: Any, key: str = "duration") -> float:
     """'90s', '15m', '24h', '2d', '1h30m' or a number of seconds -> seconds."""
     if isinstance(text, int | float) and not isinstance(text, bool):
+        if not math.isfinite(text):
+            raise ScenarioError("%s: %r must be a finite number of seconds" % (key, text))
         if text < 0:
             raise ScenarioError("%s: %r must not be negative" % (key, text))
         return float(text)
@@ -93,16 +143,22 @@ class Scenario:
     blocks: int = 16
     block_type: str = "vrla-12v-40ah"
     age_years: float = 5.0
-    reference_spread: bool = True  # the reference string's spread (impaired blocks)
-    impaired_blocks: int = 3
+    reference_spread: bool = True  # the manufacturing and ageing spread between blocks
+    impaired_blocks: int = 0  # blocks per string with an impaired oxygen cycle (float high)
     overrides: list[dict[str, Any]] = field(default_factory=list)
     float_v_per_cell: float = 2.27
     boost_v_per_cell: float = 2.40
     current_limit_a: float | None = None
     temp_comp: bool = True
     mains_hz: float = 50.0
+    topology: str = "per-string"  # one charger per string, or shared: parallel, centre-tap
     ambient_c: float = 25.0
+    daily_swing_k: float = 0.0  # peak-to-peak daily swing of the room temperature
+    swing_peak_s: float = 15 * 3600.0  # time of day of the warmest hour
+    rack_gradient_k: float = 0.0  # top block minus bottom block of every string
     variant: str = "12v"
+    probes: bool = True  # every module has its probe on the battery
+    without_probe: list[tuple[int, int]] = field(default_factory=list)  # (string, block), 1-based
     adc: str = "rp2040"
     calibrated: bool = True
     unaddressed: bool = False
@@ -114,6 +170,10 @@ class Scenario:
     bit_error_ppm: int = 0
     drop_byte_ppm: int = 0
     events: list[Event] = field(default_factory=list)
+    expect: list[dict[str, Any]] = field(default_factory=list)  # see stringcare.sim.judge
+    source: str = ""  # where the scenario's case comes from (library: required)
+    rationale: str = ""
+    category: str = ""  # library: runaway, false-alarm, ri, balance, discharge, site
 
     @property
     def modules(self) -> int:
@@ -132,6 +192,10 @@ _TOP = {
     "manager",
     "bus",
     "events",
+    "expect",
+    "source",
+    "rationale",
+    "category",
 }
 
 
@@ -151,6 +215,8 @@ def _take(obj: dict[str, Any], key: str, path: str, kind: str, default: Any) -> 
     if kind in ("float", "float0", "float+", "frac"):
         if not isinstance(v, int | float) or isinstance(v, bool):
             raise ScenarioError("%s: %r must be a number" % (where, v))
+        if not math.isfinite(v):
+            raise ScenarioError("%s: %r must be a finite number" % (where, v))
         if kind == "float0" and v < 0:
             raise ScenarioError("%s: %r must be >= 0" % (where, v))
         if kind == "float+" and v <= 0:
@@ -189,6 +255,19 @@ def _choice(value: str, where: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def _in_range(value: float, where: str, low: float, high: float, unit: str = "") -> float:
+    if not low <= value <= high:
+        raise ScenarioError(
+            "%s: %r is outside %s..%s%s (a physical range: a typo or a wrong unit?)"
+            % (where, value, _num(low), _num(high), (" " + unit) if unit else "")
+        )
+    return value
+
+
+def _num(x: float) -> str:
+    return "%d" % x if float(x).is_integer() else "%g" % x
+
+
 def from_dict(obj: dict[str, Any]) -> Scenario:
     if not isinstance(obj, dict):
         raise ScenarioError("a scenario is a table of settings, got %r" % type(obj).__name__)
@@ -200,8 +279,16 @@ def from_dict(obj: dict[str, Any]) -> Scenario:
     sc = Scenario()
     sc.name = _take(obj, "name", "", "str", sc.name)
     sc.description = _take(obj, "description", "", "str", "")
+    sc.source = _take(obj, "source", "", "str", "")
+    sc.rationale = _take(obj, "rationale", "", "str", "")
+    if "category" in obj:
+        from stringcare.sim.judge import CATEGORIES
+
+        sc.category = _choice(_take(obj, "category", "", "str", ""), "category", CATEGORIES)
     sc.seed = _take(obj, "seed", "", "int0", sc.seed)
+    _in_range(sc.seed, "seed", 0, 2**31 - 1)
     sc.duration_s = _take(obj, "duration", "", "duration", sc.duration_s)
+    _in_range(sc.duration_s, "duration", 1.0, MAX_DURATION_S, "s (60 days)")
     bat = _section(
         obj,
         "battery",
@@ -226,6 +313,7 @@ def from_dict(obj: dict[str, Any]) -> Scenario:
         _take(bat, "block_type", "battery", "str", sc.block_type), "battery.block_type", BLOCK_TYPES
     )
     sc.age_years = _take(bat, "age_years", "battery", "float0", sc.age_years)
+    _in_range(sc.age_years, "battery.age_years", *AGE_RANGE_YEARS, unit="years")
     sc.reference_spread = _take(bat, "reference_spread", "battery", "bool", sc.reference_spread)
     sc.impaired_blocks = _take(bat, "impaired_blocks", "battery", "int0", sc.impaired_blocks)
     if sc.impaired_blocks > sc.blocks:
@@ -233,23 +321,54 @@ def from_dict(obj: dict[str, Any]) -> Scenario:
             "battery.impaired_blocks: %d is more than the %d blocks of a string"
             % (sc.impaired_blocks, sc.blocks)
         )
+    if sc.impaired_blocks and not sc.reference_spread:
+        raise ScenarioError(
+            "battery.impaired_blocks: impaired blocks are part of the drawn spread; "
+            "set reference_spread = true or impaired_blocks = 0"
+        )
     ovs = bat.get("overrides", [])
     if not isinstance(ovs, list):
         raise ScenarioError("battery.overrides: must be a list of tables")
+    cells = BLOCK_CELLS[BLOCK_VARIANT[sc.block_type]]
     for i, ov in enumerate(ovs):
         where = "battery.overrides[%d]" % i
         if not isinstance(ov, dict) or "string" not in ov or "block" not in ov:
             raise ScenarioError("%s: needs string, block and the changes" % where)
         _check_block(sc, ov, where)
+        changes = {k: v for k, v in ov.items() if k not in ("string", "block")}
+        if not changes:
+            raise ScenarioError(
+                "%s: no change given (known: %s)" % (where, ", ".join(OVERRIDE_KEYS))
+            )
+        for key, value in changes.items():
+            if key not in OVERRIDE_KEYS:
+                raise ScenarioError(
+                    "%s.%s: unknown block override; known: %s"
+                    % (where, key, ", ".join(OVERRIDE_KEYS))
+                )
+            kind, low, high = OVERRIDE_KEYS[key]
+            if key == "shorted_cells":
+                high = cells - 1
+            value = _take(ov, key, where, "int0" if kind == "int" else "float", None)
+            _in_range(value, "%s.%s" % (where, key), low, high)
         sc.overrides.append(dict(ov))
     ch = _section(
         obj,
         "charger",
-        {"float_v_per_cell", "boost_v_per_cell", "current_limit_a", "temp_comp", "mains_hz"},
+        {
+            "float_v_per_cell",
+            "boost_v_per_cell",
+            "current_limit_a",
+            "temp_comp",
+            "mains_hz",
+            "topology",
+        },
     )
     sc.float_v_per_cell = _take(ch, "float_v_per_cell", "charger", "float+", sc.float_v_per_cell)
     sc.boost_v_per_cell = _take(ch, "boost_v_per_cell", "charger", "float+", sc.boost_v_per_cell)
     sc.current_limit_a = _take(ch, "current_limit_a", "charger", "float+", None)
+    if sc.current_limit_a is not None:
+        _in_range(sc.current_limit_a, "charger.current_limit_a", 0.01, 5000.0, "A")
     sc.temp_comp = _take(ch, "temp_comp", "charger", "bool", sc.temp_comp)
     sc.mains_hz = _take(ch, "mains_hz", "charger", "float+", sc.mains_hz)
     if sc.mains_hz not in (50.0, 60.0):
@@ -258,20 +377,68 @@ def from_dict(obj: dict[str, Any]) -> Scenario:
         raise ScenarioError(
             "charger.float_v_per_cell: %r is outside 2.0..2.5 V" % sc.float_v_per_cell
         )
-    amb = _section(obj, "ambient", {"temp_c"})
-    sc.ambient_c = _take(amb, "temp_c", "ambient", "float", sc.ambient_c)
-    mod = _section(obj, "modules", {"variant", "adc", "calibrated", "unaddressed"})
-    sc.variant = _choice(
-        _take(mod, "variant", "modules", "str", sc.variant), "modules.variant", VARIANTS
+    _in_range(sc.boost_v_per_cell, "charger.boost_v_per_cell", 2.0, 2.6, "V")
+    if sc.boost_v_per_cell < sc.float_v_per_cell:
+        raise ScenarioError(
+            "charger.boost_v_per_cell: %r V is below the float voltage %r V; boost charges "
+            "above float" % (sc.boost_v_per_cell, sc.float_v_per_cell)
+        )
+    sc.topology = _choice(
+        _take(ch, "topology", "charger", "str", sc.topology), "charger.topology", TOPOLOGIES
     )
-    if sc.variant != "12v":
-        raise ScenarioError("modules.variant: the simulated blocks are 12 V monoblocs; use '12v'")
+    if sc.topology != "per-string" and sc.strings < 2:
+        raise ScenarioError(
+            "charger.topology: %r shares a charger between strings; give at least 2 strings"
+            % sc.topology
+        )
+    if sc.topology == "centre-tap" and sc.strings % 2:
+        raise ScenarioError(
+            "charger.topology: a centre-tapped UPS has its strings in pairs (the two halves "
+            "of one battery in series); %d strings is odd" % sc.strings
+        )
+    amb = _section(obj, "ambient", {"temp_c", "daily_swing_k", "swing_peak_at", "rack_gradient_k"})
+    sc.ambient_c = _take(amb, "temp_c", "ambient", "float", sc.ambient_c)
+    _in_range(sc.ambient_c, "ambient.temp_c", *AMBIENT_RANGE_C, unit="degC")
+    sc.daily_swing_k = _take(amb, "daily_swing_k", "ambient", "float0", 0.0)
+    _in_range(sc.daily_swing_k, "ambient.daily_swing_k", 0.0, 25.0, "K")
+    sc.swing_peak_s = _take(amb, "swing_peak_at", "ambient", "duration", sc.swing_peak_s)
+    _in_range(sc.swing_peak_s, "ambient.swing_peak_at", 0.0, 86400.0, "s (a time of day)")
+    sc.rack_gradient_k = _take(amb, "rack_gradient_k", "ambient", "float", 0.0)
+    _in_range(sc.rack_gradient_k, "ambient.rack_gradient_k", -15.0, 15.0, "K")
+    hi_c = sc.ambient_c + sc.daily_swing_k / 2 + abs(sc.rack_gradient_k) / 2
+    lo_c = sc.ambient_c - sc.daily_swing_k / 2 - abs(sc.rack_gradient_k) / 2
+    if hi_c > AMBIENT_RANGE_C[1] or lo_c < AMBIENT_RANGE_C[0]:
+        raise ScenarioError(
+            "ambient: temp_c with its swing and gradient spans %.1f..%.1f degC, outside "
+            "%g..%g" % (lo_c, hi_c, *AMBIENT_RANGE_C)
+        )
+    mod = _section(
+        obj, "modules", {"variant", "adc", "calibrated", "unaddressed", "probes", "without_probe"}
+    )
+    fit = BLOCK_VARIANT[sc.block_type]
+    sc.variant = _choice(_take(mod, "variant", "modules", "str", fit), "modules.variant", VARIANTS)
+    if sc.variant != fit:
+        raise ScenarioError(
+            "modules.variant: %r does not fit the %s blocks; their modules are %r"
+            % (sc.variant, sc.block_type, fit)
+        )
     sc.adc = _choice(_take(mod, "adc", "modules", "str", sc.adc), "modules.adc", ADC_KINDS)
     sc.calibrated = _take(mod, "calibrated", "modules", "bool", sc.calibrated)
     sc.unaddressed = _take(mod, "unaddressed", "modules", "bool", sc.unaddressed)
+    sc.probes = _take(mod, "probes", "modules", "bool", sc.probes)
+    wp = mod.get("without_probe", [])
+    if not isinstance(wp, list):
+        raise ScenarioError("modules.without_probe: must be a list of {string, block} tables")
+    for i, item in enumerate(wp):
+        where = "modules.without_probe[%d]" % i
+        if not isinstance(item, dict) or set(item) != {"string", "block"}:
+            raise ScenarioError("%s: must be a table with exactly string and block" % where)
+        _check_block(sc, item, where)
+        sc.without_probe.append((item["string"], item["block"]))
     man = _section(obj, "manager", {"equalise", "poll_period_s", "profile", "current_sensor"})
     sc.equalise = _take(man, "equalise", "manager", "bool", sc.equalise)
     sc.poll_period_s = _take(man, "poll_period_s", "manager", "float+", sc.poll_period_s)
+    _in_range(sc.poll_period_s, "manager.poll_period_s", 0.1, 600.0, "s")
     sc.profile = _take(man, "profile", "manager", "str", sc.profile)
     sc.current_sensor = _take(man, "current_sensor", "manager", "bool", sc.current_sensor)
     bus = _section(obj, "bus", {"baud", "bit_error_ppm", "drop_byte_ppm"})
@@ -279,13 +446,22 @@ def from_dict(obj: dict[str, Any]) -> Scenario:
     if sc.baud not in (9600, 19200, 38400, 57600, 115200, 230400, 460800):
         raise ScenarioError("bus.baud: %r is not a supported rate (9600 .. 460800)" % sc.baud)
     sc.bit_error_ppm = _take(bus, "bit_error_ppm", "bus", "int0", 0)
+    _in_range(sc.bit_error_ppm, "bus.bit_error_ppm", 0, 1000000, "ppm")
     sc.drop_byte_ppm = _take(bus, "drop_byte_ppm", "bus", "int0", 0)
+    _in_range(sc.drop_byte_ppm, "bus.drop_byte_ppm", 0, 1000000, "ppm")
     evs = obj.get("events", [])
     if not isinstance(evs, list):
         raise ScenarioError("events: must be a list of tables")
     for i, e in enumerate(evs):
         sc.events.append(_event(sc, e, "events[%d]" % i))
     sc.events.sort(key=lambda e: e.at_s)
+    exp = obj.get("expect", [])
+    if not isinstance(exp, list):
+        raise ScenarioError("expect: must be a list of tables")
+    from stringcare.sim import judge  # the checks know their own keys
+
+    for i, e in enumerate(exp):
+        sc.expect.append(judge.check_expectation(sc, e, "expect[%d]" % i, ScenarioError))
     return sc
 
 
@@ -322,6 +498,26 @@ def _event(sc: Scenario, e: Any, where: str) -> Event:
         args[key] = _take(e, key, where, vk, None)
     if "string" in args:
         _check_block(sc, args, where)
+    if kind == "cell_short":
+        args.setdefault("cells", 1)
+    if at > sc.duration_s:
+        raise ScenarioError(
+            "%s.at: %gs is after the end of the scenario (duration %gs); it would never "
+            "happen" % (where, at, sc.duration_s)
+        )
+    limits = {
+        "load_w": (0.0, MAX_LOAD_W, "W"),
+        "temp_c": (AMBIENT_RANGE_C[0], AMBIENT_RANGE_C[1], "degC"),
+        "watts": (0.0, MAX_HEATER_W, "W"),
+        "short_s": (0.0, MAX_SHORT_S, "S"),
+        "age_years": (AGE_RANGE_YEARS[0], AGE_RANGE_YEARS[1], "years"),
+        "to_age_years": (AGE_RANGE_YEARS[0], AGE_RANGE_YEARS[1], "years"),
+        "duration": (0.0, 86400.0, "s"),
+        "cells": (1, BLOCK_CELLS[sc.variant] - 1, "cells (a block keeps one)"),
+    }
+    for key, (low, high, unit) in limits.items():
+        if key in args:
+            _in_range(args[key], "%s.%s" % (where, key), low, high, unit)
     return Event(at, kind, args)
 
 
@@ -342,14 +538,27 @@ def load_text(text: str, source: str) -> Scenario:
 
 
 def builtin_names() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.toml"))
+    return sorted(p.stem for d in (BUILTIN_DIR, LIBRARY_DIR) for p in d.glob("*.toml"))
+
+
+def library_names() -> list[str]:
+    return sorted(p.stem for p in LIBRARY_DIR.glob("*.toml"))
+
+
+def scenario_path(name: str) -> Path:
+    """The file of a built-in or library scenario."""
+    for d in (BUILTIN_DIR, LIBRARY_DIR):
+        path = d / (name + ".toml")
+        if path.exists():
+            return path
+    raise ScenarioError("no built-in scenario %r (%s)" % (name, ", ".join(builtin_names())))
 
 
 def load(name_or_path: str) -> Scenario:
     """A built-in scenario by name, or a .toml/.json file."""
     path = Path(name_or_path)
     if name_or_path in builtin_names():
-        path = BUILTIN_DIR / (name_or_path + ".toml")
+        path = scenario_path(name_or_path)
     elif not path.exists():
         raise ScenarioError(
             "no scenario %r: give a built-in name (%s) or a .toml/.json file"
