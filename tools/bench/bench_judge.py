@@ -1,0 +1,66 @@
+"""The scenario library (docs/scenarios.md): every scenario at full length, its verdict.
+
+Each scenario says what must happen by when and what must not ([[expect]] tables,
+written from the physics and the SPEC).  The figures aggregate them:
+
+judge.scenarios_total / judge.scenarios_passed: scenarios run / with every expectation met.
+runaway.block_temp_at_trip_c.max: the hottest block at the breaker trip, over the runaway
+scenarios (a runaway never tripped counts with the hottest temperature its block reached).
+runaway.detect_min.max: minutes from the onset (the soft short) to the trip, worst case.
+runaway.false_trips: trips over the false-alarm scenarios (each >= 24 h simulated).
+ri.outliers_flagged_pct: blocks >= +30 % over their string's median R0 that an Ri event
+named within their first Ri day.
+balance.bleed_wh_day.unbalanceable: bleed energy of the worst string per day, over the
+last day of the scenarios with a block balancing cannot help (dry-out, shorted cell).
+discharge.warnings_during_recharge: low-voltage warnings within 12 h after the mains
+returned, over every scenario with a discharge.
+Every scenario's verdict is written to build/bench/judge-scenarios.json.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from stringcare.sim import library
+from stringcare.sim import scenario as scn
+
+METRICS = {
+    "judge.scenarios_total": ("count", ">= 15", "library scenarios run at full length"),
+    "judge.scenarios_passed": ("count", None, "of them, with every expectation met"),
+    "runaway.block_temp_at_trip_c.max": ("°C", "<= 60", "hottest block at the trip"),
+    "runaway.detect_min.max": ("min", None, "onset to trip, worst runaway scenario"),
+    "runaway.undetected": ("count", "== 0", "runaway scenarios without a trip"),
+    "runaway.false_trips": ("count", "== 0", "trips in the false-alarm scenarios"),
+    "runaway.false_alarm_hours": ("h", None, "simulated hours of false-alarm scenarios"),
+    "ri.outliers_flagged_pct": ("%", "== 100", "+30 % Ri outliers warned within a Ri day"),
+    "balance.bleed_wh_day.unbalanceable": ("Wh/day", "<= 50", "worst string, unbalanceable"),
+    "balance.unbalanceable_warned": ("count", None, "unbalanceable scenarios with a warning"),
+    "discharge.warnings_during_recharge": ("count", "== 0", "low-voltage warnings in recharge"),
+}
+
+OUT = Path("build") / "bench" / "judge-scenarios.json"
+
+
+def run(progress: Callable[[str], None]) -> dict[str, float]:
+    results = []
+    for name in scn.library_names():
+        r = library.run_scenario(name)
+        failed = [x for x in r["expectations"] if not x["passed"]]
+        progress(
+            "%-32s %s  %5.1f h in %5.0f s%s"
+            % (
+                name,
+                "pass" if r["passed"] else "FAIL",
+                r["duration_h"],
+                r["wall_s"],
+                "".join(
+                    "\n      missed: %s: %s (%s)" % (x["why"], x["seen"], x["what"]) for x in failed
+                ),
+            )
+        )
+        results.append(r)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(results, indent=1, default=str) + "\n", encoding="utf-8")
+    return library.summary(results)
