@@ -582,10 +582,9 @@ class Simulation:
         elif ev.type == "heat_block":
             bank.set_external_heat(*self._pi(a["string"] - 1, a["block"] - 1), a["watts"])
         elif ev.type == "thermal_runaway":
+            s, b = self._pi(a["string"] - 1, a["block"] - 1)
             prm.override_block(
-                bank.params,
-                *self._pi(a["string"] - 1, a["block"] - 1),
-                **prm.thermal_runaway_changes(a.get("short_s", 0.03)),
+                bank.params, s, b, **prm.thermal_runaway_changes(a.get("short_s", 0.03))
             )
             bank.params_changed()
         elif ev.type == "cell_short":
