@@ -41,9 +41,10 @@ SLEEP_AFTER_MS = const(600000)  # bus silent 10 min: sleep
 FRAME_STALE_MS = const(1000)  # no voltage frame this long: stop bleeding
 COUNTER_SAVE_MS = const(3600000)  # persist the counters hourly (flash wear)
 
-# Ri statuses of shared/ri -> RI_READ states of the protocol
+# Ri statuses of shared/ri -> RI_READ states of the protocol (saturated by out-of-band
+# ripple is an amplifier saturated: clipped on the bus)
 _RI_STATE = (p.RI_OK, p.RI_LOW_SIGNAL, p.RI_CLIPPED, p.RI_NOISY, p.RI_NO_EXCITATION,
-             p.RI_INCOMPLETE)  # fmt: skip
+             p.RI_INCOMPLETE, p.RI_CLIPPED)  # fmt: skip
 
 
 class ModuleCore:

@@ -53,11 +53,33 @@ RI_CLIPPED = const(2)  # an amplifier saturated: retry in the low gain range
 RI_NOISY = const(3)  # a response, but its uncertainty exceeds NOISY_LIMIT_PPM
 RI_NO_EXCITATION = const(4)  # excitation current < 25 % of plan: fuse, wire, sink?
 RI_INCOMPLETE = const(5)  # fewer samples than the plan (acquisition aborted)
-STATUS_NAMES = ("ok", "low-signal", "clipped", "noisy", "no-excitation", "incomplete")
+RI_SATURATED = const(6)  # out-of-band ripple may saturate the amplifier: retry, low range
+STATUS_NAMES = (
+    "ok",
+    "low-signal",
+    "clipped",
+    "noisy",
+    "no-excitation",
+    "incomplete",
+    "saturated",
+)
 
 NOISY_LIMIT_PPM = const(20000)  # 2 % relative standard uncertainty
 LOW_SIGNAL_SNR = const(4)
 NO_EXCITATION_PERCENT = const(25)
+# Out-of-band ripple (a switch-mode charger's 16-20 kHz) reaches the Ri amplifier
+# unfiltered and is seen by the converter only behind the anti-alias filter, about
+# 4.8x smaller at 16 kHz (first order at 3.4 kHz), aliased to some frequency that is
+# not a harmonic of the mains.  Each sample is compared with the one 100 ms earlier
+# (whole periods of 50/60 Hz and all their harmonics, and of the excitation pattern's
+# slots): mains ripple cancels, aliased ripple does not.  Its amplitude times
+# SATURATION_AA_X10 / 10, plus the level it rides on, must stay inside the
+# amplifier's linear band (the clip codes) or the capture is refused (docs/ri.md,
+# "Saturation").
+SATURATION_AA_X10 = const(48)
+SATURATION_LAG_DIVIDER = const(10)  # the lag: sample_rate_hz / 10 (100 ms)
+# samples after each excitation edge that are not used for it (the edge itself)
+_EDGE_SKIP = const(2)
 
 # --- plan constants --------------------------------------------------------------------
 STEP_SAMPLE_RATE_HZ = const(2500)
@@ -309,9 +331,57 @@ class _EvaluatorBase:
         self.clipped = False
         self._pos = 0  # sample index inside the current slot/period
         self._dnl = plan.adc_kind == fe.ADC_RP2040
+        # lowest and highest v (half LSB, centred) per excitation state (off, on), then
+        # of v minus v 100 ms earlier per (state now, state then); edges left out
+        self._ext = array("i", [1 << 20, -(1 << 20)] * 6)
+        lag = plan.sample_rate_hz // SATURATION_LAG_DIVIDER
+        if lag * SATURATION_LAG_DIVIDER != plan.sample_rate_hz or lag % plan.slot_samples:
+            lag = 0  # no whole 100 ms of slots: not checked
+        elif plan.method == RI_METHOD_AC and (lag // plan.slot_samples) & 1:
+            # whole excitation periods too (200 ms), so that an in-band response to
+            # the excitation (the inductive pick-up's quadrature) cancels as well
+            lag *= 2
+        self._lag = lag
+        self._hist = array("h", [0] * lag)
+        self._hist_pos = 0
+        self._lagged = False
 
     def done(self) -> bool:
         return self.fed >= self.plan.samples
+
+    def _saturation(self):
+        """None, or a RiResult(RI_SATURATED) when out-of-band ripple may have driven
+        the amplifier out of its linear band (see SATURATION_AA_X10)."""
+        if not self._lag:
+            return None
+        ext = self._ext
+        level = 0
+        for k in (0, 2):
+            if ext[k + 1] >= ext[k]:
+                x = (ext[k + 1] + ext[k]) >> 1
+                if x < 0:
+                    x = -x
+                if x > level:
+                    level = x
+        ripple = 0
+        for k in (4, 6, 8, 10):
+            if ext[k + 1] >= ext[k]:
+                # a tone of amplitude A gives a difference 2A |sin(pi f lag)|, taken
+                # as 2A: a tone near a whole number of cycles per lag is missed (it
+                # repeats like the mains: docs/ri.md, "Saturation")
+                amp = (ext[k + 1] - ext[k]) >> 2
+                if amp > ripple:
+                    ripple = amp
+        worst = level + ripple * SATURATION_AA_X10 // 10
+        band = fe.RI_CLIP_HIGH_CODE - fe.ADC_CODES // 2  # codes from mid-scale
+        if worst <= 2 * band:
+            return None
+        return RiResult(
+            RI_SATURATED,
+            detail="out-of-band ripple may saturate the amplifier (%d codes at the "
+            "converter, ~%d before the filter): measure in the low range"
+            % (ripple >> 1, (ripple * SATURATION_AA_X10 // 10) >> 1),
+        )
 
     def _check_clip(self, vbuf, ibuf, count):
         low = fe.RI_CLIP_LOW_CODE
@@ -371,6 +441,13 @@ class StepEvaluator(_EvaluatorBase):
         dnl = self._dnl
         region = fe._RP2040_REGION_X2
         half = fe._RP2040_SPIKE_HALF_X2
+        ext = self._ext
+        state = 2 if plan.excitation_on(slot) else 0
+        combo = 4 + state + (2 if slot and thue_morse(slot - 1) else 0) * 2
+        lag = self._lag
+        hist = self._hist
+        hpos = self._hist_pos
+        lagged = self._lagged
         for j in range(count):
             r = vbuf[j]
             q = ibuf[j]
@@ -385,6 +462,24 @@ class StepEvaluator(_EvaluatorBase):
             else:
                 v = r << 1
                 c = q << 1
+            x = v - 4096
+            if pos >= _EDGE_SKIP:
+                if x < ext[state]:
+                    ext[state] = x
+                if x > ext[state + 1]:
+                    ext[state + 1] = x
+                if lagged:
+                    d = x - hist[hpos]
+                    if d < ext[combo]:
+                        ext[combo] = d
+                    if d > ext[combo + 1]:
+                        ext[combo + 1] = d
+            if lag:
+                hist[hpos] = x
+                hpos += 1
+                if hpos == lag:
+                    hpos = 0
+                    lagged = True
             w = window[pos]
             # centred half-LSB values (|.| <= 4172) times Q10 weights: a slot's sum
             # stays below 4172 * sum(w) = 4172 * 512 * slot_samples (< 2**30 for 500)
@@ -398,10 +493,15 @@ class StepEvaluator(_EvaluatorBase):
                 pos = 0
                 sv = 0
                 si = 0
+                then = state
+                state = 2 if thue_morse(slot) else 0
+                combo = 4 + state + then * 2
         self._pos = pos
         self._sum_v = sv
         self._sum_i = si
         self._slot = slot
+        self._hist_pos = hpos
+        self._lagged = lagged
         self.fed += count
 
     def result(self) -> RiResult:
@@ -410,6 +510,9 @@ class StepEvaluator(_EvaluatorBase):
             return RiResult(RI_INCOMPLETE, detail="%d of %d samples" % (self.fed, plan.samples))
         if self.clipped:
             return RiResult(RI_CLIPPED, detail="amplifier saturated")
+        saturated = self._saturation()
+        if saturated is not None:
+            return saturated
         sv = self._slot_v
         si = self._slot_i
         dv = 0
@@ -577,6 +680,15 @@ class LockInEvaluator(_EvaluatorBase):
         wacc = self._wacc
         wstep = self._wstep
         wsum = self._window_sum
+        ext = self._ext
+        half_period = plan.slot_samples
+        lag = self._lag
+        hist = self._hist
+        hpos = self._hist_pos
+        lagged = self._lagged
+        # the lag is whole excitation periods: the sample then was in the same state
+        # (combos 4 + 2 * (2 now + then))
+        flip = (lag // half_period) & 1
         for j in range(count):
             r = vbuf[j]
             q = ibuf[j]
@@ -590,6 +702,27 @@ class LockInEvaluator(_EvaluatorBase):
             else:
                 v = r << 1
                 c = q << 1
+            x = v - 4096
+            on = 1 if pos < half_period else 0
+            if (pos if on else pos - half_period) >= _EDGE_SKIP:
+                k = 2 * on
+                if x < ext[k]:
+                    ext[k] = x
+                if x > ext[k + 1]:
+                    ext[k + 1] = x
+                if lagged:
+                    d = x - hist[hpos]
+                    k = 4 + 2 * (2 * on + (on ^ flip))
+                    if d < ext[k]:
+                        ext[k] = d
+                    if d > ext[k + 1]:
+                        ext[k + 1] = d
+            if lag:
+                hist[hpos] = x
+                hpos += 1
+                if hpos == lag:
+                    hpos = 0
+                    lagged = True
             w = wacc >> 10  # Q14
             wsum += w
             xv = ((v - 4096) * w) >> 13  # |.| <= 2**13
@@ -622,6 +755,8 @@ class LockInEvaluator(_EvaluatorBase):
         self._pii = pii
         self._wacc = wacc
         self._window_sum = wsum
+        self._hist_pos = hpos
+        self._lagged = lagged
         self.fed += count
 
     def phasors(self) -> tuple:
@@ -645,6 +780,9 @@ class LockInEvaluator(_EvaluatorBase):
             return RiResult(RI_INCOMPLETE, detail="%d of %d samples" % (self.fed, plan.samples))
         if self.clipped:
             return RiResult(RI_CLIPPED, detail="amplifier saturated")
+        saturated = self._saturation()
+        if saturated is not None:
+            return saturated
         vr, vi, ir, ii = self.phasors()
         mag2_i = ir * ir + ii * ii
         if mag2_i == 0:
@@ -675,10 +813,11 @@ class LockInEvaluator(_EvaluatorBase):
 
 
 def needs_low_range(plan: RiPlan, result: RiResult) -> bool:
-    """True when the capture clipped in the high gain range: measure again at once
+    """True when the capture clipped (or out-of-band ripple may have saturated the
+    amplifier) in the high gain range: measure again at once
     with plan_for(..., gain_range=1) (and that range's calibration).  Every other
     outcome is final."""
-    return result.status == RI_CLIPPED and plan.gain_range == 0
+    return (result.status == RI_CLIPPED or result.status == RI_SATURATED) and plan.gain_range == 0
 
 
 def evaluator(plan: RiPlan):

@@ -203,21 +203,46 @@ class Ripple:
 
 
 class Block:
-    """The battery block as the Ri channel sees it: R0 plus one RC pair.
+    """The battery block as the Ri channel sees it: R0, the charge-transfer arc (an
+    R_ct || C_dl pair with a time constant of milliseconds) and the slow RC pair
+    (diffusion/concentration polarisation, seconds).
 
-    Ri (what both methods report) is R0, the ohmic resistance.
+    Ri (docs/ri.md) is R0, the ohmic resistance as a 1 kHz tester reports it.
     """
 
-    def __init__(self, r0_ohm: float, r1_ohm: float = 0.0, tau1_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        r0_ohm: float,
+        r1_ohm: float = 0.0,
+        tau1_s: float = 10.0,
+        r_ct_ohm: float = 0.0,
+        tau_ct_s: float = 0.01,
+    ) -> None:
         self.r0_ohm = r0_ohm
         self.r1_ohm = r1_ohm
         self.tau1_s = tau1_s
+        self.r_ct_ohm = r_ct_ohm
+        self.tau_ct_s = tau_ct_s
 
     def impedance(self, f_hz: float) -> complex:
         z = complex(self.r0_ohm, 0.0)
         if self.r1_ohm:
             z += self.r1_ohm / complex(1.0, 2 * math.pi * f_hz * self.tau1_s)
+        if self.r_ct_ohm:
+            z += self.r_ct_ohm / complex(1.0, 2 * math.pi * f_hz * self.tau_ct_s)
         return z
+
+
+class SwitchingRipple:
+    """A switch-mode charger's ripple at the block terminals: a sine of `amplitude_v`
+    (peak) at `f_hz` (16-20 kHz for the chargers the issue measured, 20-200 mV), far
+    above the anti-alias filter.  It reaches the Ri amplifier unfiltered: the amplifier
+    can saturate on it while the converter, behind the filter, sees only a fifth."""
+
+    def __init__(self, f_hz: float, amplitude_v: float, phase: float = 0.0) -> None:
+        self.f_hz = f_hz
+        self.amplitude_v = amplitude_v
+        self.phase = phase
 
 
 class BoardThermal:
@@ -437,6 +462,7 @@ class SimBoard:
         coupling_h: float = 0.0,
         t0: float = 0.0,
         board_c: float = 25.0,
+        switching: SwitchingRipple | None = None,
     ) -> tuple[list[int], list[int]]:
         """(v codes, i codes) of one capture following `plan`, board at board_c.
 
@@ -446,7 +472,10 @@ class SimBoard:
         ripple current times the block's impedance per harmonic; coupling_h adds the
         mutual inductance of the current and sense loops (M di/dt).  The v channel's
         anti-alias lag is solved exactly with the sink's (LagChain), then AC coupling;
-        v is sampled at t_n, i at t_n + skew.
+        v is sampled at t_n, i at t_n + skew.  The charge-transfer arc follows the
+        current exactly per sample interval (its time constant is >= 1 ms, the sink's
+        edge ~0.2 ms).  `switching` ripple is applied at the amplifier, before the
+        anti-alias filter (``_through_amplifier``).
         """
         fs = plan.sample_rate_hz
         dt = 1.0 / fs
@@ -486,6 +515,8 @@ class SimBoard:
                 rip.append((w0 * h, amp * abs(g), ph + math.atan2(g.imag, g.real)))
         a_hp = math.exp(-dt / self.hpf_tau_s)
         a_rc = math.exp(-dt / block.tau1_s) if block.r1_ohm else 0.0
+        a_ct = math.exp(-dt / block.tau_ct_s) if block.r_ct_ohm else 0.0
+        v_ct = 0.0
         sv = [0.0, 0.0, 0.0]  # sink stage 1, sink output (the current), v-channel AA
         si = [0.0, 0.0, 0.0]  # same sink, i-channel AA
         v_rc = 0.0
@@ -497,7 +528,7 @@ class SimBoard:
         for n in range(plan.samples):
             t = t0 + n * dt
             # --- sample v at t_n (state reached so far)
-            v_in = r0 * sv[2] + v_rc + drift_v_per_s * t
+            v_in = r0 * sv[2] + v_rc + v_ct + drift_v_per_s * t
             if coupling_h:
                 v_in += coupling_h * (sv[1] - sv[2]) / tau_v  # AA of M di/dt
             hp_out = a_hp * (hp_out + v_in - hp_prev_in)
@@ -506,8 +537,7 @@ class SimBoard:
             for w, amp, ph in rip:
                 ripple_v += amp * math.sin(w * t + ph)
             v_out = self.ri_bias_v + gain_v * (hp_out + ripple_v)
-            v_out = min(max(v_out, AMP_SWING_LOW_V), AMP_SWING_HIGH_V)
-            v_pins.append(v_out * vscale)
+            v_pins.append(v_out)
             # --- the excitation set point for this interval
             u = i_on if plan.excitation_on(n // plan.slot_samples) else 0.0
             # --- sample i at t_n + skew
@@ -529,12 +559,49 @@ class SimBoard:
             ]
             if block.r1_ohm:
                 v_rc = block.r1_ohm * mean_i + (v_rc - block.r1_ohm * mean_i) * a_rc
+            if block.r_ct_ohm:
+                target = block.r_ct_ohm * sv[1]  # the current of the new interval
+                v_ct = target + (v_ct - target) * a_ct
+        v_pins = self._through_amplifier(v_pins, switching, gain_v, dt, t0, vscale)
         # the converter, for all samples at once (v and i interleaved as acquired)
         both = [0.0] * (2 * len(v_pins))
         both[0::2] = v_pins
         both[1::2] = i_pins
         codes = self.adc.sample_array(both, self.noise)
         return codes[0::2], codes[1::2]
+
+    def _through_amplifier(
+        self,
+        v_lin: list[float],
+        switching: SwitchingRipple | None,
+        gain_v: float,
+        dt: float,
+        t0: float,
+        vscale: float,
+    ) -> list[float]:
+        """The Ri amplifier's output swing, then the anti-alias filter, at each sample.
+
+        v_lin is the amplifier's linear output for everything below the filter's
+        corner.  Switching ripple adds gain * A sin(w t) at the amplifier's output,
+        which clips at its swing *before* the filter: over one switching period (far
+        shorter than the signal's changes) the filter passes the clipped waveform's
+        mean, plus its first harmonic attenuated by the filter (|H| ~ 1/5 at 17 kHz).
+        Without switching ripple this is the clip of v_lin itself."""
+        lo, hi = AMP_SWING_LOW_V, AMP_SWING_HIGH_V
+        x = np.asarray(v_lin, dtype=float)
+        if switching is None or not switching.amplitude_v:
+            return (np.clip(x, lo, hi) * vscale).tolist()
+        a = gain_v * switching.amplitude_v
+        theta = (np.arange(64) + 0.5) * (2 * math.pi / 64)
+        sin_t = np.sin(theta)
+        clipped = np.clip(x[:, None] + a * sin_t[None, :], lo, hi)
+        mean = clipped.mean(axis=1)
+        b1 = 2.0 * (clipped * sin_t[None, :]).mean(axis=1)  # first harmonic (in phase)
+        h = 1.0 / complex(1.0, switching.f_hz / self.aa_v_hz)
+        t = t0 + dt * np.arange(len(x))
+        phase = 2 * math.pi * switching.f_hz * t + switching.phase + math.atan2(h.imag, h.real)
+        out = mean + abs(h) * b1 * np.sin(phase)
+        return (np.clip(out, lo, hi) * vscale).tolist()
 
     def effective_bits(self, samples: int = 8192, seed: int = 1) -> float:
         """ENOB of this board's converter for a near-full-scale sine (SINAD based)."""
