@@ -13,17 +13,57 @@ from stringcare.busport import BusPort
 from stringcare.commands import calibrate
 from stringcare.errors import CliError
 
+SETTLE_READS = 12  # 0.3 s apart: 3.3 s, longer than the filters' slow tail (~4 s to 1 count)
 
-def operator(hil_board: Any, setting: str, steps: list[int], meter: Callable[[], str]):
+
+def settle(hil_board: Any, address: int, setting: str, value: int, timeout_s: float = 60) -> float:
+    """Wait until the module's reading has followed the world (`setting` = `value`) and
+    holds still: within 5 % (voltage) or 3 K (temperature) of what was set — the module
+    is not calibrated yet —, within 2 counts over SETTLE_READS reads 0.3 s apart, and
+    no longer drifting (the two halves of those reads agree to half a count).  Returns
+    the mean of those reads (mV or 0.01 degC: the module rounds with
+    error feedback, so single reads step by a count).  A deadline, not a fixed sleep: a
+    loaded machine delivers the board's frames late."""
+    key, expected, near = (
+        ("voltage_mv", value // 1000, value // 20000)
+        if setting == "block_uv"
+        else ("temp_cc", value // 10, 300)
+    )
+    deadline = time.monotonic() + timeout_s
+    seen: list[int] = []
+    with BusPort(hil_board.bus_url) as bus:
+        while True:
+            seen = (seen + [int(bus.read_meas(address)[key])])[-SETTLE_READS:]
+            if (
+                len(seen) == SETTLE_READS
+                and all(abs(r - expected) <= near for r in seen)
+                and max(seen) - min(seen) <= 2
+                and abs(sum(seen[:6]) - sum(seen[6:])) <= 3  # halves' means within 0.5
+            ):
+                return sum(seen) / len(seen)
+            assert time.monotonic() < deadline, "%s did not settle near %d: %r" % (
+                key,
+                expected,
+                seen,
+            )
+            time.sleep(0.3)
+
+
+def operator(
+    hil_board: Any, address: int, setting: str, steps: list[int], meter: Callable[[], str]
+):
     """Answers `stringcare calibrate`'s prompts as a person at the bench would: at each
-    "press Enter", set the world to the next step and let the module settle; at each
-    meter prompt, read the meter."""
+    "press Enter", set the world to the next step and wait for the module to settle; at
+    each meter prompt, read the meter."""
     pending = iter(steps)
 
     def ask(prompt: str) -> str:
         if "Enter" in prompt:
-            hil_board.set_env(**{setting: next(pending)})
-            time.sleep(3.0)
+            value = next(pending)
+            hil_board.set_env(**{setting: value})
+            settle(hil_board, address, setting, value)
+            if setting == "temp_mc":  # the voltage's temperature correction follows
+                settle(hil_board, address, "block_uv", hil_board.vb.config["block_uv"])
             return ""
         return meter()
 
@@ -44,7 +84,7 @@ def test_two_point_fit_recovers_gain_and_offset() -> None:
 def test_temperature_and_voltage_calibration_are_stored_on_the_module(hil_board: Any) -> None:
     if not hil_board.virtual:
         pytest.skip("needs a board whose temperature and voltage the test controls")
-    time.sleep(2.5)
+    settle(hil_board, 15, "temp_mc", 25000)
     args = argparse.Namespace(
         bus=hil_board.bus_url, address=15, procedure="temperature", ref_c=27.0, probe=False
     )
@@ -56,6 +96,7 @@ def test_temperature_and_voltage_calibration_are_stored_on_the_module(hil_board:
     # two points; the "meter" reads 1 % above what the ideal virtual converter sees
     ask = operator(
         hil_board,
+        15,
         "block_uv",
         [12000000, 14000000],
         lambda: "%.1f" % (hil_board.vb.config["block_uv"] / 1000 * 1.01),
@@ -65,9 +106,15 @@ def test_temperature_and_voltage_calibration_are_stored_on_the_module(hil_board:
     assert calibrate.run(args, ask) == 0
     with BusPort(hil_board.bus_url) as bus:
         offset, gain = bus.cal_read(15, 0)
-        time.sleep(2.5)
-        mv = bus.read_meas(15)["voltage_mv"]
     assert 9000 <= gain <= 11000, gain
+    # the new calibration reaches the reading through the filter: wait for it
+    deadline = time.monotonic() + 60
+    while True:
+        with BusPort(hil_board.bus_url) as bus:
+            mv = bus.read_meas(15)["voltage_mv"]
+        if abs(mv - 14140) <= 15 or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
     assert abs(mv - 14140) <= 15, mv
 
 
@@ -78,16 +125,15 @@ def test_tempco_calibration_takes_the_warm_board_error_out(hil_board: Any) -> No
     if not hil_board.virtual:
         pytest.skip("needs a board whose temperature and tempco the test controls")
 
-    def reading_at(temp_mc: int) -> int:
+    def reading_at(temp_mc: int) -> float:
         hil_board.set_env(temp_mc=temp_mc)
-        time.sleep(3.0)
-        with BusPort(hil_board.bus_url) as bus:
-            return int(bus.read_meas(16)["voltage_mv"])
+        settle(hil_board, 16, "temp_mc", temp_mc)  # the board's sensor has followed
+        return settle(hil_board, 16, "block_uv", 13600000)
 
     # the board reads 12 ppm/K high when warm: 5.7 mV at +35 K
-    assert reading_at(25000) == 13600 and 5 <= reading_at(60000) - 13600 <= 6
+    assert abs(reading_at(25000) - 13600) <= 1 and 5 <= reading_at(60000) - 13600 <= 6.5
     # the meter: the bench supply holds the block steady
-    ask = operator(hil_board, "temp_mc", [25000, 60000], lambda: "13600.0")
+    ask = operator(hil_board, 16, "temp_mc", [25000, 60000], lambda: "13600.0")
 
     args = argparse.Namespace(
         bus=hil_board.bus_url, address=16, procedure="tempco", samples=3, min_rise=15.0
@@ -99,7 +145,7 @@ def test_tempco_calibration_takes_the_warm_board_error_out(hil_board: Any) -> No
     assert abs(reading_at(60000) - 13600) <= 1 and abs(reading_at(25000) - 13600) <= 1
 
     # a board that did not warm enough: a clear error, nothing stored
-    ask = operator(hil_board, "temp_mc", [25000, 31000], lambda: "13600.0")
+    ask = operator(hil_board, 16, "temp_mc", [25000, 31000], lambda: "13600.0")
     # (6 K by the virtual board; its sensor reads it to about +-0.1 K)
     with pytest.raises(CliError, match=r"only (5\.[89]|6\.[01]) K warmer .*nothing was stored"):
         calibrate.run(args, ask)

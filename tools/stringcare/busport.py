@@ -40,6 +40,11 @@ class BusPort:
         self.close()
 
     def send(self, dst: int, cmd: int, payload: bytes = b"") -> int:
+        # What arrived before this request (another tool's traffic on a shared bus, a
+        # late reply to an earlier try) cannot be its answer: drop it, so that a reply
+        # with a reused SEQ is never taken for this one.
+        self.ser.reset_input_buffer()
+        self.deframer = p.Deframer()
         self.seq = (self.seq + 1) & 0xFF
         self.ser.write(p.encode_bytes(dst, p.ADDR_MANAGER, cmd, self.seq, payload))
         self.ser.flush()
@@ -84,7 +89,14 @@ class BusPort:
         """One unicast transaction; BusError when nothing answers or the module NAKs."""
         for _ in range(tries):
             seq = self.send(dst, cmd, payload)
-            got = self.replies_until_first(seq, timeout_s)
+            got = None
+            deadline = time.monotonic() + timeout_s
+            while got is None and time.monotonic() < deadline:
+                got = self.replies_until_first(seq, deadline - time.monotonic())
+                if got is not None and (
+                    got.src != dst or got.cmd not in (cmd | p.REPLY, p.CMD_NAK)
+                ):
+                    got = None  # another device's or another command's reply: not ours
             if got is not None:
                 if got.cmd == p.CMD_NAK:
                     raise BusError(
