@@ -7,7 +7,8 @@
 #   2. take the first bundle whose MANIFEST has that SHA-256 and whose every file
 #      matches the MANIFEST's SHA-256 and size; run its stringcare_entry (the role's
 #      firmware/<role>/main.py) with the bundle first on sys.path;
-#   3. no valid bundle: drive the bleed and excitation pins to their off level, print
+#   3. no valid bundle: drive the bleed, excitation, RS-485 driver-enable and relay
+#      pins to their off level (low: loads off, bus free, relays released), print
 #      why, and flash the "no firmware" LED pattern until Ctrl-C (USB: deploy again):
 #      red and green together (amber on the bicolour LED) on 250 ms, off 250 ms - no
 #      firmware pattern lights both at once (module_fw/ui.py).

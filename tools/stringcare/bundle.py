@@ -44,6 +44,8 @@ LOADER_SOURCE = "firmware/loader/main.py"
 PRIVATE_HEADER = "stringcare-ed25519-private-key"
 PUBLIC_HEADER = "stringcare-ed25519-public-key"
 DEV_KEY = "build/keys/dev-signing.key"
+# Outputs the loader drives low when a board has no valid firmware (docs/deploy.md).
+SAFE_OFF_PINS = ("bleed_pwm", "excitation", "bus_de", "alarm_relay")
 
 PROJECT_PACKAGES = ("shared", "module_fw", "manager_fw", "boards")
 
@@ -203,10 +205,13 @@ def loader_text(root: Path, board: dict[str, Any]) -> str:
     if board.get("virtual"):
         safe: dict[str, Any] = {"status_file": True}
     else:
+        # low = off for every one of them: bleed PWM, excitation, RS-485 driver (the
+        # bus stays free), relay coils (released: the alarm contact drops)
+        off = [pins[k] for k in SAFE_OFF_PINS if k in pins] + list(pins.get("relays", ()))
         safe = {
-            "off": [pins[k] for k in ("bleed_pwm", "excitation") if k in pins],
+            "off": off,
             "off_level": 0,
-            "leds": [pins[k] for k in ("led_red", "led_green", "led") if k in pins],
+            "leds": [pins[k] for k in ("led_red", "led_green", "led", "alarm_led") if k in pins],
         }
     text = (root / LOADER_SOURCE).read_text()
     marker = "SAFE = {}  # filled in per board by `stringcare bundle`"

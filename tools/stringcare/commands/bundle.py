@@ -57,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
         print("public key:  %s.pub  %s" % (args.keygen, pub.hex()))
         return 0
     names = args.board or [
-        b for b in bundle.known_boards(root) if bundle.load_board(root, b).get("shell") is not False
+        b
+        for b in bundle.known_boards(root)
+        if bundle.load_board(root, b).get("shell") is not False
+        and bundle.load_board(root, b).get("arch")  # host shells (linux_manager): no bundle
     ]
     if args.out and len(names) != 1:
         raise CliError("--out needs exactly one --board")
