@@ -302,8 +302,9 @@ class Deployer:
         self.board_name = b.board["name"]
         board = b.board
         self._check_options(board)
+        dev = self.bundle_dir is None and self.key is None
         self.progress(
-            "bundle: %s (%s, %s), %d files, %.1f KB, id %s, signed by %s"
+            "bundle: %s (%s, %s), %d files, %.1f KB, id %s, signed by %s%s"
             % (
                 self.board_name,
                 board["role"],
@@ -312,6 +313,7 @@ class Deployer:
                 b.total_bytes / 1024,
                 b.id,
                 b.signed_by[:16],
+                " (the development key %s; --key for yours)" % bundle_mod.DEV_KEY if dev else "",
             )
         )
         self.progress("probing %s ..." % self.port)
