@@ -81,6 +81,11 @@ class LinuxManager:
         self.core = ManagerCore(cfg, history, None, self.started_s, event_log=self.events)
         self.core.report_store(self.started_s, 0, faults[0])
         self.core.report_store(self.started_s, 1, faults[1] or self.events.open_error)
+        if data_dir is not None:  # the Ri baselines survive restarts (docs/judgement.md)
+            from manager_fw.ri_store import RiStore
+
+            ri_store = RiStore(str(data_dir / "ri_baselines.bin"))
+            self.core.judge.attach_ri_store(ri_store, self.started_s)
         if config_store is not None:  # which site.json is in use; a fallback is a warning
             self.core.config_loaded(self.started_s, config_store)
         self.driver = BusDriver(transport, self.core.master)

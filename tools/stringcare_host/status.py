@@ -11,6 +11,7 @@ from manager_fw import events as mev
 from manager_fw import poller as pl
 from manager_fw.events import ADDRESSING_NAMES, EV_ADDRESSING, EV_LEVEL, EVENT_NAMES
 from shared.thresholds import CONDITION_NAMES, QUANTITY_NAMES
+from stringcare_host.judge_text import string_judgement
 
 LEVELS = ("ok", "warning", "alarm")
 
@@ -62,6 +63,7 @@ def snapshot(core: Any, clock: str, events: list[dict[str, str]], uptime_s: floa
                 "reason": core.equalising_reason(k),
                 "current_a": None if cur is None else cur / 1000,
                 "power_w": core.string_power_w(k),
+                "judgement": string_judgement(core, k),  # stringcare_host/judge_text.py
             }
         )
     return {

@@ -38,6 +38,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--duration", help="stop after this long (e.g. 10m); default: until Ctrl-C")
     p.add_argument("--status-out", help="write the last status snapshot (JSON) here at the end")
+    p.add_argument(
+        "--rebaseline-ri",
+        metavar="LABEL|all",
+        help="learn the Ri baseline of this module (e.g. 4S2) or of all modules again from "
+        "their next results (after a block was replaced or its connections reworked)",
+    )
     # fault injection for `stringcare faults` (docs/reliability.md); not for operators
     p.add_argument("--fault-wall-offset-file", help=argparse.SUPPRESS)
     p.add_argument("--fault-crash-after", type=float, help=argparse.SUPPRESS)
@@ -107,9 +113,12 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(sig, _stop_on_signal)
     transport = SerialTransport(args.port, cfg.baud)
     wall = OffsetWallClock(args.fault_wall_offset_file) if args.fault_wall_offset_file else None
+    rebaseline = _rebaseline_module(cfg, args.rebaseline_ri)
     mgr = LinuxManager(
         cfg, transport, Path(args.data), wall_clock=wall or time.time, config_store=store
     )
+    if rebaseline is not None:
+        mgr.core.rebaseline_ri(rebaseline, mgr.started_s)
     crash_at = None
     if args.fault_crash_after is not None:
         crash_at = time.monotonic() + args.fault_crash_after
@@ -167,6 +176,22 @@ def run(args: argparse.Namespace) -> int:
         print("stringcare manager: refused to run: %s" % mgr.core.refusal, file=sys.stderr)
         return 1
     return 128 + stopped_by if stopped_by else 0
+
+
+def _rebaseline_module(cfg: Any, label: str | None) -> int | None:
+    """--rebaseline-ri: the module index (-1: all), None when not asked."""
+    if label is None:
+        return None
+    if label == "all":
+        return -1
+    lay = cfg.layout
+    for i in range(lay.module_count):
+        if lay.label(i).lower() == label.lower():
+            return i
+    raise CliError(
+        "--rebaseline-ri: no module %r in this site; give a label like %s, or all"
+        % (label, lay.label(0))
+    )
 
 
 def show_events(mgr: Any, shown: dict[str, Any]) -> None:
