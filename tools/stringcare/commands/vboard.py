@@ -21,6 +21,17 @@ def register(sub: Any) -> None:
     p.add_argument("--dir", default="build/vboards", help="where the boards' flash folders live")
     p.add_argument("--modules", type=int, default=1, help="virtual module boards (default 1)")
     p.add_argument("--converter", action="store_true", help="also a virtual converter board")
+    p.add_argument(
+        "--iobox",
+        action="store_true",
+        help="also a virtual relay/IO box (box 1; relays in its .status.json)",
+    )
+    p.add_argument(
+        "--current-sensor",
+        action="store_true",
+        help="also a virtual string current sensor (string 1)",
+    )
+    p.add_argument("--current-ma", type=int, default=0, help="the current sensor's reading")
     p.add_argument("--block-mv", type=int, default=13500, help="block voltage each module sees")
     p.set_defaults(func=run)
 
@@ -39,10 +50,17 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if args.converter:
         boards.append(VirtualBoard(base / "converter", "unix_converter", hub).start())
+    if args.iobox:
+        boards.append(VirtualBoard(base / "iobox", "unix_iobox", hub, env={"box": 1}).start())
+    if args.current_sensor:
+        env = {"string": 1, "current_ma": args.current_ma}
+        boards.append(VirtualBoard(base / "current", "unix_current", hub, env=env).start())
     print("virtual bus: %s" % hub.url)
     for b in boards:
         print("%-14s console %s  flash %s" % (b.board, b.device, b.flash_dir))
-    print("deploy with: stringcare deploy --board unix_module --port <console> --bus %s" % hub.url)
+        if b.board == "unix_iobox":
+            print("%-14s relays in %s.status.json" % ("", b.config_path))
+    print("deploy with: stringcare deploy --board <board> --port <console> --bus %s" % hub.url)
     print("Ctrl-C stops them.")
     try:
         while True:
