@@ -7,15 +7,7 @@
 #     make BOARD=RPI_PICO FROZEN_MANIFEST=/path/to/stringcare/firmware/converter/manifest.py
 import os
 
-include("$(PORT_DIR)/boards/manifest.py")
+include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules
 
-_ROOT = os.environ["STRINGCARE_ROOT"]
-_BOARD = os.environ.get("STRINGCARE_BOARD", "rp2040_converter")
-package(
-    "shared",
-    files=("__init__.py", "compat.py", "protocol.py", "bridge.py", "version.py"),
-    base_path=_ROOT,
-)
-package(
-    "boards", files=("__init__.py", _BOARD + "/__init__.py", _BOARD + "/hal.py"), base_path=_ROOT
-)
+os.environ.setdefault("STRINGCARE_BOARD", "rp2040_converter")
+include("../freeze.py")  # exactly the modules this role imports (firmware/freeze.py)

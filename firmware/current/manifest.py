@@ -9,22 +9,7 @@
 # Optional on a Pico (the bundle that `stringcare deploy` copies fits its flash).
 import os
 
-include("$(PORT_DIR)/boards/manifest.py")
+include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules
 
-_ROOT = os.environ["STRINGCARE_ROOT"]
-_BOARD = os.environ.get("STRINGCARE_BOARD", "rp2040_current")
-package(
-    "shared",
-    files=(
-        "__init__.py",
-        "compat.py",
-        "protocol.py",
-        "version.py",
-        "busdevice.py",
-        "currentsensor.py",
-    ),
-    base_path=_ROOT,
-)
-package(
-    "boards", files=("__init__.py", _BOARD + "/__init__.py", _BOARD + "/hal.py"), base_path=_ROOT
-)
+os.environ.setdefault("STRINGCARE_BOARD", "rp2040_current")
+include("../freeze.py")  # exactly the modules this role imports (firmware/freeze.py)

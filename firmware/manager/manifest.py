@@ -19,10 +19,5 @@ import os
 
 include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules
 
-_ROOT = os.environ["STRINGCARE_ROOT"]
-_BOARD = os.environ.get("STRINGCARE_BOARD", "pico_w_manager")
-package("shared", base_path=_ROOT)
-package("manager_fw", base_path=_ROOT)
-package(
-    "boards", files=("__init__.py", _BOARD + "/__init__.py", _BOARD + "/hal.py"), base_path=_ROOT
-)
+os.environ.setdefault("STRINGCARE_BOARD", "pico_w_manager")
+include("../freeze.py")  # exactly the modules this role imports (firmware/freeze.py)

@@ -121,6 +121,16 @@ def role_sources(root: Path, board: dict[str, Any]) -> list[Path]:
     return sorted(seen)
 
 
+def frozen_sources(root: str | Path, board_name: str) -> list[str]:
+    """What a role's freeze manifest puts into a MicroPython image for this board, as
+    paths relative to the checkout: the same modules its bundle carries (the role's
+    import closure and the installer), nothing of another role."""
+    root = Path(root)
+    board = load_board(root, board_name)
+    sources = set(role_sources(root, board)) | {root / p for p in INSTALLER_SOURCES}
+    return sorted(str(p.relative_to(root)) for p in sources)
+
+
 def stamp_text(board: dict[str, Any], source_sha: str, label: str = "") -> str:
     from shared import version
 
