@@ -380,3 +380,69 @@ class VirtualBoard:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class FirmwareProcess:
+    """A role's firmware (firmware/<role>/main.py) run straight from the checkout by the
+    unix port, on a virtual board's HAL, without a pty or a deploy: quick devices for
+    campaigns and tests that need, say, a relay/IO box on the bus in a process of its
+    own (it outlives a killed manager).  `env` is the board's config (as
+    VirtualBoard's); `status()` reads what the HAL reports (unix_iobox: relays, fed,
+    expiries).  `start()` returns once the firmware printed its banner."""
+
+    def __init__(
+        self, run_dir: Path, board: str, bus: BusHub, env: dict[str, Any] | None = None
+    ) -> None:
+        from stringcare.dev import layout
+
+        self.root = layout.repo_root()
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.board = board
+        meta = json.loads((self.root / "boards" / board / "board.json").read_text())
+        self.role = meta["role"]
+        (self.run_dir / "stringcare_bundle.py").write_text("BOARD = %r\n" % meta)
+        self.config_path = self.run_dir / (board + ".vboard.json")
+        self.config: dict[str, Any] = {"board": board, "bus": bus.address, **(env or {})}
+        self.config_path.write_text(json.dumps(self.config))
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.banner = ""
+
+    def start(self, timeout_s: float = 20.0) -> FirmwareProcess:
+        env = dict(os.environ)
+        env["MICROPYPATH"] = "%s:%s" % (self.run_dir, self.root)
+        env["VBOARD_CONFIG"] = str(self.config_path)
+        entry = self.root / "firmware" / self.role / "main.py"
+        self.proc = subprocess.Popen(
+            [micropython_executable(), str(entry)], cwd=self.run_dir, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline().decode("utf-8", "replace")
+            if line.startswith("stringcare: "):
+                self.banner = line.strip()
+                return self
+            if not line and self.proc.poll() is not None:
+                break
+        self.stop()
+        raise RuntimeError("%s firmware did not start (no banner within %.0f s)"
+                           % (self.board, timeout_s))  # fmt: skip
+
+    def set_env(self, **values: Any) -> None:
+        self.config.update(values)
+        tmp = self.config_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.config))
+        os.replace(tmp, self.config_path)
+
+    def status(self) -> dict[str, Any]:
+        try:
+            return dict(json.loads(Path(str(self.config_path) + ".status.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
