@@ -10,6 +10,9 @@ QEMU_ARGS += -global nrf51-soc.flash-size=2097152 -global nrf51-soc.sram-size=10
 CFLAGS += -mthumb -mcpu=cortex-m0 -mfloat-abi=soft
 CFLAGS += -DQEMU_SOC_NRF51
 CFLAGS += -DMICROPY_HW_MCU_NAME='"Cortex-M0"'
+# native code (@micropython.native/viper, armv6m .mpy) as on the RP2040 port
+CFLAGS += -DMICROPY_EMIT_THUMB=1 -DMICROPY_EMIT_THUMB_ARMV7M=0
+CFLAGS += -DMICROPY_EMIT_INLINE_THUMB=1 -DMICROPY_EMIT_INLINE_THUMB_FLOAT=0
 # the RP2040 port's float configuration
 MICROPY_FLOAT_IMPL = float
 MICROPY_HEAP_SIZE = 786432
