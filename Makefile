@@ -3,6 +3,7 @@
 #
 #   make sim     the simulated battery string with its live status page
 #   make test    every check (lint, types, tests on CPython and MicroPython, mpy-cross)
+#   make test-loaded  the same with two CPU burners beside it (a busy machine)
 #   make bench   benchmarks -> build/bench/results.json and a table
 #   make deploy  flash a board (BOARD=rp2040_module PORT=/dev/ttyACM0)
 
@@ -16,10 +17,10 @@ TEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help sim test bench deploy fmt clean distclean debs-test debs-bench
+.PHONY: help sim test test-loaded bench deploy fmt clean distclean debs-test debs-bench
 
 help:
-	@sed -n '3,9p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '4,8p' Makefile | sed 's/^# \{0,1\}//'
 
 $(STAMP): requirements.txt requirements-stubs.txt pyproject.toml tools/sh/setup-venv.sh
 	@PYTHON=$(PYTHON) tools/sh/setup-venv.sh $(VENV)
@@ -39,6 +40,11 @@ debs-bench:
 
 test: $(STAMP) debs-test
 	@$(BIN)/python -m stringcare.dev.check $(TEST_ARGS)
+
+# The suite must hold on a busy machine: the same checks with two CPU-bound processes
+# running beside them (docs/development.md gives the wall times).
+test-loaded: $(STAMP) debs-test
+	@tools/sh/with-burners.sh 2 $(BIN)/python -m stringcare.dev.check $(TEST_ARGS)
 
 bench: $(STAMP) debs-bench
 	@$(BIN)/stringcare bench $(BENCH_ARGS)
