@@ -65,7 +65,8 @@ EV_RI_STRING = const(22)  # a block's Ri stands out of its string (manager_fw/ri
 #                           value: % over the string's median
 EV_BLOCK_REPLACED = const(23)  # a new uid at the module's address: a replaced block
 EV_RI_BASELINE = const(24)  # value: the baseline nΩ; arg: 0 learned, 1 cleared by the
-#                             operator (learned again from the next results)
+#                             operator (learned again from the next results), 2 a result
+#                             25 % below it (value: that result): a new block, learned again
 EV_BALANCE_LIMIT = const(25)  # balancing cannot bring a block to target: it is left out
 #                               of the target (manager_fw/balance_limits.py); arg: cause
 #                               (1 shorted cell, 2 dried out, 3 undercharged; 0 back in

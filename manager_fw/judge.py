@@ -169,6 +169,8 @@ class Judge:
         ri = self.ri
         if ri is not None:
             level = ri.add(i, ri_nohm)
+            if ri.dropped:
+                core._log(now_s, ev.EV_RI_BASELINE, i, k, ri_nohm, 2)
             if level == 2:
                 target = th.COND_HIGH_ALARM
             elif level == 1 and target == th.COND_NORMAL:

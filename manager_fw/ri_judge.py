@@ -13,6 +13,9 @@
 #                       1188-2005 trends ohmic values against a baseline per cell; common
 #                       practice warns at +25-30 % and replaces at +50 %): a warning at
 #                       `trend_warn_pct` (30 %), an alarm at `trend_alarm_pct` (50 %).
+#                       A result 25 % or more *below* the baseline is a new block under
+#                       the same module (moved over with it) or reworked connections:
+#                       the baseline is learned again from it.
 #
 # The baselines are kept with the block's uid (INFO, census) in a small table that the
 # shell persists (`encode()` / `decode()`, manager_fw/ri_store.py): they survive restarts
@@ -26,6 +29,7 @@ from shared.compat import const
 
 MIN_PEERS = const(3)  # results in a string before the population is judged
 HYST_PCT = const(5)  # a judged level leaves this many % below where it was entered
+DROP_PCT = const(25)  # a result this much below the baseline: a new block, learn again
 FORMAT = const(1)
 RECORD = const(13)  # bytes per module: uid 8, baseline nΩ 4, count 1
 LEVEL_NONE = const(0)
@@ -79,6 +83,7 @@ class RiJudge:
         self.baseline_new = False
         self.string_newly = False  # became an outlier of its string
         self.trend_newly = False
+        self.dropped = False  # fell DROP_PCT below its baseline: learned again
 
     # -- uids and baselines ----------------------------------------------------------
 
@@ -121,7 +126,15 @@ class RiJudge:
         self.baseline_new = False
         self.string_newly = False
         self.trend_newly = False
+        self.dropped = False
         self.last_nohm[i] = ri_nohm
+        base = self.baseline_nohm[i]
+        if base and ri_nohm * 100 <= base * (100 - DROP_PCT):
+            # Ri does not fall by a quarter as a block ages: the block was replaced
+            # under the same module (moved to the new block), or its connections were
+            # reworked.  Its baseline starts again from this result.
+            self.rebaseline(i)
+            self.dropped = True
         why = 0
         level = LEVEL_NONE
         # against its own baseline

@@ -38,6 +38,11 @@ def describe_judgement(ev: Any) -> str | None:
     if ev.code == mev.EV_RI_BASELINE:
         if ev.arg == 1:
             return "Ri baseline cleared by the operator: learned again from the next results"
+        if ev.arg == 2:
+            return (
+                "Ri fell to %.3f mΩ, a quarter below its baseline: a new block or reworked "
+                "connections; baseline learned again" % (ev.value / 1e6)
+            )
         return "Ri baseline learned: %.3f mΩ" % (ev.value / 1e6)
     if ev.code == mev.EV_BALANCE_LIMIT:
         from manager_fw.balance_limits import CAUSE_TEXT

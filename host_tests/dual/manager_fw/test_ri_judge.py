@@ -56,6 +56,20 @@ def test_the_baseline_trend_warns_at_30_and_alarms_at_50_percent():
     assert j.add(1, 5000000) == rj.LEVEL_NONE
 
 
+def test_a_block_replaced_under_the_same_module_learns_a_new_baseline():
+    j = judge((4,))
+    for _ in range(4):
+        for i in range(4):
+            j.add(i, 6000000)
+    j.add(2, 6100000)
+    assert not j.dropped and j.baseline_nohm[2] == 6000000
+    j.add(2, 4400000)  # -27 %: a new block (the module moved over with it)
+    assert j.dropped and j.baseline_nohm[2] == 0 and j.count[2] == 1
+    for _ in range(3):
+        j.add(2, 4400000)
+    assert j.baseline_nohm[2] == 4400000 and j.baseline_new
+
+
 def test_baselines_survive_a_restart_and_a_replaced_block_learns_anew():
     j = judge((4,))
     for i in range(4):
