@@ -55,7 +55,11 @@ class LinuxManager:
         wall_clock: Callable[[], float] = time.time,
         mono_ns: Callable[[], int] = time.monotonic_ns,
         config_store=None,
+        device_wrapper: Callable | None = None,
     ) -> None:
+        """config_store: the ConfigStore the configuration came from (its fallback is
+        recorded); device_wrapper(store, device) -> device: the fault campaign's storage
+        faults (stringcare/faults/inject.py) wrap the history and event devices."""
         faults: list = [None, None]  # per store: what opening it found (ring.open_file_store)
         self.wall_clock = wall_clock
         self.mono_ns = mono_ns
@@ -76,6 +80,9 @@ class LinuxManager:
         else:
             history = blockdev.SimFlash(2 * 1024 * 1024)
             events = blockdev.SimFlash(256 * 1024)
+        if device_wrapper is not None:
+            history = device_wrapper("history", history)
+            events = device_wrapper("events", events)
         self.events = status.RecordingEventLog(events)
         self.started_s = self.steady_s()
         self.core = ManagerCore(cfg, history, None, self.started_s, event_log=self.events)

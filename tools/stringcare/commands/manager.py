@@ -47,6 +47,7 @@ def register(sub: Any) -> None:
     # fault injection for `stringcare faults` (docs/reliability.md); not for operators
     p.add_argument("--fault-wall-offset-file", help=argparse.SUPPRESS)
     p.add_argument("--fault-crash-after", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--fault-storage", action="append", default=[], help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
 
@@ -114,8 +115,18 @@ def run(args: argparse.Namespace) -> int:
     transport = SerialTransport(args.port, cfg.baud)
     wall = OffsetWallClock(args.fault_wall_offset_file) if args.fault_wall_offset_file else None
     rebaseline = _rebaseline_module(cfg, args.rebaseline_ri)
+    wrapper = None
+    if args.fault_storage:
+        from stringcare.faults import inject
+
+        wrapper = inject.device_wrapper(args.fault_storage)
     mgr = LinuxManager(
-        cfg, transport, Path(args.data), wall_clock=wall or time.time, config_store=store
+        cfg,
+        transport,
+        Path(args.data),
+        wall_clock=wall or time.time,
+        config_store=store,
+        device_wrapper=wrapper,
     )
     if rebaseline is not None:
         mgr.core.rebaseline_ri(rebaseline, mgr.started_s)

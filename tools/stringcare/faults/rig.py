@@ -136,7 +136,8 @@ class ManagerProc:
         )
 
     def output(self) -> str:
-        self._out.flush()
+        if not self._out.closed:
+            self._out.flush()
         return self.log.read_text(errors="replace")
 
     def signal(self, sig: int) -> None:
@@ -281,6 +282,13 @@ class Rig:
         """The alarm contact says "all well" (its relay energised)."""
         assert self.box is not None
         return bool(self.box.relays() & (1 << (ALARM_RELAY - 1)))
+
+    def reset_box(self) -> None:
+        """Power-cycle the relay box: every relay de-energised, as at its power-up (between
+        faults, so that a contact left energised cannot pass for the next manager's)."""
+        assert self.box is not None
+        with self.box.lock:
+            self.box.device.relays = 0
 
     def polls(self) -> int:
         """The manager's measurement requests seen on the bus so far."""
