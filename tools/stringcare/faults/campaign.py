@@ -431,32 +431,45 @@ def duplicate_address(rig: Rig) -> Outcome:
 # --------------------------------------------------------------------------- storage
 
 
+STORE_WORDS = ("history store:", "event log:", "storage")
+
+
 def _storage_event(out: str) -> str | None:
-    return next((ln for ln in event_lines(out) if "storage" in ln.lower()), None) or next(
-        (ln.strip() for ln in out.splitlines() if "storage" in ln.lower() or "history" in ln
-         and "degraded" in ln), None)  # fmt: skip
+    """The first event (or warning line) about a store: 'history store: write failed
+    (errno 5)', 'event log: cannot be opened (errno 28)', ..."""
+    for ln in event_lines(out) + [ln.strip() for ln in out.splitlines()]:
+        if any(w in ln.lower() for w in STORE_WORDS):
+            return ln
+    return None
 
 
-def _storage_fault(name: str, args: list[str], prepare: Callable[[Path], None] | None = None,
-                   settle_s: float = 12) -> Callable[[Rig], Outcome]:  # fmt: skip
+def _storage_check(rig: Rig, name: str, args: list[str], data: Path,
+                   settle_s: float = 12) -> Outcome:  # fmt: skip
+    r = Running(rig, name, args, data=data)
+    if not r.ok:
+        return r.why_not()
+    broken = monitoring_goes_on(r, settle_s, name)
+    out = r.m.output()
+    r.stop()
+    if broken is not None:
+        return broken
+    ev = _storage_event(out)
+    if ev is None:
+        return Outcome(False, "monitoring went on, but no storage event or warning was "
+                       "shown: " + tail(out))  # fmt: skip
+    return Outcome(True, "polling and the contact went on for %.0f s; shown: %s"
+                   % (settle_s, ev))  # fmt: skip
+
+
+Prepare = Callable[[Path], None] | None
+
+
+def _storage_fault(name: str, args: list[str], prepare: Prepare = None) -> Callable[[Rig], Outcome]:
     def run(rig: Rig) -> Outcome:
         data = rig.fresh_data(name)
         if prepare is not None:
             prepare(data)
-        r = Running(rig, name, args, data=data)
-        if not r.ok:
-            return r.why_not()
-        broken = monitoring_goes_on(r, settle_s, name)
-        out = r.m.output()
-        r.stop()
-        if broken is not None:
-            return broken
-        ev = _storage_event(out)
-        if ev is None:
-            return Outcome(False, "monitoring went on, but no storage event or warning was "
-                           "shown: " + tail(out))  # fmt: skip
-        return Outcome(True, "polling and the contact went on for %.0f s; shown: %s"
-                       % (settle_s, ev))  # fmt: skip
+        return _storage_check(rig, name, args, data)
 
     return run
 
@@ -478,6 +491,7 @@ fault(
     "disk-full-at-start",
     "ENOSPC from the first write (the disk is full at first start): "
     "the manager starts and monitors, a storage event and warning",
+    fast=True,
 )(  # fmt: skip
     _storage_fault("enospc0", [], _full_disk)
 )
@@ -499,9 +513,15 @@ def _foreign_store(data: Path) -> None:
 
     data.mkdir(parents=True, exist_ok=True)
     dev = blockdev.FileBlockDevice(str(data / "history.bin"), 2 * 1024 * 1024)
-    w = HistoryWriter(dev, [4, 4], segment_size=16384)  # a Pico's store, copied over
-    w.ring.sync() if hasattr(w.ring, "sync") else None
+    write_snapshots(HistoryWriter(dev, [4, 4], segment_size=16384), 8)  # a Pico's store
     dev.close()
+
+
+def write_snapshots(w: Any, modules: int, count: int = 3) -> None:
+    """A few snapshots of `modules` modules (a store that really holds something)."""
+    for k in range(count):
+        w.append(210000000 + 600 * k, 0, [13500000] * modules, [25000] * modules,
+                 [0] * modules, [0] * modules, [0] * modules, [-1] * 2)  # fmt: skip
 
 
 fault(
@@ -521,7 +541,7 @@ def _forged_header(data: Path) -> None:
     data.mkdir(parents=True, exist_ok=True)
     path = str(data / "history.bin")
     dev = blockdev.FileBlockDevice(path, 16 * 1024 * 1024)
-    HistoryWriter(dev, [2], segment_size=65536)
+    write_snapshots(HistoryWriter(dev, [2], segment_size=65536), 2)
     dev.close()
     raw = bytearray(Path(path).read_bytes()[: rg.SEGMENT_HEADER_SIZE])
     p = rg.HEADER_SIZE
@@ -552,23 +572,9 @@ def read_only(rig: Rig) -> Outcome:
         return Outcome(False, "could not mount a read-only filesystem to test on (needs root): "
                        + mounted.stderr.strip())  # fmt: skip
     try:
-        return _storage_fault("rofs-run", [], None)(_RigWithData(rig, data))
+        return _storage_check(rig, "rofs-run", [], data)
     finally:
         subprocess.run(["umount", str(data)], capture_output=True)
-
-
-class _RigWithData:
-    """The rig, with fresh_data() pointing at a prepared folder (a mount point)."""
-
-    def __init__(self, rig: Rig, data: Path) -> None:
-        self._rig = rig
-        self._data = data
-
-    def fresh_data(self, name: str) -> Path:
-        return self._data
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._rig, name)
 
 
 @fault("power-loss-during-history-write", "power cut while a history frame is written (the frame "
@@ -581,7 +587,11 @@ def power_loss(rig: Rig) -> Outcome:
         r = Running(rig, "powercut%d" % k, data=data)
         if not r.ok:
             return r.why_not()
-        wait(lambda k=k: (snapshots(hist) or 0) > k, 20)
+
+        def written(k: int = k) -> bool:
+            return (snapshots(hist) or 0) > k
+
+        wait(written, 20)
         r.m.signal(signal.SIGKILL)  # the last one: the power goes
         r.stop()
         rig.reset_box()
@@ -688,7 +698,7 @@ def select(wanted: list[str], fast: bool = False) -> list[Fault]:
 
 def run_faults(faults: list[Fault], workdir: Path, root: Path,
                progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
-    results = []
+    results: list[dict[str, Any]] = []
     t_all = time.monotonic()
     if workdir.exists():
         shutil.rmtree(workdir, ignore_errors=True)
