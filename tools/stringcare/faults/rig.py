@@ -1,10 +1,11 @@
 """The rig a fault runs on: the real `stringcare manager` (a separate process) polling
 virtual module boards (the MicroPython unix port running the deployed module firmware,
-tools/stringcare/vboard.py) and a relay/IO box on the virtual bus (boards.sim.devices
-RelayBox, the box core, on its own bus drop), with the box's relay 1 as the site's
-alarm contact.
+tools/stringcare/vboard.py) and a virtual relay/IO box (boards/unix_iobox: the box
+firmware, its communication watchdog included) on the virtual bus, with the box's relay
+1 as the site's alarm contact (read from the box's status file, what an installer would
+see on its terminals).
 
-    rig = Rig(workdir).start()            # hub, 2 module boards (deployed), relay box
+    rig = Rig(workdir).start()            # hub, 2 module boards, the relay box (deployed)
     mgr = rig.manager("run1")             # `stringcare manager` on the hub
     rig.wait(lambda: rig.contact_energised(), 60)   # "all well" once it runs
     mgr.signal(signal.SIGTERM)
@@ -12,8 +13,8 @@ alarm contact.
     rig.close()
 
 The boards keep running across faults; each fault starts its own manager with its own
-data folder.  The box node also counts the manager's requests by command (the poll
-rate of the fault with slow clients).
+data folder.  A listening drop on the bus counts the manager's requests by command (the
+poll rate of the fault with slow clients).
 """
 
 from __future__ import annotations
@@ -124,6 +125,16 @@ class HubDevice:
         self.sock.close()
 
 
+class Listener:
+    """A drop that only listens (the Responder interface, never a reply)."""
+
+    tx = bytearray(0)
+    tx_delay_us = 0
+
+    def handle(self, frame: Any, now_ms: int) -> int:
+        return 0
+
+
 class ManagerProc:
     """One `stringcare manager` process; its console goes to `log`."""
 
@@ -193,13 +204,13 @@ class Rig:
         self.progress = progress or (lambda text: None)
         self.hub: BusHub | None = None
         self.boards: list[VirtualBoard] = []
-        self.box: HubDevice | None = None
+        self.box: HubDevice | None = None  # the listening drop (counts requests)
+        self.iobox: VirtualBoard | None = None
         self.managers: list[ManagerProc] = []
 
     # -- bring-up -------------------------------------------------------------------
 
     def start(self) -> Rig:
-        from boards.sim.devices import RelayBox
         from stringcare.deploy import Deployer
 
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +227,15 @@ class Rig:
             Deployer(
                 self.root, vb.board, vb.device, i + 1, None, self.hub.url, progress=lambda t: None
             ).run()
-        self.box = HubDevice(self.hub, RelayBox(ALARM_BOX))
+        self.iobox = VirtualBoard(
+            self.workdir / "iobox", "unix_iobox", bus=self.hub, env={"box": ALARM_BOX}
+        ).start()
+        self.progress("deploying relay box firmware to the virtual relay/IO box")
+        Deployer(
+            self.root, "unix_iobox", self.iobox.device, None, None, self.hub.url,
+            progress=lambda t: None,
+        ).run()  # fmt: skip
+        self.box = HubDevice(self.hub, Listener())
         return self
 
     def close(self) -> None:
@@ -226,6 +245,8 @@ class Rig:
                 m.proc.wait()
         if self.box is not None:
             self.box.close()
+        if self.iobox is not None:
+            self.iobox.stop()
         for vb in self.boards:
             vb.stop()
         if self.hub is not None:
@@ -278,17 +299,24 @@ class Rig:
 
     # -- what the site sees ---------------------------------------------------------
 
+    def box_status(self) -> dict[str, Any]:
+        """What the virtual box reports: relays, fed, expiries, changes."""
+        assert self.iobox is not None
+        try:
+            return dict(json.loads(Path(str(self.iobox.config_path) + ".status.json").read_text()))
+        except (OSError, ValueError):
+            return {}
+
     def contact_energised(self) -> bool:
         """The alarm contact says "all well" (its relay energised)."""
-        assert self.box is not None
-        return bool(self.box.relays() & (1 << (ALARM_RELAY - 1)))
+        return bool(int(self.box_status().get("relays", 0)) & (1 << (ALARM_RELAY - 1)))
 
     def reset_box(self) -> None:
-        """Power-cycle the relay box: every relay de-energised, as at its power-up (between
+        """Power-cycle the relay box: every relay released, as at its power-up (between
         faults, so that a contact left energised cannot pass for the next manager's)."""
-        assert self.box is not None
-        with self.box.lock:
-            self.box.device.relays = 0
+        assert self.iobox is not None
+        self.iobox.power_cycle()
+        wait_for(lambda: not self.contact_energised(), 15)
 
     def polls(self) -> int:
         """The manager's measurement requests seen on the bus so far."""
