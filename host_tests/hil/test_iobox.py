@@ -188,8 +188,9 @@ def test_micropython_manager_reads_the_sensor_drives_the_contact_and_the_box_dro
         killed = time.monotonic()
         wait_for("the box releases the alarm relay", lambda: box.status().get("relays") == 0, 30)
         dropped_s = time.monotonic() - killed
-        # last poll <= 2 s before the kill (BOX_FEED_MS), then 10 s of watchdog
-        assert 7.5 <= dropped_s <= 13, dropped_s
+        # the last poll came <= 2 s before the kill (BOX_FEED_MS; a loaded machine may
+        # stretch that), then 10 s of watchdog
+        assert 5 <= dropped_s <= 13, dropped_s
         assert box.status()["expiries"] == 1
     finally:
         if proc is not None and proc.poll() is None:
