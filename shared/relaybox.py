@@ -16,7 +16,8 @@
 # After an expiry the fail-safe relays stay de-energised (as after power-up) until the
 # manager's next RELAY_SET; the manager sees them dropped in IO_READ and sets them again.
 #
-# Inputs: boxes count relays and inputs 1..4, the core uses bits 0..3.
+# Inputs: boxes count relays and inputs 1..4, the core uses bits 0..3; input levels are
+# debounced (INPUT_DEBOUNCE_MS) before IO_READ reports them.
 
 from shared import protocol as p
 from shared.busdevice import BusDevice
@@ -27,6 +28,7 @@ RELAY_MASK = const(0x0F)
 WATCHDOG_MS_DEFAULT = const(10000)
 WATCHDOG_MS_MIN = const(3000)  # the manager feeds every box at least every 2 s
 WATCHDOG_MS_MAX = const(60000)
+INPUT_DEBOUNCE_MS = const(50)  # an input change counts once stable this long
 
 
 def check_watchdog_ms(watchdog_ms: int) -> int:
@@ -76,7 +78,9 @@ class RelayBoxCore(BusDevice):
         self.watchdog_ms = check_watchdog_ms(watchdog_ms)
         self.failsafe_mask = failsafe_mask & RELAY_MASK
         self.relays = 0  # what the coils get: de-energised at power-up
-        self.inputs = 0
+        self.inputs = 0  # debounced (set_inputs); the simulator may set it directly
+        self._raw_inputs = 0
+        self._raw_since_ms = 0
         self.fed = False  # a manager frame within watchdog_ms (False at power-up)
         self.fed_ms = 0
         self.expiries = 0  # how often the watchdog released the fail-safe relays
@@ -88,6 +92,17 @@ class RelayBoxCore(BusDevice):
             self.relays = relays
             self.changes += 1
             self.last_change_ms = now_ms
+
+    def set_inputs(self, raw: int, now_ms: int) -> None:
+        """The input pins as read now (bit k = input k+1 closed).  IO_READ reports a
+        change once the levels have held INPUT_DEBOUNCE_MS: contact bounce and a
+        glitch on a long UPS wire do not reach the manager."""
+        raw &= RELAY_MASK
+        if raw != self._raw_inputs:
+            self._raw_inputs = raw
+            self._raw_since_ms = now_ms
+        elif raw != self.inputs and ticks_diff(now_ms, self._raw_since_ms) >= INPUT_DEBOUNCE_MS:
+            self.inputs = raw
 
     def tick(self, now_ms: int) -> None:
         if self.fed and ticks_diff(now_ms, self.fed_ms) >= self.watchdog_ms:

@@ -65,7 +65,7 @@ class Rp2040IoboxHal:
         for k in range(4):
             if self.input_pins[k].value() == 0:
                 inputs |= 1 << k
-        core.inputs = inputs
+        core.set_inputs(inputs, now_ms)
         if core.changes != self._changes:
             self._changes = core.changes
             relays = core.relays

@@ -118,7 +118,7 @@ class UnixIoboxHal(UnixDeviceHal):
     def update(self, core, now_ms: int) -> None:
         if self.reload_due(now_ms):
             self.inputs = int(self.env.get("inputs", 0)) & rb.RELAY_MASK
-        core.inputs = self.inputs
+        core.set_inputs(self.inputs, now_ms)
         self.write_status(
             {"relays": core.relays, "fed": core.fed, "expiries": core.expiries,
              "changes": core.changes}

@@ -145,6 +145,25 @@ def test_only_the_manager_can_energise_a_failsafe_relay():
     assert not box.fed
 
 
+def test_inputs_are_debounced_before_io_read_reports_them():
+    box = rb.RelayBoxCore(1, UID)
+    t = 1000
+    for level in (0b0001, 0, 0b0001, 0, 0b0001):  # a bouncing contact, 10 ms steps
+        box.set_inputs(level, t)
+        t += 10
+    box.set_inputs(0b0001, t)
+    assert box.inputs == 0
+    box.set_inputs(0b0001, 1040 + rb.INPUT_DEBOUNCE_MS - 1)
+    assert box.inputs == 0
+    box.set_inputs(0b0001, 1040 + rb.INPUT_DEBOUNCE_MS)  # held 50 ms: closed
+    assert box.inputs == 0b0001
+    box.set_inputs(0b1001, 2000)
+    box.set_inputs(0b0001, 2020)  # a 20 ms glitch on input 4 never shows
+    box.set_inputs(0b0001, 2100)
+    assert box.inputs == 0b0001
+    assert heap_locked(box.set_inputs, 0b0011, 3000) is None
+
+
 def test_inputs_and_bad_requests():
     box = rb.RelayBoxCore(1, UID)
     box.inputs = 0b1001
