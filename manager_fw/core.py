@@ -43,7 +43,7 @@ from manager_fw import outputs as out
 from manager_fw import poller as pl
 from manager_fw import silence as si
 from manager_fw import strings as strs
-from manager_fw.site import UPS_BOARD, UPS_BOX, variant_name
+from manager_fw.site import UPS_BOARD, UPS_BOX, VARIANT_MEASURE_MV, variant_name
 from shared import protocol as p
 from shared import thresholds as th
 from shared import version
@@ -546,6 +546,10 @@ class ManagerCore:
         self.poller.target_timeout_s = cfg.target_timeout_s
         self.poller.cycle_period_us = cfg.cycle_period_ms * 1000
         self.poller.on_cycle_end = self._on_cycle_end
+        if 0 <= cfg.variant < len(VARIANT_MEASURE_MV):
+            self.poller.voltage_min_mv, self.poller.voltage_max_mv = VARIANT_MEASURE_MV[cfg.variant]
+        self.implausible = bytearray(lay.module_count)  # poller IMPL_* bits reported
+        self._implausible_text: list = []  # (module index, problem text)
         self.strings = strs.Strings(lay.ranges, cfg.window_low_mv, cfg.window_high_mv, True)
         for s in range(k):
             self.strings.enabled[s] = 1 if cfg.equalise[s] else 0
@@ -1292,17 +1296,23 @@ class ManagerCore:
         fresh = self.fresh
         census = self.census
         late = -1
+        impl = self.implausible
         for i in range(n):
             a = addrs[i]
-            if poll.state[a] == pl.ST_OK:
+            state = poll.state[a]
+            if state == pl.ST_OK:
                 fresh[i] = 1
                 vu[i] = poll.voltage_mv[a] * 1000
                 tm[i] = poll.temp_cc[a] * 10 + off
                 self.balance_pct[i] = poll.balance_pct[a]
                 if census[i] != CENSUS_OK and late < 0 and self.info_job.module < 0:
                     late = i
+                if impl[i]:
+                    self._plausible_again(i, now_s)
             else:
                 fresh[i] = 0
+                if state == pl.ST_IMPLAUSIBLE and poll.implausible[a] & ~impl[i]:
+                    self._implausible(i, a, poll.implausible[a], now_s)
         if late >= 0:
             self.info_job.module = late
             self._enqueue(self.info_job)
@@ -1403,6 +1413,62 @@ class ManagerCore:
             return
         if self.store_health[st] == STORE_DEGRADED:
             self._store_recovered(now_s, st)
+
+    # -- implausible data (docs/manager.md, "Implausible data") ---------------------------
+
+    def _implausible(self, i: int, a: int, bits: int, now_s: int) -> None:
+        """Module i sent what cannot be real: left out of everything (the poller's
+        ST_IMPLAUSIBLE), reported once per reason: event, warning, status."""
+        new = bits & ~self.implausible[i]
+        self.implausible[i] |= bits
+        lay = self.layout
+        k = lay.string_of(i)
+        poll = self.poller
+        unused = ("its readings are not used for targets, averages, balancing, thresholds "
+                  "or the runaway trip")  # fmt: skip
+        if new & pl.IMPL_DUPLICATE:
+            self._log(now_s, ev.EV_IMPLAUSIBLE, i, k, 0, ev.IMPLAUSIBLE_DUPLICATE)
+            self._implausible_note(i, "module %s (address %d): two devices answer as this "
+                                   "module: %s until only one does; find the second device "
+                                   "with this address" % (lay.label(i), a, unused))  # fmt: skip
+        if new & pl.IMPL_RANGE:
+            mv = poll.voltage_mv[a]
+            cc = poll.temp_cc[a]
+            lo, hi = poll.voltage_min_mv, poll.voltage_max_mv
+            self._log(now_s, ev.EV_IMPLAUSIBLE, i, k, mv * 1000, ev.IMPLAUSIBLE_RANGE, cc & 0xFFFF)
+            self._implausible_note(
+                i,
+                "module %s: reads %d.%03d V and %s%d.%02d °C, outside what a %s module "
+                "measures (%d.%03d-%d.%03d V, above -40 and up to 100 °C): %s; check its "
+                "sense wires, its temperature probe and the site's variant"
+                % (lay.label(i), mv // 1000, mv % 1000, "-" if cc < 0 else "", abs(cc) // 100,
+                   abs(cc) % 100, variant_name(self.cfg.variant), lo // 1000, lo % 1000,
+                   hi // 1000, hi % 1000, unused),
+            )  # fmt: skip
+
+    def _implausible_note(self, i: int, text: str) -> None:
+        self._implausible_text.append((i, text))
+        self._problem(text)
+
+    def _plausible_again(self, i: int, now_s: int) -> None:
+        self.implausible[i] = 0
+        self._log(now_s, ev.EV_IMPLAUSIBLE, i, self.layout.string_of(i), 0,
+                  ev.IMPLAUSIBLE_CLEARED)  # fmt: skip
+        keep = []
+        for m, text in self._implausible_text:
+            if m == i:
+                if text in self.problems:
+                    self.problems.remove(text)
+            else:
+                keep.append((m, text))
+        self._implausible_text = keep
+
+    def module_implausible(self, i: int):
+        """Why module i's data is not used (a text), or None."""
+        for m, text in self._implausible_text:
+            if m == i:
+                return text
+        return None
 
     def history_mode(self, now_s: int) -> int:
         d = self.discharge

@@ -17,6 +17,20 @@ ST_NOT_POLLED = const(0)  # configured, no poll answered yet
 ST_OK = const(1)  # answered the last poll
 ST_SILENT = const(2)  # answered before, missed the last poll(s)
 ST_NEVER = const(3)  # polled at least once, never answered
+ST_IMPLAUSIBLE = const(4)  # answered, but what it sent cannot be real: two devices
+#                            answer as this module, or a reading outside what the
+#                            module can measure.  Everything that takes ST_OK only
+#                            (targets, averages, balancing, thresholds, runaway) leaves
+#                            it out; it still counts as answering for the silent alarm.
+
+# implausible[address] bits: why
+IMPL_DUPLICATE = const(1)  # a second valid reply for this address in one POLL_GROUP window
+IMPL_RANGE = const(2)  # voltage outside the variant's measuring range, or temperature
+#                        outside TEMP_PLAUSIBLE_*
+DUPLICATE_HOLD = const(20)  # cycles a module stays implausible after its last duplicate
+# (two devices on one address collide: many windows show one reply, or none)
+TEMP_PLAUSIBLE_MIN_CC = const(-3999)  # -40 °C and below: a sensor fault (open NTC)
+TEMP_PLAUSIBLE_MAX_CC = const(10000)  # over 100 °C: no battery room reads this
 
 # What the operator sees: a module that missed fewer than this many polls in a row, or
 # has been silent for less than SHOWN_SILENT_AFTER_S, still shows as answering (its
@@ -58,6 +72,11 @@ class Poller(b.BusJob):
         self.misses = array("H", bytes(2 * n))  # consecutive missed polls, saturating
         self.suspect = bytearray(n)  # missed while its window held corrupt frames
         self.duplicate = bytearray(n)  # two valid replies for one address in one window
+        self.implausible = bytearray(n)  # IMPL_* bits of the last window (ST_IMPLAUSIBLE)
+        self.dup_hold = bytearray(n)  # cycles left implausible after the last duplicate
+        # what a reading may be (the core sets the variant's measuring range, mV)
+        self.voltage_min_mv = 0
+        self.voltage_max_mv = 0xFFFF
         # Per string: what SET_TARGET broadcasts (the manager core sets these)
         k = len(strings)
         self.target_mv = array("H", bytes(2 * k))
@@ -140,15 +159,34 @@ class Poller(b.BusJob):
             return False
         addr = frame.src
         if self._got[index]:
-            self.duplicate[addr] = 1
+            # a second device answers as this module: neither reply can be trusted
+            if self.duplicate[addr] < 255:
+                self.duplicate[addr] += 1
+            self.dup_hold[addr] = DUPLICATE_HOLD
+            self.implausible[addr] |= IMPL_DUPLICATE
+            self.state[addr] = ST_IMPLAUSIBLE
             return False
         self._got[index] = 1
-        self.voltage_mv[addr] = frame.u16(0)
-        self.temp_cc[addr] = frame.i16(2)
+        v = frame.u16(0)
+        t = frame.i16(2)
+        self.voltage_mv[addr] = v
+        self.temp_cc[addr] = t
         self.balance_pct[addr] = frame.u8(4)
         self.flags[addr] = frame.u8(5)
-        self.state[addr] = ST_OK
         self.misses[addr] = 0
+        bits = 0
+        if self.dup_hold[addr]:
+            self.dup_hold[addr] -= 1
+            bits = IMPL_DUPLICATE
+        if (
+            v < self.voltage_min_mv
+            or v > self.voltage_max_mv
+            or t < TEMP_PLAUSIBLE_MIN_CC
+            or t > TEMP_PLAUSIBLE_MAX_CC
+        ):
+            bits |= IMPL_RANGE
+        self.implausible[addr] = bits
+        self.state[addr] = ST_IMPLAUSIBLE if bits else ST_OK
         return False  # keep listening: a second reply in this window means a duplicate
 
     def on_window_end(self, master, now_us: int) -> None:
@@ -163,7 +201,7 @@ class Poller(b.BusJob):
                 if m < 0xFFFF:
                     self.misses[addr] = m + 1
                 st = self.state[addr]
-                if st == ST_OK:
+                if st == ST_OK or st == ST_IMPLAUSIBLE:
                     self.state[addr] = ST_SILENT
                 elif st == ST_NOT_POLLED:
                     self.state[addr] = ST_NEVER

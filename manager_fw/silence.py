@@ -34,7 +34,7 @@ class SilenceWatch:
             del cleared[:]
         for a in self.addresses:
             st = poll.state[a]
-            if st == pl.ST_OK:
+            if st == pl.ST_OK or st == pl.ST_IMPLAUSIBLE:  # it answers (implausible: a warning)
                 self.last_ok_s[a] = now_s
                 if self.alarm[a]:
                     self.alarm[a] = 0

@@ -17,6 +17,9 @@ UPS_BOX = const(2)  # an input of a relay/IO box on the bus
 # Nominal block voltage of each module variant (docs/protocol.md §8), mV.
 VARIANT_NOMINAL_MV = (2000, 4000, 6000, 12000, 16000)
 VARIANT_NAMES = ("2 V cell", "4 V block", "6 V block", "12 V block", "16 V block")
+# What each variant measures (SPEC §1; shared/variants.py measure_*_uv, a test checks
+# they agree), mV: a reading outside it is implausible (manager_fw/poller.py).
+VARIANT_MEASURE_MV = ((700, 6000), (2400, 5000), (4800, 8000), (8000, 17000), (9700, 21000))
 
 
 def variant_name(v: int) -> str:

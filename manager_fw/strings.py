@@ -32,6 +32,7 @@ REASON_LOW = const(4)  # string average below the window (discharge)
 REASON_HIGH = const(5)  # string average above the window (boost charge)
 REASON_NO_DATA = const(6)  # not every module has been read yet
 REASON_CAPPED = const(7)  # the string bled its daily energy cap (balance.max_wh_day)
+REASON_IMPLAUSIBLE = const(8)  # a module's data cannot be real (poller ST_IMPLAUSIBLE)
 
 REASON_TEXT = (
     "equalising",
@@ -42,6 +43,7 @@ REASON_TEXT = (
     "the string is above the equalising window (boost charge?)",
     "waiting for the first readings",
     "paused: the string bled its daily energy cap (balance.max_wh_day)",
+    "a module's data is implausible (see the warnings)",
 )
 
 
@@ -83,6 +85,7 @@ class Strings:
             answered = 0
             silent = False
             never = False
+            implausible = False
             kept = 0  # blocks in the target, and their sum
             kept_total = 0
             excluded = self.excluded
@@ -101,6 +104,8 @@ class Strings:
                         hi = v
                 elif st == pl.ST_NOT_POLLED:
                     never = True
+                elif st == pl.ST_IMPLAUSIBLE:
+                    implausible = True
                 else:
                     silent = True
             n = last - first + 1
@@ -135,6 +140,8 @@ class Strings:
                 reason = REASON_NO_DATA
             elif silent:
                 reason = REASON_SILENT
+            elif implausible:
+                reason = REASON_IMPLAUSIBLE
             elif below:
                 reason = REASON_LOW
             elif above:

@@ -20,6 +20,8 @@ def module_state(core: Any, i: int) -> str:
     st = core.module_poll_state(i)
     if st == pl.ST_NOT_POLLED:
         return "not polled"
+    if st == pl.ST_IMPLAUSIBLE:
+        return "implausible"  # its readings are not used: core.module_implausible(i) says why
     if not core.module_answering(i):
         return "silent"
     level = core.level[i]
