@@ -765,11 +765,10 @@ def decode_text(raw) -> str:
     if isinstance(raw, str):
         text = raw
     else:
-        if len(raw) > MAX_TEXT_BYTES:
+        if len(raw) > MAX_TEXT_BYTES:  # OsFiles reads at most one byte more
             raise ConfigError(
-                "", "%d bytes is too large for a site configuration (at most %d)"
-                % (len(raw), MAX_TEXT_BYTES)
-            )  # fmt: skip
+                "", "more than %d bytes: too large for a site configuration" % MAX_TEXT_BYTES
+            )
         try:
             text = bytes(raw).decode("utf-8")
         except UnicodeError:
