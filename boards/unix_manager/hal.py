@@ -73,7 +73,11 @@ class UnixManagerHal:
             json.dump({"mode": core.mode_name(), "modules": mods, "strings": strings,
                        "currents": [core.string_current(k)
                                     for k in range(core.layout.string_count)],
-                       "contact": self.outputs[2]}, f)  # fmt: skip
+                       "contact": self.outputs[2], "problems": core.problems,
+                       "storage": [core.store_health_name(0), core.store_health_name(1)],
+                       "implausible": [core.layout.label(i)
+                                       for i in range(core.layout.module_count)
+                                       if core.implausible[i]]}, f)  # fmt: skip
         os.rename(self.status_file + ".tmp", self.status_file)
 
     def feed_watchdog(self) -> None:
