@@ -515,7 +515,14 @@ class SimBoard:
                 rip.append((w0 * h, amp * abs(g), ph + math.atan2(g.imag, g.real)))
         a_hp = math.exp(-dt / self.hpf_tau_s)
         a_rc = math.exp(-dt / block.tau1_s) if block.r1_ohm else 0.0
-        a_ct = math.exp(-dt / block.tau_ct_s) if block.r_ct_ohm else 0.0
+        # the arc is one more first-order lag of the current the v channel sees: solved
+        # exactly in the same chain (sink -> v-channel filter -> arc)
+        arc_a: list[list[float]] = []
+        arc_b: list[float] = []
+        arc_state = [0.0, 0.0, 0.0, 0.0]
+        if block.r_ct_ohm:
+            chain_ct = LagChain(list(EXCITATION_TAUS_S) + [tau_v, block.tau_ct_s])
+            arc_a, arc_b = chain_ct.step_matrix(dt)
         v_ct = 0.0
         sv = [0.0, 0.0, 0.0]  # sink stage 1, sink output (the current), v-channel AA
         si = [0.0, 0.0, 0.0]  # same sink, i-channel AA
@@ -560,8 +567,11 @@ class SimBoard:
             if block.r1_ohm:
                 v_rc = block.r1_ohm * mean_i + (v_rc - block.r1_ohm * mean_i) * a_rc
             if block.r_ct_ohm:
-                target = block.r_ct_ohm * sv[1]  # the current of the new interval
-                v_ct = target + (v_ct - target) * a_ct
+                arc_state = [
+                    sum(arc_a[r][c] * arc_state[c] for c in range(r + 1)) + arc_b[r] * u
+                    for r in range(4)
+                ]
+                v_ct = block.r_ct_ohm * arc_state[3]
         v_pins = self._through_amplifier(v_pins, switching, gain_v, dt, t0, vscale)
         # the converter, for all samples at once (v and i interleaved as acquired)
         both = [0.0] * (2 * len(v_pins))

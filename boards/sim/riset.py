@@ -15,7 +15,7 @@ import math
 import random
 from collections.abc import Iterator
 
-from boards.sim.frontend import Block, Ripple, SimBoard
+from boards.sim.frontend import Block, Ripple, SimBoard, SwitchingRipple
 from shared import frontend as fe
 from shared import ri, variants
 
@@ -48,6 +48,9 @@ class Case:
         board_seed: int,
         coupling_h: float = 0.0,
         board_c: float = 25.0,
+        r_ct_ohm: float = 0.0,
+        tau_ct_s: float = 0.01,
+        switching: SwitchingRipple | None = None,
     ) -> None:
         self.name = name
         self.variant_id = variant_id
@@ -59,6 +62,9 @@ class Case:
         self.board_seed = board_seed
         self.coupling_h = coupling_h
         self.board_c = board_c
+        self.r_ct_ohm = r_ct_ohm
+        self.tau_ct_s = tau_ct_s
+        self.switching = switching
 
 
 def ri_values(variant: variants.Variant, count: int = RI_VALUES_PER_VARIANT) -> list[float]:
@@ -120,6 +126,37 @@ def repeat_groups(seed: int = 2) -> Iterator[list[Case]]:
             yield group
 
 
+def arc_cases(seed: int = 3) -> Iterator[Case]:
+    """Blocks with a charge-transfer arc (issue 11): every variant x 4 R0 values x the
+    three ripple conditions, each with R_ct = 0.1-1.0 x R0 and a time constant of
+    1-50 ms (log-uniform), on top of the slow RC pair.  Measured with both methods."""
+    rng = random.Random(seed)
+    for variant in variants.VARIANTS:
+        values = ri_values(variant)
+        for k, r0 in enumerate(values[1:-1:2]):
+            for cond in range(len(CONDITIONS)):
+                case = _case(variant, r0, cond, (k + cond) % BOARDS_PER_VARIANT, rng, "arc")
+                case.r_ct_ohm = r0 * rng.uniform(0.1, 1.0)
+                case.tau_ct_s = 10 ** rng.uniform(math.log10(0.001), math.log10(0.05))
+                yield case
+
+
+def switching_cases(seed: int = 4) -> Iterator[Case]:
+    """Charger switching ripple (issue 11: 16-20 kHz, 20-200 mV at the block): every
+    variant x 6 draws, the middle of its Ri range, 0.5 % mains ripple."""
+    rng = random.Random(seed)
+    for variant in variants.VARIANTS:
+        r0 = ri_values(variant)[RI_VALUES_PER_VARIANT // 2]
+        for n in range(6):
+            case = _case(variant, r0, 0, n % BOARDS_PER_VARIANT, rng, "sw%d" % n)
+            case.switching = SwitchingRipple(
+                rng.uniform(16000.0, 20000.0),
+                rng.uniform(0.02, 0.2),
+                rng.uniform(0.0, 2 * math.pi),
+            )
+            yield case
+
+
 class Bench:
     """Boards, their calibration, and the module's measurement procedure."""
 
@@ -170,7 +207,7 @@ class Bench:
         if method is None:
             method = variant.ri_method
         board = self.board(case.variant_id, case.board_seed)
-        block = Block(case.r0_ohm, case.r1_ohm, case.tau1_s)
+        block = Block(case.r0_ohm, case.r1_ohm, case.tau1_s, case.r_ct_ohm, case.tau_ct_s)
         seconds = 0.0
         gain_range = 0
         while True:
@@ -183,6 +220,7 @@ class Bench:
                 case.drift_v_per_s,
                 case.coupling_h,
                 board_c=case.board_c,
+                switching=case.switching,
             )
             seconds += plan.duration_ms() / 1000.0
             result = ri.evaluate(plan, v, i)

@@ -22,7 +22,7 @@ from pathlib import Path
 from boards.sim import riset
 from boards.sim.frontend import Ripple, SimBoard
 from shared import frontend as fe
-from shared import measure, variants
+from shared import measure, ri, variants
 from stringcare.dev import layout
 
 METRICS = {
@@ -40,6 +40,20 @@ METRICS = {
         "time the battery is under test per Ri measurement (mean, incl. low-range retries)",
     ),
     "module.ri.failed_cases": ("cases", "<= 0", "set cases that gave no number"),
+    "ri.method_agreement_pct.p95": (
+        "%",
+        "<= 3",
+        "|step / ac - 1| on blocks with a charge-transfer arc, 95th percentile",
+    ),
+    "ri.method_agreement_pct.median": ("%", None, "the same, median"),
+    "ri.ac_vs_r0_pct.p95": ("%", None, "|ac / R0 - 1| on the arc set (Ri is R0: docs/ri.md)"),
+    "ri.step_vs_r0_pct.p95": ("%", None, "|step / R0 - 1| on the arc set"),
+    "ri.switching.silent_error_cases": (
+        "cases",
+        "<= 0",
+        "switching-ripple cases with a value more than 3 % off R0",
+    ),
+    "ri.switching.refused_cases": ("cases", None, "switching-ripple cases refused (saturated)"),
     "module.ri.err_p95_uncal_pct": (
         "%",
         None,
@@ -248,6 +262,42 @@ def _temperature_figures() -> dict[str, float]:
     return {"module.temp.probe_err_c": round(worst, 3)}
 
 
+def _arc_figures(progress: Callable[[str], None]) -> dict[str, float]:
+    """Both methods on blocks with a charge-transfer arc, and the switching-ripple set."""
+    bench = riset.Bench(fe.ADC_RP2040)
+    agree: list[float] = []
+    ac_err: list[float] = []
+    step_err: list[float] = []
+    for case in riset.arc_cases():
+        step, _s, _r = bench.measure(case, ri.RI_METHOD_STEP)
+        ac, _s, _r = bench.measure(case, ri.RI_METHOD_AC)
+        if step.ri_nohm is None or ac.ri_nohm is None:
+            progress("arc set, no value: %s: step %s, ac %s" % (case.name, step, ac))
+            continue
+        truth = case.r0_ohm * 1e9
+        agree.append(abs(step.ri_nohm / ac.ri_nohm - 1) * 100)
+        ac_err.append(abs(ac.ri_nohm / truth - 1) * 100)
+        step_err.append(abs(step.ri_nohm / truth - 1) * 100)
+    silent = 0
+    refused = 0
+    for case in riset.switching_cases():
+        result, _s, _r = bench.measure(case)
+        if result.ri_nohm is None:
+            refused += 1
+        elif abs(result.ri_nohm / (case.r0_ohm * 1e9) - 1) > 0.03:
+            silent += 1
+            progress("switching ripple, silent error: %s: %s" % (case.name, result))
+    progress("arc set: %d cases, switching set done" % len(agree))
+    return {
+        "ri.method_agreement_pct.p95": round(riset.percentile(agree, 95), 2),
+        "ri.method_agreement_pct.median": round(statistics.median(agree), 2),
+        "ri.ac_vs_r0_pct.p95": round(riset.percentile(ac_err, 95), 2),
+        "ri.step_vs_r0_pct.p95": round(riset.percentile(step_err, 95), 2),
+        "ri.switching.silent_error_cases": silent,
+        "ri.switching.refused_cases": refused,
+    }
+
+
 def run(progress: Callable[[str], None]) -> dict[str, float]:
     out: dict[str, float] = {}
     out.update(_filter_figures())
@@ -259,6 +309,7 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
     out.update(_voltage_figures(progress))
     out["module.ri.eval_heap_bytes"] = _eval_heap_bytes()
     out.update(_ri_figures(progress))
+    out.update(_arc_figures(progress))
     if not math.isfinite(out["module.ri.err_p95_pct"]):
         raise RuntimeError("no Ri figures")
     return out
