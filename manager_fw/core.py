@@ -1313,6 +1313,8 @@ class ManagerCore:
                 fresh[i] = 0
                 if state == pl.ST_IMPLAUSIBLE and poll.implausible[a] & ~impl[i]:
                     self._implausible(i, a, poll.implausible[a], now_s)
+        if late < 0 and self.info_job.module < 0:
+            late = self.judge.info_due(now_s)  # rolling INFO: a module swapped live
         if late >= 0:
             self.info_job.module = late
             self._enqueue(self.info_job)

@@ -73,6 +73,8 @@ EV_BALANCE_LIMIT = const(25)  # balancing cannot bring a block to target: it is 
 #                               reach), value: its deficit below the target mV
 EV_BLEED_CAP = const(26)  # a string bled balance.max_wh_day: equalising paused (arg 1)
 #                           or resumed (arg 0); value: mWh bled in the last 24 h
+EV_NO_PROBE = const(27)  # the module has no battery probe: its temperature is its
+#                          board's, no thermal-runaway evidence (once per module and run)
 
 EVENT_NAMES = (
     "?",
@@ -99,9 +101,10 @@ EVENT_NAMES = (
     "implausible",
     "ri over string",
     "block replaced",
-    "ri baseline",
+    "new baseline",
     "balance limit",
     "bleed cap",
+    "no battery probe",
 )
 
 # EV_REFUSED reasons

@@ -14,8 +14,10 @@
 
 from manager_fw import events as ev
 from manager_fw import phases as ph
+from manager_fw import poller as pl
 
 CURRENT_NONE = -8388608  # core.CURRENT_NONE
+INFO_REFRESH_S = 5  # 600 modules in 50 min
 
 
 class Judge:
@@ -49,6 +51,11 @@ class Judge:
                                         cfg.cells, cfg.balance_max_wh_day,
                                         cfg.balance_give_up_s)  # fmt: skip
         self._floating = bytearray(k)
+        # rolling INFO: one module every INFO_REFRESH_S, so a module swapped at its
+        # address without a census (a block replaced with its own module) shows its uid
+        self._info_cursor = 0
+        self._info_next_s = -1
+        self._probe_told = bytearray(lay.max_address + 1)  # EV_NO_PROBE logged
         self.ri = None
         self.ri_store = None
         if cfg.ri_enabled:
@@ -142,6 +149,21 @@ class Judge:
             self.balance.forget(core.layout.addresses[i], core.strings)
         self._persist()
 
+    def info_due(self, now_s: int) -> int:
+        """The module whose INFO to read again now (its uid), or -1."""
+        if self.ri is None:
+            return -1
+        if self._info_next_s >= 0 and now_s < self._info_next_s:
+            return -1
+        self._info_next_s = now_s + INFO_REFRESH_S
+        core = self.core
+        n = core.layout.module_count
+        i = self._info_cursor % n
+        self._info_cursor = i + 1
+        if core.fresh[i]:
+            return i
+        return -1
+
     def rebaseline(self, i: int, now_s: int) -> None:
         """Operator: learn module i's Ri baseline again (-1: every module)."""
         ri = self.ri
@@ -232,6 +254,8 @@ class Judge:
             ma = core.string_current_ma[k]
             cur[k] = None if ma == CURRENT_NONE else ma
         r.update(now_s, core.poller, cur, self.phases.phase)
+        if r.samples >= 2 and r.next_s == now_s + r.sample_s:  # just sampled
+            self._no_probe(now_s)
         for a in r.newly_suspect:
             i = lay.module(a)
             k = lay.string_of(i)
@@ -242,6 +266,26 @@ class Judge:
             core._log(now_s, ev.EV_THERMAL_RUNAWAY, i, k, r.tripped_rise_mc[k], 0)
             core._new_alarm = True
         return len(r.newly_tripped) > 0
+
+    def _no_probe(self, now_s: int) -> None:
+        """EV_NO_PROBE once per module that reports its board's temperature: its
+        battery's temperature is unknown to the thermal-runaway judgement."""
+        from shared.protocol import FLAG_PROBE
+
+        core = self.core
+        lay = core.layout
+        poll = core.poller
+        told = self._probe_told
+        for i in range(lay.module_count):
+            a = lay.addresses[i]
+            if poll.state[a] != pl.ST_OK:
+                continue
+            probe = poll.flags[a] & FLAG_PROBE
+            if not probe and not told[a]:
+                told[a] = 1
+                core._log(now_s, ev.EV_NO_PROBE, i, lay.string_of(i))
+            elif probe:
+                told[a] = 0
 
     def runaway_probed(self, k: int):
         """(blocks with a battery probe, blocks) of string k at the last sample; None

@@ -54,6 +54,11 @@ def describe_judgement(ev: Any) -> str | None:
             "balancing cannot bring it to target (%d mV below): %s; left out of the target, "
             "the others stop bleeding" % (ev.value, why)
         )
+    if ev.code == mev.EV_NO_PROBE:
+        return (
+            "no battery probe: the module reports its board's temperature, which gives "
+            "no thermal-runaway evidence"
+        )
     if ev.code == mev.EV_BLEED_CAP:
         if ev.arg:
             return "balancing paused: %.1f Wh bled in the last 24 h (balance.max_wh_day)" % (

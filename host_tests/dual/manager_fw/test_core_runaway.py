@@ -78,3 +78,15 @@ def test_a_warm_block_with_a_flat_current_does_not_trip():
     assert c.runaway.suspect[2] == 0 and c.temp_mc[1] == 29000
     assert not c.runaway.tripped[0] and site.boxes[1].relays == 0b10
     assert not c.outputs.buzzer  # a temperature warning only (28 °C), no alarm
+
+
+def test_modules_without_a_probe_are_named_once():
+    site = Site(config=CONFIG)
+    for s in site.modules[:3]:
+        s.meas_flags |= p.FLAG_PROBE
+    site.start()
+    site.run_s(600 + 180)
+    told = [(e[2], e[3]) for e in site.events(ev.EV_NO_PROBE)]
+    assert told == [(3, 0), (4, 1)]  # 4S1 and the lone block of string 2, once each
+    assert site.core.judge.runaway_probed(0) == (3, 4)
+    assert site.core.judge.runaway_probed(1) == (0, 1)

@@ -134,3 +134,13 @@ def test_the_core_keeps_baselines_across_a_restart_and_spots_a_replaced_block():
     site2.core.rebaseline_ri(0, site2.now_s())
     assert ri.baseline_nohm[0] == 0
     assert [(e[2], e[5]) for e in site2.events(ev.EV_RI_BASELINE)] == [(0, 1)]
+
+
+def test_a_module_swapped_live_at_its_address_is_seen_by_the_rolling_info():
+    site = Site(sizes=(4,), config={"ri": {"enabled": True}})
+    site.start()
+    site.run_s(30)
+    assert site.events(ev.EV_BLOCK_REPLACED) == []
+    site.modules[2].uid = uid_for(88)  # a new block with its own module, same address
+    site.run_s(4 * 5 + 10)  # one INFO every 5 s: every module within 20 s
+    assert [e[2] for e in site.events(ev.EV_BLOCK_REPLACED)] == [2]
