@@ -40,6 +40,7 @@ def test_the_fast_subset_holds(tmp_path: Path) -> None:
         [EXE, "faults", "--fast", "--report", str(report), "--workdir", str(tmp_path / "rig")],
         capture_output=True, text=True, cwd=REPO, timeout=400,
     )  # fmt: skip
+    assert report.exists(), "no report:\n" + proc.stdout + proc.stderr
     result = json.loads(report.read_text())
     broken = [(f["name"], f["detail"]) for f in result["faults"] if not f["held"]]
     assert not broken, proc.stdout

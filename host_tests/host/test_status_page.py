@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -34,16 +33,9 @@ FLAGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def running_sim(tmp_path_factory: pytest.TempPathFactory):
     tmp_path = tmp_path_factory.mktemp("browser")
-    port = free_port()
     exe = str(Path(sys.executable).parent / "stringcare")
     proc = subprocess.Popen(
         [
@@ -56,7 +48,7 @@ def running_sim(tmp_path_factory: pytest.TempPathFactory):
             "--speed",
             "120x",
             "--serve",
-            "127.0.0.1:%d" % port,
+            "127.0.0.1:0",  # any free port: the simulator prints the one it took
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
@@ -65,13 +57,16 @@ def running_sim(tmp_path_factory: pytest.TempPathFactory):
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + 120
+    url = ""
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
-        if "status page:" in line:
+        hit = re.search(r"status page: (http://127\.0\.0\.1:\d+/)", line)
+        if hit:
+            url = hit.group(1)
             break
         if not line and proc.poll() is not None:
             pytest.fail("the simulator stopped before serving")
-    url = "http://127.0.0.1:%d/" % port
+    assert url, "the simulator never printed its status page address"
     # wait until the manager runs and has a reading of every module (a deadline, not a
     # fixed sleep: a loaded machine simulates more slowly)
     deadline = time.monotonic() + 180

@@ -159,8 +159,8 @@ def _signal_fault(sig: int, code: int) -> Callable[[Rig], Outcome]:
     return run
 
 
-fault("manager-sigterm", "SIGTERM: the manager releases the alarm contact and exits 143",
-      fast=True)(_signal_fault(signal.SIGTERM, 143))  # fmt: skip
+fault("manager-sigterm", "SIGTERM: the manager releases the alarm contact and exits 143")(
+    _signal_fault(signal.SIGTERM, 143))  # fmt: skip
 fault("manager-sigint", "SIGINT (Ctrl-C): the manager releases the alarm contact, exits 130")(
     _signal_fault(signal.SIGINT, 130))  # fmt: skip
 fault("manager-sighup", "SIGHUP (terminal gone): the manager releases the alarm contact, exits "
@@ -673,6 +673,7 @@ fault(
     "site-json-not-utf8",
     "a non-UTF-8 byte in site.json: the manager runs on the last good "
     "copy (site.json.bak), names the problem, records the fallback",
+    fast=True,
 )(  # fmt: skip
     _config_fault("nonutf8", b'{"site": "caf\xe9", "strings": [{"modules": 2}]}')
 )
@@ -701,13 +702,30 @@ def select(wanted: list[str], fast: bool = False) -> list[Fault]:
     return [by[n] for n in wanted]
 
 
+def bring_up(workdir: Path, root: Path, progress: Callable[[str], None]) -> Rig:
+    """The rig, started; one more try when a board's deploy fails (a deploy is not what
+    the campaign tests; the second failure is reported with its cause)."""
+    for attempt in (1, 2):
+        rig = Rig(workdir / ("try%d" % attempt), root, progress=progress)
+        try:
+            return rig.start()
+        except Exception as exc:  # noqa: BLE001 - any bring-up failure: retry, then report
+            rig.close()
+            progress("rig bring-up failed (%s: %s)%s" % (type(exc).__name__, exc,
+                     "; trying again" if attempt == 1 else ""))  # fmt: skip
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
 def run_faults(faults: list[Fault], workdir: Path, root: Path,
                progress: Callable[[str], None]) -> dict[str, Any]:  # fmt: skip
     results: list[dict[str, Any]] = []
     t_all = time.monotonic()
     if workdir.exists():
         shutil.rmtree(workdir, ignore_errors=True)
-    with Rig(workdir, root, progress=progress) as rig:
+    rig = bring_up(workdir, root, progress)
+    with rig:
         for f in faults:
             progress("%s ..." % f.name)
             if rig.contact_energised():

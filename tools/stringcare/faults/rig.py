@@ -253,7 +253,7 @@ class Rig:
             self.hub.close()
 
     def __enter__(self) -> Rig:
-        return self.start()
+        return self if self.hub is not None else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.close()
