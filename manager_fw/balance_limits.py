@@ -21,7 +21,8 @@
 #   replacement), with EV_BALANCE_LIMIT arg 0.
 # And per string the bleed energy: per module bleed_ma x (V / float V) x V x level %,
 # summed over hourly buckets of the last 24 h (`wh_day_x1000(k)`, mWh).  Over
-# `max_wh_day` the string stops equalising (strings.REASON_CAPPED, EV_BLEED_CAP arg 1)
+# `max_wh_day` (default 24 Wh per block: 1 W per module on average) the string stops
+# equalising (strings.REASON_CAPPED, EV_BLEED_CAP arg 1)
 # until the last 24 h fall below 90 % of it (arg 0).
 
 from array import array
@@ -40,6 +41,7 @@ CAUSE_TEXT = (
     "low and flat while the others bleed: high float current, likely dried out",
     "rising too slowly: likely undercharged (a boost charge brings it up)",
 )
+DEFAULT_WH_PER_BLOCK = const(24)  # the default cap: 1 W per module, on average
 BUCKETS = const(24)  # hours in a day
 BUCKET_S = const(3600)
 
@@ -51,7 +53,7 @@ class BalanceLimits:
         bleed_ma: int,
         float_mv: int,
         cells: int,
-        max_wh_day: int = 200,
+        max_wh_day: int = -1,
         give_up_s: int = 14400,
         sample_s: int = 60,
     ) -> None:
@@ -62,7 +64,13 @@ class BalanceLimits:
         self.cells = cells
         self.band_mv = 8 * cells  # 8 mV per cell: balancing's own full-duty point
         self.cell_mv = float_mv // cells if cells else float_mv
-        self.max_mwh_day = max_wh_day * 1000
+        # per string: the cap in mWh; -1 derives it from the string's size (DEFAULT_WH_PER_
+        # BLOCK per block: 1 W per module on average), 0 is no cap
+        self.max_mwh_day = array("l", [0] * n)
+        for k in range(n):
+            first, last = ranges[k]
+            wh = (last - first + 1) * DEFAULT_WH_PER_BLOCK if max_wh_day < 0 else max_wh_day
+            self.max_mwh_day[k] = wh * 1000
         self.give_up_s = give_up_s
         self.sample_s = sample_s
         self.next_s = -1
@@ -140,13 +148,14 @@ class BalanceLimits:
             self._string(k, now_s, poll, strings, in_float[k])
 
     def _cap(self, k: int, strings) -> None:
-        if not self.max_mwh_day:
+        cap = self.max_mwh_day[k]
+        if not cap:
             return
         wh = self.wh_day_x1000(k)
-        if not self.capped[k] and wh >= self.max_mwh_day:
+        if not self.capped[k] and wh >= cap:
             self.capped[k] = 1
             self.cap_news.append((k, 1))
-        elif self.capped[k] and wh * 10 < self.max_mwh_day * 9:
+        elif self.capped[k] and wh * 10 < cap * 9:
             self.capped[k] = 0
             self.cap_news.append((k, 0))
         strings.capped[k] = self.capped[k]

@@ -88,7 +88,7 @@ RUNAWAY_FIELDS = (
     ("alone_above_mc", 5000, 50000, 15000),
 )
 BALANCE_FIELDS = (
-    ("max_wh_day", 0, 100000, 200),
+    ("max_wh_day", 0, 100000, None),
     ("give_up_s", 3600, 1209600, 14400),
 )
 OFFSET_FIELDS = (
@@ -652,7 +652,7 @@ def _parse_config(obj) -> SiteConfig:
         cfg.runaway_sag_mv = 5 * cells  # 5 mV per cell (docs/judgement.md)
 
     bs = _section(obj, "balance", _keys(BALANCE_FIELDS))
-    cfg.balance_max_wh_day = _int(bs, "max_wh_day", "balance", 0, 100000, 200)
+    cfg.balance_max_wh_day = _int(bs, "max_wh_day", "balance", 0, 100000, -1)  # -1: derived
     cfg.balance_give_up_s = _int(bs, "give_up_s", "balance", 3600, 1209600, 14400)
 
     io = _section(obj, "io", IO_KEYS)

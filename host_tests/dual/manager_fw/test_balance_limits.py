@@ -13,7 +13,7 @@ FLOAT_MV = 13500  # the 12 V variant's resistor sizing point
 BLEED_MA = 150
 
 
-def string(max_wh_day=200):
+def string(max_wh_day=-1):
     poll = pl.Poller([(1, N)])
     st = strs.Strings([(1, N)], 13080, 14100)
     lim = bl.BalanceLimits([(1, N)], BLEED_MA, FLOAT_MV, 6, max_wh_day, 14400, 60)
@@ -91,6 +91,12 @@ def test_the_daily_bleed_cap_pauses_equalising():
     assert capped == [(0, 1)]
     assert st.reason[0] == strs.REASON_CAPPED and not st.equalising[0]
     assert 10000 <= lim.wh_day_x1000(0) <= 10400
+
+
+def test_the_default_cap_is_24_wh_per_block():
+    lim = bl.BalanceLimits([(1, 8), (9, 72)], BLEED_MA, FLOAT_MV, 6)
+    assert list(lim.max_mwh_day) == [8 * 24000, 64 * 24000]
+    assert list(bl.BalanceLimits([(1, 8)], BLEED_MA, FLOAT_MV, 6, 0).max_mwh_day) == [0]
 
 
 def test_bleed_energy_of_one_module_for_an_hour():
