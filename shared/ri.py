@@ -114,7 +114,7 @@ _ARC_RHO_Q30 = (
 )  # fmt: skip
 _ARC_FIRST_SAMPLE = const(3)  # the profile fit starts here (the sink's edge is over)
 _ARC_FIRST_TAU = const(4)  # candidates from 2 samples (0.8 ms at 2.5 kHz)
-_ARC_SIGNIFICANCE = const(25)  # an arc's fit must gain 25x the residual variance (5 sigma)
+_ARC_SIGNIFICANCE = const(9)  # an arc's fit must gain 9x the residual variance (3 sigma)
 # Walsh indices (5 bits) with four 1-bits: noise channels of the 32-slot STEP method.
 _STEP_NOISE_WALSH = (15, 23, 27, 29, 30)
 
