@@ -56,7 +56,9 @@ def test_a_signal_releases_the_alarm_contact(rig: Rig, how: int, code: int) -> N
 
 
 def test_a_crash_releases_the_alarm_contact(rig: Rig) -> None:
-    m = running(rig, "crash", ["--fault-crash-after", "15"])
+    trigger = rig.workdir / "crash.now"
+    m = running(rig, "crash", ["--fault-crash-file", str(trigger)])
+    trigger.write_text("crash")  # the next turn of the manager loop raises
     dropped = wait_for(lambda: not rig.contact_energised(), 30)
     assert dropped is not None, m.output()
     assert m.wait(20) == 1, m.output()

@@ -46,7 +46,7 @@ def register(sub: Any) -> None:
     )
     # fault injection for `stringcare faults` (docs/reliability.md); not for operators
     p.add_argument("--fault-wall-offset-file", help=argparse.SUPPRESS)
-    p.add_argument("--fault-crash-after", type=float, help=argparse.SUPPRESS)
+    p.add_argument("--fault-crash-file", help=argparse.SUPPRESS)
     p.add_argument("--fault-storage", action="append", default=[], help=argparse.SUPPRESS)
     p.set_defaults(func=run)
 
@@ -130,9 +130,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if rebaseline is not None:
         mgr.core.rebaseline_ri(rebaseline, mgr.started_s)
-    crash_at = None
-    if args.fault_crash_after is not None:
-        crash_at = time.monotonic() + args.fault_crash_after
+    crash_file = Path(args.fault_crash_file) if args.fault_crash_file else None
     stopped_by = 0
     shown = {"at": 0.0, "events": 0}
     board: Any = None
@@ -155,11 +153,11 @@ def run(args: argparse.Namespace) -> int:
 
         def on_turn() -> None:
             now = time.monotonic()
-            if crash_at is not None and now >= crash_at:
-                raise RuntimeError("injected crash (--fault-crash-after)")
             if now - shown["at"] < 1.0:
                 return
             shown["at"] = now
+            if crash_file is not None and crash_file.exists():
+                raise RuntimeError("injected crash (--fault-crash-file)")
             if board is not None:
                 board.publish(mgr.snapshot())
             show_events(mgr, shown)

@@ -194,9 +194,12 @@ def manager_sigkill(rig: Rig) -> Outcome:
 @fault("manager-crash", "an exception in the manager loop: the contact is released on the way "
        "out, the traceback shown, exit 1")  # fmt: skip
 def manager_crash(rig: Rig) -> Outcome:
-    r = Running(rig, "crash", ["--fault-crash-after", "12"])
+    trigger = rig.workdir / "crash.now"
+    trigger.unlink(missing_ok=True)
+    r = Running(rig, "crash", ["--fault-crash-file", str(trigger)])
     if not r.ok:
         return r.why_not()
+    trigger.write_text("crash")  # running: the next turn of the loop raises
     dropped = wait(lambda: not rig.contact_energised(), 30)
     code = r.m.wait(20)
     out = r.m.output()
