@@ -719,6 +719,17 @@ def select(wanted: list[str], fast: bool = False) -> list[Fault]:
     return [by[n] for n in wanted]
 
 
+def unmount_under(folder: Path) -> None:
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return
+    for line in mounts:
+        parts = line.split()
+        if len(parts) > 1 and parts[1].startswith(str(folder) + "/"):
+            subprocess.run(["umount", parts[1]], capture_output=True)
+
+
 def bring_up(workdir: Path, root: Path, progress: Callable[[str], None]) -> Rig:
     """The rig, started; one more try when a board's deploy fails (a deploy is not what
     the campaign tests; the second failure is reported with its cause)."""
@@ -740,6 +751,7 @@ def run_faults(faults: list[Fault], workdir: Path, root: Path,
     results: list[dict[str, Any]] = []
     t_all = time.monotonic()
     if workdir.exists():
+        unmount_under(workdir)  # a read-only mount left by an interrupted run
         shutil.rmtree(workdir, ignore_errors=True)
     rig = bring_up(workdir, root, progress)
     with rig:
