@@ -34,6 +34,7 @@ sim: $(STAMP)
 # Debian packages the checks use (installed when missing; see tools/sh/need-deb.sh)
 debs-test:
 	@tools/sh/need-deb.sh chromium chromium "browser test of the status page"
+	@tools/sh/need-deb.sh qemu-system-arm qemu-system-arm "the emulated Cortex-M0 test stage"
 
 debs-bench:
 	@tools/sh/need-deb.sh valgrind valgrind "instruction counts in the bus benchmark"

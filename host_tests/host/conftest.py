@@ -14,6 +14,6 @@ def mini_checkout(tmp_path: Path) -> Path:
     root.mkdir()
     shutil.copytree(REPO / "shared", root / "shared", ignore=shutil.ignore_patterns("__pycache__"))
     (root / "host_tests" / "dual" / "shared").mkdir(parents=True)
-    for name in ("mp_runner.py", "dualtest.py"):
+    for name in ("mp_runner.py", "m0_runner.py", "dualtest.py"):
         shutil.copy(REPO / "host_tests" / name, root / "host_tests" / name)
     return root

@@ -4,10 +4,13 @@ file and the construct, and count the cases it ran under each interpreter."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from host_support import REPO, run_tool
+
+from stringcare.dev import m0
 
 BAD_FILES = {
     "dataclass": (
@@ -155,6 +158,7 @@ def test_one_test_body_runs_under_both_interpreters_and_is_counted(mini_checkout
     assert json.loads(counts.read_text()) == {
         "cpython": 2,
         "micropython": 1,
+        "m0": 0,
         "failed": 1,
         "skipped": 0,
     }
@@ -193,6 +197,47 @@ def test_micropython_heap_is_really_limited(mini_checkout: Path) -> None:
     assert "PASSED host_tests/dual/shared/test_big.py::test_allocate_100k\n" in out
     assert "FAILED host_tests/dual/shared/test_big.py::test_allocate_100k[micropython]" in out
     assert "MemoryError" in out
+
+
+def test_m0_stage_is_skipped_with_a_clear_line_without_its_firmware(mini_checkout: Path) -> None:
+    proc = run_tool(
+        ["-m", "stringcare.dev.check", "--root", str(mini_checkout), "--stages", "pytest-m0"],
+        cwd=mini_checkout,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "skipped: emulated Cortex-M0 not available: no firmware at tools/m0/firmware.bin" in out
+    assert "0 on the emulated Cortex-M0" in out
+
+
+@pytest.mark.skipif(
+    m0.missing(REPO) is not None, reason="emulated Cortex-M0: %s" % m0.missing(REPO)
+)
+def test_m0_cases_run_on_a_cortex_m0_with_the_board_budget_and_are_counted(
+    mini_checkout: Path,
+) -> None:
+    (mini_checkout / "tools" / "m0").mkdir(parents=True)
+    shutil.copy(REPO / m0.FIRMWARE, mini_checkout / m0.FIRMWARE)
+    (mini_checkout / "host_tests" / "dual" / "shared" / "test_where.py").write_text(
+        "import sys\n\n"
+        "def test_on_a_cortex_m0():\n"
+        "    assert 'Cortex-M0' in sys.implementation._machine, sys.implementation._machine\n"
+        "    assert (1 << 30) - 1 + 1 == 1 << 30  # big ints still work above 31 bits\n\n"
+        "def test_allocate_100k():\n"
+        "    assert len(bytearray(100 * 1024)) == 102400\n"
+    )
+    counts = mini_checkout / "counts.json"
+    proc = _pytest_in(
+        mini_checkout, "host_tests", "--interp=m0", "--counts-file", str(counts), "-q", "-rA"
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    assert "PASSED host_tests/dual/shared/test_where.py::test_on_a_cortex_m0[m0]" in out
+    # the 64 KB budget of shared code holds on the emulated board too
+    assert "FAILED host_tests/dual/shared/test_where.py::test_allocate_100k[m0]" in out
+    assert "MemoryError" in out
+    assert 'File "host_tests/dual/shared/test_where.py", line 8, in test_allocate_100k' in out
+    assert json.loads(counts.read_text())["m0"] == 1
 
 
 def test_repo_has_the_layout_of_the_design() -> None:

@@ -7,6 +7,7 @@ Stages:
   mypy                mypy on host code; board code against the MicroPython stub packages
   pytest-cpython      all of host_tests/ under CPython
   pytest-micropython  the dual tests of shared/, module_fw/, manager_fw/ in MicroPython
+  pytest-m0           the same dual tests on an emulated Cortex-M0 (QEMU; skipped when absent)
   mpy-cross           everything deployable compiled for armv6m and armv7emsp
 
     python -m stringcare.dev.check [--root DIR] [--stages a,b,...] [-- pytest args]
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from stringcare.dev import layout, mpcompat
+from stringcare.dev import layout, m0, mpcompat
 
 STAGES = (
     "lint",
@@ -34,6 +35,7 @@ STAGES = (
     "mypy",
     "pytest-cpython",
     "pytest-micropython",
+    "pytest-m0",
     "mpy-cross",
 )
 
@@ -152,6 +154,14 @@ class Stage:
     def pytest_micropython(self) -> bool:
         return self._pytest("micropython")
 
+    def pytest_m0(self) -> bool:
+        reason = m0.missing(self.root)
+        if reason:
+            print("  skipped: emulated Cortex-M0 not available: " + reason)
+            self.notes.append("emulated Cortex-M0 skipped (%s)" % reason)
+            return True
+        return self._pytest("m0")
+
     def mpy_cross(self) -> bool:
         sources = layout.mpy_cross_sources(self.root)
         ok = True
@@ -210,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "mypy": stage.mypy,
         "pytest-cpython": stage.pytest_cpython,
         "pytest-micropython": stage.pytest_micropython,
+        "pytest-m0": stage.pytest_m0,
         "mpy-cross": stage.mpy_cross,
     }
     started = time.monotonic()
@@ -235,8 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     for note in stage.notes:
         print("   " + note)
     print(
-        "make test: all %d stages passed in %.0f s — %d cases under CPython, %d under MicroPython"
-        % (len(done), total, stage.counts.get("cpython", 0), stage.counts.get("micropython", 0))
+        "make test: all %d stages passed in %.0f s — %d cases under CPython, %d under "
+        "MicroPython, %d on the emulated Cortex-M0"
+        % (
+            len(done),
+            total,
+            stage.counts.get("cpython", 0),
+            stage.counts.get("micropython", 0),
+            stage.counts.get("m0", 0),
+        )
     )
     return 0
 

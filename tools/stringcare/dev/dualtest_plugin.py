@@ -22,8 +22,11 @@ dual tests to ``.mpy`` with the real ``mpy-cross`` (as a board would run them) i
 ``build/mpy-test/``; tracebacks still name the source files and lines.
 
 ``--interp=cpython|micropython|both`` selects which items are collected (default
-both).  ``--counts-file PATH`` writes ``{"cpython": n, "micropython": m, ...}``
-(passed cases per interpreter) for the ``make test`` summary.
+both).  ``--interp=m0`` collects the same functions as ``test_x[m0]`` for the emulated
+Cortex-M0 (MicroPython's qemu port, tools/stringcare/dev/m0.py): one QEMU per worker
+runs the cases one after another (a soft reset before each file, whose cases then
+share its imports as under CPython), with the same heap budgets.  ``--counts-file PATH`` writes ``{"cpython": n, "micropython": m, "m0": k,
+...}`` (passed cases per interpreter) for the ``make test`` summary.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from typing import Any
 
 import pytest
 
-from stringcare.dev import layout
+from stringcare.dev import layout, m0
 
 DUAL_DIR = Path("host_tests") / "dual"
 HEAP_BUDGET_KB = {"shared": 64, "module_fw": 64, "manager_fw": 192}
@@ -55,7 +58,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("stringcare dual-interpreter tests")
     group.addoption(
         "--interp",
-        choices=("cpython", "micropython", "both"),
+        choices=("cpython", "micropython", "both", "m0"),
         default="both",
         help="which interpreter's cases to collect (default: both)",
     )
@@ -83,13 +86,13 @@ _counts: dict[str, int] = {}
 
 def pytest_configure(config: pytest.Config) -> None:
     _counts.clear()
-    _counts.update(cpython=0, micropython=0, failed=0, skipped=0)
+    _counts.update(cpython=0, micropython=0, m0=0, failed=0, skipped=0)
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
     # In MicroPython-only mode, nothing outside host_tests/dual/ is collected (the
     # host tests import CPython-only packages and have no MicroPython twin).
-    if _interp(config) != "micropython":
+    if _interp(config) not in ("micropython", "m0"):
         return None
     root = layout.repo_root()
     p = collection_path.resolve()
@@ -103,7 +106,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> Any:
     # MicroPython-only mode: a dual file becomes only its MicroPython twin.
-    if _interp(parent.config) == "micropython" and _is_dual(module_path, layout.repo_root()):
+    if _interp(parent.config) in ("micropython", "m0") and _is_dual(
+        module_path, layout.repo_root()
+    ):
         return MicroPythonFile.from_parent(parent, path=module_path)
     return None
 
@@ -125,6 +130,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     root = layout.repo_root()
     for item in items:
+        if isinstance(item, M0Item):
+            # a file's cases share one boot of the emulated board: keep them together
+            item.add_marker(pytest.mark.xdist_group("m0:" + str(item.path)))
+            continue
         if isinstance(item, MicroPythonItem):
             continue
         try:
@@ -138,7 +147,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     counts = _counts
     if report.when == "call" and report.passed:
-        kind = "micropython" if report.nodeid.endswith("[micropython]") else "cpython"
+        if report.nodeid.endswith("[micropython]"):
+            kind = "micropython"
+        elif report.nodeid.endswith("[m0]"):
+            kind = "m0"
+        else:
+            kind = "cpython"
         counts[kind] += 1
     elif report.failed:
         counts["failed"] += 1
@@ -148,10 +162,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
     counts = _counts
-    terminalreporter.write_line(
-        "dual-interpreter cases passed: %d under CPython, %d under MicroPython"
-        % (counts["cpython"], counts["micropython"])
+    line = "dual-interpreter cases passed: %d under CPython, %d under MicroPython" % (
+        counts["cpython"],
+        counts["micropython"],
     )
+    if _interp(config) == "m0":
+        line += ", %d on the emulated Cortex-M0" % counts["m0"]
+    terminalreporter.write_line(line)
     path = config.getoption("--counts-file")
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +248,20 @@ class MicroPythonFile(pytest.File):
                 "%s: MICROPYTHON_HEAP_KB = %d exceeds the %d KB a board leaves free for %s code"
                 % (self.path, heap, budget, rel.parts[0])
             )
+        if _interp(self.config) == "m0":
+            for name in names:
+                item = M0Item.from_parent(
+                    self,
+                    name=name + "[m0]",
+                    test_name=name,
+                    heap_kb=heap or budget,
+                    timeout_s=timeout or DEFAULT_TIMEOUT_S,
+                )
+                why = m0.left_out(DUAL_DIR / rel, name)
+                if why:
+                    item.add_marker(pytest.mark.skip(reason="not on the emulated M0: " + why))
+                yield item
+            return
         for name in names:
             yield MicroPythonItem.from_parent(
                 self,
@@ -301,3 +332,71 @@ class MicroPythonItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Any, int | None, str]:
         return self.path, None, "%s::%s" % (self.path.name, self.name)
+
+
+_EMULATOR: dict[str, m0.Emulator] = {}
+
+
+def _emulator() -> m0.Emulator:
+    """This worker's QEMU (started on first use, closed at exit)."""
+    emu = _EMULATOR.get("emu")
+    if emu is None or emu.proc.poll() is not None:
+        root = layout.repo_root()
+        reason = m0.missing(root)
+        if reason:
+            pytest.skip("emulated Cortex-M0 not available: " + reason)
+        if "romfs" not in _COMPILED:
+            _COMPILED["romfs"] = m0.build_romfs(root)
+        emu = m0.Emulator(root, _COMPILED["romfs"])
+        _EMULATOR["emu"] = emu
+    return emu
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    emu = _EMULATOR.pop("emu", None)
+    if emu is not None:
+        emu.close()
+    romfs = _COMPILED.pop("romfs", None)
+    if romfs is not None and romfs.exists():
+        romfs.unlink()
+
+
+class M0Item(pytest.Item):
+    """One dual test function on the emulated Cortex-M0 (see m0.py and m0_runner.py)."""
+
+    def __init__(self, *, test_name: str, heap_kb: int, timeout_s: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.test_name = test_name
+        self.funcargs: dict[str, Any] = {}
+        self.heap_kb = heap_kb
+        # the emulated core is slower than the host, but the cases that run there are
+        # the quick ones (m0.LEFT_OUT): a stuck case must not hold the stage for long
+        self.timeout_s = max(timeout_s, 90)
+
+    def runtest(self) -> None:
+        root = layout.repo_root()
+        rel_dir = self.path.resolve().parent.relative_to(root)
+        emu = _emulator()
+        try:
+            ok, text = emu.run_case(
+                self.path.stem,
+                self.test_name,
+                self.heap_kb * 1024,
+                m0.device_paths(rel_dir),
+                self.timeout_s,
+            )
+        except m0.EmulatorError as exc:
+            emu.close()  # the next case boots a fresh one
+            raise MicroPythonFailure("emulated Cortex-M0: %s" % exc) from None
+        if not ok:
+            text = "\n".join(line for line in text.splitlines() if not line.startswith("@@"))
+            raise MicroPythonFailure("emulated Cortex-M0 (heap %d KB):\n%s" % (self.heap_kb, text))
+
+    def repr_failure(self, excinfo: Any, style: Any = None) -> Any:
+        if isinstance(excinfo.value, MicroPythonFailure):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Any, int | None, str]:
+        # a line number (not None): a skip marker reports at the item's location
+        return self.path, 0, "%s::%s" % (self.path.name, self.name)
