@@ -241,6 +241,18 @@ def test_temperature_frame_allocates_nothing():
     heap_locked(t.push_frame, temp_frame(4095 * 16), None)
 
 
+def test_temperature_frame_allocates_nothing_whatever_the_inputs_read():
+    # every 64th code of either sensor input on both converters, probe present, absent
+    # and shorted: on a board's 31-bit small ints an intermediate above 2**30 would
+    # allocate (the unix port's 63-bit ints would not notice; the emulated M0 does)
+    for adc in (fe.ADC_RP2040, fe.ADC_STM32G4):
+        t = Temperature(adc, internal_offset_mc=-1500)
+        for code in range(0, 4096, 64):
+            frame = temp_frame(code * 16)
+            heap_locked(t.push_frame, frame, frame)
+            heap_locked(t.push_frame, frame, None)
+
+
 def test_filter_shift_keeps_the_time_constant_near_800_ms():
     got = [filter_shift_for(ms) for ms in (10, 25, 50, 100, 200, 400, 1000, 5000)]
     assert got == [6, 5, 4, 3, 2, 1, 0, 0], got
