@@ -25,8 +25,9 @@ dual tests to ``.mpy`` with the real ``mpy-cross`` (as a board would run them) i
 both).  ``--interp=m0`` collects the same functions as ``test_x[m0]`` for the emulated
 Cortex-M0 (MicroPython's qemu port, tools/stringcare/dev/m0.py): one QEMU per worker
 runs the cases one after another (a soft reset before each file, whose cases then
-share its imports as under CPython), with the same heap budgets.  ``--counts-file PATH`` writes ``{"cpython": n, "micropython": m, "m0": k,
-...}`` (passed cases per interpreter) for the ``make test`` summary.
+share its imports as under CPython), with the same heap budgets.  ``--counts-file
+PATH`` writes ``{"cpython": n, "micropython": m, "m0": k, ...}`` (passed cases per
+interpreter) for the ``make test`` summary.
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ class MicroPythonFile(pytest.File):
                     heap_kb=heap or budget,
                     timeout_s=timeout or DEFAULT_TIMEOUT_S,
                 )
-                why = m0.left_out(DUAL_DIR / rel, name)
+                why = m0.left_out(layout.repo_root(), DUAL_DIR / rel, name)
                 if why:
                     item.add_marker(pytest.mark.skip(reason="not on the emulated M0: " + why))
                 yield item

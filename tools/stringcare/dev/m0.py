@@ -55,7 +55,7 @@ DATA_FILES = (Path("docs") / "protocol-vectors.json",)
 # whole-site simulations run minutes at emulated speed; or a writable filesystem, which
 # the emulated board lacks).  Each still runs on CPython and the unix port.
 _NO_FS = "needs a writable filesystem (the emulated board has only the ROMFS)"
-_SLOW = "takes over 10 s emulated (it still runs on CPython and the unix port)"
+_SLOW = "takes tens of seconds emulated (it still runs on CPython and the unix port)"
 _SITE = "a simulated site of modules around the core: minutes at emulated speed"
 _D = "host_tests/dual/"
 LEFT_OUT: dict[str, str] = {
@@ -67,13 +67,20 @@ LEFT_OUT: dict[str, str] = {
     _D + "module_fw/test_core.py::test_not_polled_blinks_green_and_mark_shows_red_then_expires": (
         _SLOW
     ),
+    _D + "shared/test_ri_memory.py::test_step_capture_fits": _SLOW,
+    _D + "shared/test_thresholds.py::"
+    "test_evaluate_modules_gives_the_same_transitions_as_evaluate_module": _SLOW,
+    _D + "module_fw/test_core.py::test_stale_target_stops_bleeding": _SLOW,
     _D + "module_fw/test_core_safety.py": _SLOW,
-    _D + "manager_fw/test_core_alarms.py": _SITE,
-    _D + "manager_fw/test_core_discharge.py": _SITE,
-    _D + "manager_fw/test_core_history.py": _SITE,
-    _D + "manager_fw/test_core_ri.py": _SITE,
-    _D + "manager_fw/test_core_runaway.py": _SITE,
-    _D + "manager_fw/test_core_startup.py": _SITE,
+    _D + "manager_fw/test_poller.py::"
+    "test_polling_resumes_after_a_pause_longer_than_half_the_tick_period": _SLOW,
+    _D + "manager_fw/test_poller.py::test_noisy_bus_never_stores_a_wrong_value": _SLOW,
+    _D + "manager_fw/test_history_store.py::"
+    "test_power_cut_at_every_byte_with_half_programmed_bytes": _SLOW,
+    _D + "manager_fw/test_history_store.py::"
+    "test_round_trip_and_wrap_around_keep_the_newest_in_order": _SLOW,
+    _D + "manager_fw/test_history_store.py::"
+    "test_power_cut_at_every_byte_of_a_delta_record_mid_segment": _SLOW,
     _D + "manager_fw/test_history_store.py::"
     "test_power_cut_at_every_byte_when_the_record_opens_a_new_segment": _SLOW,
     _D + "manager_fw/test_history_store.py::"
@@ -85,10 +92,14 @@ LEFT_OUT: dict[str, str] = {
 }
 
 
-def left_out(rel_file: Path, test: str) -> str | None:
-    """Why a dual test is not run on the emulated M0, or None."""
+def left_out(root: Path, rel_file: Path, test: str) -> str | None:
+    """Why a dual test is not run on the emulated M0, or None.  Besides LEFT_OUT, every
+    file that builds a simulated site around the core (host_tests/dual/corefixture.py)."""
     rel = rel_file.as_posix()
-    return LEFT_OUT.get(rel + "::" + test) or LEFT_OUT.get(rel)
+    why = LEFT_OUT.get(rel + "::" + test) or LEFT_OUT.get(rel)
+    if why is None and "corefixture" in (root / rel_file).read_text():
+        why = _SITE
+    return why
 
 
 def missing(root: Path) -> str | None:
