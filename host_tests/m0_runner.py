@@ -20,6 +20,15 @@ _base = [0]
 
 
 def _fill(room):
+    # one block first: first-fit puts it at the start of the free tail of the heap (the
+    # gaps among the imports are smaller), so the room left stays mostly contiguous at
+    # the end, as after a board's boot; small chunks then take the last few KB
+    excess = gc.mem_free() - room
+    if excess > 8192:
+        try:
+            _ballast.append(bytearray(excess - 4096))
+        except MemoryError:
+            pass
     chunk = 16384
     while chunk >= 16:
         excess = gc.mem_free() - room
