@@ -68,6 +68,13 @@ LEFT_OUT: dict[str, str] = {
         _SLOW
     ),
     _D + "shared/test_ri_memory.py::test_step_capture_fits": _SLOW,
+    _D
+    + "shared/test_ri.py::test_ripple_that_may_saturate_the_amplifier_is_refused_with_a_reason": (
+        _SLOW
+    ),
+    _D + "shared/test_ri.py::test_step_method_rejects_ripple_and_drift": _SLOW,
+    _D + "shared/test_ri.py::test_too_little_signal_and_too_noisy": _SLOW,
+    _D + "shared/test_ed25519.py::test_rfc8032_public_keys_and_signatures": _SLOW,
     _D + "shared/test_thresholds.py::"
     "test_evaluate_modules_gives_the_same_transitions_as_evaluate_module": _SLOW,
     _D + "module_fw/test_core.py::test_stale_target_stops_bleeding": _SLOW,
