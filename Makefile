@@ -33,7 +33,8 @@ sim: $(STAMP)
 
 # Debian packages the checks use (installed when missing; see tools/sh/need-deb.sh)
 debs-test:
-	@tools/sh/need-deb.sh chromium chromium "browser test of the status page"
+	@tools/sh/need-deb.sh chromium chromium "browser tests of the web interface"
+	@tools/sh/need-deb.sh chromedriver chromium-driver "selenium drives chromium in the browser tests"
 	@tools/sh/need-deb.sh qemu-system-arm qemu-system-arm "the emulated Cortex-M0 test stage"
 
 debs-bench:

@@ -75,6 +75,9 @@ EV_BLEED_CAP = const(26)  # a string bled balance.max_wh_day: equalising paused 
 #                           or resumed (arg 0); value: mWh bled in the last 24 h
 EV_NO_PROBE = const(27)  # the module has no battery probe: its temperature is its
 #                          board's, no thermal-runaway evidence (once per module and run)
+EV_OPERATOR = const(28)  # an operator's change through the web interface; arg: action
+#                          (manager_fw/web/link.py OP_*), extra: the user's number in the
+#                          users file, module/string/value per action
 
 EVENT_NAMES = (
     "?",
@@ -105,6 +108,7 @@ EVENT_NAMES = (
     "balance limit",
     "bleed cap",
     "no battery probe",
+    "operator",
 )
 
 # EV_REFUSED reasons

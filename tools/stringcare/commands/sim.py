@@ -38,7 +38,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--serve",
         metavar="[HOST:]PORT",
-        help="serve the status page, e.g. 8080 (on 127.0.0.1; no authentication yet)",
+        help="serve the web interface, e.g. 8080 (on 127.0.0.1; docs/operator.md)",
+    )
+    p.add_argument(
+        "--web-users",
+        metavar="FILE",
+        help="keep the web interface's accounts in FILE (default: in memory for this run; "
+        "a new one-time setup code is printed on stderr)",
     )
     p.add_argument(
         "--micropython",
@@ -46,6 +52,20 @@ def register(sub: Any) -> None:
         help="run every module core in its own MicroPython process (up to 16 blocks)",
     )
     p.set_defaults(func=run)
+
+
+def web_turn(server: Any, sim: Any) -> None:
+    """The web interface's turn in the simulation loop (stringcare_host/webui.py)."""
+    from stringcare.sim import engine
+    from stringcare_host import status
+
+    server.turn(
+        sim.manager,
+        sim.now_s(),
+        sim.event_log,
+        status.event_text,
+        lambda t: engine._clock(t - engine.START_S),
+    )
 
 
 def parse_speed(text: str) -> float | None:
@@ -115,18 +135,14 @@ def run(args: argparse.Namespace) -> int:
             "(this scenario has %d); use --blocks/--strings" % sc.modules
         )
     from stringcare.sim import engine
-    from stringcare_host import web
+    from stringcare_host import web, webui
 
-    server = None
-    board: web.Board | None = None
+    server: webui.WebUI | None = None
     if args.serve:
         host_port = web.parse_hostport(args.serve)
-        board = web.Board()
-        server = web.serve(board, host_port[0], host_port[1])
-        host_port = server.server_address
-        warning = web.exposed_warning(host_port[0])
-        if warning:
-            print("stringcare sim: warning: %s" % warning, file=sys.stderr, flush=True)
+        server = webui.WebUI(
+            host_port[0], host_port[1], users_path=args.web_users, name="stringcare sim"
+        )
     print(
         "stringcare sim: %s, %d string(s) x %d blocks, %s simulated, speed %s%s"
         % (
@@ -147,15 +163,17 @@ def run(args: argparse.Namespace) -> int:
         balancing=False if args.no_balancing else None,
         micropython=args.micropython,
     )
-    if server is not None and board is not None:
-        board.publish(sim.snapshot())
-        print("  status page: http://%s:%d/  (Ctrl-C ends the run)" % host_port, flush=True)
+    if server is not None:
+        server.link.config_obj = sim.config_obj
+        web_turn(server, sim)
+        print("  web interface: %s  (Ctrl-C ends the run)" % server.url(), flush=True)
+        server.announce()
     tty = sys.stdout.isatty()
     last_line = [0.0]
 
     def progress(s: engine.Simulation) -> None:
-        if board is not None:
-            board.publish(s.snapshot())
+        if server is not None:
+            web_turn(server, s)
         now = time.monotonic()
         if not tty and now - last_line[0] < 10:
             return
@@ -206,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=1) + "\n")
         print("  report: %s" % path)
-    if server is not None and board is not None:
-        board.publish(sim.snapshot(final=True))
+    if server is not None:
+        web_turn(server, sim)
         server.shutdown()
     return 130 if interrupted else 0

@@ -34,6 +34,9 @@ MICROPYTHON_MODULES = frozenset(
     ussl ustruct usys utime uzlib vfs zlib _thread
     """.split()
 )
+# Libraries a board image carries beside ours (frozen or bundled; docs/operator.md,
+# "On the Pico W"): microdot, the web interface's server.
+BUNDLED_LIBRARIES = frozenset(("microdot",))
 # The project's packages, and the modules a deploy writes onto the board (the bundle's
 # stamp, the settings and the one-shot provision: tools/stringcare/deploy.py).
 PROJECT_PACKAGES = frozenset(
@@ -145,7 +148,7 @@ class _Checker(ast.NodeVisitor):
         if name == "collections.abc":
             self.add(node, "import collections.abc", "not on MicroPython; drop the ABC")
             return
-        if top in MICROPYTHON_MODULES:
+        if top in MICROPYTHON_MODULES or top in BUNDLED_LIBRARIES:
             return
         if self._shim_depth:
             return

@@ -110,6 +110,11 @@ class SimModule:
 
 def site_config(sc: Scenario, balancing: bool) -> config.SiteConfig:
     """The manager's configuration for the scenario, as an operator would write it."""
+    return config.parse_config(site_config_obj(sc, balancing))
+
+
+def site_config_obj(sc: Scenario, balancing: bool) -> dict[str, Any]:
+    """site.json's content for the scenario (the web interface edits it)."""
     strings = []
     for k in range(sc.strings):
         s: dict[str, Any] = {"modules": sc.blocks, "equalise": balancing}
@@ -131,7 +136,7 @@ def site_config(sc: Scenario, balancing: bool) -> config.SiteConfig:
             "ups_input": {"source": "box", "box": 1, "input": 1},
         },
     }
-    return config.parse_config(obj)
+    return obj
 
 
 @dataclass
@@ -284,7 +289,8 @@ class Simulation:
                 self.modules.append(m)
                 self.bus.attach(m)
         # --- the manager, its current sensors and the relay/IO box
-        self.cfg = site_config(sc, self.balancing)
+        self.config_obj = site_config_obj(sc, self.balancing)
+        self.cfg = config.parse_config(self.config_obj)
         self.history = blockdev.SimFlash(2 * 1024 * 1024)
         self.event_log = status.RecordingEventLog(blockdev.SimFlash(256 * 1024))
         self.manager = ManagerCore(self.cfg, self.history, None, START_S, event_log=self.event_log)

@@ -1,0 +1,90 @@
+# The web interface's way to the manager core (manager_fw/web/link.py) on a real core in
+# virtual time: the snapshot in the core's units, commands carried out between steps
+# and logged with who gave them, a new configuration checked by the parser and its
+# thresholds applied at once.
+import json
+
+from corefixture import Site
+
+from manager_fw import events as ev
+from manager_fw.web import link as lk
+
+
+def started(config=None):
+    site = Site(sizes=(2, 2), config=config)
+    site.start()
+    return site
+
+
+def test_snapshot_carries_every_module_in_the_cores_units():
+    site = started()
+    link = lk.WebLink()
+    link.publish(site.core, site.now_s())
+    snap = json.loads(link.latest())
+    assert snap["mode"] == "running" and len(snap["strings"]) == 2
+    mods = snap["strings"][0]["modules"] + snap["strings"][1]["modules"]
+    assert [m[1] for m in mods] == ["1", "2", "3", "4"]
+    for m in mods:
+        assert m[3] == 13620000 and m[4] == 22000 and m[7] == "ok"  # µV, m°C
+    assert snap["strings"][0]["sum_mv"] == 2 * 13620
+    assert snap["thresholds"]["voltage_high_alarm_mv"] > 13620
+
+
+def test_commands_run_in_the_loop_and_are_logged_with_who():
+    site = started()
+    core = site.core
+    link = lk.WebLink()
+    t = link.submit("equalise_off", {"string": 1}, "alice", 3)
+    assert link.result(t) is None  # nothing happens until the loop's turn
+    assert core.strings.enabled[1] == 1
+    assert link.apply(core, site.now_s()) == 1
+    assert link.result(t) == (True, "string 2: equalising off")
+    assert core.strings.enabled[1] == 0 and core.strings.enabled[0] == 1
+    ops = site.events(ev.EV_OPERATOR)
+    assert [(e[3], e[5], e[6]) for e in ops] == [(1, lk.OP_EQUALISE_OFF, 3)]
+    t = link.submit("equalise_on", {"string": 7}, "alice", 3)
+    link.apply(core, site.now_s())
+    assert link.result(t) == (False, "string 8: choose 1..2")
+    t = link.submit("mute", {}, "bob", 2)
+    link.apply(core, site.now_s())
+    assert link.result(t)[0] and core.outputs.muted
+    assert site.events(ev.EV_ALARM_MUTED)
+    assert site.events(ev.EV_OPERATOR)[-1][5:] == (lk.OP_MUTE, 2)
+    t = link.submit("runaway_reset", {"string": 0}, "bob", 2)
+    link.apply(core, site.now_s())
+    assert link.result(t) == (False, "string 1: thermal runaway detection is off")
+
+
+def test_the_queue_is_bounded():
+    link = lk.WebLink()
+    tickets = [link.submit("mute", {}, "a", 1) for _ in range(lk.MAX_PENDING)]
+    assert min(tickets) > 0
+    assert link.submit("mute", {}, "a", 1) == -1
+
+
+def test_a_new_configuration_is_checked_and_its_thresholds_apply_at_once():
+    site = started()
+    core = site.core
+    obj = {"strings": [{"modules": 2}, {"modules": 2}], "cycle_period_ms": 1000,
+           "ri": {"enabled": False}, "runaway": {"enabled": False}}  # fmt: skip
+    link = lk.WebLink(config_obj=obj)
+    bad = {"strings": [{"modules": 2}], "thresholds": {"voltage_high_alarm_mv": 99999}}
+    t = link.submit("config", bad, "alice", 1)
+    link.apply(core, site.now_s())
+    ok, text = link.result(t)
+    assert not ok and "thresholds.voltage_high_alarm_mv" in text and "99999" in text
+    assert link.config_obj is obj
+    new = json.loads(json.dumps(obj))
+    new["thresholds"] = {"temp_high_warning_mc": 19000, "temp_high_alarm_mc": 21000}
+    t = link.submit("config", new, "alice", 1)
+    link.apply(core, site.now_s())
+    assert link.result(t)[0], link.result(t)
+    assert core.alarms.thresholds[1].temp_high_alarm_mc == 21000
+    assert site.events(ev.EV_CONFIG)[-1][5] == ev.CFG_SAVED
+    assert site.events(ev.EV_OPERATOR)[-1][5:] == (lk.OP_CONFIG, 1)
+    site.run_s(10)  # the blocks are at 22 °C: over the new alarm level
+    assert core.alarm_total() > 0 and core.outputs.buzzer
+    link.publish(core, site.now_s())
+    snap = json.loads(link.latest())
+    assert snap["thresholds"]["temp_high_alarm_mc"] == 21000
+    assert snap["strings"][0]["modules"][0][7] == "alarm"

@@ -1,0 +1,350 @@
+"""The operator's web interface as a person uses it (docs/operator.md): a real headless
+Chromium, driven by selenium through Debian's chromedriver, against `stringcare sim
+--serve` (the same server `make sim` starts).
+
+It proves, in order on one running simulation: the first start needs the setup code
+printed on the console; the status page shows every block with its values and sorts;
+an admin changes thresholds and the manager core applies them (blocks turn alarm red),
+and the parser's own message refuses a bad value; the admin mutes the alarm and the
+event log says who did; a viewer sees everything but cannot change anything (buttons
+off, and the server refuses the POST itself); a forged POST without the CSRF token is
+refused.  A screenshot of every page is kept under build/web/."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from host_support import REPO
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver") or (
+    "/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver") else None
+)
+pytestmark = pytest.mark.skipif(
+    (CHROMIUM is None or CHROMEDRIVER is None) and "CI" not in os.environ,
+    reason="chromium/chromedriver are not installed (make test installs them)",
+)
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1800",
+]
+SHOTS = REPO / "build" / "web"
+ADMIN_PASSWORD = "correct horse battery"
+VIEWER_PASSWORD = "viewer password 1"
+WAIT_S = 120.0
+
+
+class Sim:
+    """`stringcare sim --serve 127.0.0.1:0`, its output read on a thread."""
+
+    def __init__(self) -> None:
+        exe = str(Path(sys.executable).parent / "stringcare")
+        self.proc = subprocess.Popen(
+            [
+                exe,
+                "sim",
+                "--scenario",
+                "demo",
+                "--duration",
+                "24h",
+                "--speed",
+                "60x",
+                "--serve",
+                "127.0.0.1:0",
+            ],  # fmt: skip
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self.lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def find(self, pattern: str, timeout_s: float = WAIT_S) -> re.Match[str]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                m = re.search(pattern, line)
+                if m:
+                    return m
+            if self.proc.poll() is not None:
+                pytest.fail("the simulator stopped: %s" % "".join(self.lines[-20:]))
+            time.sleep(0.1)
+        pytest.fail("no %r from the simulator within %d s" % (pattern, timeout_s))
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = Sim()
+    s.url = s.find(r"web interface: (http://\S+/)").group(1)  # type: ignore[attr-defined]
+    s.code = s.find(r"web setup code: (\d{8})").group(1)  # type: ignore[attr-defined]
+    yield s
+    s.proc.terminate()
+    s.proc.wait(timeout=30)
+
+
+def browser(tmp: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    for flag in FLAGS:
+        opts.add_argument(flag)
+    opts.add_argument("--user-data-dir=%s" % tmp)
+    assert CHROMIUM and CHROMEDRIVER
+    opts.binary_location = CHROMIUM
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+@pytest.fixture(scope="module")
+def admin(sim, tmp_path_factory):
+    d = browser(tmp_path_factory.mktemp("admin"))
+    yield d
+    d.quit()
+
+
+def wait(driver, cond, what: str, timeout_s: float = WAIT_S):
+    """Poll cond(driver) until it is truthy (a deadline, never a fixed sleep)."""
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            v = cond(driver)
+            if v:
+                return v
+        except Exception as e:  # noqa: BLE001 - the page is still changing: try again
+            last = e
+        time.sleep(0.2)
+    shot(driver, "failed")
+    pytest.fail("waited %d s for %s (%s)" % (timeout_s, what, last))
+
+
+def shot(driver, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / ("%s.png" % name)
+    driver.save_screenshot(str(path))
+    return path
+
+
+def by_id(driver, ident: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.ID, ident)
+
+
+def css(driver, sel: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, sel)
+
+
+def tab(driver, name: str) -> None:
+    css(driver, '#tabs button[data-tab="%s"]' % name)[0].click()
+
+
+def message(driver) -> str:
+    return by_id(driver, "msg").text
+
+
+def test_first_start_needs_the_setup_code(sim, admin):
+    admin.get(sim.url)
+    wait(admin, lambda d: by_id(d, "setup").is_displayed(), "the setup form")
+    shot(admin, "setup")
+    by_id(admin, "setup-code").send_keys("00000000" if sim.code != "00000000" else "11111111")
+    by_id(admin, "setup-password").send_keys(ADMIN_PASSWORD)
+    by_id(admin, "setup-submit").click()
+    wait(admin, lambda d: "wrong setup code" in message(d), "the wrong code refused")
+    by_id(admin, "setup-code").clear()
+    by_id(admin, "setup-code").send_keys(sim.code)
+    by_id(admin, "setup-submit").click()
+    wait(admin, lambda d: "admin (admin)" in by_id(d, "who").text, "logged in as admin")
+
+
+def rows(driver) -> list[list[str]]:
+    """Every module row's cells, read in one go (the table is redrawn every second)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('tr.module')].map(tr => "
+        "[tr.closest('table').dataset.string, ...[...tr.cells].map(c => c.textContent), "
+        "tr.querySelector('.chip').className])"
+    )
+
+
+def click(driver, sel: str, what: str) -> None:
+    """Click the element once it is there (retried when a redraw replaced it)."""
+    wait(driver, lambda d: css(d, sel)[0].click() or True, what)
+
+
+def test_status_shows_every_block_and_sorts(sim, admin):
+    def all_read(d):
+        r = rows(d)
+        return len(r) == 32 and all(re.fullmatch(r"\d+\.\d{3}", row[2]) for row in r)
+
+    wait(admin, all_read, "all 32 blocks with a voltage")
+    for k in (1, 2):
+        assert by_id(admin, "string-%d" % k)
+    for row in rows(admin):
+        assert 12.0 < float(row[2]) < 16.0, row
+        assert re.search(r"chip (ok|warning|alarm)", row[-1]), row
+    summary = by_id(admin, "string-1").text
+    assert re.search(r"Sum \d+\.\d\d V", summary) and re.search(r"Current -?\d+\.\d\d A", summary)
+
+    # sort string 1 by voltage: the column reads ascending, then descending
+    def volts(d):
+        return [float(r[2]) for r in rows(d) if r[0] == "0"]
+
+    click(admin, '#string-1 th[data-col="v"]', "the voltage column")
+    wait(admin, lambda d: volts(d) == sorted(volts(d)), "ascending voltages")
+    click(admin, '#string-1 th[data-col="v"]', "the voltage column")
+    wait(admin, lambda d: volts(d) == sorted(volts(d), reverse=True), "descending voltages")
+    shot(admin, "status")
+    click(admin, "tr.module", "a module row")
+    wait(admin, lambda d: by_id(d, "mod-title").text.startswith("Module "), "module detail")
+    assert "Bus address" in by_id(admin, "mod-table").text
+    shot(admin, "module")
+
+
+def test_threshold_change_is_applied_by_the_core(sim, admin):
+    tab(admin, "config")
+    wait(admin, lambda d: by_id(d, "th-voltage_high_alarm_mv"), "the threshold form")
+    shot(admin, "configuration")
+    # a bad one first: the parser's own message, nothing applied
+    hw, ha = by_id(admin, "th-voltage_high_warning_mv"), by_id(admin, "th-voltage_high_alarm_mv")
+    hw.clear()
+    hw.send_keys("13900")
+    ha.clear()
+    ha.send_keys("13800")
+    by_id(admin, "config-save").click()
+    wait(admin, lambda d: "voltage" in message(d) and "alarm" in message(d), "refusal message")
+    assert "saved" not in message(admin)
+    refusal = message(admin)
+    hw.clear()  # empty: the profile's levels again
+    ha.clear()
+    # a warm room's limits below the blocks' temperature (about 22-25 °C in the
+    # simulation): every block is now over the high temperature alarm level
+    for key, value in (("warning", "18000"), ("alarm", "20000")):
+        field = by_id(admin, "th-temp_high_%s_mc" % key)
+        field.clear()
+        field.send_keys(value)
+    by_id(admin, "config-save").click()
+    wait(admin, lambda d: "saved" in message(d), "saved")
+    wait(
+        admin,
+        lambda d: "in force: 20000" in by_id(d, "th-now-temp_high_alarm_mc").text,
+        "the core's thresholds in force",
+    )
+    tab(admin, "status")
+    wait(admin, lambda d: css(d, "span.chip.alarm"), "blocks in alarm")
+    wait(admin, lambda d: "0 alarm(s)" not in by_id(d, "alarms").text, "alarm count")
+    shot(admin, "status-alarm")
+    print("refused with:", refusal)
+
+
+def test_admin_mutes_the_alarm_and_the_log_says_who(sim, admin):
+    tab(admin, "actions")
+    wait(admin, lambda d: by_id(d, "buzzer").text == "buzzer sounding", "the buzzer sounding")
+    by_id(admin, "action-mute").click()
+    wait(admin, lambda d: "muted" in message(d), "mute confirmed")
+    wait(admin, lambda d: by_id(d, "buzzer").text == "muted", "the buzzer muted")
+    shot(admin, "actions")
+    css(admin, 'button[data-act="equalise_off"][data-string="1"]')[0].click()
+    wait(admin, lambda d: by_id(d, "eq-state-2").text == "off", "string 2 equalising off")
+    tab(admin, "events")
+    wait(admin, lambda d: "mute by admin" in by_id(d, "ev-rows").text, "the mute event")
+    by_id(admin, "ev-kind").send_keys("operator changes")
+    wait(
+        admin,
+        lambda d: (
+            "equalising off (string 2) by admin" in by_id(d, "ev-rows").text
+            and "voltage high" not in by_id(d, "ev-rows").text
+        ),
+        "the operator filter",
+    )
+    shot(admin, "events")
+
+
+def test_viewer_cannot_change_anything(sim, admin, tmp_path):
+    tab(admin, "users")
+    by_id(admin, "user-name").send_keys("watcher")
+    by_id(admin, "user-password").send_keys(VIEWER_PASSWORD)
+    by_id(admin, "user-add").click()
+    wait(admin, lambda d: "user watcher added" in message(d), "viewer added")
+    shot(admin, "users")
+    viewer = browser(tmp_path / "viewer")
+    try:
+        viewer.get(sim.url)
+        wait(viewer, lambda d: by_id(d, "login").is_displayed(), "the login form")
+        by_id(viewer, "login-user").send_keys("watcher")
+        by_id(viewer, "login-password").send_keys(VIEWER_PASSWORD)
+        shot(viewer, "login")
+        by_id(viewer, "login-submit").click()
+        wait(viewer, lambda d: "watcher (viewer)" in by_id(d, "who").text, "viewer logged in")
+        wait(viewer, lambda d: len(css(d, "tr.module")) == 32, "the viewer sees the status")
+        tab(viewer, "actions")
+        assert not by_id(viewer, "action-mute").is_enabled()
+        # the server refuses it too, even with the viewer's own CSRF token
+        r = viewer.execute_async_script(
+            "const done = arguments[0];"
+            "call('POST', '/api/action', {action: 'mute'}).then(j => done(j));"
+        )
+        assert r["status"] == 403 and "may look, not change" in r["error"], r
+        r = viewer.execute_async_script(
+            "const done = arguments[0];"
+            "call('POST', '/api/config', {config: {}}).then(j => done(j));"
+        )
+        assert r["status"] == 403, r
+        shot(viewer, "viewer-actions")
+    finally:
+        viewer.quit()
+
+
+def test_forged_post_without_csrf_token_is_refused(sim, admin):
+    cookie = admin.get_cookie("sc_session")
+    assert cookie and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    body = json.dumps({"action": "mute"}).encode()
+    req = urllib.request.Request(
+        sim.url + "api/action",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "Cookie": "sc_session=" + cookie["value"]},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 403
+    assert "CSRF" in json.loads(err.value.read())["error"]
+    # a form post from another site carries no token either (and not the cookie: Strict)
+    req = urllib.request.Request(
+        sim.url + "api/action",
+        data=b"action=mute",
+        method="POST",
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": "sc_session=" + cookie["value"],
+        },  # fmt: skip
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 403
