@@ -30,7 +30,7 @@ from manager_fw.web import auth as au
 from manager_fw.web import link as lk
 from manager_fw.web.page import APP_JS, PAGE_HTML
 
-MAX_CONNECTIONS = 16
+MAX_CONNECTIONS = 16  # a board's; the Linux manager and simulator allow 64
 MAX_STREAMS = 6
 REQUEST_TIMEOUT_S = 10
 STREAM_S = 60
@@ -124,11 +124,20 @@ def _refuse(status, text):
     return _json({"ok": False, "error": text}, status)
 
 
-def make_app(link, auth, clock_s, secure_cookie=False, board_hash=False, users_problem=None):
+def make_app(
+    link,
+    auth,
+    clock_s,
+    secure_cookie=False,
+    board_hash=False,
+    users_problem=None,
+    max_connections=MAX_CONNECTIONS,
+):
     """The application.  link: a WebLink; auth: an Auth; clock_s(): seconds (monotonic
     is fine); secure_cookie: served over TLS; board_hash: hash in steps, yielding to the
-    bus loop (MicroPython), else in one call (CPython: OpenSSL, on the server's thread)."""
-    app = BoundedMicrodot()
+    bus loop (MicroPython), else in one call (CPython: OpenSSL, on the server's thread).
+    max_connections: MAX_CONNECTIONS on a board (its sockets and heap); more on Linux."""
+    app = BoundedMicrodot(max_connections)
     app.link = link
     app.auth = auth
 

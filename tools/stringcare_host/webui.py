@@ -27,6 +27,7 @@ from manager_fw.web import link as lk
 from stringcare_host.errors import UserError
 
 ITERATIONS = au.ITERATIONS["cpython"]
+MAX_CONNECTIONS = 64
 
 
 class MemoryFiles:
@@ -87,7 +88,13 @@ class WebUI:
                     "certificate and its key (--tls-key)" % (certfile, exc)
                 ) from None
         self.scheme = "https" if context else "http"
-        self.app = webapp.make_app(self.link, self.auth, self.clock_s, secure_cookie=bool(context))
+        self.app = webapp.make_app(
+            self.link,
+            self.auth,
+            self.clock_s,
+            secure_cookie=bool(context),
+            max_connections=MAX_CONNECTIONS,
+        )
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -36,6 +36,14 @@ def register(sub: Any) -> None:
         help="serve the status page, e.g. 8080 (on 127.0.0.1; 0: any free port). It has no "
         "authentication yet: another HOST only on a network you trust",
     )
+    p.add_argument(
+        "--web",
+        metavar="[HOST:]PORT",
+        help="serve the operator's web interface (docs/operator.md: accounts in "
+        "DATA/web_users.json; the first start prints a setup code on stderr)",
+    )
+    p.add_argument("--tls-cert", help="serve --web over HTTPS with this PEM certificate")
+    p.add_argument("--tls-key", help="the certificate's PEM key (if not in --tls-cert)")
     p.add_argument("--duration", help="stop after this long (e.g. 10m); default: until Ctrl-C")
     p.add_argument("--status-out", help="write the last status snapshot (JSON) here at the end")
     p.add_argument(
@@ -135,7 +143,23 @@ def run(args: argparse.Namespace) -> int:
     shown = {"at": 0.0, "events": 0}
     board: Any = None
     server: Any = None
+    ui: Any = None
     try:
+        if args.web:  # the operator's web interface (stringcare_host/webui.py)
+            from boards.linux_manager.shell import EPOCH_2020
+            from stringcare_host import webui
+            from stringcare_host.status import event_text
+
+            def stamp(t: int) -> str:
+                return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t + EPOCH_2020))
+
+            host_port = web.parse_hostport(args.web)
+            ui = webui.WebUI(
+                host_port[0], host_port[1], users_path=str(Path(args.data) / "web_users.json"),
+                config_obj=json.loads(store.text), config_store=store, certfile=args.tls_cert,
+                keyfile=args.tls_key, name="stringcare manager")  # fmt: skip
+            print("stringcare manager: web interface %s" % ui.url(), flush=True)
+            ui.announce()
         if args.serve:
             host_port = web.parse_hostport(args.serve)
             board = web.Board()
@@ -160,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
                 raise RuntimeError("injected crash (--fault-crash-file)")
             if board is not None:
                 board.publish(mgr.snapshot())
+            if ui is not None:
+                ui.turn(mgr.core, mgr.steady_s(), mgr.events, event_text, stamp)
             show_events(mgr, shown)
 
         mgr.run(lambda: stop_at is not None and time.monotonic() >= stop_at, on_turn)
@@ -177,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if server is not None:
                 server.shutdown()
+            if ui is not None:
+                ui.shutdown()
             show_events(mgr, shown)  # those of the last second too
             report_contact(mgr)
     if args.status_out:

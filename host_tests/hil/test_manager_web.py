@@ -1,0 +1,98 @@
+"""The Linux manager's web interface (`stringcare manager --web`, docs/operator.md) on
+virtual module boards: the setup code on stderr makes the admin, whose account is kept
+in the data folder; the status shows the polled modules; a mute goes through the
+manager's loop into its event log with who did it; without the CSRF token it is
+refused; a restart keeps the account (no new setup code)."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from host_support import REPO
+
+from stringcare.faults.rig import Rig, wait_for
+
+START_S = 90
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    r = Rig(tmp_path_factory.mktemp("web"), REPO).start()
+    yield r
+    r.close()
+
+
+def call(url: str, path: str, body=None, cookie: str = "", csrf: str = ""):
+    headers = {"Cookie": cookie} if cookie else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if csrf:
+        headers["X-CSRF-Token"] = csrf
+    req = urllib.request.Request(url + path, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=20) as r:
+            return r.status, json.loads(r.read()), r.headers.get("Set-Cookie", "")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read()), ""
+
+
+def test_linux_manager_serves_the_web_interface(rig: Rig) -> None:
+    data = rig.fresh_data("web")
+    m = rig.manager("web", args=["--web", "127.0.0.1:0"], data=data)
+    try:
+        found = wait_for(lambda: re.search(r"web setup code: (\d{8})", m.output()), START_S)
+        assert found is not None, m.output()
+        code = re.findall(r"web setup code: (\d{8})", m.output())[0]
+        url = re.findall(r"web interface (http://\S+/)", m.output())[0]
+        status, me, _ = call(url, "api/me")
+        assert status == 200 and me["setup"]
+        admin = {"code": code, "user": "ops", "password": "a long password"}
+        status, j, cookie = call(url, "api/setup", admin)
+        assert status == 200 and j["role"] == "admin", j
+        assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        cookie = cookie.split(";")[0]
+        assert (data / "web_users.json").exists()
+        assert "a long password" not in (data / "web_users.json").read_text()
+
+        def polled():
+            s, snap, _ = call(url, "api/status", cookie=cookie)
+            mods = [mm for st in snap.get("strings", []) for mm in st["modules"]]
+            return snap.get("mode") == "running" and mods and all(mm[3] for mm in mods)
+
+        assert wait_for(polled, START_S) is not None, m.output()
+        status, j, _ = call(url, "api/action", {"action": "mute"}, cookie=cookie)
+        assert status == 403 and "CSRF" in j["error"]
+        status, j, _ = call(
+            url, "api/action", {"action": "mute"}, cookie=cookie, csrf=me_csrf(url, cookie)
+        )
+        assert status == 200 and j["ok"], j
+
+        def logged():
+            s, ev, _ = call(url, "api/events", cookie=cookie)
+            return [e for e in ev["events"] if e[5] == "mute by ops"]
+
+        assert wait_for(logged, 30) is not None, m.output()
+    finally:
+        m.stop()
+    # a restart keeps the account: no new setup code, the old password works
+    m = rig.manager("web2", args=["--web", "127.0.0.1:0"], data=data)
+    try:
+        found = wait_for(lambda: re.search(r"web interface (http://\S+/)", m.output()), START_S)
+        assert found is not None, m.output()
+        assert "setup code" not in m.output()
+        url = re.findall(r"web interface (http://\S+/)", m.output())[0]
+        status, j, _ = call(url, "api/login", {"user": "ops", "password": "a long password"})
+        assert status == 200 and j["role"] == "admin", j
+    finally:
+        m.stop()
+
+
+def me_csrf(url: str, cookie: str) -> str:
+    return call(url, "api/me", cookie=cookie)[1]["csrf"]
