@@ -1,0 +1,207 @@
+"""The operator's web interface (docs/operator.md): how big its first page is, what a
+login's password hash costs on each board class, and whether 20 browsers refreshing it
+slow the manager's polling.
+
+- page: the page and its script, gzip-compressed (what a browser downloads first).
+- login: PBKDF2-HMAC-SHA256 at the board class's iteration count
+  (manager_fw/web/auth.py ITERATIONS): CPython with OpenSSL; the MicroPython unix port
+  running the pure-Python stepped hash a board runs; the RP2040 estimated from the
+  instructions callgrind counts for that hash at the Pico W's count (2.5 RP2040 cycles
+  per x86 instruction at 125 MHz, as bench_bus.py).
+- heap: tools/bench/mp/web_heap.py in the MicroPython unix port: a 600-module manager
+  core, then the web app beside it (admin, 8 sessions, a published snapshot of every
+  module, 200 events).  web.heap_kb.pico_w.600 is what the web part holds besides its
+  code (a Pico W image freezes the code into flash); web.code_heap_kb its code loaded
+  from source, as the unix port has to.
+- load: the demo simulation at full speed with its web interface, manager cycles per
+  wall second while 20 logged-in clients each fetch /api/status and /api/events in a
+  loop, divided by the same without them (the faster of a run before and one after).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from stringcare.dev import layout
+
+RP2040_CYCLES_PER_X86_INSTR = 2.5
+RP2040_HZ = 125_000_000
+CLIENTS = 20
+LOAD_WALL_S = 15.0
+
+METRICS = {
+    "web.page_kb_gz": ("KB", "<= 60", "first page: HTML + script, gzip-compressed"),
+    "web.login_ms.cpython": (
+        "ms", None, "one login's hash on CPython (OpenSSL PBKDF2, 200 000 iterations)"),
+    "web.login_ms.unix": (
+        "ms", None, "one login's hash, MicroPython unix port (pure Python, 4 000 iterations)"),
+    "web.login_kinstr.rp2040": (
+        "k instr", None, "the Pico W's login hash (1 000 iterations) under callgrind"),
+    "web.login_est_ms.rp2040": (
+        "ms", None, "that hash on a 125 MHz RP2040 at 2.5 cycles per x86 instruction"),
+    "web.heap_kb.pico_w.600": (
+        "KB", "<= 48", "web app's data on the heap beside a 600-module core (code frozen)"),
+    "web.code_heap_kb": (
+        "KB", None, "microdot + manager_fw/web loaded from source (not frozen)"),
+    "web.snapshot_kb.600": ("KB", None, "one published snapshot of 600 modules (JSON)"),
+    "web.poll_rate_ratio.load": (
+        "ratio", ">= 0.9", "manager cycles per second with 20 clients refreshing / without"),
+}  # fmt: skip
+
+
+def page_kb_gz() -> float:
+    from manager_fw.web.page import APP_JS, PAGE_HTML
+
+    size = len(gzip.compress(PAGE_HTML.encode())) + len(gzip.compress(APP_JS.encode()))
+    return round(size / 1024, 1)
+
+
+def login_ms_cpython() -> float:
+    from manager_fw.web import auth
+
+    best = None
+    for _ in range(3):
+        t0 = time.perf_counter()
+        auth.pbkdf2(b"correct horse battery", b"0123456789abcdef", auth.ITERATIONS["cpython"])
+        dt = time.perf_counter() - t0
+        best = dt if best is None or dt < best else best
+    assert best is not None
+    return round(best * 1000, 1)
+
+
+def _mp(args: list[str], valgrind: bool = False) -> str:
+    exe = str(Path(sys.executable).parent / "micropython")
+    cmd = [exe, str(layout.repo_root() / "tools/bench/mp/web_hash.py"), str(layout.repo_root())]
+    cmd += args
+    if valgrind:
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError("MicroPython bench failed: %s" % (proc.stderr or proc.stdout)[-2000:])
+    return proc.stdout + proc.stderr
+
+
+def rp2040_kinstr() -> float:
+    from manager_fw.web import auth
+
+    if shutil.which("valgrind") is None:
+        subprocess.run(
+            [str(layout.repo_root() / "tools/sh/need-deb.sh"), "valgrind", "valgrind",
+             "instruction counts for the web benchmark"], check=True)  # fmt: skip
+    counts = []
+    for n in (1, auth.ITERATIONS["rp2040"]):
+        text = _mp([str(n)], valgrind=True)
+        m = re.search(r"Collected : (\d+)", text)
+        if not m:
+            raise RuntimeError("callgrind gave no count:\n" + text[-1000:])
+        counts.append(int(m.group(1)))
+    return (counts[1] - counts[0]) / 1000
+
+
+def _client(url: str, cookie: str, stop: threading.Event, counts: list[int]) -> None:
+    while not stop.is_set():
+        for path in ("api/status", "api/events?since=0"):
+            req = urllib.request.Request(url + path, headers={"Cookie": cookie})
+            try:
+                with urllib.request.urlopen(req, timeout=10) as r:
+                    r.read()
+                counts[0] += 1
+            except OSError:
+                counts[1] += 1
+
+
+def cycles_per_s(clients: int, progress: Callable[[str], None]) -> float:
+    from stringcare.sim import engine
+    from stringcare.sim import scenario as scn
+    from stringcare_host import status, webui
+
+    sim = engine.Simulation(scn.load("demo"))
+    ui = webui.WebUI("127.0.0.1", 0, config_obj=sim.config_obj, name="bench")
+    try:
+        code = ui.auth.setup_code
+        assert code is not None
+        ui.auth.create_first_admin(code, "bench", "bench password", "127.0.0.1", 0)
+        body = json.dumps({"user": "bench", "password": "bench password"}).encode()
+        req = urllib.request.Request(
+            ui.url() + "api/login", body, {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(req, timeout=30) as r:
+            cookie = r.headers["Set-Cookie"].split(";")[0]
+        # wait for the manager to poll, then measure
+        while sim.manager.mode_name() != "running" and sim.t_s < 600:
+            sim.step()
+        stop = threading.Event()
+        counts = [0, 0]
+        threads = [
+            threading.Thread(target=_client, args=(ui.url(), cookie, stop, counts), daemon=True)
+            for _ in range(clients)
+        ]
+        for t in threads:
+            t.start()
+        c0, t0, last = sim.manager.cycles, time.monotonic(), 0.0
+        while time.monotonic() - t0 < LOAD_WALL_S:
+            sim.step()
+            now = time.monotonic()
+            if now - last >= 0.5:  # the shell's web turn, as `stringcare sim` does it
+                last = now
+                ui.turn(sim.manager, sim.now_s(), sim.event_log, status.event_text)
+        rate = (sim.manager.cycles - c0) / (time.monotonic() - t0)
+        stop.set()
+        for t in threads:
+            t.join(timeout=15)
+        progress("%d clients: %.1f manager cycles/s, %d requests answered, %d failed"
+                 % (clients, rate, counts[0], counts[1]))  # fmt: skip
+        return rate
+    finally:
+        ui.shutdown()
+        sim.close()
+
+
+def run(progress: Callable[[str], None]) -> dict[str, float]:
+    from manager_fw.web import auth
+
+    out: dict[str, float] = {"web.page_kb_gz": page_kb_gz()}
+    progress("first page %.1f KB gzip" % out["web.page_kb_gz"])
+    out["web.login_ms.cpython"] = login_ms_cpython()
+    out["web.login_ms.unix"] = float(_mp([str(auth.ITERATIONS["unix"]), "t"]).strip())
+    kinstr = rp2040_kinstr()
+    out["web.login_kinstr.rp2040"] = round(kinstr, 1)
+    out["web.login_est_ms.rp2040"] = round(
+        kinstr * 1000 * RP2040_CYCLES_PER_X86_INSTR / RP2040_HZ * 1000, 1
+    )
+    progress("login hash: CPython %.1f ms, unix %.1f ms, RP2040 ~%.0f ms"
+             % (out["web.login_ms.cpython"], out["web.login_ms.unix"],
+                out["web.login_est_ms.rp2040"]))  # fmt: skip
+    exe = str(Path(sys.executable).parent / "micropython")
+    import microdot
+
+    site = str(Path(microdot.__file__).parent.parent)
+    proc = subprocess.run(
+        [exe, "-X", "heapsize=2M", str(layout.repo_root() / "tools/bench/mp/web_heap.py"),
+         str(layout.repo_root()), site, "600"],
+        capture_output=True, text=True, timeout=300)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError("web_heap.py failed: %s" % (proc.stderr or proc.stdout)[-2000:])
+    _core_kb, web_kb, code_kb, snap_bytes = proc.stdout.split()
+    out["web.heap_kb.pico_w.600"] = round(float(web_kb) - float(code_kb), 1)
+    out["web.code_heap_kb"] = float(code_kb)
+    out["web.snapshot_kb.600"] = round(int(snap_bytes) / 1024, 1)
+    progress("heap beside 600 modules: %.1f KB data, %.1f KB code from source"
+             % (out["web.heap_kb.pico_w.600"], out["web.code_heap_kb"]))  # fmt: skip
+    # quiet before and after the loaded run: the faster of the two (the machine is shared;
+    # other work only ever slows a run down)
+    quiet = cycles_per_s(0, progress)
+    loaded = cycles_per_s(CLIENTS, progress)
+    quiet = max(quiet, cycles_per_s(0, progress))
+    out["web.poll_rate_ratio.load"] = round(loaded / quiet, 3) if quiet else 0.0
+    return out
