@@ -61,6 +61,13 @@ class BlockType:
     kibam_k_per_h: float = 0.8
     # Interface (double-layer) capacitance, per Ah of capacity, per cell.
     interface_f_per_ah_per_cell: float = 10.0
+    # Slow relaxation stages behind the interface (docs/simulation.md, "Float
+    # relaxation"): capacitances as multiples of the interface capacitance, each
+    # reached through a resistance that gives it the time constant (minutes, hours, a
+    # day).  Fitted so a 5-year block taken off float at 2.27 V/cell still reads
+    # >= 2.17 V/cell after 4 h of rest and keeps relaxing for days.
+    relax_f_multiple: tuple[float, float, float] = (1.0, 4.0, 20.0)
+    relax_tau_s: tuple[float, float, float] = (300.0, 3600.0, 86400.0)
     # Thermal.
     mass_kg: float = 31.0
     specific_heat_j_per_kg_k: float = 800.0
@@ -187,6 +194,12 @@ class BlockParams:
     kibam_c: FloatArray
     kibam_k_per_s: FloatArray
     interface_f: FloatArray  # per block (cells in series)
+    relax1_f: FloatArray  # slow relaxation stages (F per block) and their time constants
+    relax2_f: FloatArray
+    relax3_f: FloatArray
+    relax1_tau_s: FloatArray
+    relax2_tau_s: FloatArray
+    relax3_tau_s: FloatArray
     thermal_capacity_j_per_k: FloatArray
     thermal_resistance_k_per_w: FloatArray
     age_years: FloatArray
@@ -302,6 +315,21 @@ def draw_blocks(
         kibam_c=full(bt.kibam_c),
         kibam_k_per_s=full(bt.kibam_k_per_h / 3600.0),
         interface_f=bt.interface_f_per_ah_per_cell * nominal_capacity / bt.n_cells,
+        relax1_f=bt.relax_f_multiple[0]
+        * bt.interface_f_per_ah_per_cell
+        * nominal_capacity
+        / bt.n_cells,
+        relax2_f=bt.relax_f_multiple[1]
+        * bt.interface_f_per_ah_per_cell
+        * nominal_capacity
+        / bt.n_cells,
+        relax3_f=bt.relax_f_multiple[2]
+        * bt.interface_f_per_ah_per_cell
+        * nominal_capacity
+        / bt.n_cells,
+        relax1_tau_s=full(bt.relax_tau_s[0]),
+        relax2_tau_s=full(bt.relax_tau_s[1]),
+        relax3_tau_s=full(bt.relax_tau_s[2]),
         thermal_capacity_j_per_k=full(bt.mass_kg * bt.specific_heat_j_per_kg_k),
         thermal_resistance_k_per_w=rth,
         age_years=ages,
@@ -367,6 +395,22 @@ def aged_block_changes(block_type: BlockType, from_age: float, to_age: float) ->
         "float_current_a_factor": float(a["float_current"][1] / a["float_current"][0]),
         "age_years": to_age,
     }
+
+
+RELAX_STAGES = 3
+
+
+def scale_interface(params: BlockParams, factor: float, stages: bool = False) -> None:
+    """Multiply the interface capacitance (the least certain parameter) by ``factor``
+    in place; with ``stages`` also the slow relaxation stages (their time constants
+    stay).  The balancing band (docs/simulation.md, "Balancing as a band")."""
+    if not (factor > 0 and math.isfinite(factor)):
+        raise ValueError("interface factor must be a positive number, got %r" % factor)
+    params.interface_f *= factor
+    if stages:
+        params.relax1_f *= factor
+        params.relax2_f *= factor
+        params.relax3_f *= factor
 
 
 def thermal_runaway_changes(short_s: float = 0.03) -> dict[str, float]:

@@ -136,6 +136,8 @@ class StringBank:
         self.soc = self.params.initial_soc.astype(float).copy()  # total charge / capacity
         self.kibam_delta = np.zeros(shape)  # bound minus available well level
         self.eta_v = np.zeros(shape)  # interface overvoltage over the open-circuit voltage
+        # Voltages of the slow relaxation stages behind the interface (one per stage).
+        self.relax_v = np.zeros((3,) + shape)
         self.v_rc = np.zeros(shape)
         self.temp_c = np.full(shape, float(ambient_c))
         # --- inputs held between steps
@@ -191,6 +193,7 @@ class StringBank:
             "soc",
             "kibam_delta",
             "eta_v",
+            "relax_v",
             "v_rc",
             "temp_c",
             "terminal_v",
@@ -296,8 +299,12 @@ class StringBank:
                 (1.0 - decay) / kk / self._avail_as,
                 th_decay,
                 p.r0_ohm + p.r1_ohm * (1.0 - a1),
+                self._relax_terms(dt),
             )
-        _dt, a1, r_rc, cap_dt, decay, kib_gain, th_decay, r_fixed = self._dt_cache
+        _dt, a1, r_rc, cap_dt, decay, kib_gain, th_decay, r_fixed, relax = self._dt_cache
+        relax_g, relax_a = relax
+        relax_gsum = relax_g.sum(axis=0)
+        relax_feed = (relax_g * self.relax_v).sum(axis=0)
         soc_a = self._plate_soc()
         ocv = self._ocv_e + self._ocv_span * soc_a + self._ocv_tc * (self.temp_c - 25.0)
         vrc_free = self.v_rc * a1
@@ -305,13 +312,14 @@ class StringBank:
         eta_star = eta0
         limit = 0.1 * p.n_cells
         # Newton on the implicit (backward Euler) interface equation, coupled with the
-        # string solve: C (eta - eta0)/dt = I - F(eta).  Usually one pass is enough.
+        # string solve: C (eta - eta0)/dt = I - F(eta) + sum_k g_k (u_k - eta), the
+        # slow stages u_k implicit too.  Usually one pass is enough.
         for _ in range(6):
             f_star, g_star, i_main, i_side, i_short, g_main = self._faradaic(
                 eta_star, ocv, soc_a, dt
             )
-            k_eta = 1.0 / (cap_dt + g_star)
-            eta_base = (cap_dt * eta0 - f_star + g_star * eta_star) * k_eta
+            k_eta = 1.0 / (cap_dt + g_star + relax_gsum)
+            eta_base = (cap_dt * eta0 - f_star + g_star * eta_star + relax_feed) * k_eta
             # Block terminal voltage is affine in its current: V = a + r I.
             a = ocv + eta_base + vrc_free
             r = k_eta + r_fixed
@@ -336,6 +344,7 @@ class StringBank:
         i_side = i_side + g_side * d_eta
         self._faradaic_conductance_s = g_star
         self.eta_v = eta_star
+        self.relax_v = (self.relax_v + relax_a * eta_star) / (1.0 + relax_a)
         self.v_rc = vrc_free + r_rc * current
         self.block_current_a = current
         self.main_current_a = i_main
@@ -363,6 +372,15 @@ class StringBank:
         t_eq = self.ambient_c + heat * p.thermal_resistance_k_per_w
         self.temp_c = t_eq + (self.temp_c - t_eq) * th_decay
         self.time_s += dt
+
+    def _relax_terms(self, dt: float) -> tuple[FloatArray, FloatArray]:
+        """Backward-Euler coefficients of the slow relaxation stages for a step dt:
+        the conductance g_k = C_k / (tau_k + dt) through which stage k feeds the
+        interface at the end of the step, and a_k = dt / tau_k (both (3, S, N))."""
+        p = self.params
+        caps = np.stack((p.relax1_f, p.relax2_f, p.relax3_f))
+        taus = np.stack((p.relax1_tau_s, p.relax2_tau_s, p.relax3_tau_s))
+        return caps / (taus + dt), dt / taus
 
     def _charger_sense_c(self) -> FloatArray:
         """The charger's battery-temperature probe: mean block temperature per bus."""
@@ -497,6 +515,7 @@ class StringBank:
         i_s = np.exp(0.5 * (log_lo + log_hi))[:, None]
         current = np.broadcast_to(i_s, self.soc.shape).copy()
         self.eta_v = eta_for(current)
+        self.relax_v[:] = self.eta_v  # the slow stages carry no current in steady state
         self.v_rc = p.r1_ohm * current
         self.block_current_a = current
         self.string_current_a = i_s[:, 0].copy()
@@ -554,6 +573,7 @@ class StringBank:
         self.soc[string, block] = self.params.initial_soc[string, block]
         self.kibam_delta[string, block] = 0.0
         self.eta_v[string, block] = 0.0
+        self.relax_v[:, string, block] = 0.0
         self.v_rc[string, block] = 0.0
         self.temp_c[string, block] = self.ambient_c[string, block]
         self._refresh_outputs()
