@@ -10,6 +10,9 @@
 #   * a slew limit on the duty (smooth load on the block and the board),
 #   * thermal derating on the board (internal) sensor: full duty up to
 #     limit - margin - band, linearly down to zero at limit - margin,
+#   * a cap for the bleed resistor's body, which the die sensor does not see: its
+#     steady rise over the board at a duty is V^2/R_bleed x duty x Rth_body, kept
+#     below the body limit minus BODY_MARGIN_MC,
 # and it stops (duty 0, integral cleared, reason flag set) when
 #   * balancing is disabled, or no valid target has arrived within the timeout,
 #   * the manager or the core reports a discharge,
@@ -19,6 +22,7 @@
 # A stop always takes effect in the same update (no slew on the way to zero).
 #
 # Units: uV, m°C, ms, duty in per mille.  Allocation-free per update.
+from shared import frontend as fe
 from shared.compat import const, ticks_diff
 
 DUTY_MAX = const(1000)
@@ -45,6 +49,9 @@ BOARD_MARGIN_MC = const(3000)
 # Loop gain 250 per mille/K x ~0.05 K per per mille (22 K/W, 2.3 W at full duty) ~ 12
 # against the board's ~10 min thermal time constant: no swing.
 DERATE_BAND_MC = const(4000)
+# The body estimate is steady state (the body's ~1 min lag only makes it pessimistic
+# on the way up) from a sensor that may read 2 K low: 10 K margin.
+BODY_MARGIN_MC = const(10000)
 BATTERY_HYSTERESIS_MC = const(2000)
 MAX_STEP_MS = const(10000)  # longer gaps between updates count as this
 
@@ -63,6 +70,10 @@ class BalanceController:
         self.window_max_uv = variant.eq_max_uv
         self.board_stop_mc = variant.board_temp_limit_mc - BOARD_MARGIN_MC
         self.battery_limit_mc = variant.battery_temp_limit_mc
+        front = fe.frontend(variant.id)
+        self.bleed_mohm = front.bleed_mohm
+        self.body_rth_mk_per_w = front.bleed_body_rth_mk_per_w
+        self.body_stop_mc = front.bleed_body_limit_mc - BODY_MARGIN_MC
         self.enabled = True
         self.discharge = False
         self.target_uv = 0
@@ -170,6 +181,16 @@ class BalanceController:
         if headroom < DERATE_BAND_MC:
             cap = (DUTY_MAX * headroom) // DERATE_BAND_MC  # < 2**30: 1000 * 1e4
             flags |= BAL_DERATED
+        # The resistor's body: full-duty rise in mK = V^2/R (mW) x Rth (mK/W) / 1000
+        # (mV^2 < 2**30 below 32.7 V; the variants' < 4 W x 60000 < 2**28).
+        mv = voltage_uv // 1000
+        rise_mk = ((mv * mv) // self.bleed_mohm) * self.body_rth_mk_per_w // 1000
+        if rise_mk > 0:
+            body_room = self.body_stop_mc - board_temp_mc
+            body_cap = 0 if body_room <= 0 else (DUTY_MAX * body_room) // rise_mk
+            if body_cap < cap:
+                cap = body_cap
+                flags |= BAL_DERATED
 
         # Error above target.  The deadband only decides when bleeding starts; once it
         # has, P and I both act on the true error (limited to the proportional band):

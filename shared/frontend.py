@@ -119,6 +119,11 @@ class FrontEnd:
         self.board_tau_ms = 600000
         # Quiescent dissipation of the module (15-40 mA from the battery, SPEC).
         self.quiescent_mw = 150
+        # The bleed resistor's body above the board (the hot node the die sensor does
+        # not see): ~60 K/W for an axial 3 W part in free air, and the body limit the
+        # controller keeps it under (docs/frontend.md, "Thermal model").
+        self.bleed_body_rth_mk_per_w = 60000
+        self.bleed_body_limit_mc = 200000
 
     def divider_ratio(self) -> tuple:
         """(numerator, denominator) of block voltage / ADC input voltage."""

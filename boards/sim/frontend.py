@@ -51,6 +51,51 @@ HPF_TAU_S = 4.7
 # the sink's set point goes through two RC lags (docs/frontend.md)
 EXCITATION_TAUS_S = (fe.EXCITATION_TAU_US / 1e6, fe.EXCITATION_TAU_US * 1.1 / 1e6)
 
+# --- Roughness of a real board over its service life (docs/measurement.md, "Error
+# budget over a service life"; each value's source is there).  Drawn per board from
+# their own generator, so the earlier tolerances of a seed stay what they were.
+# Converter integral non-linearity: a bow over the range (sigma) and a zigzag
+# repeating every 512 codes (the RP2040's segment boundaries, where its wide codes sit).
+INL_BOW_LSB = {fe.ADC_RP2040: 1.5, fe.ADC_STM32G4: 1.0}
+INL_SAW_LSB = {fe.ADC_RP2040: 1.0, fe.ADC_STM32G4: 0.3}
+ADC_OFFSET_TC_LSB_PER_K = 0.02  # +- (uniform), converter offset drift with temperature
+ADC_OFFSET_AGE_LSB = 0.5  # sigma of the offset's drift over DESIGN_LIFE_YEARS
+DIVIDER_RES_TC = 10e-6  # sigma per resistor, /K, clipped to the datasheet's 25 ppm/K
+DIVIDER_RES_TC_MAX = 25e-6
+DIVIDER_AGE_REL = 0.0002  # sigma per resistor over DESIGN_LIFE_YEARS (thin film, ~0 W)
+VREF_AGE_PPM_PER_1000H = 30.0  # sigma; ADR3430 datasheet long-term stability, typical
+VREF_HYSTERESIS_PPM = 70.0  # +- (uniform): ADR3430 thermal hysteresis, typical
+LEAK_S_MAX = 1.0 / 2e9  # conductance across the divider's bottom at end of life (0..)
+DESIGN_LIFE_YEARS = 10.0
+# Two-node board thermal model: the bleed resistor's body (hot node) above the board
+# node; the divider sits a fraction of that rise above the board, the die sensor on it.
+# ~60 K/W: an axial 3 W resistor (Vishay AC03) in free air, read off the datasheet's
+# hot-spot rise curve (approximate); its body may run far hotter than the board.
+BLEED_BODY_RTH_K_PER_W = 60.0
+BLEED_BODY_TAU_S = 60.0
+# What the body may reach: below the film's rating, and what a board holding it off
+# the FR4 on its leads tolerates (an assumption; the board README owns the design).
+BLEED_BODY_LIMIT_C = 200.0
+DIVIDER_COUPLING = (0.0, 0.15)  # share of the resistor's rise the divider sees
+# The module's own supply power from its block, per board (uniform): 16-22 mA at a
+# 12 V block's 13.6 V (SPEC: 15-40 mA); a 2 V module's boost draws ~0.12 A.  All of
+# it ends up as heat on the board.
+SUPPLY_W = (0.22, 0.30)
+
+
+# The engineer's reference meter: a 5 1/2-digit bench meter's 1-year DC volts,
+# +-(0.015 % of reading + 2 counts of the range's last digit) (typical of the class;
+# boards/rp2040_module/README.md asks for >= 5 1/2 digits), drawn uniformly within.
+METER_READING = 0.00015
+METER_COUNTS = 2
+
+
+def meter_reading_v(true_v: float, rng: random.Random) -> float:
+    """What the calibration meter shows for a true voltage."""
+    count = 1e-5 if true_v < 2.0 else (1e-4 if true_v < 20.0 else 1e-3)
+    err = true_v * METER_READING + METER_COUNTS * count
+    return true_v + rng.uniform(-err, err)
+
 
 class LagChain:
     """First-order lags in series, updated exactly for a constant input.
@@ -108,6 +153,11 @@ class Converter:
         self.offset_lsb = rng.gauss(0.0, 2.0)
         self.gain_error = rng.gauss(0.0, 0.002)
         self.noise_lsb = NOISE_LSB[kind]
+        # integral non-linearity and drifting offset: SimBoard sets them (roughness)
+        self.inl_bow_lsb = 0.0
+        self.inl_saw_lsb = 0.0
+        self.offset_tc_lsb_per_k = 0.0
+        self.offset_now_lsb = 0.0
         if kind == fe.ADC_RP2040:
             self.spike_extra = [
                 max(0.0, w + rng.gauss(0.0, RP2040_SPIKE_SPREAD_LSB))
@@ -152,8 +202,17 @@ class Converter:
         plain = np.clip(np.floor(u - cum + 0.5), 0, fe.ADC_MAX_CODE).astype(np.int64)
         return np.where(wide >= 0, wide, plain)
 
+    def inl_lsb(self, u: float) -> float:
+        """Integral non-linearity at u ideal LSB: a bow (zero at both ends) and a
+        continuous zigzag over each 512-code segment (its steps are the wide codes,
+        modelled apart)."""
+        x = u / fe.ADC_CODES
+        zig = 1.0 - 4.0 * abs((u % 512.0) / 512.0 - 0.5)
+        return self.inl_bow_lsb * 4.0 * x * (1.0 - x) + self.inl_saw_lsb * zig
+
     def ideal_lsb(self, v_pin: float) -> float:
-        return v_pin / ADC_LSB_V * (1.0 + self.gain_error) + self.offset_lsb
+        u = v_pin / ADC_LSB_V * (1.0 + self.gain_error)
+        return u + self.inl_lsb(u) + self.offset_lsb + self.offset_now_lsb
 
     def sample(self, v_pin: float, rng: random.Random) -> int:
         return self.code_of(self.ideal_lsb(v_pin) + rng.gauss(0.0, self.noise_lsb))
@@ -163,7 +222,10 @@ class Converter:
         seeded by rng, so the result is as deterministic as the scalar path."""
         gen = np.random.default_rng(rng.getrandbits(64))
         u = np.asarray(v_pins, dtype=float) / ADC_LSB_V * (1.0 + self.gain_error)
-        u += self.offset_lsb + gen.normal(0.0, self.noise_lsb, u.shape)
+        x = u / fe.ADC_CODES
+        u = u + self.inl_bow_lsb * 4.0 * x * (1.0 - x)
+        u += self.inl_saw_lsb * (1.0 - 4.0 * np.abs((u % 512.0) / 512.0 - 0.5))
+        u += self.offset_lsb + self.offset_now_lsb + gen.normal(0.0, self.noise_lsb, u.shape)
         return self.codes_of(u).tolist()
 
 
@@ -246,19 +308,35 @@ class SwitchingRipple:
 
 
 class BoardThermal:
-    """One-node thermal model of the module board (exact exponential update)."""
+    """Thermal model of the module board: the board node (die sensor, divider) with
+    one time constant to ambient, and the bleed resistor's body above it
+    (``hot_c``, its own time constant).  Exact exponential updates."""
 
     def __init__(self, rth_k_per_w: float, tau_s: float, ambient_c: float = 25.0) -> None:
         self.rth_k_per_w = rth_k_per_w
         self.tau_s = tau_s
         self.ambient_c = ambient_c
         self.temp_c = ambient_c
+        self.hot_c = ambient_c  # the bleed resistor's body
+        self.hot_rth_k_per_w = BLEED_BODY_RTH_K_PER_W
+        self.hot_tau_s = BLEED_BODY_TAU_S
 
-    def step(self, dt_s: float, power_w: float, ambient_c: float | None = None) -> float:
+    def step(
+        self,
+        dt_s: float,
+        power_w: float,
+        ambient_c: float | None = None,
+        resistor_w: float = 0.0,
+    ) -> float:
+        """Advance dt_s with power_w into the board (all of it, the resistor's share
+        included) and resistor_w in the bleed resistor; returns the board node."""
         if ambient_c is not None:
             self.ambient_c = ambient_c
         target = self.ambient_c + power_w * self.rth_k_per_w
         self.temp_c = target + (self.temp_c - target) * math.exp(-dt_s / self.tau_s)
+        rise = resistor_w * self.hot_rth_k_per_w
+        hot_rise = self.hot_c - self.temp_c
+        self.hot_c = self.temp_c + rise + (hot_rise - rise) * math.exp(-dt_s / self.hot_tau_s)
         return self.temp_c
 
 
@@ -271,6 +349,7 @@ class SimBoard:
         self.adc_kind = adc_kind
         rng = random.Random(("board", variant_id, seed, adc_kind).__repr__())
         self.noise = random.Random(("noise", variant_id, seed, adc_kind).__repr__())
+        self.seed = seed
         self.adc = Converter(adc_kind, rng)
         # voltage channel
         top = self.front.divider_top_ohm * (1 + rng.uniform(-0.001, 0.001))
@@ -307,15 +386,58 @@ class SimBoard:
         self.thermal = BoardThermal(
             self.front.board_rth_mk_per_w / 1000.0, self.front.board_tau_ms / 1000.0
         )
+        # --- roughness over a service life (constants above; docs/measurement.md)
+        rough = random.Random(("rough", variant_id, seed, adc_kind).__repr__())
+        self.adc.inl_bow_lsb = rough.gauss(0.0, INL_BOW_LSB[adc_kind])
+        self.adc.inl_saw_lsb = rough.uniform(-1.0, 1.0) * INL_SAW_LSB[adc_kind]
+        self.adc.offset_tc_lsb_per_k = rough.uniform(-1.0, 1.0) * ADC_OFFSET_TC_LSB_PER_K
+        self.adc_offset_life_lsb = rough.gauss(0.0, ADC_OFFSET_AGE_LSB)
+
+        def res_tc() -> float:
+            tc = rough.gauss(0.0, DIVIDER_RES_TC)
+            return max(-DIVIDER_RES_TC_MAX, min(DIVIDER_RES_TC_MAX, tc))
+
+        # the divider's ratio tempco from its two resistors' own (they do not track)
+        self.divider_tc = (1.0 - self.divider_gain) * (res_tc() - res_tc())
+        self.divider_life_rel = (1.0 - self.divider_gain) * (
+            rough.gauss(0.0, DIVIDER_AGE_REL) - rough.gauss(0.0, DIVIDER_AGE_REL)
+        )
+        self.vref_age_ppm = rough.gauss(0.0, VREF_AGE_PPM_PER_1000H)
+        self.vref_hysteresis_ppm = rough.uniform(-1.0, 1.0) * VREF_HYSTERESIS_PPM
+        self.leak_life_s = rough.uniform(0.0, LEAK_S_MAX)
+        self.divider_coupling = rough.uniform(*DIVIDER_COUPLING)
+        self.supply_w = rough.uniform(*SUPPLY_W)
+        self.age_years = 0.0  # set to look at the board later in its life
+        self.divider_rise_k = 0.0  # divider above the board node (bleed resistor's heat)
 
     # --- conversions ------------------------------------------------------------------
 
+    def _life(self) -> float:
+        """Share of the end-of-life drift reached at age_years (square-root law)."""
+        return math.sqrt(min(max(self.age_years, 0.0) / DESIGN_LIFE_YEARS, 1.0))
+
     def _vref_scale(self, board_c: float) -> float:
-        """ADC input scaling for reference error and tempco (relative to 3.000 V)."""
-        return 1.0 / ((1 + self.vref_error) * (1 + self.vref_tc * (board_c - 25.0)))
+        """ADC input scaling for reference error, tempco, ageing and thermal hysteresis
+        (relative to 3.000 V)."""
+        age = 0.0
+        if self.age_years > 0.0:
+            k_hours = self.age_years * 8.766  # thousands of hours
+            law = math.sqrt(k_hours) if k_hours < 1.0 else 1.0 + math.log10(k_hours)
+            age = (self.vref_age_ppm * law + self.vref_hysteresis_ppm) * 1e-6
+        return 1.0 / ((1 + self.vref_error) * (1 + self.vref_tc * (board_c - 25.0)) * (1 + age))
 
     def _volt_pin(self, block_v: float, board_c: float) -> float:
-        gain = self.divider_gain * (1 + self.divider_tc * (board_c - 25.0))
+        div_c = board_c + self.divider_rise_k
+        gain = self.divider_gain * (1 + self.divider_tc * (div_c - 25.0))
+        life = self._life()
+        if life:
+            # resistor drift, and leakage across the bottom resistor (G_leak R_bot)
+            gain *= 1 + self.divider_life_rel * life
+            leak = self.leak_life_s * life * self.front.divider_bottom_ohm
+            gain *= (1 - self.divider_gain) / (1 + leak - self.divider_gain)
+        self.adc.offset_now_lsb = (
+            self.adc.offset_tc_lsb_per_k * (board_c - 25.0) + self.adc_offset_life_lsb * life
+        )
         return (block_v * gain + self.buffer_offset_v) * self._vref_scale(board_c)
 
     # --- block voltage -------------------------------------------------------------------
@@ -445,11 +567,28 @@ class SimBoard:
 
     def board_power_w(self, block_v: float, duty_permille: int) -> float:
         r = self.front.bleed_mohm / 1000.0
-        return block_v * block_v / r * duty_permille / 1000.0 + self.front.quiescent_mw / 1000.0
+        return block_v * block_v / r * duty_permille / 1000.0 + self.supply_w
+
+    def supply_current_a(self, block_v: float) -> float:
+        """The module's own supply current from its block (A) at block_v."""
+        return self.supply_w / max(block_v, 0.5 * self.variant.cells)
 
     def heat(self, dt_s: float, block_v: float, duty_permille: int, ambient_c: float) -> float:
-        """Advance the board's temperature by dt_s of bleeding at this duty; degC."""
-        return self.thermal.step(dt_s, self.board_power_w(block_v, duty_permille), ambient_c)
+        """Advance the board's temperature by dt_s of bleeding at this duty; returns the
+        board node (where the die sensor is), degC.  The bleed resistor's body is
+        ``thermal.hot_c``; the divider sits ``divider_rise_k`` above the board node."""
+        r = self.front.bleed_mohm / 1000.0
+        resistor_w = block_v * block_v / r * duty_permille / 1000.0
+        t = self.thermal.step(
+            dt_s, self.board_power_w(block_v, duty_permille), ambient_c, resistor_w
+        )
+        self.divider_rise_k = self.divider_coupling * (self.thermal.hot_c - t)
+        return t
+
+    @property
+    def resistor_c(self) -> float:
+        """The bleed resistor's body temperature (the hot node), degC."""
+        return self.thermal.hot_c
 
     # --- Ri captures -----------------------------------------------------------------------
 

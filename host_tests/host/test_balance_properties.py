@@ -5,7 +5,9 @@ battery states (hypothesis), with the simulated board heating from its own bleed
   window, with a stale or missing target, during a discharge, when the battery probe
   is hot, or without a valid measurement;
 * the board's true temperature never exceeds its limit (ambient up to 60 degC), even
-  though the controller sees it through a sensor that may read up to 2 K low.
+  though the controller sees it through a sensor that may read up to 2 K low;
+* nor does the bleed resistor's body (the board's hot node, ~60 K/W above the board),
+  which the die sensor does not see at all.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boards.sim.frontend import SimBoard
+from boards.sim.frontend import BLEED_BODY_LIMIT_C, SimBoard
 from shared import balance as bal
 from shared.balance import BalanceController
 from shared.compat import TICKS_MAX, ticks_add, ticks_diff
@@ -60,8 +62,11 @@ def test_never_bleeds_when_forbidden_and_never_overheats(variant_index, start, s
         # the board heats with the duty chosen at the previous update
         voltage_uv = variant.float_uv + variant.float_uv * volt_off // 1000
         ambient_c = float(min(ambient, 60))
-        board.thermal.step(step_ms / 1000.0, board.board_power_w(voltage_uv / 1e6, duty), ambient_c)
+        board.heat(step_ms / 1000.0, voltage_uv / 1e6, duty, ambient_c)
         assert board.thermal.temp_c <= limit_c, (board.thermal.temp_c, duty)
+        # the bleed resistor's body (hot node) runs far above the die the controller
+        # reads: it must stay within its own limit, with derating on the die alone
+        assert board.resistor_c <= BLEED_BODY_LIMIT_C, (board.resistor_c, duty)
         now = ticks_add(now, step_ms)
         measured_voltage = None if action == 9 else voltage_uv
         board_mc = int(board.thermal.temp_c * 1000) + sensor_err
@@ -97,12 +102,15 @@ def test_full_bleed_for_hours_stays_under_the_limit(variant_index, ambient) -> N
     now = 0
     duty = 0
     peak = 0.0
+    hot = 0.0
     for _ in range(6 * 3600 // 5):
         ctrl.set_target(now, variant.float_uv)
-        board.thermal.step(5.0, board.board_power_w(high / 1e6, duty))
+        board.heat(5.0, high / 1e6, duty, float(ambient))
         peak = max(peak, board.thermal.temp_c)
+        hot = max(hot, board.resistor_c)
         now = ticks_add(now, 5000)
         duty = ctrl.update(now, high, int(board.thermal.temp_c * 1000) - 2000)
     assert peak <= variant.board_temp_limit_mc / 1000.0
+    assert hot <= BLEED_BODY_LIMIT_C  # the resistor's body: ~2 W x 60 K/W above the board
     if ambient <= 30:
         assert duty > 0  # derated, not stopped, at ordinary temperatures

@@ -111,12 +111,14 @@ def test_without_balancing_the_float_string_keeps_its_spread():
 
 @pytest.fixture(scope="module")
 def float_balanced() -> dict:
-    """The float scenario's string, shortened to 16 blocks and 2 h with balancing on
-    (about 30 s).  The full 64 x 24 h run, with its convergence time, ratio to the
-    greedy reference and settled swing, is `make bench` (sim.converge_*): a test checks
+    """The float scenario's string, shortened to 16 blocks and 8 h with balancing on
+    (about 2 min; hours, not minutes: the bled blocks' slow relaxation stages drain
+    too, docs/simulation.md "Float relaxation").  The full 64 x 24 h run, with its
+    convergence time, ratio to the greedy reference and settled swing, and the band
+    over the uncertain parameters, is `make bench` (sim.converge_*): a test checks
     the properties on a short run, the benchmark measures the figures."""
-    sim = engine.Simulation(small("float", blocks=16, hours=2.0))
-    sim.run(2 * 3600)
+    sim = engine.Simulation(small("float", blocks=16, hours=8.0))
+    sim.run(8 * 3600)
     return sim.report()
 
 
@@ -125,16 +127,21 @@ def test_with_balancing_every_block_ends_within_10mV_of_its_target(float_balance
     assert r["initial_spread_v"] > 1.0
     worst = max(abs(b["final_dev_mv"]) for b in r["blocks"])
     assert worst <= 10.0, worst
-    assert r["converge_h"] is not None and r["converge_h"] <= 2
+    assert r["converge_h"] is not None and r["converge_h"] <= 8
     # the low-floating blocks were lifted, not parked below the band's edge: the
     # 10 uV target and the modules' error-feedback readings (docs/balancing.md)
-    assert min(b["final_dev_mv"] for b in r["blocks"]) >= -5.0
+    # (-7 mV: the boards' readings now carry INL, a divider above the die and a real
+    # calibration meter, a few mV at 13.6 V; docs/measurement.md)
+    assert min(b["final_dev_mv"] for b in r["blocks"]) >= -7.0
     # balancing acted only through the bleed: energy went into the high blocks
     assert r["bleed_energy_wh"] > 0
     hot = max(r["blocks"], key=lambda b: b["initial_v"])
     assert hot["bleed_h"] > 1
     # and no module's board went past its limit doing it
     assert max(b["board_temp_max_c"] for b in r["blocks"]) < 70
+    # nor did a bleed resistor's body, which runs far hotter than the die it is
+    # derated on (boards/sim/frontend.py, two-node thermal model)
+    assert max(b["resistor_temp_max_c"] for b in r["blocks"]) < 200
 
 
 def test_manager_sees_what_the_modules_measure(float_balanced):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import numpy as np
 
 from boards.sim import devices as simdev
 from boards.sim.bus import ResponderNode, VirtualBus
-from boards.sim.frontend import Block, Ripple, SimBoard
+from boards.sim.frontend import Block, Ripple, SimBoard, meter_reading_v
 from boards.sim.manager_shell import SimManagerShell
 from boards.sim.riset import ri_values
 from manager_fw import addressing as mad
@@ -163,7 +164,10 @@ class Simulation:
         tick_s: float = 5.0,
         balancing: bool | None = None,
         micropython: bool = False,
+        interface_factor: float = 1.0,
     ) -> None:
+        """``interface_factor`` multiplies every block's interface capacitance, the
+        least certain parameter (the balancing band of tools/bench/bench_sim_band.py)."""
         self.sc = sc
         self.micropython = micropython
         self.seed = sc.seed if seed is None else seed
@@ -207,6 +211,8 @@ class Simulation:
                 raise ValueError(
                     "battery.overrides (string %d, block %d): %s" % (s + 1, b + 1, exc)
                 ) from None
+        if interface_factor != 1.0:
+            prm.scale_interface(p0, interface_factor)
         # A centre-tapped UPS: each pair of strings is one series chain on one charger
         # (its two halves, the centre tap to neutral); the physics sees the chains, the
         # manager the strings.  Block b of string s is element (s // k, (s % k) * N + b)
@@ -321,6 +327,7 @@ class Simulation:
         self.bleed_seconds = np.zeros(self._shape)
         self.max_block_temp_c = self._v(self.bank.temp_c).copy()
         self.max_board_temp_c = np.full(self._shape, sc.ambient_c)
+        self.max_resistor_temp_c = np.full(self._shape, sc.ambient_c)  # the hot node
         self.wall_s = 0.0
         self._ri_true_nohm: dict[int, int] = {}
 
@@ -340,9 +347,11 @@ class Simulation:
             for _ in range(16):
                 total += bv.raw_uv(board.voltage_frame_sum_x2(ref))
             raws.append(total // 16)
-        offset, gain = measure.calibration_from_points(
-            raws[0], int(lo * 1e6), raws[1], int(hi * 1e6)
-        )
+        # the supply as the engineer's meter reads it: a 5 1/2-digit meter's
+        # uncertainty (tools/bench/bench_sim_life.py, docs/measurement.md)
+        meter = random.Random(("engineer", self.seed, board.seed).__repr__())
+        refs = [int(round(meter_reading_v(x, meter) * 1e6)) for x in (lo, hi)]
+        offset, gain = measure.calibration_from_points(raws[0], refs[0], raws[1], refs[1])
         st = core.state
         st.cal_offset[0] = offset
         st.cal_gain_ppm[0] = gain
@@ -406,7 +415,8 @@ class Simulation:
         params.n_cells[s, b] = n - cells
         params.r0_ohm[s, b] *= (n - cells) / n
         params.r1_ohm[s, b] *= (n - cells) / n
-        params.interface_f[s, b] *= n / (n - cells)  # cells in series: C/n per block
+        for name in ("interface_f", "relax1_f", "relax2_f", "relax3_f"):
+            getattr(params, name)[s, b] *= n / (n - cells)  # cells in series: C/n per block
 
     def _ambient(self, t_s: float) -> np.ndarray:
         """Air temperature at every block now (physics shape): the room, its daily
@@ -440,15 +450,17 @@ class Simulation:
         t_end = self.t_s + dt
         bank = self.bank
         bleed = np.zeros(self._shape)
+        supply = np.zeros(self._shape)  # the modules' own supply current (frontend.py)
         terminal = self._v(bank.terminal_v)
         for m in self.modules:
+            v_now = float(terminal[m.string, m.block])
+            if not m.unplugged:
+                supply[m.string, m.block] = m.board.supply_current_a(v_now)
             duty = m.core.duty
             if duty:
-                bleed[m.string, m.block] = m.board.bleed_current_a(
-                    float(terminal[m.string, m.block]), duty
-                )
+                bleed[m.string, m.block] = m.board.bleed_current_a(v_now, duty)
         amb_now = self._ambient(self.t_s + dt / 2)
-        bank.step(dt, bleed.reshape(bank.terminal_v.shape), amb_now)
+        bank.step(dt, (bleed + supply).reshape(bank.terminal_v.shape), amb_now)
         terminal = self._v(bank.terminal_v)
         self.bleed_energy_j += bleed * terminal * dt
         self.bleed_seconds += (bleed > 0) * dt
@@ -479,6 +491,8 @@ class Simulation:
         for m in self.modules:
             if m.board_c > self.max_board_temp_c[m.string, m.block]:
                 self.max_board_temp_c[m.string, m.block] = m.board_c
+            if m.board.resistor_c > self.max_resistor_temp_c[m.string, m.block]:
+                self.max_resistor_temp_c[m.string, m.block] = m.board.resistor_c
         self._sync_sensors()
         self.shell.run_until(int(self.t_s * 1e6))
         self._collect_events()
@@ -780,6 +794,7 @@ class Simulation:
                     "measured_mv": self._measured_mv(i) if i >= 0 else None,
                     "temp_max_c": round(float(self.max_block_temp_c[s, b]), 2),
                     "board_temp_max_c": round(float(self.max_board_temp_c[s, b]), 2),
+                    "resistor_temp_max_c": round(float(self.max_resistor_temp_c[s, b]), 2),
                     "bleed_wh": round(float(self.bleed_energy_j[s, b]) / 3600, 3),
                     "bleed_h": round(float(self.bleed_seconds[s, b]) / 3600, 3),
                     "ri_true_mohm": round(float(self._v(self.bank.params.r0_ohm)[s, b]) * 1000, 3),

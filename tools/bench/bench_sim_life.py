@@ -1,0 +1,164 @@
+"""Voltage accuracy of a simulated module over its service life (docs/measurement.md,
+"Error budget over a service life").
+
+Each simulated board (boards/sim/frontend.py) carries its tolerances and the roughness
+a real one has: converter INL (bow and 512-code sawtooth) and offset drift with
+temperature and years, divider resistors with their own tempco and drift (they do not
+track), reference ageing and thermal hysteresis, leakage across the divider, and a
+divider that sits above the die sensor's temperature while the bleed resistor is hot.
+It is commissioned as boards/rp2040_module/README.md says, by an engineer whose meter
+has a real uncertainty (METER_*): the board sensor against a thermometer
+(THERMOMETER_K), two voltage points, the tempco with the board warmed.  Then, for ages
+0-10 years, ambients 10-40 °C, the board idle or bleeding hard, and five voltages over
+the variant's nominal range, the calibrated module reads the block through the real
+firmware (shared/measure.py) and the error is taken against the true voltage.
+
+module.voltage.err_pct.life: the largest |error| in % of reading over all of that, 8
+boards of every variant.  The meter's own uncertainty is in it (the module can be no
+better than its calibration).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from boards.sim.frontend import BLEED_BODY_RTH_K_PER_W, SimBoard, meter_reading_v
+from shared import measure, variants
+from stringcare.commands import calibrate
+
+BOARDS = 8
+AGES_YEARS = (0.0, 2.0, 5.0, 10.0)
+AMBIENTS_C = (10.0, 25.0, 40.0)
+# The engineer's meter: boards.sim.frontend.meter_reading_v (a 5 1/2-digit bench
+# meter's uncertainty, one draw per reading).
+# The calibration points the procedure asks for, per cell (12 V: 11.0 and 14.5 V), as
+# the simulator's engineer takes them (stringcare.sim.engine).
+CAL_LOW_UV_PER_CELL = 11_000_000 // 6
+CAL_HIGH_UV_PER_CELL = 14_500_000 // 6
+THERMOMETER_K = 0.3  # the reference thermometer for the board sensor
+FRAMES = 16
+BLEED_RISE_K = 35.0  # board node above ambient when bleeding hard (derated)
+SUPPLY_RISE_K = 6.0  # board node above ambient from the module's own supply
+
+METRICS = {
+    "module.voltage.err_pct.life": (
+        "%",
+        "<= 0.1",
+        "largest |voltage error| over 10 years, 10-40 °C ambient, idle or bleeding, "
+        "nominal range, 8 boards per variant, meter uncertainty included",
+    ),
+    "module.voltage.err_pct.life_window": (
+        "%",
+        None,
+        "the same inside the equalising window (where balancing and judgement read)",
+    ),
+    "module.voltage.err_pct.new": ("%", None, "the same at commissioning age (year 0)"),
+    "module.voltage.err_pct.life_p95": ("%", None, "95th percentile of those errors"),
+}
+
+
+def _meter(true_v: float, rng: random.Random) -> float:
+    return meter_reading_v(true_v, rng)
+
+
+def _board_mc(board: SimBoard, board_c: float, offset_mc: int, adc_kind: int) -> int:
+    temp = measure.Temperature(adc_kind, offset_mc)
+    for _ in range(8):
+        temp.push_frame(board.internal_sensor_frame_sum_x2(board_c))
+    return int(temp.board_temp_mc)
+
+
+def _read_uv(bv: measure.BlockVoltage, board: SimBoard, v: float, board_c: float, mc: int) -> int:
+    """The module's reading: the mean of FRAMES frames, tempco-corrected as
+    BlockVoltage.push_frame does (without its filter's settling)."""
+    total = 0
+    for _ in range(FRAMES):
+        total += bv.raw_uv(board.voltage_frame_sum_x2(v, 0.0, board_c))
+    uv = total // FRAMES
+    if bv.tempco_ppb:
+        uv -= measure.tempco_correction_uv(uv, bv.tempco_ppb, mc - bv.tempco_ref_mc)
+    return uv
+
+
+def commission(board: SimBoard, rng: random.Random) -> tuple[int, int, int, int, int]:
+    """(offset_uv, gain_ppm, sensor offset m°C, tempco ref m°C, tempco ppb/K)."""
+    v = board.variant
+    kind = board.adc_kind
+    # 1. the board sensor against the thermometer, still air at 25 °C
+    thermo = 25.0 + rng.uniform(-THERMOMETER_K, THERMOMETER_K)
+    sensor_mc = int(thermo * 1000) - _board_mc(board, 25.0, 0, kind)
+    # 2. two voltage points, the supply read by the meter
+    bv = measure.BlockVoltage(v.id)
+    raws = []
+    refs = []
+    for uv in (CAL_LOW_UV_PER_CELL * v.cells, CAL_HIGH_UV_PER_CELL * v.cells):
+        total = 0
+        for _ in range(FRAMES):
+            total += bv.raw_uv(board.voltage_frame_sum_x2(uv / 1e6, 0.0, 25.0))
+        raws.append(total // FRAMES)
+        refs.append(int(round(_meter(uv / 1e6, rng) * 1e6)))
+    offset, gain = measure.calibration_from_points(raws[0], refs[0], raws[1], refs[1])
+    # 3. the tempco: one steady voltage, the board cold then warmed 30 K (heat gun:
+    # board and divider alike), readings in whole mV against the meter
+    cal = measure.BlockVoltage(v.id, offset, gain)
+    tempco_v = v.float_uv / 1e6
+    meter_mv = _meter(tempco_v, rng) * 1000
+    points = []
+    for board_c in (25.0, 55.0):
+        mc = _board_mc(board, board_c, sensor_mc, kind)
+        total_mv = 0
+        for _ in range(10):
+            uv = cal.raw_uv(board.voltage_frame_sum_x2(tempco_v, 0.0, board_c))
+            total_mv += (uv + 500) // 1000
+        points.append((total_mv / 10, meter_mv, mc))
+    tc = calibrate.tempco_fit(points[0], points[1], points[0][2], 0)
+    return offset, gain, sensor_mc, points[0][2], tc
+
+
+def board_errors(variant_id: int, seed: int) -> list[tuple[float, float, bool]]:
+    """(age, |error| %, inside the equalising window) of one board over its life."""
+    board = SimBoard(variant_id, seed)
+    v = board.variant
+    rng = random.Random(("engineer", variant_id, seed).__repr__())
+    offset, gain, sensor_mc, ref_mc, tc = commission(board, rng)
+    top = min(v.nominal_max_uv, v.measure_max_uv * 95 // 100)
+    points = [v.nominal_min_uv + (top - v.nominal_min_uv) * k // 4 for k in range(5)]
+    points += [v.eq_min_uv + (v.eq_max_uv - v.eq_min_uv) * k // 4 for k in range(5)]
+    window = set(points[5:])
+    out = []
+    for age in AGES_YEARS:
+        board.age_years = age
+        for ambient in AMBIENTS_C:
+            for bleeding in (False, True):
+                board_c = ambient + (BLEED_RISE_K if bleeding else SUPPLY_RISE_K)
+                # the divider sees part of the hot bleed resistor's rise (two-node
+                # model: ~2 W on its body when bleeding hard)
+                hot_rise = 2.0 * BLEED_BODY_RTH_K_PER_W if bleeding else 0.0
+                board.divider_rise_k = board.divider_coupling * hot_rise
+                mc = _board_mc(board, board_c, sensor_mc, board.adc_kind)
+                for uv in points:
+                    bv = measure.BlockVoltage(v.id, offset, gain)
+                    bv.set_tempco(ref_mc, tc)
+                    got = _read_uv(bv, board, uv / 1e6, board_c, mc)
+                    out.append((age, abs(got - uv) / uv * 100, uv in window))
+        board.divider_rise_k = 0.0
+    return out
+
+
+def run(progress: Callable[[str], None]) -> dict[str, float]:
+    errs: list[tuple[float, float, bool]] = []
+    for v in variants.VARIANTS:
+        worst = 0.0
+        for seed in range(BOARDS):
+            e = board_errors(v.id, seed)
+            errs.extend(e)
+            worst = max(worst, max(x for _, x, _ in e))
+        progress("%s: worst %.4f %% over life" % (v.code, worst))
+    allv = sorted(x for _, x, _ in errs)
+    return {
+        "module.voltage.err_pct.life": round(allv[-1], 4),
+        "module.voltage.err_pct.life_window": round(max(x for _, x, w in errs if w), 4),
+        "module.voltage.err_pct.new": round(max(x for a, x, _ in errs if a == 0.0), 4),
+        "module.voltage.err_pct.life_p95": round(allv[int(0.95 * (len(allv) - 1))], 4),
+    }
