@@ -1,0 +1,156 @@
+"""Balancing as a band: the `mixed` scenario over the uncertain parameters and seeds.
+
+One balancing figure of one string at one guess of the interface capacitance says
+little: that capacitance (docs/simulation.md, "interface capacitance") is an estimate
+from surface areas, the least certain parameter, and sets how fast a bled block
+falls.  This benchmark runs the `mixed` scenario (the reference string's oxygen-cycle
+spread plus one block 3 % short of charge) with the real firmware in the loop for
+every interface factor in FACTORS and every seed in SEEDS (different strings drawn
+from the same spread), and reports the median and the worst over the runs:
+
+sim.converge_h.band.*: hours until every block stays within +-10 mV of its string's
+target (truth).  sim.converge_ratio.band.*: that time divided by the greedy
+reference's on the same string (full bleed on every block above the average, perfect
+knowledge): how close the firmware comes to what the bleed current allows.  A run
+that never settles counts as its run length (a lower bound) and is named in the
+progress lines.
+
+The runs are independent and go to a process pool (as many workers as cores, at most
+MAX_WORKERS); each run lasts twice its greedy time plus HOLD_H, at least MIN_RUN_H.
+Only `make bench` / `stringcare bench sim_band` runs it: 24 runs of 64 firmware
+modules take tens of CPU minutes.  STRINGCARE_BAND_QUICK=1 runs one seed at factors
+1 and 30 on 16 blocks (a development check, not the figure).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+FACTORS = (1.0, 3.0, 10.0, 30.0)
+SEEDS = (1, 2, 3, 4, 5, 6)
+MAX_WORKERS = 4
+HOLD_H = 6.0  # a run goes on this long past twice the greedy time ...
+MIN_RUN_H = 12.0  # ... and at least this long
+MAX_RUN_H = 96.0
+
+METRICS = {
+    "sim.converge_h.band.median": (
+        "h",
+        None,
+        "mixed scenario, interface C x {1, 3, 10, 30} x 6 seeds: median hours until all "
+        "64 blocks stay in +-10 mV",
+    ),
+    "sim.converge_h.band.worst": ("h", None, "the same, worst run"),
+    "sim.converge_ratio.band.median": (
+        "ratio",
+        "<= 1.25",
+        "median over the band of converge_h / greedy reference on the same string",
+    ),
+    "sim.converge_ratio.band.worst": ("ratio", "<= 1.5", "worst run of the band"),
+    "sim.greedy_converge_h.band.median": ("h", None, "greedy reference over the band, median"),
+    "sim.greedy_converge_h.band.worst": ("h", None, "greedy reference over the band, worst"),
+    "sim.settled_swing_mv.band.worst": (
+        "mV",
+        "<= 2",
+        "largest peak-to-peak swing of one block over the last quarter of its run, worst run",
+    ),
+    "sim.band.runs_unsettled": ("runs", "== 0", "runs that never stayed in the band"),
+}
+
+
+def one_run(factor: float, seed: int, blocks: int = 0) -> dict[str, Any]:
+    """The firmware run and the greedy reference for one point of the band."""
+    from stringcare.sim import engine
+    from stringcare.sim import scenario as scn
+
+    sc = scn.load("mixed")
+    if blocks:
+        sc.blocks = blocks
+        sc.overrides = [dict(ov, block=min(ov["block"], blocks)) for ov in sc.overrides]
+    sim = engine.Simulation(sc, seed=seed, interface_factor=factor)
+    greedy = engine.greedy_converge_h(sim, limit_h=MAX_RUN_H / 2)
+    run_h = MAX_RUN_H if greedy is None else max(MIN_RUN_H, min(MAX_RUN_H, 2 * greedy + HOLD_H))
+    t0 = time.monotonic()
+    sim.swing_from_s = run_h * 3600 * 0.75  # the settled swing: the last quarter
+    sim.run(run_h * 3600)
+    conv = sim.converge_h()
+    r = sim.report()
+    return {
+        "factor": factor,
+        "seed": seed,
+        "run_h": run_h,
+        "greedy_h": greedy,
+        "converge_h": conv,
+        "swing_mv": r["settled_swing_mv"],
+        "wall_s": round(time.monotonic() - t0, 1),
+    }
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
+    conv = [r["converge_h"] if r["converge_h"] is not None else r["run_h"] for r in runs]
+    greedy = [r["greedy_h"] for r in runs if r["greedy_h"]]
+    ratios = [
+        (r["converge_h"] if r["converge_h"] is not None else r["run_h"]) / r["greedy_h"]
+        for r in runs
+        if r["greedy_h"]
+    ]
+    swings = [r["swing_mv"] for r in runs if r["swing_mv"] is not None]
+    out = {
+        "sim.converge_h.band.median": round(statistics.median(conv), 3),
+        "sim.converge_h.band.worst": round(max(conv), 3),
+        "sim.band.runs_unsettled": sum(1 for r in runs if r["converge_h"] is None),
+    }
+    if ratios:
+        out["sim.converge_ratio.band.median"] = round(statistics.median(ratios), 2)
+        out["sim.converge_ratio.band.worst"] = round(max(ratios), 2)
+    if greedy:
+        out["sim.greedy_converge_h.band.median"] = round(statistics.median(greedy), 3)
+        out["sim.greedy_converge_h.band.worst"] = round(max(greedy), 3)
+    if swings:
+        out["sim.settled_swing_mv.band.worst"] = round(max(swings), 2)
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    return "never" if v is None else "%.2f h" % v
+
+
+def run(progress: Callable[[str], None]) -> dict[str, float]:
+    quick = os.environ.get("STRINGCARE_BAND_QUICK") == "1"
+    points = [(f, s) for f in FACTORS for s in SEEDS]
+    blocks = 0
+    if quick:
+        points = [(1.0, 4), (30.0, 4)]
+        blocks = 16
+    workers = max(1, min(MAX_WORKERS, os.cpu_count() or 1, len(points)))
+    progress("%d runs on %d workers" % (len(points), workers))
+    runs: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(one_run, f, s, blocks) for f, s in points]
+        for fut in futures:
+            r = fut.result()
+            runs.append(r)
+            ratio = (
+                (r["converge_h"] if r["converge_h"] is not None else r["run_h"]) / r["greedy_h"]
+                if r["greedy_h"]
+                else math.nan
+            )
+            progress(
+                "C x %g seed %d: firmware %s, greedy %s, ratio %.2f, swing %s mV (%.0f s)"
+                % (
+                    r["factor"],
+                    r["seed"],
+                    _fmt(r["converge_h"]),
+                    _fmt(r["greedy_h"]),
+                    ratio,
+                    r["swing_mv"],
+                    r["wall_s"],
+                )
+            )
+    return summarise(runs)
