@@ -226,7 +226,7 @@ def test_cli_runs_a_scenario_file_and_writes_the_report(tmp_path):
     [
         (["--scenario", "nosuch"], "no scenario 'nosuch': give a built-in name"),
         (["--speed", "fast"], "--speed 'fast': use max, realtime or a factor like 600x"),
-        (["--serve", "localhost"], "--serve 'localhost': give HOST:PORT"),
+        (["--serve", "localhost"], "--serve 'localhost': give PORT or HOST:PORT"),
         (["--blocks", "0"], "--blocks 0: give at least 1"),
         (["--strings", "2", "--blocks", "400"], "a manager runs at most 600"),
         (["--duration", "soon"], "--duration: 'soon' is not a duration"),

@@ -667,8 +667,10 @@ class Simulation:
             t = float(e.time_s - START_S)
             self.timeline.append(TimelineEntry(t, "manager", text))
             s = b = 0
-            if e.module != mev.NO_MODULE:
-                a = self.manager.layout.addresses[e.module]
+            addresses = self.manager.layout.addresses
+            # (an addressing event's module field is the address it concerns, not an index)
+            if e.module != mev.NO_MODULE and e.code != mev.EV_ADDRESSING:
+                a = addresses[e.module] if e.module < len(addresses) else 0
                 if a:
                     s, b = (a - 1) // self.sc.blocks + 1, (a - 1) % self.sc.blocks + 1
             elif e.string != mev.NO_STRING:
