@@ -187,11 +187,17 @@ class Campaign:
                     raise RuntimeError("the old bundle did not start before cut %d" % case.op)
                 cuts = vb.power_cuts
                 start = len(vb.console)
-                try:
-                    self._deploy(vb, new)
-                    case.deploy_error = "(completed: no cut)"
-                except Exception as exc:  # noqa: BLE001 - any failure: the board is what counts
-                    case.deploy_error = str(exc).split("\n")[0][:160]
+                for _attempt in range(3):
+                    try:
+                        self._deploy(vb, new)
+                        case.deploy_error = "(completed: no cut)"
+                    except Exception as exc:  # noqa: BLE001 - any failure: the board is what counts
+                        case.deploy_error = str(exc).split("\n")[0][:160]
+                    # A deploy that never reached the board (its REPL did not answer the
+                    # probe in time: a loaded host) cut nothing: the case is not tried
+                    # yet, so deploy again.
+                    if not case.deploy_error.startswith("no board on") or vb.power_cuts != cuts:
+                        break
                 deadline = time.monotonic() + 20
                 while vb.power_cuts == cuts and time.monotonic() < deadline:
                     time.sleep(0.02)
