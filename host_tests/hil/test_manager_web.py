@@ -58,7 +58,7 @@ def test_linux_manager_serves_the_web_interface(rig: Rig) -> None:
         assert status == 200 and j["role"] == "admin", j
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
         cookie = cookie.split(";")[0]
-        assert (data / "web_users.json").exists()
+        assert (data / "web_users.json").stat().st_mode & 0o777 == 0o600
         assert "a long password" not in (data / "web_users.json").read_text()
 
         def polled():

@@ -261,6 +261,8 @@ def make_app(
             return refusal
         h = {"Content-Type": "application/json"}
         h.update(SECURITY_HEADERS)
+        if link.board:  # one string at a time, never the whole text in memory
+            return Response(link.chunks(), 200, h)
         return Response(link.latest(), 200, h)
 
     @app.route("/api/stream")
@@ -280,7 +282,10 @@ def make_app(
                 while clock_s() - t0 < STREAM_S:
                     if link.version != seen:
                         seen = link.version
-                        await sse.send(link.latest(), event="status")
+                        if link.board:  # the page fetches the (streamed) status itself
+                            await sse.send(str(seen), event="changed")
+                        else:
+                            await sse.send(link.latest(), event="status")
                     await asyncio.sleep(1)
             finally:
                 app.streams -= 1

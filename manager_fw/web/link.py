@@ -83,53 +83,52 @@ def module_state(core, i) -> str:
     return STATE_NAMES[level] if level < 3 else "alarm"
 
 
-def snapshot(core, now_s: int, config_store=None) -> dict:
-    """What the pages show, in the core's own integer units."""
+def string_view(core, k: int) -> dict:
+    """String k as the pages show it, in the core's own integer units."""
     lay = core.layout
     st = core.strings
     judge = getattr(core, "judge", None)
-    strings = []
-    for k in range(lay.string_count):
-        mods = []
-        first = lay.string_start[k]
-        for pos in range(lay.sizes[k]):
-            i = first + pos
-            known = core.module_poll_state(i) != 0 and core.voltage_uv[i] > 0
-            mods.append(
-                [
-                    i,
-                    lay.label(i),
-                    core.module_address(i),
-                    core.voltage_uv[i] if known else None,
-                    core.temp_mc[i] if known else None,
-                    core.ri_nohm[i] or None,
-                    core.balance_pct[i] if known else None,
-                    module_state(core, i),
-                ]
-            )
-        bleed = None
-        if judge is not None and getattr(judge, "balance", None) is not None:
-            bleed = judge.bleed_wh_day_x1000(k)
-        tripped = False
-        if core.runaway is not None:
-            tripped = bool(core.runaway.tripped[k])
-        strings.append(
-            {
-                "modules": mods,
-                "sum_mv": st.sum_mv[k],
-                "target_uv": st.target_uv(k),
-                "average_mv": st.avg_mv[k],
-                "spread_mv": st.spread_mv[k],
-                "equalising": bool(st.equalising[k]),
-                "equalise_enabled": bool(st.enabled[k]),
-                "reason": core.equalising_reason(k),
-                "current_ma": core.string_current(k),
-                "power_w": core.string_power_w(k),
-                "bleed_mwh_day": bleed,
-                "runaway_tripped": tripped,
-            }
+    mods = []
+    first = lay.string_start[k]
+    for pos in range(lay.sizes[k]):
+        i = first + pos
+        known = core.module_poll_state(i) != 0 and core.voltage_uv[i] > 0
+        mods.append(
+            [
+                i,
+                lay.label(i),
+                core.module_address(i),
+                core.voltage_uv[i] if known else None,
+                core.temp_mc[i] if known else None,
+                core.ri_nohm[i] or None,
+                core.balance_pct[i] if known else None,
+                module_state(core, i),
+            ]
         )
-    t = core.cfg.thresholds
+    bleed = None
+    if judge is not None and getattr(judge, "balance", None) is not None:
+        bleed = judge.bleed_wh_day_x1000(k)
+    tripped = False
+    if core.runaway is not None:
+        tripped = bool(core.runaway.tripped[k])
+    return {
+        "modules": mods,
+        "sum_mv": st.sum_mv[k],
+        "target_uv": st.target_uv(k),
+        "average_mv": st.avg_mv[k],
+        "spread_mv": st.spread_mv[k],
+        "equalising": bool(st.equalising[k]),
+        "equalise_enabled": bool(st.enabled[k]),
+        "reason": core.equalising_reason(k),
+        "current_ma": core.string_current(k),
+        "power_w": core.string_power_w(k),
+        "bleed_mwh_day": bleed,
+        "runaway_tripped": tripped,
+    }
+
+
+def site_view(core, now_s: int, config_store=None) -> dict:
+    """Everything but the strings."""
     return {
         "site": core.cfg.site,
         "now_s": now_s,
@@ -140,10 +139,26 @@ def snapshot(core, now_s: int, config_store=None) -> dict:
         "problems": list(core.problems),
         "buzzer": bool(core.outputs.buzzer),
         "muted": bool(getattr(core.outputs, "muted", False)),
-        "thresholds": threshold_values(t),
+        "thresholds": threshold_values(core.cfg.thresholds),
         "config_source": config_store.source if config_store is not None else "",
-        "strings": strings,
     }
+
+
+def snapshot(core, now_s: int, config_store=None) -> dict:
+    """What the pages show, in the core's own integer units."""
+    out = site_view(core, now_s, config_store)
+    out["strings"] = [string_view(core, k) for k in range(core.layout.string_count)]
+    return out
+
+
+def snapshot_chunks(core, now_s: int, config_store=None):
+    """The same snapshot as JSON text, one string at a time (the board: a 600-module
+    snapshot would be 35 KB in one piece; a string of 60 is about 3.5 KB)."""
+    head = json.dumps(site_view(core, now_s, config_store))
+    yield head[:-1] + ', "strings": ['
+    for k in range(core.layout.string_count):
+        yield ("" if k == 0 else ", ") + json.dumps(string_view(core, k))
+    yield "]}"
 
 
 def threshold_values(t) -> dict:
@@ -169,7 +184,9 @@ def threshold_values(t) -> dict:
 class WebLink:
     """Snapshot out, commands in (see the module comment)."""
 
-    def __init__(self, config_obj=None, config_store=None, describe_event=None) -> None:
+    def __init__(
+        self, config_obj=None, config_store=None, describe_event=None, board=False
+    ) -> None:
         self._lock = _lock()
         self._json = b"{}"
         self._pending: list = []  # (ticket, kind, args, user, number)
@@ -183,10 +200,23 @@ class WebLink:
         self._events_taken = 0
         self.max_events = 200
         self.version = 0  # snapshots published
+        # board: one asyncio loop runs the bus loop and the server, so a request handler
+        # runs only while the bus loop waits: it may read the core directly, one string
+        # at a time, instead of a copy of everything (snapshot_chunks)
+        self.board = board
+        self.core = None
+        self.now_s = 0
+        if board:
+            self.max_events = 40
 
     # -- the loop's side -------------------------------------------------------------
 
     def publish(self, core, now_s: int) -> None:
+        if self.board:
+            self.core = core
+            self.now_s = now_s
+            self.version += 1
+            return
         data = json.dumps(snapshot(core, now_s, self.config_store)).encode()
         with self._lock:
             self._json = data
@@ -300,8 +330,20 @@ class WebLink:
     # -- the server's side -------------------------------------------------------------
 
     def latest(self) -> bytes:
+        if self.board:
+            return "".join(self.chunks()).encode() if self.core is not None else b"{}"
         with self._lock:
             return self._json
+
+    def chunks(self):
+        """The snapshot as pieces of JSON text (board), or the one published (host)."""
+        if self.board:
+            if self.core is None:
+                yield "{}"
+                return
+            yield from snapshot_chunks(self.core, self.now_s, self.config_store)
+            return
+        yield self.latest().decode()
 
     def events_since(self, seq: int) -> list:
         with self._lock:

@@ -256,6 +256,7 @@ function live() {
   if (window.EventSource) {
     stream = new EventSource('/api/stream');
     stream.addEventListener('status', ev => { snap = JSON.parse(ev.data); render(); });
+    stream.addEventListener('changed', () => poll());
     stream.onerror = () => { stream.close(); setTimeout(live, 2000); poll(); };
   } else setInterval(poll, 2000);
   setInterval(loadEvents, 3000); }

@@ -13,6 +13,7 @@ printed on stderr; the first admin is created with it in the browser.
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import sys
 import threading
@@ -49,6 +50,19 @@ class MemoryFiles:
         self.files.pop(path, None)
 
 
+class PrivateFiles(mcfg.OsFiles):
+    """The users file on Linux: readable by the manager's user only (mode 0600), since
+    it holds the password hashes."""
+
+    def write(self, path: str, text: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(path, 0o600)
+
+
 def operator_text(auth: au.Auth, e: Any) -> str:
     what = lk.OP_NAMES[e.arg] if e.arg < len(lk.OP_NAMES) else "action %d" % e.arg
     who = auth.user_by_number(e.extra) or "user #%d" % e.extra
@@ -72,7 +86,7 @@ class WebUI:
         name: str = "stringcare",
         clock_s: Any = None,
     ) -> None:
-        files: Any = mcfg.OsFiles() if users_path else MemoryFiles()
+        files: Any = PrivateFiles() if users_path else MemoryFiles()
         self.auth = au.Auth(files, users_path or "web_users.json", iterations, max_sessions=64)
         self.link = lk.WebLink(config_obj, config_store)
         self._events_taken = 0

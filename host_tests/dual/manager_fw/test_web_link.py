@@ -88,3 +88,18 @@ def test_a_new_configuration_is_checked_and_its_thresholds_apply_at_once():
     snap = json.loads(link.latest())
     assert snap["thresholds"]["temp_high_alarm_mc"] == 21000
     assert snap["strings"][0]["modules"][0][7] == "alarm"
+
+
+def test_the_board_streams_the_status_one_string_at_a_time():
+    site = started()
+    host = lk.WebLink()
+    board = lk.WebLink(board=True)
+    assert "".join(board.chunks()) == "{}"  # nothing published yet
+    now = site.now_s()
+    host.publish(site.core, now)
+    board.publish(site.core, now)
+    pieces = list(board.chunks())
+    assert len(pieces) == 2 + 2  # the site, each string, the end
+    assert json.loads("".join(pieces)) == json.loads(host.latest())
+    assert json.loads(board.latest()) == json.loads(host.latest())
+    assert board.version == 1 and board.max_events == 40

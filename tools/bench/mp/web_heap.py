@@ -2,10 +2,11 @@
 #   micropython web_heap.py ROOT SITE_PACKAGES MODULES
 # The web interface's heap beside a manager core of MODULES modules (10 strings): the
 # core is built first, then microdot and manager_fw/web are imported, the app made, an
-# admin and 8 sessions created, a snapshot of every module published and 200 events
-# kept.  Prints "core_kb web_kb web_code_kb": web_kb is everything the web part holds
-# after a collection; web_code_kb the part of it that is loaded code (bytecode and
-# function objects), which a frozen firmware image keeps in flash instead.
+# admin and 8 sessions created, the board's link (status streamed one string at a
+# time) published and 200 events offered (the board keeps 40).  Prints "core_kb web_kb
+# web_code_kb snapshot_bytes largest_piece": web_kb is everything the web part holds
+# after a collection; web_code_kb the part of it that came with the imports (bytecode,
+# functions, the page text), which a frozen firmware image keeps in flash instead.
 import gc
 import sys
 
@@ -64,7 +65,7 @@ auth = au.Auth(Files(), iterations=2)
 auth.create_first_admin(auth.setup_code, "admin", "the password 1", "ip", 0)
 for k in range(8):
     auth.login("admin", "the password 1", "ip", k)
-link = lk.WebLink()
+link = lk.WebLink(board=True)  # the board's way: the status streamed string by string
 app = webapp.make_app(link, auth, lambda: 0, board_hash=True)
 link.publish(core, 189302400)
 for k in range(200):
@@ -72,5 +73,8 @@ for k in range(200):
     link.add_event("0d 00:00:%02d" % (k % 60), 3, "%d" % k, 0, text)
 gc.collect()
 m3 = gc.mem_alloc()
+biggest = 0
+for piece in link.chunks():  # one status request: its largest piece is what it adds
+    biggest = max(biggest, len(piece))
 core_kb, web_kb, code_kb = (m1 - m0) / 1024, (m3 - m1) / 1024, (m2 - m1) / 1024
-print("%.1f %.1f %.1f %d" % (core_kb, web_kb, code_kb, len(link.latest())))
+print("%.1f %.1f %.1f %d %d" % (core_kb, web_kb, code_kb, len(link.latest()), biggest))
