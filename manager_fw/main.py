@@ -17,6 +17,8 @@
 #   hal.mute_pressed() -> bool    the mute button (level)
 #   hal.ups_on_battery() -> bool  the UPS's "on battery" input on the board
 #   hal.set_outputs(buzzer, led, relay_energised)   alarm outputs (manager_fw/outputs.py)
+#   hal.ri_store                  (optional) where the Ri baselines persist: default
+#                                 manager_fw/ri_store.RiStore("ri_baselines.bin")
 #   hal.feed_watchdog(), hal.started(text), hal.status(core, now_s) (optional export)
 #   hal.repl_wanted()             optional: Ctrl-C left the loop for the REPL
 #   hal.running() -> bool         False ends the loop (virtual boards, tests)
@@ -43,6 +45,14 @@ def make_core(hal):
         for which in range(len(faults)):
             core.report_store(hal.now_s(), which, faults[which])
     core.config_loaded(hal.now_s(), store)
+    # the Ri baselines live beside site.json, apart from it: they survive restarts,
+    # configuration edits and firmware updates (docs/judgement.md)
+    ri_store = getattr(hal, "ri_store", None)
+    if ri_store is None:
+        from manager_fw.ri_store import RiStore
+
+        ri_store = RiStore("ri_baselines.bin")
+    core.judge.attach_ri_store(ri_store, hal.now_s())
     return core
 
 

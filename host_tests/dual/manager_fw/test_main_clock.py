@@ -122,3 +122,22 @@ def test_an_rtc_step_ahead_fires_no_timer_early():
     assert 10 <= alarm_after_running_s(hal, core) <= 11
     silent = [e for e in log.items if e[1] == ev.EV_MODULE_SILENT]
     assert len(silent) == 1 and silent[0][0] - START_S > 3600
+
+
+def test_the_ri_baselines_survive_a_restart_of_the_board_manager():
+    # make_core gives the judge the board's store (default: ri_baselines.bin beside
+    # site.json), so a baseline learned before a restart is there after it
+    from manager_fw.ri_store import MemoryRiStore
+
+    store = MemoryRiStore()
+    hal = VirtualHal(0, 0, 0)
+    hal.ri_store = store
+    core = main.make_core(hal)
+    ri = core.judge.ri
+    for _ in range(ri.baseline_count):
+        ri.add(0, 4000000)
+    core.judge._persist()
+    assert store.writes == 1
+    again = VirtualHal(0, 0, 0)
+    again.ri_store = store
+    assert main.make_core(again).judge.ri.baseline_nohm[0] == 4000000
