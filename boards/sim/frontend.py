@@ -97,6 +97,29 @@ def meter_reading_v(true_v: float, rng: random.Random) -> float:
     return true_v + rng.uniform(-err, err)
 
 
+FLICKER_BAND_HZ = (0.05, 500.0)
+FLICKER_POLES = 8
+
+
+def _flicker(samples: int, dt: float, rms: float, rng: random.Random) -> list[float]:
+    """1/f noise: FLICKER_POLES first-order (AR(1)) processes of equal variance with
+    corners log-spaced over FLICKER_BAND_HZ (a 1/f spectrum between them, within
+    ~1 dB), started in their stationary state; total rms ``rms``."""
+    lo, hi = FLICKER_BAND_HZ
+    gen = np.random.default_rng(rng.getrandbits(64))
+    out = np.zeros(samples)
+    sigma = rms / math.sqrt(FLICKER_POLES)
+    for k in range(FLICKER_POLES):
+        fc = lo * (hi / lo) ** (k / (FLICKER_POLES - 1))
+        a = math.exp(-2 * math.pi * fc * dt)
+        w = gen.normal(0.0, sigma * math.sqrt(1 - a * a), samples)
+        x = gen.normal(0.0, sigma)
+        for n in range(samples):
+            x = a * x + w[n]
+            out[n] += x
+    return [float(v) for v in out]
+
+
 class LagChain:
     """First-order lags in series, updated exactly for a constant input.
 
@@ -602,8 +625,13 @@ class SimBoard:
         t0: float = 0.0,
         board_c: float = 25.0,
         switching: SwitchingRipple | None = None,
+        flicker_v_rms: float = 0.0,
     ) -> tuple[list[int], list[int]]:
         """(v codes, i codes) of one capture following `plan`, board at board_c.
+
+        flicker_v_rms: 1/f (flicker) noise at the block's terminals (the battery's
+        electrochemical noise and the charger's low-frequency wander), rms over
+        FLICKER_BAND_HZ; a sum of first-order processes with log-spaced corners.
 
         Signal chain, continuous time, sampled exactly: the sink's current follows its
         switched set point through two RC lags (EXCITATION_TAUS_S, limits di/dt);
@@ -671,10 +699,13 @@ class SimBoard:
         v_pins: list[float] = []
         i_pins: list[float] = []
         r0 = block.r0_ohm
+        flicker = _flicker(plan.samples, dt, flicker_v_rms, self.noise) if flicker_v_rms else None
         for n in range(plan.samples):
             t = t0 + n * dt
             # --- sample v at t_n (state reached so far)
             v_in = r0 * sv[2] + v_rc + v_ct + drift_v_per_s * t
+            if flicker is not None:
+                v_in += flicker[n]
             if coupling_h:
                 v_in += coupling_h * (sv[1] - sv[2]) / tau_v  # AA of M di/dt
             hp_out = a_hp * (hp_out + v_in - hp_prev_in)

@@ -177,3 +177,20 @@ def test_a_board_drifts_over_its_life_and_has_a_real_inl() -> None:
     assert board.divider_rise_k == board.divider_coupling * (
         board.resistor_c - board.thermal.temp_c
     )
+
+
+def test_flicker_noise_has_its_rms_and_a_falling_spectrum() -> None:
+    import random as _random
+
+    import numpy as np
+
+    from boards.sim.frontend import _flicker
+
+    x = np.array(_flicker(1 << 15, 1e-3, 50e-6, _random.Random(3)))
+    assert 35e-6 < x.std() < 65e-6
+    # more power below 5 Hz than between 50 and 500 Hz per Hz: 1/f, not white
+    spec = np.abs(np.fft.rfft(x - x.mean())) ** 2
+    f = np.fft.rfftfreq(len(x), 1e-3)
+    low = spec[(f > 0.5) & (f < 5)].mean()
+    high = spec[(f > 50) & (f < 500)].mean()
+    assert low > 10 * high
