@@ -8,7 +8,8 @@ an admin changes thresholds and the manager core applies them (blocks turn alarm
 and the parser's own message refuses a bad value; the admin mutes the alarm and the
 event log says who did; a viewer sees everything but cannot change anything (buttons
 off, and the server refuses the POST itself); a forged POST without the CSRF token is
-refused.  A screenshot of every page is kept under build/web/."""
+refused; automatic addressing runs on the simulated bus and, every address being taken,
+says where to resume.  A screenshot of every page is kept under build/web/."""
 
 from __future__ import annotations
 
@@ -348,3 +349,24 @@ def test_forged_post_without_csrf_token_is_refused(sim, admin):
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(req, timeout=10)
     assert err.value.code == 403
+
+
+def test_automatic_addressing_runs_on_the_bus_and_says_where_to_resume(sim, admin):
+    tab(admin, "addressing")
+    for ident, value in (("addr-start", "1"), ("addr-end", "32")):
+        by_id(admin, ident).clear()
+        by_id(admin, ident).send_keys(value)
+    by_id(admin, "addr-auto").click()
+    wait(admin, lambda d: "automatic addressing 1..32" in message(d), "the job started")
+    # the simulated modules have their addresses already: the job finds address 1 taken
+    wait(
+        admin,
+        lambda d: (
+            "ERROR: address 1 is already used" in by_id(d, "addr-state").text
+            and "resume at" in by_id(d, "addr-state").text
+        ),
+        "the job's error with the resume address",
+    )
+    shot(admin, "addressing")
+    tab(admin, "status")
+    wait(admin, lambda d: by_id(d, "mode").text == "manager running", "polling again")

@@ -361,7 +361,7 @@ def make_app(
         if b is None or b.get("action") not in lk.ACTIONS:
             return _refuse(400, "action: one of %s" % ", ".join(sorted(lk.ACTIONS)))
         args = {}
-        for key in ("string", "module"):
+        for key in ("string", "module", "start", "end", "current", "new", "address"):
             v = b.get(key)
             if v is not None:
                 if not isinstance(v, int):

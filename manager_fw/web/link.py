@@ -29,6 +29,7 @@ OP_REBASELINE = const(6)
 OP_CONFIG = const(7)
 OP_LOGIN = const(8)
 OP_USER_ADDED = const(9)
+OP_ADDRESSING = const(10)  # value: the job (ADDR_JOB_*), module: its address or start
 OP_NAMES = (
     "?",
     "mute",
@@ -40,7 +41,10 @@ OP_NAMES = (
     "configuration saved",
     "login",
     "user added",
+    "addressing",
 )
+ADDR_JOBS = ("address_auto", "address_set", "address_query", "identify", "address_reset")
+ADDR_JOBS_STOP = const(5)  # EV_OPERATOR value of OP_ADDRESSING: ADDR_JOBS index, 5 = stop
 ACTIONS = {
     "mute": OP_MUTE,
     "runaway_reset": OP_RUNAWAY_RESET,
@@ -48,6 +52,12 @@ ACTIONS = {
     "equalise_on": OP_EQUALISE_ON,
     "equalise_off": OP_EQUALISE_OFF,
     "rebaseline": OP_REBASELINE,
+    "address_auto": OP_ADDRESSING,
+    "address_set": OP_ADDRESSING,
+    "address_query": OP_ADDRESSING,
+    "identify": OP_ADDRESSING,
+    "address_reset": OP_ADDRESSING,
+    "address_stop": OP_ADDRESSING,
 }
 STATE_NAMES = ("ok", "warning", "alarm")
 
@@ -127,9 +137,27 @@ def string_view(core, k: int) -> dict:
     }
 
 
-def site_view(core, now_s: int, config_store=None) -> dict:
+def job_view(job):
+    """An addressing job as the addressing page shows it (None: none started yet)."""
+    if job is None:
+        return None
+    progress = job.progress() if hasattr(job, "progress") else ""
+    result = job.result
+    return {
+        "job": type(job).__name__,
+        "done": bool(job.done),
+        "progress": progress,
+        "error": job.error,
+        "warning": getattr(job, "warning", None),
+        "resume_at": getattr(job, "resume_at", None),
+        "result": None if result is None else str(result),
+    }
+
+
+def site_view(core, now_s: int, config_store=None, job=None) -> dict:
     """Everything but the strings."""
     return {
+        "setup": job_view(job),
         "site": core.cfg.site,
         "now_s": now_s,
         "mode": core.mode_name(),
@@ -144,17 +172,17 @@ def site_view(core, now_s: int, config_store=None) -> dict:
     }
 
 
-def snapshot(core, now_s: int, config_store=None) -> dict:
+def snapshot(core, now_s: int, config_store=None, job=None) -> dict:
     """What the pages show, in the core's own integer units."""
-    out = site_view(core, now_s, config_store)
+    out = site_view(core, now_s, config_store, job)
     out["strings"] = [string_view(core, k) for k in range(core.layout.string_count)]
     return out
 
 
-def snapshot_chunks(core, now_s: int, config_store=None):
+def snapshot_chunks(core, now_s: int, config_store=None, job=None):
     """The same snapshot as JSON text, one string at a time (the board: a 600-module
     snapshot would be 35 KB in one piece; a string of 60 is about 3.5 KB)."""
-    head = json.dumps(site_view(core, now_s, config_store))
+    head = json.dumps(site_view(core, now_s, config_store, job))
     yield head[:-1] + ', "strings": ['
     for k in range(core.layout.string_count):
         yield ("" if k == 0 else ", ") + json.dumps(string_view(core, k))
@@ -200,6 +228,7 @@ class WebLink:
         self._events_taken = 0
         self.max_events = 200
         self.version = 0  # snapshots published
+        self.job = None  # the last addressing job started from the web
         # board: one asyncio loop runs the bus loop and the server, so a request handler
         # runs only while the bus loop waits: it may read the core directly, one string
         # at a time, instead of a copy of everything (snapshot_chunks)
@@ -217,7 +246,7 @@ class WebLink:
             self.now_s = now_s
             self.version += 1
             return
-        data = json.dumps(snapshot(core, now_s, self.config_store)).encode()
+        data = json.dumps(snapshot(core, now_s, self.config_store, self.job)).encode()
         with self._lock:
             self._json = data
             self.version += 1
@@ -261,6 +290,8 @@ class WebLink:
             return True, "buzzer muted until the next new alarm"
         if kind == "config":
             return self._apply_config(core, now_s, args, number)
+        if kind in ADDR_JOBS or kind == "address_stop":
+            return self._addressing(core, now_s, kind, args, number)
         string = args.get("string", -1)
         k = core.layout.string_count
         if kind in ("runaway_reset", "equalise_on", "equalise_off", "ri_now"):
@@ -299,6 +330,53 @@ class WebLink:
                 "every module" if module < 0 else "module " + core.layout.label(module)
             )
         return False, "unknown action %r" % kind
+
+    def _addressing(self, core, now_s, kind, args, number):
+        """Setup mode (docs/manager.md, "Addressing"): polling stops while a job owns
+        the bus; the core starts its census again when the job is done."""
+        from manager_fw import addressing as mad
+
+        job = core.setup_job
+        if kind == "address_stop":
+            if job is None:
+                return False, "no addressing job is running"
+            job.stop()
+            self._log(core, now_s, OP_ADDRESSING, number, value=ADDR_JOBS_STOP)
+            return True, "stopping %s; polling resumes after it" % type(job).__name__
+        if job is not None:
+            return False, "%s is still running: stop it first" % type(job).__name__
+        address = args.get("address", -1)
+        try:
+            if kind == "address_auto":
+                job = mad.AutoAddressing(args.get("start", 1), args.get("end", 1))
+                text = "automatic addressing %d..%d: press each module's button in turn" % (
+                    job.start,
+                    job.end,
+                )
+            elif kind == "address_set":
+                job = mad.SetAddress(args.get("current", -1), args.get("new", -1))
+                text = "setting address %d to %d (one module on the bus)" % (job.current, job.new)
+            elif kind == "address_query":
+                job = mad.QueryLone()
+                text = "asking the lone module on the bus its address"
+            elif kind == "identify":
+                if not 1 <= address <= 0xFFFF:
+                    return False, "identify: give the module's address"
+                job = mad.Identify(address)
+                text = "module %d blinks red/green until its button is pressed" % address
+            else:
+                job = mad.ResetAddresses(None if address < 0 else address)
+                text = "resetting %s to address 0" % (
+                    "every module" if address < 0 else "module %d" % address
+                )
+        except ValueError as e:
+            return False, str(e)
+        self.job = job
+        core.begin_setup(job, now_s)
+        op_module = getattr(job, "start", address if address >= 0 else ev.NO_MODULE)
+        self._log(core, now_s, OP_ADDRESSING, number, module=op_module & 0xFFFF,
+                  value=ADDR_JOBS.index(kind))  # fmt: skip
+        return True, text
 
     def _apply_config(self, core, now_s, obj, number):
         from manager_fw import config
@@ -341,7 +419,7 @@ class WebLink:
             if self.core is None:
                 yield "{}"
                 return
-            yield from snapshot_chunks(self.core, self.now_s, self.config_store)
+            yield from snapshot_chunks(self.core, self.now_s, self.config_store, self.job)
             return
         yield self.latest().decode()
 

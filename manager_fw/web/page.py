@@ -42,6 +42,7 @@ textarea{width:100%;height:18em;font-family:monospace}
 <nav id="tabs"><button data-tab="status" class="on">Status</button>
 <button data-tab="actions">Actions</button><button data-tab="config">Configuration</button>
 <button data-tab="events">Events</button><button data-tab="module">Module</button>
+<button data-tab="addressing">Addressing</button>
 <button data-tab="users">Users</button></nav>
 <span id="alarms"></span><span class="who" id="who"></span></header>
 <main>
@@ -87,6 +88,21 @@ other changes when the manager restarts.</p><form id="thresholds"></form>
 <p>Click a module in the status table.</p><table id="mod-table"></table>
 <button class="act admin hidden" id="action-rebaseline-one">Re-learn this module's Ri baseline
 </button></section></div>
+<div id="tab-addressing" class="hidden"><section class="card"><h2>Addressing</h2>
+<p>Setup mode: polling stops while a job runs and starts again when it is done.</p>
+<p id="addr-state">No addressing job started here.</p>
+<label>Automatic: from address</label><input id="addr-start" type="number" min="1" value="1">
+to <input id="addr-end" type="number" min="1" value="16">
+<button class="act admin" id="addr-auto">Start automatic addressing</button>
+<button class="act admin" id="addr-stop">Stop</button><br>
+<label>One module on the bus: address</label><input id="addr-current" type="number" min="0">
+to <input id="addr-new" type="number" min="1">
+<button class="act admin" id="addr-set">Set address</button>
+<button class="act admin" id="addr-query">Ask its address</button><br>
+<label>Module address</label><input id="addr-one" type="number" min="1">
+<button class="act admin" id="addr-identify">Identify (blink)</button>
+<button class="act admin" id="addr-reset">Reset to 0 (empty: all)</button>
+</section></div>
 <div id="tab-users" class="hidden"><section class="card"><h2>Add a user</h2>
 <label>User name</label><input id="user-name"><br><label>Role</label>
 <select id="user-role"><option>viewer</option><option>admin</option></select><br>
@@ -178,6 +194,11 @@ function render() {
   const sel = $('ev-string'); if (sel.options.length !== s.strings.length + 1) {
     sel.innerHTML = '<option value="">all</option>' + s.strings.map((_, k) =>
       `<option value="${k+1}">${k+1}</option>`).join(''); }
+  const j = s.setup; if (j) { let t = `${j.job}: ${j.done ? 'done' : 'running'}`;
+    if (j.progress) t += ', ' + j.progress; if (j.result) t += ', result ' + j.result;
+    if (j.warning) t += '; ' + j.warning;
+    if (j.error) t += '; ERROR: ' + j.error;
+    $('addr-state').textContent = t; }
   renderModule(); roleGate(); renderThresholdDefaults();
   document.body.dataset.ready = '1'; }
 function renderModule() {
@@ -228,6 +249,13 @@ $('action-mute').onclick = () => act('mute');
 $('action-ri-now').onclick = () => act('ri_now');
 $('action-rebaseline-all').onclick = () => act('rebaseline', {module: -1});
 $('action-rebaseline-one').onclick = () => act('rebaseline', {module: selected});
+const num = id => $(id).value === '' ? undefined : Number($(id).value);
+$('addr-auto').onclick = () => act('address_auto', {start: num('addr-start'), end: num('addr-end')});
+$('addr-stop').onclick = () => act('address_stop');
+$('addr-set').onclick = () => act('address_set', {current: num('addr-current'), new: num('addr-new')});
+$('addr-query').onclick = () => act('address_query');
+$('addr-identify').onclick = () => act('identify', {address: num('addr-one')});
+$('addr-reset').onclick = () => act('address_reset', {address: num('addr-one')});
 $('user-add').onclick = async () => {
   const r = await call('POST', '/api/users', {user: $('user-name').value,
     role: $('user-role').value, password: $('user-password').value});
@@ -246,7 +274,7 @@ async function loadEvents() { const r = await call('GET', '/api/events?since=' +
     evSeq = evs[evs.length - 1][0]; renderEvents(); } }
 function show(tab) {
   document.querySelectorAll('#tabs button').forEach(b => b.classList.toggle('on', b.dataset.tab === tab));
-  ['status','actions','config','events','module','users'].forEach(t =>
+  ['status','actions','config','events','module','addressing','users'].forEach(t =>
     $('tab-' + t).classList.toggle('hidden', t !== tab));
   if (tab === 'config') loadConfig(); if (tab === 'events') loadEvents(); renderModule(); }
 document.querySelectorAll('#tabs button').forEach(b => b.onclick = () => show(b.dataset.tab));

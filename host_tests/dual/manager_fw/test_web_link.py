@@ -103,3 +103,34 @@ def test_the_board_streams_the_status_one_string_at_a_time():
     assert json.loads("".join(pieces)) == json.loads(host.latest())
     assert json.loads(board.latest()) == json.loads(host.latest())
     assert board.version == 1 and board.max_events == 40
+
+
+def test_addressing_from_the_web_runs_in_setup_mode_and_reports_where_to_resume():
+    site = started()
+    core = site.core
+    link = lk.WebLink()
+    t = link.submit("address_stop", {}, "alice", 1)
+    link.apply(core, site.now_s())
+    assert link.result(t) == (False, "no addressing job is running")
+    t = link.submit("identify", {}, "alice", 1)
+    link.apply(core, site.now_s())
+    assert link.result(t) == (False, "identify: give the module's address")
+    t = link.submit("address_auto", {"start": 3, "end": 2}, "alice", 1)
+    link.apply(core, site.now_s())
+    ok, text = link.result(t)
+    assert not ok and "start <= end" in text
+    # every module here has its address already: the job finds address 1 taken
+    t = link.submit("address_auto", {"start": 1, "end": 4}, "alice", 1)
+    link.apply(core, site.now_s())
+    assert link.result(t)[0] and core.mode_name() == "setup"
+    t = link.submit("address_set", {"current": 1, "new": 2}, "alice", 1)
+    link.apply(core, site.now_s())
+    assert link.result(t) == (False, "AutoAddressing is still running: stop it first")
+    site.run_s(5)
+    link.publish(core, site.now_s())
+    job = json.loads(link.latest())["setup"]
+    assert job["job"] == "AutoAddressing" and job["done"]
+    assert "address 1 is already used" in job["error"] and job["resume_at"] == 1
+    assert [e[5:] for e in site.events(ev.EV_OPERATOR)] == [(lk.OP_ADDRESSING, 1)]
+    site.run_s(10)  # the census again, then polling
+    assert core.mode_name() == "running"
