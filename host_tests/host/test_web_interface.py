@@ -225,6 +225,7 @@ def test_status_shows_every_block_and_sorts(sim, admin):
     click(admin, "tr.module", "a module row")
     wait(admin, lambda d: by_id(d, "mod-title").text.startswith("Module "), "module detail")
     assert "Bus address" in by_id(admin, "mod-table").text
+    assert re.search(r"Hardware revision \d+", by_id(admin, "mod-table").text)
     shot(admin, "module")
 
 

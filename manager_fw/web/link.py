@@ -113,6 +113,9 @@ def string_view(core, k: int) -> dict:
                 core.ri_nohm[i] or None,
                 core.balance_pct[i] if known else None,
                 module_state(core, i),
+                core.hw_rev[i],  # from the census (INFO): hardware revision,
+                core.fw_major[i],  # firmware major version,
+                core.variant[i],  # variant code (0: not known yet)
             ]
         )
     bleed = None

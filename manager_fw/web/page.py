@@ -207,7 +207,8 @@ function renderModule() {
   $('mod-title').textContent = 'Module ' + m[1];
   const rows = [['Label', m[1]], ['Bus address', m[2]], ['State', m[7]],
     ['Voltage', fmt(m[3],1e6,4) + ' V'], ['Temperature', fmt(m[4],1e3,2) + ' \u00b0C'],
-    ['Ri', fmt(m[5],1e6,3) + ' m\u03a9'], ['Balancing', (m[6] === null ? '\u2014' : m[6]) + ' %']];
+    ['Ri', fmt(m[5],1e6,3) + ' m\u03a9'], ['Balancing', (m[6] === null ? '\u2014' : m[6]) + ' %'],
+    ['Hardware revision', m[8]], ['Firmware (major)', m[9]], ['Variant code', m[10]]];
   $('mod-table').innerHTML = rows.map(r => `<tr><td class="l">${r[0]}</td><td class="l">${esc(r[1])}</td></tr>`).join('');
   $('action-rebaseline-one').classList.remove('hidden'); }
 function roleGate() { const admin = me.role === 'admin';

@@ -26,6 +26,7 @@ def test_snapshot_carries_every_module_in_the_cores_units():
     assert [m[1] for m in mods] == ["1", "2", "3", "4"]
     for m in mods:
         assert m[3] == 13620000 and m[4] == 22000 and m[7] == "ok"  # µV, m°C
+        assert m[8] == site.core.hw_rev[m[0]] and m[10] == site.core.cfg.variant
     assert snap["strings"][0]["sum_mv"] == 2 * 13620
     assert snap["thresholds"]["voltage_high_alarm_mv"] > 13620
 
