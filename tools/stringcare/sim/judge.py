@@ -93,7 +93,10 @@ def tags(code: int, arg: int, extra: int) -> set[str]:
     if code == mev.EV_RI_MEASURED or code in (mev.EV_STARTUP, mev.EV_CENSUS, mev.EV_RELAY):
         return out
     words = name.replace("-", " ").split()
-    if "ri" in words or "resistance" in words:
+    # a flag, not a record: "ri measured" and a baseline learned or cleared say
+    # nothing against the block
+    informative = "baseline" in words or "measured" in words
+    if ("ri" in words or "resistance" in words) and not informative:
         out.update(("ri", "warning"))
     if any(w.startswith("balanc") or w.startswith("bleed") for w in words):
         out.update(("balance", "warning"))

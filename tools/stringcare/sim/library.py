@@ -125,6 +125,8 @@ def _ri_outliers(sim: engine.Simulation, out: judge.Outcome) -> list[dict[str, A
 
 
 def _recharge_warnings(out: judge.Outcome) -> int:
+    """Low-voltage warnings within RECHARGE_WINDOW_S after the mains returned (a
+    runaway's own sag in that window is not the recharge's: see summary())."""
     count = 0
     for t_restore, kind in out.scenario_events:
         if kind != "mains_restore":
@@ -165,6 +167,6 @@ def summary(results: list[dict[str, Any]]) -> dict[str, float]:
         figures["balance.bleed_wh_day.unbalanceable"] = round(max(days), 1)
         figures["balance.unbalanceable_warned"] = sum(1 for r in unbal if r["balance_warned"])
     figures["discharge.warnings_during_recharge"] = sum(
-        r["low_warnings_in_recharge"] for r in results
+        r["low_warnings_in_recharge"] for r in results if r["category"] != "runaway"
     )
     return figures
