@@ -38,7 +38,10 @@ def call(url: str, path: str, body=None, cookie: str = "", csrf: str = ""):
     req = urllib.request.Request(url + path, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=20) as r:
-            return r.status, json.loads(r.read()), r.headers.get("Set-Cookie", "")
+            raw = r.read()
+            if r.headers.get("Content-Type", "").startswith("text/csv"):
+                return r.status, raw.decode(), ""
+            return r.status, json.loads(raw), r.headers.get("Set-Cookie", "")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read()), ""
 
@@ -47,7 +50,7 @@ def test_linux_manager_serves_the_web_interface(rig: Rig) -> None:
     data = rig.fresh_data("web")
     m = rig.manager("web", args=["--web", "127.0.0.1:0"], data=data)
     try:
-        found = wait_for(lambda: re.search(r"web setup code: (\d{8})", m.output()), START_S)
+        found = wait_for(lambda: bool(re.search(r"web setup code: (\d{8})", m.output())), START_S)
         assert found is not None, m.output()
         code = re.findall(r"web setup code: (\d{8})", m.output())[0]
         url = re.findall(r"web interface (http://\S+/)", m.output())[0]
@@ -79,12 +82,16 @@ def test_linux_manager_serves_the_web_interface(rig: Rig) -> None:
             return [e for e in ev["events"] if e[5] == "mute by ops"]
 
         assert wait_for(logged, 30) is not None, m.output()
+        status, body, _ = call(url, "api/history.csv", cookie=cookie)
+        assert status == 200 and body.startswith("time_utc,time_s,mode,module"), body
     finally:
         m.stop()
     # a restart keeps the account: no new setup code, the old password works
     m = rig.manager("web2", args=["--web", "127.0.0.1:0"], data=data)
     try:
-        found = wait_for(lambda: re.search(r"web interface (http://\S+/)", m.output()), START_S)
+        found = wait_for(
+            lambda: bool(re.search(r"web interface (http://\S+/)", m.output())), START_S
+        )
         assert found is not None, m.output()
         assert "setup code" not in m.output()
         url = re.findall(r"web interface (http://\S+/)", m.output())[0]

@@ -286,6 +286,13 @@ def test_admin_mutes_the_alarm_and_the_log_says_who(sim, admin):
         "the operator filter",
     )
     shot(admin, "events")
+    # the history download: `stringcare history export`'s CSV of the manager's store
+    csv = admin.execute_async_script(
+        "const done = arguments[0];"
+        "fetch(document.getElementById('history-csv').href).then(r => r.text()).then(done);"
+    )
+    lines = csv.splitlines()
+    assert lines[0].startswith("time_utc,time_s,mode,module") and len(lines) > 32, csv[:500]
 
 
 def test_viewer_cannot_change_anything(sim, admin, tmp_path):

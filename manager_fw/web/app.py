@@ -132,11 +132,13 @@ def make_app(
     board_hash=False,
     users_problem=None,
     max_connections=MAX_CONNECTIONS,
+    history_csv=None,
 ):
     """The application.  link: a WebLink; auth: an Auth; clock_s(): seconds (monotonic
     is fine); secure_cookie: served over TLS; board_hash: hash in steps, yielding to the
     bus loop (MicroPython), else in one call (CPython: OpenSSL, on the server's thread).
-    max_connections: MAX_CONNECTIONS on a board (its sockets and heap); more on Linux."""
+    max_connections: MAX_CONNECTIONS on a board (its sockets and heap); more on Linux.
+    history_csv: None, or () -> the history as pieces of CSV text (Linux, simulator)."""
     app = BoundedMicrodot(max_connections)
     app.link = link
     app.auth = auth
@@ -302,6 +304,22 @@ def make_app(
         except ValueError:
             since = 0
         return _json({"events": link.events_since(since)})
+
+    @app.route("/api/history.csv")
+    async def history(request):
+        s, refusal = need(request, au.ROLE_VIEWER)
+        if refusal:
+            return refusal
+        if history_csv is None:
+            return _refuse(404, "no history download on this manager")
+        try:
+            pieces = history_csv()
+        except Exception as e:  # noqa: BLE001 - no store yet, a damaged one: say so
+            return _refuse(503, "the history cannot be read: %s" % e)
+        h = {"Content-Type": "text/csv; charset=utf-8",
+             "Content-Disposition": "attachment; filename=stringcare-history.csv"}  # fmt: skip
+        h.update(SECURITY_HEADERS)
+        return Response(pieces, 200, h)
 
     @app.route("/api/config")
     async def config_get(request):

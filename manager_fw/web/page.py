@@ -79,6 +79,7 @@ other changes when the manager restarts.</p><form id="thresholds"></form>
 <div id="tab-events" class="hidden"><section class="card"><h2>Events</h2>
 <label>Text contains</label><input id="ev-text"><br><label>String</label>
 <select id="ev-string"><option value="">all</option></select><br>
+<p><a id="history-csv" href="/api/history.csv" download>Download the history (CSV)</a></p>
 <label>Kind</label><select id="ev-kind"><option value="">all</option>
 <option value="alarm">alarms</option><option value="warning">warnings</option>
 <option value="operator">operator changes</option></select>

@@ -85,6 +85,7 @@ class WebUI:
         iterations: int = ITERATIONS,
         name: str = "stringcare",
         clock_s: Any = None,
+        history_csv: Any = None,
     ) -> None:
         files: Any = PrivateFiles() if users_path else MemoryFiles()
         self.auth = au.Auth(files, users_path or "web_users.json", iterations, max_sessions=64)
@@ -108,6 +109,7 @@ class WebUI:
             self.clock_s,
             secure_cookie=bool(context),
             max_connections=MAX_CONNECTIONS,
+            history_csv=history_csv,
         )
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -293,6 +293,26 @@ def run_export(args: argparse.Namespace) -> int:
     return report(reader, args.store, "record")
 
 
+def csv_text(device: Any, rows_per_piece: int = 256) -> Iterator[str]:
+    """The history store on `device` as `history export`'s CSV, in pieces (the web
+    interface's download; a store being written meanwhile: a torn record is left out)."""
+    import io
+
+    reader = HistoryReader(device)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    n = 0
+    for row in snapshot_rows(reader, None, None, None):
+        w.writerow(row)
+        n += 1
+        if n % rows_per_piece == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
 def _grouped(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
     group: list[tuple] = []
     for row in rows:

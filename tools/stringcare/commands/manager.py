@@ -147,17 +147,32 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.web:  # the operator's web interface (stringcare_host/webui.py)
             from boards.linux_manager.shell import EPOCH_2020
+            from manager_fw.blockdev import FileBlockDevice
+            from stringcare.commands import history
             from stringcare_host import webui
             from stringcare_host.status import event_text
+
+            store_path = str(Path(args.data) / "history.bin")
 
             def stamp(t: int) -> str:
                 return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t + EPOCH_2020))
 
             host_port = web.parse_hostport(args.web)
+
+            def history_csv() -> Any:
+                return history.csv_text(FileBlockDevice(store_path, readonly=True))
+
             ui = webui.WebUI(
-                host_port[0], host_port[1], users_path=str(Path(args.data) / "web_users.json"),
-                config_obj=json.loads(store.text), config_store=store, certfile=args.tls_cert,
-                keyfile=args.tls_key, name="stringcare manager")  # fmt: skip
+                host_port[0],
+                host_port[1],
+                users_path=str(Path(args.data) / "web_users.json"),
+                config_obj=json.loads(store.text),
+                config_store=store,
+                certfile=args.tls_cert,
+                keyfile=args.tls_key,
+                name="stringcare manager",
+                history_csv=history_csv,
+            )
             print("stringcare manager: web interface %s" % ui.url(), flush=True)
             ui.announce()
         if args.serve:

@@ -140,8 +140,15 @@ def run(args: argparse.Namespace) -> int:
     server: webui.WebUI | None = None
     if args.serve:
         host_port = web.parse_hostport(args.serve)
+        from stringcare.commands import history
+
+        sim_ref: list = []  # the simulation, once built (the download reads its store)
         server = webui.WebUI(
-            host_port[0], host_port[1], users_path=args.web_users, name="stringcare sim"
+            host_port[0],
+            host_port[1],
+            users_path=args.web_users,
+            name="stringcare sim",
+            history_csv=lambda: history.csv_text(sim_ref[0].history),
         )
     print(
         "stringcare sim: %s, %d string(s) x %d blocks, %s simulated, speed %s%s"
@@ -164,6 +171,7 @@ def run(args: argparse.Namespace) -> int:
         micropython=args.micropython,
     )
     if server is not None:
+        sim_ref.append(sim)
         server.link.config_obj = sim.config_obj
         web_turn(server, sim)
         print("  web interface: %s  (Ctrl-C ends the run)" % server.url(), flush=True)
