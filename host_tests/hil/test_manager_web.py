@@ -11,6 +11,7 @@ import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from host_support import REPO
@@ -103,3 +104,26 @@ def test_linux_manager_serves_the_web_interface(rig: Rig) -> None:
 
 def me_csrf(url: str, cookie: str) -> str:
     return call(url, "api/me", cookie=cookie)[1]["csrf"]
+
+
+def test_a_damaged_configuration_shows_the_last_good_one_in_use(rig: Rig) -> None:
+    good = rig.write_config("fallback")
+    bak = Path(str(good) + ".bak")
+    bak.write_text(good.read_text())
+    good.write_text('{"strings": [{"modules": 0}]}')  # a bad edit
+    data = rig.fresh_data("fallback")
+    m = rig.manager("fallback", config=good, args=["--web", "127.0.0.1:0"], data=data)
+    try:
+        found = wait_for(lambda: bool(re.search(r"web setup code: (\d{8})", m.output())), START_S)
+        assert found is not None, m.output()
+        code = re.findall(r"web setup code: (\d{8})", m.output())[0]
+        url = re.findall(r"web interface (http://\S+/)", m.output())[0]
+        admin = {"code": code, "user": "ops", "password": "a long password"}
+        status, j, cookie = call(url, "api/setup", admin)
+        assert status == 200, j
+        status, cfg, _ = call(url, "api/config", cookie=cookie.split(";")[0])
+        assert status == 200 and cfg["source"].endswith("site.json.bak"), cfg
+        assert any("strings" in p for p in cfg["problems"]), cfg["problems"]
+        assert any("last good" in p for p in cfg["problems"]), cfg["problems"]
+    finally:
+        m.stop()
