@@ -562,7 +562,7 @@ class ManagerCore:
         if cfg.ri_enabled:
             from manager_fw import ri_schedule as ris
 
-            self.ri_trend = ris.RiTrend(lay.max_address, cfg.ri_baseline_count, cfg.ri_trend_pct)
+            self.ri_trend = ris.RiResults(lay.max_address)
             self.ri_schedule = ris.RiSchedule(
                 lay.addresses,
                 now_s,
@@ -1529,11 +1529,8 @@ class ManagerCore:
                 v = 0
             self.ri_nohm[i] = v
             self._log(now_s, ev.EV_RI_MEASURED, i, k, v, p.RI_OK, job.quality)
-            tr = self.ri_trend  # the last result per address
-            if tr is not None:
-                tr.last_nohm[a] = v
-                tr.last_quality[a] = job.quality
-                tr.last_s[a] = now_s
+            if self.ri_trend is not None:  # the last result per address
+                self.ri_trend.add(a, v, job.quality, now_s)
             self.judge.ri_result(now_s, i, v)  # levels, string, own baseline
         else:
             self._log(now_s, ev.EV_RI_MEASURED, i, k, 0, job.result_state)

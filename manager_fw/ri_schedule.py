@@ -7,9 +7,9 @@
 # apart (the module's bleed load and the charger need that time to settle), and
 # nothing is measured during a discharge or for `settle_s` after one ends.
 #
-# Trend: the mean of a module's first `baseline_count` valid results is its baseline;
-# a later result `trend_pct` % or more above it raises an Ri trend warning (ohmic
-# monitoring practice: 20-50 % over baseline; default 30 %).
+# The last result of each module is kept here (RiResults); what the results mean - a
+# block against its string and against its own persistent baseline - is judged in
+# manager_fw/ri_judge.py.
 
 from array import array
 
@@ -94,50 +94,19 @@ class RiSchedule:
         self.discharge_ended_s = now_s
 
 
-class RiTrend:
-    def __init__(self, n_max: int, baseline_count: int = 4, trend_pct: int = 30) -> None:
-        if not 5 <= trend_pct <= 200:
-            raise ValueError("Ri trend_pct must be 5..200 %% (got %d)" % trend_pct)
-        self.baseline_count = baseline_count
-        self.trend_pct = trend_pct
-        # per module, 4-byte items built from bytes: no temporary list of n_max ints
+class RiResults:
+    """The last valid Ri result of every address (value, quality, when): what the
+    status view and the simulator report.  Judging the results (the string's
+    population, each module's own baseline) is manager_fw/ri_judge.py's."""
+
+    def __init__(self, n_max: int) -> None:
+        # per address, 4-byte items built from bytes: no temporary list of n_max ints
         # (600 modules must fit a board's heap; 'l' is 8 bytes on 64-bit ports)
         self.last_nohm = array("i", bytes(4 * (n_max + 1)))
         self.last_quality = bytearray(n_max + 1)
         self.last_s = array("i", b"\xff\xff\xff\xff" * (n_max + 1))  # -1: none yet
-        self.baseline_nohm = array("i", bytes(4 * (n_max + 1)))
-        self._sum = array("i", bytes(4 * (n_max + 1)))
-        self.count = bytearray(n_max + 1)
-        self.warning = bytearray(n_max + 1)
 
-    def add(self, address: int, ri_nohm: int, quality: int, now_s: int) -> bool:
-        """Record a valid result; True when the trend warning is newly raised."""
+    def add(self, address: int, ri_nohm: int, quality: int, now_s: int) -> None:
         self.last_nohm[address] = ri_nohm
         self.last_quality[address] = quality
         self.last_s[address] = now_s
-        n = self.count[address]
-        if n < self.baseline_count:
-            self._sum[address] += ri_nohm
-            self.count[address] = n + 1
-            if n + 1 == self.baseline_count:
-                self.baseline_nohm[address] = self._sum[address] // self.baseline_count
-            return False
-        base = self.baseline_nohm[address]
-        # a result that is trend_pct % or more above the baseline: rise
-        rising = ri_nohm * 100 >= base * (100 + self.trend_pct)
-        newly = rising and not self.warning[address]
-        self.warning[address] = 1 if rising else 0
-        return newly
-
-    def rise_pct(self, address: int) -> int:
-        base = self.baseline_nohm[address]
-        if not base:
-            return 0
-        return (self.last_nohm[address] - base) * 100 // base
-
-    def reset_baseline(self, address: int) -> None:
-        """A block was replaced: learn its baseline again."""
-        self.count[address] = 0
-        self._sum[address] = 0
-        self.baseline_nohm[address] = 0
-        self.warning[address] = 0

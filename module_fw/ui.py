@@ -39,9 +39,6 @@ class Button:
         self._pressed_at = 0
         self._milestone = 0  # 0 none, 1 cancel reported, 2 reset reported
 
-    def held_ms(self, now_ms: int) -> int:
-        return ticks_diff(now_ms, self._pressed_at) if self.pressed else 0
-
     def update(self, now_ms: int, level: bool) -> int:
         if level != self._raw:
             self._raw = level

@@ -100,15 +100,6 @@ class BalanceController:
     def clear_target(self) -> None:
         self._target_valid = False
 
-    def set_window(self, min_uv: int, max_uv: int) -> None:
-        """Equalising window; bleeding only while the block is inside it."""
-        if min_uv >= max_uv:
-            raise ValueError(
-                "equalising window min %d uV must be below max %d uV" % (min_uv, max_uv)
-            )
-        self.window_min_uv = min_uv
-        self.window_max_uv = max_uv
-
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = bool(enabled)
 

@@ -151,21 +151,15 @@ def test_ri_never_during_a_discharge_and_not_right_after():
 def test_ri_schedule_limits_are_checked():
     e = raises(ValueError, ri.RiSchedule, [1], 0, 900, 4, 900, 86400, 20)
     assert str(e) == "Ri spacing_s must be 30..50 s (got 20)"
-    e = raises(ValueError, ri.RiTrend, 4, 4, 1)
-    assert str(e) == "Ri trend_pct must be 5..200 % (got 1)"
 
 
-def test_ri_trend_against_each_modules_own_baseline():
-    tr = ri.RiTrend(4, baseline_count=4, trend_pct=30)
-    for v in (5000000, 5100000, 4900000, 5000000):
-        assert not tr.add(2, v, 95, 0)
-    assert tr.baseline_nohm[2] == 5000000
-    assert not tr.add(2, 6400000, 95, 1)  # +28 %
-    assert tr.add(2, 6500000, 95, 2)  # +30 %: warning raised once
-    assert not tr.add(2, 6600000, 95, 3)
-    assert tr.warning[2] and tr.rise_pct(2) == 32
-    tr.add(2, 5000000, 95, 4)
-    assert not tr.warning[2]
+def test_ri_results_keep_the_last_valid_result_of_each_address():
+    res = ri.RiResults(4)
+    assert res.last_s[2] == -1  # none yet
+    res.add(2, 5000000, 95, 100)
+    res.add(2, 5100000, 90, 200)
+    assert (res.last_nohm[2], res.last_quality[2], res.last_s[2]) == (5100000, 90, 200)
+    assert res.last_s[1] == -1 and res.last_s[4] == -1
 
 
 def test_discharge_detection_per_source_and_deepest_point():
