@@ -379,8 +379,8 @@ class Simulation:
         st.cal_gain_ppm[CAL_TEMPCO] = calibrate.tempco_fit(points[0], points[1], points[0][2], 0)
         # Ri: a reference resistor in each gain range, inside the range's span (for the
         # 12 V variant: 0.86 and 35 mΩ; as the factory does, docs/ri.md)
-        refs = ri_values(variants.by_id(self.variant_id))
-        for gain_range, r_ref in ((0, refs[1]), (1, refs[-2])):
+        ri_refs = ri_values(variants.by_id(self.variant_id))
+        for gain_range, r_ref in ((0, ri_refs[1]), (1, ri_refs[-2])):
             plan = ri.plan_for(self.variant_id, None, gain_range, core.adc_kind)
             v_codes, i_codes = board.ri_capture(plan, Block(r_ref))
             res = ri.evaluate(plan, v_codes, i_codes)
