@@ -293,6 +293,13 @@ def test_admin_mutes_the_alarm_and_the_log_says_who(sim, admin):
     )
     lines = csv.splitlines()
     assert lines[0].startswith("time_utc,time_s,mode,module") and len(lines) > 32, csv[:500]
+    tab(admin, "charts")
+    wait(
+        admin,
+        lambda d: d.execute_script("return document.getElementById('chart').naturalWidth") > 500,
+        "the history chart drawn",
+    )
+    shot(admin, "charts")
 
 
 def test_viewer_cannot_change_anything(sim, admin, tmp_path):

@@ -133,12 +133,14 @@ def make_app(
     users_problem=None,
     max_connections=MAX_CONNECTIONS,
     history_csv=None,
+    history_chart=None,
 ):
     """The application.  link: a WebLink; auth: an Auth; clock_s(): seconds (monotonic
     is fine); secure_cookie: served over TLS; board_hash: hash in steps, yielding to the
     bus loop (MicroPython), else in one call (CPython: OpenSSL, on the server's thread).
     max_connections: MAX_CONNECTIONS on a board (its sockets and heap); more on Linux.
-    history_csv: None, or () -> the history as pieces of CSV text (Linux, simulator)."""
+    history_csv: None, or () -> the history as pieces of CSV text (Linux, simulator).
+    history_chart: None, or () -> PNG bytes of the history charts (Linux, simulator)."""
     app = BoundedMicrodot(max_connections)
     app.link = link
     app.auth = auth
@@ -320,6 +322,21 @@ def make_app(
              "Content-Disposition": "attachment; filename=stringcare-history.csv"}  # fmt: skip
         h.update(SECURITY_HEADERS)
         return Response(pieces, 200, h)
+
+    @app.route("/api/history.png")
+    async def chart(request):
+        s, refusal = need(request, au.ROLE_VIEWER)
+        if refusal:
+            return refusal
+        if history_chart is None:
+            return _refuse(404, "no history charts on this manager")
+        try:
+            png = history_chart()
+        except Exception as e:  # noqa: BLE001 - nothing recorded yet, a damaged store
+            return _refuse(503, "no chart: %s" % e)
+        h = {"Content-Type": "image/png"}
+        h.update(SECURITY_HEADERS)
+        return Response(png, 200, h)
 
     @app.route("/api/config")
     async def config_get(request):

@@ -42,7 +42,7 @@ textarea{width:100%;height:18em;font-family:monospace}
 <nav id="tabs"><button data-tab="status" class="on">Status</button>
 <button data-tab="actions">Actions</button><button data-tab="config">Configuration</button>
 <button data-tab="events">Events</button><button data-tab="module">Module</button>
-<button data-tab="addressing">Addressing</button>
+<button data-tab="addressing">Addressing</button><button data-tab="charts">Charts</button>
 <button data-tab="users">Users</button></nav>
 <span id="alarms"></span><span class="who" id="who"></span></header>
 <main>
@@ -104,6 +104,10 @@ to <input id="addr-new" type="number" min="1">
 <button class="act admin" id="addr-identify">Identify (blink)</button>
 <button class="act admin" id="addr-reset">Reset to 0 (empty: all)</button>
 </section></div>
+<div id="tab-charts" class="hidden"><section class="card"><h2>History</h2>
+<p>Voltage, temperature, Ri and string current from the manager's history store, with the
+thresholds drawn (Linux manager and simulator). <button class="act" id="chart-reload">Redraw
+</button></p><img id="chart" alt="history charts" style="max-width:100%"></section></div>
 <div id="tab-users" class="hidden"><section class="card"><h2>Add a user</h2>
 <label>User name</label><input id="user-name"><br><label>Role</label>
 <select id="user-role"><option>viewer</option><option>admin</option></select><br>
@@ -258,6 +262,7 @@ $('addr-set').onclick = () => act('address_set', {current: num('addr-current'), 
 $('addr-query').onclick = () => act('address_query');
 $('addr-identify').onclick = () => act('identify', {address: num('addr-one')});
 $('addr-reset').onclick = () => act('address_reset', {address: num('addr-one')});
+$('chart-reload').onclick = () => { $('chart').src = '/api/history.png?t=' + Date.now(); };
 $('user-add').onclick = async () => {
   const r = await call('POST', '/api/users', {user: $('user-name').value,
     role: $('user-role').value, password: $('user-password').value});
@@ -276,7 +281,8 @@ async function loadEvents() { const r = await call('GET', '/api/events?since=' +
     evSeq = evs[evs.length - 1][0]; renderEvents(); } }
 function show(tab) {
   document.querySelectorAll('#tabs button').forEach(b => b.classList.toggle('on', b.dataset.tab === tab));
-  ['status','actions','config','events','module','addressing','users'].forEach(t =>
+  if (tab === 'charts') $('chart').src = '/api/history.png?t=' + Date.now();
+  ['status','actions','config','events','module','addressing','charts','users'].forEach(t =>
     $('tab-' + t).classList.toggle('hidden', t !== tab));
   if (tab === 'config') loadConfig(); if (tab === 'events') loadEvents(); renderModule(); }
 document.querySelectorAll('#tabs button').forEach(b => b.onclick = () => show(b.dataset.tab));

@@ -86,6 +86,7 @@ class WebUI:
         name: str = "stringcare",
         clock_s: Any = None,
         history_csv: Any = None,
+        history_chart: Any = None,
     ) -> None:
         files: Any = PrivateFiles() if users_path else MemoryFiles()
         self.auth = au.Auth(files, users_path or "web_users.json", iterations, max_sessions=64)
@@ -110,6 +111,7 @@ class WebUI:
             secure_cookie=bool(context),
             max_connections=MAX_CONNECTIONS,
             history_csv=history_csv,
+            history_chart=history_chart,
         )
         self._ready = threading.Event()
         self._error: BaseException | None = None

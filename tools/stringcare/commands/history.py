@@ -313,6 +313,26 @@ def csv_text(device: Any, rows_per_piece: int = 256) -> Iterator[str]:
     yield buf.getvalue()
 
 
+_CHART_LOCK = __import__("threading").Lock()  # pyplot keeps global state: one at a time
+
+
+def chart_png(device: Any, string: int = 1) -> bytes:
+    """`history export --plot`'s chart of the store on `device` as PNG bytes, with the
+    thresholds stored in its newest key frame drawn (the web interface's charts)."""
+    import io
+
+    reader = HistoryReader(device)
+    chart = Chart(None)
+    for snap_rows in _grouped(snapshot_rows(reader, None, None, None)):
+        chart.add(snap_rows)
+    args = argparse.Namespace(profile=None, string=string, cells=None)
+    thresholds = chart_thresholds(reader, args)
+    out = io.BytesIO()
+    with _CHART_LOCK:
+        chart.save(out, thresholds, "manager")  # type: ignore[arg-type]
+    return out.getvalue()
+
+
 def _grouped(rows: Iterator[tuple]) -> Iterator[list[tuple]]:
     group: list[tuple] = []
     for row in rows:
@@ -367,6 +387,7 @@ class Chart:
         if not self.times:
             raise CliError("nothing to chart: no records matched")
         fig, axes = plt.subplots(4, 1, figsize=(11, 11), sharex=True)
+        marker = "." if len(self.times) < 50 else None  # a few records: points, not lines
         panels = (
             (axes[0], self.volts, "block voltage (V)", "voltage"),
             (axes[1], self.temps, "temperature (°C)", "temperature"),
@@ -382,11 +403,11 @@ class Chart:
                     hi = np.nanmax(arr, axis=0)
                     mean = np.nanmean(arr, axis=0)
                 ax.fill_between(self.times, lo, hi, alpha=0.3, label="min-max of %d" % len(keys))
-                ax.plot(self.times, mean, lw=1, label="mean")
+                ax.plot(self.times, mean, lw=1, label="mean", marker=marker)
             else:
                 for k in keys:
                     name = "string %d" % k if what == "current" else self.labels.get(k, str(k))
-                    ax.plot(self.times, data[k], lw=0.8, label=name)
+                    ax.plot(self.times, data[k], lw=0.8, label=name, marker=marker)
             if thresholds is not None:
                 for value, kind, text in thresholds.get(what, ()):
                     color = "red" if kind == "alarm" else "orange"

@@ -162,6 +162,9 @@ def run(args: argparse.Namespace) -> int:
             def history_csv() -> Any:
                 return history.csv_text(FileBlockDevice(store_path, readonly=True))
 
+            def history_chart() -> bytes:
+                return history.chart_png(FileBlockDevice(store_path, readonly=True))
+
             ui = webui.WebUI(
                 host_port[0],
                 host_port[1],
@@ -172,6 +175,7 @@ def run(args: argparse.Namespace) -> int:
                 keyfile=args.tls_key,
                 name="stringcare manager",
                 history_csv=history_csv,
+                history_chart=history_chart,
             )
             print("stringcare manager: web interface %s" % ui.url(), flush=True)
             ui.announce()

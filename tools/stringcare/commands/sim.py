@@ -149,6 +149,7 @@ def run(args: argparse.Namespace) -> int:
             users_path=args.web_users,
             name="stringcare sim",
             history_csv=lambda: history.csv_text(sim_ref[0].history),
+            history_chart=lambda: history.chart_png(sim_ref[0].history),
         )
     print(
         "stringcare sim: %s, %d string(s) x %d blocks, %s simulated, speed %s%s"
