@@ -135,3 +135,18 @@ def test_addressing_from_the_web_runs_in_setup_mode_and_reports_where_to_resume(
     assert [e[5:] for e in site.events(ev.EV_OPERATOR)] == [(lk.OP_ADDRESSING, 1)]
     site.run_s(10)  # the census again, then polling
     assert core.mode_name() == "running"
+
+
+def test_ri_now_starts_a_round_before_the_schedule_would():
+    site = started({"ri": {"enabled": True}})
+    link = lk.WebLink()
+    site.run_s(30)
+    assert site.ri_starts == []  # the first round is 15 min after the start
+    t = link.submit("ri_now", {}, "alice", 1)
+    link.apply(site.core, site.now_s())
+    assert link.result(t)[0], link.result(t)
+    site.run_s(40)
+    assert site.ri_starts and site.ri_starts[0][1] == 0  # module 1 first, one at a time
+    t = link.submit("ri_now", {}, "alice", 1)
+    link.apply(site.core, site.now_s())
+    assert link.result(t) == (True, "an Ri round is running already")
