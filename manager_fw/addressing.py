@@ -96,6 +96,10 @@ class AutoAddressing(Job):
             self._state = AutoAddressing.LEAVE
         s = self._state
         if s == AutoAddressing.ENTER:
+            if not master.signer.has_key():
+                self._fail("no site key configured: a module addressed now could not be "
+                           "commanded; set the site key first (docs/protocol.md)")  # fmt: skip
+                return False
             tx[8] = 1
             master.request(p.ADDR_BROADCAST, p.CMD_ADDR_MODE, 1, b.EXPECT_NONE, 0)
             self._enters += 1
@@ -121,9 +125,14 @@ class AutoAddressing(Job):
             for i in range(8):
                 tx[8 + i] = self._claim_uid[i]
             p.put_u16(tx, 16, self.next)
+            # The site key goes to the module whose button was pressed (it claimed):
+            # the one moment it crosses the bus (docs/protocol.md, "Authentication").
+            key = master.signer.mac.key
+            for i in range(p.KEY_LEN):
+                tx[18 + i] = key[i]
             self._confirmed = False
             master.request(
-                p.ADDR_BROADCAST, p.CMD_ADDR_CONFIRM, 10, b.EXPECT_WINDOW,
+                p.ADDR_BROADCAST, p.CMD_ADDR_CONFIRM, 10 + p.KEY_LEN, b.EXPECT_WINDOW,
                 _reply_window_us(master, 10),
             )  # fmt: skip
             return True
@@ -243,7 +252,7 @@ class SetAddress(Job):
         p.put_u16(master.tx, 8, self.new)
         self._answer = None
         self._nak = -1
-        master.request(self.current, p.CMD_SET_ADDRESS, 2, b.EXPECT_ONE, 0)
+        master.request(self.current, p.CMD_SET_ADDRESS, 2, b.EXPECT_ONE, 0, True)
         return True
 
     def on_reply(self, master, frame, now_us: int) -> bool:
@@ -346,7 +355,7 @@ class Identify(Job):
         if frame.src != self.address:
             return False
         self._answered = True
-        if frame.cmd == p.CMD_STATUS | p.REPLY and frame.length == 14:
+        if frame.cmd == p.CMD_STATUS | p.REPLY and frame.length == 16:
             if frame.u16(0) & 0x0100:  # STATUS_IDENTIFY_CONFIRMED
                 self.confirmed = True
         return True
@@ -383,15 +392,14 @@ class ResetAddresses(Job):
     def next_request(self, master, now_us: int) -> bool:
         if self.done:
             return False
-        p.put_u16(master.tx, 8, p.RESET_MAGIC)
         if self.address is None:
-            master.request(p.ADDR_BROADCAST, p.CMD_RESET_ADDRESS, 2, b.EXPECT_NONE, 0)
+            master.request(p.ADDR_BROADCAST, p.CMD_RESET_ADDRESS, 0, b.EXPECT_NONE, 0, True)
             self._sent += 1
             if self._sent >= 2:  # twice, as for every setup broadcast
                 self.done = True
                 self.result = "every module reset to address 0"
             return True
-        master.request(self.address, p.CMD_RESET_ADDRESS, 2, b.EXPECT_ONE, 0)
+        master.request(self.address, p.CMD_RESET_ADDRESS, 0, b.EXPECT_ONE, 0, True)
         return True
 
     def on_reply(self, master, frame, now_us: int) -> bool:
@@ -423,9 +431,7 @@ class DuplicateCheck(Job):
             return False
         self._sent = True
         master.tx[8] = self.slots
-        window = p.group_lead_us(master.baud) + self.slots * p.wire_us(
-            p.OVERHEAD + 14 + p.GUARD_CHARS, master.baud
-        )
+        window = p.discover_slot_start_us(self.slots, master.baud)
         self._mark(master)
         master.request(self.address, p.CMD_DISCOVER, 1, b.EXPECT_WINDOW, window)
         return True

@@ -17,6 +17,7 @@
 #     on_reply(master, frame, now_us) -> bool # a reply during its window; True = done
 #     on_window_end(master, now_us)           # the window closed (timeouts are decided here)
 
+from shared import auth
 from shared import protocol as p
 from shared.compat import const, ticks_add, ticks_diff
 
@@ -54,18 +55,19 @@ class ServiceRequest(BusJob):
     """One unicast transaction queued by the manager core; `done(master, frame)` is
     called with the reply Frame or None on timeout."""
 
-    def __init__(self, dst: int, cmd: int, payload: bytes, done) -> None:
+    def __init__(self, dst: int, cmd: int, payload: bytes, done, signed: bool = False) -> None:
         self.dst = dst
         self.cmd = cmd
         self.payload = payload
         self.done = done
+        self.signed = signed  # append the authentication trailer (shared/auth.py)
         self.answered = False
 
     def next_request(self, master: "BusMaster", now_us: int) -> bool:
         tx = master.tx
         for i in range(len(self.payload)):
             tx[p.HEADER_LEN + i] = self.payload[i]
-        master.request(self.dst, self.cmd, len(self.payload), EXPECT_ONE, 0)
+        master.request(self.dst, self.cmd, len(self.payload), EXPECT_ONE, 0, self.signed)
         return True
 
     def on_reply(self, master: "BusMaster", frame, now_us: int) -> bool:
@@ -82,8 +84,11 @@ class ServiceRequest(BusJob):
 
 
 class BusMaster:
-    def __init__(self, baud: int = 115200) -> None:
+    def __init__(self, baud: int = 115200, key=None) -> None:
         self.baud = baud
+        # The site key and the counter of authenticated requests (docs/protocol.md,
+        # "Authentication").  Without a key no authenticated request can be sent.
+        self.signer = auth.Signer(key)
         self.tx = bytearray(p.FRAME_MAX)
         self.tx_len = 0
         self.seq = 0
@@ -119,15 +124,26 @@ class BusMaster:
 
     # -- called by jobs --------------------------------------------------------------
 
-    def request(self, dst: int, cmd: int, length: int, expect: int, arg: int) -> None:
-        """Encode the request whose payload a job put in tx[8:8+length].
+    def request(
+        self, dst: int, cmd: int, length: int, expect: int, arg: int, signed: bool = False
+    ) -> None:
+        """Encode the request whose payload fields a job put in tx[8:8+length].
 
         expect: EXPECT_NONE (broadcast, no reply), EXPECT_ONE (unicast reply),
         EXPECT_GROUP (arg = count of POLL_GROUP slots), EXPECT_WINDOW (arg = µs to
         listen after the request, e.g. DISCOVER with slots or addressing offers).
+        signed: append the counter and MAC (raises ValueError without a site key).
         """
         self.seq = (self.seq + 1) & 0xFF
-        self.tx_len = p.encode_frame(self.tx, dst, p.ADDR_MANAGER, cmd, self.seq, length)
+        if signed:
+            if not self.signer.has_key():
+                raise ValueError("no site key: authenticated commands cannot be sent")
+            n = length + p.AUTH_LEN
+            p.encode_header(self.tx, dst, p.ADDR_MANAGER, cmd, self.seq, n)
+            self.signer.sign_request(self.tx, length)
+            self.tx_len = p.finish_frame(self.tx, n)
+        else:
+            self.tx_len = p.encode_frame(self.tx, dst, p.ADDR_MANAGER, cmd, self.seq, length)
         self.expect = expect
         if expect == EXPECT_ONE:
             self._window_us = REPLY_DEADLINE_US + p.wire_us(p.FRAME_MAX, self.baud)

@@ -38,6 +38,7 @@ from array import array
 from manager_fw import bus as b
 from manager_fw import discharge as dis
 from manager_fw import events as ev
+from manager_fw import integrity as ig
 from manager_fw import judge as jd
 from manager_fw import outputs as out
 from manager_fw import poller as pl
@@ -233,7 +234,7 @@ class CensusJob(CoreJob):
         if frame.src != addr:
             return False
         core = self.core
-        if kind == 2 and frame.cmd == p.CMD_INFO | p.REPLY and frame.length == 16:
+        if kind == 2 and frame.cmd == p.CMD_INFO | p.REPLY and frame.length == 25:
             core._module_info(which, frame)
             self.answered = True
         elif kind == 0 and frame.cmd == p.CMD_IO_READ | p.REPLY and frame.length == 2:
@@ -284,7 +285,7 @@ class InfoJob(b.BusJob):
         i = self.module
         if frame.src != self.core.layout.addresses[i] or frame.cmd != p.CMD_INFO | p.REPLY:
             return False
-        if frame.length == 16:
+        if frame.length == 25:
             self.core._module_info(i, frame)
             self.core._late_info = i
         return True
@@ -465,7 +466,7 @@ class RiJob(b.BusJob):
         self._nak = 0
         if self.state == RiJob.START:
             master.tx[8] = self.core.cfg.ri_method
-            master.request(self.address, p.CMD_RI_START, 1, b.EXPECT_ONE, 0)
+            master.request(self.address, p.CMD_RI_START, 1, b.EXPECT_ONE, 0, True)
         elif self.state == RiJob.READ:
             master.request(self.address, p.CMD_RI_READ, 0, b.EXPECT_ONE, 0)
         else:
@@ -526,11 +527,13 @@ class ManagerCore:
         event_segment_size: int = 4096,
         event_log=None,
         history=None,
+        site_key=None,
     ) -> None:
         """history_device, event_device: block devices (manager_fw/blockdev.py) for the
         history store and the event log, or None.  event_log / history: instead of a
         device, any object with the append() of EventLog / HistoryWriter (tests keep
-        them in lists)."""
+        them in lists).  site_key: the 16-byte key of authenticated commands
+        (manager_fw/sitekey.py; docs/protocol.md, "Authentication")."""
         self.cfg = cfg
         lay = cfg.layout
         self.layout = lay
@@ -541,7 +544,7 @@ class ManagerCore:
         self.wall_offset_s = 0  # wall clock - now_s: timestamps only, never timers
         self.now_ms = 0
         self._box_fed_ms = 0  # when the relay/IO boxes were last queued for a poll
-        self.master = b.BusMaster(cfg.baud)
+        self.master = b.BusMaster(cfg.baud, site_key)
         self.poller = pl.Poller(lay.ranges, cfg.baud)
         self.poller.target_timeout_s = cfg.target_timeout_s
         self.poller.cycle_period_us = cfg.cycle_period_ms * 1000
@@ -674,6 +677,7 @@ class ManagerCore:
         self._next_mark_refresh_s = now_s + MARK_REFRESH_S
         self.trend_warnings = 0
         self.setup_job = None
+        self.integrity = ig.IntegrityWatch(self)
         self._job: CoreJob | None = WakePreamble()
         self.master.foreground = self._job
         self._log(now_s, ev.EV_STARTUP, value=version.VERSION_MAJOR * 10000
@@ -952,6 +956,7 @@ class ManagerCore:
         self.judge.module_uid(i, frame, self.now_s)  # a replaced block: new Ri baseline
         if frame.u8(7) and i not in self.store_lost:
             self.store_lost.append(i)
+        self.integrity.info(i, frame)
 
     def _wrong_protocol(self, kind: int, addr: int, which: int, version_seen: int) -> None:
         if kind == 2:
@@ -1111,6 +1116,7 @@ class ManagerCore:
         self._job = None
         self.master.poller = self.poller
         self.mode = MODE_RUNNING
+        self.integrity.running(now_s)
         self._want_relays()
 
     def _rearm_silence(self, now_s: int) -> None:
@@ -1302,7 +1308,7 @@ class ManagerCore:
             state = poll.state[a]
             if state == pl.ST_OK:
                 fresh[i] = 1
-                vu[i] = poll.voltage_mv[a] * 1000
+                vu[i] = poll.voltage_uv[a]
                 tm[i] = poll.temp_cc[a] * 10 + off
                 self.balance_pct[i] = poll.balance_pct[a]
                 if census[i] != CENSUS_OK and late < 0 and self.info_job.module < 0:
@@ -1318,6 +1324,7 @@ class ManagerCore:
         if late >= 0:
             self.info_job.module = late
             self._enqueue(self.info_job)
+        self.integrity.after_cycle(now_s)
         st = self.strings
         st.update(poll)
         d = self.discharge

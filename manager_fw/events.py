@@ -78,6 +78,10 @@ EV_NO_PROBE = const(27)  # the module has no battery probe: its temperature is i
 EV_OPERATOR = const(28)  # an operator's change through the web interface; arg: action
 #                          (manager_fw/web/link.py OP_*), extra: the user's number in the
 #                          users file, module/string/value per action
+EV_CALIBRATION = const(29)  # a module's calibration changed; arg: channel; value: offset;
+#                             extra: gain ppm (manager_fw/integrity.py)
+EV_AUTH_REFUSED = const(30)  # a module refused unauthenticated/replayed commands; value:
+#                              its refusal count (docs/protocol.md §5a)
 
 EVENT_NAMES = (
     "?",
@@ -109,6 +113,8 @@ EVENT_NAMES = (
     "bleed cap",
     "no battery probe",
     "operator",
+    "calibration",
+    "auth refused",
 )
 
 # EV_REFUSED reasons

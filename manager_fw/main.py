@@ -28,6 +28,7 @@
 # The line is idle after 2 character times without a byte (the deframer settles cut
 # frames); the core steps every 50 ms; the bus is served every iteration.
 
+from manager_fw import sitekey
 from manager_fw.config import ConfigStore
 from manager_fw.core import ManagerCore
 from shared import protocol as p
@@ -39,7 +40,8 @@ STEP_MS = 50
 def make_core(hal):
     store = ConfigStore("site.json", hal.config_files)
     cfg = store.load()  # the newest good file; a corrupt one is reported, not used
-    core = ManagerCore(cfg, hal.history_device, hal.event_device, hal.now_s())
+    key = sitekey.load_or_create(getattr(hal, "site_key_path", "site_key.hex"))
+    core = ManagerCore(cfg, hal.history_device, hal.event_device, hal.now_s(), site_key=key)
     faults = getattr(hal, "store_faults", None)  # what opening the store files found
     if faults:
         for which in range(len(faults)):

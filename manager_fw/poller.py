@@ -1,7 +1,8 @@
 # Measurement cycles over all strings, as a bus job (manager_fw/bus.py).
 #
 # One cycle, string by string:
-#   SET_TARGET  broadcast for the string's address range (target, equalise/discharge flags)
+#   SET_TARGET  broadcast for the string's address range (target, equalise/discharge
+#               flags), authenticated (shared/auth.py); skipped without a site key
 #   POLL_GROUP  broadcast for up to 64 consecutive addresses; each module answers with
 #               a MEAS reply in its own time slot (docs/protocol.md, "POLL_GROUP timing")
 # Results land in arrays indexed by module address (no object per module: 600 modules
@@ -64,8 +65,11 @@ class Poller(b.BusJob):
         self.baud = baud
         self.group_max = group_max
         n = last_seen + 1
+        # What the modules measured: µV (10 µV steps on the wire), and the same
+        # rounded to mV for the views that work in mV
+        self.voltage_uv = array("i", bytes(4 * n))
         self.voltage_mv = array("H", bytes(2 * n))
-        self.temp_cc = array("h", bytes(2 * n))
+        self.temp_cc = array("h", bytes(2 * n))  # 0.2 °C steps on the wire
         self.balance_pct = bytearray(n)
         self.flags = bytearray(n)
         self.state = bytearray(n)
@@ -79,8 +83,7 @@ class Poller(b.BusJob):
         self.voltage_max_mv = 0xFFFF
         # Per string: what SET_TARGET broadcasts (the manager core sets these)
         k = len(strings)
-        self.target_mv = array("H", bytes(2 * k))
-        self.target_10uv = bytearray(k)  # sub-mV part, 0..99
+        self.target_uv = array("i", bytes(4 * k))  # sent in 10 µV steps
         self.target_flags = bytearray(k)
         self.target_timeout_s = 10
         # Cycle bookkeeping
@@ -120,16 +123,14 @@ class Poller(b.BusJob):
         first, last = self.strings[self._string]
         tx = master.tx
         if self._phase == 0:
-            p.put_u16(tx, 8, first)
-            p.put_u16(tx, 10, last)
-            p.put_u16(tx, 12, self.target_mv[self._string])
-            tx[14] = self.target_flags[self._string]
-            tx[15] = self.target_timeout_s
-            tx[16] = self.target_10uv[self._string]
-            master.request(p.ADDR_BROADCAST, p.CMD_SET_TARGET, 9, b.EXPECT_NONE, 0)
             self._phase = 1
             self._next_first = first
-            return True
+            if master.signer.has_key():
+                k = self._string
+                n = p.put_set_target(tx, first, last, self.target_uv[k], self.target_flags[k],
+                                     self.target_timeout_s)  # fmt: skip
+                master.request(p.ADDR_BROADCAST, p.CMD_SET_TARGET, n, b.EXPECT_NONE, 0, True)
+                return True
         start = self._next_first
         count = last - start + 1
         if count > self.group_max:
@@ -167,8 +168,11 @@ class Poller(b.BusJob):
             self.state[addr] = ST_IMPLAUSIBLE
             return False
         self._got[index] = 1
-        v = frame.u16(0)
-        t = frame.i16(2)
+        uv = p.meas_voltage_uv(frame.buf, frame.off)
+        mc = p.meas_temp_mc(frame.buf, frame.off)
+        v = (uv + 500) // 1000
+        t = mc // 10
+        self.voltage_uv[addr] = uv
         self.voltage_mv[addr] = v
         self.temp_cc[addr] = t
         self.balance_pct[addr] = frame.u8(4)

@@ -64,6 +64,7 @@ class Strings:
         self.spread_mv = array("l", [0] * n)
         self.target_mv = array("l", [0] * n)
         self.target_10uv = bytearray(n)  # the target's sub-mV part, 0..99
+        self.sum_10uv = array("l", [0] * n)  # the modules' readings summed, 10 µV
         self.equalising = bytearray(n)
         self.reason = bytearray([REASON_NO_DATA] * n)
         self.answered = array("H", [0] * n)
@@ -93,11 +94,12 @@ class Strings:
                 st = poll.state[a]
                 if st == pl.ST_OK:
                     v = poll.voltage_mv[a]
+                    q = poll.voltage_uv[a] // 10  # what the module measured, 10 µV
                     answered += 1
-                    total += v
+                    total += q
                     if not excluded[a]:
                         kept += 1
-                        kept_total += v
+                        kept_total += q
                     if v < lo:
                         lo = v
                     if v > hi:
@@ -111,21 +113,18 @@ class Strings:
             n = last - first + 1
             self.answered[k] = answered
             if answered:
-                self.sum_mv[k] = total
-                self.avg_mv[k] = (total + answered // 2) // answered
+                self.sum_10uv[k] = total
+                self.sum_mv[k] = (total + 50) // 100
+                self.avg_mv[k] = (total + 50 * answered) // (100 * answered)
                 self.min_mv[k] = lo
                 self.max_mv[k] = hi
                 self.spread_mv[k] = hi - lo
             # The target is the string voltage shared equally: only meaningful when
             # every block was read in this cycle.
             if answered == n and kept:
-                whole = kept_total // kept
-                frac = ((kept_total - whole * kept) * 100 + kept // 2) // kept  # n <= 999
-                if frac == 100:
-                    whole += 1
-                    frac = 0
-                self.target_mv[k] = whole
-                self.target_10uv[k] = frac
+                q = (kept_total + kept // 2) // kept  # 10 µV: no rounding bias
+                self.target_mv[k] = q // 100
+                self.target_10uv[k] = q % 100
             avg = self.avg_mv[k]
             below = answered > 0 and avg < self.window_low_mv
             above = answered > 0 and avg > self.window_high_mv
@@ -154,12 +153,8 @@ class Strings:
             if self.discharging[k]:
                 flags |= p.TARGET_DISCHARGE
             poll.target_flags[k] = flags
-            if self.target_mv[k] < 0xFFFF:
-                poll.target_mv[k] = self.target_mv[k]
-                poll.target_10uv[k] = self.target_10uv[k]
-            else:
-                poll.target_mv[k] = 0xFFFF
-                poll.target_10uv[k] = 0
+            t = self.target_uv(k)
+            poll.target_uv[k] = t if t <= p.TARGET_MAX_UV else p.TARGET_MAX_UV
 
     def shown_voltage_mv(self, k: int) -> int:
         """SPEC §3 status view: target voltage when equalising, else the average."""

@@ -98,6 +98,8 @@ class ModuleCore:
         """(Re)build the measurement chain for the variant and calibration (rare)."""
         s = self.state
         self.variant = variants.by_id(s.variant_id)
+        s.target_min_uv = self.variant.target_min_uv
+        s.target_max_uv = self.variant.target_max_uv
         self.voltage = measure.BlockVoltage(
             s.variant_id, s.cal_offset[0], s.cal_gain_ppm[0], shift=self.voltage_shift
         )
@@ -161,7 +163,6 @@ class ModuleCore:
         v_uv = self.voltage.push_frame(sum_x2, board)
         self._last_frame_ms = now_ms
         s = self.state
-        s.voltage_mv = (v_uv + 500) // 1000 if v_uv > 0 else 0
         s.voltage_uv = v_uv if v_uv > 0 else 0
         self._balance_step(now_ms)
 
@@ -171,7 +172,7 @@ class ModuleCore:
         t = self.temperature
         t.push_frame(internal_sum_x2, probe_sum_x2)
         s = self.state
-        s.temp_cc = t.temp_mc // 10
+        s.temp_mc = t.temp_mc
         s.board_temp_cc = t.board_temp_mc // 10
 
     def _balance_step(self, now_ms: int) -> None:
@@ -179,7 +180,7 @@ class ModuleCore:
         c = self.balance
         if s.target_received and s.target_rx_ms != self._target_seen_ms:
             self._target_seen_ms = s.target_rx_ms
-            c.set_target(s.target_rx_ms, s.target_mv * 1000 + s.target_10uv * 10)
+            c.set_target(s.target_rx_ms, s.target_uv)
             timeout = s.target_timeout_ms
             limit = self.variant.target_timeout_ms
             c.target_timeout_ms = timeout if timeout < limit else limit
@@ -288,6 +289,7 @@ class ModuleCore:
     def _persist(self, now_ms: int) -> None:
         s = self.state
         rebuild = s.dirty & (st.DIRTY_CALIBRATION | st.DIRTY_VARIANT)
+
         if s.dirty & st.DIRTY_VARIANT:
             s.ri_method = self._default_method_code(s.variant_id)
         s.dirty = 0

@@ -192,8 +192,9 @@ def banner(core) -> str:
 
 
 def apply_provision(slots, provision: dict, board_variant_id: int) -> None:
-    """Settings written by `stringcare deploy --address/--variant`, applied once into the
-    persistent store (calibration and counters kept).  Raises ValueError on a bad value."""
+    """Settings written by `stringcare deploy --address/--variant/--site-key`, applied
+    once into the persistent store (calibration and counters kept).  Raises ValueError
+    on a bad value."""
     from module_fw import state as st
 
     s = st.ModuleState(b"\x00" * 8, board_variant_id)
@@ -214,6 +215,12 @@ def apply_provision(slots, provision: dict, board_variant_id: int) -> None:
         if not 0 <= a <= p.ADDR_MODULE_MAX:
             raise ValueError("provision: address %d outside 0..%d" % (a, p.ADDR_MODULE_MAX))
         s.address = a
+    if "site_key" in provision:
+        # the site key over USB (physical presence): docs/protocol.md, "Authentication"
+        k = str(provision["site_key"])
+        if len(k) != 2 * p.KEY_LEN:
+            raise ValueError("provision: site_key needs %d hex digits" % (2 * p.KEY_LEN))
+        s.key = bytes(int(k[i : i + 2], 16) for i in range(0, len(k), 2))
     if not store.save(s):
         raise OSError("provision: the store could not be written")
 

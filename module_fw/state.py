@@ -7,6 +7,7 @@
 from array import array
 
 from shared import protocol as p
+from shared import variants
 from shared.compat import const
 
 CAL_CHANNELS = const(6)  # docs/protocol.md §8; channel 5: voltage tempco
@@ -17,6 +18,7 @@ DEFAULT_BAUD = 115200
 DIRTY_ADDRESS = const(1)
 DIRTY_CALIBRATION = const(2)
 DIRTY_VARIANT = const(4)
+DIRTY_KEY = const(8)  # site key or authentication counter floor
 
 # STATUS `mode` byte
 MODE_NORMAL = const(0)
@@ -33,6 +35,9 @@ STATUS_BATTERY_HOT = const(0x0800)  # battery probe above its limit
 STATUS_DISCHARGE = const(0x1000)  # string discharging (from the manager or detected)
 STATUS_LOW_VOLTAGE = const(0x2000)  # block below the variant's minimum: no bleed
 STATUS_OUT_OF_WINDOW = const(0x4000)  # not equalising: outside window / disabled
+# STATUS `inhibit` byte: why balancing is stopped = STATUS flag bits 10..14 shifted
+# down by 8 (bits 2..6); bits 0, 1 and 7 are always 0 (docs/protocol.md §8)
+INHIBIT_MASK = const(0x7C)
 
 
 class ModuleState:
@@ -56,17 +61,19 @@ class ModuleState:
         self.mark = 0  # MARK from the manager: 1 warning, 2 alarm -> LED steady red
         self.mark_ms = 0
         # Latest measurement snapshot (filled by the core)
-        self.voltage_mv = 0
-        self.voltage_uv = 0  # the same, unrounded (MEAS replies round it with error feedback)
-        self.report_residual_uv = 0  # what the rounding of the last MEAS replies left
-        self.temp_cc = 0
+        self.voltage_uv = 0
+        self.temp_mc = 0
         self.board_temp_cc = 0
         self.balance_pct = 0
         self.meas_flags = 0
         self.status_extra = 0  # STATUS_* bits above the MEAS byte, filled by the core
         # Target from the manager
-        self.target_mv = 0
-        self.target_10uv = 0  # sub-mV part of the target, 0..99 (10 uV steps)
+        self.target_uv = 0  # 10 uV resolution (SET_TARGET)
+        # the variant's plausible float range: the module never equalises towards a
+        # target outside it (the core updates it when the variant changes)
+        v = variants.by_id(variant_id)
+        self.target_min_uv = v.target_min_uv
+        self.target_max_uv = v.target_max_uv
         self.target_flags = 0
         self.target_timeout_ms = 0
         self.target_rx_ms = 0
@@ -82,6 +89,13 @@ class ModuleState:
         # Calibration per channel: offset (channel unit) and gain error in ppm
         self.cal_offset = array("l", [0] * CAL_CHANNELS)
         self.cal_gain_ppm = array("l", [0] * CAL_CHANNELS)
+        # Authentication (shared/auth.py): the site key learnt with physical presence
+        # (addressing button, or USB), the counter floor (last accepted counter) and
+        # the count of refused unauthenticated or replayed commands
+        self.key = None
+        self.ctr_hi = 0
+        self.ctr_lo = 0
+        self.auth_refused = 0
         # Bookkeeping
         self.dirty = 0
         self.attention = False

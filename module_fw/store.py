@@ -1,28 +1,36 @@
 # The module's persistent settings: address, variant, calibration, counters.
 #
-# Two slots, each a complete 78-byte record with a sequence number and a CRC.  A save
+# Two slots, each a complete 101-byte record with a sequence number and a CRC.  A save
 # writes the slot that does *not* hold the newest valid record, so a power cut in the
 # middle of a write can only damage the older copy: the newest good record survives.
 # This works the same on littlefs, FAT and raw flash (no reliance on atomic rename).
 # A missing or corrupt store never stops the module: it starts unaddressed with
 # defaults and reports it (INFO `store`, MEAS flag DEFAULTS) until the next save.
 #
-# Record (little-endian), format 2:
-#   0 magic "SCMS" | 4 format u8 (2) | 5 seq u16 | 7 address u16 | 9 variant u8
+# Record (little-endian), format 3:
+#   0 magic "SCMS" | 4 format u8 (3) | 5 seq u16 | 7 address u16 | 9 variant u8
 #   10 ri_method u8 | 11 reserved u8 | 12 baud u32 | 16 cal_offset i32 x6
 #   40 cal_gain_ppm i32 x6 | 64 boot_count u32 | 68 bleed_s u32 | 72 overtemp_events u16
-#   74 ri_count u16 | 76 crc u16 (CRC-16/IBM-3740 over bytes 0..75)
-# Format 1 (firmware before the voltage tempco, channel 5) had 5 channels and 70 bytes
-# (cal_gain_ppm at 36, counters from 56, crc at 68).  It is still read, with channel 5
-# zero (no tempco correction), so a firmware update keeps address and calibration;
-# the next save writes format 2 into the other slot.
+#   74 ri_count u16 | 76 key_state u8 (0 none, 1 site key) | 77 key 16 bytes
+#   93 counter floor u48 (the last authenticated counter accepted) | 99 crc u16
+#   (CRC-16/IBM-3740 over bytes 0..98)
+# The site key is kept with the address (docs/protocol.md, "Authentication").  The
+# counter floor is written with every save (settings changes, the hourly counters): no
+# extra flash writes for authentication.
+# Format 2 (before authentication: 78 bytes, crc at 76) and format 1 (before the
+# voltage tempco, channel 5: 70 bytes) are still read - no key, floor 0, channel 5 zero
+# for format 1 - so a firmware update keeps address and calibration; the next save
+# writes format 3 into the other slot.  A module updated from format 2 has no key until
+# it learns one (docs/protocol.md, "Authentication").
 
 from module_fw import state as st
+from shared import auth
 from shared import protocol as p
 from shared.compat import const
 
-RECORD_LEN = const(78)
-FORMAT = const(2)
+RECORD_LEN = const(101)
+FORMAT = const(3)
+AUTH_PART = const(23)  # key_state, key, counter floor
 MAGIC = b"SCMS"
 
 STORE_OK = const(0)
@@ -41,15 +49,16 @@ class Counters:
 
 def _channels(fmt: int) -> int:
     """Calibration channels in a record of format fmt (0: not a format we know)."""
-    if fmt == FORMAT:
+    if fmt == FORMAT or fmt == 2:
         return st.CAL_CHANNELS
     if fmt == 1:
         return 5
     return 0
 
 
-def _length(channels: int) -> int:
-    return 16 + 8 * channels + 14
+def _length(fmt: int) -> int:
+    n = 16 + 8 * _channels(fmt) + 14
+    return n + AUTH_PART if fmt == FORMAT else n
 
 
 def encode(s: st.ModuleState, c: Counters, seq: int, buf) -> None:
@@ -71,7 +80,12 @@ def encode(s: st.ModuleState, c: Counters, seq: int, buf) -> None:
     p.put_u32(buf, at + 4, c.bleed_s)
     p.put_u16(buf, at + 8, c.overtemp_events)
     p.put_u16(buf, at + 10, c.ri_count)
-    p.put_u16(buf, at + 12, p.crc16(buf, 0, at + 12))
+    key = s.key
+    buf[at + 12] = 1 if key is not None else 0
+    for i in range(p.KEY_LEN):
+        buf[at + 13 + i] = key[i] if key is not None else 0
+    auth.put_ctr(buf, at + 29, s.ctr_hi, s.ctr_lo)
+    p.put_u16(buf, at + 35, p.crc16(buf, 0, at + 35))
 
 
 def valid(buf) -> bool:
@@ -79,13 +93,15 @@ def valid(buf) -> bool:
     if buf is None or len(buf) < 16 or buf[0:4] != MAGIC:
         return False
     n = _channels(buf[4])
-    end = _length(n) - 2
+    end = _length(buf[4]) - 2
     if n == 0 or len(buf) != end + 2:
         return False
     if p.crc16(buf, 0, end) != p.get_u16(buf, end):
         return False
     if p.get_u16(buf, 7) > p.ADDR_MODULE_MAX or buf[9] > 4 or not 1 <= buf[10] <= 2:
         return False
+    if buf[4] == FORMAT and buf[_length(FORMAT) - 25] > 1:
+        return False  # key_state
     baud = p.get_u32(buf, 12)
     if baud < 1200 or baud > 1000000:
         return False
@@ -123,6 +139,15 @@ def decode(buf, s: st.ModuleState, c: Counters) -> None:
     c.bleed_s = p.get_u32(buf, at + 4)
     c.overtemp_events = p.get_u16(buf, at + 8)
     c.ri_count = p.get_u16(buf, at + 10)
+    if buf[4] == FORMAT and buf[at + 12] == 1:
+        s.key = bytes(buf[at + 13 : at + 13 + p.KEY_LEN])
+    else:
+        s.key = None
+    if buf[4] == FORMAT:
+        s.ctr_hi, s.ctr_lo = auth.get_ctr(buf, at + 29)
+    else:
+        s.ctr_hi = 0
+        s.ctr_lo = 0
 
 
 class FileSlots:
@@ -200,6 +225,9 @@ class Store:
             self.newest = -1
             self.seq = 0
             s.address = p.ADDR_UNADDRESSED
+            s.key = None
+            s.ctr_hi = 0
+            s.ctr_lo = 0
             for ch in range(st.CAL_CHANNELS):
                 s.cal_offset[ch] = 0
                 s.cal_gain_ppm[ch] = 0

@@ -67,6 +67,13 @@ class Variant:
         self.eq_max_uv = cells * 2750000
         if self.eq_max_uv > self.measure_max_uv:
             self.eq_max_uv = self.measure_max_uv  # never past what it can measure
+        # Plausible targets (SET_TARGET): the float range of the chemistries a block
+        # of this size may hold (docs/profiles.md: lead-acid floats 2.23-2.27 V/cell and
+        # boosts to 2.40; LiFePO4, NiCd and LTO blocks of the same nominal voltage float
+        # inside the same span), 2.10-2.45 V per lead-acid cell.  A module never bleeds
+        # towards a target outside it, whatever the frame says.
+        self.target_min_uv = cells * 2100000
+        self.target_max_uv = cells * 2450000
         # Limits.  Board: the module's own over-temperature limit, read by the
         # MCU's internal sensor.  Battery: bleeding stops when the probe reads this.
         self.board_temp_limit_mc = 70000

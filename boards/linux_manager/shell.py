@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from manager_fw import blockdev, ring
+from manager_fw import blockdev, ring, sitekey
 from manager_fw.bus import ServiceRequest
 from manager_fw.core import ManagerCore
 from shared import protocol as p
@@ -56,10 +56,19 @@ class LinuxManager:
         mono_ns: Callable[[], int] = time.monotonic_ns,
         config_store=None,
         device_wrapper: Callable | None = None,
+        site_key: bytes | None = None,
     ) -> None:
         """config_store: the ConfigStore the configuration came from (its fallback is
         recorded); device_wrapper(store, device) -> device: the fault campaign's storage
-        faults (stringcare/faults/inject.py) wrap the history and event devices."""
+        faults (stringcare/faults/inject.py) wrap the history and event devices.
+        site_key: the key of authenticated bus commands; by default data_dir's
+        site_key.hex, made on the first start (manager_fw/sitekey.py)."""
+        if site_key is None and data_dir is not None:
+            try:
+                data_dir.mkdir(parents=True, exist_ok=True)
+                site_key = sitekey.load_or_create(str(data_dir / "site_key.hex"))
+            except (OSError, ValueError):
+                site_key = None  # the core reports "no site key"
         faults: list = [None, None]  # per store: what opening it found (ring.open_file_store)
         self.wall_clock = wall_clock
         self.mono_ns = mono_ns
@@ -85,7 +94,8 @@ class LinuxManager:
             events = device_wrapper("events", events)
         self.events = status.RecordingEventLog(events)
         self.started_s = self.steady_s()
-        self.core = ManagerCore(cfg, history, None, self.started_s, event_log=self.events)
+        self.core = ManagerCore(cfg, history, None, self.started_s, event_log=self.events,
+                                site_key=site_key)  # fmt: skip
         self.core.report_store(self.started_s, 0, faults[0])
         self.core.report_store(self.started_s, 1, faults[1] or self.events.open_error)
         if data_dir is not None:  # the Ri baselines survive restarts (docs/judgement.md)

@@ -5,6 +5,8 @@ from manager_fw.poller import Poller
 from module_fw.responder import Responder
 from module_fw.state import ModuleState
 
+KEY = bytes.fromhex("537472696e67436172652d7465737421")  # the published test key
+
 
 def uid_for(n):
     return bytes([0x5C, 0xA1, 0, 0, (n >> 8) & 0xFF, n & 0xFF, 0x42, n & 0x7F])
@@ -14,7 +16,7 @@ class Rig:
     def __init__(self, strings=None, n_modules=0, baud=115200, seed=1, addresses=None,
                  latency_us=500):  # fmt: skip
         self.bus = VirtualBus(baud, seed)
-        self.master = BusMaster(baud)
+        self.master = BusMaster(baud, KEY)
         self.master_node = MasterNode(self.master)
         self.bus.attach(self.master_node)
         self.poller = None
@@ -31,8 +33,10 @@ class Rig:
     def add_module(self, address, uid, latency_us=500):
         s = ModuleState(uid, variant_id=3)
         s.address = address
-        s.voltage_mv = 13000 + address
-        s.temp_cc = 2000 + address
+        s.key = KEY
+        s.target_min_uv, s.target_max_uv = 12600000, 14700000  # (the core sets them: 12 V)
+        s.voltage_uv = 13000000 + 1010 * address
+        s.temp_mc = 20000 + 200 * address
         s.balance_pct = address % 101
         node = ResponderNode(Responder(s), latency_us)
         self.bus.attach(node)

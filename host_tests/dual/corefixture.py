@@ -38,6 +38,34 @@ def parse_then_release(obj):
     return cfg
 
 
+KEY = bytes.fromhex("537472696e67436172652d7465737421")  # the published test key
+
+
+def _test_module_class():
+    from module_fw.state import ModuleState
+
+    class TestModule(ModuleState):
+        """A module state the tests set in mV and 0.01 °C (the wire carries µV and m°C)."""
+
+        @property
+        def voltage_mv(self):
+            return (self.voltage_uv + 500) // 1000
+
+        @voltage_mv.setter
+        def voltage_mv(self, mv):
+            self.voltage_uv = mv * 1000
+
+        @property
+        def temp_cc(self):
+            return self.temp_mc // 10
+
+        @temp_cc.setter
+        def temp_cc(self, cc):
+            self.temp_mc = cc * 10
+
+    return TestModule
+
+
 class EventList:
     """The core's event log kept in a list (same append() as manager_fw/events.EventLog)."""
 
@@ -123,7 +151,6 @@ class Site:
         from boards.sim.manager_shell import ManagerBus, SimManagerShell
         from manager_fw.core import ManagerCore
         from module_fw.responder import Responder
-        from module_fw.state import ModuleState
 
         gc.collect()
         # stores in files: no large contiguous buffer on a 192 KB heap
@@ -133,7 +160,7 @@ class Site:
         self.history_list = HistoryList() if history_list else None
         self.core = ManagerCore(self.cfg, self.history_dev, self.event_dev, START_S,
                                 history_segment_size=8192, event_log=self.event_list,
-                                history=self.history_list)  # fmt: skip
+                                history=self.history_list, site_key=KEY)  # fmt: skip
         lay = self.cfg.layout
         self.bus = (ManagerBus if fast_bus else VirtualBus)(self.cfg.baud, seed)
         self.modules = []
@@ -141,9 +168,11 @@ class Site:
         self.ri_value = []
         self._ri_since = []
         self.ri_starts = []  # (time s after start, module index) of every RI_START seen
+        test_module = _test_module_class()
         for i in range(lay.module_count):
-            s = ModuleState(uid_for(i + 1), variant_id=self.cfg.variant)
+            s = test_module(uid_for(i + 1), variant_id=self.cfg.variant)
             s.address = lay.address(i)
+            s.key = KEY
             s.voltage_mv = voltage_mv
             s.temp_cc = temp_cc
             for m in range(3):

@@ -5,13 +5,14 @@ from adcsynth import internal_frame, temp_frame, voltage_frame
 
 from module_fw import store as sto
 from module_fw.core import ModuleCore
+from shared import auth, variants
 from shared import frontend as fe
 from shared import protocol as p
 from shared import protocol_layouts as lay
-from shared import variants
 
 V12 = 3
 UID = b"\x10\x20\x30\x40\x50\x60\x70\x80"
+KEY = bytes.fromhex("537472696e67436172652d7465737421")  # the published test key
 
 
 class Board:
@@ -41,29 +42,31 @@ class Board:
         self.temp_mc += (steady - self.temp_mc) * dt_ms // self.tau_ms
 
 
-def command(rng, seq):
+def command(rng, seq, signer):
+    """One random command; authenticated ones are signed by the manager's signer, or
+    now and then by nobody (a rogue device: the module must refuse them)."""
     k = rng.below(12)
+    if rng.below(8) == 0:
+        signer = None
     if k < 4:
         flags = rng.below(4)
-        target_mv = rng.between(9000, 16000)
-        payload = lay.pack(p.CMD_SET_TARGET, False, {"first": 1, "last": 64,
-                           "target_mv": target_mv, "flags": flags,
-                           "timeout_s": rng.below(256),
-                           "target_10uv": rng.below(128)})  # fmt: skip
-        return p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_SET_TARGET, seq, payload)
+        target_10uv = rng.between(1200000, 1520000)  # around the 12.6-14.7 V plausible range
+        values = {"first": 1, "last": 64, "target_10uv": target_10uv, "flags": flags,
+                  "timeout_s": rng.below(256)}  # fmt: skip
+        return lay.encode_request(p.ADDR_BROADCAST, p.CMD_SET_TARGET, seq, values, signer)
     if k < 6:
         return p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_POLL_GROUP, seq,
                               b"\x01\x00\x40")  # fmt: skip
     if k == 6:
-        return p.encode_bytes(7, p.ADDR_MANAGER, p.CMD_RI_START, seq, bytes([rng.below(3)]))
+        return lay.encode_request(7, p.CMD_RI_START, seq, {"method": rng.below(3)}, signer)
     if k == 7:
         return p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_ADDR_MODE, seq,
                               bytes([rng.below(2)]))  # fmt: skip
     if k == 8:
         return p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_SLEEP, seq)
     if k == 9:
-        return p.encode_bytes(rng.below(3) * 7, p.ADDR_MANAGER, p.CMD_SET_ADDRESS, seq,
-                              b"\x07\x00")  # fmt: skip
+        return lay.encode_request(rng.below(3) * 7, p.CMD_SET_ADDRESS, seq, {"address": 7},
+                                  signer)  # fmt: skip
     if k == 10:
         return p.encode_bytes(7, p.ADDR_MANAGER, p.CMD_IDENTIFY, seq, bytes([rng.below(2)]))
     return rng.bytes(rng.below(40))  # noise on the bus
@@ -98,7 +101,9 @@ def run_fuzz(rng, steps, board_factory=None):
     slots = sto.MemorySlots()
     first = ModuleCore(UID, V12, fe.ADC_STM32G4, slots)
     first.state.address = 7
+    first.state.key = KEY
     first.store.save(first.state)
+    signer = auth.Signer(KEY)
     core = ModuleCore(UID, V12, fe.ADC_STM32G4, slots)
     variant = variants.by_id(V12)
     ambient = 25000
@@ -118,7 +123,7 @@ def run_fuzz(rng, steps, board_factory=None):
         elif choice == 2:
             button = rng.below(2) == 1
         seq = (seq + 1) & 0xFF
-        data = command(rng, seq)
+        data = command(rng, seq, signer)
         core.bus_bytes(data, len(data), now)
         core.bus_idle(now)
         if data[6:7] == bytes([p.CMD_SET_TARGET]) and core.state.target_rx_ms == now:

@@ -22,8 +22,10 @@ import pytest
 from host_support import REPO
 
 from stringcare.deploy import Deployer
+from stringcare.dev.protocol_vectors import TEST_KEY_HEX
 from stringcare.vboard import BusHub, VirtualBoard
 
+TEST_SITE_KEY = bytes.fromhex(TEST_KEY_HEX)  # the published test key: test boards only
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("stringcare hil")
@@ -100,6 +102,7 @@ def hil_board(request: pytest.FixtureRequest, tmp_path: Path, hub: BusHub) -> It
             None,
             rig.bus_url,
             progress=lambda t: None,
+            site_key=TEST_SITE_KEY,
         ).run()
     yield rig
     if isinstance(rig, VirtualRig):

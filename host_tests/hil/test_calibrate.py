@@ -11,6 +11,7 @@ import pytest
 
 from stringcare.busport import BusPort
 from stringcare.commands import calibrate
+from stringcare.dev.protocol_vectors import TEST_KEY_HEX
 from stringcare.errors import CliError
 
 SETTLE_READS = 12  # 0.3 s apart: 3.3 s, longer than the filters' slow tail (~4 s to 1 count)
@@ -86,7 +87,12 @@ def test_temperature_and_voltage_calibration_are_stored_on_the_module(hil_board:
         pytest.skip("needs a board whose temperature and voltage the test controls")
     settle(hil_board, 15, "temp_mc", 25000)
     args = argparse.Namespace(
-        bus=hil_board.bus_url, address=15, procedure="temperature", ref_c=27.0, probe=False
+        site_key=TEST_KEY_HEX,
+        bus=hil_board.bus_url,
+        address=15,
+        procedure="temperature",
+        ref_c=27.0,
+        probe=False,
     )
     assert calibrate.run(args) == 0
     with BusPort(hil_board.bus_url) as bus:
@@ -102,7 +108,9 @@ def test_temperature_and_voltage_calibration_are_stored_on_the_module(hil_board:
         lambda: "%.1f" % (hil_board.vb.config["block_uv"] / 1000 * 1.01),
     )
 
-    args = argparse.Namespace(bus=hil_board.bus_url, address=15, procedure="voltage", samples=3)
+    args = argparse.Namespace(
+        site_key=TEST_KEY_HEX, bus=hil_board.bus_url, address=15, procedure="voltage", samples=3
+    )
     assert calibrate.run(args, ask) == 0
     with BusPort(hil_board.bus_url) as bus:
         offset, gain = bus.cal_read(15, 0)
@@ -136,7 +144,12 @@ def test_tempco_calibration_takes_the_warm_board_error_out(hil_board: Any) -> No
     ask = operator(hil_board, 16, "temp_mc", [25000, 60000], lambda: "13600.0")
 
     args = argparse.Namespace(
-        bus=hil_board.bus_url, address=16, procedure="tempco", samples=3, min_rise=15.0
+        site_key=TEST_KEY_HEX,
+        bus=hil_board.bus_url,
+        address=16,
+        procedure="tempco",
+        samples=3,
+        min_rise=15.0,
     )
     assert calibrate.run(args, ask) == 0
     with BusPort(hil_board.bus_url) as bus:

@@ -12,6 +12,7 @@ from pathlib import Path
 from host_support import REPO
 
 from stringcare.deploy import Deployer
+from stringcare.dev.protocol_vectors import TEST_KEY_HEX
 from stringcare.vboard import BusHub, VirtualBoard
 
 
@@ -26,7 +27,10 @@ def test_linux_manager_polls_deployed_module_firmware(tmp_path: Path, hub: BusHu
                 env={"block_uv": uv, "uid": "53545247000002%02x" % i},
             ).start()
             boards.append(vb)
-            Deployer(REPO, vb.board, vb.device, i + 1, None, hub.url, progress=lambda t: None).run()
+            Deployer(REPO, vb.board, vb.device, i + 1, None, hub.url, progress=lambda t: None,
+                     site_key=bytes.fromhex(TEST_KEY_HEX)).run()  # fmt: skip
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "site_key.hex").write_text(TEST_KEY_HEX + "\n")  # the modules' key
         site = tmp_path / "site.json"
         site.write_text(json.dumps({"site": "test bench", "strings": [{"modules": 2}]}))
         out = tmp_path / "status.json"

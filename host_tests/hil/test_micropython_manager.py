@@ -14,6 +14,7 @@ from pathlib import Path
 from host_support import REPO
 
 from stringcare.deploy import Deployer
+from stringcare.dev.protocol_vectors import TEST_KEY_HEX
 from stringcare.vboard import BusHub, VirtualBoard
 
 
@@ -26,9 +27,11 @@ def test_micropython_manager_polls_micropython_modules(tmp_path: Path, hub: BusH
                 env={"block_uv": uv, "uid": "53545247000003%02x" % i},
             ).start()  # fmt: skip
             boards.append(vb)
-            Deployer(REPO, vb.board, vb.device, i + 1, None, hub.url, progress=lambda t: None).run()
+            Deployer(REPO, vb.board, vb.device, i + 1, None, hub.url, progress=lambda t: None,
+                     site_key=bytes.fromhex(TEST_KEY_HEX)).run()  # fmt: skip
         run = tmp_path / "manager"
         run.mkdir()
+        (run / "site_key.hex").write_text(TEST_KEY_HEX + "\n")  # the modules' key
         (run / "site.json").write_text(json.dumps({"site": "mp", "strings": [{"modules": 2}]}))
         board = json.loads((REPO / "boards/unix_manager/board.json").read_text())
         (run / "stringcare_bundle.py").write_text("BOARD = %r\n" % board)

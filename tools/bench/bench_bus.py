@@ -28,6 +28,7 @@ from module_fw.state import ModuleState
 from stringcare.dev import layout
 
 SITES = {16: [16], 64: [64], 256: [64] * 4, 600: [60] * 10}
+KEY = b"StringCare-test!"  # the published test key (docs/protocol-vectors.json)
 # RP2040 cycles per x86-64 instruction of the same interpreter work (docs/protocol.md §4)
 RP2040_CYCLES_PER_X86_INSTR = 2.5
 RP2040_HZ = 125_000_000
@@ -48,6 +49,11 @@ METRICS = {
         "µs", None, "the same on this host, minimum of 7 timed repeats of 2000 frames"),
     "bus.module_reply_kinstr": (
         "k instr", None, "module: receive a POLL_GROUP, decide the slot, encode the reply"),
+    "bus.mac_verify_kinstr": (
+        "k instr", None, "module: verify the MAC and counter of an authenticated SET_TARGET "
+        "(HMAC-SHA256 over hashlib.sha256), MicroPython, callgrind"),
+    "bus.mac_verify_est_ms.rp2040": (
+        "ms", None, "that work on a 125 MHz RP2040 at 2.5 cycles per x86 instruction"),
     "bus.module_reply_est_ms.rp2040": (
         "ms", "<= 2.0", "that work on a 125 MHz RP2040 at 2.5 cycles per x86 instruction; "
         "must fit the 2 ms group lead"),
@@ -61,7 +67,7 @@ def cycle_seconds(sizes: list[int], baud: int = 115200) -> float:
     for n in sizes:
         strings.append((first, first + n - 1))
         first += n
-    master = BusMaster(baud)
+    master = BusMaster(baud, KEY)
     poller = Poller(strings, baud)
     master.poller = poller
     node = MasterNode(master)
@@ -69,7 +75,8 @@ def cycle_seconds(sizes: list[int], baud: int = 115200) -> float:
     for addr in range(1, first):
         state = ModuleState(bytes([0, 0, 0, 0, 0, 0, addr >> 8, addr & 0xFF]), 3)
         state.address = addr
-        state.voltage_mv = 13500
+        state.key = KEY
+        state.voltage_uv = 13500000
         bus.attach(ResponderNode(Responder(state)))
     while poller.cycle < 2:
         run_bus(bus, node, bus.now_us + 10_000)
@@ -115,6 +122,10 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
              "instruction counts for the bus benchmark"], check=True)  # fmt: skip
     decode = instructions_per_item("decode")
     module = instructions_per_item("module")
+    mac = instructions_per_item("mac", 200)
+    out["bus.mac_verify_kinstr"] = round(mac / 1000, 1)
+    out["bus.mac_verify_est_ms.rp2040"] = round(
+        mac * RP2040_CYCLES_PER_X86_INSTR / RP2040_HZ * 1000, 2)  # fmt: skip
     out["bus.decode_kinstr_per_frame.micropython"] = round(decode / 1000, 1)
     out["bus.module_reply_kinstr"] = round(module / 1000, 1)
     est_ms = module * RP2040_CYCLES_PER_X86_INSTR / RP2040_HZ * 1000

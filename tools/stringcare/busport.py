@@ -13,7 +13,9 @@ from typing import Any
 
 import serial
 
+from shared import auth
 from shared import protocol as p
+from shared import protocol_layouts as lay
 
 
 class BusError(Exception):
@@ -21,8 +23,12 @@ class BusError(Exception):
 
 
 class BusPort:
-    def __init__(self, url: str, baud: int = 115200) -> None:
+    def __init__(self, url: str, baud: int = 115200, site_key: bytes | None = None) -> None:
+        """site_key: the site's key (manager_fw/sitekey.py), needed for the commands that
+        change a module (CAL_WRITE, RI_START, ...: docs/protocol.md, "Authentication")."""
         self.url = url
+        self.signer = auth.Signer(site_key) if site_key is not None else None
+        self._floors: set[int] = set()  # modules whose counter floor we have read
         try:
             self.ser = serial.serial_for_url(url, baudrate=baud, timeout=0.01)
         except (serial.SerialException, OSError, ValueError) as exc:
@@ -46,9 +52,35 @@ class BusPort:
         self.ser.reset_input_buffer()
         self.deframer = p.Deframer()
         self.seq = (self.seq + 1) & 0xFF
-        self.ser.write(p.encode_bytes(dst, p.ADDR_MANAGER, cmd, self.seq, payload))
+        # payload holds the command's fields; an authenticated command gets its counter
+        # and MAC here (a fresh counter on every try)
+        if lay.authenticated(cmd):
+            if self.signer is None:
+                raise BusError(
+                    "command 0x%02x changes the module: it needs the site key (--site-key, "
+                    "the manager's site_key.hex)" % cmd
+                )
+            n = len(payload)
+            buf = bytearray(p.FRAME_MAX)
+            buf[p.HEADER_LEN : p.HEADER_LEN + n] = payload
+            p.encode_header(buf, dst, p.ADDR_MANAGER, cmd, self.seq, n + p.AUTH_LEN)
+            self.signer.sign_request(buf, n)
+            data = bytes(buf[: p.finish_frame(buf, n + p.AUTH_LEN)])
+        else:
+            data = p.encode_bytes(dst, p.ADDR_MANAGER, cmd, self.seq, payload)
+        self.ser.write(data)
         self.ser.flush()
         return self.seq
+
+    def _learn_floor(self, address: int) -> None:
+        """Move our counter past the module's (INFO): it refuses anything older."""
+        if self.signer is None or address in self._floors:
+            return
+        f = self.request(address, p.CMD_INFO)
+        if f.length >= 25:
+            hi, lo = auth.get_ctr(f.buf, f.off + 19)
+            self.signer.advance_past(hi, lo, 1)
+        self._floors.add(address)
 
     def replies(self, seq: int, timeout_s: float) -> list[p.Frame]:
         """Every reply with this SEQ that arrives within timeout_s."""
@@ -87,6 +119,8 @@ class BusPort:
         self, dst: int, cmd: int, payload: bytes = b"", timeout_s: float = 0.3, tries: int = 3
     ) -> p.Frame:
         """One unicast transaction; BusError when nothing answers or the module NAKs."""
+        if lay.authenticated(cmd):
+            self._learn_floor(dst)
         for _ in range(tries):
             seq = self.send(dst, cmd, payload)
             got = None
@@ -132,16 +166,21 @@ class BusPort:
 
     def read_meas(self, address: int) -> dict[str, int]:
         f = self.request(address, p.CMD_READ_MEAS)
+        uv = p.meas_voltage_uv(f.buf, f.off)
+        mc = p.meas_temp_mc(f.buf, f.off)
         return {
-            "voltage_mv": f.u16(0),
-            "temp_cc": f.i16(2),
+            "voltage_uv": uv,
+            "voltage_mv": (uv + 500) // 1000,
+            "temp_mc": mc,
+            "temp_cc": mc // 10,
             "balance_pct": f.u8(4),
             "flags": f.u8(5),
         }
 
     def status(self, address: int) -> dict[str, int]:
         f = self.request(address, p.CMD_STATUS)
-        return {"flags": f.u16(0), "mode": f.u8(2), "board_temp_cc": f.i16(4)}
+        return {"flags": f.u16(0), "mode": f.u8(2), "board_temp_cc": f.i16(4),
+                "auth_refused": f.u16(14)}  # fmt: skip
 
     def cal_read(self, address: int, channel: int) -> tuple[int, int]:
         f = self.request(address, p.CMD_CAL_READ, bytes([channel]))
@@ -162,4 +201,5 @@ class BusPort:
         return {"state": f.u8(0), "quality": f.u8(1), "ri_nohm": f.u32(2), "age_s": f.u16(6)}
 
 
-NAK_NAMES = {1: "unknown command", 2: "bad length", 3: "bad value", 4: "busy", 5: "not allowed"}
+NAK_NAMES = {1: "unknown command", 2: "bad length", 3: "bad value", 4: "busy", 5: "not allowed",
+             6: "not authentic: wrong site key or a replayed counter"}  # fmt: skip

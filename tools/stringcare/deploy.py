@@ -257,8 +257,10 @@ class Deployer:
         key: Path | None = None,
         bundle_dir: Path | None = None,
         trust_key: bool = False,
+        site_key: bytes | None = None,
     ) -> None:
         self.root = root
+        self.site_key = site_key  # module: the site key, given over USB (physical presence)
         self.board_name = board_name
         self.port = port
         self.address = address
@@ -638,9 +640,11 @@ class Deployer:
         text = "# Written by `stringcare deploy`.\nSETTINGS = %r\n" % settings
         if self.info.get("settings") != text:  # aside and renamed: a cut leaves old or new
             self._put_small(t, "stringcare_settings.py", text)
-        provision: dict[str, int] = {}
+        provision: dict[str, Any] = {}
         if self.address is not None:
             provision["address"] = self.address
+        if self.site_key is not None and board["role"] == "module":
+            provision["site_key"] = self.site_key.hex()  # docs/protocol.md, "Authentication"
         if self.variant is not None:
             from shared import variants
 
@@ -651,8 +655,11 @@ class Deployer:
                 % provision
             )
             self._put_small(t, "stringcare_provision.py", text)
+        shown = dict(provision)
+        if "site_key" in shown:
+            shown["site_key"] = "(the site key)"  # not into logs
         self.progress(
-            "settings: %r%s" % (settings, (", provision %r" % provision) if provision else "")
+            "settings: %r%s" % (settings, (", provision %r" % shown) if provision else "")
         )
 
     def _restart_and_confirm(self, board: dict[str, Any]) -> None:

@@ -125,7 +125,7 @@ def test_targets_per_string_reach_the_modules():
     site.run_s(3)
     c = site.core
     assert c.strings.target_mv[0] == 13600 and c.strings.equalising[0]
-    assert [m.target_mv for m in site.modules[:3]] == [13600] * 3
+    assert [m.target_uv for m in site.modules[:3]] == [13600000] * 3
     assert all(m.target_flags == p.TARGET_EQUALISE for m in site.modules[:3])
     # string 2 sits below the equalising window (13.08 V): no equalising there; two
     # cycles later the voltage-drop detector calls it a discharge
@@ -179,11 +179,11 @@ def test_a_block_06V_high_raises_the_difference_alarm_marks_it_and_sounds_until_
 
 
 def test_temperature_offset_applies_to_every_module():
-    site = Site(sizes=(2,), config={"offsets": {"temp_mc": -700}}, temp_cc=2950)
+    site = Site(sizes=(2,), config={"offsets": {"temp_mc": -700}}, temp_cc=2940)
     site.start()
     site.run_s(5)
     c = site.core
-    assert list(c.temp_mc) == [28800, 28800]  # 29.5 °C read, -0.7 °C to match the reference
+    assert list(c.temp_mc) == [28700, 28700]  # 29.4 °C read, -0.7 °C to match the reference
     assert c.level[0] == th.LEVEL_WARNING  # high warning at 28 °C, not the alarm at 30
 
 

@@ -97,13 +97,13 @@ def test_a_module_with_another_firmware_major_is_refused():
 
 
 class NextProtocol(Responder):
-    """A module of a future protocol version 2: every reply carries version 2."""
+    """A module of a future protocol version 3: every reply carries version 3."""
 
     def handle(self, frame, now_ms):
         n = Responder.handle(self, frame, now_ms)
         if n:
             tx = self.tx
-            tx[1] = (2 << 6) | (tx[1] & 0x3F)
+            tx[1] = (3 << 6) | (tx[1] & 0x3F)
             crc = p.crc16(tx, 1, n - 2)
             tx[n - 2] = crc & 0xFF
             tx[n - 1] = crc >> 8
@@ -118,8 +118,8 @@ def test_a_module_speaking_another_protocol_version_is_named():
     c = site.core
     assert c.mode_name() == "refused"
     assert c.refusal == (
-        "refusing to run: module(s) 2 answer in protocol version 2; this manager speaks "
-        "version 1.  Update their firmware (or the manager's)."
+        "refusing to run: module(s) 2 answer in protocol version 3; this manager speaks "
+        "version 2.  Update their firmware (or the manager's)."
     )
     assert site.events(ev.EV_REFUSED)[0][5] == ev.REFUSED_PROTOCOL
 

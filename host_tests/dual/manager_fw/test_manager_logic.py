@@ -25,6 +25,7 @@ def poller_with(volts, temps=None):
         else:
             poll.state[a] = pl.ST_OK
             poll.voltage_mv[a] = v
+            poll.voltage_uv[a] = v * 1000
             poll.temp_cc[a] = 2500 if temps is None else temps[i]
     return poll
 
@@ -35,7 +36,7 @@ def test_target_is_string_voltage_over_modules_and_window_gates_equalising():
     s.update(poll)
     assert s.target_mv[0] == 13650 and s.sum_mv[0] == 54600 and s.spread_mv[0] == 300
     assert s.equalising[0] and poll.target_flags[0] == p.TARGET_EQUALISE
-    assert poll.target_mv[0] == 13650
+    assert poll.target_uv[0] == 13650000
     # string 2 sits below the window (a discharge): no equalising, the average is shown
     assert not s.equalising[1] and s.reason[1] == strs.REASON_LOW
     assert poll.target_flags[1] == 0
@@ -48,8 +49,8 @@ def test_target_carries_the_string_average_to_10_uv():
     poll = poller_with([13650, 13651, 13651, 13651, 13500, 13500, 13500, 13501])
     s.update(poll)
     assert (s.target_mv[0], s.target_10uv[0], s.target_uv(0)) == (13650, 75, 13650750)
-    assert (poll.target_mv[0], poll.target_10uv[0]) == (13650, 75)
-    assert (poll.target_mv[1], poll.target_10uv[1]) == (13500, 25)
+    assert poll.target_uv[0] == 13650750
+    assert poll.target_uv[1] == 13500250
     # a remainder that rounds up to a whole mV carries into target_mv
     poll = poller_with([13000] * 3 + [13999, 13000, 13000, 13000, 13000])
     s2 = strs.Strings([(1, 4), (5, 8)], 12000, 14100)

@@ -13,7 +13,7 @@ def expected_cycle_us(sizes, baud=115200, group_max=64):
     total = 0
     gap = p.wire_us(2, baud)
     for n in sizes:
-        total += p.wire_us(p.OVERHEAD + 9, baud) + gap
+        total += p.wire_us(p.OVERHEAD + p.SET_TARGET_FIELDS + p.AUTH_LEN, baud) + gap
         while n > 0:
             count = n if n < group_max else group_max
             total += p.wire_us(p.OVERHEAD + 3, baud) + p.group_slot_start_us(count, baud)
@@ -27,21 +27,20 @@ def test_one_cycle_reads_every_module():
     pol = rig.poller
     for a in range(1, 21):
         assert pol.state[a] == pl.ST_OK
-        assert pol.voltage_mv[a] == 13000 + a
-        assert pol.temp_cc[a] == 2000 + a
+        assert pol.voltage_uv[a] == 13000000 + 1010 * a
+        assert pol.voltage_mv[a] == (13000000 + 1010 * a + 500) // 1000
+        assert pol.temp_cc[a] == 2000 + 20 * a
         assert pol.balance_pct[a] == a % 101
     assert rig.master.unexpected == 0 and rig.bus.collisions == 0
 
 
 def test_targets_reach_each_string():
     rig = Rig(strings=[(1, 4), (5, 8)], n_modules=8)
-    rig.poller.target_mv[0] = 13500
-    rig.poller.target_mv[1] = 13620
-    rig.poller.target_10uv[1] = 99
+    rig.poller.target_uv[0] = 13500000
+    rig.poller.target_uv[1] = 13620990
     rig.poller.target_flags[1] = p.TARGET_EQUALISE
     rig.run_cycles(1)
-    assert [m.target_mv for m in rig.modules] == [13500] * 4 + [13620] * 4
-    assert [m.target_10uv for m in rig.modules] == [0] * 4 + [99] * 4
+    assert [m.target_uv for m in rig.modules] == [13500000] * 4 + [13620990] * 4
     assert [m.target_flags for m in rig.modules] == [0] * 4 + [1] * 4
 
 
@@ -120,8 +119,9 @@ def test_noisy_bus_never_stores_a_wrong_value():
     assert rig.bus.corrupted_bytes > 0
     assert rig.master.deframer.crc_errors > 0
     for a in range(1, 17):
-        assert pol.voltage_mv[a] == 13000 + a
-        assert pol.temp_cc[a] == 2000 + a
+        assert pol.voltage_uv[a] == 13000000 + 1010 * a
+        assert pol.voltage_mv[a] == (13000000 + 1010 * a + 500) // 1000
+        assert pol.temp_cc[a] == 2000 + 20 * a
 
 
 def test_service_requests_run_between_cycles():

@@ -56,7 +56,7 @@ def test_fast_copy_equals_the_reference_loop_including_overlap():
 
 def test_frame_layout_is_byte_exact():
     frame = p.encode_bytes(0x0102, p.ADDR_MANAGER, p.CMD_READ_MEAS, 7)
-    assert frame[:8] == bytes([0xA5, 0x40, 0x02, 0x01, 0xFE, 0xFF, 0x02, 0x07])
+    assert frame[:8] == bytes([0xA5, 0x80, 0x02, 0x01, 0xFE, 0xFF, 0x02, 0x07])
     crc = p.crc16(frame, 1, 8)
     assert frame[8] == crc & 0xFF and frame[9] == crc >> 8
     assert len(frame) == p.OVERHEAD
@@ -64,13 +64,13 @@ def test_frame_layout_is_byte_exact():
 
 def test_meas_roundtrip_and_signed_fields():
     buf = bytearray(p.FRAME_MAX)
-    n = p.encode_meas(buf, p.ADDR_MANAGER, 17, p.CMD_READ_MEAS | p.REPLY, 200, 13542, -1234, 57,
-                      p.FLAG_BALANCING | p.FLAG_PROBE)  # fmt: skip
+    n = p.encode_meas(buf, p.ADDR_MANAGER, 17, p.CMD_READ_MEAS | p.REPLY, 200, 13542374,
+                      -12340, 57, p.FLAG_BALANCING | p.FLAG_PROBE)  # fmt: skip
     assert n == 16
     f = p.decode_frame(buf[:n])
     assert (f.dst, f.src, f.cmd, f.seq, f.length) == (0xFFFE, 17, 0x82, 200, 6)
-    assert f.u16(0) == 13542
-    assert f.i16(2) == -1234
+    assert p.meas_voltage_uv(f.buf, f.off) == 13542370  # 10 µV steps, nearest
+    assert p.meas_temp_mc(f.buf, f.off) == -12400  # 0.2 °C steps, nearest
     assert f.u8(4) == 57
     assert f.u8(5) == 0x81
     assert f.is_reply()
@@ -97,16 +97,58 @@ def test_decode_frame_names_what_is_wrong():
     bad = bytearray(good)
     bad[8] ^= 0x10
     assert "CRC" in str(raises(p.ProtocolError, p.decode_frame, bad))
-    v2 = bytearray(good)
-    v2[1] = 0x80 | 1
-    c = p.crc16(v2, 1, 9)
-    v2[9] = c & 0xFF
-    v2[10] = c >> 8
-    assert "version" in str(raises(p.ProtocolError, p.decode_frame, v2))
+    v1 = bytearray(good)
+    v1[1] = 0x40 | 1
+    c = p.crc16(v1, 1, 9)
+    v1[9] = c & 0xFF
+    v1[10] = c >> 8
+    assert "version" in str(raises(p.ProtocolError, p.decode_frame, v1))
 
 
 def test_encode_rejects_oversized_payload():
     raises(p.ProtocolError, p.encode_frame, bytearray(200), 1, 2, 3, 4, 64)
+
+
+def test_encoders_raise_instead_of_wrapping():
+    # issue 13: voltage 70000 mV, temp_cc 40000, balance_pct 300, address 0x12345 wrapped
+    buf = bytearray(p.FRAME_MAX)
+    m = p.ADDR_MANAGER
+    e = raises(p.ProtocolError, p.encode_meas, buf, m, 1, 0x83, 1, 70000000, 0, 0, 0)
+    assert "voltage_uv 70000000" in str(e)
+    assert "temp_mc" in str(raises(p.ProtocolError, p.encode_meas, buf, m, 1, 0x83, 1,
+                                   13000000, 400000, 0, 0))  # fmt: skip
+    assert "balance_pct" in str(raises(p.ProtocolError, p.encode_meas, buf, m, 1, 0x83, 1,
+                                       13000000, 0, 300, 0))  # fmt: skip
+    assert "0x12345" not in str(raises(p.ProtocolError, p.encode_frame, buf, 0x12345, m, 1, 1, 0))
+    raises(p.ProtocolError, p.encode_frame, buf, 1, m, 256, 1, 0)
+    raises(p.ProtocolError, p.put_u16, buf, 0, 70000)
+    raises(p.ProtocolError, p.put_u16, buf, 0, -1)
+    raises(p.ProtocolError, p.put_i16, buf, 0, 40000)
+    raises(p.ProtocolError, p.put_u24, buf, 0, 0x1000000)
+    raises(p.ProtocolError, p.put_i32, buf, 0, 0x80000000)
+    raises(p.ProtocolError, p.put_set_target, buf, 1, 64, p.TARGET_MAX_UV + 10, 0, 10)
+    raises(p.ProtocolError, p.put_set_target, buf, 0, 64, 13000000, 0, 10)
+    raises(p.ProtocolError, p.put_set_target, buf, 1, 1000, 13000000, 0, 10)
+    # the edges themselves are fine
+    assert p.encode_meas(buf, m, 1, 0x83, 1, p.MEAS_VOLTAGE_MAX_UV, p.MEAS_TEMP_MAX_MC, 100,
+                         255) == 16  # fmt: skip
+    f = p.decode_frame(bytes(buf[:16]))
+    assert p.meas_voltage_uv(f.buf, f.off) == p.MEAS_VOLTAGE_MAX_UV
+    assert p.meas_temp_mc(f.buf, f.off) == p.MEAS_TEMP_MAX_MC
+    p.encode_meas(buf, m, 1, 0x83, 1, 0, p.MEAS_TEMP_MIN_MC, 0, 0)
+    f = p.decode_frame(bytes(buf[:16]))
+    assert p.meas_temp_mc(f.buf, f.off) == p.MEAS_TEMP_MIN_MC
+
+
+def test_set_target_layout_is_defined_once():
+    buf = bytearray(p.FRAME_MAX)
+    n = p.put_set_target(buf, 33, 64, 13045470, p.TARGET_EQUALISE, 30)
+    assert n == p.SET_TARGET_FIELDS == 9
+    n = p.encode_frame(buf, p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_SET_TARGET, 1, n)
+    f = p.decode_frame(bytes(buf[:n]))
+    assert f.u16(p.ST_FIRST) == 33 and f.u16(p.ST_LAST) == 64
+    assert p.target_uv_of(f) == 13045470
+    assert f.u8(p.ST_FLAGS) == 1 and f.u8(p.ST_TIMEOUT) == 30
 
 
 def _stream():
@@ -154,14 +196,14 @@ def test_deframer_rejects_bit_flips_and_counts_them():
 
 
 def test_deframer_skips_other_versions_whole():
-    v2 = bytearray(p.encode_bytes(1, p.ADDR_MANAGER, p.CMD_INFO, 3, b"\x01\x02"))
-    v2[1] = (2 << 6) | 2
-    c = p.crc16(v2, 1, 10)
-    v2[10] = c & 0xFF
-    v2[11] = c >> 8
+    v1 = bytearray(p.encode_bytes(1, p.ADDR_MANAGER, p.CMD_INFO, 3, b"\x01\x02"))
+    v1[1] = (1 << 6) | 2  # a protocol version 1 frame
+    c = p.crc16(v1, 1, 10)
+    v1[10] = c & 0xFF
+    v1[11] = c >> 8
     good = p.encode_bytes(1, p.ADDR_MANAGER, p.CMD_INFO, 4)
     d = p.Deframer()
-    got = feed_all(d, bytes(v2) + good)
+    got = feed_all(d, bytes(v1) + good)
     assert len(got) == 1 and got[0][3] == 4
     assert d.version_errors == 1
     assert d.crc_errors == 0
@@ -213,8 +255,8 @@ def _decode_meas_reply(d, data, out):
         pos += d.feed(data, pos, n)
         f = d.poll()
         while f is not None:
-            out[0] = f.u16(0)
-            out[1] = f.i16(2)
+            out[0] = p.meas_voltage_uv(f.buf, f.off)
+            out[1] = p.meas_temp_mc(f.buf, f.off)
             out[2] = f.u8(4)
             out[3] = f.u8(5)
             count += 1
@@ -226,7 +268,7 @@ def test_decoding_a_measurement_reply_allocates_nothing():
     from array import array
 
     buf = bytearray(p.FRAME_MAX)
-    n = p.encode_meas(buf, p.ADDR_MANAGER, 42, 0x83, 5, 13600, 2512, 40, 1)
+    n = p.encode_meas(buf, p.ADDR_MANAGER, 42, 0x83, 5, 13600010, 25200, 40, 1)
     data = bytes(buf[:n]) * 4
     d = p.Deframer()
     out = array("l", [0, 0, 0, 0])
@@ -243,14 +285,15 @@ def test_decoding_a_measurement_reply_allocates_nothing():
     # 2. and with the heap locked any allocation would raise MemoryError
     count = heap_locked(_decode_meas_reply, d, data, out)
     assert count == 4
-    assert list(out) == [13600, 2512, 40, 1]
+    assert list(out) == [13600010, 25200, 40, 1]
 
 
 def test_encoding_a_measurement_reply_allocates_nothing():
     buf = bytearray(p.FRAME_MAX)
-    n = heap_locked(p.encode_meas, buf, p.ADDR_MANAGER, 42, 0x83, 5, 13600, -400, 40, 1)
+    n = heap_locked(p.encode_meas, buf, p.ADDR_MANAGER, 42, 0x83, 5, 13600000, -4000, 40, 1)
     assert n == 16
-    assert p.decode_frame(bytes(buf[:16])).i16(2) == -400
+    f = p.decode_frame(bytes(buf[:16]))
+    assert p.meas_temp_mc(f.buf, f.off) == -4000
 
 
 def test_group_timing_at_115200():
@@ -258,8 +301,24 @@ def test_group_timing_at_115200():
     assert p.char_ns(115200) == 86806
     assert p.wire_us(16, 115200) == 1389
     assert p.group_lead_us(115200) == 2000
-    assert p.group_slot_us(115200) == 1563  # 16-byte MEAS reply + 2 guard characters
     assert p.group_slot_start_us(0, 115200) == 2000
-    assert p.group_slot_start_us(63, 115200) == 2000 + 63 * 1563
+    assert p.group_slot_start_us(1, 115200) == 2000 + 1563  # 18 Tc = 1562.5 µs, up
+    # the grid is exact: slot 63 starts at L + 63 * 18 Tc (98437.5 µs), not 63 rounded slots
+    assert p.group_slot_start_us(63, 115200) == 2000 + 98438
     # slow links: the lead grows to 4 characters
     assert p.group_lead_us(2400) == 16667
+
+
+def test_slot_grid_is_exact_at_every_supported_baud():
+    # issue 13: slots rounded up to whole µs and accumulated started > 1 Tc late at
+    # 230400 and 460800 baud from slot 58 on.  Now every start is within 1 µs of
+    # L + k * 18 Tc, computed without any integer above 2**30.
+    for baud in (9600, 19200, 38400, 57600, 115200, 230400, 460800):
+        lead = p.group_lead_us(baud)
+        for k in range(p.GROUP_MAX + 1):
+            exact_num = k * 18 * 10000000  # µs * baud
+            got = p.group_slot_start_us(k, baud) - lead
+            assert got * baud >= exact_num and (got - 1) * baud < exact_num, (baud, k)
+        for j in range(256):
+            got = p.discover_slot_start_us(j, baud) - lead
+            assert got * baud >= j * 26 * 10000000 > (got - 1) * baud or j == 0, (baud, j)

@@ -49,7 +49,7 @@ def test_crc_parameters_and_check_value():
 def test_every_valid_vector_decodes_to_its_fields_and_reencodes():
     n = 0
     for v in each_vector():
-        if not v["valid"] or v.get("stream"):
+        if not v["valid"] or v.get("stream") or "outcome" in v:
             continue
         data = bytes.fromhex(v["hex"])
         frames, d = frames_of(data)
@@ -59,6 +59,9 @@ def test_every_valid_vector_decodes_to_its_fields_and_reencodes():
         assert (dst, src, cmd, seq) == (want["dst"], want["src"], want["cmd"], want["seq"]), v[
             "name"
         ]
+        if "decoded" in v:  # MEAS: the bit fields of volt_temp
+            assert p.meas_voltage_uv(data, 8) == v["decoded"]["voltage_uv"], v["name"]
+            assert p.meas_temp_mc(data, 8) == v["decoded"]["temp_mc"], v["name"]
         if "payload" in want:
             reply = bool(cmd & p.REPLY) and cmd != p.CMD_NAK or cmd == p.CMD_NAK
             base = cmd if cmd == p.CMD_NAK else cmd & 0x7F
@@ -67,7 +70,7 @@ def test_every_valid_vector_decodes_to_its_fields_and_reencodes():
             again = p.encode_bytes(dst, src, cmd, seq, lay.pack(base, reply, got))
             assert again == data, v["name"]
         n += 1
-    assert n >= 45  # every command's request and reply, NAK, and the two length cases
+    assert n >= 47  # every command's request and reply, NAK, and the two length cases
 
 
 def test_every_command_of_the_layout_table_has_vectors():
@@ -119,6 +122,53 @@ def test_length_and_command_errors_are_for_the_receiver_to_answer():
             assert nak.u8(1) == code
             checked += 1
     assert checked == 2
+
+
+def test_authentication_and_edge_vectors_against_a_module():
+    from module_fw.responder import Responder
+    from module_fw.state import ModuleState
+    from shared import auth
+
+    checked = 0
+    for v in each_vector():
+        if "outcome" not in v:
+            continue
+        s = ModuleState(b"\x5c\xa1\xab\x1e\x00\xc0\xff\xee", 3)
+        s.address = v["module"]
+        s.key = bytes.fromhex(v["key"])
+        s.target_min_uv = 12600000
+        s.target_max_uv = 14700000
+        s.ctr_hi, s.ctr_lo = v["floor"] >> 24, v["floor"] & 0xFFFFFF
+        r = Responder(s)
+        frames = []
+        d = p.Deframer()
+        data = bytes.fromhex(v["hex"])
+        d.feed(data)
+        f = d.poll()
+        assert f is not None, v["name"]
+        cal_before = s.cal_offset[3]
+        n = r.handle(f, 0)
+        out = v["outcome"]
+        if v["nak"] > 0:
+            nak = p.decode_frame(bytes(r.tx[:n]))
+            assert nak.cmd == p.CMD_NAK and nak.u8(1) == v["nak"], v["name"]
+        elif v["nak"] == 0:
+            rep = p.decode_frame(bytes(r.tx[:n]))
+            assert rep.cmd == f.cmd | p.REPLY, v["name"]
+        else:
+            assert n == 0, v["name"]
+        if out == "accepted":
+            assert s.cal_offset[3] == 1500 and s.auth_refused == 0
+            assert (s.ctr_hi << 24 | s.ctr_lo) == 0x10001
+        elif out in ("replayed", "bad_mac"):
+            assert s.auth_refused == 1 and s.cal_offset[3] == cal_before, v["name"]
+            assert s.address == v["module"], v["name"]
+        else:
+            assert s.auth_refused == 0 and s.cal_offset[3] == cal_before, v["name"]
+        frames.append(f)
+        checked += 1
+    assert checked == 8
+    assert auth  # imported: the module's verifier is what ran
 
 
 def test_stream_vector():

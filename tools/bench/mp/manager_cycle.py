@@ -20,7 +20,7 @@ from shared.compat import TICKS_MAX, ticks_diff  # noqa: E402
 START_S = 200000000
 SEQ = 7
 cfg = config.simple_config([60] * 10, cycle_period_ms=0)
-core = ManagerCore(cfg, None, None, START_S)
+core = ManagerCore(cfg, None, None, START_S, site_key=b"StringCare-test!")
 master = core.master
 for i in range(cfg.layout.module_count):  # the census found every module
     core.census[i] = 1
@@ -32,7 +32,7 @@ replies = []
 for a in range(1, 601):
     buf = bytearray(16)
     p.encode_meas(buf, p.ADDR_MANAGER, a, p.CMD_POLL_GROUP | p.REPLY, SEQ,
-                  13600 + a % 40, 2200 + a % 150, a % 30, 0)  # fmt: skip
+                  13600000 + (a % 40) * 1000, 22000 + (a % 150) * 20, a % 30, 0)  # fmt: skip
     replies.append(bytes(buf))
 
 now_us = 0

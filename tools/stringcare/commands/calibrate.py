@@ -22,10 +22,13 @@ Procedures (boards/rp2040_module/README.md, "Calibration"):
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from manager_fw import sitekey
 from shared import protocol as p
 from stringcare.busport import BusError, BusPort
 from stringcare.errors import CliError
@@ -50,6 +53,12 @@ def register(sub: Any) -> None:
         "--bus", required=True, help="bus port: converter, adapter or socket:// URL"
     )
     parser.add_argument("--address", type=int, required=True, help="the module's address")
+    parser.add_argument(
+        "--site-key",
+        default=os.environ.get("STRINGCARE_SITE_KEY"),
+        help="the site key (32 hex digits, or the manager's site_key.hex file) that writing "
+        "a calibration needs; default: $STRINGCARE_SITE_KEY",
+    )
     what = parser.add_subparsers(dest="procedure", metavar="PROCEDURE", required=True)
     what.add_parser("show", help="print the stored calibration")
     v = what.add_parser("voltage", help="two-point block voltage against a reference meter")
@@ -72,10 +81,23 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace, ask: Callable[[str], str] = input) -> int:
     try:
-        with BusPort(args.bus) as bus:
+        with BusPort(args.bus, site_key=site_key_of(getattr(args, "site_key", None))) as bus:
             return PROCEDURES[args.procedure](bus, args, ask)
     except BusError as exc:
         raise CliError(str(exc)) from None
+
+
+def site_key_of(text: str | None) -> bytes | None:
+    """--site-key: 32 hex digits, or a file holding them; None when not given."""
+    if not text:
+        return None
+    path = Path(text)
+    if len(text) != 32 and path.exists():
+        text = path.read_text()
+    try:
+        return sitekey.parse(text)
+    except ValueError as exc:
+        raise CliError("--site-key: %s" % exc) from None
 
 
 def show(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:

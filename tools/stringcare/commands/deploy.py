@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stringcare import deploy
+from stringcare.commands.calibrate import site_key_of
 from stringcare.dev import layout
 from stringcare.errors import CliError
 
@@ -24,6 +25,11 @@ def register(sub: Any) -> None:
         "--address", type=int, help="module: bus address to store (1..999; 0 = unaddressed)"
     )
     p.add_argument("--variant", help="module: block variant (2v, 4v, 6v, 12v, 16v)")
+    p.add_argument(
+        "--site-key",
+        help="module: the site key to store (32 hex digits or the manager's site_key.hex); "
+        "docs/protocol.md, 'Authentication'",
+    )
     p.add_argument(
         "--bus",
         help="module: the bus port (converter, USB-RS485 adapter or socket:// URL); the "
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
             layout.repo_root(), args.board, args.port, args.address, args.variant, args.bus,
             progress=lambda text: print(text, flush=True), key=args.key,
             bundle_dir=args.bundle, trust_key=args.trust_key,
+            site_key=site_key_of(getattr(args, "site_key", None)),
         ).run()  # fmt: skip
     except deploy.DeployError as exc:
         raise CliError(str(exc)) from None

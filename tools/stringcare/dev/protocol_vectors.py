@@ -12,6 +12,8 @@ interpreters, so a mistake has to be made twice, the same way, to go unnoticed.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import struct
 import sys
@@ -28,33 +30,38 @@ CRC: dict[str, int] = {
     "xorout": 0,
 }
 
-# name: (code, request layout, reply layout or None); layouts as (field, struct code)
-_U = {"u8": "B", "u16": "H", "i16": "h", "u32": "I", "i32": "i", "uid": "8s"}
-_MEAS = "voltage_mv:u16 temp_cc:i16 balance_pct:u8 flags:u8"
+# name: (code, request layout, reply layout or None); layouts as (field, type)
+_U = {"u8": "B", "u16": "H", "i16": "h", "u32": "I", "i32": "i"}
+_SIZES = {"u24": 3, "ctr": 6, "uid": 8, "mac": 6, "key": 16}
+_MEAS = "volt_temp:u32 balance_pct:u8 flags:u8"
+_AUTH = " ctr:ctr mac:mac"
 COMMANDS: dict[str, tuple[int, str, str | None]] = {
     "DISCOVER": (0x01, "slots:u8", "device_type:u8 hw_rev:u8 fw_major:u8 fw_minor:u8 "
                  "fw_patch:u8 variant:u8 uid:uid"),
     "READ_MEAS": (0x02, "", _MEAS),
     "POLL_GROUP": (0x03, "first:u16 count:u8", _MEAS),
-    "SET_TARGET": (0x04, "first:u16 last:u16 target_mv:u16 flags:u8 timeout_s:u8 "
-                   "target_10uv:u8", None),
-    "RI_START": (0x05, "method:u8", "method:u8 duration_ms:u16"),
+    "SET_TARGET": (0x04, "first:u16 last:u16 target_10uv:u24 flags:u8 timeout_s:u8" + _AUTH,
+                   None),
+    "RI_START": (0x05, "method:u8" + _AUTH, "method:u8 duration_ms:u16"),
     "RI_READ": (0x06, "", "state:u8 quality:u8 ri_nohm:u32 age_s:u16"),
     "STATUS": (0x07, "", "flags:u16 mode:u8 inhibit:u8 board_temp_cc:i16 uptime_s:u32 "
-               "rx_frames:u16 rx_errors:u16"),
+               "rx_frames:u16 rx_errors:u16 auth_refused:u16"),
     "ADDR_MODE": (0x10, "enter:u8", None),
     "ADDR_OFFER": (0x11, "address:u16", "address:u16 uid:uid"),
-    "ADDR_CONFIRM": (0x12, "uid:uid address:u16", "address:u16 uid:uid"),
-    "SET_ADDRESS": (0x13, "address:u16", "address:u16"),
+    "ADDR_CONFIRM": (0x12, "uid:uid address:u16 key:key", "address:u16 uid:uid"),
+    "SET_ADDRESS": (0x13, "address:u16" + _AUTH, "address:u16"),
     "GET_ADDRESS": (0x14, "", "address:u16 uid:uid"),
     "IDENTIFY": (0x15, "on:u8", "on:u8"),
-    "RESET_ADDRESS": (0x16, "magic:u16", ""),
+    "RESET_ADDRESS": (0x16, _AUTH.strip(), ""),
     "MARK": (0x17, "state:u8", "state:u8"),
     "INFO": (0x20, "", "device_type:u8 hw_rev:u8 fw_major:u8 fw_minor:u8 fw_patch:u8 "
-             "variant:u8 ri_method:u8 store:u8 uid:uid"),
+             "variant:u8 ri_method:u8 store:u8 uid:uid key_state:u8 auth_refused:u16 "
+             "auth_ctr:ctr"),
     "CAL_READ": (0x21, "channel:u8", "channel:u8 offset:i32 gain_ppm:i32"),
-    "CAL_WRITE": (0x22, "channel:u8 offset:i32 gain_ppm:i32", "channel:u8 offset:i32 gain_ppm:i32"),
-    "SET_VARIANT": (0x23, "variant:u8", "variant:u8"),
+    "CAL_WRITE": (0x22, "channel:u8 offset:i32 gain_ppm:i32" + _AUTH,
+                  "channel:u8 offset:i32 gain_ppm:i32"),
+    "SET_VARIANT": (0x23, "variant:u8" + _AUTH, "variant:u8"),
+    "SET_KEY": (0x24, "wrapped_key:key" + _AUTH, "key_check:u32"),
     "SLEEP": (0x30, "", None),
     "WAKE": (0x31, "", None),
     "CURRENT_READ": (0x40, "", "current_ma:i32 string:u8 flags:u8"),
@@ -65,6 +72,11 @@ NAK = (0xFF, "request:u8 error:u8")
 MANAGER = 0xFFFE
 BROADCAST = 0xFFFF
 UID = "5ca1ab1e00c0ffee"
+VERSION = 2
+# The published test key: vectors and simulations only.  A site's key is random
+# (manager_fw/sitekey.py); never install this one.
+TEST_KEY_HEX = "537472696e67436172652d7465737421"  # "StringCare-test!"
+MAC_LEN = 6
 
 
 def crc_bitwise(data: bytes, width: int, poly: int, init: int, refin: bool, refout: bool,
@@ -96,39 +108,72 @@ def crc(data: bytes) -> int:
 
 
 def pack_payload(spec: str, values: dict[str, Any]) -> bytes:
+    """The payload bytes; a `mac` field is left zero (sign() fills it in)."""
     out = b""
     for item in spec.split():
         name, kind = item.split(":")
+        if kind == "mac":
+            out += bytes(MAC_LEN)
+            continue
         v = values[name]
-        out += struct.pack("<" + _U[kind], bytes.fromhex(v) if kind == "uid" else v)
+        if kind in ("uid", "key"):
+            out += bytes.fromhex(v)
+        elif kind in ("u24", "ctr"):
+            out += int(v).to_bytes(_SIZES[kind], "little")
+        else:
+            out += struct.pack("<" + _U[kind], v)
     return out
 
 
-def frame(dst: int, src: int, cmd: int, seq: int, payload: bytes, version: int = 1) -> bytes:
+def frame(dst: int, src: int, cmd: int, seq: int, payload: bytes, version: int = VERSION,
+          signed: bool = False, key: bytes | None = None) -> bytes:  # fmt: skip
+    """A whole frame.  signed: the payload ends with counter and MAC; the MAC is
+    HMAC-SHA256(key, VERLEN .. counter) truncated to 6 bytes."""
     body = struct.pack("<BHHBB", (version << 6) | len(payload), dst, src, cmd, seq) + payload
+    if signed:
+        k = key if key is not None else bytes.fromhex(TEST_KEY_HEX)
+        mac = hmac.new(k, body[:-MAC_LEN], hashlib.sha256).digest()[:MAC_LEN]
+        body = body[:-MAC_LEN] + mac
     return b"\xa5" + body + struct.pack("<H", crc(body))
+
+
+def meas_word(voltage_uv: int, temp_mc: int) -> int:
+    """The MEAS u32: bits 0-21 voltage in 10 µV, bits 22-31 temperature in 0.2 °C steps
+    from -40.0 °C (docs/protocol.md, READ_MEAS)."""
+    return round(voltage_uv / 10) | (round((temp_mc + 40000) / 200) << 22)
 
 
 def sample_values(spec: str, seed: int) -> dict[str, Any]:
     """Plausible field values for a layout (fixed, so the file is reproducible)."""
     samples = {
-        "slots": 1, "voltage_mv": 13642, "temp_cc": -512 if seed % 2 else 2371,
+        "slots": 1, "volt_temp": meas_word(13642370, -5200 if seed % 2 else 23800),
         "balance_pct": 35, "flags": 0x81, "first": 33, "count": 32, "last": 64,
-        "target_mv": 13650, "timeout_s": 30, "method": 2, "duration_ms": 750, "state": 2,
-        "quality": 96, "ri_nohm": 4812345, "age_s": 42, "mode": 0, "inhibit": 0,
-        "board_temp_cc": 3155, "uptime_s": 86400 * 3 + 17, "rx_frames": 51234,
-        "rx_errors": 3, "enter": 1, "address": 17, "uid": UID, "on": 1, "magic": 0x5AFE,
-        "device_type": 1, "hw_rev": 2, "fw_major": 0, "fw_minor": 1, "fw_patch": 0,
-        "variant": 3, "ri_method": 2, "store": 0, "channel": 0, "offset": -1520,
-        "gain_ppm": 2310, "current_ma": -42500, "string": 2, "relays": 0x05, "inputs": 0x02,
-        "mask": 0x01, "request": 0x6E, "error": 1, "target_10uv": 37,
+        "target_10uv": 1365037, "timeout_s": 30, "method": 2, "duration_ms": 750,
+        "state": 2, "quality": 96, "ri_nohm": 4812345, "age_s": 42, "mode": 0,
+        "inhibit": 0x10, "board_temp_cc": 3155, "uptime_s": 86400 * 3 + 17,
+        "rx_frames": 51234, "rx_errors": 3, "auth_refused": 2, "enter": 1, "address": 17,
+        "uid": UID, "on": 1, "device_type": 1, "hw_rev": 2, "fw_major": 0, "fw_minor": 1,
+        "fw_patch": 0, "variant": 3, "ri_method": 2, "store": 0, "key_state": 1,
+        "auth_ctr": 0x0102030405 + seed, "channel": 0, "offset": -1520, "gain_ppm": 2310,
+        "current_ma": -42500, "string": 2, "relays": 0x05, "inputs": 0x02, "mask": 0x01,
+        "request": 0x6E, "error": 1, "ctr": 0x0000010000 + seed,
+        "key": "00112233445566778899aabbccddeeff",
+        "wrapped_key": "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "key_check": 0x1234ABCD,
     }  # fmt: skip
-    if "target_mv" in spec:
+    if "target_10uv" in spec:
         samples["flags"] = 0x01  # SET_TARGET: equalise on
     out = {}
     for item in spec.split():
         name = item.split(":")[0]
-        out[name] = samples[name]
+        if name != "mac":
+            out[name] = samples[name]
+    return out
+
+
+def _with_mac(raw: bytes, values: dict[str, Any]) -> dict[str, Any]:
+    """values plus the MAC as the frame carries it (hex)."""
+    out = dict(values)
+    out["mac"] = raw[-2 - MAC_LEN : -2].hex()
     return out
 
 
@@ -145,16 +190,25 @@ def vectors() -> list[dict[str, Any]]:
         if name in ("IO_READ", "RELAY_SET"):
             dst = 0xF101
         values = sample_values(req, seq)
-        raw = frame(dst, MANAGER, code, seq, pack_payload(req, values))
+        signed = req.endswith("mac:mac")
+        raw = frame(dst, MANAGER, code, seq, pack_payload(req, values), signed=signed)
+        if signed:
+            values = _with_mac(raw, values)
         out.append(_valid("%s request" % name, raw, dst, MANAGER, code, seq, values))
         if rep is not None:
             src = 0 if name == "ADDR_OFFER" else dst if dst != BROADCAST else 17
             rvalues = sample_values(rep, seq + 1)
             raw = frame(MANAGER, src, code | 0x80, seq, pack_payload(rep, rvalues))
-            out.append(_valid("%s reply" % name, raw, MANAGER, src, code | 0x80, seq, rvalues))
+            v = _valid("%s reply" % name, raw, MANAGER, src, code | 0x80, seq, rvalues)
+            if rep == _MEAS:
+                w = rvalues["volt_temp"]
+                v["decoded"] = {"voltage_uv": (w & 0x3FFFFF) * 10,
+                                "temp_mc": (w >> 22) * 200 - 40000}  # fmt: skip
+            out.append(v)
     nak = sample_values(NAK[1], 0)
     out.append(_valid("NAK reply (unknown command 0x6E)", frame(MANAGER, 17, NAK[0], 9,
                       pack_payload(NAK[1], nak)), MANAGER, 17, NAK[0], 9, nak))  # fmt: skip
+    out += _auth_vectors()
     # Error cases -------------------------------------------------------------------
     good = frame(17, MANAGER, 0x02, 5, b"")
     bad_crc = bytearray(good)
@@ -165,7 +219,8 @@ def vectors() -> list[dict[str, Any]]:
     flipped[9] ^= 0x04
     out.append(_invalid("bad CRC (payload bit flipped)", bytes(flipped), "crc",
                         "drop silently; resynchronise from the byte after SYNC"))  # fmt: skip
-    out.append(_invalid("wrong protocol version 2", frame(17, MANAGER, 0x02, 6, b"", version=2),
+    out.append(_invalid("protocol version 1 (the previous version)",
+                        frame(17, MANAGER, 0x02, 6, b"", version=1),
                         "version", "CRC is valid: skip the whole frame; a manager reports the "
                         "device's protocol version as incompatible"))  # fmt: skip
     v0 = bytearray(good)
@@ -207,6 +262,77 @@ def vectors() -> list[dict[str, Any]]:
     return out
 
 
+def _auth_vectors() -> list[dict[str, Any]]:
+    """Authentication and edge cases a receiver must refuse (docs/protocol.md §6).
+    Module 17, key = the test key, counter floor 0x10000 before each case."""
+    out: list[dict[str, Any]] = []
+    spec = COMMANDS["CAL_WRITE"][1]
+    values = {"channel": 3, "offset": 1500, "gain_ppm": 0, "ctr": 0x10001}
+    good = frame(17, MANAGER, 0x22, 40, pack_payload(spec, values), signed=True)
+    out.append(_refusal("CAL_WRITE authenticated (accepted)", good, "accepted", 0,
+                        "MAC right, counter 0x10001 above the floor: stored, reply"))  # fmt: skip
+    out.append(_refusal("CAL_WRITE replayed (counter not above the floor)", good, "replayed",
+                        6, "the floor is now 0x10001: NAK 6, refusal counted",
+                        replay=True))  # fmt: skip
+    forged = frame(17, MANAGER, 0x22, 41, pack_payload(spec, dict(values, ctr=0x10002)),
+                   signed=True, key=bytes(16))  # fmt: skip
+    out.append(_refusal("CAL_WRITE under another key", forged, "bad_mac", 6,
+                        "MAC wrong: NAK 6, refusal counted, nothing stored"))  # fmt: skip
+    hot = frame(
+        17,
+        MANAGER,
+        0x22,
+        42,
+        pack_payload(spec, dict(values, offset=-10001, ctr=0x10003)),
+        signed=True,
+    )
+    out.append(_refusal("CAL_WRITE temperature offset -10.001 °C", hot, "bad_value", 3,
+                        "authentic, but a temperature offset beyond 10 °C: NAK 3"))  # fmt: skip
+    rst = frame(BROADCAST, MANAGER, 0x16, 43, bytes(12))
+    out.append(_refusal("RESET_ADDRESS broadcast without the key", rst, "bad_mac", -1,
+                        "MAC wrong: ignored (broadcast, no NAK), refusal counted"))  # fmt: skip
+    st_spec = COMMANDS["SET_TARGET"][1]
+    st_values = {"first": 1, "last": 64, "target_10uv": 1304547, "flags": 1, "timeout_s": 30,
+                 "ctr": 0x10004}  # fmt: skip
+    st = bytearray(frame(BROADCAST, MANAGER, 0x04, 44, pack_payload(st_spec, st_values),
+                         signed=True))  # fmt: skip
+    st[1] -= 1  # one LEN bit: 21 -> 20 bytes, CRC recomputed as a colliding error would
+    body = bytes(st[1:-3])
+    cut = b"\xa5" + body + struct.pack("<H", crc(body))
+    out.append(
+        _refusal(
+            "SET_TARGET one byte short (LEN bit flipped)",
+            cut,
+            "bad_length",
+            -1,
+            "every command has one exact length: ignored, counted as an error",
+        )
+    )
+    pg = frame(
+        BROADCAST, MANAGER, 0x03, 45, pack_payload("first:u16 count:u8", {"first": 1, "count": 65})
+    )
+    out.append(_refusal("POLL_GROUP with count 65", pg, "bad_value", -1,
+                        "count outside 1..64: nobody answers"))  # fmt: skip
+    dc = frame(BROADCAST, MANAGER, 0x01, 46, b"\x00")
+    out.append(
+        _refusal(
+            "DISCOVER broadcast with slots 0",
+            dc,
+            "bad_value",
+            -1,
+            "slots 0 or 1 in a broadcast: nobody answers (they would collide)",
+        )
+    )
+    return out
+
+
+def _refusal(name: str, raw: bytes, outcome: str, nak: int, receiver: str,
+             replay: bool = False) -> dict[str, Any]:  # fmt: skip
+    return {"name": name, "hex": raw.hex(), "valid": True, "module": 17,
+            "key": TEST_KEY_HEX, "floor": 0x10001 if replay else 0x10000,
+            "outcome": outcome, "nak": nak, "receiver": receiver}  # fmt: skip
+
+
 def _fields(dst: int, src: int, cmd: int, seq: int, payload: dict[str, Any] | None):
     out: dict[str, Any] = {"dst": dst, "src": src, "cmd": cmd, "seq": seq}
     if payload is not None:
@@ -228,7 +354,15 @@ def render() -> str:
     line by line (the whole file is still ordinary JSON)."""
     header = dict(CRC)
     header["check"] = crc(b"123456789")
-    head = json.dumps({"crc": header, "name": "CRC-16/IBM-3740", "protocol_version": 1})
+    head = json.dumps(
+        {
+            "crc": header,
+            "name": "CRC-16/IBM-3740",
+            "protocol_version": VERSION,
+            "test_key": TEST_KEY_HEX,
+            "mac": "HMAC-SHA256 truncated to 6 bytes",
+        }
+    )
     lines = [head[:-1] + ', "vectors": [']
     vs = vectors()
     for i, v in enumerate(vs):

@@ -48,6 +48,7 @@ from shared import frontend as fe
 from shared import measure, ri, variants
 from shared.compat import TICKS_MAX
 from stringcare.commands import calibrate
+from stringcare.dev.protocol_vectors import TEST_KEY_HEX
 from stringcare.sim import judge
 from stringcare.sim import params as prm
 from stringcare.sim import physics as phy
@@ -57,6 +58,9 @@ from stringcare_host import status
 
 # Sim clock: the run starts at 2026-01-01T00:00:00Z in StringCare seconds.
 START_S = 189302400
+# The simulated site's key of authenticated commands (the published test key of
+# docs/protocol-vectors.json: a simulation has nothing to protect)
+SIM_SITE_KEY = bytes.fromhex(TEST_KEY_HEX)
 BAND_V = 0.010  # "within +-10 mV of the string's target"
 TEMPCO_CAL_SAMPLES = 10  # readings per point, as `stringcare calibrate tempco` takes
 ADC_KIND = {"rp2040": fe.ADC_RP2040, "stm32g4": fe.ADC_STM32G4}
@@ -272,6 +276,7 @@ class Simulation:
                 seed_core = ModuleCore(_uid(s, b, self.seed), variant_id, adc, slots)
                 if not sc.unaddressed:
                     seed_core.state.address = index + 1
+                    seed_core.state.key = SIM_SITE_KEY  # learnt when it was addressed
                 if sc.calibrated:
                     self._calibrate(seed_core, board)
                 seed_core.store.save(seed_core.state)
@@ -299,7 +304,8 @@ class Simulation:
         self.cfg = config.parse_config(self.config_obj)
         self.history = blockdev.SimFlash(2 * 1024 * 1024)
         self.event_log = status.RecordingEventLog(blockdev.SimFlash(256 * 1024))
-        self.manager = ManagerCore(self.cfg, self.history, None, START_S, event_log=self.event_log)
+        self.manager = ManagerCore(self.cfg, self.history, None, START_S,
+                                   event_log=self.event_log, site_key=SIM_SITE_KEY)  # fmt: skip
         self.shell = SimManagerShell(self.manager, self.bus, start_s=START_S, step_ms=1000)
         self.sensors: list[simdev.CurrentSensor] = []
         if sc.current_sensor:
