@@ -271,7 +271,13 @@ class SetAddress(Job):
             else:
                 self._step = 1
             return
-        if self._nak >= 0:
+        if self._nak == p.ERR_NOT_AUTHENTIC:
+            self._fail(
+                "the module at %d refused: it does not hold this site's key (a new module "
+                "has none).  Address it with `address auto %d %d` and its button, or "
+                "deploy the key over USB (--site-key)" % (self.current, self.new, self.new)
+            )
+        elif self._nak >= 0:
             self._fail("the module at %d refused address %d (error %d)" % (
                 self.current, self.new, self._nak))  # fmt: skip
         elif self._answer is None:

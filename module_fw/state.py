@@ -92,7 +92,7 @@ class ModuleState:
         # Authentication (shared/auth.py): the site key learnt with physical presence
         # (addressing button, or USB), the counter floor (last accepted counter) and
         # the count of refused unauthenticated or replayed commands
-        self.key = None
+        self.key: bytes | None = None
         self.ctr_hi = 0
         self.ctr_lo = 0
         self.auth_refused = 0

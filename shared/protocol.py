@@ -400,14 +400,18 @@ def encode_header(buf, dst: int, src: int, cmd: int, seq: int, length: int) -> N
     Raises ProtocolError on a field out of its range (addresses 0..0xFFFF, cmd and seq
     0..255, length 0..63).
     """
-    if length < 0 or length > PAYLOAD_MAX:
-        raise ProtocolError("payload length %d outside 0..%d" % (length, PAYLOAD_MAX))
-    if cmd < 0 or cmd > 0xFF or seq < 0 or seq > 0xFF:
-        raise ProtocolError("cmd %d / seq %d outside 0..255" % (cmd, seq))
+    if (dst | src) & ~0xFFFF or (cmd | seq) & ~0xFF or length & ~0x3F:
+        # (one test for all: a negative value has high bits set too)
+        raise ProtocolError(
+            "frame field out of range: dst 0x%x, src 0x%x (0..0xFFFF), cmd %d, seq %d "
+            "(0..255), payload length %d (0..%d)" % (dst, src, cmd, seq, length, PAYLOAD_MAX)
+        )
     buf[0] = SYNC
     buf[1] = (VERSION << 6) | length
-    put_u16(buf, 2, dst)
-    put_u16(buf, 4, src)
+    buf[2] = dst & 0xFF
+    buf[3] = dst >> 8
+    buf[4] = src & 0xFF
+    buf[5] = src >> 8
     buf[6] = cmd
     buf[7] = seq
 
@@ -447,13 +451,15 @@ def encode_meas(
     Raises ProtocolError for a value the layout cannot carry (the module saturates its
     readings into MEAS range first: Responder.meas_reply).
     """
-    if voltage_uv < 0 or voltage_uv > MEAS_VOLTAGE_MAX_UV:
+    if not (
+        0 <= voltage_uv <= MEAS_VOLTAGE_MAX_UV
+        and MEAS_TEMP_MIN_MC <= temp_mc <= MEAS_TEMP_MAX_MC
+        and 0 <= balance_pct <= 100
+        and not flags & ~0xFF
+    ):
         _range(voltage_uv, 0, MEAS_VOLTAGE_MAX_UV, "voltage_uv")
-    if temp_mc < MEAS_TEMP_MIN_MC or temp_mc > MEAS_TEMP_MAX_MC:
         _range(temp_mc, MEAS_TEMP_MIN_MC, MEAS_TEMP_MAX_MC, "temp_mc")
-    if balance_pct < 0 or balance_pct > 100:
         _range(balance_pct, 0, 100, "balance_pct")
-    if flags < 0 or flags > 0xFF:
         _range(flags, 0, 0xFF, "flags")
     v = (voltage_uv + 5) // 10
     t = (temp_mc - MEAS_TEMP_MIN_MC + MEAS_TEMP_STEP_MC // 2) // MEAS_TEMP_STEP_MC

@@ -28,6 +28,8 @@ from stringcare import cli
 from stringcare_host.transport import SimTransport
 
 
+KEY = bytes(range(16))  # a site key (any 16 bytes)
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = cli.main(list(args))
     out, err = capsys.readouterr()
@@ -113,9 +115,15 @@ def test_manual_workflows(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     assert code == 0 and "not addressed (0), uid 5ca1000000014201" in out
     code, _, err = run(capsys, "address", "query", "--sim", "2", "--speed", "0")
     assert code == 1 and "more than one module answered" in err
-    code, out, _ = run(capsys, "address", "set", "0", "12", "--sim", "1", "--speed", "0",
-                       "--event-log", log)  # fmt: skip
-    assert code == 0 and "the new module now has address 12" in out
+    # a new module has no site key: only its button (or USB) gives it one
+    code, _, err = run(capsys, "address", "set", "0", "12", "--sim", "1", "--speed", "0")
+    assert code == 1 and "does not hold this site's key" in err and "address auto 12 12" in err
+    code, out, _ = run(capsys, "address", "set", "0", "12", "--sim", "1", "--sim-addresses",
+                       "0", "--speed", "0", "--event-log", log)  # fmt: skip
+    assert code == 1  # still keyless
+    code, out, _ = run(capsys, "address", "set", "7", "12", "--sim", "1", "--sim-addresses",
+                       "7", "--speed", "0", "--event-log", log)  # fmt: skip
+    assert code == 0 and "now has address 12" in out, out
     assert sim_addresses(out) == [12]
     code, _, err = run(capsys, "address", "set", "5", "6", "--sim", "2", "--sim-addresses",
                        "5,6", "--speed", "0")  # fmt: skip
@@ -137,7 +145,7 @@ def test_manual_workflows(capsys: pytest.CaptureFixture[str], tmp_path: Path) ->
     assert code == 0 and "address 3: one module, uid 5ca1000000034203" in out
     steps = [(e.arg, e.module, e.value) for e in ev.EventReader(FileBlockDevice(log,
              readonly=True)).events()]  # fmt: skip
-    assert steps == [(ev.ADDR_CHANGED, 12, 0), (ev.ADDR_RESET, 2, 0)]
+    assert steps == [(ev.ADDR_CHANGED, 12, 7), (ev.ADDR_RESET, 2, 0)]  # value: the old address
 
 
 def test_bad_input_is_explained(capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,10 +215,12 @@ def test_auto_addressing_over_a_serial_port(capsys: pytest.CaptureFixture[str]) 
     far = FarEnd()
     try:
         code, out, err = run(capsys, "address", "auto", "1", "2", "--port", far.path,
-                             "--latency-ms", "200", "--timeout", "20")  # fmt: skip
+                             "--latency-ms", "200", "--timeout", "20",
+                             "--site-key", KEY.hex())  # fmt: skip
     finally:
         far.close()
     assert code == 0, out + err
     assert [m.address for m in far.modules] == [1, 2]
+    assert [m.key for m in far.modules] == [KEY, KEY]  # handed over with the button press
     assert not any(m.addressing for m in far.modules)
     assert "address 2 -> module 5ca1000000024202" in out

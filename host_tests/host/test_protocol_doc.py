@@ -26,7 +26,7 @@ def doc_layouts() -> dict[tuple[int, bool], str]:
         for i in range(1, len(parts), 2):
             reply = parts[i] == "Reply payload"
             body = parts[i + 1]
-            rows = re.findall(r"^\| (\d+) \| (\w+) \| (u8|u16|i16|u32|i32|uid) \|", body, re.M)
+            rows = re.findall(r"^\| (\d+) \| (\w+) \| (u8|u16|i16|u24|u32|i32|ctr|uid|mac|key) \|", body, re.M)
             first_line = body.splitlines()[0]
             if rows:
                 spec = " ".join("%s:%s" % (f, t) for _o, f, t in rows)
@@ -49,7 +49,7 @@ def test_doc_tables_equal_the_codec_layouts():
 def test_doc_offsets_are_consecutive():
     for sec in re.split(r"^### ", DOC, flags=re.M)[1:]:
         for body in re.split(r"^(?:Request|Reply) payload", sec, flags=re.M)[1:]:
-            rows = re.findall(r"^\| (\d+) \| (\w+) \| (u8|u16|i16|u32|i32|uid) \|", body, re.M)
+            rows = re.findall(r"^\| (\d+) \| (\w+) \| (u8|u16|i16|u24|u32|i32|ctr|uid|mac|key) \|", body, re.M)
             off = 0
             for o, _f, t in rows:
                 assert int(o) == off, sec.splitlines()[0]
@@ -73,7 +73,8 @@ def test_doc_cycle_table_matches_the_formula():
     def cycle_s(sizes: list[int], baud: int) -> float:
         t = 0
         for n in sizes:
-            t += p.wire_us(18, baud) + p.wire_us(2, baud)
+            t += p.wire_us(p.OVERHEAD + p.SET_TARGET_FIELDS + p.AUTH_LEN, baud)
+            t += p.wire_us(2, baud)
             while n > 0:
                 c = min(n, 64)
                 t += p.wire_us(13, baud) + p.group_slot_start_us(c, baud)

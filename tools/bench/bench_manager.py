@@ -105,8 +105,9 @@ class Site:
         for a in range(1, 601):
             m = ModuleState(bytes([0x5C, 0xA1, 0, 0, a >> 8, a & 0xFF, 0x42, a & 0x7F]), 3)
             m.address = a
-            m.voltage_mv = 13600 + (a * 7) % 40
-            m.temp_cc = 2200 + (a * 13) % 150
+            m.voltage_uv = (13600 + (a * 7) % 40) * 1000
+            m.temp_mc = (2200 + (a * 13) % 150) * 10
+            m.key = b"StringCare-test!"  # the published test key
             m.balance_pct = a % 30
             self.modules.append(m)
             self.bus.attach(ResponderNode(Responder(m)))

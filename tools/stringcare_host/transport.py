@@ -38,10 +38,14 @@ from shared.compat import TICKS_MAX, ticks_diff
 from stringcare_host.errors import UserError
 
 
+# A simulated bus's site key: the published test key (docs/protocol-vectors.json)
+SIM_SITE_KEY = b"StringCare-test!"
+
 class Transport:
     baud = 115200
     window_slack_us = 0
     name = "bus"
+    site_key: bytes | None = None  # for the BusMaster's authenticated commands
 
     def now_us(self) -> int:
         raise NotImplementedError
@@ -192,6 +196,7 @@ class SimTransport(Transport):
         speed: float = 0.0,
     ) -> None:
         self.baud = baud
+        self.site_key = SIM_SITE_KEY
         self.name = "simulated bus of %d module%s" % (
             len(modules),
             "" if len(modules) == 1 else "s",
@@ -214,8 +219,10 @@ class SimTransport(Transport):
             uid = bytes([0x5C, 0xA1, 0, 0, (i + 1) >> 8, (i + 1) & 0xFF, 0x42, (i + 1) & 0x7F])
             m = ModuleState(uid, variant_id=3)
             m.address = addresses[i] if addresses else 0
-            m.voltage_mv = 13600
-            m.temp_cc = 2200
+            if m.address:
+                m.key = SIM_SITE_KEY  # an addressed module learnt the key then
+            m.voltage_uv = 13600000
+            m.temp_mc = 22000
             out.append(m)
         return out
 
@@ -257,7 +264,9 @@ class BusDriver:
 
     def __init__(self, transport: Transport, master: BusMaster | None = None) -> None:
         self.transport = transport
-        self.master = master if master is not None else BusMaster(transport.baud)
+        self.master = (
+            master if master is not None else BusMaster(transport.baud, transport.site_key)
+        )
         self.master.window_slack_us = transport.window_slack_us
 
     def _next_wake_us(self, now: int) -> int:

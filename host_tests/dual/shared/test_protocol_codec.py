@@ -119,7 +119,7 @@ def test_encoders_raise_instead_of_wrapping():
                                    13000000, 400000, 0, 0))  # fmt: skip
     assert "balance_pct" in str(raises(p.ProtocolError, p.encode_meas, buf, m, 1, 0x83, 1,
                                        13000000, 0, 300, 0))  # fmt: skip
-    assert "0x12345" not in str(raises(p.ProtocolError, p.encode_frame, buf, 0x12345, m, 1, 1, 0))
+    assert "dst 0x12345" in str(raises(p.ProtocolError, p.encode_frame, buf, 0x12345, m, 1, 1, 0))
     raises(p.ProtocolError, p.encode_frame, buf, 1, m, 256, 1, 0)
     raises(p.ProtocolError, p.put_u16, buf, 0, 70000)
     raises(p.ProtocolError, p.put_u16, buf, 0, -1)

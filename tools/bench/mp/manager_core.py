@@ -81,7 +81,7 @@ heap_imports = gc.mem_alloc()
 START_S = 200000000
 history = FileBlockDevice(state_dir + "/history.bin", 1024 * 1024)
 events = FileBlockDevice(state_dir + "/events.bin", 64 * 1024)
-core = ManagerCore(cfg, history, events, START_S)
+core = ManagerCore(cfg, history, events, START_S, site_key=b"StringCare-test!")
 master = core.master
 gc.collect()
 heap_built = gc.mem_alloc()

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from typing import Any
 
 from manager_fw import addressing as ad
 from manager_fw import events as ev
 from shared import protocol as p
+from stringcare.commands.calibrate import site_key_of
 from stringcare.errors import CliError
 from stringcare_host.transport import BusDriver, SerialTransport, SimTransport, Transport
 
@@ -67,6 +69,12 @@ def register(sub: Any) -> None:
     )
     bus.add_argument("--seed", type=int, default=1, help="simulated bus: random seed")
     common.add_argument("--event-log", help="also append addressing events to this event log")
+    common.add_argument(
+        "--site-key",
+        default=os.environ.get("STRINGCARE_SITE_KEY"),
+        help="the site key (32 hex digits or the manager's site_key.hex) that addressing "
+        "hands to each module and set/reset need; default: $STRINGCARE_SITE_KEY",
+    )
 
     ap = sub.add_parser(
         "address",
@@ -132,7 +140,9 @@ def open_transport(args: argparse.Namespace) -> Transport:
             "simulated bus of N modules"
         )
     if args.port is not None:
-        return SerialTransport(args.port, args.baud, args.latency_ms)
+        t = SerialTransport(args.port, args.baud, args.latency_ms)
+        t.site_key = site_key_of(getattr(args, "site_key", None))
+        return t
     if args.sim < 1 or args.sim > 999:
         raise CliError("--sim %d: a simulated bus holds 1..999 modules" % args.sim)
     addresses = None
