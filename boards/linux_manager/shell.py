@@ -63,6 +63,8 @@ class LinuxManager:
         faults (stringcare/faults/inject.py) wrap the history and event devices.
         site_key: the key of authenticated bus commands; by default data_dir's
         site_key.hex, made on the first start (manager_fw/sitekey.py)."""
+        if site_key is None:
+            site_key = transport.site_key  # a simulated bus brings its own
         if site_key is None and data_dir is not None:
             try:
                 data_dir.mkdir(parents=True, exist_ok=True)

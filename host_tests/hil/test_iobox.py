@@ -131,8 +131,9 @@ def test_micropython_manager_reads_the_sensor_drives_the_contact_and_the_box_dro
         ).start()  # fmt: skip
         boards.append(module)
         Deployer(
-            REPO, "unix_module", module.device, 1, None, hub.url, progress=lambda t: None
-        ).run()
+            REPO, "unix_module", module.device, 1, None, hub.url, progress=lambda t: None,
+            site_key=b"StringCare-test!",
+        ).run()  # fmt: skip
         # the box and the sensor run their firmware straight from the checkout (the
         # deploy of these roles is the two tests above)
         box = FirmwareProcess(tmp_path / "iobox", "unix_iobox", hub, {"box": 1}).start()
@@ -150,6 +151,7 @@ def test_micropython_manager_reads_the_sensor_drives_the_contact_and_the_box_dro
             "io": {"alarm_relay": {"box": 1, "relay": 1}},
         }
         (run / "site.json").write_text(json.dumps(site))
+        (run / "site_key.hex").write_text(b"StringCare-test!".hex() + "\n")  # the module's
         board = json.loads((REPO / "boards/unix_manager/board.json").read_text())
         (run / "stringcare_bundle.py").write_text("BOARD = %r\n" % board)
         status = run / "status.json"

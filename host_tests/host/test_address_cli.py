@@ -27,7 +27,6 @@ from shared import protocol as p
 from stringcare import cli
 from stringcare_host.transport import SimTransport
 
-
 KEY = bytes(range(16))  # a site key (any 16 bytes)
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -12,6 +12,7 @@ from shared import protocol_layouts as lay
 from stringcare.dev import protocol_vectors
 
 DOC = (REPO / "docs" / "protocol.md").read_text()
+ROW = r"^\| (\d+) \| (\w+) \| (u8|u16|i16|u24|u32|i32|ctr|uid|mac|key) \|"
 
 
 def doc_layouts() -> dict[tuple[int, bool], str]:
@@ -26,7 +27,7 @@ def doc_layouts() -> dict[tuple[int, bool], str]:
         for i in range(1, len(parts), 2):
             reply = parts[i] == "Reply payload"
             body = parts[i + 1]
-            rows = re.findall(r"^\| (\d+) \| (\w+) \| (u8|u16|i16|u24|u32|i32|ctr|uid|mac|key) \|", body, re.M)
+            rows = re.findall(ROW, body, re.M)
             first_line = body.splitlines()[0]
             if rows:
                 spec = " ".join("%s:%s" % (f, t) for _o, f, t in rows)
@@ -49,7 +50,7 @@ def test_doc_tables_equal_the_codec_layouts():
 def test_doc_offsets_are_consecutive():
     for sec in re.split(r"^### ", DOC, flags=re.M)[1:]:
         for body in re.split(r"^(?:Request|Reply) payload", sec, flags=re.M)[1:]:
-            rows = re.findall(r"^\| (\d+) \| (\w+) \| (u8|u16|i16|u24|u32|i32|ctr|uid|mac|key) \|", body, re.M)
+            rows = re.findall(ROW, body, re.M)
             off = 0
             for o, _f, t in rows:
                 assert int(o) == off, sec.splitlines()[0]

@@ -19,6 +19,7 @@ from manager_fw.history_store import HistoryReader, HistoryWriter
 from manager_fw.ring import RING_HISTORY, open_file_store
 from shared.protocol import crc16
 from stringcare.cli import main
+from stringcare_host.transport import SIM_SITE_KEY
 
 
 def test_history_store_fails_with_eio_enospc_erofs_and_monitoring_goes_on() -> None:
@@ -116,7 +117,8 @@ def test_linux_manager_starts_and_reports_when_its_store_files_fail(tmp_path: Pa
     for i in range(2):
         s = ModuleState(bytes([1, 2, 3, 4, 5, 6, 7, i]), variant_id=3)
         s.address = i + 1
-        s.voltage_mv = 13500
+        s.voltage_uv = 13500000
+        s.key = SIM_SITE_KEY  # the simulated bus's site key
         mods.append(s)
     mgr = LinuxManager(cfg, SimTransport(mods), data, config_store=store)
     try:
@@ -182,7 +184,8 @@ def _modules(n: int) -> list:
     for i in range(n):
         s = ModuleState(bytes([1, 2, 3, 4, 5, 6, 7, i]), variant_id=3)
         s.address = i + 1
-        s.voltage_mv = 13500
+        s.voltage_uv = 13500000
+        s.key = SIM_SITE_KEY  # the simulated bus's site key
         mods.append(s)
     return mods
 

@@ -37,7 +37,6 @@ from shared import protocol as p
 from shared.compat import TICKS_MAX, ticks_diff
 from stringcare_host.errors import UserError
 
-
 # A simulated bus's site key: the published test key (docs/protocol-vectors.json)
 SIM_SITE_KEY = b"StringCare-test!"
 

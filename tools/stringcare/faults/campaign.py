@@ -423,8 +423,8 @@ def duplicate_address(rig: Rig) -> Outcome:
     wait(lambda: r.states() == ["ok"] * rig.module_count, 20)
     m = ModuleState(bytes([0x5C, 0xDD, 0, 0, 0, 0, 0, 2]), variant_id=3)
     m.address = 2
-    m.voltage_mv = 65000
-    m.temp_cc = -4000
+    m.voltage_uv = 65000000  # saturates at 41.9 V on the wire: still no block's
+    m.temp_mc = -40000
     dup = HubDevice(rig.hub, Responder(m))
     try:
         seen = wait(lambda: any("implausible" in ln or "duplicate" in ln

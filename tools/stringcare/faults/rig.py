@@ -46,6 +46,10 @@ def _now_ms() -> int:
     return (time.monotonic_ns() // 1000000) & TICKS_MAX
 
 
+# The virtual site's key of authenticated bus commands: the published test key
+RIG_SITE_KEY = b"StringCare-test!"
+
+
 class HubDevice:
     """A bus device (anything with the Responder interface: handle(frame, now_ms),
     tx, tx_delay_us) on its own drop of the hub; `tick(now_ms)`, when the device has
@@ -225,8 +229,9 @@ class Rig:
             self.boards.append(vb)
             self.progress("deploying module firmware to virtual module %d" % (i + 1))
             Deployer(
-                self.root, vb.board, vb.device, i + 1, None, self.hub.url, progress=lambda t: None
-            ).run()
+                self.root, vb.board, vb.device, i + 1, None, self.hub.url, progress=lambda t: None,
+                site_key=RIG_SITE_KEY,
+            ).run()  # fmt: skip
         self.iobox = VirtualBoard(
             self.workdir / "iobox", "unix_iobox", bus=self.hub, env={"box": ALARM_BOX}
         ).start()
@@ -277,6 +282,13 @@ class Rig:
         assert self.hub is not None
         exe = str(Path(sys.executable).parent / "stringcare")
         cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "stringcare"]
+        folder = data or self.workdir / (name + "-data")
+        try:  # the modules' site key (docs/protocol.md, "Authentication")
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / "site_key.hex").exists():
+                (folder / "site_key.hex").write_text(RIG_SITE_KEY.hex() + "\n")
+        except OSError:
+            pass  # a storage fault under test: the manager reports it
         cmd += [
             "manager",
             "--config",
