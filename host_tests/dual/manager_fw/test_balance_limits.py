@@ -30,6 +30,7 @@ def run(poll, st, lim, hours, low_mv_at, others_mv=13650):
         for a in range(1, N + 1):
             poll.state[a] = pl.ST_OK
             poll.voltage_mv[a] = low_mv_at(t) if a == 3 else others_mv
+            poll.voltage_uv[a] = poll.voltage_mv[a] * 1000  # what the poller fills too
         st.update(poll)
         for a in range(1, N + 1):
             above = poll.voltage_mv[a] > st.target_mv[0] + 5 and st.equalising[0]
@@ -82,6 +83,7 @@ def test_the_daily_bleed_cap_pauses_equalising():
         for a in range(1, N + 1):
             poll.state[a] = pl.ST_OK
             poll.voltage_mv[a] = 13650 if a != 3 else 13500
+            poll.voltage_uv[a] = poll.voltage_mv[a] * 1000
         st.update(poll)
         for a in range(1, N + 1):
             poll.balance_pct[a] = 100 if st.equalising[0] and a != 3 else 0
@@ -106,6 +108,7 @@ def test_bleed_energy_of_one_module_for_an_hour():
         for a in range(1, N + 1):
             poll.state[a] = pl.ST_OK
             poll.voltage_mv[a] = FLOAT_MV
+            poll.voltage_uv[a] = FLOAT_MV * 1000
             poll.balance_pct[a] = 100 if a == 1 else 0
         lim.update(minute * 60, poll, st, floating)
     # 150 mA x 13.5 V = 2025 mW for one hour
