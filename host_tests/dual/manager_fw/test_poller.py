@@ -167,10 +167,12 @@ def test_the_first_request_goes_out_whatever_the_tick_counter_reads():
 
 
 def _meas(src, voltage_mv, temp_cc):
-    """A MEAS reply frame from `src`, through the real deframer."""
-    payload = bytes([voltage_mv & 0xFF, voltage_mv >> 8, temp_cc & 0xFF, (temp_cc >> 8) & 0xFF,
-                     0, 0])  # fmt: skip
-    raw = p.encode_bytes(0, src, p.CMD_POLL_GROUP | p.REPLY, 0, payload)
+    """A MEAS reply frame from `src` (the wire carries 10 µV and 0.2 °C steps), through
+    the real deframer."""
+    buf = bytearray(p.FRAME_MAX)
+    n = p.encode_meas(buf, p.ADDR_MANAGER, src, p.CMD_POLL_GROUP | p.REPLY, 0,
+                      voltage_mv * 1000, temp_cc * 10, 0, 0)  # fmt: skip
+    raw = bytes(buf[:n])
     d = p.Deframer()
     d.feed(raw, 0, len(raw))
     d.idle()
@@ -190,7 +192,7 @@ def _window(pol, replies):
 def test_a_second_reply_or_an_impossible_reading_makes_the_module_implausible():
     pol = pl.Poller([(1, 4)])
     pol.voltage_min_mv, pol.voltage_max_mv = 8000, 17000  # a 12 V block module
-    _window(pol, [(1, 13600, 2500), (2, 13600, 2500), (2, 65000, -4000), (3, 13600, 2500)])
+    _window(pol, [(1, 13600, 2500), (2, 13600, 2500), (2, 41000, -4000), (3, 13600, 2500)])
     assert [pol.state[a] for a in (1, 2, 3)] == [pl.ST_OK, pl.ST_IMPLAUSIBLE, pl.ST_OK]
     assert pol.duplicate[2] == 1 and pol.implausible[2] == pl.IMPL_DUPLICATE
     assert pol.voltage_mv[2] == 13600  # the second reply is not stored
@@ -201,9 +203,9 @@ def test_a_second_reply_or_an_impossible_reading_makes_the_module_implausible():
     _window(pol, [(2, 13600, 2500)])
     assert pol.state[2] == pl.ST_OK and pol.implausible[2] == 0
     # readings the module cannot measure
-    for mv, cc in ((7999, 2500), (17001, 2500), (13600, -4000), (13600, 10001), (0, 0)):
+    for mv, cc in ((7999, 2500), (17001, 2500), (13600, -4000), (13600, 10020), (0, 0)):
         _window(pol, [(3, mv, cc)])
         assert pol.state[3] == pl.ST_IMPLAUSIBLE and pol.implausible[3] == pl.IMPL_RANGE
         assert pol.misses[3] == 0  # it answered
-    _window(pol, [(3, 8000, -3999)])
+    _window(pol, [(3, 8000, -3980)])  # -39.8 °C: the wire's step nearest -40 °C
     assert pol.state[3] == pl.ST_OK
