@@ -27,9 +27,9 @@ def attach_twin(site, of_module, slot_shift):
 
     s = ModuleState(uid_for(99), variant_id=site.cfg.variant)
     s.address = site.cfg.layout.address(of_module)
-    s.voltage_mv = 13000
-    s.temp_cc = 2500
-    shift = slot_shift * p.group_slot_us(site.cfg.baud)
+    s.voltage_uv = 13000000
+    s.temp_mc = 25000
+    shift = p.chars_us(slot_shift, p.SLOT_CHARS, site.cfg.baud)
 
     class Late(ResponderNode):
         def _handle(self, frame, end_us, bus):
@@ -86,16 +86,16 @@ def test_readings_outside_the_measuring_range_are_not_used():
     site.run_s(5)
     st = c.strings
     assert st.equalising[0] and st.avg_mv[0] == 13620
-    site.modules[1].voltage_mv = 65000  # a 12 V block module measures 8-17 V
+    site.modules[1].voltage_mv = 30000  # a 12 V block module measures 8-17 V
     site.modules[2].temp_cc = -4000  # an open temperature probe
     site.run_s(10)
     evs = implausible_events(site)
-    assert (1, ev.IMPLAUSIBLE_RANGE, 65000000) in evs and (2, ev.IMPLAUSIBLE_RANGE, 13620000) in evs
+    assert (1, ev.IMPLAUSIBLE_RANGE, 30000000) in evs and (2, ev.IMPLAUSIBLE_RANGE, 13620000) in evs
     text = c.module_implausible(1)
-    assert text.startswith("module 2: reads 65.000 V and 22.00 °C, outside what a 12 V block "
+    assert text.startswith("module 2: reads 30.000 V and 22.00 °C, outside what a 12 V block "
                            "module measures (8.000-17.000 V"), text  # fmt: skip
     assert "-40.00 °C" in c.module_implausible(2)
-    # not in the average, the target, the levels: no voltage alarm for 65 V, no
+    # not in the average, the target, the levels: no voltage alarm for 30 V, no
     # temperature alarm for -40 °C; the string stops equalising (its target is unknown)
     assert st.answered[0] == 2 and st.avg_mv[0] == 13620
     assert not st.equalising[0] and st.reason[0] == strs.REASON_IMPLAUSIBLE
