@@ -149,8 +149,7 @@ class IntegrityWatch:
         if count > self.refused[i] or (count and i not in self.refusing):
             if i not in self.refusing:
                 self.refusing.append(i)
-            core._log(core.now_s, ev.EV_AUTH_REFUSED, module=core.layout.addresses[i],
-                      value=count)  # fmt: skip
+            core._log(core.now_s, ev.EV_AUTH_REFUSED, module=i, value=count)
             core._problem(
                 "%s (address %d) refused unauthenticated or replayed commands: a device "
                 "on the bus sends commands without the site key" %
@@ -163,8 +162,8 @@ class IntegrityWatch:
         j = i * CAL_CHANNELS + ch
         if self.cal_known[j] and (self.cal_offset[j] != offset or self.cal_gain_ppm[j] != gain_ppm):
             self.cal_changes += 1
-            core._log(core.now_s, ev.EV_CALIBRATION, module=core.layout.addresses[i],
-                      value=offset, arg=ch, extra=gain_ppm)  # fmt: skip
+            core._log(core.now_s, ev.EV_CALIBRATION, module=i, value=offset, arg=ch,
+                      extra=gain_ppm)  # fmt: skip
             core._problem(
                 "%s (address %d): calibration channel %d changed (offset %d, gain %d ppm) "
                 "without this manager writing it" %

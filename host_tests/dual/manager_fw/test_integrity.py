@@ -64,7 +64,7 @@ def test_rogue_and_replayed_commands_change_nothing_and_the_manager_warns():
     assert list(c.integrity.refused) == [7, 5, 5]
     assert c.warning_total() >= 1
     assert any("refused unauthenticated or replayed" in t for t in c.problems)
-    assert sorted(e[2] for e in site.events(ev.EV_AUTH_REFUSED)) == [1, 2, 3]
+    assert sorted(e[2] for e in site.events(ev.EV_AUTH_REFUSED)) == [0, 1, 2]  # indices
     # and the manager's own commands still go through
     assert [m.auth_refused for m in mods] == [7, 5, 5]
     assert all(m.target_received for m in mods)
@@ -93,5 +93,5 @@ def test_calibration_is_read_kept_and_a_change_is_logged():
     w.running(site.now_s())  # the daily read, now
     site.run_s(3)
     changes = site.events(ev.EV_CALIBRATION)
-    assert [(e[2], e[5], e[4]) for e in changes] == [(1, 3, 700)]
+    assert [(e[2], e[5], e[4]) for e in changes] == [(0, 3, 700)]  # module index 0
     assert w.cal_changes == 1 and site.core.warning_total() >= 1
