@@ -27,6 +27,7 @@ def module_setup():
 
     from module_fw import store as sto
     from module_fw.core import ModuleCore
+    from shared import auth
     from shared import frontend as fe
     from shared import protocol as p
     from shared import protocol_layouts as lay
@@ -34,10 +35,11 @@ def module_setup():
     v12 = 3
     core = ModuleCore(b"BENCHMOD", v12, fe.ADC_RP2040, sto.MemorySlots())
     core.state.address = 7
-    target = lay.pack(p.CMD_SET_TARGET, False, {"first": 1, "last": 64, "target_mv": 13600,
-                      "flags": p.TARGET_EQUALISE, "timeout_s": 30,
-                      "target_10uv": 0})  # fmt: skip
-    setup = p.encode_bytes(p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_SET_TARGET, 1, target)
+    key = b"StringCare-test!"  # the published test key (docs/protocol-vectors.json)
+    core.responder.set_key(key)
+    setup = lay.encode_request(p.ADDR_BROADCAST, p.CMD_SET_TARGET, 1, {
+        "first": 1, "last": 64, "target_10uv": 1360000, "flags": p.TARGET_EQUALISE,
+        "timeout_s": 30}, auth.Signer(key))  # fmt: skip
     core.bus_bytes(setup, len(setup), 0)
     vframe = voltage_frame(v12, 13800000)
     tint = internal_frame(25000, fe.ADC_RP2040)
@@ -131,7 +133,8 @@ def manager_setup():
     # history and event log on NOR flash (in RAM here; on a board an external chip)
     hist = SimFlash(65536, 4096)
     events = SimFlash(16384, 4096)
-    core = ManagerCore(cfg, hist, events, START_S, history_segment_size=8192)
+    core = ManagerCore(cfg, hist, events, START_S, history_segment_size=8192,
+                       site_key=b"StringCare-test!")  # fmt: skip
     for i in range(cfg.layout.module_count):  # the census found every module
         core.census[i] = 1
         core.hw_rev[i] = 1
@@ -141,7 +144,7 @@ def manager_setup():
     for a in range(1, 601):
         buf = bytearray(16)
         p.encode_meas(buf, p.ADDR_MANAGER, a, p.CMD_POLL_GROUP | p.REPLY, SEQ,
-                      13600 + a % 40, 2200 + a % 150, a % 30, 0)  # fmt: skip
+                      13600000 + (a % 40) * 1000, 22000 + (a % 150) * 20, a % 30, 0)  # fmt: skip
         replies.append(bytes(buf))
     gc.collect()
     flash = 65536 + 16384
