@@ -247,8 +247,9 @@ def test_cli_lists_the_builtins():
 
 
 def test_micropython_module_cores_in_the_loop():
-    """--micropython: every module core runs in its own MicroPython process; the string
-    still balances through the physics."""
+    """--micropython: every module core runs in its own MicroPython process.  The
+    firmware is bit-identical on both interpreters, so the run gives the very report
+    the CPython cores give; and the string is balancing through the physics."""
     sc = small(blocks=6, hours=0.5)
     sim = engine.Simulation(sc, micropython=True)
     try:
@@ -259,6 +260,11 @@ def test_micropython_module_cores_in_the_loop():
     finally:
         sim.close()
     assert all(p.poll() is not None for p in procs)  # closed cleanly
-    assert r["final_spread_v"] < r["initial_spread_v"] / 10
+    same = engine.Simulation(small(blocks=6, hours=0.5))
+    same.run(1800)
+    assert json.dumps(r) == json.dumps(same.report())
+    # half an hour is a fraction of the convergence time with the slow relaxation
+    # stages (docs/simulation.md): the spread is falling, bled into the high blocks
+    assert r["final_spread_v"] < r["initial_spread_v"] / 4
     assert all(b["measured_mv"] for b in r["blocks"])
     assert r["bleed_energy_wh"] > 0
