@@ -37,12 +37,20 @@ def test_repeat_groups() -> None:
 def test_procedure_on_sample_cases() -> None:
     bench = riset.Bench()
     cases = list(riset.accuracy_cases())
-    # the smallest 2 V cell at the ripple limit (AC, low range) and a mid 12 V block
-    picks = [cases[2], next(c for c in cases if c.name.startswith("12v/7.71"))]
+    # the smallest 2 V cell without ripple (AC, low range) and a mid 12 V block: a number
+    picks = [cases[0], next(c for c in cases if c.name.startswith("12v/7.71"))]
     for case in picks:
         result, seconds, gain_range = bench.measure(case)
         assert result.status == ri.RI_OK, (case.name, result)
         assert abs(result.ri_nohm / (case.r0_ohm * 1e9) - 1) < 0.01
         assert seconds in (1.2, 2.4, 3.2, 6.4)
+    # the smallest 2 V cell at the ripple limit: since the AC method reads the 3rd
+    # harmonic (825 Hz, R0 as a 1 kHz tester sees it; docs/ri.md) it has a third of the
+    # signal, and this case is refused as noisy - a reason, never a wrong number
+    result, seconds, gain_range = bench.measure(cases[2])
+    if result.status == ri.RI_OK:
+        assert abs(result.ri_nohm / (cases[2].r0_ohm * 1e9) - 1) < 0.01
+    else:
+        assert result.status == ri.RI_NOISY and result.ri_nohm is None, result
     assert riset.percentile([3.0, 1.0, 2.0, 4.0], 50) == 2.0
     assert riset.percentile([3.0, 1.0, 2.0, 4.0], 95) == 4.0
