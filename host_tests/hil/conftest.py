@@ -27,6 +27,7 @@ from stringcare.vboard import BusHub, VirtualBoard
 
 TEST_SITE_KEY = bytes.fromhex(TEST_KEY_HEX)  # the published test key: test boards only
 
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("stringcare hil")
     group.addoption("--bus", default=None, help="HIL with --port: the bus port (converter)")

@@ -29,6 +29,7 @@ from stringcare_host.transport import SimTransport
 
 KEY = bytes(range(16))  # a site key (any 16 bytes)
 
+
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     code = cli.main(list(args))
     out, err = capsys.readouterr()

@@ -40,6 +40,7 @@ from stringcare_host.errors import UserError
 # A simulated bus's site key: the published test key (docs/protocol-vectors.json)
 SIM_SITE_KEY = b"StringCare-test!"
 
+
 class Transport:
     baud = 115200
     window_slack_us = 0
