@@ -360,7 +360,7 @@ class _EvaluatorBase:
             # the excitation (the inductive pick-up's quadrature) cancels as well
             lag *= 2
         self._lag = lag
-        self._hist = array("h", [0] * lag)
+        self._hist = array("h", bytes(2 * lag))  # from bytes: no temporary list
         self._hist_pos = 0
         self._lagged = False
 
@@ -436,7 +436,7 @@ class StepEvaluator(_EvaluatorBase):
             raise ValueError("StepEvaluator needs a step plan")
         super().__init__(plan)
         n = plan.slot_samples
-        self._window = array("h", [0] * n)
+        self._window = array("h", bytes(2 * n))
         total = 0
         for k in range(n):
             s = sin_q15(((2 * k + 1) << 15) // (2 * n))  # sin(pi (k + 1/2) / n)
@@ -446,10 +446,10 @@ class StepEvaluator(_EvaluatorBase):
         self.window_sum = total  # <= 1024 * n
         # per sample position in the slot: the Thue-Morse-weighted sum of v over the
         # slots (the ripple has the same phase at a position in every slot)
-        self._profile = array("i", [0] * n)
-        self._profile_i = array("i", [0] * n)
-        self._slot_v = array("i", [0] * plan.slots)
-        self._slot_i = array("i", [0] * plan.slots)
+        self._profile = array("i", bytes(4 * n))
+        self._profile_i = array("i", bytes(4 * n))
+        self._slot_v = array("i", bytes(4 * plan.slots))
+        self._slot_i = array("i", bytes(4 * plan.slots))
         self._slot = 0
         self._sum_v = 0
         self._sum_i = 0
