@@ -12,8 +12,8 @@ from host_support import REPO
 from manager_fw import config as c
 from manager_fw import events as ev
 from manager_fw import poller as pl
-from manager_fw.core import CENSUS_OK
 from manager_fw.history_store import HistoryReader
+from manager_fw.jobs.census import CENSUS_OK
 from shared import history as hi
 
 

@@ -1,0 +1,108 @@
+# Ri through the bus: RI_START to one module, then RI_READ once its measurement is
+# done (docs/manager.md, "Ri schedule").
+
+from manager_fw import bus as b
+from shared import protocol as p
+from shared.compat import const
+
+RI_READ_MARGIN_MS = const(200)  # after the duration the module announced
+RI_BUSY_RETRY_MS = const(1000)
+RI_BUSY_READS = const(10)
+RI_START_TRIES = const(3)
+
+
+class RiJob(b.BusJob):
+    """RI_START to one module, then RI_READ once its measurement is done.
+
+    The job decides what comes next from the replies; the core (which has the clock)
+    times the pauses: state PAUSE lasts pause_ms from when the core noticed it.
+    """
+
+    IDLE = 0
+    START = 1  # RI_START to send
+    READ = 2  # RI_READ to send
+    PAUSE = 3  # waiting pause_ms, then `after`
+    DONE = 4  # result (or failure) ready for the core
+
+    def __init__(self, core) -> None:
+        self.core = core
+        self.state = RiJob.IDLE
+        self.after = RiJob.IDLE
+        self.address = -1
+        self.queued = False
+        self.busy = False  # a request of this job is on the bus
+        self.stamp = False  # a pause began: the core notes the time
+        self.pause_ms = 0
+        self.paused_at_ms = 0
+        self.tries = 0
+        self.reads = 0
+        self.result_state = p.RI_NONE
+        self.quality = 0
+        self.ri_nohm = 0
+        self._nak = 0
+        self._answered = False
+
+    def begin(self, address: int) -> None:
+        self.address = address
+        self.state = RiJob.START
+        self.tries = 0
+        self.reads = 0
+        self.result_state = p.RI_NONE
+
+    def _pause(self, ms: int, after: int) -> None:
+        self.state = RiJob.PAUSE
+        self.pause_ms = ms
+        self.after = after
+        self.stamp = True
+
+    def next_request(self, master, now_us: int) -> bool:
+        self.queued = False
+        self._answered = False
+        self._nak = 0
+        if self.state == RiJob.START:
+            master.tx[8] = self.core.cfg.ri_method
+            master.request(self.address, p.CMD_RI_START, 1, b.EXPECT_ONE, 0, True)
+        elif self.state == RiJob.READ:
+            master.request(self.address, p.CMD_RI_READ, 0, b.EXPECT_ONE, 0)
+        else:
+            return False
+        self.busy = True
+        return True
+
+    def on_reply(self, master, frame, now_us: int) -> bool:
+        if frame.src != self.address:
+            return False
+        if frame.cmd == p.CMD_NAK and frame.length == 2:
+            self._nak = frame.u8(1)
+            self._answered = True
+        elif self.state == RiJob.START and frame.cmd == p.CMD_RI_START | p.REPLY:
+            if frame.length == 3:
+                self._answered = True
+                self._pause(frame.u16(1) + RI_READ_MARGIN_MS, RiJob.READ)
+        elif self.state == RiJob.READ and frame.cmd == p.CMD_RI_READ | p.REPLY:
+            if frame.length == 8:
+                self._answered = True
+                self.result_state = frame.u8(0)
+                self.quality = frame.u8(1)
+                self.ri_nohm = frame.u32(2)
+                self.reads += 1
+                if self.result_state == p.RI_BUSY and self.reads < RI_BUSY_READS:
+                    self._pause(RI_BUSY_RETRY_MS, RiJob.READ)
+                else:
+                    self.state = RiJob.DONE
+        return True
+
+    def on_window_end(self, master, now_us: int) -> None:
+        self.busy = False
+        if self.state != RiJob.START and self.state != RiJob.READ:
+            return  # a reply moved it on
+        if self._nak == p.ERR_NOT_ALLOWED or self._nak == p.ERR_BAD_VALUE:
+            self.result_state = p.RI_INHIBITED
+            self.state = RiJob.DONE
+            return
+        self.tries += 1  # no answer, or NAK busy
+        if self.tries >= RI_START_TRIES:
+            self.result_state = p.RI_NONE
+            self.state = RiJob.DONE
+        elif self.state == RiJob.START:
+            self._pause(5000, RiJob.START)
