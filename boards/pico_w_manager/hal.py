@@ -14,7 +14,7 @@ import machine
 from machine import SPI, UART, WDT, Pin
 
 from manager_fw.blockdev import BlockDevice
-from manager_fw.config import OsFiles
+from manager_fw.config_store import OsFiles
 
 EPOCH_2020 = 1577836800
 HISTORY_BYTES = 14 * 1024 * 1024

@@ -27,8 +27,9 @@ def parse_then_release(obj):
     from manager_fw import config
 
     cfg = config.parse_config(obj)
+    parser_modules = config.PARSER_MODULES
     del config
-    for name in ("config", "profiles"):
+    for name in parser_modules:
         sys.modules.pop("manager_fw." + name, None)
         try:
             delattr(manager_fw, name)

@@ -50,10 +50,11 @@ from manager_fw import config as _config  # noqa: E402
 
 with open(site_json) as _f:
     cfg = _config.config_from_text(_f.read())
+_parser_modules = _config.PARSER_MODULES
 del _config
 import manager_fw  # noqa: E402
 
-for _name in ("config", "profiles"):
+for _name in _parser_modules:
     sys.modules.pop("manager_fw." + _name, None)
     try:
         delattr(manager_fw, _name)
