@@ -334,7 +334,7 @@ class ManagerCore:
         return w
 
     def report_store(self, now_s: int, store: int, fault) -> None:
-        """What the shell found opening a store file (manager_fw/ring.open_file_store):
+        """What the shell found opening a store file (manager_fw/ring_file.open_file_store):
         None (fine), a text (a foreign store was set aside, a new one started: reported
         only), or the exception that kept it from being opened (the store is off)."""
         if fault is None:

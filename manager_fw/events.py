@@ -220,7 +220,8 @@ class EventReader:
     """Every event of a log, oldest first; problems/notes as in RingReader."""
 
     def __init__(self, device):
-        from manager_fw.ring import RING_EVENTS, RingReader
+        from manager_fw.ring import RING_EVENTS
+        from manager_fw.ring_reader import RingReader
 
         self.ring = RingReader(device, RING_EVENTS, (KIND_EVENT,))
         self.problems = self.ring.problems

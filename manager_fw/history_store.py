@@ -13,7 +13,7 @@
 # since the last one (bounds what one damaged frame can take with it).  Writer state:
 # the encoder's base, 10 bytes per module; nothing allocates per snapshot.
 
-from manager_fw.ring import FRAME_OVERHEAD, RING_HISTORY, Ring, RingReader
+from manager_fw.ring import FRAME_OVERHEAD, RING_HISTORY, Ring
 from shared.history import (
     KIND_DELTA,
     KIND_KEY,
@@ -174,6 +174,8 @@ class HistoryReader:
     """
 
     def __init__(self, device):
+        from manager_fw.ring_reader import RingReader
+
         self.ring = RingReader(device, RING_HISTORY, (KIND_KEY, KIND_DELTA))
         self.problems = self.ring.problems
         self.notes = self.ring.notes

@@ -13,7 +13,7 @@
 #   hal.config_files              file access for manager_fw.config.ConfigStore
 #   hal.history_device, hal.event_device   block devices (manager_fw/blockdev.py), or
 #                                 None when they could not be opened, and then
-#   hal.store_faults              (optional) why, per store (manager_fw/ring.open_file_store)
+#   hal.store_faults              (optional) why, per store (manager_fw/ring_file.open_file_store)
 #   hal.mute_pressed() -> bool    the mute button (level)
 #   hal.ups_on_battery() -> bool  the UPS's "on battery" input on the board
 #   hal.set_outputs(buzzer, led, relay_energised)   alarm outputs (manager_fw/outputs.py)

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from manager_fw import blockdev, ring, sitekey
+from manager_fw import blockdev, ring, ring_file, sitekey
 from manager_fw.bus import ServiceRequest
 from manager_fw.core import ManagerCore
 from shared import protocol as p
@@ -71,7 +71,7 @@ class LinuxManager:
                 site_key = sitekey.load_or_create(str(data_dir / "site_key.hex"))
             except (OSError, ValueError):
                 site_key = None  # the core reports "no site key"
-        faults: list = [None, None]  # per store: what opening it found (ring.open_file_store)
+        faults: list = [None, None]  # per store: what opening it found (ring_file.open_file_store)
         self.wall_clock = wall_clock
         self.mono_ns = mono_ns
         # the steady clock: wall time at the start, then monotonic time since
@@ -82,10 +82,10 @@ class LinuxManager:
                 data_dir.mkdir(parents=True, exist_ok=True)
             except OSError:
                 pass  # the store files then cannot be made: reported, monitoring goes on
-            history, faults[0] = ring.open_file_store(
+            history, faults[0] = ring_file.open_file_store(
                 str(data_dir / "history.bin"), HISTORY_BYTES, ring.RING_HISTORY, 65536
             )
-            events, faults[1] = ring.open_file_store(
+            events, faults[1] = ring_file.open_file_store(
                 str(data_dir / "events.bin"), EVENTS_BYTES, ring.RING_EVENTS, 4096
             )
         else:

@@ -10,8 +10,9 @@ import os
 import time
 
 from boards.unix_module.hal import TcpBus
-from manager_fw.config import OsFiles
-from manager_fw.ring import RING_EVENTS, RING_HISTORY, open_file_store
+from manager_fw.config_store import OsFiles
+from manager_fw.ring import RING_EVENTS, RING_HISTORY
+from manager_fw.ring_file import open_file_store
 
 EPOCH_2020 = 1577836800
 

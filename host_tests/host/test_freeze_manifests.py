@@ -75,6 +75,21 @@ def test_the_module_image_carries_its_measurement_code() -> None:
         assert needed in frozen
 
 
+def test_the_manager_image_carries_the_split_config_and_ring_modules() -> None:
+    """config.py and ring.py were split along their seams (issue 14): the parts are
+    imported by the manager and must be frozen with it."""
+    frozen = bundle.frozen_sources(REPO, "pico_w_manager")
+    for needed in (
+        "manager_fw/config.py",
+        "manager_fw/config_schema.py",
+        "manager_fw/config_levels.py",
+        "manager_fw/config_store.py",
+        "manager_fw/ring.py",
+        "manager_fw/ring_reader.py",
+    ):
+        assert needed in frozen, needed
+
+
 @pytest.mark.skipif(
     not (MICROPYTHON_TOOLS / "manifestfile.py").exists(),
     reason="MicroPython's tools/manifestfile.py is absent (the emulated M0 build fetches it)",

@@ -16,7 +16,8 @@ from manager_fw import core as co
 from manager_fw import events as ev
 from manager_fw.blockdev import FileBlockDevice
 from manager_fw.history_store import HistoryReader, HistoryWriter
-from manager_fw.ring import RING_HISTORY, open_file_store
+from manager_fw.ring import RING_HISTORY
+from manager_fw.ring_file import open_file_store
 from shared.protocol import crc16
 from stringcare.cli import main
 from stringcare_host.transport import SIM_SITE_KEY

@@ -13,10 +13,10 @@ from manager_fw.ring import (
     HEADER_SIZE,
     RING_HISTORY,
     SEGMENT_HEADER_SIZE,
-    RingReader,
     StoreFormatError,
     put_u32,
 )
+from manager_fw.ring_reader import RingReader
 from shared import history as h
 from shared.protocol import crc16
 
