@@ -10,7 +10,11 @@ import sys
 
 _ROOT = os.environ["STRINGCARE_ROOT"]
 sys.path[:0] = [_ROOT, os.path.join(_ROOT, "tools")]
-from stringcare.bundle import frozen_sources  # noqa: E402
+from stringcare.bundle import frozen_sources, library_sources  # noqa: E402
 
 for _path in frozen_sources(_ROOT, os.environ["STRINGCARE_BOARD"]):
     module(_path, base_path=_ROOT)
+# libraries from the build's Python (microdot for the manager's web interface): run
+# MicroPython's make with the StringCare venv's python (`make ... PYTHON=.venv/bin/python`)
+for _site, _path in library_sources(_ROOT, os.environ["STRINGCARE_BOARD"]):
+    module(_path, base_path=str(_site))

@@ -37,8 +37,9 @@ from shared.compat import TICKS_MAX
 STEP_MS = 50
 
 
-def make_core(hal):
-    store = ConfigStore("site.json", hal.config_files)
+def make_core(hal, store=None):
+    if store is None:  # the web shell passes its own: its configuration page edits it
+        store = ConfigStore("site.json", hal.config_files)
     cfg = store.load()  # the newest good file; a corrupt one is reported, not used
     key = sitekey.load_or_create(getattr(hal, "site_key_path", "site_key.hex"))
     core = ManagerCore(cfg, hal.history_device, hal.event_device, hal.now_s(), site_key=key)
@@ -59,6 +60,14 @@ def make_core(hal):
 
 
 def run(hal, core=None):
+    for _ in steps(hal, core):
+        pass
+
+
+def steps(hal, core=None):
+    """The loop as a generator, one turn of the bus per next(): it yields how many ms
+    the caller may give other cooperative work (the Pico W's web task,
+    manager_fw/web/board.py) before the next turn; run() takes no pause."""
     if core is None:
         core = make_core(hal)
     master = core.master
@@ -111,6 +120,7 @@ def run(hal, core=None):
                 hal.set_outputs(o.buzzer, o.led, o.relay_energised)
                 hal.status(core, wall_s)
                 hal.feed_watchdog()  # only here: a stuck loop lets the board's watchdog reset it
+            yield 0
     except KeyboardInterrupt:
         if hasattr(hal, "repl_wanted"):
             hal.repl_wanted()  # Ctrl-C: the operator wants the REPL (boards keep it alive)

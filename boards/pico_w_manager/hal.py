@@ -6,7 +6,9 @@
 #     devices (manager_fw/blockdev.py interface: read / program / erase / sync);
 #   * alarm outputs: buzzer, alarm LED, alarm relay (energised while all is well);
 #     mute button and the UPS "on battery" input with pull-ups (active low);
-#   * clock: the RTC, set by NTP when settings give Wi-Fi credentials;
+#   * clock: the RTC, set by NTP when settings give Wi-Fi credentials (wifi_ssid,
+#     wifi_password); the same Wi-Fi serves the web interface (web_port,
+#     manager_fw/web/board.py);
 #   * the chip's watchdog (machine.WDT, 8 s): armed and fed by the main loop only.
 import time
 
@@ -114,26 +116,36 @@ class PicoWManagerHal:
         self.ticks_diff_us = time.ticks_diff
         self._blink = 0
         self._epoch_offset = time.mktime((2020, 1, 1, 0, 0, 0, 0, 0))
+        self.wlan = None
         ssid = settings.get("wifi_ssid")
         if ssid:
-            self._ntp(ssid, settings.get("wifi_password", ""))
+            self._wifi(ssid, settings.get("wifi_password", ""), settings.get("web_port"))
         self.wdt = None  # type: WDT | None
 
-    def _ntp(self, ssid: str, password: str) -> None:
+    def _wifi(self, ssid: str, password: str, web_port) -> None:
+        """Join the site's Wi-Fi (settings wifi_ssid / wifi_password), set the clock by
+        NTP and say on the console where the web interface is.  Without a network the
+        manager runs all the same (the bus needs none); the chip keeps retrying."""
         import network
         import ntptime
 
         wlan = network.WLAN(network.STA_IF)
+        self.wlan = wlan  # type: ignore[assignment]
         wlan.active(True)
         wlan.connect(ssid, password)
-        for _ in range(100):
+        for _ in range(100):  # 10 s at most, before the watchdog is armed
             if wlan.isconnected():
                 try:
                     ntptime.settime()
                 except OSError:
                     pass
+                if web_port:
+                    print("stringcare: Wi-Fi %s joined: web interface http://%s:%d/"
+                          % (ssid, wlan.ifconfig()[0], web_port))  # fmt: skip
                 return
             time.sleep_ms(100)
+        print("stringcare: Wi-Fi %s not joined yet (status %d): the manager runs on"
+              % (ssid, wlan.status()))  # fmt: skip
 
     def now_s(self) -> int:
         return int(time.time()) - self._epoch_offset

@@ -59,7 +59,8 @@ def test_each_role_freezes_its_bundle_and_nothing_else(
     role: str, board: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     frozen = run_manifest(REPO / "firmware" / role / "manifest.py", board, monkeypatch)
-    assert frozen == bundle.frozen_sources(REPO, board)
+    libraries = [path for _site, path in bundle.library_sources(REPO, board)]
+    assert frozen == sorted(bundle.frozen_sources(REPO, board) + libraries)
     other_roles = {"module": "module_fw/", "manager": "manager_fw/"}
     for other, prefix in other_roles.items():
         if other != role:
@@ -67,6 +68,15 @@ def test_each_role_freezes_its_bundle_and_nothing_else(
     assert not [f for f in frozen if f.startswith("boards/") and board not in f][1:]
     if role != "manager":
         assert "shared/history.py" not in frozen and "shared/thresholds.py" not in frozen
+
+
+def test_the_manager_image_carries_its_web_interface_and_microdot() -> None:
+    frozen = bundle.frozen_sources(REPO, "pico_w_manager")
+    for needed in ("manager_fw/web/board.py", "manager_fw/web/app.py", "manager_fw/actions.py"):
+        assert needed in frozen
+    libraries = [path for _site, path in bundle.library_sources(REPO, "pico_w_manager")]
+    assert libraries == ["microdot/__init__.py", "microdot/microdot.py", "microdot/sse.py"]
+    assert bundle.library_sources(REPO, "rp2040_module") == []
 
 
 def test_the_module_image_carries_its_measurement_code() -> None:

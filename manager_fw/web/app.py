@@ -2,19 +2,23 @@
 # the Pico W (MicroPython, microdot frozen into the image or bundled) and on the Linux
 # manager and simulator (CPython, microdot from requirements.txt).
 #
-#   GET  /                 the page (one HTML file; tabs Status, Actions, Configuration,
-#                          Events, Module, Users); /app.js its script
+#   GET  /                 the page (one HTML file, tabs); /app.js its script
 #   GET  /api/me           who is logged in, the CSRF token, whether setup is needed
 #   POST /api/setup        the first admin, with the one-time setup code from the console
 #   POST /api/login        user + password -> session cookie (HttpOnly, SameSite=Strict)
 #   POST /api/logout
+#   POST /api/password     your own password (the old one, the new one)       viewer
 #   GET  /api/status       the latest snapshot (manager_fw/web/link.py)       viewer
 #   GET  /api/stream       the same as Server-Sent Events, every new snapshot  viewer
 #   GET  /api/events       the event log (?since=SEQ)                          viewer
+#   GET  /api/module?i=N   one module: readings, Ri judgement and history, calibration
+#   GET  /api/history.csv  .png  .bin (the store's image)  /api/discharges   viewer,
+#                          where the manager has them (HISTORY)
 #   GET  /api/config       site.json in use, the threshold fields and ranges   viewer
 #   POST /api/config       validate and store a new site.json                  admin
-#   POST /api/action       mute, runaway_reset, ri_now, equalise_on/off, rebaseline
-#   POST /api/users        add a viewer or admin                               admin
+#   POST /api/action       manager_fw/actions.py ACTIONS                       admin
+#   GET  /api/users        the accounts                                        admin
+#   POST /api/users        add a viewer or admin; /api/users/delete           admin
 #
 # Every POST but login/setup needs the session's CSRF token in X-CSRF-Token and a JSON
 # body (a cross-site form cannot send either).  Bounds: MAX_CONNECTIONS at once (more are
@@ -26,8 +30,8 @@ import json
 
 from microdot import Microdot, Request, Response
 
+from manager_fw import actions as act
 from manager_fw.web import auth as au
-from manager_fw.web import link as lk
 from manager_fw.web.page import APP_JS, PAGE_HTML
 
 MAX_CONNECTIONS = 16  # a board's; the Linux manager and simulator allow 64
@@ -36,6 +40,7 @@ REQUEST_TIMEOUT_S = 10
 STREAM_S = 60
 ACTION_WAIT_S = 10
 COOKIE = "sc_session"
+PUBLIC = None  # a route anyone may call (the page, login, setup)
 
 Request.max_content_length = 24 * 1024
 Request.max_body_length = 24 * 1024
@@ -48,6 +53,14 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+}
+# the history a manager may offer: (what, content type, file name for a download,
+# what the operator is told where there is none)
+HISTORY = {
+    "csv": ("text/csv; charset=utf-8", "stringcare-history.csv", "no history download"),
+    "png": ("image/png", None, "no history charts"),
+    "bin": ("application/octet-stream", "history.bin", "no history image download"),
+    "discharges": ("application/json", None, "no discharge list"),
 }
 
 
@@ -66,6 +79,13 @@ class _TimedReader:
 
     async def readexactly(self, n):
         return await asyncio.wait_for(self.reader.readexactly(n), self.timeout_s)
+
+
+async def _close(writer):
+    try:
+        await writer.aclose()
+    except Exception:  # noqa: BLE001 - the client went away: nothing to do
+        pass
 
 
 class BoundedMicrodot(Microdot):
@@ -87,9 +107,9 @@ class BoundedMicrodot(Microdot):
             self.refused += 1
             try:
                 writer.write(b"HTTP/1.0 503 Busy\r\nContent-Length: 0\r\nRetry-After: 2\r\n\r\n")
-                await writer.aclose()
-            except Exception:  # noqa: BLE001 - the client went away: nothing to do
+            except Exception:  # noqa: BLE001
                 pass
+            await _close(writer)
             return
         self.open_connections += 1
         try:
@@ -102,59 +122,69 @@ class BoundedMicrodot(Microdot):
             )
         except TimeoutError:
             self.timed_out += 1
-            try:
-                await writer.aclose()
-            except Exception:  # noqa: BLE001
-                pass
+            await _close(writer)
         except Exception:  # noqa: BLE001 - one broken connection never ends the server
             pass
         finally:
             self.open_connections -= 1
 
 
-def _json(obj, status=200, headers=None):
-    h = {"Content-Type": "application/json"}
+def _send(body, content_type="application/json", status=200, headers=None):
+    h = {"Content-Type": content_type}
     h.update(SECURITY_HEADERS)
     if headers:
         h.update(headers)
-    return Response(json.dumps(obj), status, h)
+    return Response(body, status, h)
+
+
+def _json(obj, status=200, headers=None):
+    return _send(json.dumps(obj), status=status, headers=headers)
 
 
 def _refuse(status, text):
     return _json({"ok": False, "error": text}, status)
 
 
-def make_app(
-    link,
-    auth,
-    clock_s,
-    secure_cookie=False,
-    board_hash=False,
-    users_problem=None,
-    max_connections=MAX_CONNECTIONS,
-    history_csv=None,
-    history_chart=None,
-):
-    """The application.  link: a WebLink; auth: an Auth; clock_s(): seconds (monotonic
-    is fine); secure_cookie: served over TLS; board_hash: hash in steps, yielding to the
-    bus loop (MicroPython), else in one call (CPython: OpenSSL, on the server's thread).
-    max_connections: MAX_CONNECTIONS on a board (its sockets and heap); more on Linux.
-    history_csv: None, or () -> the history as pieces of CSV text (Linux, simulator).
-    history_chart: None, or () -> PNG bytes of the history charts (Linux, simulator)."""
-    app = BoundedMicrodot(max_connections)
-    app.link = link
-    app.auth = auth
+def _body(request):
+    try:
+        obj = request.json
+    except Exception:  # noqa: BLE001 - whatever the body is: a clear refusal
+        obj = None
+    return obj if isinstance(obj, dict) else None
 
-    def client(request):
-        addr = request.client_addr
-        return addr[0] if isinstance(addr, (tuple, list)) and addr else str(addr)
 
-    def session_of(request):
-        return auth.session(request.cookies.get(COOKIE), clock_s())
+def _pieces(text, n=1024):
+    """A long constant text in pieces: Microdot would encode a str body in one copy
+    (the page and script are 30 KB: four browsers loading them at once on a board would
+    take 120 KB of its heap); a piece at a time costs 2 KB."""
+    for i in range(0, len(text), n):
+        yield text[i : i + n]
 
-    def need(request, role):
+
+def _client(request):
+    addr = request.client_addr
+    return addr[0] if isinstance(addr, (tuple, list)) and addr else str(addr)
+
+
+class WebApp:
+    """The handlers (routes in ROUTES), over a link, the accounts and a clock."""
+
+    def __init__(self, app, link, auth, clock_s, secure_cookie, board_hash, users_problem,
+                 history):  # fmt: skip
+        self.app = app
+        self.link = link
+        self.auth = auth
+        self.clock_s = clock_s
+        self.secure_cookie = secure_cookie
+        self.board_hash = board_hash
+        self.users_problem = users_problem
+        self.history = history  # what -> () -> body, or (i) -> rows for "module"
+
+    # -- helpers ---------------------------------------------------------------------
+
+    def need(self, request, role):
         """The session, or a refusal (401 not logged in, 403 a viewer, 403 no CSRF)."""
-        s = session_of(request)
+        s = self.auth.session(request.cookies.get(COOKIE), self.clock_s())
         if s is None:
             return None, _refuse(401, "log in first")
         if role == au.ROLE_ADMIN and s.role != au.ROLE_ADMIN:
@@ -166,114 +196,155 @@ def make_app(
                 return None, _refuse(415, "send JSON")
         return s, None
 
-    def body(request):
-        try:
-            obj = request.json
-        except Exception:  # noqa: BLE001 - whatever the body is: a clear refusal
-            obj = None
-        return obj if isinstance(obj, dict) else None
+    def guarded(self, handler, role):
+        async def guard(request):
+            if role is PUBLIC:
+                return await handler(request, None)
+            s, refusal = self.need(request, role)
+            if refusal:
+                return refusal
+            return await handler(request, s)
 
-    async def verify(name, password, address):
-        now = clock_s()
-        stored = auth.login_check(name, address, now)
+        return guard
+
+    async def pbkdf2(self, password, salt, iterations):
+        """The hash; on a board in steps, giving the bus loop its turns between them."""
+        if not self.board_hash:
+            return au.pbkdf2(password.encode(), salt, iterations)
+        dk = b""
+        for step in au.pbkdf2_steps(password.encode(), salt, iterations, au.BOARD_CHUNK):
+            if step is None:
+                await asyncio.sleep(0)  # the bus loop's turn
+            else:
+                dk = step
+        return dk
+
+    async def new_hash(self, password):
+        au.check_new_password(password)
+        salt = au.random_bytes(au.SALT_BYTES)
+        dk = await self.pbkdf2(password, salt, self.auth.iterations)
+        return "pbkdf2-sha256$%d$%s$%s" % (self.auth.iterations, au._hex(salt), au._hex(dk))
+
+    async def password_ok(self, stored, password):
+        """Whether password matches the stored hash (None: the same work, False)."""
         target = stored
         if target is None:  # the same work for an unknown name
-            target = "pbkdf2-sha256$%d$%s$%s" % (auth.iterations, "00" * 16, "00" * 32)
+            target = "pbkdf2-sha256$%d$%s$%s" % (self.auth.iterations, "00" * 16, "00" * 32)
         iterations, salt, want = au._parse_hash(target)
-        if board_hash:
-            dk = b""
-            for step in au.pbkdf2_steps(password.encode(), salt, iterations):
-                if step is None:
-                    await asyncio.sleep(0)  # the bus loop's turn
-                else:
-                    dk = step
-        else:
-            dk = au.pbkdf2(password.encode(), salt, iterations)
-        return auth.login_finish(name, stored is not None and au._same(dk, want), address, now)
+        dk = await self.pbkdf2(password, salt, iterations)
+        return stored is not None and au._same(dk, want)
 
-    def cookie_headers(value, max_age):
-        c = "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d" % (COOKIE, value, max_age)
-        if secure_cookie:
+    def session_answer(self, s):
+        c = "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d" % (
+            COOKIE, s.token if s else "", au.SESSION_MAX_S if s else 0)  # fmt: skip
+        if self.secure_cookie:
             c += "; Secure"
-        return {"Set-Cookie": c}
+        obj = {"ok": True}
+        if s is not None:
+            obj.update({"user": s.user, "role": s.role, "csrf": s.csrf})
+        return _json(obj, headers={"Set-Cookie": c})
 
-    @app.route("/")
-    async def index(request):
-        h = {"Content-Type": "text/html; charset=utf-8"}
-        h.update(SECURITY_HEADERS)
-        return Response(PAGE_HTML, 200, h)
+    def record(self, op, s_user, value=0):
+        """The event log's record of who did it (the manager's loop writes it)."""
+        self.link.submit("log", {"op": op, "value": value}, s_user,
+                         self.auth.user_number(s_user))  # fmt: skip
 
-    @app.route("/app.js")
-    async def script(request):
-        h = {"Content-Type": "application/javascript; charset=utf-8"}
-        h.update(SECURITY_HEADERS)
-        return Response(APP_JS, 200, h)
+    async def carried_out(self, kind, args, s):
+        """Queue a command for the manager's loop and wait for it: (ok, text), or a
+        refusal (busy), or None (not carried out within ACTION_WAIT_S)."""
+        ticket = self.link.submit(kind, args, s.user, self.auth.user_number(s.user))
+        if ticket < 0:
+            return _refuse(503, "the manager is busy with earlier commands: try again")
+        for _ in range(ACTION_WAIT_S * 20):
+            r = self.link.result(ticket)
+            if r is not None:
+                return r
+            await asyncio.sleep(0.05)
+        return None
 
-    @app.route("/api/me")
-    async def me(request):
-        s = session_of(request)
-        out = {"setup": auth.needs_setup(), "problem": auth.problem or users_problem}
+    async def command(self, kind, args, s):
+        r = await self.carried_out(kind, args, s)
+        if r is None:
+            return _json({"ok": True, "text": "queued: the manager carries it out shortly"}, 202)
+        if isinstance(r, tuple):
+            return _json({"ok": r[0], "text": r[1]}, 200 if r[0] else 422)
+        return r
+
+    # -- public ----------------------------------------------------------------------
+
+    async def index(self, request, s):
+        return _send(_pieces(PAGE_HTML), "text/html; charset=utf-8")
+
+    async def script(self, request, s):
+        return _send(_pieces(APP_JS), "application/javascript; charset=utf-8")
+
+    async def me(self, request, s):
+        s = self.auth.session(request.cookies.get(COOKIE), self.clock_s())
+        out = {"setup": self.auth.needs_setup(), "problem": self.auth.problem or self.users_problem,
+               "history": sorted(self.history)}  # fmt: skip
         if s is not None:
             out.update({"user": s.user, "role": s.role, "csrf": s.csrf})
         return _json(out)
 
-    @app.route("/api/setup", methods=["POST"])
-    async def setup(request):
-        b = body(request)
+    async def setup(self, request, s):
+        b = _body(request)
         if b is None:
             return _refuse(400, "send JSON: code, user, password")
+        auth, now = self.auth, self.clock_s()
         try:
-            name = auth.create_first_admin(
-                str(b.get("code", "")),
-                str(b.get("user", "")),
-                str(b.get("password", "")),
-                client(request),
-                clock_s(),
-            )
+            code, name, password = str(b.get("code", "")), str(b.get("user", "")), str(
+                b.get("password", ""))  # fmt: skip
+            if auth.setup_code is not None and code.strip() == auth.setup_code:
+                hashed = await self.new_hash(password)  # the slow part, before the rest
+            else:
+                hashed = None
+            name = auth.create_first_admin(code, name, password, _client(request), now, hashed)
         except au.AuthError as e:
             return _refuse(403, str(e))
-        s = auth._new_session(name, clock_s())
-        link.submit("log", {"op": lk.OP_USER_ADDED}, name, auth.user_number(name))
-        return _json({"ok": True, "user": name, "role": s.role, "csrf": s.csrf},
-                     headers=cookie_headers(s.token, au.SESSION_MAX_S))  # fmt: skip
+        s = auth._new_session(name, now)
+        self.record(act.OP_USER_ADDED, name)
+        return self.session_answer(s)
 
-    @app.route("/api/login", methods=["POST"])
-    async def login(request):
-        b = body(request)
+    async def login(self, request, s):
+        b = _body(request)
         if b is None:
             return _refuse(400, "send JSON: user, password")
+        name, address, now = str(b.get("user", "")), _client(request), self.clock_s()
         try:
-            s = await verify(str(b.get("user", "")), str(b.get("password", "")), client(request))
+            stored = self.auth.login_check(name, address, now)
+            ok = await self.password_ok(stored, str(b.get("password", "")))
+            s = self.auth.login_finish(name, ok, address, now)
         except au.AuthError as e:
             return _refuse(403, str(e))
-        link.submit("log", {"op": lk.OP_LOGIN}, s.user, auth.user_number(s.user))
-        return _json({"ok": True, "user": s.user, "role": s.role, "csrf": s.csrf},
-                     headers=cookie_headers(s.token, au.SESSION_MAX_S))  # fmt: skip
+        self.record(act.OP_LOGIN, s.user)
+        return self.session_answer(s)
 
-    @app.route("/api/logout", methods=["POST"])
-    async def logout(request):
-        s, refusal = need(request, au.ROLE_VIEWER)
-        if refusal:
-            return refusal
-        auth.logout(s.token)
-        return _json({"ok": True}, headers=cookie_headers("", 0))
+    # -- viewer ----------------------------------------------------------------------
 
-    @app.route("/api/status")
-    async def status(request):
-        s, refusal = need(request, au.ROLE_VIEWER)
-        if refusal:
-            return refusal
-        h = {"Content-Type": "application/json"}
-        h.update(SECURITY_HEADERS)
-        if link.board:  # one string at a time, never the whole text in memory
-            return Response(link.chunks(), 200, h)
-        return Response(link.latest(), 200, h)
+    async def logout(self, request, s):
+        self.auth.logout(s.token)
+        return self.session_answer(None)
 
-    @app.route("/api/stream")
-    async def stream(request):
-        s, refusal = need(request, au.ROLE_VIEWER)
-        if refusal:
-            return refusal
+    async def password(self, request, s):
+        b = _body(request) or {}
+        stored = self.auth.users[s.user]["hash"]
+        if not await self.password_ok(stored, str(b.get("old", ""))):
+            return _refuse(403, "the old password is wrong: nothing changed")
+        try:
+            hashed = await self.new_hash(str(b.get("new", "")))
+            self.auth.set_password(s.user, str(b.get("new", "")), s.token, hashed)
+        except au.AuthError as e:
+            return _refuse(422, str(e))
+        self.record(act.OP_PASSWORD, s.user, self.auth.user_number(s.user))
+        return _json({"ok": True, "text": "password changed; your other sessions ended"})
+
+    async def status(self, request, s):
+        if self.link.board:  # in pieces, never the whole text in memory
+            return _send(self.link.chunks())
+        return _send(self.link.latest())
+
+    async def stream(self, request, s):
+        app, link, clock_s = self.app, self.link, self.clock_s
         if app.streams >= MAX_STREAMS:
             return _refuse(503, "too many live pages open: this one refreshes by polling")
         from microdot.sse import sse_response
@@ -296,88 +367,69 @@ def make_app(
 
         return sse_response(request, events)
 
-    @app.route("/api/events")
-    async def events(request):
-        s, refusal = need(request, au.ROLE_VIEWER)
-        if refusal:
-            return refusal
+    async def events(self, request, s):
         try:
             since = int(request.args.get("since", "0"))
         except ValueError:
             since = 0
-        return _json({"events": link.events_since(since)})
+        return _json({"events": self.link.events_since(since)})
 
-    @app.route("/api/history.csv")
-    async def history(request):
-        s, refusal = need(request, au.ROLE_VIEWER)
-        if refusal:
-            return refusal
-        if history_csv is None:
-            return _refuse(404, "no history download on this manager")
+    async def module(self, request, s):
         try:
-            pieces = history_csv()
-        except Exception as e:  # noqa: BLE001 - no store yet, a damaged one: say so
-            return _refuse(503, "the history cannot be read: %s" % e)
-        h = {"Content-Type": "text/csv; charset=utf-8",
-             "Content-Disposition": "attachment; filename=stringcare-history.csv"}  # fmt: skip
-        h.update(SECURITY_HEADERS)
-        return Response(pieces, 200, h)
+            i = int(request.args.get("i", "-1"))
+        except ValueError:
+            i = -1
+        r = await self.carried_out("module", {"module": i}, s)
+        if not isinstance(r, tuple):
+            return r or _refuse(503, "the manager did not answer in time: try again")
+        view = r[1]
+        if view is None:
+            return _refuse(404, "module %d: no such module (or no status yet)" % i)
+        rows = self.history.get("module")
+        if rows is not None:
+            try:
+                view["ri_history"] = rows(i)
+            except Exception as e:  # noqa: BLE001 - no store yet, a damaged one: say so
+                view["ri_history_problem"] = str(e)
+        return _json(view)
 
-    @app.route("/api/history.png")
-    async def chart(request):
-        s, refusal = need(request, au.ROLE_VIEWER)
-        if refusal:
-            return refusal
-        if history_chart is None:
-            return _refuse(404, "no history charts on this manager")
-        try:
-            png = history_chart()
-        except Exception as e:  # noqa: BLE001 - nothing recorded yet, a damaged store
-            return _refuse(503, "no chart: %s" % e)
-        h = {"Content-Type": "image/png"}
-        h.update(SECURITY_HEADERS)
-        return Response(png, 200, h)
+    def download(self, what):
+        kind, name, missing = HISTORY[what]
 
-    @app.route("/api/config")
-    async def config_get(request):
-        s, refusal = need(request, au.ROLE_VIEWER)
-        if refusal:
-            return refusal
+        async def get(request, s):
+            source = self.history.get(what)
+            if source is None:
+                return _refuse(404, "%s on this manager" % missing)
+            try:
+                body = source()
+            except Exception as e:  # noqa: BLE001 - no store yet, a damaged one: say so
+                return _refuse(503, "the history cannot be read: %s" % e)
+            if what == "discharges":
+                body = json.dumps({"discharges": body})
+            headers = {"Content-Disposition": "attachment; filename=" + name} if name else None
+            return _send(body, kind, headers=headers)
+
+        return get
+
+    async def config_get(self, request, s):
         from manager_fw import config as cf
 
-        store = link.config_store
-        return _json(
-            {
-                "config": link.config_obj,
-                "fields": [list(f) for f in cf.THRESHOLD_FIELDS],
-                "source": store.source if store is not None else "",
-                "problems": list(store.problems) if store is not None else [],
-                "editable": link.config_obj is not None,
-            }
-        )
+        store, link = self.link.config_store, self.link
+        return _json({
+            "config": link.config_obj,
+            "fields": [list(f) for f in cf.THRESHOLD_FIELDS],
+            "source": store.source if store is not None else "",
+            "problems": list(store.problems) if store is not None else [],
+            "editable": link.config_obj is not None,
+        })  # fmt: skip
 
-    async def run_command(kind, args, s):
-        ticket = link.submit(kind, args, s.user, auth.user_number(s.user))
-        if ticket < 0:
-            return _refuse(503, "the manager is busy with earlier commands: try again")
-        waited = 0
-        while waited < ACTION_WAIT_S * 20:
-            r = link.result(ticket)
-            if r is not None:
-                return _json({"ok": r[0], "text": r[1]}, 200 if r[0] else 422)
-            await asyncio.sleep(0.05)
-            waited += 1
-        return _json({"ok": True, "text": "queued: the manager carries it out shortly"}, 202)
+    # -- admin -----------------------------------------------------------------------
 
-    @app.route("/api/config", methods=["POST"])
-    async def config_post(request):
-        s, refusal = need(request, au.ROLE_ADMIN)
-        if refusal:
-            return refusal
-        b = body(request)
+    async def config_post(self, request, s):
+        b = _body(request)
         if b is None or not isinstance(b.get("config"), dict):
             return _refuse(400, 'send JSON: {"config": {site.json\'s content}}')
-        if link.config_obj is None:
+        if self.link.config_obj is None:
             return _refuse(409, "this manager's configuration is not editable here")
         from manager_fw import config as cf
 
@@ -385,16 +437,12 @@ def make_app(
             cf.parse_config(b["config"])
         except cf.ConfigError as e:
             return _refuse(422, str(e))
-        return await run_command("config", b["config"], s)
+        return await self.command("config", b["config"], s)
 
-    @app.route("/api/action", methods=["POST"])
-    async def action(request):
-        s, refusal = need(request, au.ROLE_ADMIN)
-        if refusal:
-            return refusal
-        b = body(request)
-        if b is None or b.get("action") not in lk.ACTIONS:
-            return _refuse(400, "action: one of %s" % ", ".join(sorted(lk.ACTIONS)))
+    async def action(self, request, s):
+        b = _body(request)
+        if b is None or b.get("action") not in act.ACTIONS:
+            return _refuse(400, "action: one of %s" % ", ".join(sorted(act.ACTIONS)))
         args = {}
         for key in ("string", "module", "start", "end", "current", "new", "address"):
             v = b.get(key)
@@ -402,24 +450,96 @@ def make_app(
                 if not isinstance(v, int):
                     return _refuse(400, "%s: a number" % key)
                 args[key] = v
-        return await run_command(b["action"], args, s)
+        return await self.command(b["action"], args, s)
 
-    @app.route("/api/users", methods=["POST"])
-    async def users(request):
-        s, refusal = need(request, au.ROLE_ADMIN)
-        if refusal:
-            return refusal
-        b = body(request)
+    async def users_list(self, request, s):
+        return _json({"users": self.auth.user_list()})
+
+    async def users_add(self, request, s):
+        b = _body(request)
         if b is None:
             return _refuse(400, "send JSON: user, role, password")
         try:
-            name = auth.add_user(
-                str(b.get("user", "")), str(b.get("role", "")), str(b.get("password", ""))
-            )
+            name = au.check_username(str(b.get("user", "")))
+            if name in self.auth.users:
+                raise au.AuthError("user %s exists already" % name)
+            password = str(b.get("password", ""))
+            hashed = await self.new_hash(password)
+            name = self.auth.add_user(name, str(b.get("role", "")), password, hashed)
         except au.AuthError as e:
             return _refuse(422, str(e))
-        link.submit("log", {"op": lk.OP_USER_ADDED, "value": auth.user_number(name)},
-                    s.user, auth.user_number(s.user))  # fmt: skip
+        self.record(act.OP_USER_ADDED, s.user, self.auth.user_number(name))
         return _json({"ok": True, "text": "user %s added" % name})
 
+    async def users_delete(self, request, s):
+        b = _body(request) or {}
+        try:
+            number = self.auth.delete_user(str(b.get("user", "")), s.user)
+        except au.AuthError as e:
+            return _refuse(422, str(e))
+        self.record(act.OP_USER_DELETED, s.user, number)
+        return _json({"ok": True, "text": "user %s deleted" % b.get("user")})
+
+
+# path, methods, handler (a WebApp method's name, or a download), who may call it
+ROUTES = (
+    ("/", "GET", "index", PUBLIC),
+    ("/app.js", "GET", "script", PUBLIC),
+    ("/api/me", "GET", "me", PUBLIC),
+    ("/api/setup", "POST", "setup", PUBLIC),
+    ("/api/login", "POST", "login", PUBLIC),
+    ("/api/logout", "POST", "logout", au.ROLE_VIEWER),
+    ("/api/password", "POST", "password", au.ROLE_VIEWER),
+    ("/api/status", "GET", "status", au.ROLE_VIEWER),
+    ("/api/stream", "GET", "stream", au.ROLE_VIEWER),
+    ("/api/events", "GET", "events", au.ROLE_VIEWER),
+    ("/api/module", "GET", "module", au.ROLE_VIEWER),
+    ("/api/history.csv", "GET", "csv", au.ROLE_VIEWER),
+    ("/api/history.png", "GET", "png", au.ROLE_VIEWER),
+    ("/api/history.bin", "GET", "bin", au.ROLE_VIEWER),
+    ("/api/discharges", "GET", "discharges", au.ROLE_VIEWER),
+    ("/api/config", "GET", "config_get", au.ROLE_VIEWER),
+    ("/api/config", "POST", "config_post", au.ROLE_ADMIN),
+    ("/api/action", "POST", "action", au.ROLE_ADMIN),
+    ("/api/users", "GET", "users_list", au.ROLE_ADMIN),
+    ("/api/users", "POST", "users_add", au.ROLE_ADMIN),
+    ("/api/users/delete", "POST", "users_delete", au.ROLE_ADMIN),
+)
+
+
+def make_app(
+    link,
+    auth,
+    clock_s,
+    secure_cookie=False,
+    board_hash=False,
+    users_problem=None,
+    max_connections=MAX_CONNECTIONS,
+    history_csv=None,
+    history_chart=None,
+    history_image=None,
+    history_discharges=None,
+    history_module=None,
+):
+    """The application.  link: a WebLink; auth: an Auth; clock_s(): seconds (monotonic
+    is fine); secure_cookie: served over TLS; board_hash: hash in steps, yielding to the
+    bus loop (MicroPython), else in one call (CPython: OpenSSL, on the server's thread).
+    max_connections: MAX_CONNECTIONS on a board (its sockets and heap); more on Linux.
+    The history a manager offers, each None where it has none: history_csv() -> pieces
+    of CSV text, history_chart() -> PNG bytes (Linux, simulator); history_image() ->
+    pieces of the store's image (board); history_discharges() -> the discharges with
+    each block at the deepest point; history_module(i) -> [[time_s, ri_nohm], ...]."""
+    app = BoundedMicrodot(max_connections)
+    app.link = link
+    app.auth = auth
+    history = {}
+    sources = (("csv", history_csv), ("png", history_chart), ("bin", history_image),
+               ("discharges", history_discharges), ("module", history_module))  # fmt: skip
+    for what, source in sources:
+        if source is not None:
+            history[what] = source
+    web = WebApp(app, link, auth, clock_s, secure_cookie, board_hash, users_problem, history)
+    for path, method, name, role in ROUTES:
+        handler = web.download(name) if name in HISTORY else getattr(web, name)
+        app.route(path, methods=[method])(web.guarded(handler, role))
     return app

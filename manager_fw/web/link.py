@@ -13,52 +13,14 @@
 
 import json
 
-from manager_fw import events as ev
+from manager_fw import actions as act
 from shared.compat import const
 
 MAX_PENDING = const(16)
 RESULTS_KEPT = const(32)
+STATUS_PIECE = const(15)  # modules per piece of the board's streamed status
+CAL_CHANNELS = const(6)  # manager_fw/integrity.py
 
-# EV_OPERATOR actions (arg); extra: the user's number in the users file
-OP_MUTE = const(1)
-OP_RUNAWAY_RESET = const(2)
-OP_RI_NOW = const(3)
-OP_EQUALISE_ON = const(4)
-OP_EQUALISE_OFF = const(5)
-OP_REBASELINE = const(6)
-OP_CONFIG = const(7)
-OP_LOGIN = const(8)
-OP_USER_ADDED = const(9)
-OP_ADDRESSING = const(10)  # value: the job (ADDR_JOB_*), module: its address or start
-OP_NAMES = (
-    "?",
-    "mute",
-    "runaway reset",
-    "Ri now",
-    "equalising on",
-    "equalising off",
-    "Ri re-baseline",
-    "configuration saved",
-    "login",
-    "user added",
-    "addressing",
-)
-ADDR_JOBS = ("address_auto", "address_set", "address_query", "identify", "address_reset")
-ADDR_JOBS_STOP = const(5)  # EV_OPERATOR value of OP_ADDRESSING: ADDR_JOBS index, 5 = stop
-ACTIONS = {
-    "mute": OP_MUTE,
-    "runaway_reset": OP_RUNAWAY_RESET,
-    "ri_now": OP_RI_NOW,
-    "equalise_on": OP_EQUALISE_ON,
-    "equalise_off": OP_EQUALISE_OFF,
-    "rebaseline": OP_REBASELINE,
-    "address_auto": OP_ADDRESSING,
-    "address_set": OP_ADDRESSING,
-    "address_query": OP_ADDRESSING,
-    "identify": OP_ADDRESSING,
-    "address_reset": OP_ADDRESSING,
-    "address_stop": OP_ADDRESSING,
-}
 STATE_NAMES = ("ok", "warning", "alarm")
 
 
@@ -93,31 +55,60 @@ def module_state(core, i) -> str:
     return STATE_NAMES[level] if level < 3 else "alarm"
 
 
-def string_view(core, k: int) -> dict:
-    """String k as the pages show it, in the core's own integer units."""
+def module_row(core, i: int) -> list:
+    """Module i as the status table shows it, in the core's own integer units."""
+    known = core.module_poll_state(i) != 0 and core.voltage_uv[i] > 0
+    return [
+        i,
+        core.layout.label(i),
+        core.module_address(i),
+        core.voltage_uv[i] if known else None,
+        core.temp_mc[i] if known else None,
+        core.ri_nohm[i] or None,
+        core.balance_pct[i] if known else None,
+        module_state(core, i),
+        core.hw_rev[i],  # from the census (INFO): hardware revision,
+        core.fw_major[i],  # firmware major version,
+        core.variant[i],  # variant code (0: not known yet)
+    ]
+
+
+def module_view(core, i: int):
+    """Module i in detail (the module page), or None: its row, its Ri as judged (last
+    result, baseline and how many results made it, rise over it, over its string's
+    median), its block's uid, and every calibration channel as the manager last read
+    it (at the census and daily: manager_fw/integrity.py)."""
+    if not 0 <= i < core.layout.module_count:
+        return None
+    cal: list = []
+    out: dict = {"row": module_row(core, i), "ri": None, "calibration": cal, "refusals": 0}
+    ri = core.judge.ri
+    if ri is not None:
+        out["ri"] = {
+            "last_nohm": ri.last_nohm[i] or None,
+            "baseline_nohm": ri.baseline_nohm[i] or None,
+            "baseline_results": ri.count[i],
+            "rise_pct": ri.rise_pct(i),
+            "over_string_pct": ri.over_string_pct[i],
+        }
+        out["uid"] = "".join("%02x" % b for b in ri.uid[8 * i : 8 * i + 8])
+    w = core.integrity
+    for ch in range(CAL_CHANNELS):
+        j = i * CAL_CHANNELS + ch
+        if w.cal_known[j]:
+            cal.append([ch, w.cal_offset[j], w.cal_gain_ppm[j]])
+    out["refusals"] = w.refused[i]
+    return out
+
+
+def string_view(core, k: int, modules=True) -> dict:
+    """String k as the pages show it, in the core's own integer units (modules=False:
+    without its modules' rows, which the board streams in pieces)."""
     lay = core.layout
     st = core.strings
     judge = getattr(core, "judge", None)
-    mods = []
     first = lay.string_start[k]
-    for pos in range(lay.sizes[k]):
-        i = first + pos
-        known = core.module_poll_state(i) != 0 and core.voltage_uv[i] > 0
-        mods.append(
-            [
-                i,
-                lay.label(i),
-                core.module_address(i),
-                core.voltage_uv[i] if known else None,
-                core.temp_mc[i] if known else None,
-                core.ri_nohm[i] or None,
-                core.balance_pct[i] if known else None,
-                module_state(core, i),
-                core.hw_rev[i],  # from the census (INFO): hardware revision,
-                core.fw_major[i],  # firmware major version,
-                core.variant[i],  # variant code (0: not known yet)
-            ]
-        )
+    mods = [module_row(core, first + pos) for pos in range(lay.sizes[k])] if modules else []
     bleed = None
     if judge is not None and getattr(judge, "balance", None) is not None:
         bleed = judge.bleed_wh_day_x1000(k)
@@ -164,6 +155,7 @@ def site_view(core, now_s: int, config_store=None, job=None) -> dict:
         "site": core.cfg.site,
         "now_s": now_s,
         "mode": core.mode_name(),
+        "cycles": core.cycles,  # measurement cycles since the start
         "refusal": core.refusal,
         "alarms": core.alarm_total(),
         "warnings": core.warning_total(),
@@ -182,13 +174,26 @@ def snapshot(core, now_s: int, config_store=None, job=None) -> dict:
     return out
 
 
-def snapshot_chunks(core, now_s: int, config_store=None, job=None):
-    """The same snapshot as JSON text, one string at a time (the board: a 600-module
-    snapshot would be 35 KB in one piece; a string of 60 is about 3.5 KB)."""
-    head = json.dumps(site_view(core, now_s, config_store, job))
-    yield head[:-1] + ', "strings": ['
-    for k in range(core.layout.string_count):
-        yield ("" if k == 0 else ", ") + json.dumps(string_view(core, k))
+def snapshot_chunks(core, now_s: int, config_store=None, job=None, extra=None):
+    """The same snapshot as JSON text in pieces of at most STATUS_PIECE modules (the
+    board: a 600-module snapshot would be 35 KB in one piece, and each piece is work
+    done between two turns of the bus).  extra: more keys for the head."""
+    head = site_view(core, now_s, config_store, job)
+    if extra:
+        head.update(extra)
+    text = json.dumps(head)
+    yield text[:-1] + ', "strings": ['
+    lay = core.layout
+    for k in range(lay.string_count):
+        yield '%s{"modules": [' % ("" if k == 0 else ", ")
+        first = lay.string_start[k]
+        for pos in range(0, lay.sizes[k], STATUS_PIECE):
+            end = min(pos + STATUS_PIECE, lay.sizes[k])
+            rows = [json.dumps(module_row(core, first + j)) for j in range(pos, end)]
+            yield ("" if pos == 0 else ", ") + ", ".join(rows)
+        rest = string_view(core, k, False)
+        del rest["modules"]  # (MicroPython's dicts keep no order: no slicing by position)
+        yield "], " + json.dumps(rest)[1:]
     yield "]}"
 
 
@@ -238,6 +243,11 @@ class WebLink:
         self.board = board
         self.core = None
         self.now_s = 0
+        # the board's heap, bytes free: after the last collection, the least seen, and
+        # at the start (beside the core, after the web's code, with the app)
+        self.heap_free = None
+        self.heap_low = None
+        self.heap_start: list | None = None
         if board:
             self.max_events = 40
 
@@ -269,7 +279,16 @@ class WebLink:
             self._pending = []
         for ticket, kind, args, _user, number in work:
             try:
-                ok, text = self._do(core, now_s, kind, args, number)
+                if kind == "module":  # a view, not an action: nothing logged
+                    ok, text = True, module_view(core, args.get("module", -1))
+                elif kind == "config":
+                    ok, text = act.save_config(core, now_s, args, number, self.config_store)
+                    if ok:
+                        self.config_obj = args
+                else:
+                    ok, text = act.carry_out(core, now_s, kind, args, number)
+                    if ok and kind in act.ADDR_JOBS:
+                        self.job = core.setup_job
             except Exception as e:  # noqa: BLE001 - a bad command never stops the loop
                 ok, text = False, "%s failed: %s" % (kind, e)
             with self._lock:
@@ -279,134 +298,6 @@ class WebLink:
                         if old <= ticket - RESULTS_KEPT:
                             del self._results[old]
         return len(work)
-
-    def _log(self, core, now_s, op, number, module=ev.NO_MODULE, string=ev.NO_STRING, value=0):
-        core._log(now_s, ev.EV_OPERATOR, module, string, value, op, number)
-
-    def _do(self, core, now_s, kind, args, number):
-        if kind == "log":  # a login, a user added: only the record of who
-            self._log(core, now_s, args.get("op", 0), number, value=args.get("value", 0))
-            return True, "logged"
-        if kind == "mute":
-            core.press_mute(now_s)
-            self._log(core, now_s, OP_MUTE, number)
-            return True, "buzzer muted until the next new alarm"
-        if kind == "config":
-            return self._apply_config(core, now_s, args, number)
-        if kind in ADDR_JOBS or kind == "address_stop":
-            return self._addressing(core, now_s, kind, args, number)
-        string = args.get("string", -1)
-        k = core.layout.string_count
-        if kind in ("runaway_reset", "equalise_on", "equalise_off", "ri_now"):
-            if kind != "ri_now" and not 0 <= string < k:
-                return False, "string %d: choose 1..%d" % (string + 1, k)
-        if kind == "runaway_reset":
-            if core.runaway is None:
-                return False, "string %d: thermal runaway detection is off" % (string + 1)
-            done = core.reset_runaway(string, now_s)
-            self._log(core, now_s, OP_RUNAWAY_RESET, number, string=string, value=int(done))
-            if done:
-                return True, "string %d: thermal-runaway trip reset" % (string + 1)
-            return True, "string %d had no thermal-runaway trip latched" % (string + 1)
-        if kind in ("equalise_on", "equalise_off"):
-            on = kind == "equalise_on"
-            core.strings.enabled[string] = 1 if on else 0
-            op = OP_EQUALISE_ON if on else OP_EQUALISE_OFF
-            self._log(core, now_s, op, number, string=string)
-            return True, "string %d: equalising %s" % (string + 1, "on" if on else "off")
-        if kind == "ri_now":
-            sched = core.ri_schedule
-            if sched is None:
-                return False, "Ri measurement is off in the configuration (ri.enabled)"
-            if sched.in_round():
-                return True, "an Ri round is running already"
-            sched.next_round_s = now_s  # the scheduler starts the round on its next turn
-            self._log(core, now_s, OP_RI_NOW, number)
-            return True, "Ri round started: one module at a time, 30-50 s apart"
-        if kind == "rebaseline":
-            module = args.get("module", -1)
-            if not -1 <= module < core.layout.module_count:
-                return False, "module %d: no such module" % module
-            core.rebaseline_ri(module, now_s)
-            self._log(core, now_s, OP_REBASELINE, number, module=module & 0xFFFF)
-            return True, "Ri baseline of %s learned again from the next results" % (
-                "every module" if module < 0 else "module " + core.layout.label(module)
-            )
-        return False, "unknown action %r" % kind
-
-    def _addressing(self, core, now_s, kind, args, number):
-        """Setup mode (docs/manager.md, "Addressing"): polling stops while a job owns
-        the bus; the core starts its census again when the job is done."""
-        from manager_fw import addressing as mad
-
-        job = core.setup_job
-        if kind == "address_stop":
-            if job is None:
-                return False, "no addressing job is running"
-            job.stop()
-            self._log(core, now_s, OP_ADDRESSING, number, value=ADDR_JOBS_STOP)
-            return True, "stopping %s; polling resumes after it" % type(job).__name__
-        if job is not None:
-            return False, "%s is still running: stop it first" % type(job).__name__
-        address = args.get("address", -1)
-        try:
-            if kind == "address_auto":
-                job = mad.AutoAddressing(args.get("start", 1), args.get("end", 1))
-                text = "automatic addressing %d..%d: press each module's button in turn" % (
-                    job.start,
-                    job.end,
-                )
-            elif kind == "address_set":
-                job = mad.SetAddress(args.get("current", -1), args.get("new", -1))
-                text = "setting address %d to %d (one module on the bus)" % (job.current, job.new)
-            elif kind == "address_query":
-                job = mad.QueryLone()
-                text = "asking the lone module on the bus its address"
-            elif kind == "identify":
-                if not 1 <= address <= 0xFFFF:
-                    return False, "identify: give the module's address"
-                job = mad.Identify(address)
-                text = "module %d blinks red/green until its button is pressed" % address
-            else:
-                job = mad.ResetAddresses(None if address < 0 else address)
-                text = "resetting %s to address 0" % (
-                    "every module" if address < 0 else "module %d" % address
-                )
-        except ValueError as e:
-            return False, str(e)
-        self.job = job
-        core.begin_setup(job, now_s)
-        op_module = getattr(job, "start", address if address >= 0 else ev.NO_MODULE)
-        self._log(core, now_s, OP_ADDRESSING, number, module=op_module & 0xFFFF,
-                  value=ADDR_JOBS.index(kind))  # fmt: skip
-        return True, text
-
-    def _apply_config(self, core, now_s, obj, number):
-        from manager_fw import config
-
-        try:
-            cfg = config.parse_config(obj)
-        except config.ConfigError as e:
-            return False, str(e)
-        store = self.config_store
-        if store is not None:
-            try:
-                store.save(obj)
-            except Exception as e:  # noqa: BLE001 - storage fault: the old one stays
-                return False, "not stored (%s): the configuration in use is unchanged" % e
-        else:
-            store = _TextOnly(json.dumps(obj))
-        self.config_obj = obj
-        core.config_saved(now_s, store)
-        self._log(core, now_s, OP_CONFIG, number)
-        # thresholds apply at once; the rest when the shell starts the core again
-        core.cfg.thresholds = cfg.thresholds
-        alarms = core.alarms
-        for s in range(len(alarms.thresholds)):
-            alarms.thresholds[s] = cfg.thresholds
-        if core.history is not None and hasattr(core.history, "set_thresholds"):
-            core.history.set_thresholds(cfg.thresholds)
-        return True, ("saved; thresholds apply now, other changes when the manager restarts")
 
     # -- the server's side -------------------------------------------------------------
 
@@ -422,7 +313,11 @@ class WebLink:
             if self.core is None:
                 yield "{}"
                 return
-            yield from snapshot_chunks(self.core, self.now_s, self.config_store, self.job)
+            extra = None
+            if self.heap_free is not None:
+                extra = {"heap_free": self.heap_free, "heap_low": self.heap_low,
+                         "heap_start": self.heap_start}  # fmt: skip
+            yield from snapshot_chunks(self.core, self.now_s, self.config_store, self.job, extra)
             return
         yield self.latest().decode()
 
@@ -443,10 +338,3 @@ class WebLink:
         """(ok, text) once the loop carried the command out, else None."""
         with self._lock:
             return self._results.get(ticket)
-
-
-class _TextOnly:
-    """What core.config_saved needs when there is no store (the simulator)."""
-
-    def __init__(self, text):
-        self.text = text

@@ -8,12 +8,12 @@ slow the manager's polling.
   running the pure-Python stepped hash a board runs; the RP2040 estimated from the
   instructions callgrind counts for that hash at the Pico W's count (2.5 RP2040 cycles
   per x86 instruction at 125 MHz, as bench_bus.py).
-- heap: tools/bench/mp/web_heap.py in the MicroPython unix port: a 600-module manager
-  core, then the web app beside it (admin, 8 sessions, a published snapshot of every
-  module, 200 events offered).  The board's link streams the status one string at a
-  time and keeps 40 events.  web.heap_kb.pico_w.600 is what the web part holds besides
-  its code (a Pico W image freezes the code into flash) plus the largest piece of one
-  status answer; web.code_heap_kb its code loaded from source, as the unix port has to.
+- heap: the manager firmware with its web interface (manager_fw/web/board.py) on the
+  virtual unix_manager board, 600 modules in its core: the heap free beside the core,
+  after the web's code (web.code_heap_kb: loaded from source, as the unix port has to;
+  a Pico W image freezes it into flash), and the least free after a collection (the
+  board collects once a second) while 4 clients load every page with 8 sessions open:
+  web.heap_kb.pico_w.600 = free after the code - least free.
 - load: the demo simulation at full speed with its web interface, manager cycles per
   wall second while 20 logged-in clients each fetch /api/status and /api/events in a
   loop, divided by the same without them (the faster of a run before and one after).
@@ -32,6 +32,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from stringcare.dev import layout
 
@@ -51,10 +52,9 @@ METRICS = {
     "web.login_est_ms.rp2040": (
         "ms", None, "that hash on a 125 MHz RP2040 at 2.5 cycles per x86 instruction"),
     "web.heap_kb.pico_w.600": (
-        "KB", "<= 48", "web app's data on the heap beside a 600-module core (code frozen)"),
+        "KB", "<= 48", "web part's heap beside a 600-module core, serving (code frozen)"),
     "web.code_heap_kb": (
         "KB", None, "microdot + manager_fw/web loaded from source (not frozen)"),
-    "web.snapshot_kb.600": ("KB", None, "one published snapshot of 600 modules (JSON)"),
     "web.poll_rate_ratio.load": (
         "ratio", ">= 0.9", "manager cycles per second with 20 clients refreshing / without"),
 }  # fmt: skip
@@ -168,6 +168,74 @@ def cycles_per_s(clients: int, progress: Callable[[str], None]) -> float:
         sim.close()
 
 
+def _http(url: str, body: Any = None, cookie: str = "", csrf: str = "") -> tuple[bytes, str]:
+    headers = {"Cookie": cookie} if cookie else {}
+    data = json.dumps(body).encode() if body is not None else None
+    if data is not None:
+        headers["Content-Type"] = "application/json"
+    if csrf:
+        headers["X-CSRF-Token"] = csrf
+    req = urllib.request.Request(url, data=data, headers=headers)
+    with urllib.request.urlopen(req, timeout=60) as r:
+        return r.read(), r.headers.get("Set-Cookie", "")
+
+
+def _pages(url: str, cookie: str, until: float) -> None:
+    while time.monotonic() < until:
+        for path in ("", "app.js", "api/status", "api/events?since=0", "api/me", "api/config",
+                     "api/module?i=599"):  # fmt: skip
+            _http(url + path, cookie=cookie)
+
+
+def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
+    """The Pico W's web part beside 600 modules, in the real manager firmware on the
+    virtual unix_manager board (no bus: the core holds 600 modules all the same): heap
+    free beside the core, after the web's code, and the least free (after a collection,
+    once a second) while 4 clients load every page with 8 sessions open."""
+    import socket
+    import tempfile
+
+    from stringcare.dev.mpmanager import ManagerProcess
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    url = "http://127.0.0.1:%d/" % port
+    site = {"site": "bench", "strings": [{"modules": 60} for _ in range(10)]}
+    with tempfile.TemporaryDirectory() as tmp:
+        mgr = ManagerProcess(Path(tmp), site, {"web_port": port, "web_host": "127.0.0.1"})
+        try:
+            mgr.start(None, heap="2M")
+            code = mgr.setup_code()
+            mgr.wait_for("the web interface", lambda: _http(url + "api/me")[0])
+            admin = {"code": code, "user": "admin", "password": "bench password"}
+            _http(url + "api/setup", admin)
+            cookies = []
+            for _ in range(8):
+                body, cookie = _http(url + "api/login", admin)
+                cookies.append(cookie.split(";")[0])
+            until = time.monotonic() + 12
+            threads = [threading.Thread(target=_pages, args=(url, c, until)) for c in cookies[-4:]]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            snap = json.loads(_http(url + "api/status", cookie=cookies[-1])[0])
+        finally:
+            mgr.stop()
+    core_free, code_free, _app_free = snap["heap_start"]
+    low = snap["heap_low"]
+    out = {
+        "web.heap_kb.pico_w.600": round((code_free - low) / 1024, 1),
+        "web.code_heap_kb": round((core_free - code_free) / 1024, 1),
+    }
+    progress(
+        "heap beside 600 modules: %.1f KB data (least free %.1f KB), %.1f KB code from "
+        "source" % (out["web.heap_kb.pico_w.600"], low / 1024, out["web.code_heap_kb"])
+    )
+    return out
+
+
 def run(progress: Callable[[str], None]) -> dict[str, float]:
     from manager_fw.web import auth
 
@@ -183,23 +251,8 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
     progress("login hash: CPython %.1f ms, unix %.1f ms, RP2040 ~%.0f ms"
              % (out["web.login_ms.cpython"], out["web.login_ms.unix"],
                 out["web.login_est_ms.rp2040"]))  # fmt: skip
-    exe = str(Path(sys.executable).parent / "micropython")
-    import microdot
-
-    site = str(Path(microdot.__file__).parent.parent)
-    proc = subprocess.run(
-        [exe, "-X", "heapsize=2M", str(layout.repo_root() / "tools/bench/mp/web_heap.py"),
-         str(layout.repo_root()), site, "600"],
-        capture_output=True, text=True, timeout=300)  # fmt: skip
-    if proc.returncode != 0:
-        raise RuntimeError("web_heap.py failed: %s" % (proc.stderr or proc.stdout)[-2000:])
-    _core_kb, web_kb, code_kb, snap_bytes, piece = proc.stdout.split()
-    # steady data plus the largest piece of one status answer being sent
-    out["web.heap_kb.pico_w.600"] = round(float(web_kb) - float(code_kb) + int(piece) / 1024, 1)
-    out["web.code_heap_kb"] = float(code_kb)
-    out["web.snapshot_kb.600"] = round(int(snap_bytes) / 1024, 1)
-    progress("heap beside 600 modules: %.1f KB data, %.1f KB code from source"
-             % (out["web.heap_kb.pico_w.600"], out["web.code_heap_kb"]))  # fmt: skip
+    heap = board_heap(progress)
+    out.update(heap)
     # quiet before and after the loaded run: the faster of the two (the machine is shared;
     # other work only ever slows a run down)
     quiet = cycles_per_s(0, progress)

@@ -48,6 +48,11 @@ DEV_KEY = "build/keys/dev-signing.key"
 SAFE_OFF_PINS = ("bleed_pwm", "excitation", "bus_de", "alarm_relay")
 
 PROJECT_PACKAGES = ("shared", "module_fw", "manager_fw", "boards")
+# Libraries a role's code imports from outside the project (tools/stringcare/dev/
+# mpcompat.py BUNDLED_LIBRARIES), taken from this venv's site-packages (requirements.txt
+# pins them): the files a board needs of each.  Microdot is MIT-licensed; the project
+# does not copy it into the tree (docs/operator.md, "On the Pico W").
+LIBRARIES = {"microdot": ("microdot/__init__.py", "microdot/microdot.py", "microdot/sse.py")}
 
 
 class BundleError(Exception):
@@ -119,6 +124,30 @@ def role_sources(root: Path, board: dict[str, Any]) -> list[Path]:
             seen.add(extra)
     seen.discard(entry)
     return sorted(seen)
+
+
+def _imports_library(path: Path, name: str) -> bool:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == name for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == name:
+            return True
+    return False
+
+
+def library_sources(root: str | Path, board_name: str) -> list[tuple[Path, str]]:
+    """The library files a role's code imports (LIBRARIES): (site-packages directory,
+    path below it), e.g. the manager's web interface takes microdot."""
+    root = Path(root)
+    sources = role_sources(root, load_board(root, board_name))
+    out: list[tuple[Path, str]] = []
+    for name, files in sorted(LIBRARIES.items()):
+        if any(_imports_library(src, name) for src in sources):
+            lib = __import__(name)
+            site = Path(str(lib.__file__)).resolve().parent.parent
+            out.extend((site, f) for f in files)
+    return out
 
 
 def frozen_sources(root: str | Path, board_name: str) -> list[str]:
@@ -316,6 +345,8 @@ def build(
     extra = [root / LOADER_SOURCE, boards_dir(root) / board_name / "board.json"]
     for src in [entry, *sources, *extra]:
         digest.update(str(src.relative_to(root)).encode() + b"\0" + src.read_bytes())
+    for site, lib_path in library_sources(root, board_name):  # microdot's version too
+        digest.update(lib_path.encode() + b"\0" + (site / lib_path).read_bytes())
     digest.update(b"label\0" + label.encode())
     source_sha = digest.hexdigest()[:16]
     staging = root / "build" / "mpy-bundle" / board["arch"]
@@ -330,6 +361,13 @@ def build(
     for src in sources:
         rel = src.relative_to(root).with_suffix(".mpy")
         wanted[rel.as_posix()] = (staging / rel).read_bytes()
+    for site, lib_path in library_sources(root, board_name):
+        lib_staging = root / "build" / "mpy-bundle" / ("lib-" + board["arch"])
+        errors = layout.compile_mpy(site, [site / lib_path], lib_staging, board["arch"])
+        if errors:
+            raise BundleError("mpy-cross failed on %s:\n%s" % (lib_path, "\n".join(errors)))
+        rel = Path(lib_path).with_suffix(".mpy")
+        wanted[rel.as_posix()] = (lib_staging / rel).read_bytes()
     files: dict[str, dict[str, Any]] = {
         p: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for p, d in wanted.items()
     }

@@ -20,6 +20,7 @@ import threading
 import time
 from typing import Any
 
+from manager_fw import actions as act
 from manager_fw import config as mcfg
 from manager_fw import events as mev
 from manager_fw.web import app as webapp
@@ -64,7 +65,7 @@ class PrivateFiles(mcfg.OsFiles):
 
 
 def operator_text(auth: au.Auth, e: Any) -> str:
-    what = lk.OP_NAMES[e.arg] if e.arg < len(lk.OP_NAMES) else "action %d" % e.arg
+    what = act.OP_NAMES[e.arg] if e.arg < len(act.OP_NAMES) else "action %d" % e.arg
     who = auth.user_by_number(e.extra) or "user #%d" % e.extra
     where = ""
     if e.string != mev.NO_STRING:

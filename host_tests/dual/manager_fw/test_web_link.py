@@ -6,6 +6,7 @@ import json
 
 from corefixture import Site
 
+from manager_fw import actions as act
 from manager_fw import events as ev
 from manager_fw.web import link as lk
 
@@ -42,7 +43,7 @@ def test_commands_run_in_the_loop_and_are_logged_with_who():
     assert link.result(t) == (True, "string 2: equalising off")
     assert core.strings.enabled[1] == 0 and core.strings.enabled[0] == 1
     ops = site.events(ev.EV_OPERATOR)
-    assert [(e[3], e[5], e[6]) for e in ops] == [(1, lk.OP_EQUALISE_OFF, 3)]
+    assert [(e[3], e[5], e[6]) for e in ops] == [(1, act.OP_EQUALISE_OFF, 3)]
     t = link.submit("equalise_on", {"string": 7}, "alice", 3)
     link.apply(core, site.now_s())
     assert link.result(t) == (False, "string 8: choose 1..2")
@@ -50,7 +51,7 @@ def test_commands_run_in_the_loop_and_are_logged_with_who():
     link.apply(core, site.now_s())
     assert link.result(t)[0] and core.outputs.muted
     assert site.events(ev.EV_ALARM_MUTED)
-    assert site.events(ev.EV_OPERATOR)[-1][5:] == (lk.OP_MUTE, 2)
+    assert site.events(ev.EV_OPERATOR)[-1][5:] == (act.OP_MUTE, 2)
     t = link.submit("runaway_reset", {"string": 0}, "bob", 2)
     link.apply(core, site.now_s())
     assert link.result(t) == (False, "string 1: thermal runaway detection is off")
@@ -82,7 +83,7 @@ def test_a_new_configuration_is_checked_and_its_thresholds_apply_at_once():
     assert link.result(t)[0], link.result(t)
     assert core.alarms.thresholds[1].temp_high_alarm_mc == 21000
     assert site.events(ev.EV_CONFIG)[-1][5] == ev.CFG_SAVED
-    assert site.events(ev.EV_OPERATOR)[-1][5:] == (lk.OP_CONFIG, 1)
+    assert site.events(ev.EV_OPERATOR)[-1][5:] == (act.OP_CONFIG, 1)
     site.run_s(10)  # the blocks are at 22 °C: over the new alarm level
     assert core.alarm_total() > 0 and core.outputs.buzzer
     link.publish(core, site.now_s())
@@ -91,7 +92,7 @@ def test_a_new_configuration_is_checked_and_its_thresholds_apply_at_once():
     assert snap["strings"][0]["modules"][0][7] == "alarm"
 
 
-def test_the_board_streams_the_status_one_string_at_a_time():
+def test_the_board_streams_the_status_in_small_pieces():
     site = started()
     host = lk.WebLink()
     board = lk.WebLink(board=True)
@@ -100,7 +101,9 @@ def test_the_board_streams_the_status_one_string_at_a_time():
     host.publish(site.core, now)
     board.publish(site.core, now)
     pieces = list(board.chunks())
-    assert len(pieces) == 2 + 2  # the site, each string, the end
+    # the site; per string its start, its modules' rows (STATUS_PIECE at most), the
+    # rest of it; the end
+    assert len(pieces) == 1 + 2 * 3 + 1
     assert json.loads("".join(pieces)) == json.loads(host.latest())
     assert json.loads(board.latest()) == json.loads(host.latest())
     assert board.version == 1 and board.max_events == 40
@@ -132,7 +135,7 @@ def test_addressing_from_the_web_runs_in_setup_mode_and_reports_where_to_resume(
     job = json.loads(link.latest())["setup"]
     assert job["job"] == "AutoAddressing" and job["done"]
     assert "address 1 is already used" in job["error"] and job["resume_at"] == 1
-    assert [e[5:] for e in site.events(ev.EV_OPERATOR)] == [(lk.OP_ADDRESSING, 1)]
+    assert [e[5:] for e in site.events(ev.EV_OPERATOR)] == [(act.OP_ADDRESSING, 1)]
     site.run_s(10)  # the census again, then polling
     assert core.mode_name() == "running"
 

@@ -1,0 +1,155 @@
+"""The Pico W manager's web interface through the virtual unix_manager board: the real
+manager firmware (firmware/manager/main.py, manager_fw/web/board.py) in the MicroPython
+unix port, its bus loop and the Microdot server two asyncio tasks of one process,
+microdot taken the way a bundle takes it (stringcare.bundle.library_sources), polling a
+virtual module board that runs the deployed module firmware.
+
+A person's way in: the one-time setup code read from the board's console, the admin
+created with it, a login; the status shows the polled module; a mute goes through the
+manager's loop into its event log with who did it; the history store's image downloads
+in pieces and `stringcare history` reads it; and while four clients load the pages in a
+loop the manager keeps its polling rate."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from host_support import REPO
+
+from stringcare.commands.history import history_reader
+from stringcare.deploy import Deployer
+from stringcare.dev.mpmanager import ManagerProcess
+from stringcare.dev.protocol_vectors import TEST_KEY_HEX
+from stringcare.vboard import BusHub, VirtualBoard
+
+CLIENTS = 4
+RATE_S = 8.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def call(url: str, body: Any = None, cookie: str = "", csrf: str = "") -> tuple[int, bytes, str]:
+    headers = {"Cookie": cookie} if cookie else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if csrf:
+        headers["X-CSRF-Token"] = csrf
+    req = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read(), r.headers.get("Set-Cookie", "")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), ""
+
+
+def cycles_per_s(url: str, cookie: str) -> float:
+    def cycles() -> tuple[float, int]:
+        return time.monotonic(), json.loads(call(url + "api/status", cookie=cookie)[1])["cycles"]
+
+    t0, c0 = cycles()
+    time.sleep(RATE_S)  # a rate over a span of time: the span is the measurement
+    t1, c1 = cycles()
+    return (c1 - c0) / (t1 - t0)
+
+
+def browse(url: str, cookie: str, stop: threading.Event, done: list[int]) -> None:
+    while not stop.is_set():
+        for path in ("", "app.js", "api/status", "api/events?since=0", "api/me"):
+            code = call(url + path, cookie=cookie)[0]
+            done[0 if code == 200 else 1] += 1
+
+
+def test_pico_w_web_interface_on_the_virtual_board(tmp_path: Path, hub: BusHub) -> None:
+    vb = VirtualBoard(tmp_path / "flash0", "unix_module", bus=hub,
+                      env={"block_uv": 13520000, "uid": "5354524700000501"}).start()  # fmt: skip
+    port = free_port()
+    url = "http://127.0.0.1:%d/" % port
+    mgr = ManagerProcess(tmp_path / "manager", {"site": "picow", "strings": [{"modules": 1}]},
+                         {"web_port": port, "web_host": "127.0.0.1"}, TEST_KEY_HEX)  # fmt: skip
+    try:
+        Deployer(REPO, vb.board, vb.device, 1, None, hub.url, progress=lambda t: None,
+                 site_key=bytes.fromhex(TEST_KEY_HEX)).run()  # fmt: skip
+        mgr.start(hub.url)
+        code = mgr.setup_code()
+        mgr.wait_for("the web interface", lambda: call(url + "api/me")[0] == 200)
+        session = log_in(url, code)
+        snap = mgr.wait_for("the manager polling", lambda: running(url, session[0]))
+        row = snap["strings"][0]["modules"][0]
+        assert row[7] == "ok" and abs(row[3] - 13520000) < 20000, row
+        assert snap["heap_free"] > 0
+        mute_is_logged(mgr, url, *session)
+        history_downloads(url, session[0], tmp_path)
+        polling_keeps_its_rate(url, session[0])
+        assert mgr.proc is not None and mgr.proc.poll() is None, mgr.console()
+    finally:
+        mgr.stop()
+        vb.stop()
+
+
+def log_in(url: str, code: str) -> tuple[str, str]:
+    assert json.loads(call(url + "api/me")[1])["history"] == ["bin"]
+    admin = {"code": code, "user": "admin", "password": "pico password 1"}
+    status, body, _ = call(url + "api/setup", dict(admin, code="00000000"))
+    assert status == 403 and b"wrong setup code" in body
+    assert call(url + "api/setup", admin)[0] == 200
+    status, body, cookie = call(url + "api/login", {"user": "admin", "password": "pico password 1"})
+    assert status == 200, body
+    return cookie.split(";")[0], json.loads(body)["csrf"]
+
+
+def running(url: str, cookie: str) -> dict | None:
+    snap = json.loads(call(url + "api/status", cookie=cookie)[1])
+    return snap if snap.get("mode") == "running" and snap.get("cycles", 0) > 3 else None
+
+
+def mute_is_logged(mgr: ManagerProcess, url: str, cookie: str, csrf: str) -> None:
+    status, body, _ = call(url + "api/action", {"action": "mute"}, cookie, csrf)
+    assert status == 200 and b"muted" in body
+    status, body, _ = call(url + "api/action", {"action": "mute"}, cookie)  # no CSRF
+    assert status == 403
+
+    def logged() -> bool:
+        evs = json.loads(call(url + "api/events", cookie=cookie)[1])["events"]
+        return any(e[5] == "mute by admin" for e in evs)
+
+    mgr.wait_for("the mute in the event log", logged, 10)
+
+
+def history_downloads(url: str, cookie: str, tmp_path: Path) -> None:
+    """The store's image, streamed in pieces, is what `stringcare history` reads."""
+    status, image, _ = call(url + "api/history.bin", cookie=cookie)
+    assert status == 200 and len(image) == (tmp_path / "manager/history.bin").stat().st_size
+    (tmp_path / "download.bin").write_bytes(image)
+    reader = history_reader(str(tmp_path / "download.bin"))
+    snaps = list(reader.snapshots())
+    assert snaps and snaps[0].string_sizes[0] == 1 and not reader.problems
+
+
+def polling_keeps_its_rate(url: str, cookie: str) -> None:
+    quiet = cycles_per_s(url, cookie)
+    stop, done = threading.Event(), [0, 0]
+    clients = [threading.Thread(target=browse, args=(url, cookie, stop, done), daemon=True)
+               for _ in range(CLIENTS)]  # fmt: skip
+    for t in clients:
+        t.start()
+    loaded = cycles_per_s(url, cookie)
+    stop.set()
+    for t in clients:
+        t.join(timeout=60)
+    print("polling: %.2f cycles/s quiet, %.2f with %d clients (%d pages, %d refused)"
+          % (quiet, loaded, CLIENTS, done[0], done[1]))  # fmt: skip
+    assert done[0] > 20
+    assert loaded >= 0.8 * quiet, (quiet, loaded)
