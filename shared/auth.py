@@ -7,21 +7,29 @@
 #                     the frame from VERLEN through the counter (header, payload fields
 #                     and counter: the length, addresses, command and sequence are bound)
 #
-# HMAC is built here over hashlib.sha256, which MicroPython has on the unix port and on
-# the boards (RP2040 and STM32 ports build it in); it has no `hmac` module.  The pads are
-# computed once per key.  A verify allocates two hash objects and two digests: it runs
-# only for authenticated commands (a SET_TARGET per string and cycle), not per poll.
-#
+# HMAC is built here over hashlib.sha256 where the interpreter has it (the unix port, the
+# RP2040 port, STM32 images from MicroPython 1.27) and over shared/sha256.py where it
+# does not (the stock NUCLEO_G474RE image of 1.22-1.26); MicroPython has no `hmac`
+# module.  The pads are computed once per key.  With hashlib a verify allocates two hash
+# objects and two digests; with shared/sha256 the key's pad blocks are hashed once
+# (midstates) and a verify runs two blocks into preallocated buffers, allocating
+# nothing.  It runs only for authenticated commands (a SET_TARGET per string and cycle),
+# not per poll.
+
 # Counters are carried as two small ints (high and low 24 bits) so that nothing above
 # 2**30 ever appears on a Cortex-M0+ (no big-int allocation).
-
-from hashlib import sha256
 
 from shared import protocol as p
 from shared.compat import const
 
+try:
+    from hashlib import sha256
+except ImportError:  # a MicroPython image without hashlib: the Python SHA-256
+    sha256 = None  # type: ignore[assignment]
+
 # CPython's hash objects copy their state; MicroPython's do not (same results either way)
-_HAS_COPY = hasattr(sha256(), "copy")
+_HAS_COPY = sha256 is not None and hasattr(sha256(), "copy")
+HASHLIB = sha256 is not None  # False: every MAC runs on shared/sha256.py
 _LAST: list = [None]  # CPython: (key, data, digest) of the last HMAC
 CTR_HALF = const(0x1000000)  # 2**24: one counter half
 CTR_MASK = const(0xFFFFFF)
@@ -44,10 +52,13 @@ def hmac_sha256(key, data) -> bytes:
     if len(key) > 64:
         raise ValueError("HMAC key longer than 64 bytes: hash it first")
     ipad, opad = _pads(key)
-    h = sha256(ipad)
+    new = sha256
+    if new is None:
+        from shared.sha256 import Sha256 as new
+    h = new(ipad)
     h.update(data)
     inner = h.digest()
-    h = sha256(opad)
+    h = new(opad)
     h.update(inner)
     return h.digest()
 
@@ -76,12 +87,14 @@ def put_ctr(buf, off: int, hi: int, lo: int) -> None:
 
 
 class Mac:
-    """HMAC-SHA256 under one site key, truncated to protocol.MAC_LEN bytes."""
+    """HMAC-SHA256 under one site key, truncated to protocol.MAC_LEN bytes.  pure=True
+    (or an interpreter without hashlib) computes it with shared/sha256.py."""
 
-    def __init__(self, key=None) -> None:
+    def __init__(self, key=None, pure: bool = False) -> None:
         self._ipad = b""
         self._opad = b""
         self.key: bytes | None = None
+        self.pure = pure or sha256 is None
         if key is not None:
             self.set_key(key)
 
@@ -90,15 +103,32 @@ class Mac:
             raise ValueError("site key must be %d bytes, got %d" % (p.KEY_LEN, len(key)))
         self.key = bytes(key)
         self._ipad, self._opad = _pads(key)
-        if _HAS_COPY:  # CPython: hash the pads once, copy the states per MAC
+        if self.pure:  # the pad blocks hashed once; a MAC is two more blocks
+            from shared.sha256 import Sha256
+
+            self._pure_inner = Sha256(self._ipad)
+            self._pure_outer = Sha256(self._opad)
+            self._work = Sha256()
+            self._d = bytearray(32)
+        elif _HAS_COPY:  # CPython: hash the pads once, copy the states per MAC
             self._inner = sha256(self._ipad)
             self._outer = sha256(self._opad)
 
     def has_key(self) -> bool:
         return self.key is not None
 
-    def digest(self, buf, start: int, end: int) -> bytes:
-        """The full 32-byte HMAC of buf[start:end]."""
+    def digest(self, buf, start: int, end: int) -> bytes | bytearray:
+        """The full 32-byte HMAC of buf[start:end] (pure: a buffer reused by the next MAC)."""
+        if self.pure:
+            w = self._work
+            out = self._d
+            w.reset_to(self._pure_inner)
+            w.update_from(buf, start, end)
+            w.finish_into(out, 0)
+            w.reset_to(self._pure_outer)
+            w.update_from(out, 0, 32)
+            w.finish_into(out, 0)
+            return out
         if _HAS_COPY:
             # CPython (simulator, host tools): the last HMAC computed under this key is
             # remembered, since a simulated string's modules all check the same frame
@@ -186,7 +216,10 @@ def check_request(mac: Mac, frame, floor_hi: int, floor_lo: int) -> int:
     end = frame.off + frame.length - p.MAC_LEN
     if not mac.check(frame.buf, frame.off - 7, end):
         return 0
-    hi, lo = get_ctr(frame.buf, end - p.CTR_LEN)
+    b = frame.buf
+    at = end - p.CTR_LEN  # get_ctr inline: its tuple would be the verify's only allocation
+    lo = b[at] | (b[at + 1] << 8) | (b[at + 2] << 16)
+    hi = b[at + 3] | (b[at + 4] << 8) | (b[at + 5] << 16)
     if not ctr_newer(hi, lo, floor_hi, floor_lo):
         return -1
     return 1

@@ -23,14 +23,15 @@
 #   file <sha256 hex> <size> <path>
 #
 # The signature covers SIGNED_PREFIX + SHA-256(MANIFEST) (32 bytes): the board hashes the
-# manifest with hashlib and runs SHA-512 in Python over 128 bytes only.
+# manifest with hashlib and runs SHA-512 in Python over 128 bytes only.  A MicroPython
+# image without hashlib (stock NUCLEO_G474RE before 1.27) hashes with shared/sha256.py.
 #
 # Everything here also runs on CPython (the host builds and parses manifests with it).
 
-import hashlib
 import os
 
 from shared import ed25519
+from shared.sha256 import sha256
 
 MAGIC = "stringcare-bundle 1"
 SIGNED_PREFIX = b"stringcare bundle manifest v1\n"
@@ -43,12 +44,12 @@ ID_HEX = 12
 
 
 def sha256_hex(data):
-    return "".join("%02x" % x for x in hashlib.sha256(data).digest())
+    return "".join("%02x" % x for x in sha256(data).digest())
 
 
 def file_sha256(path):
     """SHA-256 (hex) of a file, read in 512-byte pieces; None when it cannot be read."""
-    h = hashlib.sha256()
+    h = sha256()
     buf = bytearray(512)
     try:
         with open(path, "rb") as f:
@@ -96,7 +97,7 @@ def parse_manifest(data):
 
 
 def signed_message(manifest):
-    return SIGNED_PREFIX + hashlib.sha256(bytes(manifest)).digest()
+    return SIGNED_PREFIX + sha256(bytes(manifest)).digest()
 
 
 def signature_line(public_key, signature):

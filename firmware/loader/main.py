@@ -13,20 +13,28 @@
 #      red and green together (amber on the bicolour LED) on 250 ms, off 250 ms - no
 #      firmware pattern lights both at once (module_fw/ui.py).
 #
-# The bundle builder puts the board's safe pins into SAFE (tools/stringcare/bundle.py);
-# the loader is itself part of the signed bundle and is replaced last, by a rename.
+# The bundle builder puts the board's safe pins into SAFE and shared/sha256.py (SHA-256
+# in Python, for MicroPython images without hashlib) at the SHA256 line
+# (tools/stringcare/bundle.py); the loader is itself part of the signed bundle and is
+# replaced last, by a rename.
 import os
 import sys
 
 SAFE = {}  # filled in per board by `stringcare bundle`
+# SHA256: shared/sha256.py goes here (`stringcare bundle`)
+_SHA_NAMES = ("Sha256", "sha256", "compress", "compress16", "compress32", "_compress_viper")
 
 
 def _sha(path):
     try:
         import hashlib
+
+        h = hashlib.sha256()
     except ImportError:
-        return None
-    h = hashlib.sha256()
+        new = globals().get("Sha256")  # the inlined shared/sha256.py
+        if new is None:
+            return None
+        h = new()
     buf = bytearray(512)
     try:
         with open(path, "rb") as f:
@@ -128,6 +136,13 @@ def main():
             continue
         note = ("; skipped " + ", ".join(failed)) if failed else ""
         print("stringcare: boot: bundle %s%s" % (folder, note))
+        g = globals()
+        for name in _SHA_NAMES + ("_K", "_W", "_W32", "_IV"):  # RAM for the firmware
+            if name in g:
+                del g[name]
+        import gc
+
+        gc.collect()
         sys.path.insert(0, folder)
         try:
             __import__("stringcare_entry")

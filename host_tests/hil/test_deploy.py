@@ -293,3 +293,32 @@ def test_a_board_deployed_before_staged_installs_is_converted(hil_board: Any) ->
         "b", "main.py", "stringcare_active", "stringcare_settings.py", "stringcare_trust",
     ]  # fmt: skip
     assert d.boot_line == "stringcare: boot: bundle %s" % d.bundle.folder
+
+
+@pytest.mark.vboard(emulate={"no_hashlib": True})
+def test_a_board_without_hashlib_installs_checks_and_boots_on_the_python_sha256(
+    hil_board: Any, tmp_path: Path
+) -> None:
+    # the stock NUCLEO_G474RE image before MicroPython 1.27 has no hashlib: deploy, the
+    # board's check, the loader and the module's MACs run on shared/sha256.py
+    vb = _vb(hil_board)
+    said: list[str] = []
+    first = Deployer(REPO, "unix_module", hil_board.device, address=5, bus=hil_board.bus_url,
+                     progress=said.append).run()  # fmt: skip
+    assert any("no hashlib in this MicroPython image" in s for s in said), said
+    assert first.boot_line == "stringcare: boot: bundle %s" % first.bundle.folder
+    assert first.discovered is not None and first.discovered["address"] == 5
+    # a second bundle is checked by the first one's installer, then the first one
+    # damaged: the loader's Python SHA-256 finds it and falls back
+    new = Deployer(REPO, None, hil_board.device, bundle_dir=_signed(tmp_path, "n", "n").out_dir,
+                   progress=lambda t: None).run()  # fmt: skip
+    assert new.boot_line == "stringcare: boot: bundle %s" % new.bundle.folder
+    core = vb.flash_dir / new.bundle.folder / "module_fw/core.mpy"
+    core.write_bytes(core.read_bytes()[:-1] + b"\x01")
+    start = len(vb.console)
+    vb.power_cycle()
+    lines = _boot_lines(vb, start)
+    assert lines[0] == "stringcare: boot: bundle %s; skipped %s: module_fw/core.mpy damaged" % (
+        first.bundle.folder,
+        new.bundle.folder,
+    )

@@ -39,7 +39,13 @@ from shared import ed25519, fwstore
 from stringcare.dev import layout
 
 # On every board, whatever the role: the installer the board runs on a new bundle.
-INSTALLER_SOURCES = ("shared/__init__.py", "shared/fwstore.py", "shared/ed25519.py")
+INSTALLER_SOURCES = (
+    "shared/__init__.py",
+    "shared/fwstore.py",
+    "shared/ed25519.py",
+    "shared/sha256.py",
+)
+SHA256_SOURCE = "shared/sha256.py"  # inlined into the loader (boards without hashlib)
 LOADER_SOURCE = "firmware/loader/main.py"
 PRIVATE_HEADER = "stringcare-ed25519-private-key"
 PUBLIC_HEADER = "stringcare-ed25519-public-key"
@@ -254,8 +260,13 @@ def loader_text(root: Path, board: dict[str, Any]) -> str:
         }
     text = (root / LOADER_SOURCE).read_text()
     marker = "SAFE = {}  # filled in per board by `stringcare bundle`"
-    if marker not in text:
-        raise BundleError("%s lost its SAFE line (%r): restore it" % (LOADER_SOURCE, marker))
+    sha_marker = "# SHA256: shared/sha256.py goes here (`stringcare bundle`)"
+    for m in (marker, sha_marker):
+        if m not in text:
+            raise BundleError("%s lost its line %r: restore it" % (LOADER_SOURCE, m))
+    sha_src = (root / SHA256_SOURCE).read_text()
+    text = text.replace(sha_marker, "# --- %s, inlined ---\n%s# --- end of %s ---" % (
+        SHA256_SOURCE, sha_src, SHA256_SOURCE))  # fmt: skip
     return text.replace(marker, "SAFE = %r  # %s's safe outputs" % (safe, board["name"]))
 
 

@@ -51,11 +51,7 @@ CHUNK_BYTES = 1024
 
 PROBE_SCRIPT = """
 import sys, os
-try:
-    import hashlib
-    _h = 1
-except ImportError:
-    _h = 0
+_h = HASHLIB
 try:
     import binascii
     _b = 1
@@ -87,10 +83,10 @@ except OSError:
 _s = os.statvfs('.')
 print(repr({'version': tuple(sys.implementation.version[:3]), 'platform': sys.platform,
     'free': _s[0] * _s[4], 'hashlib': _h, 'binascii': _b,
-    'hashes': {p: (_hash(FOLDER + '/' + p) if _h else None) for p in PATHS},
+    'hashes': {p: _hash(FOLDER + '/' + p) for p in PATHS},
     'pointer': _read('stringcare_active'), 'trust': _read('stringcare_trust'),
     'settings': _read('stringcare_settings.py'),
-    'loader': _hash('main.py') if _h else None, 'bundles': _dirs,
+    'loader': _hash('main.py'), 'bundles': _dirs,
     'legacy': [p for p in LEGACY if p in os.listdir()]}))
 """
 
@@ -118,7 +114,6 @@ print(repr(_r))
 # Is an installed bundle's installer intact (its MANIFEST has the pointer's SHA-256 and
 # the installer's files match it)?  Plain hashlib: nothing of the bundle is imported.
 VDIR_SCRIPT = """
-import hashlib
 def _h(p):
     try:
         with open(p, 'rb') as f:
@@ -134,13 +129,37 @@ def _ok(d, msha):
             q = line.split()
             if len(q) == 4 and q[0] == 'file':
                 want[q[3]] = q[1]
-    return all(p in want and _h(d + '/' + p) == want[p] for p in INSTALLER)
+    # shared/sha256 is in the installer of bundles built since it exists
+    return all(p in want and _h(d + '/' + p) == want[p] for p in INSTALLER) and all(
+        _h(d + '/' + p) == want[p] for p in INSTALLER_NEW if p in want)
 print(repr([d for d, m in CANDIDATES if _ok(d, m)]))
 """
+
+# Prepended to the scripts that hash on the board: hashlib, or on an image without it
+# (stock NUCLEO_G474RE before MicroPython 1.27) shared/sha256.py sent from the host
+# (the host's own code, like every script of this file).  HASHLIB says which.
+HASHLIB_SHIM = """
+try:
+    import hashlib
+    HASHLIB = 1
+except ImportError:
+    HASHLIB = 0
+    _g = {}
+    exec(SHA256_SOURCE, _g)
+    class hashlib:
+        sha256 = _g['Sha256']
+"""
+
+
+def hashlib_shim(root: Path) -> str:
+    src = (root / bundle_mod.SHA256_SOURCE).read_text()
+    return "SHA256_SOURCE = %r\n" % src + HASHLIB_SHIM
+
 
 # Files and folders an earlier (flat, unstaged) deploy left at the top of the filesystem.
 LEGACY = ("stringcare_bundle.py", "shared", "module_fw", "manager_fw", "boards")
 INSTALLER_FILES = ("shared/__init__.mpy", "shared/fwstore.mpy", "shared/ed25519.mpy")
+INSTALLER_NEW = ("shared/sha256.mpy",)
 
 
 def fwstore_lines(text: str) -> list[tuple[str, str]]:
@@ -378,7 +397,8 @@ class Deployer:
         paths = sorted(self.bundle.install_files())
         info: dict[str, Any] = self._exec(
             t,
-            "PATHS = %r\nFOLDER = %r\nLEGACY = %r\n" % (paths, self.bundle.folder, LEGACY)
+            hashlib_shim(self.root)
+            + "PATHS = %r\nFOLDER = %r\nLEGACY = %r\n" % (paths, self.bundle.folder, LEGACY)
             + PROBE_SCRIPT,
         )
         self.info = info
@@ -408,10 +428,9 @@ class Deployer:
                 )
             )
         if not info["hashlib"]:
-            raise DeployError(
-                "no hashlib on %s: the board checks every file's SHA-256 at install and at "
-                "boot. Flash a MicroPython build with hashlib (MICROPY_PY_HASHLIB, on by "
-                "default on rp2 and most stm32 boards) and deploy again." % self.port
+            self.progress(
+                "board: no hashlib in this MicroPython image: the board hashes with "
+                "shared/sha256.py (SHA-256 in Python; slower checks, same results)"
             )
         self.pointer = fwstore_lines(info["pointer"] or "")
         self.trusted = (info["trust"] or "").split()
@@ -554,8 +573,9 @@ class Deployer:
         if self.pointer:
             good = self._exec(
                 t,
-                "CANDIDATES = %r\nINSTALLER = %r\n"
-                % ([list(x) for x in self.pointer], INSTALLER_FILES)
+                hashlib_shim(self.root)
+                + "CANDIDATES = %r\nINSTALLER = %r\nINSTALLER_NEW = %r\n"
+                % ([list(x) for x in self.pointer], INSTALLER_FILES, INSTALLER_NEW)
                 + VDIR_SCRIPT,
             )
             if good:

@@ -22,6 +22,9 @@
 #                                       and powers it up again (vboard.py)
 #   "power_cut_mid": true               ... and when that operation is a write, only the
 #                                       first half of its bytes reach the flash
+#   "no_hashlib": true                  an image without hashlib (the stock NUCLEO_G474RE
+#                                       image before MicroPython 1.27): `import hashlib`
+#                                       raises ImportError
 #   "flash_log": "/path/ops.txt"        one line per such flash operation, appended to a
 #                                       host file ("N kind path [bytes]"): where to cut
 import builtins
@@ -162,6 +165,16 @@ if _CUT_AT or _LOG:
         _os_attrs[_name] = _op(_name, getattr(os, _name))
 if _os_attrs:
     sys.modules["os"] = _Shim(os, **_os_attrs)
+
+if _CONFIG.get("no_hashlib"):
+    _real_import = builtins.__import__
+
+    def _import(name, *args):
+        if name in ("hashlib", "uhashlib"):
+            raise ImportError("no module named '%s'" % name)
+        return _real_import(name, *args)
+
+    builtins.__import__ = _import
 
 if "micropython_version" in _CONFIG:
     _v = tuple(_CONFIG["micropython_version"]) + ("",)
