@@ -26,6 +26,10 @@ OP_USER_ADDED = const(9)
 OP_ADDRESSING = const(10)  # value: the job (ADDR_JOB_*), module: its address or start
 OP_USER_DELETED = const(11)  # value: the user's number
 OP_PASSWORD = const(12)  # value: whose password changed (the user's number)
+# extra of a command from the local control channel (`stringcare ctl`,
+# stringcare_host/control.py), not from a web user: this bit | the sender's Unix uid
+FROM_CONTROL = const(0x8000)
+CONTROL_UID_MASK = const(0x7FFF)  # all ones: uid not known
 OP_NAMES = (
     "?",
     "mute",

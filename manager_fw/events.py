@@ -75,9 +75,10 @@ EV_BLEED_CAP = const(26)  # a string bled balance.max_wh_day: equalising paused 
 #                           or resumed (arg 0); value: mWh bled in the last 24 h
 EV_NO_PROBE = const(27)  # the module has no battery probe: its temperature is its
 #                          board's, no thermal-runaway evidence (once per module and run)
-EV_OPERATOR = const(28)  # an operator's change through the web interface; arg: action
-#                          (manager_fw/web/link.py OP_*), extra: the user's number in the
-#                          users file, module/string/value per action
+EV_OPERATOR = const(28)  # an operator's command (web interface or `stringcare ctl`); arg:
+#                          action (manager_fw/actions.py OP_*), extra: the web user's
+#                          number in the users file, or FROM_CONTROL | the Unix uid of
+#                          the ctl sender; module/string/value per action
 EV_CALIBRATION = const(29)  # a module's calibration changed; arg: channel; value: offset;
 #                             extra: gain ppm (manager_fw/integrity.py)
 EV_AUTH_REFUSED = const(30)  # a module refused unauthenticated/replayed commands; value:

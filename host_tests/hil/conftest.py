@@ -111,6 +111,19 @@ def hil_board(request: pytest.FixtureRequest, tmp_path: Path, hub: BusHub) -> It
         shutil.rmtree(tmp_path / "flash", ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def manager_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The Linux manager's rig (tools/stringcare/faults/rig.py): two virtual module
+    boards and a virtual relay/IO box, deployed once per worker and shared by the
+    files that run `stringcare manager` on it (each manager with its own data folder;
+    every test leaves the box's contact released)."""
+    from stringcare.faults.rig import Rig
+
+    r = Rig(tmp_path_factory.mktemp("manager-rig"), REPO).start()
+    yield r
+    r.close()
+
+
 @pytest.fixture
 def port(hil_board: Any) -> str:
     """pytest-embedded's port: the board under test."""

@@ -177,6 +177,14 @@ def describe(ev: Any) -> str:
     if ev.code == mev.EV_CONFIG:
         what = mev.CONFIG_NAMES[ev.arg] if ev.arg < len(mev.CONFIG_NAMES) else str(ev.arg)
         return "configuration %s (CRC 0x%04x)" % (what, ev.value & 0xFFFF)
+    if ev.code == mev.EV_OPERATOR:
+        from manager_fw import actions as act
+        from stringcare_host import control
+
+        what = act.OP_NAMES[ev.arg] if ev.arg < len(act.OP_NAMES) else "action %d" % ev.arg
+        if ev.extra & act.FROM_CONTROL:
+            return "%s by %s" % (what, control.who(ev.extra))
+        return "%s by web user #%d" % (what, ev.extra)
     from stringcare_host.judge_text import describe_judgement
 
     judged = describe_judgement(ev)

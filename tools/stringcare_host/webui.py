@@ -26,6 +26,7 @@ from manager_fw import events as mev
 from manager_fw.web import app as webapp
 from manager_fw.web import auth as au
 from manager_fw.web import link as lk
+from stringcare_host import control
 from stringcare_host.errors import UserError
 
 ITERATIONS = au.ITERATIONS["cpython"]
@@ -66,7 +67,10 @@ class PrivateFiles(mcfg.OsFiles):
 
 def operator_text(auth: au.Auth, e: Any) -> str:
     what = act.OP_NAMES[e.arg] if e.arg < len(act.OP_NAMES) else "action %d" % e.arg
-    who = auth.user_by_number(e.extra) or "user #%d" % e.extra
+    if e.extra & act.FROM_CONTROL:
+        who = control.who(e.extra)
+    else:
+        who = auth.user_by_number(e.extra) or "user #%d" % e.extra
     where = ""
     if e.string != mev.NO_STRING:
         where = " (string %d)" % (e.string + 1)

@@ -42,6 +42,12 @@ def register(sub: Any) -> None:
         help="serve the operator's web interface (docs/operator.md: accounts in "
         "DATA/web_users.json; the first start prints a setup code on stderr)",
     )
+    p.add_argument(
+        "--control",
+        metavar="SOCKET|none",
+        help="the local control socket for `stringcare ctl` (default: DATA/control.sock, "
+        "mode 0600: this user only; none: no control socket)",
+    )
     p.add_argument("--tls-cert", help="serve --web over HTTPS with this PEM certificate")
     p.add_argument("--tls-key", help="the certificate's PEM key (if not in --tls-cert)")
     p.add_argument("--duration", help="stop after this long (e.g. 10m); default: until Ctrl-C")
@@ -144,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     board: Any = None
     server: Any = None
     ui: Any = None
+    ctl: Any = None
     try:
         if args.web:  # the operator's web interface (stringcare_host/webui.py)
             from boards.linux_manager.shell import EPOCH_2020
@@ -188,6 +195,7 @@ def run(args: argparse.Namespace) -> int:
             if warning:
                 print("stringcare manager: warning: %s" % warning, file=sys.stderr, flush=True)
             print("stringcare manager: status page http://%s:%d/" % host_port, flush=True)
+        ctl = open_control(args.control, Path(args.data), ui, cfg.layout, "stringcare manager")
         print(
             "stringcare manager: %d modules in %d strings on %s at %d baud"
             % (cfg.layout.module_count, cfg.layout.string_count, args.port, cfg.baud),
@@ -195,6 +203,8 @@ def run(args: argparse.Namespace) -> int:
         )
 
         def on_turn() -> None:
+            if ctl is not None:  # operator commands from `stringcare ctl`, every turn
+                ctl.turn(mgr.core, mgr.steady_s())
             now = time.monotonic()
             if now - shown["at"] < 1.0:
                 return
@@ -224,6 +234,8 @@ def run(args: argparse.Namespace) -> int:
                 server.shutdown()
             if ui is not None:
                 ui.shutdown()
+            if ctl is not None:
+                ctl.close()
             show_events(mgr, shown)  # those of the last second too
             report_contact(mgr)
     if args.status_out:
@@ -232,6 +244,26 @@ def run(args: argparse.Namespace) -> int:
         print("stringcare manager: refused to run: %s" % mgr.core.refusal, file=sys.stderr)
         return 1
     return 128 + stopped_by if stopped_by else 0
+
+
+def open_control(option: str | None, data: Path | None, ui: Any, layout: Any, name: str) -> Any:
+    """The control socket of `stringcare ctl` (stringcare_host/control.py), or None.  It
+    shares the web interface's command queue when there is one (one dispatch)."""
+    from manager_fw.web import link as lk
+    from stringcare_host import control
+
+    if option == "none":
+        return None
+    if option:
+        path = option
+    elif data is not None:
+        path = str(data / control.SOCKET_NAME)
+    else:
+        return None
+    link = ui.link if ui is not None else lk.WebLink()
+    srv = control.ControlServer(path, link, layout, name)
+    print("%s: control socket %s (stringcare ctl --to it)" % (name, srv.path), flush=True)
+    return srv
 
 
 def _rebaseline_module(cfg: Any, label: str | None) -> int | None:

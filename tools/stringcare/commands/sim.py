@@ -47,6 +47,11 @@ def register(sub: Any) -> None:
         "a new one-time setup code is printed on stderr)",
     )
     p.add_argument(
+        "--control",
+        metavar="SOCKET",
+        help="accept `stringcare ctl --to SOCKET` commands (a unix socket, this user only)",
+    )
+    p.add_argument(
         "--micropython",
         action="store_true",
         help="run every module core in its own MicroPython process (up to 16 blocks)",
@@ -177,10 +182,17 @@ def run(args: argparse.Namespace) -> int:
         web_turn(server, sim)
         print("  web interface: %s  (Ctrl-C ends the run)" % server.url(), flush=True)
         server.announce()
+    ctl = None
+    if args.control:
+        from stringcare.commands.manager import open_control
+
+        ctl = open_control(args.control, None, server, sim.manager.layout, "stringcare sim")
     tty = sys.stdout.isatty()
     last_line = [0.0]
 
     def progress(s: engine.Simulation) -> None:
+        if ctl is not None:
+            ctl.turn(s.manager, s.now_s())
         if server is not None:
             web_turn(server, s)
         now = time.monotonic()
@@ -205,6 +217,8 @@ def run(args: argparse.Namespace) -> int:
         interrupted = True
     finally:
         sim.close()
+        if ctl is not None:
+            ctl.close()
     if tty:
         print()
     report = sim.report()
