@@ -16,10 +16,8 @@ import json
 import re
 import signal
 import time
-from collections.abc import Iterator
 
 import pytest
-from host_support import REPO
 
 from stringcare.faults.rig import Rig, site_config, wait_for
 
@@ -27,11 +25,9 @@ START_S = 60  # the manager is up and has energised the contact (a loaded machin
 DROP_S = 10  # a released contact drops within (the release is confirmed in ms)
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    r = Rig(tmp_path_factory.mktemp("failsafe"), REPO).start()
-    yield r
-    r.close()
+@pytest.fixture
+def rig(manager_rig: Rig) -> Rig:
+    return manager_rig  # hil/conftest.py: one rig per worker for the manager's files
 
 
 def running(rig: Rig, name: str, args: list[str] | None = None):

@@ -10,22 +10,18 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from host_support import REPO
 
 from stringcare.faults.rig import Rig, wait_for
 
 START_S = 90
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    r = Rig(tmp_path_factory.mktemp("web"), REPO).start()
-    yield r
-    r.close()
+@pytest.fixture
+def rig(manager_rig: Rig) -> Rig:
+    return manager_rig  # hil/conftest.py: one rig per worker for the manager's files
 
 
 def call(url: str, path: str, body=None, cookie: str = "", csrf: str = ""):
