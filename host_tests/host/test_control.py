@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from manager_fw import actions as act
 from manager_fw import config
 from manager_fw import events as mev
-from manager_fw import actions as act
 from manager_fw.web import link as lk
 from stringcare.sim import engine
 from stringcare.sim import scenario as scn
