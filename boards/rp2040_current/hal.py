@@ -8,15 +8,14 @@
 #     +-1.024 V, 128 samples/s, continuous) on I2C0; a conversion is read every 8 ms;
 #   * string number 1..8: 3 DIP switches to ground (switch on = bit set; all off = 8);
 #   * LED: on while conversions succeed, blinking on a sensor fault;
-#   * the chip's watchdog (machine.WDT, 2 s) is armed at the loop's first feed.
-import time
-
+#   * the chip's watchdog (machine.WDT, 2 s) is armed at the loop's first feed
+#     (bus, ticks and the chip's watchdog: boards/rp2040_device.py).
 import machine
-from machine import I2C, UART, WDT, Pin
+from machine import I2C, Pin
 
+from boards.rp2040_device import Rp2040BusDevice
 from shared.compat import ticks_diff
 
-CHIP_WATCHDOG_MS = 2000
 SAMPLE_MS = 8  # 128 samples/s
 # ADS1115 config: OS start, MUX AIN0-AIN1, PGA +-1.024 V, continuous, 128 SPS, no comparator
 _ADS_CONFIG = b"\x86\x83"
@@ -24,12 +23,11 @@ _ADS_REG_CONV = 0
 _ADS_REG_CONFIG = 1
 
 
-class Rp2040CurrentHal:
+class Rp2040CurrentHal(Rp2040BusDevice):
     def __init__(self, board: dict, settings: dict) -> None:
+        Rp2040BusDevice.__init__(self, board, settings)
         pins = board["pins"]
         sensor = board["sensor"]
-        self.hw_rev = board["hw_rev"]
-        self.baud = settings.get("baud", board["baud"])
         self.ma_per_code_num = sensor["ma_per_code_num"]
         self.ma_per_code_den = sensor["ma_per_code_den"]
         self.range_ma = sensor["range_ma"]
@@ -40,23 +38,13 @@ class Rp2040CurrentHal:
                 string_no |= 1 << k
         self.string_no = string_no or 8
         self.uid = bytes(machine.unique_id()[:8])
-        self.uart = UART(
-            pins["bus_uart"], self.baud, tx=Pin(pins["bus_tx"]), rx=Pin(pins["bus_rx"]),
-            rxbuf=1024, txbuf=128, timeout=0,
-        )  # fmt: skip
-        self.de = Pin(pins["bus_de"], Pin.OUT, value=0)
-        self.led = Pin(pins["led"], Pin.OUT, value=0)
         self.i2c = I2C(pins["adc_i2c"], sda=Pin(pins["adc_sda"]), scl=Pin(pins["adc_scl"]),
                        freq=400000)  # fmt: skip
         self.adc_address = pins["adc_address"]
         self.conv = bytearray(2)
         self.adc_ok = False
         self._start_adc()
-        self.ticks_us = time.ticks_us
-        self.ticks_ms = time.ticks_ms
-        self.ticks_diff_us = time.ticks_diff
         self._last_ms = -SAMPLE_MS
-        self.wdt = None  # type: WDT | None
 
     def _start_adc(self) -> None:
         try:
@@ -64,17 +52,6 @@ class Rp2040CurrentHal:
             self.adc_ok = True
         except OSError:
             self.adc_ok = False  # retried at the next sample time
-
-    def bus_rx(self, buf) -> int:
-        if not self.uart.any():
-            return 0
-        return self.uart.readinto(buf) or 0
-
-    def bus_tx(self, buf, n: int) -> None:
-        self.de(1)
-        self.uart.write(memoryview(buf)[:n])
-        self.uart.flush()
-        self.de(0)
 
     def update(self, core, now_ms: int) -> None:
         if ticks_diff(now_ms, self._last_ms) < SAMPLE_MS:
@@ -92,23 +69,9 @@ class Rp2040CurrentHal:
             core.sample(code - 0x10000 if code & 0x8000 else code, now_ms)
         self.led.value(1 if not core.flags & 1 else (now_ms >> 8) & 1)
 
-    def feed_watchdog(self) -> None:
-        wdt = self.wdt
-        if wdt is None:
-            wdt = self.wdt = WDT(timeout=CHIP_WATCHDOG_MS)  # armed by the loop, never before
-        wdt.feed()
-
-    def wait_us(self, us: int) -> None:
-        pass
-
-    def started(self, text: str) -> None:
-        print(text)
-
     def shutdown(self, operator: bool) -> None:
         self.led.value(0)
-        if operator and self.wdt is not None:
-            wdt = self.wdt  # Ctrl-C: keep the unstoppable watchdog fed at the REPL
-            self._repl_feeder = machine.Timer(-1, period=1000, callback=lambda t: wdt.feed())
+        self.keep_watchdog_fed_at_the_repl(operator)
 
 
 def make_hal(board: dict, settings: dict) -> Rp2040CurrentHal:

@@ -13,21 +13,18 @@
 #     released the fail-safe relays (or nothing has been heard since power-up);
 #   * the chip's watchdog (machine.WDT, 2 s) is armed at the loop's first feed: a hung
 #     loop resets the chip and so releases every relay.
-import time
-
+#   (bus, ticks and the chip's watchdog: boards/rp2040_device.py)
 import machine
-from machine import UART, WDT, Pin
+from machine import Pin
 
+from boards.rp2040_device import Rp2040BusDevice
 from shared import relaybox as rb
 
-CHIP_WATCHDOG_MS = 2000
 
-
-class Rp2040IoboxHal:
+class Rp2040IoboxHal(Rp2040BusDevice):
     def __init__(self, board: dict, settings: dict) -> None:
+        Rp2040BusDevice.__init__(self, board, settings)
         pins = board["pins"]
-        self.hw_rev = board["hw_rev"]
-        self.baud = settings.get("baud", board["baud"])
         self.watchdog_ms, self.failsafe_mask = rb.settings_of(board, settings)
         self.relay_pins = [Pin(n, Pin.OUT, value=0) for n in pins["relays"]]
         self.input_pins = [Pin(n, Pin.IN, Pin.PULL_UP) for n in pins["inputs"]]
@@ -37,28 +34,7 @@ class Rp2040IoboxHal:
                 box |= 1 << k
         self.box = box
         self.uid = bytes(machine.unique_id()[:8])
-        self.uart = UART(
-            pins["bus_uart"], self.baud, tx=Pin(pins["bus_tx"]), rx=Pin(pins["bus_rx"]),
-            rxbuf=1024, txbuf=128, timeout=0,
-        )  # fmt: skip
-        self.de = Pin(pins["bus_de"], Pin.OUT, value=0)
-        self.led = Pin(pins["led"], Pin.OUT, value=0)
-        self.ticks_us = time.ticks_us
-        self.ticks_ms = time.ticks_ms
-        self.ticks_diff_us = time.ticks_diff
         self._changes = -1
-        self.wdt = None  # type: WDT | None
-
-    def bus_rx(self, buf) -> int:
-        if not self.uart.any():
-            return 0
-        return self.uart.readinto(buf) or 0
-
-    def bus_tx(self, buf, n: int) -> None:
-        self.de(1)
-        self.uart.write(memoryview(buf)[:n])
-        self.uart.flush()
-        self.de(0)
 
     def update(self, core, now_ms: int) -> None:
         inputs = 0
@@ -73,28 +49,11 @@ class Rp2040IoboxHal:
                 self.relay_pins[k].value((relays >> k) & 1)
         self.led.value(1 if core.fed else (now_ms >> 9) & 1)
 
-    def feed_watchdog(self) -> None:
-        wdt = self.wdt
-        if wdt is None:
-            wdt = self.wdt = WDT(timeout=CHIP_WATCHDOG_MS)  # armed by the loop, never before
-        wdt.feed()
-
-    def wait_us(self, us: int) -> None:
-        pass  # polling keeps the reply latency far below the 5 ms deadline
-
-    def started(self, text: str) -> None:
-        print(text)
-
     def shutdown(self, operator: bool) -> None:
         for pin in self.relay_pins:
             pin.value(0)
         self.led.value(0)
-        if operator and self.wdt is not None:
-            # Ctrl-C for the REPL (mpremote, deploy): the RP2040's watchdog cannot be
-            # stopped, so a timer feeds it while the REPL is in use.  After an error it
-            # is left to reset the chip, which starts the box again.
-            wdt = self.wdt
-            self._repl_feeder = machine.Timer(-1, period=1000, callback=lambda t: wdt.feed())
+        self.keep_watchdog_fed_at_the_repl(operator)
 
 
 def make_hal(board: dict, settings: dict) -> Rp2040IoboxHal:
