@@ -19,7 +19,7 @@
 
 from shared import auth
 from shared import protocol as p
-from shared.compat import const, ticks_add, ticks_diff
+from shared.compat import const, micropython, ticks_add, ticks_diff
 
 # A module must start its reply within this time after the end of a unicast request
 # (docs/protocol.md, "Timing").
@@ -32,6 +32,12 @@ EXPECT_GROUP = const(2)
 EXPECT_WINDOW = const(3)
 
 SERVICE_QUEUE = const(32)  # service transactions waiting at most (a ring: no allocation)
+
+# protocol.REPLY and protocol.ADDR_MANAGER as constants of this module: on MicroPython a
+# module attribute (p.REPLY) is a dictionary look-up at every use, a constant is compiled
+# in.  (A test checks they equal the protocol's.)
+REPLY_BIT = const(0x80)
+MANAGER_ADDR = const(0xFFFE)
 
 
 class BusJob:
@@ -203,25 +209,21 @@ class BusMaster:
             self.deadline_us = ticks_add(self.request_end_us, self._window_us)
         return n
 
+    @micropython.native
     def receive(self, data, now_us: int, start: int = 0, end: int = -1) -> None:
+        # (The hot path of a manager: every reply passes here.  Its functions keep their
+        # frames within 11 words, locals plus stack, so MicroPython keeps them on the C
+        # stack instead of allocating them per call: docs/benchmarks.md.)
         if end < 0:
             end = len(data)
-        d = self.deframer
         while start < end:
-            start += d.feed(data, start, end)
-            frame = d.poll()
-            while frame is not None:
-                self._dispatch(frame, now_us)
-                frame = d.poll()
+            start += self.deframer.feed(data, start, end)
+            self._frames(now_us)
 
     def line_idle(self, now_us: int) -> None:
         """The shell saw the line silent for 2+ character times: settle partial frames."""
-        d = self.deframer
-        d.idle()
-        frame = d.poll()
-        while frame is not None:
-            self._dispatch(frame, now_us)
-            frame = d.poll()
+        self.deframer.idle()
+        self._frames(now_us)
 
     # -- internals ---------------------------------------------------------------------
 
@@ -251,17 +253,23 @@ class BusMaster:
         self.service_count -= 1
         return req if req.next_request(self, now_us) else None
 
-    def _dispatch(self, frame, now_us: int) -> None:
-        if not frame.cmd & p.REPLY:
-            return  # our own request echoed by a bus transceiver, or another master
-        if not self.waiting or frame.seq != self.seq or frame.dst != p.ADDR_MANAGER:
-            self.unexpected += 1
-            self.last_unexpected_src = frame.src
-            return
-        self.replies += 1
-        job = self._current
-        if job is not None and job.on_reply(self, frame, now_us):
-            self._close_window(now_us, timed_out=False)
+    @micropython.native
+    def _frames(self, now_us: int) -> None:
+        """Hand every complete frame to the job whose window is open."""
+        d = self.deframer
+        frame = d.poll()
+        while frame is not None:
+            if not frame.cmd & REPLY_BIT:
+                pass  # our own request echoed by a bus transceiver, or another master
+            elif self.waiting and frame.seq == self.seq and frame.dst == MANAGER_ADDR:
+                self.replies += 1
+                job = self._current
+                if job is not None and job.on_reply(self, frame, now_us):
+                    self._close_window(now_us, False)
+            else:
+                self.unexpected += 1
+                self.last_unexpected_src = frame.src
+            frame = d.poll()
 
     def _close_window(self, now_us: int, timed_out: bool) -> None:
         job = self._current

@@ -12,7 +12,7 @@ from array import array
 
 from manager_fw import bus as b
 from shared import protocol as p
-from shared.compat import const, ticks_diff
+from shared.compat import const, micropython, ticks_diff
 
 ST_NOT_POLLED = const(0)  # configured, no poll answered yet
 ST_OK = const(1)  # answered the last poll
@@ -32,6 +32,12 @@ DUPLICATE_HOLD = const(20)  # cycles a module stays implausible after its last d
 # (two devices on one address collide: many windows show one reply, or none)
 TEMP_PLAUSIBLE_MIN_CC = const(-3999)  # -40 °C and below: a sensor fault (open NTC)
 TEMP_PLAUSIBLE_MAX_CC = const(10000)  # over 100 °C: no battery room reads this
+
+# protocol.CMD_POLL_GROUP | protocol.REPLY and protocol.MEAS_LEN as constants of this
+# module (compiled in; a module attribute is a dictionary look-up per use on
+# MicroPython).  A test checks they equal the protocol's.
+MEAS_REPLY_CMD = const(0x83)
+MEAS_REPLY_LEN = const(6)
 
 # What the operator sees: a module that missed fewer than this many polls in a row, or
 # has been silent for less than SHOWN_SILENT_AFTER_S, still shows as answering (its
@@ -147,36 +153,48 @@ class Poller(b.BusJob):
         self._bad_before = d.crc_errors + d.garbage
         return True
 
+    @micropython.native
     def on_reply(self, master, frame, now_us: int) -> bool:
-        index = frame.src - self._group_first
+        # Every reply of a cycle passes here: frames kept within 11 words (locals plus
+        # stack) so MicroPython does not allocate them per call (docs/benchmarks.md).
+        addr = frame.src
+        index = addr - self._group_first
         if (
-            frame.cmd != (p.CMD_POLL_GROUP | p.REPLY)
-            or frame.length != p.MEAS_LEN
+            frame.cmd != MEAS_REPLY_CMD
+            or frame.length != MEAS_REPLY_LEN
             or index < 0
             or index >= self._group_count
         ):
             master.unexpected += 1
-            master.last_unexpected_src = frame.src
+            master.last_unexpected_src = addr
             return False
-        addr = frame.src
         if self._got[index]:
-            # a second device answers as this module: neither reply can be trusted
-            if self.duplicate[addr] < 255:
-                self.duplicate[addr] += 1
-            self.dup_hold[addr] = DUPLICATE_HOLD
-            self.implausible[addr] |= IMPL_DUPLICATE
-            self.state[addr] = ST_IMPLAUSIBLE
-            return False
-        self._got[index] = 1
-        uv = p.meas_voltage_uv(frame.buf, frame.off)
-        mc = p.meas_temp_mc(frame.buf, frame.off)
-        v = (uv + 500) // 1000
-        t = mc // 10
-        self.voltage_uv[addr] = uv
+            self._duplicate(addr)
+        else:
+            self._got[index] = 1
+            self._store(addr, frame.buf, frame.off)
+        return False  # keep listening: a second reply in this window means a duplicate
+
+    def _duplicate(self, addr: int) -> None:
+        """A second device answers as this module: neither reply can be trusted."""
+        if self.duplicate[addr] < 255:
+            self.duplicate[addr] += 1
+        self.dup_hold[addr] = DUPLICATE_HOLD
+        self.implausible[addr] |= IMPL_DUPLICATE
+        self.state[addr] = ST_IMPLAUSIBLE
+
+    @micropython.native
+    def _store(self, addr: int, buf, off: int) -> None:
+        """The MEAS payload at buf[off] into the arrays (the layout of protocol.meas_voltage_uv
+        and protocol.meas_temp_mc, read inline: two calls per reply saved)."""
+        v = (buf[off] | (buf[off + 1] << 8) | ((buf[off + 2] & 0x3F) << 16)) * 10
+        self.voltage_uv[addr] = v
+        v = (v + 500) // 1000
         self.voltage_mv[addr] = v
+        t = ((buf[off + 2] >> 6) | (buf[off + 3] << 2)) * 20 - 4000  # 0.2 °C from -40 °C, in cc
         self.temp_cc[addr] = t
-        self.balance_pct[addr] = frame.u8(4)
-        self.flags[addr] = frame.u8(5)
+        self.balance_pct[addr] = buf[off + 4]
+        self.flags[addr] = buf[off + 5]
         self.misses[addr] = 0
         bits = 0
         if self.dup_hold[addr]:
@@ -191,7 +209,6 @@ class Poller(b.BusJob):
             bits |= IMPL_RANGE
         self.implausible[addr] = bits
         self.state[addr] = ST_IMPLAUSIBLE if bits else ST_OK
-        return False  # keep listening: a second reply in this window means a duplicate
 
     def on_window_end(self, master, now_us: int) -> None:
         d = master.deframer

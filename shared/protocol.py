@@ -15,7 +15,7 @@
 # its own preallocated buffer and hands out one reusable Frame.  Neither allocates
 # on the receive or send path.
 
-from shared.compat import IS_MICROPYTHON, const
+from shared.compat import IS_MICROPYTHON, const, micropython
 
 SYNC = const(0xA5)
 VERSION = const(2)
@@ -256,7 +256,6 @@ if IS_MICROPYTHON:
     # On MicroPython the same loop compiled by the viper emitter to machine code
     # (Thumb on the boards, x64 in the tests): the CRC is a third of a module's work
     # per request in plain bytecode.  Results are identical (a dual test compares).
-    import micropython
 
     @micropython.viper
     def _crc16_viper(buf: ptr8, start: int, end: int, crc: int, table: ptr16) -> int:  # type: ignore[name-defined] # noqa: F821
@@ -547,20 +546,190 @@ def decode_frame(data) -> Frame:
     version = data[1] >> 6
     if version != VERSION:
         raise ProtocolError("unsupported protocol version")
-    frame = Frame(bytearray(data))
-    _fill(frame, 0)
+    d = Deframer()  # the one place a frame's fields are read (Deframer.poll)
+    d.feed(data)
+    frame = d.poll()
+    assert frame is not None
     return frame
 
 
-def _fill(frame: Frame, start: int) -> None:
-    buf = frame.buf
-    frame.version = buf[start + 1] >> 6
-    frame.length = buf[start + 1] & 0x3F
-    frame.dst = buf[start + 2] | (buf[start + 3] << 8)
-    frame.src = buf[start + 4] | (buf[start + 5] << 8)
-    frame.cmd = buf[start + 6]
-    frame.seq = buf[start + 7]
-    frame.off = start + HEADER_LEN
+# The Deframer's state lives in one array, so the byte work (copy in, hunt for SYNC,
+# check the length and CRC) is one call of native code on MicroPython: a bytecode loop
+# costs tens of instructions per byte and every call several hundred (docs/benchmarks.md,
+# "Emulated Cortex-M0").  _feed and _poll below exist twice, in plain Python (CPython)
+# and for the viper emitter (MicroPython), with identical results (dual tests).
+_ST_START = const(0)  # first byte not yet parsed
+_ST_FILL = const(1)  # bytes held
+_ST_IDLE = const(2)  # the line went quiet since the last feed
+_ST_GARBAGE = const(3)
+_ST_CRC_ERRORS = const(4)
+_ST_VERSION_ERRORS = const(5)
+_ST_LAST_VERSION = const(6)
+_ST_FRAMES = const(7)
+_ST_LEN = const(8)
+_BUF_LEN = const(256)
+
+
+def _feed_py(buf, st, data, start: int, end: int) -> int:
+    """Copy data[start:end] in after moving the unparsed tail to the front; return the
+    number of bytes taken (0 when the buffer is full: its oldest candidate is dropped)."""
+    st[_ST_IDLE] = 0
+    s = st[_ST_START]
+    fill = st[_ST_FILL]
+    if s:
+        fill -= s
+        buf[0:fill] = buf[s : s + fill]
+        st[_ST_START] = 0
+        st[_ST_FILL] = fill
+    room = _BUF_LEN - fill
+    if room == 0:
+        # Full of bytes that never made a frame: only possible with garbage whose fake
+        # LEN fields keep us waiting.  Drop the oldest candidate.
+        st[_ST_START] = 1
+        st[_ST_GARBAGE] += 1
+        return 0
+    take = end - start
+    if take > room:
+        take = room
+    buf[fill : fill + take] = data[start : start + take]
+    st[_ST_FILL] = fill + take
+    return take
+
+
+def _poll_py(buf, st, table) -> int:
+    """Where the next complete, CRC-valid, current-version frame starts (-1: none yet);
+    skips and counts what cannot be one (see Deframer)."""
+    s = st[_ST_START]
+    fill = st[_ST_FILL]
+    idle = st[_ST_IDLE]
+    while True:
+        first = s
+        while s < fill and buf[s] != SYNC:
+            s += 1
+        st[_ST_GARBAGE] += s - first
+        avail = fill - s
+        if avail < 2:
+            if idle:
+                st[_ST_GARBAGE] += avail
+                s = fill
+            st[_ST_START] = s
+            return -1
+        verlen = buf[s + 1]
+        if verlen < 0x40:  # version 0 is reserved: not a frame start
+            s += 1
+            st[_ST_GARBAGE] += 1
+            continue
+        total = OVERHEAD + (verlen & 0x3F)
+        if avail < total:
+            if idle:  # the sender stopped: this was never a frame
+                s += 1
+                st[_ST_GARBAGE] += 1
+                continue
+            st[_ST_START] = s
+            return -1
+        end = s + total - CRC_LEN
+        crc = CRC_INIT
+        i = s + 1
+        while i < end:
+            crc = ((crc << 8) & 0xFF00) ^ table[((crc >> 8) ^ buf[i]) & 0xFF]
+            i += 1
+        if crc != buf[end] | (buf[end + 1] << 8):
+            st[_ST_CRC_ERRORS] += 1
+            st[_ST_GARBAGE] += 1
+            s += 1
+            continue
+        if verlen >> 6 != VERSION:
+            st[_ST_VERSION_ERRORS] += 1
+            st[_ST_LAST_VERSION] = verlen >> 6
+            s += total
+            continue
+        st[_ST_START] = s + total
+        st[_ST_FRAMES] += 1
+        return s
+
+
+_feed = _feed_py
+_poll = _poll_py
+
+if IS_MICROPYTHON:
+
+    @micropython.viper
+    def _feed(buf: ptr8, st: ptr32, data: ptr8, start: int, end: int) -> int:  # type: ignore[name-defined] # noqa: F811,F821
+        st[_ST_IDLE] = 0
+        s = st[_ST_START]
+        fill = st[_ST_FILL]
+        if s:
+            fill -= s
+            i = 0
+            while i < fill:  # forward copy: the overlap is safe
+                buf[i] = buf[s + i]
+                i += 1
+            st[_ST_START] = 0
+            st[_ST_FILL] = fill
+        room = _BUF_LEN - fill
+        if room == 0:
+            st[_ST_START] = 1
+            st[_ST_GARBAGE] = st[_ST_GARBAGE] + 1
+            return 0
+        take = end - start
+        if take > room:
+            take = room
+        i = 0
+        while i < take:
+            buf[fill + i] = data[start + i]
+            i += 1
+        st[_ST_FILL] = fill + take
+        return take
+
+    @micropython.viper
+    def _poll(buf: ptr8, st: ptr32, table: ptr16) -> int:  # type: ignore[name-defined] # noqa: F811,F821
+        s = st[_ST_START]
+        fill = st[_ST_FILL]
+        idle = st[_ST_IDLE]
+        while True:
+            first = s
+            while s < fill and buf[s] != SYNC:
+                s += 1
+            st[_ST_GARBAGE] = st[_ST_GARBAGE] + s - first
+            avail = fill - s
+            if avail < 2:
+                if idle:
+                    st[_ST_GARBAGE] = st[_ST_GARBAGE] + avail
+                    s = fill
+                st[_ST_START] = s
+                return -1
+            verlen = buf[s + 1]
+            if verlen < 0x40:
+                s += 1
+                st[_ST_GARBAGE] = st[_ST_GARBAGE] + 1
+                continue
+            total = OVERHEAD + (verlen & 0x3F)
+            if avail < total:
+                if idle:
+                    s += 1
+                    st[_ST_GARBAGE] = st[_ST_GARBAGE] + 1
+                    continue
+                st[_ST_START] = s
+                return -1
+            end = s + total - CRC_LEN
+            crc = CRC_INIT
+            i = s + 1
+            while i < end:
+                crc = ((crc << 8) & 0xFF00) ^ table[((crc >> 8) ^ buf[i]) & 0xFF]
+                i += 1
+            if crc != buf[end] | (buf[end + 1] << 8):
+                st[_ST_CRC_ERRORS] = st[_ST_CRC_ERRORS] + 1
+                st[_ST_GARBAGE] = st[_ST_GARBAGE] + 1
+                s += 1
+                continue
+            if verlen >> 6 != VERSION:
+                st[_ST_VERSION_ERRORS] = st[_ST_VERSION_ERRORS] + 1
+                st[_ST_LAST_VERSION] = verlen >> 6
+                s += total
+                continue
+            st[_ST_START] = s + total
+            st[_ST_FRAMES] = st[_ST_FRAMES] + 1
+            return s
 
 
 class Deframer:
@@ -578,100 +747,113 @@ class Deframer:
                     last_version holds the version of the last one)
     """
 
-    BUF_LEN = 256
+    BUF_LEN = _BUF_LEN
 
     def __init__(self) -> None:
-        self.buf = bytearray(Deframer.BUF_LEN)
-        self.start = 0
-        self.fill = 0
+        from array import array
+
+        self.buf = bytearray(_BUF_LEN)
+        self._st = array("i", bytes(4 * _ST_LEN))
         self.frame = Frame(self.buf)
-        self._idle = False
-        self.frames = 0
-        self.garbage = 0
-        self.crc_errors = 0
-        self.version_errors = 0
-        self.last_version = 0  # protocol version of the last frame skipped for it
+
+    # the counters (read for diagnostics; the state array holds them)
+    @property
+    def garbage(self) -> int:
+        return self._st[_ST_GARBAGE]
+
+    @property
+    def crc_errors(self) -> int:
+        return self._st[_ST_CRC_ERRORS]
+
+    @property
+    def version_errors(self) -> int:
+        return self._st[_ST_VERSION_ERRORS]
+
+    @property
+    def last_version(self) -> int:
+        """Protocol version of the last frame skipped for it."""
+        return self._st[_ST_LAST_VERSION]
+
+    @property
+    def frames(self) -> int:
+        return self._st[_ST_FRAMES]
 
     def reset(self) -> None:
         """Drop any partial frame (the shell calls this after a silent gap)."""
-        self.garbage += self.fill - self.start
-        self.start = 0
-        self.fill = 0
+        st = self._st
+        st[_ST_GARBAGE] += st[_ST_FILL] - st[_ST_START]
+        st[_ST_START] = 0
+        st[_ST_FILL] = 0
 
     def pending(self) -> int:
-        return self.fill - self.start
+        return self._st[_ST_FILL] - self._st[_ST_START]
 
     def idle(self) -> None:
         """The line has gone quiet: the next poll() settles every waiting candidate."""
-        self._idle = True
+        self._st[_ST_IDLE] = 1
 
+    @micropython.native
     def feed(self, data, start: int = 0, end: int = -1) -> int:
         """Copy data[start:end] (end=-1: to the end) in; return the number taken."""
         if end < 0:
             end = len(data)
-        self._idle = False
-        buf = self.buf
-        if self.start:
-            # Move the unparsed tail to the front (byte loop: slicing would allocate).
-            keep = self.fill - self.start
-            copy_bytes(buf, 0, buf, self.start, keep)  # forward copy: overlap is safe
-            self.start = 0
-            self.fill = keep
-        room = Deframer.BUF_LEN - self.fill
-        if room == 0:
-            # Full of bytes that never made a frame: only possible with garbage whose
-            # fake LEN fields keep us waiting.  Drop the oldest candidate.
-            self.start = 1
-            self.garbage += 1
-            return 0
-        take = end - start
-        if take > room:
-            take = room
-        copy_bytes(buf, self.fill, data, start, take)
-        self.fill += take
-        return take
+        return _feed(self.buf, self._st, data, start, end)
 
+    @micropython.native
     def poll(self):
+        s = _poll(self.buf, self._st, _TABLE)
+        if s < 0:
+            return None
         buf = self.buf
-        while True:
-            s = self.start
-            fill = self.fill
-            while s < fill and buf[s] != SYNC:
-                s += 1
-            self.garbage += s - self.start
-            self.start = s
-            avail = fill - s
-            if avail < 2:
-                if self._idle:
-                    self.garbage += avail
-                    self.start = fill
-                return None
-            verlen = buf[s + 1]
-            if verlen < 0x40:  # version 0 is reserved: not a frame start
-                self.start = s + 1
-                self.garbage += 1
-                continue
-            length = verlen & 0x3F
-            total = OVERHEAD + length
-            if avail < total:
-                if self._idle:  # the sender stopped: this was never a frame
-                    self.start = s + 1
-                    self.garbage += 1
-                    continue
-                return None
-            end = s + HEADER_LEN + length
-            if crc16(buf, s + 1, end) != (buf[end] | (buf[end + 1] << 8)):
-                self.crc_errors += 1
-                self.start = s + 1
-                self.garbage += 1
-                continue
-            if (verlen >> 6) != VERSION:
-                self.version_errors += 1
-                self.last_version = verlen >> 6
-                self.start = s + total
-                continue
-            frame = self.frame
-            _fill(frame, s)
-            self.start = s + total
-            self.frames += 1
-            return frame
+        frame = self.frame
+        v = buf[s + 1]
+        frame.version = v >> 6
+        frame.length = v & 0x3F
+        frame.dst = buf[s + 2] | (buf[s + 3] << 8)
+        frame.src = buf[s + 4] | (buf[s + 5] << 8)
+        frame.cmd = buf[s + 6]
+        frame.seq = buf[s + 7]
+        frame.off = s + HEADER_LEN
+        return frame
+
+
+class Endpoint:
+    """A bus device that answers requests (the battery module's core, the current sensor,
+    the relay box): bytes from the bus in, each CRC-valid frame to self.handle(frame,
+    now_ms), the length of the reply it left in self.tx out (the last one, 0: none).  A
+    subclass sets self.deframer (a Deframer) and defines handle()."""
+
+    deframer: "Deframer"
+
+    def handle(self, frame, now_ms: int) -> int:
+        raise NotImplementedError
+
+    # (every frame on the bus passes here: native code on MicroPython)
+    @micropython.native
+    def bus_bytes(self, data, count: int, now_ms: int) -> int:
+        """Bytes from the bus; returns the length of a reply in self.tx (0: none)."""
+        reply = 0
+        pos = 0
+        while pos < count:
+            pos += self.deframer.feed(data, pos, count)
+            n = self._frames(now_ms)
+            if n:
+                reply = n
+        return reply
+
+    def bus_idle(self, now_ms: int) -> int:
+        """The line has been quiet: settle cut frames.  Returns a reply length too."""
+        self.deframer.idle()
+        return self._frames(now_ms)
+
+    @micropython.native
+    def _frames(self, now_ms: int) -> int:
+        d = self.deframer
+        reply = 0
+        frame = d.poll()
+        while frame is not None:
+            n = self.handle(frame, now_ms)
+            if n:
+                reply = n
+            frame = d.poll()
+        return reply

@@ -209,3 +209,41 @@ def test_a_second_reply_or_an_impossible_reading_makes_the_module_implausible():
         assert pol.misses[3] == 0  # it answered
     _window(pol, [(3, 8000, -3980)])  # -39.8 °C: the wire's step nearest -40 °C
     assert pol.state[3] == pl.ST_OK
+
+
+def test_hot_path_constants_are_the_protocols():
+    # bus.py and poller.py compile these in (a module attribute is a dictionary look-up
+    # per use on MicroPython); they must stay the protocol's values
+    from manager_fw import bus as b
+
+    assert b.REPLY_BIT == p.REPLY
+    assert b.MANAGER_ADDR == p.ADDR_MANAGER
+    assert pl.MEAS_REPLY_CMD == p.CMD_POLL_GROUP | p.REPLY
+    assert pl.MEAS_REPLY_LEN == p.MEAS_LEN
+
+
+def test_stored_readings_are_the_protocols_decoding_at_the_field_edges():
+    # the poller reads the MEAS layout inline (hot path); protocol.meas_* is the reference
+    cases = [
+        (0, p.MEAS_TEMP_MIN_MC, 0, 0),
+        (p.MEAS_VOLTAGE_MAX_UV, p.MEAS_TEMP_MAX_MC, 100, 255),
+        (13612340, 25000, 37, 0x81),
+        (2000010, -200, 1, 0x40),
+        (41943020, 99800, 99, 7),
+    ]
+    for uv, mc, pct, flags in cases:
+        pol = pl.Poller([(1, 4)])
+        pol._group_first = 1
+        pol._group_count = 4
+        buf = bytearray(p.FRAME_MAX)
+        n = p.encode_meas(buf, p.ADDR_MANAGER, 2, p.CMD_POLL_GROUP | p.REPLY, 0, uv, mc, pct,
+                          flags)  # fmt: skip
+        d = p.Deframer()
+        d.feed(buf, 0, n)
+        frame = d.poll()
+        pol.on_reply(None, frame, 0)
+        want_uv = p.meas_voltage_uv(frame.buf, frame.off)
+        assert pol.voltage_uv[2] == want_uv, uv
+        assert pol.voltage_mv[2] == (want_uv + 500) // 1000, uv
+        assert pol.temp_cc[2] == p.meas_temp_mc(frame.buf, frame.off) // 10, mc
+        assert (pol.balance_pct[2], pol.flags[2]) == (pct, flags)
