@@ -47,7 +47,7 @@ _RI_STATE = (p.RI_OK, p.RI_LOW_SIGNAL, p.RI_CLIPPED, p.RI_NOISY, p.RI_NO_EXCITAT
              p.RI_INCOMPLETE, p.RI_CLIPPED)  # fmt: skip
 
 
-class ModuleCore:
+class ModuleCore(p.Endpoint):
     def __init__(
         self, uid: bytes, board_variant_id: int, adc_kind: int, slots, hw_rev: int = 1,
         baud: int = 115200, frame_ms: int = fe.VOLTAGE_FRAME_MS,
@@ -117,36 +117,15 @@ class ModuleCore:
         return ri.RI_METHOD_AC if code == p.RI_METHOD_AC else ri.RI_METHOD_STEP
 
     # -- bus ---------------------------------------------------------------------------
+    # bus_bytes(data, count, now_ms) and bus_idle(now_ms) come from protocol.Endpoint
+    # (shared/protocol.py): they hand every frame to handle() below.
 
-    def bus_bytes(self, data, count: int, now_ms: int) -> int:
-        """Bytes from the bus; returns the length of a reply in core.tx (0: none)."""
-        d = self.deframer
-        reply = 0
-        pos = 0
-        while pos < count:
-            pos += d.feed(data, pos, count)
-            frame = d.poll()
-            while frame is not None:
-                n = self.responder.handle(frame, now_ms)
-                if n:
-                    reply = n
-                    self.tx_delay_us = self.responder.tx_delay_us
-                frame = d.poll()
-        return reply
-
-    def bus_idle(self, now_ms: int) -> int:
-        """The line has been quiet; settles cut frames.  Returns a reply length too."""
-        d = self.deframer
-        d.idle()
-        reply = 0
-        frame = d.poll()
-        while frame is not None:
-            n = self.responder.handle(frame, now_ms)
-            if n:
-                reply = n
-                self.tx_delay_us = self.responder.tx_delay_us
-            frame = d.poll()
-        return reply
+    def handle(self, frame, now_ms: int) -> int:
+        """One CRC-valid frame; returns the length of a reply in core.tx (0: none)."""
+        n = self.responder.handle(frame, now_ms)
+        if n:
+            self.tx_delay_us = self.responder.tx_delay_us
+        return n
 
     # -- measurement -------------------------------------------------------------------
 

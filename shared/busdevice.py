@@ -11,7 +11,8 @@
 #   core.handle(frame, now_ms) -> reply length       one CRC-valid frame (simulator)
 #   core.tick(now_ms)                                time passes (watchdogs)
 #   core.tx, core.tx_delay_us                        the reply and when to send it
-# Nothing here allocates per frame.
+# The framing (bus_bytes, bus_idle) is protocol.Endpoint's, shared with the battery
+# module's core (module_fw/core.py).  Nothing here allocates per frame.
 
 from shared import protocol as p
 from shared import version
@@ -20,7 +21,7 @@ from shared.compat import const
 RX_CHUNK = const(64)  # bytes taken from the UART per loop pass
 
 
-class BusDevice:
+class BusDevice(p.Endpoint):
     """Identity (DISCOVER, INFO), NAK and framing for one non-module bus device."""
 
     device_type = 0
@@ -33,36 +34,6 @@ class BusDevice:
         self.tx_delay_us = 0
         self.requests = 0  # requests addressed to this device (any command)
         self.deframer = p.Deframer()
-
-    # -- bytes ---------------------------------------------------------------------------
-
-    def bus_bytes(self, data, count: int, now_ms: int) -> int:
-        """Bytes from the bus; returns the length of a reply in self.tx (0: none)."""
-        d = self.deframer
-        reply = 0
-        pos = 0
-        while pos < count:
-            pos += d.feed(data, pos, count)
-            frame = d.poll()
-            while frame is not None:
-                n = self.handle(frame, now_ms)
-                if n:
-                    reply = n
-                frame = d.poll()
-        return reply
-
-    def bus_idle(self, now_ms: int) -> int:
-        """The line has been quiet: settle cut frames.  Returns a reply length too."""
-        d = self.deframer
-        d.idle()
-        reply = 0
-        frame = d.poll()
-        while frame is not None:
-            n = self.handle(frame, now_ms)
-            if n:
-                reply = n
-            frame = d.poll()
-        return reply
 
     def tick(self, now_ms: int) -> None:
         """Time passes (a device with timers overrides this)."""
