@@ -54,21 +54,45 @@ VIEWER_PASSWORD = "viewer password 1"
 WAIT_S = 120.0
 
 
+# the demo with a short mains failure at 40 min (the discharges page); 1 kW on two
+# strings keeps every block above 12 V
+DISCHARGE = """
+[[events]]
+at = "40m"
+type = "mains_fail"
+load_w = 1000
+
+[[events]]
+at = "40m"
+type = "ups_signal"
+on = true
+
+[[events]]
+at = "50m"
+type = "mains_restore"
+
+[[events]]
+at = "50m"
+type = "ups_signal"
+on = false
+"""
+
+
 class Sim:
     """`stringcare sim --serve 127.0.0.1:0`, its output read on a thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, scenario: str = "demo", speed: str = "60x") -> None:
         exe = str(Path(sys.executable).parent / "stringcare")
         self.proc = subprocess.Popen(
             [
                 exe,
                 "sim",
                 "--scenario",
-                "demo",
+                scenario,
                 "--duration",
                 "24h",
                 "--speed",
-                "60x",
+                speed,
                 "--serve",
                 "127.0.0.1:0",
             ],  # fmt: skip
@@ -98,11 +122,18 @@ class Sim:
         pytest.fail("no %r from the simulator within %d s" % (pattern, timeout_s))
 
 
-@pytest.fixture(scope="module")
-def sim():
-    s = Sim()
+def started(s: Sim) -> Sim:
     s.url = s.find(r"web interface: (http://\S+/)").group(1)  # type: ignore[attr-defined]
     s.code = s.find(r"web setup code: (\d{8})").group(1)  # type: ignore[attr-defined]
+    return s
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    scenario = tmp_path_factory.mktemp("scenario") / "demo-discharge.toml"
+    demo = (REPO / "tools/stringcare/sim/scenarios/demo.toml").read_text()
+    scenario.write_text(demo + DISCHARGE)
+    s = started(Sim(str(scenario)))
     yield s
     s.proc.terminate()
     s.proc.wait(timeout=30)
@@ -205,12 +236,12 @@ def test_status_shows_every_block_and_sorts(sim, admin):
         return len(r) == 32 and all(re.fullmatch(r"\d+\.\d{3}", row[2]) for row in r)
 
     wait(admin, all_read, "all 32 blocks with a voltage")
-    for k in (1, 2):
-        assert by_id(admin, "string-%d" % k)
     for row in rows(admin):
         assert 12.0 < float(row[2]) < 16.0, row
         assert re.search(r"chip (ok|warning|alarm)", row[-1]), row
-    summary = by_id(admin, "string-1").text
+    # the tables are redrawn every second: read an element in the same try as finding it
+    summary = wait(admin, lambda d: by_id(d, "string-1").text, "string 1's summary")
+    assert wait(admin, lambda d: by_id(d, "string-2").text, "string 2")
     assert re.search(r"Sum \d+\.\d\d V", summary) and re.search(r"Current -?\d+\.\d\d A", summary)
 
     # sort string 1 by voltage: the column reads ascending, then descending
@@ -226,6 +257,9 @@ def test_status_shows_every_block_and_sorts(sim, admin):
     wait(admin, lambda d: by_id(d, "mod-title").text.startswith("Module "), "module detail")
     assert "Bus address" in by_id(admin, "mod-table").text
     assert re.search(r"Hardware revision \d+", by_id(admin, "mod-table").text)
+    # the Ri judgement and the calibration the manager read at the census
+    wait(admin, lambda d: "Baseline" in by_id(d, "mod-ri").text, "the module's Ri")
+    wait(admin, lambda d: css(d, "#mod-cal tr.cal"), "the module's calibration channels")
     shot(admin, "module")
 
 
@@ -333,8 +367,26 @@ def test_viewer_cannot_change_anything(sim, admin, tmp_path):
         )
         assert r["status"] == 403, r
         shot(viewer, "viewer-actions")
+        # any user changes their own password, with the old one
+        tab(viewer, "users")
+        by_id(viewer, "pw-old").send_keys("not the password")
+        by_id(viewer, "pw-new").send_keys("a new viewer password")
+        by_id(viewer, "pw-change").click()
+        wait(viewer, lambda d: "old password is wrong" in message(d), "the wrong old one refused")
+        by_id(viewer, "pw-old").clear()
+        by_id(viewer, "pw-old").send_keys(VIEWER_PASSWORD)
+        by_id(viewer, "pw-change").click()
+        wait(viewer, lambda d: "password changed" in message(d), "the password changed")
     finally:
         viewer.quit()
+    # the admin deletes the account; both changes are in the event log with who
+    tab(admin, "users")
+    click(admin, '#user-rows button[data-del="watcher"]', "delete watcher")
+    wait(admin, lambda d: "user watcher deleted" in message(d), "the user deleted")
+    wait(admin, lambda d: "watcher" not in by_id(d, "user-rows").text, "the list without them")
+    tab(admin, "events")
+    wait(admin, lambda d: "password changed by watcher" in by_id(d, "ev-rows").text, "logged")
+    wait(admin, lambda d: "user deleted by admin" in by_id(d, "ev-rows").text, "logged")
 
 
 def test_forged_post_without_csrf_token_is_refused(sim, admin):
@@ -382,6 +434,66 @@ def test_automatic_addressing_runs_on_the_bus_and_says_where_to_resume(sim, admi
         ),
         "the job's error with the resume address",
     )
-    shot(admin, "addressing")
     tab(admin, "status")
     wait(admin, lambda d: by_id(d, "mode").text == "manager running", "polling again")
+
+
+def test_discharges_list_each_blocks_deepest_point(sim, admin):
+    tab(admin, "discharges")
+
+    def listed(d):
+        tab(d, "discharges")  # the page loads the list when the tab is shown
+        return "Discharge 1:" in by_id(d, "dis-list").text and css(d, "table.discharge td")
+
+    wait(admin, listed, "the simulated mains failure in the discharge list")
+    cells = [c.text for c in css(admin, "table.discharge td")]
+    assert cells and len(cells) % 32 == 0, cells  # 2 strings of 16 blocks per discharge
+    assert all(12.0 < float(c) < 14.0 for c in cells), cells
+    shot(admin, "discharges")
+
+
+@pytest.fixture(scope="module")
+def boxed_sim():
+    """Sixteen modules from the box (address 0); the simulated installer presses each
+    button once its module is in addressing mode."""
+    s = started(Sim("addressing", "20x"))
+    yield s
+    s.proc.terminate()
+    s.proc.wait(timeout=30)
+
+
+def test_automatic_addressing_from_the_browser_with_progress_and_resume(boxed_sim, admin):
+    admin.get(boxed_sim.url)
+    wait(admin, lambda d: by_id(d, "setup").is_displayed(), "the setup form")
+    by_id(admin, "setup-code").send_keys(boxed_sim.code)
+    by_id(admin, "setup-password").send_keys(ADMIN_PASSWORD)
+    by_id(admin, "setup-submit").click()
+    wait(admin, lambda d: "admin (admin)" in by_id(d, "who").text, "logged in")
+    tab(admin, "addressing")
+    for ident, value in (("addr-start", "1"), ("addr-end", "16")):
+        by_id(admin, ident).clear()
+        by_id(admin, ident).send_keys(value)
+    by_id(admin, "addr-auto").click()
+    wait(admin, lambda d: "automatic addressing 1..16" in message(d), "the job started")
+
+    def addressed(d) -> int:
+        m = re.search(r"(\d+) of (\d+) addressed", by_id(d, "addr-state").text)
+        return int(m.group(1)) if m else 0
+
+    wait(admin, lambda d: addressed(d) >= 2, "two modules addressed")
+    by_id(admin, "addr-stop").click()  # a break: the rest another time
+    wait(admin, lambda d: "done" in by_id(d, "addr-state").text, "the job stopped")
+    resume = int(by_id(admin, "addr-start").get_attribute("value"))
+    assert resume >= 3 and "resume at %d" % resume in by_id(admin, "addr-state").text
+    shot(admin, "addressing")
+    by_id(admin, "addr-auto").click()  # from the resume address, prefilled
+    wait(admin, lambda d: "automatic addressing %d..16" % resume in message(d), "resumed")
+    done = "%d of %d addressed" % (17 - resume, 17 - resume)
+    wait(admin, lambda d: done in by_id(d, "addr-state").text, "every module addressed")
+    tab(admin, "status")
+
+    def polled(d):
+        r = rows(d)
+        return len(r) == 16 and all(re.fullmatch(r"\d+\.\d{3}", row[2]) for row in r)
+
+    wait(admin, polled, "all 16 modules polled at their new addresses")

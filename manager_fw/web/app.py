@@ -97,6 +97,7 @@ class BoundedMicrodot(Microdot):
         self.timeout_s = timeout_s
         self.open_connections = 0
         self.streams = 0  # event streams open
+        self.max_streams = MAX_STREAMS
         self.link = None
         self.auth = None
         self.refused = 0
@@ -179,6 +180,7 @@ class WebApp:
         self.board_hash = board_hash
         self.users_problem = users_problem
         self.history = history  # what -> () -> body, or (i) -> rows for "module"
+        self.routes: dict = {}  # "METHOD /path" -> (handler, role)
 
     # -- helpers ---------------------------------------------------------------------
 
@@ -196,16 +198,20 @@ class WebApp:
                 return None, _refuse(415, "send JSON")
         return s, None
 
-    def guarded(self, handler, role):
-        async def guard(request):
-            if role is PUBLIC:
-                return await handler(request, None)
-            s, refusal = self.need(request, role)
-            if refusal:
-                return refusal
-            return await handler(request, s)
-
-        return guard
+    async def dispatch(self, request, path=""):
+        """Every request: its route (ROUTES), the caller's role checked first.  One
+        Microdot route for all: Microdot compiles a pattern per route, which a board
+        would hold on its heap for every route once it was matched."""
+        found = self.routes.get(request.method + " " + request.path)
+        if found is None:
+            return _refuse(404, "%s %s: no such page" % (request.method, request.path))
+        handler, role = found
+        if role is PUBLIC:
+            return await handler(request, None)
+        s, refusal = self.need(request, role)
+        if refusal:
+            return refusal
+        return await handler(request, s)
 
     async def pbkdf2(self, password, salt, iterations):
         """The hash; on a board in steps, giving the bus loop its turns between them."""
@@ -345,7 +351,7 @@ class WebApp:
 
     async def stream(self, request, s):
         app, link, clock_s = self.app, self.link, self.clock_s
-        if app.streams >= MAX_STREAMS:
+        if app.streams >= app.max_streams:
             return _refuse(503, "too many live pages open: this one refreshes by polling")
         from microdot.sse import sse_response
 
@@ -539,7 +545,11 @@ def make_app(
         if source is not None:
             history[what] = source
     web = WebApp(app, link, auth, clock_s, secure_cookie, board_hash, users_problem, history)
+    routes = {}
     for path, method, name, role in ROUTES:
         handler = web.download(name) if name in HISTORY else getattr(web, name)
-        app.route(path, methods=[method])(web.guarded(handler, role))
+        routes[method + " " + path] = (handler, role)
+    web.routes = routes
+    app.route("/", methods=["GET", "POST"])(web.dispatch)
+    app.route("/<path:path>", methods=["GET", "POST"])(web.dispatch)
     return app

@@ -32,6 +32,10 @@ from shared.compat import ticks_diff, ticks_ms
 PUBLISH_MS = 1000
 CHUNK = 1024  # bytes of the history image per piece of a download
 USERS_FILE = "web_users.json"
+# each open request holds a few KB of heap (its parsed request, its stream's buffers):
+# bounded so the web's heap stays bounded beside 600 modules
+CONNECTIONS = 6
+STREAMS = 2  # live pages on event streams; more refresh by polling
 
 
 def _free():
@@ -81,9 +85,10 @@ class BoardWeb:
                 obj = None
         self.link = lk.WebLink(obj, store, board=True)
         self.app = webapp.make_app(
-            self.link, self.auth, _seconds, board_hash=True,
+            self.link, self.auth, _seconds, board_hash=True, max_connections=CONNECTIONS,
             history_image=self.history_image,
         )  # fmt: skip
+        self.app.max_streams = STREAMS
         self.port = settings.get("web_port", 80)
         self.host = settings.get("web_host", "0.0.0.0")
         self.names = ev.EVENT_NAMES

@@ -174,15 +174,18 @@ def snapshot(core, now_s: int, config_store=None, job=None) -> dict:
     return out
 
 
+def _head_text(core, now_s, config_store, job, extra):
+    head = site_view(core, now_s, config_store, job)
+    if extra:
+        head.update(extra)
+    return json.dumps(head)[:-1] + ', "strings": ['
+
+
 def snapshot_chunks(core, now_s: int, config_store=None, job=None, extra=None):
     """The same snapshot as JSON text in pieces of at most STATUS_PIECE modules (the
     board: a 600-module snapshot would be 35 KB in one piece, and each piece is work
     done between two turns of the bus).  extra: more keys for the head."""
-    head = site_view(core, now_s, config_store, job)
-    if extra:
-        head.update(extra)
-    text = json.dumps(head)
-    yield text[:-1] + ', "strings": ['
+    yield _head_text(core, now_s, config_store, job, extra)  # nothing of it kept after
     lay = core.layout
     for k in range(lay.string_count):
         yield '%s{"modules": [' % ("" if k == 0 else ", ")
@@ -335,6 +338,7 @@ class WebLink:
             return self._ticket
 
     def result(self, ticket: int):
-        """(ok, text) once the loop carried the command out, else None."""
+        """(ok, text) once the loop carried the command out, else None.  Read once: the
+        waiting request takes it (RESULTS_KEPT only bounds those nobody waited for)."""
         with self._lock:
-            return self._results.get(ticket)
+            return self._results.pop(ticket, None)

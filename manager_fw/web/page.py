@@ -43,6 +43,7 @@ textarea{width:100%;height:18em;font-family:monospace}
 <button data-tab="actions">Actions</button><button data-tab="config">Configuration</button>
 <button data-tab="events">Events</button><button data-tab="module">Module</button>
 <button data-tab="addressing">Addressing</button><button data-tab="charts">Charts</button>
+<button data-tab="discharges">Discharges</button>
 <button data-tab="users">Users</button></nav>
 <span id="alarms"></span><span class="who" id="who"></span></header>
 <main>
@@ -79,7 +80,9 @@ other changes when the manager restarts.</p><form id="thresholds"></form>
 <div id="tab-events" class="hidden"><section class="card"><h2>Events</h2>
 <label>Text contains</label><input id="ev-text"><br><label>String</label>
 <select id="ev-string"><option value="">all</option></select><br>
-<p><a id="history-csv" href="/api/history.csv" download>Download the history (CSV)</a></p>
+<p><a id="history-csv" class="hidden" href="/api/history.csv" download>Download the history (CSV)</a>
+<a id="history-bin" class="hidden" href="/api/history.bin" download>Download the history store
+image (read it with <code>stringcare history</code>)</a></p>
 <label>Kind</label><select id="ev-kind"><option value="">all</option>
 <option value="alarm">alarms</option><option value="warning">warnings</option>
 <option value="operator">operator changes</option></select>
@@ -88,7 +91,10 @@ other changes when the manager restarts.</p><form id="thresholds"></form>
 <div id="tab-module" class="hidden"><section class="card"><h2 id="mod-title">Module</h2>
 <p>Click a module in the status table.</p><table id="mod-table"></table>
 <button class="act admin hidden" id="action-rebaseline-one">Re-learn this module's Ri baseline
-</button></section></div>
+</button></section><section class="card"><h2>Ri</h2><table id="mod-ri"></table>
+<svg id="mod-ri-chart" width="600" height="120" class="hidden"></svg></section>
+<section class="card"><h2>Calibration (read at the census and daily)</h2>
+<table id="mod-cal"></table></section></div>
 <div id="tab-addressing" class="hidden"><section class="card"><h2>Addressing</h2>
 <p>Setup mode: polling stops while a job runs and starts again when it is done.</p>
 <p id="addr-state">No addressing job started here.</p>
@@ -108,7 +114,15 @@ to <input id="addr-new" type="number" min="1">
 <p>Voltage, temperature, Ri and string current from the manager's history store, with the
 thresholds drawn (Linux manager and simulator). <button class="act" id="chart-reload">Redraw
 </button></p><img id="chart" alt="history charts" style="max-width:100%"></section></div>
-<div id="tab-users" class="hidden"><section class="card"><h2>Add a user</h2>
+<div id="tab-discharges" class="hidden"><section class="card"><h2>Discharges</h2>
+<p>From the history store: each discharge, and every block of each string at the string's
+deepest point.</p><div id="dis-list"></div></section></div>
+<div id="tab-users" class="hidden"><section class="card"><h2>Your password</h2>
+<label>Old password</label><input id="pw-old" type="password" autocomplete="current-password"><br>
+<label>New password</label><input id="pw-new" type="password" autocomplete="new-password"><br>
+<button class="act" id="pw-change">Change my password</button></section>
+<section class="card"><h2>Users</h2><table id="user-rows"></table></section>
+<section class="card"><h2>Add a user</h2>
 <label>User name</label><input id="user-name"><br><label>Role</label>
 <select id="user-role"><option>viewer</option><option>admin</option></select><br>
 <label>Password</label><input id="user-password" type="password"><br>
@@ -120,8 +134,8 @@ thresholds drawn (Linux manager and simulator). <button class="act" id="chart-re
 
 APP_JS = r"""'use strict';
 const $ = id => document.getElementById(id);
-let me = {}, snap = null, cfg = null, selected = null, evs = [], evSeq = 0, stream = null;
-const sortState = {};
+let me = {}, feats = [], snap = null, cfg = null, selected = null, evs = [], evSeq = 0, stream = null;
+const sortState = {}; let lastJob = null;
 function esc(s) { return String(s).replace(/[&<>"']/g,
   c => ({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;',"'":'&#39;'}[c])); }
 function fmt(x, scale, d) { return (x === null || x === undefined) ? '\u2014'
@@ -203,7 +217,11 @@ function render() {
     if (j.progress) t += ', ' + j.progress; if (j.result) t += ', result ' + j.result;
     if (j.warning) t += '; ' + j.warning;
     if (j.error) t += '; ERROR: ' + j.error;
-    $('addr-state').textContent = t; }
+    if (j.done && j.resume_at !== null && j.job === 'AutoAddressing' && !/resume at/.test(t)) {
+      t += '; resume at ' + j.resume_at; }
+    const key = `${j.job} ${j.done} ${j.resume_at}`;
+    if (j.done && j.resume_at !== null && key !== lastJob) $('addr-start').value = j.resume_at;
+    lastJob = key; $('addr-state').textContent = t; }
   renderModule(); roleGate(); renderThresholdDefaults();
   document.body.dataset.ready = '1'; }
 function renderModule() {
@@ -216,6 +234,45 @@ function renderModule() {
     ['Hardware revision', m[8]], ['Firmware (major)', m[9]], ['Variant code', m[10]]];
   $('mod-table').innerHTML = rows.map(r => `<tr><td class="l">${r[0]}</td><td class="l">${esc(r[1])}</td></tr>`).join('');
   $('action-rebaseline-one').classList.remove('hidden'); }
+async function loadModule() { if (selected === null) return;
+  const r = await call('GET', '/api/module?i=' + selected); if (!r.row) return;
+  const ri = r.ri || {}, pct = x => x === undefined || x === -32768 ? '\u2014' : x + ' %';
+  $('mod-ri').innerHTML = [['Last result', fmt(ri.last_nohm,1e6,3) + ' m\u03a9'],
+    ['Baseline', fmt(ri.baseline_nohm,1e6,3) + ' m\u03a9 (' + (ri.baseline_results || 0) + ' results)'],
+    ['Rise over the baseline', pct(ri.rise_pct)], ['Over the string median', pct(ri.over_string_pct)],
+    ['Block uid', r.uid || '\u2014'], ['Refused commands', r.refusals]].map(x =>
+    `<tr><td class="l">${x[0]}</td><td class="l">${esc(x[1])}</td></tr>`).join('');
+  $('mod-cal').innerHTML = '<tr><th class="l">Channel</th><th>Offset</th><th>Gain ppm</th></tr>' +
+    (r.calibration.length ? r.calibration.map(c => `<tr class="cal"><td class="l">${c[0]}</td>` +
+    `<td>${c[1]}</td><td>${c[2]}</td></tr>`).join('') : '<tr><td class="l">not read yet</td></tr>');
+  const h = r.ri_history || [], svg = $('mod-ri-chart');
+  svg.classList.toggle('hidden', h.length < 2); if (h.length < 2) return;
+  const t0 = h[0][0], t1 = h[h.length-1][0] || t0 + 1, vs = h.map(p => p[1]);
+  const lo = Math.min(...vs), hi = Math.max(...vs) || 1, span = (hi - lo) || hi;
+  const pts = h.map(p => `${(10 + 580 * (p[0] - t0) / ((t1 - t0) || 1)).toFixed(1)},` +
+    `${(110 - 100 * (p[1] - lo) / span).toFixed(1)}`).join(' ');
+  svg.innerHTML = `<polyline fill="none" stroke="#0969da" stroke-width="1.5" points="${pts}"/>` +
+    `<text x="10" y="10" font-size="10">${fmt(hi,1e6,3)} m\u03a9</text>` +
+    `<text x="10" y="118" font-size="10">${fmt(lo,1e6,3)} m\u03a9</text>`; }
+async function loadDischarges() { const r = await call('GET', '/api/discharges');
+  if (!r.discharges) { $('dis-list').textContent = r.error || ''; return; }
+  if (!r.discharges.length) { $('dis-list').textContent = 'no discharges in the history yet'; return; }
+  $('dis-list').innerHTML = r.discharges.map((d, n) => `<h3>Discharge ${n+1}: ${esc(d.start_utc)}` +
+    ` to ${esc(d.end_utc)} (${d.minutes} min)</h3>` + d.strings.map(st => `<p>String ${st.string}` +
+    ` deepest at ${esc(st.deepest_utc)}: ${fmt(st.sum_mv,1e3,2)} V</p><table class="discharge">` +
+    `<tr>${st.blocks.map(b => `<th>${esc(b[0])}</th>`).join('')}</tr>` +
+    `<tr>${st.blocks.map(b => `<td>${fmt(b[1],1e3,3)}</td>`).join('')}</tr></table>`).join('')).join(''); }
+async function loadUsers() { if (me.role !== 'admin') return;
+  const r = await call('GET', '/api/users'); if (!r.users) return;
+  $('user-rows').innerHTML = r.users.map(u => `<tr class="user"><td class="l">${esc(u[0])}</td>` +
+    `<td class="l">${esc(u[1])}</td><td><button class="act admin" data-del="${esc(u[0])}">Delete</button>` +
+    `</td></tr>`).join('');
+  document.querySelectorAll('#user-rows button').forEach(b => b.onclick = async () => {
+    const j = await call('POST', '/api/users/delete', {user: b.dataset.del});
+    say(j.text || j.error, j.ok); loadUsers(); }); roleGate(); }
+$('pw-change').onclick = async () => {
+  const r = await call('POST', '/api/password', {old: $('pw-old').value, new: $('pw-new').value});
+  say(r.text || r.error, r.ok); };
 function roleGate() { const admin = me.role === 'admin';
   document.querySelectorAll('.admin').forEach(b => { b.disabled = !admin;
     b.title = admin ? '' : 'viewers may look, not change'; }); }
@@ -266,7 +323,7 @@ $('chart-reload').onclick = () => { $('chart').src = '/api/history.png?t=' + Dat
 $('user-add').onclick = async () => {
   const r = await call('POST', '/api/users', {user: $('user-name').value,
     role: $('user-role').value, password: $('user-password').value});
-  say(r.text || r.error, r.ok); };
+  say(r.text || r.error, r.ok); loadUsers(); };
 function kindOf(e) { const t = e[5];
   if (e[2] === 28 || /^by /.test(t) || / by [\w.-]+$/.test(t)) return 'operator';
   if (/ alarm/.test(t)) return 'alarm'; if (/warning/.test(t)) return 'warning'; return ''; }
@@ -282,9 +339,11 @@ async function loadEvents() { const r = await call('GET', '/api/events?since=' +
 function show(tab) {
   document.querySelectorAll('#tabs button').forEach(b => b.classList.toggle('on', b.dataset.tab === tab));
   if (tab === 'charts') $('chart').src = '/api/history.png?t=' + Date.now();
-  ['status','actions','config','events','module','addressing','charts','users'].forEach(t =>
-    $('tab-' + t).classList.toggle('hidden', t !== tab));
-  if (tab === 'config') loadConfig(); if (tab === 'events') loadEvents(); renderModule(); }
+  ['status','actions','config','events','module','addressing','charts','discharges','users'].forEach(
+    t => $('tab-' + t).classList.toggle('hidden', t !== tab));
+  if (tab === 'config') loadConfig(); if (tab === 'events') loadEvents();
+  if (tab === 'module') loadModule(); if (tab === 'discharges') loadDischarges();
+  if (tab === 'users') loadUsers(); renderModule(); }
 document.querySelectorAll('#tabs button').forEach(b => b.onclick = () => show(b.dataset.tab));
 async function poll() { const r = await call('GET', '/api/status');
   if (r.strings) { snap = r; render(); } }
@@ -300,6 +359,10 @@ function enter(j) { me = j; $('setup').classList.add('hidden'); $('login').class
   $('app').classList.remove('hidden');
   $('who').innerHTML = `${esc(j.user)} (${esc(j.role)}) <button class="act" id="logout">Log out</button>`;
   $('logout').onclick = async () => { await call('POST', '/api/logout', {}); location.reload(); };
+  for (const [id, what] of [['history-csv','csv'], ['history-bin','bin']])
+    $(id).classList.toggle('hidden', !feats.includes(what));
+  for (const [t, what] of [['charts','png'], ['discharges','discharges']])
+    document.querySelector(`#tabs button[data-tab="${t}"]`).classList.toggle('hidden', !feats.includes(what));
   poll(); live(); loadEvents(); }
 $('login-submit').onclick = async () => {
   const r = await call('POST', '/api/login', {user: $('login-user').value,
@@ -310,7 +373,7 @@ $('setup-submit').onclick = async () => {
   const r = await call('POST', '/api/setup', {code: $('setup-code').value,
     user: $('setup-user').value, password: $('setup-password').value});
   if (r.ok) { say('admin ' + r.user + ' created', true); enter(r); } else say(r.error, false); };
-(async () => { const j = await call('GET', '/api/me');
+(async () => { const j = await call('GET', '/api/me'); feats = j.history || [];
   if (j.problem) say(j.problem, false);
   if (j.user) enter(j); else if (j.setup) $('setup').classList.remove('hidden');
   else $('login').classList.remove('hidden'); })();

@@ -57,6 +57,8 @@ METRICS = {
         "KB", None, "microdot + manager_fw/web loaded from source (not frozen)"),
     "web.poll_rate_ratio.load": (
         "ratio", ">= 0.9", "manager cycles per second with 20 clients refreshing / without"),
+    "web.poll_rate_ratio.load.pico_w": (
+        "ratio", ">= 0.9", "the same on the Pico W firmware (virtual unix_manager board)"),
 }  # fmt: skip
 
 
@@ -236,6 +238,83 @@ def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
     return out
 
 
+def _board_cycles(url: str, cookie: str, clients: int) -> tuple[float, int, int]:
+    """The board's measurement cycles per second over LOAD_WALL_S while `clients` load
+    its pages in a loop; (rate, pages answered, pages refused with 503)."""
+    stop = threading.Event()
+    counts = [0, 0]
+
+    def browse() -> None:
+        while not stop.is_set():
+            for path in ("", "app.js", "api/status", "api/events?since=0"):
+                try:
+                    _http(url + path, cookie=cookie)
+                    counts[0] += 1
+                except OSError:  # 503 above the board's connection cap
+                    counts[1] += 1
+
+    threads = [threading.Thread(target=browse, daemon=True) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    t0, c0 = time.monotonic(), json.loads(_http(url + "api/status", cookie=cookie)[0])["cycles"]
+    time.sleep(LOAD_WALL_S)  # a rate over a span of time: the span is the measurement
+    t1, c1 = time.monotonic(), json.loads(_http(url + "api/status", cookie=cookie)[0])["cycles"]
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    return (c1 - c0) / (t1 - t0), counts[0], counts[1]
+
+
+def board_poll_ratio(progress: Callable[[str], None]) -> float:
+    """The Pico W firmware on the virtual unix_manager board polling a virtual module
+    (host_tests/hil/test_pico_w_web.py's rig): cycles per second with CLIENTS browsers
+    loading its pages over the same without (the slower quiet run of one before, one
+    after counts against it: the faster)."""
+    import socket
+    import tempfile
+
+    from stringcare.deploy import Deployer
+    from stringcare.dev.mpmanager import ManagerProcess
+    from stringcare.dev.protocol_vectors import TEST_KEY_HEX
+    from stringcare.vboard import BusHub, VirtualBoard
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    url = "http://127.0.0.1:%d/" % port
+    hub = BusHub()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {"block_uv": 13500000, "uid": "5354524700000601"}
+        vb = VirtualBoard(Path(tmp) / "flash", "unix_module", bus=hub, env=env).start()
+        mgr = ManagerProcess(Path(tmp) / "manager", {"site": "b", "strings": [{"modules": 1}]},
+                             {"web_port": port, "web_host": "127.0.0.1"}, TEST_KEY_HEX)  # fmt: skip
+        try:
+            key = bytes.fromhex(TEST_KEY_HEX)
+            Deployer(layout.repo_root(), vb.board, vb.device, 1, None, hub.url,
+                     progress=lambda t: None, site_key=key).run()  # fmt: skip
+            mgr.start(hub.url)
+            admin = {"code": mgr.setup_code(), "user": "admin", "password": "bench password"}
+            mgr.wait_for("the web interface", lambda: _http(url + "api/me")[0])
+            cookie = _http(url + "api/setup", admin)[1].split(";")[0]
+
+            def running() -> bool:
+                snap = json.loads(_http(url + "api/status", cookie=cookie)[0])
+                return snap["mode"] == "running" and snap["cycles"] > 3
+
+            mgr.wait_for("polling", running)
+            quiet = _board_cycles(url, cookie, 0)[0]
+            loaded, answered, refused = _board_cycles(url, cookie, CLIENTS)
+            quiet = max(quiet, _board_cycles(url, cookie, 0)[0])
+        finally:
+            mgr.stop()
+            vb.stop()
+            hub.close()
+    progress("Pico W firmware (unix_manager): %.2f cycles/s quiet, %.2f with %d clients "
+             "(%d pages answered, %d refused at the connection cap)"
+             % (quiet, loaded, CLIENTS, answered, refused))  # fmt: skip
+    return round(loaded / quiet, 3) if quiet else 0.0
+
+
 def run(progress: Callable[[str], None]) -> dict[str, float]:
     from manager_fw.web import auth
 
@@ -259,4 +338,5 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
     loaded = cycles_per_s(CLIENTS, progress)
     quiet = max(quiet, cycles_per_s(0, progress))
     out["web.poll_rate_ratio.load"] = round(loaded / quiet, 3) if quiet else 0.0
+    out["web.poll_rate_ratio.load.pico_w"] = board_poll_ratio(progress)
     return out

@@ -92,6 +92,8 @@ class WebUI:
         clock_s: Any = None,
         history_csv: Any = None,
         history_chart: Any = None,
+        history_discharges: Any = None,
+        history_module: Any = None,
     ) -> None:
         files: Any = PrivateFiles() if users_path else MemoryFiles()
         self.auth = au.Auth(files, users_path or "web_users.json", iterations, max_sessions=64)
@@ -117,6 +119,8 @@ class WebUI:
             max_connections=MAX_CONNECTIONS,
             history_csv=history_csv,
             history_chart=history_chart,
+            history_discharges=history_discharges,
+            history_module=history_module,
         )
         self._ready = threading.Event()
         self._error: BaseException | None = None

@@ -508,6 +508,34 @@ def find_discharges(reader: HistoryReader, gap_s: int = 300) -> list[Discharge]:
     return found
 
 
+def discharges_list(device: Any) -> list[dict[str, Any]]:
+    """`history discharges` for the web interface: each discharge with every block of
+    each string at the string's deepest point (its lowest sum), in mV."""
+    out = []
+    for d in find_discharges(HistoryReader(device)):
+        strings = []
+        for s in sorted(d.deepest):
+            total, t, volts, labels = d.deepest[s]
+            blocks = [[lb, v] for lb, v in zip(labels, volts, strict=True)]
+            strings.append({"string": s + 1, "deepest_utc": iso(t), "sum_mv": total,
+                            "blocks": blocks})  # fmt: skip
+        out.append({"start_utc": iso(d.start_s), "end_utc": iso(d.end_s),
+                    "minutes": round((d.end_s - d.start_s) / 60, 1), "records": d.records,
+                    "strings": strings})  # fmt: skip
+    return out
+
+
+def module_ri(device: Any, module: int, points: int = 200) -> list[list[int]]:
+    """Module `module`'s (0-based) Ri over the history store: [time_s, nΩ] where a
+    record has a result, at most `points` of them (evenly thinned)."""
+    found = []
+    for snap in HistoryReader(device).snapshots():
+        if module < snap.module_count and snap.ri_nohm[module] > 0:
+            found.append([snap.time_s, snap.ri_nohm[module]])
+    step = max(1, -(-len(found) // points))
+    return found[::step]
+
+
 def run_discharges(args: argparse.Namespace) -> int:
     reader = history_reader(args.store)
     found = find_discharges(reader)

@@ -172,6 +172,12 @@ def run(args: argparse.Namespace) -> int:
             def history_chart() -> bytes:
                 return history.chart_png(FileBlockDevice(store_path, readonly=True))
 
+            def history_discharges() -> Any:
+                return history.discharges_list(FileBlockDevice(store_path, readonly=True))
+
+            def history_module(i: int) -> Any:
+                return history.module_ri(FileBlockDevice(store_path, readonly=True), i)
+
             ui = webui.WebUI(
                 host_port[0],
                 host_port[1],
@@ -183,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
                 name="stringcare manager",
                 history_csv=history_csv,
                 history_chart=history_chart,
+                history_discharges=history_discharges,
+                history_module=history_module,
             )
             print("stringcare manager: web interface %s" % ui.url(), flush=True)
             ui.announce()

@@ -155,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
             name="stringcare sim",
             history_csv=lambda: history.csv_text(sim_ref[0].history),
             history_chart=lambda: history.chart_png(sim_ref[0].history),
+            history_discharges=lambda: history.discharges_list(sim_ref[0].history),
+            history_module=lambda i: history.module_ri(sim_ref[0].history, i),
         )
     print(
         "stringcare sim: %s, %d string(s) x %d blocks, %s simulated, speed %s%s"
@@ -175,6 +177,7 @@ def run(args: argparse.Namespace) -> int:
         tick_s=tick_s,
         balancing=False if args.no_balancing else None,
         micropython=args.micropython,
+        operator_addressing=server is not None,  # the operator starts it in the browser
     )
     if server is not None:
         sim_ref.append(sim)

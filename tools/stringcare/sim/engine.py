@@ -169,9 +169,12 @@ class Simulation:
         balancing: bool | None = None,
         micropython: bool = False,
         interface_factor: float = 1.0,
+        operator_addressing: bool = False,
     ) -> None:
         """``interface_factor`` multiplies every block's interface capacitance, the
-        least certain parameter (the balancing band of tools/bench/bench_sim_band.py)."""
+        least certain parameter (the balancing band of tools/bench/bench_sim_band.py).
+        ``operator_addressing``: modules from the box wait for an operator to start
+        automatic addressing (the web interface), the installer presses as before."""
         self.sc = sc
         self.micropython = micropython
         self.seed = sc.seed if seed is None else seed
@@ -324,8 +327,9 @@ class Simulation:
         self._next_press_s = 0.0
         if sc.unaddressed:
             n = len(self.modules)
-            self.addressing_job = mad.AutoAddressing(1, n)
-            self.manager.begin_setup(self.addressing_job, START_S)
+            if not operator_addressing:
+                self.addressing_job = mad.AutoAddressing(1, n)
+                self.manager.begin_setup(self.addressing_job, START_S)
             order = np.random.default_rng(self.seed + 1).permutation(n)
             self._installer_order = [int(i) for i in order]
             self._next_press_s = 20.0
