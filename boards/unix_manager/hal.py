@@ -4,7 +4,9 @@
 #   * history and events: two files (manager_fw.blockdev.FileBlockDevice);
 #   * site.json in the working directory (manager_fw.config.ConfigStore);
 #   * alarm outputs, mute and UPS input: none; every second the core's status is written
-#     to STRINGCARE_STATUS_FILE (JSON) when set; STRINGCARE_RUN_S ends the loop.
+#     to STRINGCARE_STATUS_FILE (JSON) when set; STRINGCARE_RUN_S ends the loop, and so
+#     does the file STRINGCARE_STOP_FILE once it exists (a test stops the manager when
+#     what it waits for has happened, not after a fixed time).
 import json
 import os
 import time
@@ -35,6 +37,8 @@ class UnixManagerHal:
         self.status_file = os.getenv("STRINGCARE_STATUS_FILE") or ""
         run_s = os.getenv("STRINGCARE_RUN_S")
         self.end_ms = time.ticks_add(time.ticks_ms(), int(run_s) * 1000) if run_s else None
+        self.stop_file = os.getenv("STRINGCARE_STOP_FILE") or ""
+        self._stop_checked_ms = time.ticks_ms()
         self._status_ms = time.ticks_ms()
         self.outputs = (False, 0, False)
 
@@ -88,7 +92,15 @@ class UnixManagerHal:
         print(text)
 
     def running(self) -> bool:
-        return self.end_ms is None or time.ticks_diff(self.end_ms, time.ticks_ms()) > 0
+        now = time.ticks_ms()
+        if self.stop_file and time.ticks_diff(now, self._stop_checked_ms) >= 100:
+            self._stop_checked_ms = now
+            try:
+                os.stat(self.stop_file)
+                self.end_ms = now
+            except OSError:
+                pass
+        return self.end_ms is None or time.ticks_diff(self.end_ms, now) > 0
 
 
 def make_hal(board: dict, settings: dict) -> UnixManagerHal:

@@ -19,13 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hil_support import TEST_SITE_KEY, MicroPythonManagerRig
 from host_support import REPO
 
 from stringcare.deploy import Deployer
-from stringcare.dev.protocol_vectors import TEST_KEY_HEX
 from stringcare.vboard import BusHub, VirtualBoard
-
-TEST_SITE_KEY = bytes.fromhex(TEST_KEY_HEX)  # the published test key: test boards only
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -122,6 +120,13 @@ def manager_rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     r = Rig(tmp_path_factory.mktemp("manager-rig"), REPO).start()
     yield r
     r.close()
+
+
+@pytest.fixture
+def mp_manager(tmp_path: Path, hub: BusHub) -> Iterator[MicroPythonManagerRig]:
+    rig = MicroPythonManagerRig(tmp_path, hub)
+    yield rig
+    rig.close()
 
 
 @pytest.fixture

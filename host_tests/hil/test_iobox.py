@@ -7,35 +7,22 @@ the box's communication watchdog releases the alarm relay when the manager goes 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hil_support import wait_for
 from host_support import REPO
 
 from shared import protocol as p
 from shared import relaybox as rb
 from stringcare.busport import BusPort
 from stringcare.deploy import Deployer
-from stringcare.vboard import BusHub, FirmwareProcess, VirtualBoard
+from stringcare.vboard import BusHub, VirtualBoard
 
 BOX = p.ADDR_RELAY_BOX_BASE + 1
 SENSOR = p.ADDR_CURRENT_SENSOR_BASE + 1
-
-
-def wait_for(what: str, probe, timeout_s: float) -> Any:
-    """Poll probe() until it returns something truthy; fail naming what never came."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(0.05)
-    raise AssertionError("%s: not within %.0f s" % (what, timeout_s))
 
 
 def box_status(vb: VirtualBoard) -> dict[str, Any]:
@@ -117,85 +104,41 @@ def test_current_sensor_reads_the_string_current(hil_board: Any) -> None:
 
 
 def test_micropython_manager_reads_the_sensor_drives_the_contact_and_the_box_drops_it(
-    tmp_path: Path, hub: BusHub
+    mp_manager: Any,
 ) -> None:
     """The manager firmware in MicroPython (unix_manager) polls a module, reads the
     current sensor and energises the alarm relay on the box (all well); killed, it goes
     silent and the box releases the contact within its watchdog time."""
-    boards: list[Any] = []
-    proc = None
-    try:
-        module = VirtualBoard(
-            tmp_path / "flash", "unix_module", bus=hub,
-            env={"block_uv": 13500000, "uid": "5354524700000501"},
-        ).start()  # fmt: skip
-        boards.append(module)
-        Deployer(
-            REPO, "unix_module", module.device, 1, None, hub.url, progress=lambda t: None,
-            site_key=b"StringCare-test!",
-        ).run()  # fmt: skip
-        # the box and the sensor run their firmware straight from the checkout (the
-        # deploy of these roles is the two tests above)
-        box = FirmwareProcess(tmp_path / "iobox", "unix_iobox", hub, {"box": 1}).start()
-        boards.append(box)
-        assert "watchdog 10000 ms" in box.banner
-        sensor = FirmwareProcess(
-            tmp_path / "current", "unix_current", hub, {"string": 1, "current_ma": 2500}
-        ).start()
-        boards.append(sensor)
-        run = tmp_path / "manager"
-        run.mkdir()
-        site = {
+    rig = mp_manager
+    rig.module(1, {"block_uv": 13500000, "uid": "5354524700000501"})
+    # the box and the sensor run their firmware straight from the checkout (the deploy
+    # of these roles is the two tests above)
+    box = rig.firmware("iobox", "unix_iobox", {"box": 1})
+    assert "watchdog 10000 ms" in box.banner
+    sensor = rig.firmware("current", "unix_current", {"string": 1, "current_ma": 2500})
+    rig.site(
+        {
             "site": "hil",
             "strings": [{"modules": 1, "current_sensor": 1}],
             "io": {"alarm_relay": {"box": 1, "relay": 1}},
         }
-        (run / "site.json").write_text(json.dumps(site))
-        (run / "site_key.hex").write_text(b"StringCare-test!".hex() + "\n")  # the module's
-        board = json.loads((REPO / "boards/unix_manager/board.json").read_text())
-        (run / "stringcare_bundle.py").write_text("BOARD = %r\n" % board)
-        status = run / "status.json"
-        env = dict(os.environ)
-        env.update(
-            MICROPYPATH="%s:%s" % (run, REPO),
-            STRINGCARE_BUS=hub.url.removeprefix("socket://"),
-            STRINGCARE_RUN_S="300",
-            STRINGCARE_STATUS_FILE=str(status),
-        )
-        exe = str(Path(sys.executable).parent / "micropython")
-        proc = subprocess.Popen(
-            [exe, "-X", "heapsize=1024k", str(REPO / "firmware/manager/main.py")],
-            cwd=run, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-
-        def manager() -> dict[str, Any]:
-            try:
-                return dict(json.loads(status.read_text()))
-            except (OSError, ValueError):
-                return {}
-
-        wait_for(
-            "the manager running with the sensor's 2.5 A",
-            lambda: manager().get("mode") == "running" and manager().get("currents") == [2500],
-            60,
-        )
-        wait_for("the alarm relay energised (all well)", lambda: box.status().get("relays"), 20)
-        assert manager()["contact"] is True and box.status()["relays"] == 0b0001
-        sensor.set_env(current_ma=-7000)
-        wait_for("the manager follows the sensor", lambda: manager()["currents"] == [-7000], 20)
-        assert box.status()["relays"] == 0b0001 and box.status()["expiries"] == 0
-        proc.kill()  # SIGKILL: nothing runs on the manager's side any more
-        proc.wait()
-        killed = time.monotonic()
-        wait_for("the box releases the alarm relay", lambda: box.status().get("relays") == 0, 30)
-        dropped_s = time.monotonic() - killed
-        # the last poll came <= 2 s before the kill (BOX_FEED_MS; a loaded machine may
-        # stretch that), then 10 s of watchdog
-        assert 5 <= dropped_s <= 13, dropped_s
-        assert box.status()["expiries"] == 1
-    finally:
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for b in boards:
-            b.stop()
+    )
+    rig.start()
+    wait_for(
+        "the manager running with the sensor's 2.5 A",
+        lambda: rig.status().get("mode") == "running" and rig.status().get("currents") == [2500],
+        60,
+    )
+    wait_for("the alarm relay energised (all well)", lambda: box.status().get("relays"), 20)
+    assert rig.status()["contact"] is True and box.status()["relays"] == 0b0001
+    sensor.set_env(current_ma=-7000)
+    wait_for("the manager follows the sensor", lambda: rig.status()["currents"] == [-7000], 20)
+    assert box.status()["relays"] == 0b0001 and box.status()["expiries"] == 0
+    rig.kill()  # SIGKILL: nothing runs on the manager's side any more
+    killed = time.monotonic()
+    wait_for("the box releases the alarm relay", lambda: box.status().get("relays") == 0, 30)
+    dropped_s = time.monotonic() - killed
+    # the last poll came <= 2 s before the kill (BOX_FEED_MS; a loaded machine may
+    # stretch that), then 10 s of watchdog
+    assert 5 <= dropped_s <= 13, dropped_s
+    assert box.status()["expiries"] == 1
