@@ -1,53 +1,56 @@
 """The Linux manager (boards/linux_manager, `stringcare manager`) polling real module
 firmware: two virtual module boards (MicroPython unix port, firmware deployed with
-mpremote) on a bus hub that pyserial reaches as socket://."""
+mpremote) on a bus hub that pyserial reaches as socket:// (the shared manager rig,
+hil/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
+import re
+import signal
+import urllib.request
+from typing import Any
 
-from host_support import REPO
+from hil_support import wait_for
 
-from stringcare.deploy import Deployer
-from stringcare.dev.protocol_vectors import TEST_KEY_HEX
-from stringcare.vboard import BusHub, VirtualBoard
+from stringcare.faults.rig import Rig
 
 
-def test_linux_manager_polls_deployed_module_firmware(tmp_path: Path, hub: BusHub) -> None:
-    boards = []
+def test_linux_manager_polls_deployed_module_firmware(manager_rig: Rig) -> None:
+    rig = manager_rig
+    out = rig.workdir / "poll-status.json"
+    m = rig.manager("poll", args=["--serve", "127.0.0.1:0", "--status-out", str(out)])
     try:
-        for i, uv in enumerate((13480000, 13720000)):
-            vb = VirtualBoard(
-                tmp_path / ("flash%d" % i),
-                "unix_module",
-                bus=hub,
-                env={"block_uv": uv, "uid": "53545247000002%02x" % i},
-            ).start()
-            boards.append(vb)
-            Deployer(REPO, vb.board, vb.device, i + 1, None, hub.url, progress=lambda t: None,
-                     site_key=bytes.fromhex(TEST_KEY_HEX)).run()  # fmt: skip
-        (tmp_path / "data").mkdir()
-        (tmp_path / "data" / "site_key.hex").write_text(TEST_KEY_HEX + "\n")  # the modules' key
-        site = tmp_path / "site.json"
-        site.write_text(json.dumps({"site": "test bench", "strings": [{"modules": 2}]}))
-        out = tmp_path / "status.json"
-        exe = str(Path(sys.executable).parent / "stringcare")
-        proc = subprocess.run(
-            [exe, "manager", "--config", str(site), "--port", hub.url, "--duration", "30s",
-             "--data", str(tmp_path / "data"), "--status-out", str(out)],
-            capture_output=True, text=True, timeout=120, cwd=REPO,
-        )  # fmt: skip
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        snap = json.loads(out.read_text())
+        found = wait_for(
+            "the status page's address",
+            lambda: re.search(r"status page (http://\S+/)", m.output()) or not m.alive(),
+            60,
+        )
+        assert m.alive(), m.output()
+        url = found.group(1) + "api/status"
+
+        def status() -> dict[str, Any]:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return dict(json.loads(r.read()))
+
+        def polled() -> bool:
+            snap = status()
+            if snap.get("mode") != "running" or not snap.get("strings"):
+                return False
+            mods = snap["strings"][0]["modules"]
+            return [x["state"] for x in mods] == ["ok", "ok"] and bool(
+                snap["strings"][0]["target_v"]
+            )
+
+        wait_for("both modules polled and a target set:\n" + m.output(), polled, 90)
     finally:
-        for vb in boards:
-            vb.stop()
+        m.signal(signal.SIGTERM)
+        code = m.wait(20)
+    assert code == 128 + signal.SIGTERM, m.output()
+    snap = json.loads(out.read_text())  # --status-out: the last snapshot, on the way out
     assert snap["mode"] == "running", snap
     mods = snap["strings"][0]["modules"]
-    assert [m["state"] for m in mods] == ["ok", "ok"]
+    assert [x["state"] for x in mods] == ["ok", "ok"]
     assert abs(mods[0]["voltage_v"] - 13.48) < 0.02 and abs(mods[1]["voltage_v"] - 13.72) < 0.02
     assert abs(snap["strings"][0]["target_v"] - 13.60) < 0.02  # (13.48 + 13.72) / 2
-    assert "census" in proc.stdout and (tmp_path / "data" / "history.bin").exists()
+    assert "census" in m.output() and (rig.workdir / "poll-data" / "history.bin").exists()
