@@ -4,7 +4,10 @@ file and the construct, and count the cases it ran under each interpreter."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,6 +91,24 @@ def test_clean_tree_passes_the_same_stages(mini_checkout: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "all 2 stages passed" in proc.stdout
+
+
+def test_the_summary_gives_the_wall_time_and_says_when_burners_ran_beside(
+    mini_checkout: Path,
+) -> None:
+    # `make test-loaded` is `with-burners.sh 2 ... stringcare.dev.check`: its summary line
+    # gives the wall time and the load it ran under (docs/development.md)
+    script = REPO / "tools" / "sh" / "with-burners.sh"
+    check = [sys.executable, "-m", "stringcare.dev.check", "--root", str(mini_checkout)]
+    proc = subprocess.run(
+        [str(script), "1", *check, "--stages", "mpcompat"],
+        cwd=mini_checkout, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "with-burners: 1 CPU-bound processes running beside" in proc.stdout
+    assert re.search(r"stage times: mpcompat \d+ s", proc.stdout), proc.stdout
+    line = proc.stdout.strip().splitlines()[-1]
+    assert re.match(r"make test: all 1 stages passed in \d+ s with 1 CPU burners beside it", line)
 
 
 def test_syntax_micropython_cannot_compile_fails_at_mpy_cross(mini_checkout: Path) -> None:

@@ -178,6 +178,15 @@ class Stage:
         return ok
 
 
+def load_note() -> str:
+    """How busy the machine was made (tools/sh/with-burners.sh exports
+    STRINGCARE_BURNERS), for the summary line: a wall time means little without it."""
+    burners = os.environ.get("STRINGCARE_BURNERS", "")
+    if burners.isdigit() and int(burners) > 0:
+        return " with %s CPU burners beside it" % burners
+    return ""
+
+
 def _have_xdist() -> bool:
     import importlib.util
 
@@ -225,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     started = time.monotonic()
     done: list[str] = []
+    took_s: dict[str, float] = {}
     for name in STAGES:
         if name not in wanted:
             continue
@@ -241,16 +251,19 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print("   %s ok (%.1f s)" % (name, took), flush=True)
         done.append(name)
+        took_s[name] = took
     total = time.monotonic() - started
     print()
     for note in stage.notes:
         print("   " + note)
+    print("   stage times: " + ", ".join("%s %.0f s" % (n, t) for n, t in took_s.items()))
     print(
-        "make test: all %d stages passed in %.0f s — %d cases under CPython, %d under "
+        "make test: all %d stages passed in %.0f s%s — %d cases under CPython, %d under "
         "MicroPython, %d on the emulated Cortex-M0"
         % (
             len(done),
             total,
+            load_note(),
             stage.counts.get("cpython", 0),
             stage.counts.get("micropython", 0),
             stage.counts.get("m0", 0),
