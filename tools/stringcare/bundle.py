@@ -32,6 +32,7 @@ import ast
 import hashlib
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -330,6 +331,14 @@ def load(out_dir: Path) -> Bundle:
     return Bundle(board, out_dir, files, manifest, signature)
 
 
+def _write_atomic(dst: Path, data: bytes) -> None:
+    """Write under a private name, then rename: two builds of one board at once (two
+    deploys in two terminals, parallel test workers) never read a half-written file."""
+    tmp = dst.with_name("%s.%d.%d.tmp" % (dst.name, os.getpid(), threading.get_ident()))
+    tmp.write_bytes(data)
+    os.replace(tmp, dst)
+
+
 def build(
     root: Path,
     board_name: str,
@@ -395,13 +404,15 @@ def build(
     wanted["MANIFEST"] = manifest
     wanted["MANIFEST.sig"] = signature
     for old in out.rglob("*"):
+        if old.name.endswith(".tmp"):
+            continue  # another build's file on its way in (_write_atomic)
         if old.is_file() and old.relative_to(out).as_posix() not in wanted:
             old.unlink()
     for rel_path, data in sorted(wanted.items()):
         dst = out / rel_path
         dst.parent.mkdir(parents=True, exist_ok=True)
         if not dst.exists() or dst.read_bytes() != data:
-            dst.write_bytes(data)
+            _write_atomic(dst, data)
     result = Bundle(board, out, files, manifest, signature)
     summary = {
         "board": board_name,
@@ -414,5 +425,7 @@ def build(
         "bytes": result.total_bytes,
         "files": files,
     }
-    (out / "MANIFEST.json").write_text(json.dumps(summary, indent=1, sort_keys=True) + "\n")
+    _write_atomic(
+        out / "MANIFEST.json", (json.dumps(summary, indent=1, sort_keys=True) + "\n").encode()
+    )
     return result

@@ -264,13 +264,10 @@ def test_file_store_reopens_and_a_truncated_copy_exports_what_it_holds():
     import os
     import sys
 
-    path = "/tmp/stringcare-test-history-%s.bin" % sys.implementation.name
-    cut_path = "/tmp/stringcare-test-history-cut-%s.bin" % sys.implementation.name
-    for p in (path, cut_path):
-        try:
-            os.remove(p)
-        except OSError:
-            pass
+    # a name of its own: parallel runs (xdist workers, other checkouts) share /tmp
+    tag = "%s-%s" % (sys.implementation.name, "".join("%02x" % x for x in os.urandom(4)))
+    path = "/tmp/stringcare-test-history-%s.bin" % tag
+    cut_path = "/tmp/stringcare-test-history-cut-%s.bin" % tag
     plant = Plant()
     dev = FileBlockDevice(path, size=8192, erase_size=1024)
     w = HistoryWriter(dev, SIZES, segment_size=1024, key_spacing=512)
@@ -296,6 +293,8 @@ def test_file_store_reopens_and_a_truncated_copy_exports_what_it_holds():
     assert "cut off by the end of the file at 0x9f4" in r.problems[1]
     assert ks == list(range(len(ks))) and 50 < len(ks) < 101
     ro.close()
+    for p in (path, cut_path):
+        os.remove(p)
 
 
 def test_foreign_store_is_refused_or_erased_on_request():
