@@ -33,6 +33,7 @@ interpreter) for the ``make test`` summary.
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import os
 import shutil
@@ -123,10 +124,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (make test runs both stages on every core), keep each host
-    test file on one worker (its module-scoped fixtures are expensive: the 24 h
-    simulation) and the whole HIL suite together (its virtual boards share bundle
-    output).  MicroPython cases are independent processes: spread freely."""
+    """Under pytest-xdist (make test runs both stages on every core, `--dist loadgroup`)
+    a test goes wherever a worker is free, unless it shares an expensive fixture: the
+    tests using one of the suite's session-scoped fixtures (the HIL manager rig: built
+    once per worker) form one group, and a file whose tests use one of its own module-
+    scoped fixtures (a simulation run once for the file) stays whole on one worker.
+    So no long file serialises the stage, and nothing expensive is computed twice.
+    MicroPython cases are independent processes: spread freely."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
     root = layout.repo_root()
@@ -141,8 +145,38 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             rel = item.path.resolve().relative_to(root / "host_tests")
         except ValueError:
             continue
-        group = "hil" if rel.parts[0] == "hil" else str(rel)
-        item.add_marker(pytest.mark.xdist_group(group))
+        group = xdist_group(item, root / "host_tests", str(rel))
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def xdist_group(item: pytest.Item, tests_dir: Path, rel: str) -> str | None:
+    """The group of a host test (see pytest_collection_modifyitems); None: any worker."""
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return rel
+    shared: list[str] = []
+    per_file = False
+    for name in item.fixturenames:  # type: ignore[attr-defined]
+        defs = info.name2fixturedefs.get(name)
+        if not defs:
+            continue
+        fixturedef = defs[-1]
+        if fixturedef.scope == "function":
+            continue
+        try:
+            where = Path(inspect.getsourcefile(fixturedef.func) or "").resolve()
+        except TypeError:
+            continue
+        if tests_dir not in where.parents:
+            continue  # a plugin's (pytest's own tmp_path_factory, ...): cheap
+        if fixturedef.scope == "session":
+            shared.append(name)
+        else:
+            per_file = True
+    if shared:
+        return "session:" + ",".join(sorted(shared))
+    return rel if per_file else None
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
