@@ -4,7 +4,9 @@ One virtual board, the real mpremote and `stringcare deploy`, the real MicroPyth
 tools/stringcare/deploycut.py cuts the power at each file boundary, in the middle of
 files and at every step of the switch (the flash emulation stops the board at a chosen
 flash operation, vboard_rom.py), powers the board up again and reads which bundle the
-loader booted.  Virtual only: a real board's power is not switched by the tests.
+loader booted.  Here at every third place of the copy and at every step of the switch;
+`make bench` (bench_deploy.py) at every place.  Virtual only: a real board's power is
+not switched by the tests.
 """
 
 from __future__ import annotations
@@ -24,11 +26,16 @@ def test_a_deploy_cut_anywhere_boots_the_old_or_the_new_bundle(
     if request.config.getoption("port", None):
         pytest.skip("cuts the power of a virtual board")
     camp = Campaign(REPO, tmp_path, progress=lambda t: None)
-    cases = camp.run()
-    kinds = [c.label().split(" ")[0] for c in cases]
-    assert len(cases) >= 20
+    # every third place of the file copy and every place of the switch (where old and
+    # new meet); `make bench` cuts at all of them (deploy.interrupt_cases,
+    # deploy.interrupt_recovered_pct, docs/benchmarks.md)
+    cases = camp.run(sample=3)
+    kinds = [c.label().split(" ")[0] for c in camp.planned]
+    assert len(camp.planned) >= 20
     assert kinds.count("before") >= 20 and kinds.count("mid-write") >= 10
+    assert any(c.switch for c in cases) and any(not c.switch for c in cases)
     assert any("stringcare_active" in c.what for c in cases), "cuts during the switch"
+    assert {c.op for c in camp.planned if c.switch} <= {c.op for c in cases}
     for c in cases:
         # before the pointer's rename the old bundle runs, from it on the new one
         want = camp.old.folder if c.op <= camp.switch_op else camp.new.folder

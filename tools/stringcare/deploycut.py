@@ -46,6 +46,7 @@ class Case:
         self.started = False
         self.deploy_error = ""
         self.seconds = 0.0
+        self.switch = False  # a cut in the switch, after the new bundle's files are in
 
     def label(self) -> str:
         return "%s%s" % ("mid-write of " if self.mid else "before ", self.what)
@@ -94,6 +95,9 @@ def choose_cuts(ops: list[tuple[int, str, str, int]], folder: str) -> list[Case]
             cases.append(Case(n, False, "%s %s" % (kind, path)))
         elif first_write[path][0] == n:
             cases.append(Case(n, True, path))
+        else:
+            continue
+        cases[-1].switch = True
     return cases
 
 
@@ -149,7 +153,10 @@ class Campaign:
         vb.power_on()
         return start
 
-    def run(self, limit: int = 0) -> list[Case]:
+    def run(self, limit: int = 0, sample: int = 1) -> list[Case]:
+        """Cut at each place of the plan (self.planned: all of them); sample=N cuts at
+        every Nth file-copy place and at every place of the switch, the step where old
+        and new meet (the test's short run; `make bench` cuts everywhere)."""
         self.work.mkdir(parents=True, exist_ok=True)
         old = bundle_mod.build(self.root, "unix_module", self.work / "old", label="cut-old")
         new = bundle_mod.build(self.root, "unix_module", self.work / "new", label="cut-new")
@@ -176,7 +183,10 @@ class Campaign:
                 "full deploy: %d files, %d flash operations; boots %s"
                 % (len(full.copied), len(ops), full.boot_line)
             )
-            cases = choose_cuts(ops, new.folder)
+            cases = self.planned = choose_cuts(ops, new.folder)
+            if sample > 1:
+                copy = [c for c in cases if not c.switch]
+                cases = copy[::sample] + [c for c in cases if c.switch]
             if limit:
                 cases = cases[:limit]
             for n, case in enumerate(cases, 1):
