@@ -628,12 +628,7 @@ def _poll_py(buf, st, table) -> int:
             st[_ST_START] = s
             return -1
         end = s + total - CRC_LEN
-        crc = CRC_INIT
-        i = s + 1
-        while i < end:
-            crc = ((crc << 8) & 0xFF00) ^ table[((crc >> 8) ^ buf[i]) & 0xFF]
-            i += 1
-        if crc != buf[end] | (buf[end + 1] << 8):
+        if crc16(buf, s + 1, end) != buf[end] | (buf[end + 1] << 8):  # C on CPython
             st[_ST_CRC_ERRORS] += 1
             st[_ST_GARBAGE] += 1
             s += 1
@@ -792,14 +787,12 @@ class Deframer:
         """The line has gone quiet: the next poll() settles every waiting candidate."""
         self._st[_ST_IDLE] = 1
 
-    @micropython.native
     def feed(self, data, start: int = 0, end: int = -1) -> int:
         """Copy data[start:end] (end=-1: to the end) in; return the number taken."""
         if end < 0:
             end = len(data)
         return _feed(self.buf, self._st, data, start, end)
 
-    @micropython.native
     def poll(self):
         s = _poll(self.buf, self._st, _TABLE)
         if s < 0:
@@ -828,8 +821,6 @@ class Endpoint:
     def handle(self, frame, now_ms: int) -> int:
         raise NotImplementedError
 
-    # (every frame on the bus passes here: native code on MicroPython)
-    @micropython.native
     def bus_bytes(self, data, count: int, now_ms: int) -> int:
         """Bytes from the bus; returns the length of a reply in self.tx (0: none)."""
         reply = 0
@@ -846,7 +837,6 @@ class Endpoint:
         self.deframer.idle()
         return self._frames(now_ms)
 
-    @micropython.native
     def _frames(self, now_ms: int) -> int:
         d = self.deframer
         reply = 0
