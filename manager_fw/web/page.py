@@ -236,7 +236,8 @@ function renderModule() {
   $('action-rebaseline-one').classList.remove('hidden'); }
 async function loadModule() { if (selected === null) return;
   const r = await call('GET', '/api/module?i=' + selected); if (!r.row) return;
-  const ri = r.ri || {}, pct = x => x === undefined || x === -32768 ? '\u2014' : x + ' %';
+  const ri = r.ri || {}, pct = x => x === undefined || x === -32768 || !ri.last_nohm
+    ? '\u2014' : x + ' %';
   $('mod-ri').innerHTML = [['Last result', fmt(ri.last_nohm,1e6,3) + ' m\u03a9'],
     ['Baseline', fmt(ri.baseline_nohm,1e6,3) + ' m\u03a9 (' + (ri.baseline_results || 0) + ' results)'],
     ['Rise over the baseline', pct(ri.rise_pct)], ['Over the string median', pct(ri.over_string_pct)],
