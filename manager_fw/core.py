@@ -86,6 +86,7 @@ STORE_OFF = const(3)  # could not be opened at start: nothing is recorded until 
 STORE_HEALTH_NAMES = ("none", "ok", "degraded", "unavailable")
 STORE_RETRY_FIRST_S = const(60)  # after a failed write, the next try; doubles up to
 STORE_RETRY_MAX_S = const(21600)  # 6 h: a dying card is not hammered (each try may hang)
+EVENT_QUEUE_SPARE = const(32)  # events queued beyond one per module (the worst burst of a step)
 
 # shared/history.py values, repeated so that a core without a history store does not
 # load the history codec (a test checks they agree)
@@ -231,6 +232,7 @@ class ManagerCore:
             self.history = self._open_store(ev.STORE_HISTORY, history_device, history_segment_size)
             if self.history is not None:
                 self.history.set_thresholds(cfg.thresholds)
+        self._defer_stores(lay)
         # shared.history.HistoryCadence, inline: a snapshot at once on a change of mode,
         # then every HIST_INTERVAL_S of the mode
         self.history_last_s = -1
@@ -307,6 +309,82 @@ class ManagerCore:
         self._store_pending = None
 
     # -- storage -------------------------------------------------------------------
+
+    def _defer_stores(self, lay) -> None:
+        """Stores that can queue (manager_fw/persist.py) get their RAM queue: the step
+        only queues, persist() writes and erases.  Objects with append() alone (tests'
+        lists) are written at once."""
+        self._deferred = bytearray(2)
+        self._behind = array("i", bytes(8))  # not queued (queue full) since last drained
+        self._probe_queued = False
+        h = self.history
+        if h is not None and hasattr(h, "enable_queue"):
+            from manager_fw.history_store import queue_bytes
+
+            h.enable_queue(queue_bytes(lay.module_count, lay.string_count))
+            self._deferred[ev.STORE_HISTORY] = 1
+        e = self.events
+        if e is not None and hasattr(e, "enable_queue"):
+            e.enable_queue(ev.QUEUED_EVENT_SIZE * (lay.module_count + EVENT_QUEUE_SPARE))
+            self._deferred[ev.STORE_EVENTS] = 1
+
+    def persist(self, max_ops: int = 1) -> int:
+        """The shell's storage turn, outside the step: write and erase what the step
+        queued, at most max_ops device operations per store (a block erase or one
+        record each), nothing while the bus awaits a reply.  Failures are handled as
+        in the step (docs/history.md, "When storage fails").  Returns the records
+        still queued (call again soon while it is not 0)."""
+        if self.master.waiting:
+            return self._queued()
+        left = 0
+        for st in (ev.STORE_HISTORY, ev.STORE_EVENTS):
+            if self._deferred[st]:
+                left += self._persist_store(st, max_ops)
+        return left
+
+    def _queued(self) -> int:
+        n = 0
+        if self._deferred[ev.STORE_HISTORY] and self.history is not None:
+            n += self.history.pending()
+        if self._deferred[ev.STORE_EVENTS] and self.events is not None:
+            n += self.events.pending()
+        return n
+
+    def _persist_store(self, st: int, max_ops: int) -> int:
+        w = self.history if st == ev.STORE_HISTORY else self.events
+        if w is None:
+            return 0
+        now_s = self.now_s
+        if self.store_health[st] == STORE_DEGRADED and not self._store_due(st, now_s):
+            return w.pending()  # backing off: the queue waits for the next try
+        written = w.snapshots_written if st == ev.STORE_HISTORY else w.events_written
+        lost = w.dropped if st == ev.STORE_HISTORY else 0
+        try:
+            left = w.service(max_ops)
+        except Exception as e:  # noqa: BLE001 - EIO, ENOSPC, EROFS, a broken device
+            self.store_dropped[st] += w.discard()
+            if st == ev.STORE_EVENTS:
+                self._probe_queued = False
+            self._store_failed(now_s, st, e)
+            return w.pending()
+        if st == ev.STORE_HISTORY:
+            self.store_dropped[st] += w.dropped - lost
+            done = w.snapshots_written != written
+        else:
+            done = w.events_written != written
+        if done and self.store_health[st] == STORE_DEGRADED:
+            self._store_recovered(now_s, st, st == ev.STORE_EVENTS and self._probe_queued)
+            self._probe_queued = False
+        if not left and self._behind[st]:
+            behind = self._behind[st]
+            self._behind[st] = 0
+            self._log(now_s, ev.EV_STORAGE, value=behind, arg=ev.STORAGE_BEHIND, extra=st)
+        return left
+
+    def _fell_behind(self, st: int) -> None:
+        """A record found its store's queue full: counted, logged once drained."""
+        self.store_dropped[st] += 1
+        self._behind[st] += 1
 
     def _open_store(self, store: int, device, segment_size: int):
         """The HistoryWriter / EventLog on device, or None (reported) when it cannot be
@@ -395,9 +473,12 @@ class ManagerCore:
             self._log(now_s, ev.EV_STORAGE, value=_errno(e), arg=ev.STORAGE_WRITE_FAILED,
                       extra=store)  # fmt: skip
             return
-        try:  # into the failing log itself: a shell that also keeps events in memory
-            self.events.append(now_s + self.wall_offset_s, ev.EV_STORAGE, ev.NO_MODULE,
-                               ev.NO_STRING, _errno(e), ev.STORAGE_WRITE_FAILED, store)  # fmt: skip
+        # into the failing log itself: a shell that also keeps events in memory; queued,
+        # it is the first thing tried when the back-off ends
+        try:
+            write = self.events.queue if self._deferred[store] else self.events.append
+            write(now_s + self.wall_offset_s, ev.EV_STORAGE, ev.NO_MODULE, ev.NO_STRING,
+                  _errno(e), ev.STORAGE_WRITE_FAILED, store)  # fmt: skip
         except Exception:  # noqa: BLE001
             pass
 
@@ -417,21 +498,29 @@ class ManagerCore:
         that says it works again (events are rare: waiting for the next one could take
         days)."""
         st = ev.STORE_EVENTS
-        r = self._store_retry_s[st]
-        if now_s - r < 0 and now_s >= r - self._store_backoff_s[st]:
+        if not self._store_due(st, now_s):
+            return
+        if self._deferred[st]:
+            # persist() writes it; the write that works ends the degraded state
+            if not self._probe_queued and not self.events.pending():
+                self._probe_queued = self.events.queue(
+                    now_s + self.wall_offset_s, ev.EV_STORAGE, ev.NO_MODULE, ev.NO_STRING,
+                    self.store_dropped[st], ev.STORAGE_RECOVERED, st)  # fmt: skip
             return
         if self._write_event(now_s, ev.EV_STORAGE, ev.NO_MODULE, ev.NO_STRING,
                              self.store_dropped[st], ev.STORAGE_RECOVERED, st):  # fmt: skip
             self._store_recovered(now_s, st, True)
 
-    def _store_may_try(self, store: int, now_s: int) -> bool:
-        if self.store_health[store] != STORE_DEGRADED:
-            return True
-        if (
+    def _store_due(self, store: int, now_s: int) -> bool:
+        """A degraded store's back-off is over (or the clock went back past it)."""
+        return (
             now_s - self._store_retry_s[store] >= 0
             or now_s < self._store_retry_s[store] - (self._store_backoff_s[store])
-        ):
-            return True  # due (or the clock was set back past the failure)
+        )
+
+    def _store_may_try(self, store: int, now_s: int) -> bool:
+        if self.store_health[store] != STORE_DEGRADED or self._store_due(store, now_s):
+            return True
         self.store_dropped[store] += 1
         return False
 
@@ -459,6 +548,11 @@ class ManagerCore:
             return
         st = ev.STORE_EVENTS
         if not self._store_may_try(st, now_s):
+            return
+        if self._deferred[st]:  # persist() writes it, outside the step
+            if not self.events.queue(now_s + self.wall_offset_s, code, module, string, value,
+                                     arg, extra):  # fmt: skip
+                self._fell_behind(st)
             return
         if self._write_event(now_s, code, module, string, value, arg, extra):
             if self.store_health[st] == STORE_DEGRADED:
@@ -1025,6 +1119,12 @@ class ManagerCore:
         """One snapshot; a failing store degrades the history, never the monitoring."""
         st = ev.STORE_HISTORY
         if not self._store_may_try(st, now_s):
+            return
+        if self._deferred[st]:  # queued: persist() writes it, outside the step
+            if not hist.queue(now_s + self.wall_offset_s, mode, self.voltage_uv, self.temp_mc,
+                              self.ri_nohm, self.balance_pct, self.history_state,
+                              self.string_current_ma):  # fmt: skip
+                self._fell_behind(st)
             return
         try:
             hist.append(

@@ -21,6 +21,8 @@ from shared.compat import const
 
 KIND_EVENT = const(0x45)  # 'E'
 EVENT_PAYLOAD_SIZE = const(12)
+EVENT_FRAME_SIZE = const(22)  # with the ring's frame around it
+QUEUED_EVENT_SIZE = const(19)  # in the RAM queue (manager_fw/persist.py)
 DEFAULT_SEGMENT_SIZE = 4096
 
 NO_MODULE = const(0xFFFF)
@@ -133,7 +135,9 @@ STORAGE_OPEN_FAILED = const(1)  # could not be opened or created: not recorded
 STORAGE_FOREIGN = const(2)  # held a store of another type or geometry
 STORAGE_DAMAGED = const(3)  # segments with a damaged header found when it was opened
 STORAGE_RECOVERED = const(4)  # writes succeed again after a failure
-STORAGE_NAMES = ("write failed", "cannot be opened", "foreign store", "damaged", "recovered")
+STORAGE_BEHIND = const(5)  # the queue to the store was full: value records not stored
+STORAGE_NAMES = ("write failed", "cannot be opened", "foreign store", "damaged", "recovered",
+                 "fell behind")  # fmt: skip
 
 # EV_IMPLAUSIBLE reasons
 IMPLAUSIBLE_DUPLICATE = const(0)  # two devices answer as this module
@@ -167,9 +171,9 @@ class EventLog:
         self.ring = Ring(device, RING_EVENTS, segment_size, erase_foreign)
         self.buf = bytearray(EVENT_PAYLOAD_SIZE)
         self.events_written = 0
+        self.waiting = None  # deferred writing (queue/service): after enable_queue()
 
-    def append(self, time_s, code, module=NO_MODULE, string=NO_STRING, value=0, arg=0, extra=0):
-        """Store one event (allocates nothing)."""
+    def _fill(self, code, module, string, value, arg, extra):
         b = self.buf
         b[0] = code & 0xFF
         b[1] = arg & 0xFF
@@ -183,6 +187,11 @@ class EventLog:
         b[9] = (value >> 24) & 0xFF
         b[10] = extra & 0xFF
         b[11] = (extra >> 8) & 0xFF
+
+    def append(self, time_s, code, module=NO_MODULE, string=NO_STRING, value=0, arg=0, extra=0):
+        """Store one event now (allocates nothing)."""
+        self._fill(code, module, string, value, arg, extra)
+        b = self.buf
         ring = self.ring
         ring.begin(KIND_EVENT, time_s, EVENT_PAYLOAD_SIZE)
         ring.write(b, EVENT_PAYLOAD_SIZE)
@@ -191,6 +200,55 @@ class EventLog:
 
     def level_changed(self, now_s, module, string, quantity, old, new, value):
         self.append(now_s, EV_LEVEL, module, string, value, quantity, (old << 8) | new)
+
+    # -- deferred: the core queues in its step, the shell writes outside it -----------
+
+    def enable_queue(self, capacity):
+        from manager_fw.persist import FrameQueue
+
+        self.waiting = FrameQueue(capacity)
+
+    def pending(self):
+        return self.waiting.frames if self.waiting is not None else 0
+
+    def queue(self, time_s, code, module=NO_MODULE, string=NO_STRING, value=0, arg=0, extra=0):
+        """Queue one event, no device access; False when the queue is full."""
+        q = self.waiting
+        if q is None:
+            raise ValueError("no queue: call enable_queue() first")
+        if not q.begin(KIND_EVENT, time_s, EVENT_PAYLOAD_SIZE):
+            return False
+        self._fill(code, module, string, value, arg, extra)
+        q.write(self.buf, EVENT_PAYLOAD_SIZE)
+        q.end()
+        return True
+
+    def service(self, max_ops=1):
+        """Write queued events: at most max_ops device operations (one block erase or
+        one event each); raises what the device raises (that event is given up);
+        returns the events still queued."""
+        q = self.waiting
+        if q is None:
+            raise ValueError("no queue: call enable_queue() first")
+        ring = self.ring
+        ops = 0
+        while ops < max_ops and q.peek():
+            ops += 1
+            if ring.erase_pending(EVENT_FRAME_SIZE):
+                ring.erase_step()
+                continue
+            try:
+                ring.begin(KIND_EVENT, q.time_s, q.length)
+                q.copy_to(ring)
+                ring.end()
+            finally:
+                q.pop()
+            self.events_written += 1
+        return q.frames
+
+    def discard(self):
+        """Give up every queued event (after a failed write); returns how many."""
+        return self.waiting.clear() if self.waiting is not None else 0
 
 
 class Event:

@@ -13,7 +13,8 @@
 # since the last one (bounds what one damaged frame can take with it).  Writer state:
 # the encoder's base, 10 bytes per module; nothing allocates per snapshot.
 
-from manager_fw.ring import FRAME_OVERHEAD, RING_HISTORY, Ring
+from manager_fw.persist import ENTRY_OVERHEAD, FrameQueue
+from manager_fw.ring import FRAME_OVERHEAD, RING_HISTORY, SEGMENT_HEADER_SIZE, Ring
 from shared.history import (
     KIND_DELTA,
     KIND_KEY,
@@ -28,6 +29,20 @@ from shared.thresholds import ThresholdSet
 DEFAULT_SEGMENT_SIZE = 65536
 DEFAULT_KEY_SPACING = 16384
 DEFAULT_KEY_INTERVAL = 72  # snapshots: at most a day of float-charge records per key frame
+
+
+def max_payload_bytes(module_count, string_count):
+    """The largest snapshot payload a site can make: a key frame with thresholds, or a
+    delta in which every field escapes (81 bits a module, 28 a string)."""
+    key = 48 + string_count * (16 + 245 + 24) + 68 * module_count
+    delta = 8 + 28 * string_count + 81 * module_count
+    return ((key if key > delta else delta) + 7) // 8
+
+
+def queue_bytes(module_count, string_count):
+    """RAM for the snapshots waiting to be written: two of the largest (one record per
+    cycle at most, and a record waits at most for the erase of one segment)."""
+    return 2 * (ENTRY_OVERHEAD + max_payload_bytes(module_count, string_count))
 
 
 class HistoryWriter:
@@ -51,6 +66,18 @@ class HistoryWriter:
         self.since_key = 0
         self.snapshots_written = 0
         self.key_frames = 0
+        # deferred writing (queue/service): None until enable_queue()
+        self.waiting = None
+        self.broken = False  # a queued delta's base was not stored: deltas dropped until a key
+        self.pred_free = -1  # bytes left in the segment after every queued frame; -1: none
+        self.dropped = 0  # queued snapshots given up (their base was lost)
+
+    def enable_queue(self, capacity):
+        """Write through queue() and service() from now on (manager_fw/persist.py)."""
+        self.waiting = FrameQueue(capacity)
+
+    def pending(self):
+        return self.waiting.frames if self.waiting is not None else 0
 
     @property
     def module_count(self):
@@ -163,6 +190,98 @@ class HistoryWriter:
             self.since_key_count += 1
         self.snapshots_written += 1
         return size
+
+    # -- deferred: the core queues in its step, the shell writes outside it -----------
+
+    def queue(self, time_s, mode, voltage_uv, temp_mc, ri_nohm, balance_pct, state, current_ma):
+        """Encode one snapshot into the queue, no device access; False when the queue is
+        full (the snapshot is not stored; the next delta builds on the last queued one).
+
+        Key frames follow the rules of append(); whether a frame opens a new segment is
+        predicted from the ring and the frames queued before it (exact unless a write
+        fails; service() drops a delta that would open a segment all the same)."""
+        q = self.waiting
+        if q is None:
+            raise ValueError("no queue: call enable_queue() first")
+        if not q.frames:
+            ring = self.ring
+            self.pred_free = -1 if ring.sealed else (ring.seg + 1) * ring.segment_size - ring.pos
+        key = (
+            self.need_key
+            or self.since_key >= self.key_spacing
+            or self.since_key_count >= self.key_interval
+        )
+        a = (mode, voltage_uv, temp_mc, ri_nohm, balance_pct, state, current_ma)
+        n = self._encode(None, key, a, False)
+        if not key and self.pred_free < FRAME_OVERHEAD + n:
+            key = True
+            n = self._encode(None, key, a, False)
+        if not q.begin(KIND_KEY if key else KIND_DELTA, time_s, n):
+            return False
+        self._encode(q, key, a, True)
+        q.end()
+        size = FRAME_OVERHEAD + n
+        if self.pred_free < size:
+            self.pred_free = self.ring.segment_size - SEGMENT_HEADER_SIZE - size
+        else:
+            self.pred_free -= size
+        self.need_key = False
+        if key:
+            self.since_key = size
+            self.since_key_count = 1
+            self.key_frames += 1
+        else:
+            self.since_key += size
+            self.since_key_count += 1
+        return True
+
+    def _encode(self, sink, key, a, update):
+        bw = self.bits
+        bw.reset(sink)
+        th = self.thresholds if key else None
+        return self.encoder.encode(bw, key, a[0], a[1], a[2], a[3], a[4], a[5], a[6], th, update)
+
+    def service(self, max_ops=1):
+        """Write queued snapshots: at most max_ops device operations (one block erase or
+        one frame each).  Raises what the device raises (the frame is then given up);
+        returns the snapshots still queued."""
+        q = self.waiting
+        if q is None:
+            raise ValueError("no queue: call enable_queue() first")
+        ring = self.ring
+        ops = 0
+        while ops < max_ops and q.peek():
+            ops += 1
+            size = FRAME_OVERHEAD + q.length
+            if q.kind == KIND_DELTA and (self.broken or ring.would_start_segment(size)):
+                q.pop()  # its base is not in the store (or it would open a segment)
+                self.dropped += 1
+                self.broken = True
+                self.need_key = True
+                continue
+            if ring.erase_pending(size):
+                ring.erase_step()
+                continue
+            try:
+                ring.begin(q.kind, q.time_s, q.length)
+                q.copy_to(ring)
+                ring.end()
+            except Exception:
+                q.pop()
+                self.broken = True
+                self.need_key = True
+                raise
+            if q.kind == KIND_KEY:
+                self.broken = False
+            q.pop()
+            self.snapshots_written += 1
+        return q.frames
+
+    def discard(self):
+        """Give up every queued snapshot (after a failed write); returns how many."""
+        self.need_key = True
+        self.broken = True
+        return self.waiting.clear() if self.waiting is not None else 0
 
 
 class HistoryReader:

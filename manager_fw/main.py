@@ -35,6 +35,7 @@ from shared import protocol as p
 from shared.compat import TICKS_MAX
 
 STEP_MS = 50
+PERSIST_OPS = 1  # device operations per store and loop turn (core.persist)
 
 
 def make_core(hal, store=None):
@@ -100,6 +101,9 @@ def steps(hal, core=None):
             elif not idle_told and hal.ticks_diff_us(now, last_rx) >= idle_us:
                 master.line_idle(now & TICKS_MAX)
                 idle_told = True
+            # storage outside the step: one block erase or one record per store and turn,
+            # never while a reply is awaited (the step only queues them)
+            core.persist(PERSIST_OPS)
             dt_us = hal.ticks_diff_us(now, last_step)
             if dt_us >= STEP_MS * 1000:
                 last_step = now

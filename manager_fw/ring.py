@@ -127,6 +127,10 @@ class Ring:
         # offsets of segments whose header was committed but is damaged (bad CRC, bad
         # magic or length): their frames cannot be read in order any more
         self.damaged = []
+        # blocks of segment prep_seg already erased ahead of the frame that opens it
+        # (erase_step(): a shell erases one block per call, outside the core's step)
+        self.prep_seg = -1
+        self.prep_blocks = 0
         self._open(erase_foreign)
 
     # -- opening ------------------------------------------------------------------
@@ -249,6 +253,33 @@ class Ring:
         """True when a frame of frame_size bytes would go into a new segment."""
         return self.sealed or self.pos + frame_size > (self.seg + 1) * self.segment_size
 
+    def _upcoming(self):
+        """The segment the next new segment will be: the current one again while it
+        holds no data frame (seg_fresh), else the next one."""
+        if self.seg_fresh and self.seg >= 0:
+            return self.seg
+        return (self.seg + 1) % self.count
+
+    def erase_pending(self, frame_size):
+        """Erase blocks still to do before a frame of frame_size bytes can be written."""
+        if not self.would_start_segment(frame_size):
+            return 0
+        if self.prep_seg != self._upcoming():
+            return self.blocks_per_segment
+        return self.blocks_per_segment - self.prep_blocks
+
+    def erase_step(self):
+        """Erase one block of the segment the next new segment opens (first block first:
+        a cut leaves what a cut during an erase leaves today).  True while more remain."""
+        k = self._upcoming()
+        if self.prep_seg != k:
+            self.prep_seg = k
+            self.prep_blocks = 0
+        if self.prep_blocks < self.blocks_per_segment:
+            self.device.erase(k * self.blocks_per_segment + self.prep_blocks)
+            self.prep_blocks += 1
+        return self.prep_blocks < self.blocks_per_segment
+
     def begin(self, kind, time_s, length):
         size = FRAME_OVERHEAD + length
         if length > MAX_PAYLOAD or size > self.segment_size - SEGMENT_HEADER_SIZE:
@@ -313,7 +344,9 @@ class Ring:
                 self.consumed += seg_start - self.pos
             k = (self.seg + 1) % self.count
         first = k * self.blocks_per_segment
-        for b in range(self.blocks_per_segment):
+        done = self.prep_blocks if self.prep_seg == k else 0
+        self.prep_seg = -1  # it holds a header from here on: erased again next time
+        for b in range(done, self.blocks_per_segment):
             self.device.erase(first + b)
         start = k * self.segment_size
         self.seg = k

@@ -19,7 +19,10 @@ from manager_fw.ring import (
     get_u16,
     get_u32,
 )
+from shared.compat import const
 from shared.protocol import crc16
+
+ERASED_CHUNK = const(1024)
 
 
 class RingReader:
@@ -39,6 +42,8 @@ class RingReader:
         self.notes = []
         self.kinds = kinds
         self.buf = bytearray(256)
+        self._chunk = None
+        self._ff = b""
         first = self._find_first_header()
         if first < 0:
             raise StoreFormatError(
@@ -232,17 +237,24 @@ class RingReader:
         return -1
 
     def _erased(self, start, end):
-        chunk = bytearray(4096)
-        ff = b"\xff" * 4096
+        # one chunk and its erased image per reader, allocated on first use: a board
+        # reading its own log has no room for 8 KB of temporaries per call
+        chunk = self._chunk
+        if chunk is None:
+            chunk = self._chunk = bytearray(ERASED_CHUNK)
+            self._ff = b"\xff" * ERASED_CHUNK
+        ff = self._ff
         p = start
         while p < end:
-            n = end - p if end - p < 4096 else 4096
+            n = end - p if end - p < ERASED_CHUNK else ERASED_CHUNK
             self.device.read(p, chunk, n)
-            if n == 4096:
+            if n == ERASED_CHUNK:
                 if chunk != ff:
                     return False
-            elif bytes(chunk[:n]) != ff[:n]:
-                return False
+            else:
+                for i in range(n):
+                    if chunk[i] != ERASED:
+                        return False
             p += n
         return True
 

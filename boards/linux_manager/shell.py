@@ -37,6 +37,7 @@ from stringcare_host.transport import BusDriver, Transport
 EPOCH_2020 = 1577836800  # StringCare seconds count from 2020-01-01T00:00:00Z
 HISTORY_BYTES = 16 * 1024 * 1024
 EVENTS_BYTES = 1024 * 1024
+PERSIST_OPS = 64  # device operations per store and turn (core.persist): files are quick
 RELEASE_TRIES = 3  # RELAY_SET attempts to release the alarm contact when leaving
 RELEASE_TIMEOUT_S = 0.5  # per attempt (a reply comes within milliseconds)
 
@@ -140,6 +141,7 @@ class LinuxManager:
         core = self.core
         core.set_wall_offset(self.wall_offset_s())
         core.step((self.mono_ns() // 1000000) & TICKS_MAX, self.steady_s())
+        core.persist(PERSIST_OPS)  # storage: the writes and erases the step queued
         for e in self.events.take_new():
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time_s + EPOCH_2020))
             self.log.append({"time": when, "text": status.event_text(self.core, e)})
@@ -196,6 +198,9 @@ class LinuxManager:
         """Release the alarm contact, then close the port and the files."""
         try:
             self.contact_released = self.release_alarm_contact()
+            for _ in range(1000):  # what the last steps queued (bounded: a dead device)
+                if not self.core.persist(PERSIST_OPS):
+                    break
         finally:
             self.driver.transport.close()
             for dev in self._devices:

@@ -10,6 +10,8 @@
 from boards.sim.bus import MasterNode, VirtualBus
 from shared.compat import TICKS_MAX, ticks_add, ticks_diff
 
+PERSIST_OPS = 4  # device operations per store and turn (core.persist: virtual time)
+
 
 class ManagerBus(VirtualBus):
     """A VirtualBus on which the devices hear only the manager, not each other's replies.
@@ -92,6 +94,7 @@ class SimManagerShell:
                     hook(self)
                 while self.next_step_us <= now:
                     self.next_step_us += self.step_us
+            core.persist(PERSIST_OPS)  # storage: outside the step, between replies
             self.node.poll(bus)
             t = self.next_step_us
             nxt = bus.next_event_us()

@@ -127,12 +127,14 @@ def merge(base, extra):
 class Site:
     def __init__(self, sizes=(4, 4), config=None, seed=1, voltage_mv=13620, temp_cc=2200,
                  ri_nohm=5000000, history_kb=0, events_kb=0, absent=(),
-                 history_list=False, fast_bus=False, event_dev=None):  # fmt: skip
+                 history_list=False, fast_bus=False, event_dev=None, history_dev=None,
+                 history_segment_size=8192):  # fmt: skip
         """history_kb / events_kb > 0: the history store / event log on a file of that
         size (else no history, and events in a list: the stores' code then stays out of
         the 192 KB heap).  history_list: the core's snapshots in a list instead.
         fast_bus: modules hear only the manager (boards/sim/manager_shell.ManagerBus),
-        for large sites.  event_dev: the event log on this block device instead."""
+        for large sites.  event_dev / history_dev: the event log / history store on
+        this block device instead (history in segments of history_segment_size)."""
         # Ri and thermal runaway are off unless a test switches them on: a core without
         # them does not load their code (the 192 KB heap)
         obj = {
@@ -155,13 +157,14 @@ class Site:
 
         gc.collect()
         # stores in files: no large contiguous buffer on a 192 KB heap
-        self.history_dev = store_file("history", history_kb) if history_kb else None
+        self.history_dev = store_file("history", history_kb) if history_kb else history_dev
         self.event_dev = store_file("events", events_kb) if events_kb else event_dev
         self.event_list = None if self.event_dev else EventList()
         self.history_list = HistoryList() if history_list else None
         self.core = ManagerCore(self.cfg, self.history_dev, self.event_dev, START_S,
-                                history_segment_size=8192, event_log=self.event_list,
-                                history=self.history_list, site_key=KEY)  # fmt: skip
+                                history_segment_size=history_segment_size,
+                                event_log=self.event_list, history=self.history_list,
+                                site_key=KEY)  # fmt: skip
         lay = self.cfg.layout
         self.bus = (ManagerBus if fast_bus else VirtualBus)(self.cfg.baud, seed)
         self.modules = []
@@ -254,12 +257,21 @@ class Site:
 
     # -- what happened ---------------------------------------------------------------------
 
+    def persist(self):
+        """What a shell does between steps: write what the core queued for its stores
+        (the sim shell does it as it runs; this is for a test that calls the core
+        directly).  Bounded: a failing store may keep records queued."""
+        for _ in range(1000):
+            if not self.core.persist(16) or self.core.master.waiting:
+                return
+
     def events(self, code=None):
         """[(time_s - START_S, code, module, string, value, arg, extra)], oldest first."""
         if self.event_list is not None:
             return [e for e in self.event_list.items if code is None or e[1] == code]
         from manager_fw.events import EventReader
 
+        self.persist()
         out = []
         for e in EventReader(self.event_dev).events():
             if code is None or e.code == code:

@@ -75,3 +75,37 @@ class FailingDevice(BlockDevice):
 
     def close(self):
         self.inner.close()
+
+
+class CountingDevice(BlockDevice):
+    """Forwards to a device and counts what it is asked to do: programs, erases and
+    syncs (the operations that take a flash chip time), and reads."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.size = inner.size
+        self.erase_size = inner.erase_size
+        self.programs = 0
+        self.erases = 0
+        self.syncs = 0
+        self.reads = 0
+
+    def writes(self):
+        """Programs, erases and syncs so far."""
+        return self.programs + self.erases + self.syncs
+
+    def read(self, addr, buf, n):
+        self.reads += 1
+        self.inner.read(addr, buf, n)
+
+    def program(self, addr, buf, n):
+        self.programs += 1
+        self.inner.program(addr, buf, n)
+
+    def erase(self, block):
+        self.erases += 1
+        self.inner.erase(block)
+
+    def sync(self):
+        self.syncs += 1
+        self.inner.sync()

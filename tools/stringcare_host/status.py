@@ -130,6 +130,37 @@ class RecordingEventLog:
         if self.log is not None:
             self.log.append(time_s, code, module, string, value, arg, extra)
 
+    # deferred writing (manager_fw/events.EventLog.queue): the event is kept in memory at
+    # once, its device write waits for the core's persist() outside the step
+
+    def enable_queue(self, capacity: int) -> None:
+        if self.log is not None:
+            self.log.enable_queue(capacity)
+
+    def queue(
+        self, time_s, code, module=mev.NO_MODULE, string=mev.NO_STRING, value=0, arg=0, extra=0
+    ) -> bool:
+        e = mev.Event()
+        e.time_s, e.code, e.module, e.string = time_s, code, module, string
+        e.value, e.arg, e.extra = value, arg, extra
+        self.recorded.append(e)
+        if self.log is None:
+            return True
+        return self.log.queue(time_s, code, module, string, value, arg, extra)
+
+    def pending(self) -> int:
+        return self.log.pending() if self.log is not None else 0
+
+    @property
+    def events_written(self) -> int:
+        return self.log.events_written if self.log is not None else 0
+
+    def service(self, max_ops: int = 1) -> int:
+        return self.log.service(max_ops) if self.log is not None else 0
+
+    def discard(self) -> int:
+        return self.log.discard() if self.log is not None else 0
+
     def take_new(self) -> list[mev.Event]:
         """Events recorded since the last call."""
         new = self.recorded[self._taken :]

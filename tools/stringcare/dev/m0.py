@@ -81,6 +81,8 @@ LEFT_OUT: dict[str, str] = {
     _D + "module_fw/test_core_safety.py": _SLOW,
     _D + "module_fw/test_shell_timing.py": _SLOW,
     _D + "manager_fw/test_storage_faults.py": _SLOW,
+    _D + "manager_fw/test_history_queue.py::"
+    "test_a_power_cut_at_every_byte_and_erase_of_a_deferred_segment_change": _SLOW,
     _D + "manager_fw/test_config_inputs.py::"
     "test_every_field_of_each_wrong_type_gives_a_message_naming_it": _SLOW,
     _D + "shared/test_fwstore.py": "needs os.urandom and a writable filesystem",
