@@ -46,15 +46,15 @@ def _free():
 class _EventTee:
     """Every event the core logs, also to the link's short list (the events page)."""
 
-    def __init__(self, web, log):
+    def __init__(self, web, write):
         self.web = web
-        self.log = log
-        self.append_to_log = log.append
+        self.write = write  # the log's append, or its queue (the core's storage hand-off)
 
     def __call__(self, time_s, code, module=ev.NO_MODULE, string=ev.NO_STRING, value=0,
                  arg=0, extra=0):  # fmt: skip
-        self.append_to_log(time_s, code, module, string, value, arg, extra)
+        ok = self.write(time_s, code, module, string, value, arg, extra)
         self.web.event(time_s, code, module, string, value, arg, extra)
+        return ok
 
 
 class BoardWeb:
@@ -95,7 +95,9 @@ class BoardWeb:
         self.op_names = act.OP_NAMES
         log = self.core.events
         if log is not None:
-            log.append = _EventTee(self, log)
+            log.append = _EventTee(self, log.append)
+            if hasattr(log, "queue"):  # deferred: the core queues, persist() writes
+                log.queue = _EventTee(self, log.queue)
         self.heap["app"] = _free()
         self.link.heap_start = [self.heap["core"], self.heap["code"], self.heap["app"]]
 
