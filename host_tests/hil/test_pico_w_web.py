@@ -27,6 +27,7 @@ from stringcare.commands.history import history_reader
 from stringcare.deploy import Deployer
 from stringcare.dev.mpmanager import ManagerProcess
 from stringcare.dev.protocol_vectors import TEST_KEY_HEX
+from stringcare.errors import CliError
 from stringcare.vboard import BusHub, VirtualBoard
 
 CLIENTS = 4
@@ -91,7 +92,7 @@ def test_pico_w_web_interface_on_the_virtual_board(tmp_path: Path, hub: BusHub) 
         assert row[7] == "ok" and abs(row[3] - 13520000) < 20000, row
         assert snap["heap_free"] > 0
         mute_is_logged(mgr, url, *session)
-        history_downloads(url, session[0], tmp_path)
+        history_downloads(mgr, url, session[0], tmp_path)
         polling_keeps_its_rate(url, session[0])
         assert mgr.proc is not None and mgr.proc.poll() is None, mgr.console()
     finally:
@@ -128,14 +129,26 @@ def mute_is_logged(mgr: ManagerProcess, url: str, cookie: str, csrf: str) -> Non
     mgr.wait_for("the mute in the event log", logged, 10)
 
 
-def history_downloads(url: str, cookie: str, tmp_path: Path) -> None:
-    """The store's image, streamed in pieces, is what `stringcare history` reads."""
-    status, image, _ = call(url + "api/history.bin", cookie=cookie)
-    assert status == 200 and len(image) == (tmp_path / "manager/history.bin").stat().st_size
-    (tmp_path / "download.bin").write_bytes(image)
-    reader = history_reader(str(tmp_path / "download.bin"))
-    snaps = list(reader.snapshots())
-    assert snaps and snaps[0].string_sizes[0] == 1 and not reader.problems
+def history_downloads(mgr: ManagerProcess, url: str, cookie: str, tmp_path: Path) -> None:
+    """The store's image, streamed in pieces, is what `stringcare history` reads.  The
+    first snapshot reaches the store outside the core's step (core.persist erases the
+    first segment block by block between the bus turns), so the image is fetched until
+    it holds one."""
+
+    def downloaded() -> list[list[int]] | None:
+        status, image, _ = call(url + "api/history.bin", cookie=cookie)
+        assert status == 200 and len(image) == (tmp_path / "manager/history.bin").stat().st_size
+        (tmp_path / "download.bin").write_bytes(image)
+        try:
+            reader = history_reader(str(tmp_path / "download.bin"))
+        except CliError:
+            return None  # no segment written yet
+        sizes = [list(s.string_sizes) for s in reader.snapshots()]
+        assert not reader.problems, reader.problems
+        return sizes or None
+
+    sizes = mgr.wait_for("a snapshot in the downloaded history", downloaded, 20)
+    assert sizes[0] == [1]
 
 
 def polling_keeps_its_rate(url: str, cookie: str) -> None:
