@@ -71,6 +71,7 @@ class HistoryWriter:
         self.broken = False  # a queued delta's base was not stored: deltas dropped until a key
         self.pred_free = -1  # bytes left in the segment after every queued frame; -1: none
         self.dropped = 0  # queued snapshots given up (their base was lost)
+        self._take(0, None, None, None, None, None, None)
 
     def enable_queue(self, capacity):
         """Write through queue() and service() from now on (manager_fw/persist.py)."""
@@ -122,65 +123,56 @@ class HistoryWriter:
         not measured, balance level %, state code 0..15) and by string (current mA,
         shared.history.CURRENT_NONE without a sensor).  time_s: StringCare seconds.
         """
-        enc = self.encoder
-        bw = self.bits
         ring = self.ring
+        self._take(mode, voltage_uv, temp_mc, ri_nohm, balance_pct, state, string_current_ma)
         key = (
             self.need_key
             or self.since_key >= self.key_spacing
             or self.since_key_count >= self.key_interval
         )
-        th = self.thresholds if key else None
-        bw.reset(None)
-        n = enc.encode(
-            bw,
-            key,
-            mode,
-            voltage_uv,
-            temp_mc,
-            ri_nohm,
-            balance_pct,
-            state,
-            string_current_ma,
-            th,
-            False,
-        )
+        n = self._encode(None, key, False)
         if not key and ring.would_start_segment(FRAME_OVERHEAD + n):
             key = True
-            th = self.thresholds
-            bw.reset(None)
-            n = enc.encode(
-                bw,
-                key,
-                mode,
-                voltage_uv,
-                temp_mc,
-                ri_nohm,
-                balance_pct,
-                state,
-                string_current_ma,
-                th,
-                False,
-            )
+            n = self._encode(None, key, False)
         self.need_key = True  # until this frame is committed
         ring.begin(KIND_KEY if key else KIND_DELTA, time_s, n)
-        bw.reset(ring)
-        enc.encode(
-            bw,
-            key,
-            mode,
-            voltage_uv,
-            temp_mc,
-            ri_nohm,
-            balance_pct,
-            state,
-            string_current_ma,
-            th,
-            True,
-        )
+        self._encode(ring, key, True)
         ring.end()
         self.need_key = False
         size = FRAME_OVERHEAD + n
+        self._count(key, size)
+        self.snapshots_written += 1
+        return size
+
+    def _take(self, mode, voltage_uv, temp_mc, ri_nohm, balance_pct, state, current_ma):
+        """The snapshot being encoded (attributes, not a tuple: nothing allocates)."""
+        self._mode = mode
+        self._voltage_uv = voltage_uv
+        self._temp_mc = temp_mc
+        self._ri_nohm = ri_nohm
+        self._balance_pct = balance_pct
+        self._state = state
+        self._current_ma = current_ma
+
+    def _encode(self, sink, key, update):
+        """Encode the snapshot taken into sink (None: only count); its length in bytes."""
+        bw = self.bits
+        bw.reset(sink)
+        return self.encoder.encode(
+            bw,
+            key,
+            self._mode,
+            self._voltage_uv,
+            self._temp_mc,
+            self._ri_nohm,
+            self._balance_pct,
+            self._state,
+            self._current_ma,
+            self.thresholds if key else None,
+            update,
+        )
+
+    def _count(self, key, size):
         if key:
             self.since_key = size
             self.since_key_count = 1
@@ -188,8 +180,6 @@ class HistoryWriter:
         else:
             self.since_key += size
             self.since_key_count += 1
-        self.snapshots_written += 1
-        return size
 
     # -- deferred: the core queues in its step, the shell writes outside it -----------
 
@@ -211,14 +201,14 @@ class HistoryWriter:
             or self.since_key >= self.key_spacing
             or self.since_key_count >= self.key_interval
         )
-        a = (mode, voltage_uv, temp_mc, ri_nohm, balance_pct, state, current_ma)
-        n = self._encode(None, key, a, False)
+        self._take(mode, voltage_uv, temp_mc, ri_nohm, balance_pct, state, current_ma)
+        n = self._encode(None, key, False)
         if not key and self.pred_free < FRAME_OVERHEAD + n:
             key = True
-            n = self._encode(None, key, a, False)
+            n = self._encode(None, key, False)
         if not q.begin(KIND_KEY if key else KIND_DELTA, time_s, n):
             return False
-        self._encode(q, key, a, True)
+        self._encode(q, key, True)
         q.end()
         size = FRAME_OVERHEAD + n
         if self.pred_free < size:
@@ -226,20 +216,8 @@ class HistoryWriter:
         else:
             self.pred_free -= size
         self.need_key = False
-        if key:
-            self.since_key = size
-            self.since_key_count = 1
-            self.key_frames += 1
-        else:
-            self.since_key += size
-            self.since_key_count += 1
+        self._count(key, size)
         return True
-
-    def _encode(self, sink, key, a, update):
-        bw = self.bits
-        bw.reset(sink)
-        th = self.thresholds if key else None
-        return self.encoder.encode(bw, key, a[0], a[1], a[2], a[3], a[4], a[5], a[6], th, update)
 
     def service(self, max_ops=1):
         """Write queued snapshots: at most max_ops device operations (one block erase or
