@@ -555,15 +555,8 @@ class StepEvaluator(_EvaluatorBase):
             return saturated
         sv = self._slot_v
         si = self._slot_i
-        dv = 0
-        di = 0
-        for k in range(plan.slots):
-            if thue_morse(k):
-                dv += sv[k]
-                di += si[k]
-            else:
-                dv -= sv[k]
-                di -= si[k]
+        dv = _pattern_sum(sv, plan.slots)
+        di = _pattern_sum(si, plan.slots)
         di, var_i = _step_noise(plan.slots, si, di)
         # the charge-transfer arc's part of every slot sum, taken out of the signal and
         # of the noise channels (i lags v by skew_q10 / 1024 of a sample period)
@@ -572,13 +565,23 @@ class StepEvaluator(_EvaluatorBase):
         sums = sv  # an array, or (below) the list without the arc
         if arc is not None:
             sums = [sv[k] - arc[k] for k in range(plan.slots)]  # type: ignore[assignment]
-            dv = 0
-            for k in range(plan.slots):
-                dv += sums[k] if thue_morse(k) else -sums[k]
+            dv = _pattern_sum(sums, plan.slots)
         dv, var_v = _step_noise(plan.slots, sums, dv)
         # planned response: (slots/2) * sum of the weights * step (half LSB)
         expected = (plan.slots // 2) * self.window_sum * plan.expected_current_x2()
         return _finish(plan, dv, di, var_v, var_i, expected)
+
+
+def _pattern_sum(sums, slots: int) -> int:
+    """The step response of slot sums: sum over the slots of (+1 on, -1 off) x sums[k]
+    (the Thue-Morse pattern's weights).  The one place that combines slot sums."""
+    total = 0
+    for k in range(slots):
+        if thue_morse(k):
+            total += sums[k]
+        else:
+            total -= sums[k]
+    return total
 
 
 def _current_at_v(profile_i, p: int, skew_q10: int) -> int:
