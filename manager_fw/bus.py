@@ -19,7 +19,7 @@
 
 from shared import auth
 from shared import protocol as p
-from shared.compat import const, micropython, ticks_add, ticks_diff
+from shared.compat import IS_MICROPYTHON, const, micropython, ticks_add, ticks_diff
 
 # A module must start its reply within this time after the end of a unicast request
 # (docs/protocol.md, "Timing").
@@ -94,7 +94,10 @@ class BusMaster:
         self.baud = baud
         # The site key and the counter of authenticated requests (docs/protocol.md,
         # "Authentication").  Without a key no authenticated request can be sent.
-        self.signer = auth.Signer(key)
+        # On MicroPython the MAC runs on shared/sha256.py (viper), which allocates nothing:
+        # hashlib's objects and digests would leave ~400 bytes of garbage per signed
+        # request, ten a cycle (mcu.m0.loop_alloc_bytes, docs/benchmarks.md)
+        self.signer = auth.Signer(key, IS_MICROPYTHON)
         self.tx = bytearray(p.FRAME_MAX)
         self.tx_len = 0
         self.seq = 0

@@ -172,8 +172,8 @@ class Mac:
 class Signer:
     """The manager's side: a counter and the key; signs requests in place."""
 
-    def __init__(self, key=None) -> None:
-        self.mac = Mac(key)
+    def __init__(self, key=None, pure: bool = False) -> None:
+        self.mac = Mac(key, pure)  # pure: signs without allocating (Mac)
         self.ctr_hi = 0
         self.ctr_lo = 0
 
