@@ -247,3 +247,38 @@ def test_stored_readings_are_the_protocols_decoding_at_the_field_edges():
         assert pol.voltage_mv[2] == (want_uv + 500) // 1000, uv
         assert pol.temp_cc[2] == p.meas_temp_mc(frame.buf, frame.off) // 10, mc
         assert (pol.balance_pct[2], pol.flags[2]) == (pct, flags)
+
+
+def test_taking_in_replies_allocates_not_even_a_call_frame():
+    # MicroPython allocates a bytecode function's frame from the heap at every call when
+    # it is larger than 11 words (locals plus value stack), and silently falls back to the
+    # C stack when the heap is locked, so heap_locked() cannot see it.  The reply path
+    # must not (docs/benchmarks.md, "Emulated Cortex-M0"): micropython.mem_total() counts
+    # every byte ever allocated (the unix port; the emulated M0's build has no counter).
+    from dualtest import IS_MICROPYTHON
+
+    from manager_fw import bus as b
+
+    master = b.BusMaster()
+    pol = pl.Poller([(1, 4)])
+    master.poller = pol
+    assert master.step(1000) and master.tx[6] == p.CMD_POLL_GROUP
+    replies = []
+    for a in range(1, 5):
+        buf = bytearray(16)
+        p.encode_meas(buf, p.ADDR_MANAGER, a, p.CMD_POLL_GROUP | p.REPLY, master.seq,
+                      13000000 + a * 1000, 21000, a, 0)  # fmt: skip
+        replies.append(bytes(buf))
+    total = None
+    if IS_MICROPYTHON:
+        import micropython
+
+        total = getattr(micropython, "mem_total", None)
+    before = total() if total else 0
+    for r in replies:
+        master.receive(r, 2000)
+    master.line_idle(3000)
+    after = total() if total else 0
+    assert after == before, "%d bytes allocated taking in 4 replies" % (after - before)
+    assert [pol.state[a] for a in range(1, 5)] == [pl.ST_OK] * 4
+    assert [pol.voltage_mv[a] for a in range(1, 5)] == [13001, 13002, 13003, 13004]
