@@ -194,6 +194,7 @@ def manager_cycle(state, counted):
         while now_us >= next_step_us:
             core.step((next_step_us // 1000) & TICKS_MAX, START_S + next_step_us // 1000000)
             next_step_us += STEP_MS * 1000
+        core.persist(1)  # the storage turn of manager_fw/main.py (writes what steps queued)
     if counted:
         mark()
     allocated = gc.mem_alloc() - alloc_before

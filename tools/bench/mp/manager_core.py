@@ -116,6 +116,7 @@ def act(now):
     if core._cycle_ready or now - last_step_us >= STEP_EVERY_US:
         core.step((now // 1000) & TICKS_MAX, START_S + now // 1000000)
         last_step_us = now
+    core.persist(1)  # the storage turn of manager_fw/main.py: the queued records' writes
     n = master.step(now & TICKS_MAX)
     acc_us += time.ticks_diff(time.ticks_us(), t0)
     if core.cycles != cycles_seen:
