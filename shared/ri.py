@@ -680,9 +680,21 @@ def _arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     s_pp = 0
     y = 0
     y_p = 0
-    ys = [0] * n
+    # y is held shifted right by y_shift so that every |y_p| < 2**29: 250 small ints, not
+    # 250 big ones (the M0's module heap); the fit is linear in y, E is shifted back
+    peak = 0
     for p in range(p0, n):
         v = profile[p] * di * 1024 - _current_at_v(profile_i, p, skew_q10) * dv
+        if v < 0:
+            v = -v
+        if v > peak:
+            peak = v
+    y_shift = 0
+    while peak >> y_shift >= 1 << 29:
+        y_shift += 1
+    ys = [0] * n
+    for p in range(p0, n):
+        v = (profile[p] * di * 1024 - _current_at_v(profile_i, p, skew_q10) * dv) >> y_shift
         ys[p] = v
         s_p += p
         s_pp += p * p
@@ -758,6 +770,7 @@ def _arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
             c -= alpha - u
         arc_sums[k] = u * window_sum + (((alpha - u) * s_wr) >> 30)
         alpha = u + (((alpha - u) * rn) >> 30)
+    ne <<= y_shift
     den = det * di * 1024 * c
     if c == 0 or ne * den <= 0:
         return None  # no arc, or one that would lower the resistance: not an arc

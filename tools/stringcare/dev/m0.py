@@ -86,13 +86,6 @@ LEFT_OUT: dict[str, str] = {
     _D + "manager_fw/test_config_inputs.py::"
     "test_every_field_of_each_wrong_type_gives_a_message_naming_it": _SLOW,
     _D + "shared/test_fwstore.py": "needs os.urandom and a writable filesystem",
-    # KNOWN PRODUCT RISK, not a test problem: the step method's arc fit in
-    # RiEvaluator.result() works in big integers and lists; on the M0's 64 KB module
-    # heap it ran out once in two runs (MemoryError, 128 bytes, in _arc_slot_sums).
-    # To fix in shared/ri.py (preallocated, small-int arithmetic), then run it again.
-    _D + "module_fw/test_core.py::test_ri_measurement_through_the_bus": (
-        "the arc fit may exhaust the 64 KB module heap: a known risk in shared/ri.py"
-    ),
     # the qemu port has no os.urandom (the RP2040 and Pico W ports do)
     _D + "manager_fw/test_main_clock.py": "make_core creates the site key: needs os.urandom",
     _D + "manager_fw/test_web_auth.py": "salts and the setup code need os.urandom",
