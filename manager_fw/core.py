@@ -1051,7 +1051,7 @@ class ManagerCore:
         al = self.alarms
         for k in range(lay.string_count):
             disch = self.judge.relaxed(k)
-            al.evaluate_modules(now_s, k, vu, tm, fresh, disch)
+            al.evaluate_modules(now_s, k, vu, tm, fresh, disch, self.judge.boost(k))
             al.evaluate_string(now_s, k, vu, fresh, disch)
         # silent modules
         w = self.silence

@@ -110,6 +110,10 @@ class Judge:
             core._log(now_s, ev.EV_RECHARGE_SLOW, i, k, core.poller.voltage_mv[low],
                       extra=phs.in_phase_s(k, now_s) // 60)  # fmt: skip
 
+    def boost(self, k: int) -> bool:
+        """String k is on boost charge: the high voltage levels follow the charger."""
+        return self.phases.phase[k] == ph.PH_BOOST
+
     def relaxed(self, k: int) -> bool:
         """The end-of-discharge low levels apply and the spread is held."""
         return self.phases.relaxed(k)

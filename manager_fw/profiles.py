@@ -259,6 +259,8 @@ def thresholds_for(p, cells, ri_baseline_nohm=0, confirm_samples=3):
         hyst,
     )
     t.set_discharge_voltage(p.discharge_low_alarm_uv * cells, p.discharge_low_warning_uv * cells)
+    if p.boost_uv > p.float_uv:  # on boost the high levels follow the charger's setpoint
+        t.set_boost_shift((p.boost_uv - p.float_uv) * cells)
     t.set_temperature(
         p.temp_low_alarm_mc,
         p.temp_low_warning_mc,

@@ -104,6 +104,9 @@ class ThresholdSet:
         self.voltage_high_warning_uv = OFF_HIGH - 1
         self.voltage_high_alarm_uv = OFF_HIGH
         self.voltage_hysteresis_uv = 0
+        # added to both high voltage levels while the string is on boost charge: the
+        # charger's setpoint moved up by design (manager_fw/phases.py PH_BOOST)
+        self.boost_shift_uv = 0
         # while the string discharges, these replace the low levels above
         self.discharge_low_alarm_uv = OFF_LOW
         self.discharge_low_warning_uv = OFF_LOW + 1
@@ -130,6 +133,15 @@ class ThresholdSet:
         self.voltage_high_warning_uv = high_warning_uv
         self.voltage_high_alarm_uv = high_alarm_uv
         self.voltage_hysteresis_uv = hyst_uv
+
+    def set_boost_shift(self, shift_uv):
+        """How far the high voltage levels move up during a boost (equalising) charge:
+        the boost voltage minus the float voltage of the block."""
+        if shift_uv < 0:
+            raise ValueError(
+                "boost shift: %d µV is below 0; the boost voltage is at or above float" % shift_uv
+            )
+        self.boost_shift_uv = shift_uv
 
     def set_discharge_voltage(self, low_alarm_uv, low_warning_uv):
         """Low levels used while the string discharges (end-of-discharge voltages)."""
@@ -238,6 +250,7 @@ _FIELDS = (
     "voltage_high_warning_uv",
     "voltage_high_alarm_uv",
     "voltage_hysteresis_uv",
+    "boost_shift_uv",
     "discharge_low_alarm_uv",
     "discharge_low_warning_uv",
     "temp_low_alarm_mc",
@@ -390,7 +403,9 @@ class AlarmEvaluator:
             self.sink.level_changed(now_s, module, string, quantity, old, target, value)
         return target
 
-    def evaluate_voltage(self, now_s, module, voltage_uv, discharging=False):
+    def evaluate_voltage(self, now_s, module, voltage_uv, discharging=False, boost=False):
+        """boost: the string is on boost charge; the high levels move up by
+        boost_shift_uv (the charger's setpoint did)."""
         string = self.string_of(module)
         t = self.thresholds[string]
         slot = module * MODULE_QUANTITIES + Q_VOLTAGE
@@ -400,13 +415,14 @@ class AlarmEvaluator:
         else:
             low_alarm = t.voltage_low_alarm_uv
             low_warning = t.voltage_low_warning_uv
+        shift = t.boost_shift_uv if boost else 0
         target = target_condition(
             self.cond[slot],
             voltage_uv,
             low_alarm,
             low_warning,
-            t.voltage_high_warning_uv,
-            t.voltage_high_alarm_uv,
+            t.voltage_high_warning_uv + shift,
+            t.voltage_high_alarm_uv + shift,
             t.voltage_hysteresis_uv,
         )
         return self._step(
@@ -446,13 +462,15 @@ class AlarmEvaluator:
         )
         return self._step(now_s, module, string, Q_RI, slot, target, 1, ri_nohm)
 
-    def evaluate_module(self, now_s, module, voltage_uv, temp_mc, discharging=False):
+    def evaluate_module(self, now_s, module, voltage_uv, temp_mc, discharging=False, boost=False):
         """Voltage and temperature of one fresh reading; returns the module's level."""
-        self.evaluate_voltage(now_s, module, voltage_uv, discharging)
+        self.evaluate_voltage(now_s, module, voltage_uv, discharging, boost)
         self.evaluate_temperature(now_s, module, temp_mc)
         return self.module_level(module)
 
-    def evaluate_modules(self, now_s, string, voltage_uv, temp_mc, fresh, discharging=False):
+    def evaluate_modules(
+        self, now_s, string, voltage_uv, temp_mc, fresh, discharging=False, boost=False
+    ):
         """evaluate_module() for every module of a string that has a fresh reading
         (fresh[i] non-zero; arrays indexed by module over the whole system).
 
@@ -463,7 +481,7 @@ class AlarmEvaluator:
         """
         t = self.thresholds[string]
         v_low = t.discharge_low_warning_uv if discharging else t.voltage_low_warning_uv
-        v_high = t.voltage_high_warning_uv
+        v_high = t.voltage_high_warning_uv + (t.boost_shift_uv if boost else 0)
         t_low = t.temp_low_warning_mc
         t_high = t.temp_high_warning_mc
         cond = self.cond
@@ -477,7 +495,7 @@ class AlarmEvaluator:
                 if cond[slot] == COND_NORMAL and v_low < v < v_high:
                     pending[slot] = 0
                 else:
-                    self.evaluate_voltage(now_s, i, v, discharging)
+                    self.evaluate_voltage(now_s, i, v, discharging, boost)
                 v = temp_mc[i]
                 if cond[slot + 1] == COND_NORMAL and t_low < v < t_high:
                     pending[slot + 1] = 0

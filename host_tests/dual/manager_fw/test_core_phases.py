@@ -100,6 +100,33 @@ def test_boost_is_a_phase_of_its_own():
     assert phase_events(site) == [(0, ph.PH_BOOST, ph.PH_FLOAT), (0, ph.PH_FLOAT, ph.PH_BOOST)]
 
 
+def test_on_boost_the_high_voltage_levels_follow_the_charger():
+    # VRLA: float 2.27, boost 2.40 V/cell; the float levels warn at 2.35 and alarm at
+    # 2.45 V/cell (14.1 / 14.7 V on a 12 V block).  On boost they move up by the boost
+    # step, 0.13 V/cell (0.78 V): 14.88 / 15.48 V.
+    site = Site(sizes=(4,))
+    site.start()
+    c = site.core
+    site.run_s(10)
+    for m in site.modules:
+        m.voltage_mv = 14400
+    site.modules[3].voltage_mv = 14800  # the highest block of a boost, still in range
+    site.run_s(600)
+    assert c.judge.phases.name(0) == "boost"
+    assert low_voltage_events(site) == []  # no voltage condition at all: none high
+    site.modules[3].voltage_mv = 15000  # 2.50 V/cell on boost: too high even so
+    site.run_s(60)
+    assert c.alarms.condition(3, th.Q_VOLTAGE) == th.COND_HIGH_WARNING
+    # back on float, 14.3 V is above the float level again
+    for m in site.modules:
+        m.voltage_mv = 13620
+    site.modules[3].voltage_mv = 14300
+    site.run_s(60)
+    assert c.judge.phases.name(0) == "float"
+    assert c.alarms.condition(3, th.Q_VOLTAGE) == th.COND_HIGH_WARNING
+    assert c.alarms.condition(0, th.Q_VOLTAGE) == th.COND_NORMAL
+
+
 def test_phase_transitions_as_a_table():
     phs = ph.ChargePhases(1, 3600)
     lo, hi = 13080, 14100
