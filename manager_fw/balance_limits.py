@@ -19,11 +19,27 @@
 #   cell (low and not rising); else dried out (high float current: low and flat).  It
 #   rejoins the target when it comes within band_mv / 2 of it (a boost charge, a
 #   replacement), with EV_BALANCE_LIMIT arg 0.
-# And per string the bleed energy: per module bleed_ma x (V / float V) x V x level %,
-# summed over hourly buckets of the last 24 h (`wh_day_x1000(k)`, mWh).  Over
-# `max_wh_day` (default 24 Wh per block: 1 W per module on average) the string stops
-# equalising (strings.REASON_CAPPED, EV_BLEED_CAP arg 1)
-# until the last 24 h fall below 90 % of it (arg 0).
+# And per string the bleed energy: per module bleed_ma x (V / float V) x V x level %
+# (a reported level is the duty truncated to whole %: counted as level + 0.5 %, below 100), summed
+# over hourly buckets of the last 24 h (`wh_day_x1000(k)`, mWh).
+#
+# The hold budget (`hold_wh_day`, default 2.4 Wh per block: 0.1 W per module on average).
+# Holding every block of a healthy string within +-10 mV of the average costs what the
+# blocks' float currents differ by, times the string voltage: in the simulator a sound
+# 16-block string of 7-year-old blocks bleeds ~125 Wh a day for it (all but its leakiest
+# block bleed to lift that one by ~0.1 V; docs/judgement.md, "The hold budget").  Shaving
+# the few blocks that float highest costs a tenth of that.  So when the string's last 24 h
+# reach 3/4 of its budget and it bleeds faster than the budget's average power (or the
+# last 24 h reach the whole budget and it bleeds at all), the manager raises the string's
+# *allowance* (strings.allow_uv: the modules are told to hold
+# their blocks at target + allowance) by 0.1 mV per cell a sample, up to `band_mv`
+# (8 mV per cell); it lowers it again (half as fast) while the bleed is below 3/4 of that
+# power or the day below half the budget.  Only blocks above target + allowance bleed.
+# While a watch runs (a low block under test, above) the allowance does not rise; a watch
+# only runs while the allowance is 0 (every block is being brought to the target).
+# Past `max_wh_day` (default 24 Wh per block: 1 W per module on average) the string stops
+# equalising altogether (strings.REASON_CAPPED, EV_BLEED_CAP arg 1) until the last 24 h
+# fall below 90 % of it (arg 0): the backstop.
 
 from array import array
 
@@ -42,6 +58,8 @@ CAUSE_TEXT = (
     "rising too slowly: likely undercharged (a boost charge brings it up)",
 )
 DEFAULT_WH_PER_BLOCK = const(24)  # the default cap: 1 W per module, on average
+DEFAULT_HOLD_MWH_PER_BLOCK = const(2400)  # the default hold budget: 0.1 W per module
+ALLOW_STEP_UV_PER_CELL = const(100)  # the allowance's step per sample (rising)
 BUCKETS = const(24)  # hours in a day
 BUCKET_S = const(3600)
 
@@ -56,6 +74,7 @@ class BalanceLimits:
         max_wh_day: int = -1,
         give_up_s: int = 14400,
         sample_s: int = 60,
+        hold_wh_day: int = -1,
     ) -> None:
         n = len(ranges)
         self.ranges = ranges
@@ -71,6 +90,19 @@ class BalanceLimits:
             first, last = ranges[k]
             wh = (last - first + 1) * DEFAULT_WH_PER_BLOCK if max_wh_day < 0 else max_wh_day
             self.max_mwh_day[k] = wh * 1000
+        # per string: the hold budget in mWh (-1: DEFAULT_HOLD_MWH_PER_BLOCK per block,
+        # 0: none, equalise to the target whatever it costs), the bleed power of the
+        # last sample (mW) and the allowance's limit and step (uV)
+        self.hold_mwh_day = array("l", [0] * n)
+        for k in range(n):
+            first, last = ranges[k]
+            blocks = last - first + 1
+            self.hold_mwh_day[k] = (
+                blocks * DEFAULT_HOLD_MWH_PER_BLOCK if hold_wh_day < 0 else hold_wh_day * 1000
+            )
+        self.power_mw = array("l", [0] * n)
+        self.allow_max_uv = self.band_mv * 1000
+        self.allow_step_uv = ALLOW_STEP_UV_PER_CELL * (cells if cells > 0 else 1)
         self.give_up_s = give_up_s
         self.sample_s = sample_s
         self.next_s = -1
@@ -121,7 +153,11 @@ class BalanceLimits:
                 pct = poll.balance_pct[a]
                 if pct and poll.state[a] == pl.ST_OK:
                     v = poll.voltage_mv[a]
-                    mw += bleed * v // fl * v // 1000 * pct // 100  # mA x V x V/Vf
+                    # mA x V x V/Vf x (level + 0.5 %): the module truncates its duty
+                    # to whole %; 100 % is full duty exactly
+                    pm = pct * 10 + 5 if pct < 100 else 1000
+                    mw += bleed * v // fl * v // 1000 * pm // 1000
+            self.power_mw[k] = mw
             mj = self._mj[k] + mw * dt_s
             self._bucket_mwh[k * BUCKETS + slot] += mj // 3600
             self._mj[k] = mj % 3600
@@ -146,6 +182,31 @@ class BalanceLimits:
         for k in range(len(self.ranges)):
             self._cap(k, strings)
             self._string(k, now_s, poll, strings, in_float[k])
+            self._hold(k, strings)
+
+    def _hold(self, k: int, strings) -> None:
+        """The hold budget: raise or lower string k's allowance (see the module comment)."""
+        budget = self.hold_mwh_day[k]
+        allow = strings.allow_uv[k]
+        if not budget:
+            if allow:
+                strings.allow_uv[k] = 0
+            return
+        if not strings.equalising[k]:
+            return  # nothing bleeds: keep what was learnt
+        day = self.wh_day_x1000(k)
+        mw = self.power_mw[k]
+        budget_mw = budget // 24
+        if mw and (day >= budget or (day * 4 >= budget * 3 and mw > budget_mw)):
+            if self.watch_since_s[k] < 0 and allow < self.allow_max_uv:
+                allow += self.allow_step_uv
+                if allow > self.allow_max_uv:
+                    allow = self.allow_max_uv
+        elif allow and (mw * 4 < budget_mw * 3 or day * 2 < budget):
+            allow -= self.allow_step_uv // 2
+            if allow < 0:
+                allow = 0
+        strings.allow_uv[k] = allow
 
     def _cap(self, k: int, strings) -> None:
         cap = self.max_mwh_day[k]
@@ -172,7 +233,9 @@ class BalanceLimits:
                     self.cause[a] = CAUSE_NONE
                     self.excluded_count -= 1
                     self.news.append((a, CAUSE_NONE))
-        if not strings.equalising[k] or not floating:
+        if not strings.equalising[k] or not floating or strings.allow_uv[k]:
+            # (an allowance: the others hold above the target by choice, they do not
+            # try to lift the low block; nothing can be concluded about it)
             self.watch_since_s[k] = -1
             return
         low = -1

@@ -129,6 +129,7 @@ def _parse_config(obj) -> SiteConfig:
     bs = section(obj, "balance", field_keys(BALANCE_FIELDS))
     cfg.balance_max_wh_day = field_int(bs, "max_wh_day", "balance", 0, 100000, -1)  # -1: derived
     cfg.balance_give_up_s = field_int(bs, "give_up_s", "balance", 3600, 1209600, 14400)
+    cfg.balance_hold_wh_day = field_int(bs, "hold_wh_day", "balance", 0, 100000, -1)  # -1: derived
     io = section(obj, "io", IO_KEYS)
     count = cfg.layout.string_count
     _parse_relays(io, cfg, count)

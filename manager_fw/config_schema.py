@@ -63,6 +63,7 @@ RUNAWAY_FIELDS = (
 BALANCE_FIELDS = (
     ("max_wh_day", 0, 100000, None),
     ("give_up_s", 3600, 1209600, 14400),
+    ("hold_wh_day", 0, 100000, None),
 )
 OFFSET_FIELDS = (
     ("ri_nohm", -10000000, 10000000, 0),

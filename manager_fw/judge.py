@@ -49,7 +49,8 @@ class Judge:
         var = variants.by_id(cfg.variant)
         self.balance = bl.BalanceLimits(lay.ranges, var.bleed_ma, var.float_uv // 1000,
                                         cfg.cells, cfg.balance_max_wh_day,
-                                        cfg.balance_give_up_s)  # fmt: skip
+                                        cfg.balance_give_up_s, 60,
+                                        cfg.balance_hold_wh_day)  # fmt: skip
         self._floating = bytearray(k)
         # rolling INFO: one module every INFO_REFRESH_S, so a module swapped at its
         # address without a census (a block replaced with its own module) shows its uid

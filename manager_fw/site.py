@@ -176,6 +176,7 @@ class SiteConfig:
         self.runaway_sag_mv = 30  # 5 mV per cell
         self.runaway_alone_above_mc = 15000
         self.balance_max_wh_day = -1  # manager_fw/balance_limits.py; -1: 24 Wh per block
+        self.balance_hold_wh_day = -1  # the hold budget; -1: 2.4 Wh per block
         self.balance_give_up_s = 14400
         # relay/IO boxes: [(box 1..15, relay bit 0..3, strings mask)], alarm relay
         self.breaker_relays: list = []

@@ -73,6 +73,9 @@ class Strings:
         self.excluded = bytearray(ranges[-1][1] + 1)
         # per string: equalising paused by the daily bleed-energy cap
         self.capped = bytearray(n)
+        # per string: how far above the target the modules are told to hold their blocks
+        # (uV; manager_fw/balance_limits.py, the hold budget).  0: equalise to the target.
+        self.allow_uv = array("l", [0] * n)
 
     def update(self, poll: pl.Poller) -> None:
         """Recompute every string from the poller's arrays and set its SET_TARGET.
@@ -153,7 +156,7 @@ class Strings:
             if self.discharging[k]:
                 flags |= p.TARGET_DISCHARGE
             poll.target_flags[k] = flags
-            t = self.target_uv(k)
+            t = self.target_uv(k) + self.allow_uv[k]  # the hold band's top (balance_limits)
             poll.target_uv[k] = t if t <= p.TARGET_MAX_UV else p.TARGET_MAX_UV
 
     def shown_voltage_mv(self, k: int) -> int:

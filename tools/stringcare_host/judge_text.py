@@ -113,6 +113,8 @@ def string_judgement(core: Any, k: int) -> dict[str, Any]:
         "recharge_slow": bool(judge.phases.slow[k]),
         "bleed_wh_day": judge.bleed_wh_day_x1000(k) / 1000,
         "bleed_capped": bool(judge.balance.capped[k]),
+        # the hold budget's allowance: blocks are held up to this far above the target
+        "hold_above_target_mv": core.strings.allow_uv[k] / 1000,
         "unbalanceable": unbalanceable,
         "runaway": runaway,
         "ri_flagged": ri_flagged,

@@ -20,7 +20,7 @@ def string(max_wh_day=-1):
     return poll, st, lim
 
 
-def run(poll, st, lim, hours, low_mv_at, others_mv=13650):
+def run(poll, st, lim, hours, low_mv_at, others_mv=13650, t0=1000):
     """Minutes of samples; block 3 follows low_mv_at(t_s), the others sit at others_mv
     and bleed at 80 % while above the target.  Returns the news seen, in order."""
     news = []
@@ -35,7 +35,7 @@ def run(poll, st, lim, hours, low_mv_at, others_mv=13650):
         for a in range(1, N + 1):
             above = poll.voltage_mv[a] > st.target_mv[0] + 5 and st.equalising[0]
             poll.balance_pct[a] = 80 if above else 0
-        lim.update(1000 + t, poll, st, floating)
+        lim.update(t0 + t, poll, st, floating)
         news.extend(lim.news)
         t += 60
     return news
@@ -113,3 +113,77 @@ def test_bleed_energy_of_one_module_for_an_hour():
         lim.update(minute * 60, poll, st, floating)
     # 150 mA x 13.5 V = 2025 mW for one hour
     assert 2020 <= lim.wh_day_x1000(0) <= 2025
+
+
+def hold_string(hold_wh_day=-1):
+    poll = pl.Poller([(1, N)])
+    st = strs.Strings([(1, N)], 13080, 14100)
+    lim = bl.BalanceLimits([(1, N)], BLEED_MA, FLOAT_MV, 6, -1, 14400, 60, hold_wh_day)
+    return poll, st, lim
+
+
+def hold(poll, st, lim, minutes, start=0):
+    """A sound string: block a floats at 13620 + 10 a mV by nature (block 1 lowest); a
+    module above the broadcast target (target + allowance) bleeds 4 % per mV above it,
+    as the controller's proportional band does.  Returns the string's bleed power (mW,
+    the manager's estimate) at the end."""
+    floating = bytearray([1])
+    for minute in range(start, start + minutes):
+        for a in range(1, N + 1):
+            poll.state[a] = pl.ST_OK
+            poll.voltage_mv[a] = 13620 + 10 * a
+            poll.voltage_uv[a] = poll.voltage_mv[a] * 1000
+        st.update(poll)
+        top_mv = poll.target_uv[0] // 1000
+        for a in range(1, N + 1):
+            over = poll.voltage_mv[a] - top_mv
+            pct = 0 if over <= 0 or not st.equalising[0] else min(100, 4 * over)
+            poll.balance_pct[a] = pct
+        lim.update(minute * 60, poll, st, floating)
+    return lim.power_mw[0]
+
+
+def test_the_hold_budget_raises_the_allowance_until_the_string_bleeds_within_it():
+    poll, st, lim = hold_string()
+    assert lim.hold_mwh_day[0] == N * 2400  # default: 2.4 Wh per block, 0.1 W a module
+    hold(poll, st, lim, 30)
+    # at first it equalises to the target itself: the four blocks above it bleed
+    assert st.allow_uv[0] == 0 and poll.target_uv[0] == st.target_uv(0)
+    assert lim.power_mw[0] > 4000
+    mw = hold(poll, st, lim, 2 * 24 * 60 - 30, 30)  # two days
+    # the budget's average power is 800 mW: the allowance rose until the string bled
+    # within it (the top blocks held above the target), and the day stays in budget
+    assert 0 < st.allow_uv[0] <= lim.allow_max_uv == 48000
+    st.update(poll)  # the next broadcast carries the allowance
+    assert poll.target_uv[0] == st.target_uv(0) + st.allow_uv[0]
+    assert mw < 2000, mw  # (4 W without the budget, below)
+    # (within a sample's worth: the allowance rises once the day reached the budget)
+    assert lim.wh_day_x1000(0) <= N * 2400 * 21 // 20, lim.wh_day_x1000(0)
+    assert not lim.capped[0]
+
+
+def test_without_a_hold_budget_it_equalises_to_the_target_whatever_it_costs():
+    poll, st, lim = hold_string(hold_wh_day=0)
+    hold(poll, st, lim, 24 * 60)
+    assert st.allow_uv[0] == 0 and lim.power_mw[0] > 4000
+
+
+def test_a_watch_comes_before_the_hold_budget():
+    # a 4 Wh budget is 3/4 spent in the watch's first half hour; the allowance stays 0
+    # while the low block is under test (the others bleed to lift it), so the block is
+    # judged as without a budget, and named
+    poll, st, lim = hold_string(hold_wh_day=4)
+    news = run(poll, st, lim, 3, lambda t: 13350)
+    assert news == [] and st.allow_uv[0] == 0 and lim.wh_day_x1000(0) > 4000
+    news = run(poll, st, lim, 5, lambda t: 13350)
+    assert news == [(3, bl.CAUSE_DRIED_OUT)]
+
+
+def test_no_watch_runs_while_the_string_holds_with_an_allowance():
+    poll, st, lim = hold_string()
+    hold(poll, st, lim, 24 * 60)  # a day: the budget raised the allowance
+    assert st.allow_uv[0] > 0
+    # now a block sits low and flat: the others hold above the target by choice and do
+    # not try to lift it, so nothing can be concluded about it (no watch, no verdict)
+    news = run(poll, st, lim, 5, lambda t: 13350, t0=24 * 3600)
+    assert news == [] and lim.watch_since_s[0] == -1 and st.allow_uv[0] > 0
