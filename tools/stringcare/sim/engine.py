@@ -127,7 +127,7 @@ def site_config_obj(sc: Scenario, balancing: bool) -> dict[str, Any]:
             s["current_sensor"] = k + 1
         strings.append(s)
     obj: dict[str, Any] = {
-        "site": "simulated: %s" % sc.name,
+        "site": ("simulated: %s" % sc.name)[:40],  # site names are at most 40 characters
         "baud": sc.baud,
         "chemistry": sc.profile,
         "variant": variants.by_code(sc.variant).id,
@@ -141,6 +141,8 @@ def site_config_obj(sc: Scenario, balancing: bool) -> dict[str, Any]:
             "ups_input": {"source": "box", "box": 1, "input": 1},
         },
     }
+    if sc.hold_wh_day >= 0:
+        obj["balance"] = {"hold_wh_day": sc.hold_wh_day}
     return obj
 
 

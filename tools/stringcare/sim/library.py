@@ -46,8 +46,22 @@ def shortened(sc: scn.Scenario) -> scn.Scenario:
     return sc
 
 
-def run_scenario(name: str, short: bool = False) -> dict[str, Any]:
+def healthy(sc: scn.Scenario) -> scn.Scenario:
+    """The same string with nothing wrong: no block overrides, no scenario events, no
+    expectations (what balancing a sound string costs: balance.bleed_wh_day.healthy)."""
+    sc.name = sc.name + " (healthy)"
+    sc.category = "healthy"
+    sc.overrides = []
+    sc.events = []
+    sc.expect = []
+    return sc
+
+
+def run_scenario(name: str, short: bool = False, sound: bool = False) -> dict[str, Any]:
+    """sound: run the scenario's string without its faults (healthy())."""
     sc = scn.load(name)
+    if sound:
+        sc = healthy(sc)
     if short:
         sc = shortened(sc)
     t0 = time.monotonic()

@@ -166,6 +166,7 @@ class Scenario:
     poll_period_s: float = 10.0
     profile: str = "vrla"
     current_sensor: bool = True
+    hold_wh_day: int = -1  # balance.hold_wh_day of the site (-1: the default, 0: none)
     baud: int = 115200
     bit_error_ppm: int = 0
     drop_byte_ppm: int = 0
@@ -435,12 +436,17 @@ def from_dict(obj: dict[str, Any]) -> Scenario:
             raise ScenarioError("%s: must be a table with exactly string and block" % where)
         _check_block(sc, item, where)
         sc.without_probe.append((item["string"], item["block"]))
-    man = _section(obj, "manager", {"equalise", "poll_period_s", "profile", "current_sensor"})
+    man = _section(
+        obj, "manager", {"equalise", "poll_period_s", "profile", "current_sensor", "hold_wh_day"}
+    )
     sc.equalise = _take(man, "equalise", "manager", "bool", sc.equalise)
     sc.poll_period_s = _take(man, "poll_period_s", "manager", "float+", sc.poll_period_s)
     _in_range(sc.poll_period_s, "manager.poll_period_s", 0.1, 600.0, "s")
     sc.profile = _take(man, "profile", "manager", "str", sc.profile)
     sc.current_sensor = _take(man, "current_sensor", "manager", "bool", sc.current_sensor)
+    if "hold_wh_day" in man:
+        sc.hold_wh_day = _take(man, "hold_wh_day", "manager", "int0", 0)
+        _in_range(sc.hold_wh_day, "manager.hold_wh_day", 0, 100000, "Wh")
     bus = _section(obj, "bus", {"baud", "bit_error_ppm", "drop_byte_ppm"})
     sc.baud = _take(bus, "baud", "bus", "int1", sc.baud)
     if sc.baud not in (9600, 19200, 38400, 57600, 115200, 230400, 460800):
