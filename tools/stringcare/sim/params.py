@@ -20,10 +20,30 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from manager_fw import profiles
+from shared import variants
+
 FloatArray = NDArray[np.float64]
 
-# Reference conditions of the side-reaction (float current) law.
-FLOAT_REF_V_PER_CELL = 2.27
+# Chemistry and module variants have one home, the firmware's (manager_fw/profiles.py,
+# shared/variants.py); the physics derives its charger voltages and bleed currents from
+# them rather than keeping copies.
+VRLA_PROFILE = profiles.profile("vrla")
+# Reference conditions of the side-reaction (float current) law: the VRLA profile's
+# float voltage (2.27 V/cell).
+FLOAT_REF_V_PER_CELL = VRLA_PROFILE.float_uv / 1e6
+BOOST_V_PER_CELL = VRLA_PROFILE.boost_uv / 1e6
+
+
+def variant_bleed_a(n_cells: int) -> float:
+    """The bleed current of the module variant for a block of n_cells lead-acid cells
+    (shared/variants.py, the SPEC's table), in A."""
+    for v in variants.VARIANTS:
+        if v.cells == n_cells:
+            return v.bleed_ma / 1000.0
+    raise ValueError("no module variant for a block of %d cells" % n_cells)
+
+
 FLOAT_REF_TEMP_C = 25.0
 
 
@@ -78,7 +98,7 @@ class BlockType:
     resistance_rise_at_end_of_life: float = 0.40  # R = R_new (1 + 0.40 x^2)
     float_current_rise_at_end_of_life: float = 4.0  # I_float = I_new (1 + 4 x^2)
     # Module bleed current for this block voltage (SPEC table).
-    module_bleed_a: float = 0.15
+    module_bleed_a: float = variant_bleed_a(6)
 
     @property
     def nominal_v(self) -> float:
@@ -111,7 +131,7 @@ VRLA_2V_500AH = BlockType(
     r1_ohm=0.00006,
     mass_kg=36.0,
     thermal_resistance_k_per_w=0.9,
-    module_bleed_a=0.875,
+    module_bleed_a=variant_bleed_a(1),
 )
 VRLA_4V_200AH = BlockType(
     name="VRLA 4 V 200 Ah block",
@@ -121,7 +141,7 @@ VRLA_4V_200AH = BlockType(
     r1_ohm=0.0003,
     mass_kg=28.0,
     thermal_resistance_k_per_w=1.0,
-    module_bleed_a=0.3,
+    module_bleed_a=variant_bleed_a(2),
 )
 VRLA_6V_200AH = BlockType(
     name="VRLA 6 V 200 Ah block",
@@ -131,7 +151,7 @@ VRLA_6V_200AH = BlockType(
     r1_ohm=0.00045,
     mass_kg=32.0,
     thermal_resistance_k_per_w=0.9,
-    module_bleed_a=0.3,
+    module_bleed_a=variant_bleed_a(3),
 )
 VRLA_16V_40AH = BlockType(
     name="VRLA 16 V 40 Ah block (8 cells)",
@@ -141,7 +161,7 @@ VRLA_16V_40AH = BlockType(
     r1_ohm=0.0053,
     mass_kg=18.5,
     thermal_resistance_k_per_w=1.2,
-    module_bleed_a=0.12,
+    module_bleed_a=variant_bleed_a(8),
 )
 
 

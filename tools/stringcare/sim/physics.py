@@ -27,7 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from stringcare.sim.params import FLOAT_REF_TEMP_C, FLOAT_REF_V_PER_CELL, BlockParams, FloatArray
+from stringcare.sim.params import (
+    BOOST_V_PER_CELL,
+    FLOAT_REF_TEMP_C,
+    FLOAT_REF_V_PER_CELL,
+    BlockParams,
+    FloatArray,
+)
 
 LN10 = math.log(10.0)
 KELVIN = 273.15
@@ -65,7 +71,7 @@ class ChargerParams:
     """A UPS rectifier / battery charger (docs/simulation.md, "Charger")."""
 
     float_v_per_cell: float = FLOAT_REF_V_PER_CELL
-    boost_v_per_cell: float = 2.40
+    boost_v_per_cell: float = BOOST_V_PER_CELL  # the VRLA profile's
     current_limit_a: float = 10.0  # 0.1 C10 of a 100 Ah string
     temp_comp_v_per_k_per_cell: float = -0.003  # 0 disables compensation
     temp_comp_ref_c: float = 25.0

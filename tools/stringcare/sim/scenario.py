@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stringcare.sim import params as prm
+
 BUILTIN_DIR = Path(__file__).resolve().parent / "scenarios"
 # The scenario library (docs/scenarios.md): cases with expectations, run by the bench.
 LIBRARY_DIR = BUILTIN_DIR / "library"
@@ -146,8 +148,8 @@ class Scenario:
     reference_spread: bool = True  # the manufacturing and ageing spread between blocks
     impaired_blocks: int = 0  # blocks per string with an impaired oxygen cycle (float high)
     overrides: list[dict[str, Any]] = field(default_factory=list)
-    float_v_per_cell: float = 2.27
-    boost_v_per_cell: float = 2.40
+    float_v_per_cell: float = prm.FLOAT_REF_V_PER_CELL  # the VRLA profile's
+    boost_v_per_cell: float = prm.BOOST_V_PER_CELL
     current_limit_a: float | None = None
     temp_comp: bool = True
     mains_hz: float = 50.0
