@@ -336,10 +336,13 @@ class ManagerCore:
         still queued (call again soon while it is not 0)."""
         if self.master.waiting:
             return self._queued()
+        # (no tuple of the two stores: built at every call, it was the one allocation of
+        # a steady cycle on a board, where ev.STORE_* are module attributes)
         left = 0
-        for st in (ev.STORE_HISTORY, ev.STORE_EVENTS):
-            if self._deferred[st]:
-                left += self._persist_store(st, max_ops)
+        if self._deferred[ev.STORE_HISTORY]:
+            left += self._persist_store(ev.STORE_HISTORY, max_ops)
+        if self._deferred[ev.STORE_EVENTS]:
+            left += self._persist_store(ev.STORE_EVENTS, max_ops)
         return left
 
     def _queued(self) -> int:
