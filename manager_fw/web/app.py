@@ -89,13 +89,19 @@ async def _close(writer):
 
 
 class BoundedMicrodot(Microdot):
-    """Microdot with a cap on open connections and a deadline on each (see above)."""
+    """Microdot with a cap on open connections and a deadline on each (see above).
+    max_active requests are served at once; up to max_waiting more wait their turn (a
+    waiting connection holds its socket, not a parsed request: a board's heap); beyond
+    that, or after waiting timeout_s, 503 at once."""
 
     def __init__(self, max_connections=MAX_CONNECTIONS, timeout_s=REQUEST_TIMEOUT_S):
         super().__init__()
         self.max_connections = max_connections
+        self.max_active = max_connections
+        self.max_waiting = 0
         self.timeout_s = timeout_s
         self.open_connections = 0
+        self.active = 0
         self.streams = 0  # event streams open
         self.max_streams = MAX_STREAMS
         self.link = None
@@ -103,16 +109,36 @@ class BoundedMicrodot(Microdot):
         self.refused = 0
         self.timed_out = 0
 
+    async def _refuse(self, writer):
+        self.refused += 1
+        try:
+            writer.write(b"HTTP/1.0 503 Busy\r\nContent-Length: 0\r\nRetry-After: 2\r\n\r\n")
+        except Exception:  # noqa: BLE001
+            pass
+        await _close(writer)
+
     async def handle_request(self, reader, writer):
-        if self.open_connections >= self.max_connections:
-            self.refused += 1
-            try:
-                writer.write(b"HTTP/1.0 503 Busy\r\nContent-Length: 0\r\nRetry-After: 2\r\n\r\n")
-            except Exception:  # noqa: BLE001
-                pass
-            await _close(writer)
+        if self.open_connections >= self.max_active + self.max_waiting:
+            await self._refuse(writer)
             return
         self.open_connections += 1
+        try:
+            waited = 0
+            while self.active >= self.max_active:  # its turn, or a refusal
+                if waited >= self.timeout_s * 50:
+                    await self._refuse(writer)
+                    return
+                await asyncio.sleep(0.02)
+                waited += 1
+            self.active += 1
+            try:
+                await self._serve(reader, writer)
+            finally:
+                self.active -= 1
+        finally:
+            self.open_connections -= 1
+
+    async def _serve(self, reader, writer):
         try:
             await asyncio.wait_for(
                 super().handle_request(
@@ -126,8 +152,6 @@ class BoundedMicrodot(Microdot):
             await _close(writer)
         except Exception:  # noqa: BLE001 - one broken connection never ends the server
             pass
-        finally:
-            self.open_connections -= 1
 
 
 def _send(body, content_type="application/json", status=200, headers=None):

@@ -32,10 +32,12 @@ from shared.compat import ticks_diff, ticks_ms
 PUBLISH_MS = 1000
 CHUNK = 1024  # bytes of the history image per piece of a download
 USERS_FILE = "web_users.json"
-# each open request holds a few KB of heap (its parsed request, its stream's buffers):
-# bounded so the web's heap stays bounded beside 600 modules
-CONNECTIONS = 6
-STREAMS = 2  # live pages on event streams; more refresh by polling
+# each request being served holds 5-10 KB of heap (Microdot's parsed request, its
+# tasks, the answer being made): ACTIVE at once, WAITING more hold only their sockets
+# until their turn, the rest get 503 - the web's heap stays bounded beside 600 modules
+ACTIVE = 2
+WAITING = 6
+STREAMS = 1  # a live page on an event stream (it holds a turn); others poll
 
 
 def _free():
@@ -85,9 +87,10 @@ class BoardWeb:
                 obj = None
         self.link = lk.WebLink(obj, store, board=True)
         self.app = webapp.make_app(
-            self.link, self.auth, _seconds, board_hash=True, max_connections=CONNECTIONS,
+            self.link, self.auth, _seconds, board_hash=True, max_connections=ACTIVE,
             history_image=self.history_image,
         )  # fmt: skip
+        self.app.max_waiting = WAITING
         self.app.max_streams = STREAMS
         self.port = settings.get("web_port", 80)
         self.host = settings.get("web_host", "0.0.0.0")
