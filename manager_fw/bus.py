@@ -19,7 +19,7 @@
 
 from shared import auth
 from shared import protocol as p
-from shared.compat import IS_MICROPYTHON, const, micropython, ticks_add, ticks_diff
+from shared.compat import IS_MICROPYTHON, const, ticks_add, ticks_diff
 
 # A module must start its reply within this time after the end of a unicast request
 # (docs/protocol.md, "Timing").
@@ -212,7 +212,6 @@ class BusMaster:
             self.deadline_us = ticks_add(self.request_end_us, self._window_us)
         return n
 
-    @micropython.native
     def receive(self, data, now_us: int, start: int = 0, end: int = -1) -> None:
         # (The hot path of a manager: every reply passes here.  Its functions keep their
         # frames within 11 words, locals plus stack, so MicroPython keeps them on the C
@@ -256,7 +255,6 @@ class BusMaster:
         self.service_count -= 1
         return req if req.next_request(self, now_us) else None
 
-    @micropython.native
     def _frames(self, now_us: int) -> None:
         """Hand every complete frame to the job whose window is open."""
         d = self.deframer

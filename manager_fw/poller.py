@@ -12,7 +12,7 @@ from array import array
 
 from manager_fw import bus as b
 from shared import protocol as p
-from shared.compat import const, micropython, ticks_diff
+from shared.compat import const, ticks_diff
 
 ST_NOT_POLLED = const(0)  # configured, no poll answered yet
 ST_OK = const(1)  # answered the last poll
@@ -153,7 +153,6 @@ class Poller(b.BusJob):
         self._bad_before = d.crc_errors + d.garbage
         return True
 
-    @micropython.native
     def on_reply(self, master, frame, now_us: int) -> bool:
         # Every reply of a cycle passes here: frames kept within 11 words (locals plus
         # stack) so MicroPython does not allocate them per call (docs/benchmarks.md).
@@ -183,7 +182,6 @@ class Poller(b.BusJob):
         self.implausible[addr] |= IMPL_DUPLICATE
         self.state[addr] = ST_IMPLAUSIBLE
 
-    @micropython.native
     def _store(self, addr: int, buf, off: int) -> None:
         """The MEAS payload at buf[off] into the arrays (the layout of protocol.meas_voltage_uv
         and protocol.meas_temp_mc, read inline: two calls per reply saved)."""

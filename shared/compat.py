@@ -18,16 +18,6 @@ except ImportError:  # CPython
         return expr
 
 
-try:
-    import micropython  # for @micropython.native: `from shared.compat import micropython`
-except ImportError:  # CPython: the code emitter decorators change nothing there
-
-    class micropython:  # type: ignore[no-redef] # noqa: N801
-        @staticmethod
-        def native(f):
-            return f
-
-
 IS_MICROPYTHON = sys.implementation.name == "micropython"
 
 TICKS_PERIOD = const(1 << 30)

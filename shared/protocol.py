@@ -15,7 +15,7 @@
 # its own preallocated buffer and hands out one reusable Frame.  Neither allocates
 # on the receive or send path.
 
-from shared.compat import IS_MICROPYTHON, const, micropython
+from shared.compat import IS_MICROPYTHON, const
 
 SYNC = const(0xA5)
 VERSION = const(2)
@@ -256,6 +256,7 @@ if IS_MICROPYTHON:
     # On MicroPython the same loop compiled by the viper emitter to machine code
     # (Thumb on the boards, x64 in the tests): the CRC is a third of a module's work
     # per request in plain bytecode.  Results are identical (a dual test compares).
+    import micropython
 
     @micropython.viper
     def _crc16_viper(buf: ptr8, start: int, end: int, crc: int, table: ptr16) -> int:  # type: ignore[name-defined] # noqa: F821
