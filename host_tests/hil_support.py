@@ -67,8 +67,13 @@ class MicroPythonManagerRig:
                  progress=lambda t: None, site_key=site_key).run()  # fmt: skip
         return vb
 
-    def firmware(self, name: str, board: str, env: dict[str, Any]) -> FirmwareProcess:
-        fw = FirmwareProcess(self.tmp / name, board, self.hub, env).start()
+    def firmware(
+        self, name: str, board: str, env: dict[str, Any], site_key: bytes | None = TEST_SITE_KEY
+    ) -> FirmwareProcess:
+        """Another role's firmware from the checkout; a relay/IO box gets the site key as
+        `stringcare deploy --site-key` gives it (RELAY_SET is authenticated)."""
+        key = site_key if board.endswith("iobox") else None
+        fw = FirmwareProcess(self.tmp / name, board, self.hub, env, site_key=key).start()
         self.boards.append(fw)
         return fw
 

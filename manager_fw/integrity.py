@@ -6,6 +6,9 @@
 #   - refusals: a module that refused unauthenticated or replayed commands raises its
 #     ATTENTION flag; the manager reads its STATUS, and any refusal count it has not
 #     seen before is a warning (a device on the bus sends commands without the key);
+#   - relay/IO boxes (manager_fw/jobs/io.py): their INFO's refusal count (RELAY_SETs
+#     the box refused, less those of this manager it answered with NAK 6) and counter
+#     floor, read about once a minute;
 #   - calibration: every channel of every module is read after the census and once a
 #     day, kept, and every change is logged (EV_CALIBRATION) - a calibration the manager
 #     did not write is a warning.
@@ -117,6 +120,9 @@ class IntegrityWatch:
         self.cal_changes = 0
         self.refused = array("H", bytes(2 * n))  # the refusal count each module last reported
         self.refusing: list = []  # modules that reported refusals (indices)
+        self.box_refused = array("H", bytes(2 * 16))  # per box number: its INFO count
+        self.box_ours = array("H", bytes(2 * 16))  # of which this manager's (NAK 6)
+        self.box_naks = bytearray(16)  # NAK 6 in a row to this manager
         self.cal_job = CalRead(self)
         self.status_job = StatusRead(self)
         self._cursor = 0
@@ -143,6 +149,55 @@ class IntegrityWatch:
         lo = frame.buf[o] | (frame.buf[o + 1] << 8) | (frame.buf[o + 2] << 16)
         hi = frame.buf[o + 3] | (frame.buf[o + 4] << 8) | (frame.buf[o + 5] << 16)
         core.master.signer.advance_past(hi, lo, CTR_MARGIN)
+
+    def box_info(self, box: int, frame) -> None:
+        """A relay/IO box's INFO reply: key state, refusal count, counter floor."""
+        core = self.core
+        if frame.length != 25:
+            core._problem(
+                "relay/IO box %d answers INFO without the authentication fields: its "
+                "firmware predates authenticated RELAY_SET; deploy it again (with --site-key)" % box
+            )
+            return
+        if frame.u8(16) == 0:
+            core._problem(
+                "relay/IO box %d has no site key: it refuses RELAY_SET and keeps its "
+                "fail-safe relays (the alarm contact) released; deploy it with --site-key "
+                "over USB (docs/protocol.md, 'Authentication')" % box
+            )
+        o = frame.off + 19
+        lo = frame.buf[o] | (frame.buf[o + 1] << 8) | (frame.buf[o + 2] << 16)
+        hi = frame.buf[o + 3] | (frame.buf[o + 4] << 8) | (frame.buf[o + 5] << 16)
+        core.master.signer.advance_past(hi, lo, CTR_MARGIN)
+        count = frame.u16(17)
+        if count < self.box_refused[box]:  # the box restarted: its count too
+            self.box_ours[box] = 0
+        foreign = count - self.box_ours[box]
+        if foreign > 0 and count > self.box_refused[box]:
+            core._log(core.now_s, ev.EV_AUTH_REFUSED, value=count, arg=box)
+            core._problem(
+                "relay/IO box %d refused unauthenticated or replayed RELAY_SET: a device "
+                "on the bus sends commands without the site key" % box
+            )
+        self.box_refused[box] = count
+
+    def box_refused_us(self, box: int) -> None:
+        """The box answered this manager's RELAY_SET with NAK 6."""
+        core = self.core
+        if self.box_ours[box] < 0xFFFF:
+            self.box_ours[box] += 1
+        n = self.box_naks[box] + 1
+        self.box_naks[box] = n if n < 255 else 255
+        if n == 2:  # not only a counter behind its floor (INFO is read in between)
+            core._log(core.now_s, ev.EV_AUTH_REFUSED, value=n, arg=box, extra=1)
+            core._problem(
+                "relay/IO box %d refuses this manager's RELAY_SET: it holds another site "
+                "key or none; its fail-safe relays (the alarm contact) stay released. "
+                "Deploy it with --site-key over USB" % box
+            )
+
+    def box_accepted(self, box: int) -> None:
+        self.box_naks[box] = 0
 
     def refusals(self, i: int, count: int) -> None:
         core = self.core

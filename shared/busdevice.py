@@ -25,6 +25,7 @@ class BusDevice(p.Endpoint):
     """Identity (DISCOVER, INFO), NAK and framing for one non-module bus device."""
 
     device_type = 0
+    store_due = False  # a device with persistent settings sets it (shell: `store`)
 
     def __init__(self, address: int, uid, hw_rev: int = 1) -> None:
         self.address = address
@@ -73,8 +74,15 @@ class BusDevice(p.Endpoint):
             tx[15] = 0
             for i in range(8):
                 tx[16 + i] = self.uid[i]
-            return self._reply(frame, frame.cmd | p.REPLY, 16)
+            self.auth_fields(tx, 24)  # INFO's last 9 bytes (docs/protocol.md §5)
+            return self._reply(frame, frame.cmd | p.REPLY, 25)
         return self.handle_own(frame, now_ms)
+
+    def auth_fields(self, tx, at: int) -> None:
+        """INFO's key_state, auth_refused, auth_ctr: none here (a device that takes
+        authenticated commands overrides it: shared/relaybox.py)."""
+        for i in range(9):
+            tx[at + i] = 0
 
     def request_seen(self, frame, now_ms: int) -> None:
         """A CRC-valid request addressed to this device (before it is answered)."""
@@ -99,9 +107,10 @@ class DeviceShell:
     step() is one iteration; tests call it directly.  Per iteration nothing is allocated.
     """
 
-    def __init__(self, hal, core) -> None:
+    def __init__(self, hal, core, store=None) -> None:
         self.hal = hal
         self.core = core
+        self.store = store  # store(core): writes what the core asks to keep (store_due)
         self.rx = bytearray(RX_CHUNK)
         self.tx = bytearray(p.FRAME_MAX)
         self.tx_len = 0
@@ -151,17 +160,19 @@ class DeviceShell:
                 self._queue_reply(reply, self.last_rx_us)
         self._send_due()
         core.tick(now_ms)
+        if core.store_due and self.store is not None:
+            self.store(core)
         hal.update(core, now_ms)
         hal.feed_watchdog()
         if not n and self.idle_sent:
             hal.wait_us(200)
 
 
-def run(hal, core, banner: str) -> None:
+def run(hal, core, banner: str, store=None) -> None:
     """A device's life on a board.  Whatever ends the loop, hal.shutdown(operator)
     releases every output first; operator is True for Ctrl-C (the REPL is wanted, keep
     the chip's watchdog fed) and False for an error (let the watchdog restart it)."""
-    shell = DeviceShell(hal, core)
+    shell = DeviceShell(hal, core, store)
     hal.started(banner)
     operator = False
     try:

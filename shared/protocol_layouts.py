@@ -60,7 +60,7 @@ LAYOUTS = {
     (p.CMD_CURRENT_READ, True): "current_ma:i32 string:u8 flags:u8",
     (p.CMD_IO_READ, False): "",
     (p.CMD_IO_READ, True): "relays:u8 inputs:u8",
-    (p.CMD_RELAY_SET, False): "mask:u8 state:u8",
+    (p.CMD_RELAY_SET, False): "mask:u8 state:u8" + AUTH,
     (p.CMD_RELAY_SET, True): "relays:u8 inputs:u8",
     (p.CMD_NAK, True): "request:u8 error:u8",
 }

@@ -179,9 +179,11 @@ class LinuxManager:
                 result["relays"] = -1
 
         master = self.core.master
+        if not master.signer.has_key():  # RELAY_SET is authenticated (docs/protocol.md §5.1)
+            return False  # the box's watchdog releases it
         for _ in range(RELEASE_TRIES):
             result.clear()
-            job = ServiceRequest(addr, p.CMD_RELAY_SET, bytes([bit, 0]), done)
+            job = ServiceRequest(addr, p.CMD_RELAY_SET, bytes([bit, 0]), done, signed=True)
             master.foreground = job
             try:
                 self.driver.run(lambda: "relays" in result, RELEASE_TIMEOUT_S)

@@ -35,12 +35,13 @@ class RelayBox(RelayBoxCore):
         watchdog_ms: int = WATCHDOG_MS_DEFAULT,
         failsafe_mask: int = RELAY_MASK,
         clock_ms=None,
+        key=None,
     ) -> None:
         self.relay_log: list = []  # (now_ms, relays) after every change
         self.clock_ms = clock_ms
         self._relays = 0
         uid = bytes([0x5C, 0xB0, 0, 0, 0, 0, 0, box])
-        super().__init__(box, uid, hw_rev, watchdog_ms, failsafe_mask)
+        super().__init__(box, uid, hw_rev, watchdog_ms, failsafe_mask, key)
 
     @property
     def relays(self) -> int:

@@ -13,15 +13,37 @@ except ImportError:
     settings = {}
 
 from shared import busdevice, version
+from shared import relaybox as rb
 from shared.relaybox import RelayBoxCore
 
 hal_module = __import__("boards.%s.hal" % bundle.BOARD["name"], None, None, ("make_hal",))
 hal = hal_module.make_hal(bundle.BOARD, settings)
 core = RelayBoxCore(hal.box, hal.uid, hal.hw_rev, hal.watchdog_ms, hal.failsafe_mask)
+# the site key of RELAY_SET (docs/protocol.md §5a): from the key file, or given over USB
+key_note = rb.load_key_file(core)
+try:
+    import stringcare_provision  # written by `stringcare deploy --site-key`
+
+    if rb.provision_key(core, stringcare_provision.PROVISION):
+        rb.save_key_file(core)
+        key_note = "provision applied: the site key"
+    import os
+
+    os.remove("stringcare_provision.py")
+except ImportError:
+    pass
 relays = ",".join(str(k + 1) for k in range(4) if core.failsafe_mask & (1 << k))
 busdevice.run(
     hal,
     core,
-    "stringcare: iobox %s started, box %d (address 0x%04x), watchdog %d ms, fail-safe relays %s"
-    % (version.VERSION, core.box, core.address, core.watchdog_ms, relays or "none"),
+    "stringcare: iobox %s started, box %d (address 0x%04x), watchdog %d ms, fail-safe relays %s%s"
+    % (
+        version.VERSION,
+        core.box,
+        core.address,
+        core.watchdog_ms,
+        relays or "none",
+        ("; " + key_note) if key_note else "",
+    ),  # fmt: skip
+    rb.save_key_file,  # the key file, when the core asks (a new key, the hourly floor)
 )

@@ -200,7 +200,7 @@ class Site:
                 self.bus.attach(ResponderNode(dev))
         self.boxes = {}
         for box in self.cfg.boxes:
-            dev = RelayBox(box, clock_ms=self._now_ms)  # its watchdog sees silent time
+            dev = RelayBox(box, clock_ms=self._now_ms, key=KEY)  # its watchdog sees silent time
             self.boxes[box] = dev
             self.bus.attach(ResponderNode(dev))
         self.shell = SimManagerShell(self.core, self.bus, START_S)

@@ -15,7 +15,9 @@ import pytest
 from hil_support import wait_for
 from host_support import REPO
 
+from shared import auth
 from shared import protocol as p
+from shared import protocol_layouts as lay
 from shared import relaybox as rb
 from stringcare.busport import BusPort
 from stringcare.deploy import Deployer
@@ -32,8 +34,12 @@ def box_status(vb: VirtualBoard) -> dict[str, Any]:
         return {}
 
 
+KEY = b"StringCare-test!"  # the published test key
+
+
 def deploy(vb: VirtualBoard, hub: BusHub) -> str:
-    d = Deployer(REPO, vb.board, vb.device, None, None, hub.url, progress=lambda t: None)
+    d = Deployer(REPO, vb.board, vb.device, None, None, hub.url, progress=lambda t: None,
+                 site_key=KEY)  # fmt: skip
     d.run()
     return str(d.banner)
 
@@ -41,6 +47,16 @@ def deploy(vb: VirtualBoard, hub: BusHub) -> str:
 def relays_of(bp: BusPort) -> tuple[int, int]:
     f = bp.request(BOX, p.CMD_IO_READ)
     return f.u8(0), f.u8(1)
+
+
+def raw_request(bp: BusPort, data: bytes, seq: int) -> p.Frame:
+    """Bytes written on the bus as they are (a rogue device, a recording played back);
+    the box's answer."""
+    bp.ser.reset_input_buffer()
+    bp.ser.write(data)
+    got = bp.replies_until_first(seq, 1.0)
+    assert got is not None, "the box did not answer"
+    return got
 
 
 def relays_unfed(bp: BusPort) -> int:
@@ -58,7 +74,7 @@ def test_iobox_switches_relays_and_releases_them_when_the_manager_falls_silent(
 ) -> None:
     if not hil_board.virtual and hil_board.board != "rp2040_iobox":
         pytest.skip("needs --hil-board rp2040_iobox")
-    with BusPort(hil_board.bus_url) as bp:
+    with BusPort(hil_board.bus_url, site_key=KEY) as bp:  # the fixture deployed KEY
         found = bp.discover(BOX)
         assert found["device_type"] == p.DEVICE_RELAY_BOX
         assert relays_of(bp)[0] == 0  # power-up: every fail-safe relay released
@@ -77,6 +93,33 @@ def test_iobox_switches_relays_and_releases_them_when_the_manager_falls_silent(
         assert relays_of(bp)[0] == 0  # the manager sees them dropped
         f = bp.request(BOX, p.CMD_RELAY_SET, bytes([0b0001, 0b0001]))
         assert f.u8(0) == 0b0001  # and sets them again
+
+
+@pytest.mark.vboard(board="unix_iobox", deploy=True, env={"box": 1})
+def test_a_rogue_or_replayed_relay_set_changes_nothing_and_is_counted(hil_board: Any) -> None:
+    if not hil_board.virtual and hil_board.board != "rp2040_iobox":
+        pytest.skip("needs --hil-board rp2040_iobox")
+    with BusPort(hil_board.bus_url, site_key=KEY) as bp:
+        f = bp.request(BOX, p.CMD_RELAY_SET, bytes([0b0011, 0b0011]))
+        assert f.u8(0) == 0b0011
+        # a rogue device with the manager's address but not the key, then a recording
+        # of the manager's own frame played again: NAK 6, relays and watchdog untouched
+        rogue = lay.encode_request(BOX, p.CMD_RELAY_SET, 40, {"mask": 0x0F, "state": 0},
+                                   auth.Signer(bytes(16)))  # fmt: skip
+        recorded = lay.encode_request(BOX, p.CMD_RELAY_SET, 41, {"mask": 0x0F, "state": 0},
+                                      bp.signer)  # fmt: skip
+        nak = raw_request(bp, rogue, 40)
+        assert nak.cmd == p.CMD_NAK and nak.u8(1) == p.ERR_NOT_AUTHENTIC
+        assert relays_unfed(bp) == 0b0011
+        first = raw_request(bp, recorded, 41)  # the manager's frame: accepted once
+        assert first.cmd == p.CMD_RELAY_SET | p.REPLY and first.u8(0) == 0
+        bp.request(BOX, p.CMD_RELAY_SET, bytes([0b0011, 0b0011]))  # the manager again
+        nak = raw_request(bp, recorded, 41)  # the recording played back
+        assert nak.cmd == p.CMD_NAK and nak.u8(1) == p.ERR_NOT_AUTHENTIC
+        assert relays_unfed(bp) == 0b0011
+        info = bp.request(BOX, p.CMD_INFO)
+        fields = lay.unpack(p.CMD_INFO, True, info.buf, info.off, info.length)
+        assert fields["key_state"] == 1 and fields["auth_refused"] == 2
 
 
 @pytest.mark.vboard(board="unix_current", deploy=True, env={"string": 1, "current_ma": -4200})

@@ -1,5 +1,9 @@
-# One relay/IO box per job: RELAY_SET while its relays differ from what the core wants
-# (breaker trips, the alarm contact), else IO_READ (the UPS input).
+# One relay/IO box per job: an authenticated RELAY_SET of the relays the core wants
+# (breaker trips, the alarm contact) at every turn - only that feeds the box's
+# watchdog (docs/protocol.md §5.1) - whose reply also brings the inputs (the UPS
+# signal); INFO first and about once a minute (its refusal count and counter floor,
+# manager_fw/integrity.py).  Without a site key the manager can only IO_READ: the box
+# then releases its fail-safe relays, the alarm contact shows the alarm.
 
 from manager_fw import bus as b
 from shared import protocol as p
@@ -9,11 +13,12 @@ from shared.compat import const
 # its communication watchdog (shared/relaybox.py, 10 s by default, 3 s at the least)
 # releases the alarm contact when the manager falls silent.
 BOX_FEED_MS = const(2000)
+INFO_EVERY = const(30)  # RELAY_SETs between two INFO reads of a box (~1 min)
 
 
 class IoJob(b.BusJob):
-    """One relay/IO box: RELAY_SET while its relays differ from what the core wants,
-    else IO_READ (its inputs: the UPS signal)."""
+    """One relay/IO box: INFO when due, else an authenticated RELAY_SET (IO_READ
+    without a site key); the replies bring its relays and inputs (the UPS signal)."""
 
     def __init__(self, core, box: int) -> None:
         self.core = core
@@ -25,18 +30,29 @@ class IoJob(b.BusJob):
         self.relays = 0
         self.inputs = 0
         self.misses = 0
-        self._setting = False
+        self.info_due = True  # INFO next: the box's counter floor and refusals
+        self._had_info = False
+        self._feeds = 0
+        self._asked = 0  # the command of the request in flight
 
     def next_request(self, master, now_us: int) -> bool:
         self.queued = False
         addr = p.ADDR_RELAY_BOX_BASE + self.box
-        if self.mask and (not self.known or (self.relays ^ self.wanted) & self.mask):
+        # a relay change (the alarm contact) does not wait for a due INFO
+        if self.info_due and not (self._had_info and self.pending()):
+            self._asked = p.CMD_INFO
+            master.request(addr, p.CMD_INFO, 0, b.EXPECT_ONE, 0)
+        elif master.signer.has_key():
             master.tx[8] = self.mask
             master.tx[9] = self.wanted & self.mask
-            self._setting = True
-            master.request(addr, p.CMD_RELAY_SET, 2, b.EXPECT_ONE, 0)
+            self._asked = p.CMD_RELAY_SET
+            master.request(addr, p.CMD_RELAY_SET, 2, b.EXPECT_ONE, 0, True)
+            self._feeds += 1
+            if self._feeds >= INFO_EVERY:
+                self._feeds = 0
+                self.info_due = True
         else:
-            self._setting = False
+            self._asked = p.CMD_IO_READ
             master.request(addr, p.CMD_IO_READ, 0, b.EXPECT_ONE, 0)
         self.misses += 1  # cleared by the reply
         return True
@@ -44,10 +60,20 @@ class IoJob(b.BusJob):
     def on_reply(self, master, frame, now_us: int) -> bool:
         if frame.src != p.ADDR_RELAY_BOX_BASE + self.box:
             return False
-        want = (p.CMD_RELAY_SET if self._setting else p.CMD_IO_READ) | p.REPLY
-        if frame.cmd == want and frame.length == 2:
+        cmd = frame.cmd
+        if cmd == p.CMD_INFO | p.REPLY and self._asked == p.CMD_INFO:
             self.misses = 0
+            self.info_due = False
+            self._had_info = True
+            self.core.integrity.box_info(self.box, frame)
+        elif cmd == self._asked | p.REPLY and frame.length == 2:
+            self.misses = 0
+            self.core.integrity.box_accepted(self.box)
             self.core._box_state(self.box, frame.u8(0), frame.u8(1))
+        elif cmd == p.CMD_NAK and frame.length == 2 and frame.u8(1) == p.ERR_NOT_AUTHENTIC:
+            self.misses = 0
+            self.info_due = True  # its floor may be ahead: read it, then sign past it
+            self.core.integrity.box_refused_us(self.box)
         return True
 
     def pending(self) -> bool:

@@ -113,7 +113,7 @@ class Site:
             self.bus.attach(ResponderNode(Responder(m)))
         for k in range(8):
             self.bus.attach(ResponderNode(CurrentSensor(k + 1, 150)))
-        self.bus.attach(ResponderNode(RelayBox(1)))
+        self.bus.attach(ResponderNode(RelayBox(1, key=b"StringCare-test!")))
 
     def on_bus_bytes(self, data: Any, end_us: int, bus: Any) -> None:
         self.rx.append((end_us, bytes(data)))

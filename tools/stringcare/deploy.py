@@ -279,7 +279,8 @@ class Deployer:
         site_key: bytes | None = None,
     ) -> None:
         self.root = root
-        self.site_key = site_key  # module: the site key, given over USB (physical presence)
+        # module, relay/IO box: the site key, given over USB (physical presence)
+        self.site_key = site_key
         self.board_name = board_name
         self.port = port
         self.address = address
@@ -663,7 +664,7 @@ class Deployer:
         provision: dict[str, Any] = {}
         if self.address is not None:
             provision["address"] = self.address
-        if self.site_key is not None and board["role"] == "module":
+        if self.site_key is not None and board["role"] in ("module", "iobox"):
             provision["site_key"] = self.site_key.hex()  # docs/protocol.md, "Authentication"
         if self.variant is not None:
             from shared import variants

@@ -391,7 +391,12 @@ class FirmwareProcess:
     expiries).  `start()` returns once the firmware printed its banner."""
 
     def __init__(
-        self, run_dir: Path, board: str, bus: BusHub, env: dict[str, Any] | None = None
+        self,
+        run_dir: Path,
+        board: str,
+        bus: BusHub,
+        env: dict[str, Any] | None = None,
+        site_key: bytes | None = None,
     ) -> None:
         from stringcare.dev import layout
 
@@ -402,6 +407,10 @@ class FirmwareProcess:
         meta = json.loads((self.root / "boards" / board / "board.json").read_text())
         self.role = meta["role"]
         (self.run_dir / "stringcare_bundle.py").write_text("BOARD = %r\n" % meta)
+        if site_key is not None:  # as `stringcare deploy --site-key` leaves it
+            (self.run_dir / "stringcare_provision.py").write_text(
+                "PROVISION = %r\n" % {"site_key": site_key.hex()}
+            )
         self.config_path = self.run_dir / (board + ".vboard.json")
         self.config: dict[str, Any] = {"board": board, "bus": bus.address, **(env or {})}
         self.config_path.write_text(json.dumps(self.config))

@@ -2,12 +2,21 @@
 # timing, the core's relays on the pins, the chip watchdog fed every pass, outputs
 # released on every way out.  The HAL here is a board on a virtual clock: bytes arrive
 # when the test says, time moves as the loop reads it.
+from shared import auth
 from shared import busdevice as bd
 from shared import protocol as p
+from shared import protocol_layouts as lay
 from shared import relaybox as rb
 
 UID = bytes([0x5C, 0xB0, 0, 0, 0, 0, 0, 1])
 BOX = p.ADDR_RELAY_BOX_BASE + 1
+KEY = b"StringCare-test!"  # the published test key
+
+
+def relay_set(mask, state):
+    """The manager's RELAY_SET, signed under the site key (docs/protocol.md §5a)."""
+    return lay.encode_request(BOX, p.CMD_RELAY_SET, 9, {"mask": mask, "state": state},
+                              auth.Signer(KEY))  # fmt: skip
 
 
 class ClockHal:
@@ -69,9 +78,9 @@ class ClockHal:
 
 def test_reply_after_the_turnaround_and_the_relays_on_the_pins():
     hal = ClockHal()
-    core = rb.RelayBoxCore(1, UID)
+    core = rb.RelayBoxCore(1, UID, key=KEY)
     shell = bd.DeviceShell(hal, core)
-    hal.rx = p.encode_bytes(BOX, p.ADDR_MANAGER, p.CMD_RELAY_SET, 9, bytes([3, 3]))
+    hal.rx = relay_set(3, 3)
     passes = 0
     while not hal.sent and passes < 100:
         shell.step()
@@ -84,9 +93,9 @@ def test_reply_after_the_turnaround_and_the_relays_on_the_pins():
 
 def test_a_silent_bus_releases_the_pins_at_the_watchdog_time():
     hal = ClockHal()
-    core = rb.RelayBoxCore(1, UID, watchdog_ms=3000)
+    core = rb.RelayBoxCore(1, UID, watchdog_ms=3000, key=KEY)
     shell = bd.DeviceShell(hal, core)
-    hal.rx = p.encode_bytes(BOX, p.ADDR_MANAGER, p.CMD_RELAY_SET, 9, bytes([1, 1]))
+    hal.rx = relay_set(1, 1)
     shell.step()
     fed_ms = core.fed_ms
     while hal.pins or hal.now_us < 1000000:
@@ -97,8 +106,8 @@ def test_a_silent_bus_releases_the_pins_at_the_watchdog_time():
 
 def test_every_way_out_of_the_loop_releases_the_outputs_first():
     hal = ClockHal()
-    core = rb.RelayBoxCore(1, UID)
-    hal.rx = p.encode_bytes(BOX, p.ADDR_MANAGER, p.CMD_RELAY_SET, 9, bytes([15, 15]))
+    core = rb.RelayBoxCore(1, UID, key=KEY)
+    hal.rx = relay_set(15, 15)
     hal.fail_at_us = 50000
     try:
         bd.run(hal, core, "stringcare: iobox test")
@@ -115,7 +124,24 @@ def test_every_way_out_of_the_loop_releases_the_outputs_first():
 
     hal = CtrlC()
     try:
-        bd.run(hal, rb.RelayBoxCore(1, UID), "stringcare: iobox test")
+        bd.run(hal, rb.RelayBoxCore(1, UID, key=KEY), "stringcare: iobox test")
     except KeyboardInterrupt:
         pass
     assert hal.shutdowns == [True] and hal.banner == "stringcare: iobox test"
+
+
+def test_the_shell_writes_the_key_file_when_the_core_asks():
+    hal = ClockHal()
+    core = rb.RelayBoxCore(1, UID)
+    core.set_key(KEY)  # a new key over USB: to be kept
+    written = []
+
+    def store(c):
+        buf = bytearray(rb.KEY_FILE_LEN)
+        c.store_bytes(buf)
+        written.append(bytes(buf))
+
+    shell = bd.DeviceShell(hal, core, store)
+    for _ in range(5):
+        shell.step()
+    assert len(written) == 1 and written[0][4:20] == KEY

@@ -131,7 +131,7 @@ def test_authentication_and_edge_vectors_against_a_module():
 
     checked = 0
     for v in each_vector():
-        if "outcome" not in v:
+        if "outcome" not in v or v["module"] >= 0xF000:  # relay box: test_relaybox.py
             continue
         s = ModuleState(b"\x5c\xa1\xab\x1e\x00\xc0\xff\xee", 3)
         s.address = v["module"]

@@ -27,8 +27,8 @@ def register(sub: Any) -> None:
     p.add_argument("--variant", help="module: block variant (2v, 4v, 6v, 12v, 16v)")
     p.add_argument(
         "--site-key",
-        help="module: the site key to store (32 hex digits or the manager's site_key.hex); "
-        "docs/protocol.md, 'Authentication'",
+        help="module, relay/IO box: the site key to store (32 hex digits or the manager's "
+        "site_key.hex); docs/protocol.md, 'Authentication'",
     )
     p.add_argument(
         "--bus",

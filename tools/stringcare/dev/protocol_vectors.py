@@ -66,7 +66,7 @@ COMMANDS: dict[str, tuple[int, str, str | None]] = {
     "WAKE": (0x31, "", None),
     "CURRENT_READ": (0x40, "", "current_ma:i32 string:u8 flags:u8"),
     "IO_READ": (0x41, "", "relays:u8 inputs:u8"),
-    "RELAY_SET": (0x42, "mask:u8 state:u8", "relays:u8 inputs:u8"),
+    "RELAY_SET": (0x42, "mask:u8 state:u8" + _AUTH, "relays:u8 inputs:u8"),
 }  # fmt: skip
 NAK = (0xFF, "request:u8 error:u8")
 MANAGER = 0xFFFE
@@ -323,12 +323,39 @@ def _auth_vectors() -> list[dict[str, Any]]:
             "slots 0 or 1 in a broadcast: nobody answers (they would collide)",
         )
     )
+    out += _box_vectors()
+    return out
+
+
+def _box_vectors() -> list[dict[str, Any]]:
+    """RELAY_SET of relay/IO box 1 (0xF101), key = the test key, floor 0x10000 (§5.1):
+    only an accepted one changes the relays or feeds the box's watchdog."""
+    out: list[dict[str, Any]] = []
+    box = 0xF101
+    spec = COMMANDS["RELAY_SET"][1]
+    values = {"mask": 0x01, "state": 0x01, "ctr": 0x10001}
+    good = frame(box, MANAGER, 0x42, 50, pack_payload(spec, values), signed=True)
+    out.append(_refusal("RELAY_SET authenticated (accepted)", good, "accepted", 0,
+                        "MAC right, counter above the floor: relay 1 energised, watchdog fed, "
+                        "reply", module=box))  # fmt: skip
+    out.append(_refusal("RELAY_SET replayed (counter not above the floor)", good, "replayed",
+                        6, "NAK 6, refusal counted, relays unchanged, watchdog not fed",
+                        replay=True, module=box))  # fmt: skip
+    forged = frame(box, MANAGER, 0x42, 51, pack_payload(spec, dict(values, ctr=0x10002)),
+                   signed=True, key=bytes(16))  # fmt: skip
+    out.append(_refusal("RELAY_SET under another key (a rogue device)", forged, "bad_mac", 6,
+                        "MAC wrong: NAK 6, refusal counted, relays unchanged, watchdog not "
+                        "fed", module=box))  # fmt: skip
+    v1 = frame(box, MANAGER, 0x42, 52, b"\x01\x01")
+    out.append(_refusal("RELAY_SET without the trailer (version 1 layout)", v1, "bad_length",
+                        2, "every command has one exact length: NAK 2, nothing changes",
+                        module=box))  # fmt: skip
     return out
 
 
 def _refusal(name: str, raw: bytes, outcome: str, nak: int, receiver: str,
-             replay: bool = False) -> dict[str, Any]:  # fmt: skip
-    return {"name": name, "hex": raw.hex(), "valid": True, "module": 17,
+             replay: bool = False, module: int = 17) -> dict[str, Any]:  # fmt: skip
+    return {"name": name, "hex": raw.hex(), "valid": True, "module": module,
             "key": TEST_KEY_HEX, "floor": 0x10001 if replay else 0x10000,
             "outcome": outcome, "nak": nak, "receiver": receiver}  # fmt: skip
 

@@ -238,7 +238,7 @@ class Rig:
         self.progress("deploying relay box firmware to the virtual relay/IO box")
         Deployer(
             self.root, "unix_iobox", self.iobox.device, None, None, self.hub.url,
-            progress=lambda t: None,
+            progress=lambda t: None, site_key=RIG_SITE_KEY,
         ).run()  # fmt: skip
         self.box = HubDevice(self.hub, Listener())
         return self

@@ -318,7 +318,7 @@ class Simulation:
                 sensor = simdev.CurrentSensor(k + 1)
                 self.sensors.append(sensor)
                 self.bus.attach(ResponderNode(sensor, 400))
-        self.relay_box = simdev.RelayBox(1)
+        self.relay_box = simdev.RelayBox(1, key=SIM_SITE_KEY)
         self.bus.attach(ResponderNode(self.relay_box, 400))
         self.breaker_open = False
         self._sync_sensors()
