@@ -40,6 +40,7 @@ TRUST = "stringcare_trust"
 BUNDLES = "b"
 ENTRY = "stringcare_entry"
 LOADER = "stringcare_loader.py"  # the loader as the bundle carries it (-> /main.py)
+BOOT = "stringcare_boot.py"  # the FAT repair as the bundle carries it (-> /boot.py)
 ID_HEX = 12
 
 

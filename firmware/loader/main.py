@@ -156,3 +156,4 @@ def main():
 
 
 main()
+# end of the StringCare loader

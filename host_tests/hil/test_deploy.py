@@ -279,7 +279,7 @@ def test_a_board_deployed_before_staged_installs_is_converted(hil_board: Any) ->
     vb = _vb(hil_board)
     b = bundle_mod.build(REPO, "unix_module")
     for path in b.files:  # the flat layout of earlier deploys: files in place, entry as main.py
-        if path == fwstore.LOADER:
+        if path in (fwstore.LOADER, fwstore.BOOT):  # the staged install's own
             continue
         dst = vb.flash_dir / ("main.py" if path == "stringcare_entry.py" else path)
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -290,7 +290,8 @@ def test_a_board_deployed_before_staged_installs_is_converted(hil_board: Any) ->
     d = deploy(hil_board)
     assert sorted(d.removed) == ["boards", "module_fw", "shared", "stringcare_bundle.py"]
     assert sorted(p.name for p in vb.flash_dir.iterdir()) == [
-        "b", "main.py", "stringcare_active", "stringcare_settings.py", "stringcare_trust",
+        "b", "boot.py", "main.py", "stringcare_active", "stringcare_settings.py",
+        "stringcare_trust",
     ]  # fmt: skip
     assert d.boot_line == "stringcare: boot: bundle %s" % d.bundle.folder
 

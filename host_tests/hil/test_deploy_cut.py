@@ -45,3 +45,22 @@ def test_a_deploy_cut_anywhere_boots_the_old_or_the_new_bundle(
     # a cut deploy run again resumes: the files already in the folder stay
     assert camp.resumed["kept"] > 0 and camp.resumed["copied"] > 0
     assert camp.resumed["boot_line"] == "stringcare: boot: bundle %s" % camp.new.folder
+
+
+@pytest.mark.timeout(900)
+def test_on_fat_a_deploy_cut_anywhere_boots_the_old_or_the_new_bundle(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    # FAT renames over a file in two steps (remove, rename): every cut between them too
+    if request.config.getoption("port", None):
+        pytest.skip("cuts the power of a virtual board")
+    camp = Campaign(REPO, tmp_path, progress=lambda t: None, fat=True)
+    cases = camp.run()
+    assert len(cases) >= 20
+    between = [c for c in cases if c.what in ("rename stringcare_active.tmp stringcare_active",
+                                              "rename main.py.tmp main.py")]  # fmt: skip
+    assert len(between) == 2, [c.what for c in cases]  # the old file already removed
+    for c in cases:
+        want = camp.old.folder if c.op <= camp.switch_op else camp.new.folder
+        assert (c.booted, c.started) == (want, True), (c.op, c.label(), c.booted, c.deploy_error)
+    assert camp.recovered() == len(cases)

@@ -16,7 +16,8 @@ and 1.3 cycles per instruction (the assumption tools/bench/bench_m0.py states).
 deploy.interrupt_*: tools/stringcare/deploycut.py on one virtual board: the deploy of a
 new bundle cut by a power failure at each file boundary, mid-file and at each step of
 the switch; recovered = the board then boots the old or the new bundle and its
-firmware starts.
+firmware starts.  The .fat figures: the same with the board renaming over a file in two
+steps (remove, rename), as MicroPython's FAT driver does.
 """
 
 from __future__ import annotations
@@ -65,6 +66,10 @@ METRICS: dict[str, tuple[str, str | None, str]] = {
     "deploy.interrupt_recovered_pct": (
         "%", "== 100", "of those, the board boots the old or the new bundle"),
     "deploy.interrupt_case_s": ("s", None, "wall time per cut case (restore, cut, reboot)"),
+    "deploy.interrupt_cases.fat": (
+        "cases", ">= 20", "deploys cut by a power failure, the board renaming as FAT does"),
+    "deploy.interrupt_recovered_pct.fat": (
+        "%", "== 100", "of those, the board boots the old or the new bundle"),
 }  # fmt: skip
 
 
@@ -235,4 +240,8 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
         out["deploy.interrupt_cases"] = len(cases)
         out["deploy.interrupt_recovered_pct"] = round(100 * camp.recovered() / len(cases), 1)
         out["deploy.interrupt_case_s"] = round(sum(c.seconds for c in cases) / len(cases), 2)
+        fat = Campaign(root, work / "cut-fat", progress, fat=True)
+        cases = fat.run()
+        out["deploy.interrupt_cases.fat"] = len(cases)
+        out["deploy.interrupt_recovered_pct.fat"] = round(100 * fat.recovered() / len(cases), 1)
     return out

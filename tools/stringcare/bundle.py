@@ -48,6 +48,7 @@ INSTALLER_SOURCES = (
 )
 SHA256_SOURCE = "shared/sha256.py"  # inlined into the loader (boards without hashlib)
 LOADER_SOURCE = "firmware/loader/main.py"
+BOOT_SOURCE = "firmware/loader/boot.py"  # /boot.py: finishes a loader switch cut on FAT
 PRIVATE_HEADER = "stringcare-ed25519-private-key"
 PUBLIC_HEADER = "stringcare-ed25519-public-key"
 DEV_KEY = "build/keys/dev-signing.key"
@@ -362,7 +363,7 @@ def build(
     sources = sorted(set(role_sources(root, board)) | {root / p for p in INSTALLER_SOURCES})
     digest = hashlib.sha256()
     entry = root / "firmware" / board["role"] / "main.py"
-    extra = [root / LOADER_SOURCE, boards_dir(root) / board_name / "board.json"]
+    extra = [root / LOADER_SOURCE, root / BOOT_SOURCE, boards_dir(root) / board_name / "board.json"]
     for src in [entry, *sources, *extra]:
         digest.update(str(src.relative_to(root)).encode() + b"\0" + src.read_bytes())
     for site, lib_path in library_sources(root, board_name):  # microdot's version too
@@ -376,6 +377,7 @@ def build(
     wanted: dict[str, bytes] = {
         fwstore.ENTRY + ".py": entry.read_bytes(),
         fwstore.LOADER: loader_text(root, board).encode(),
+        fwstore.BOOT: (root / BOOT_SOURCE).read_bytes(),
         "stringcare_bundle.py": stamp_text(board, source_sha, label).encode(),
     }
     for src in sources:

@@ -86,7 +86,7 @@ print(repr({'version': tuple(sys.implementation.version[:3]), 'platform': sys.pl
     'hashes': {p: _hash(FOLDER + '/' + p) for p in PATHS},
     'pointer': _read('stringcare_active'), 'trust': _read('stringcare_trust'),
     'settings': _read('stringcare_settings.py'),
-    'loader': _hash('main.py'), 'bundles': _dirs,
+    'loader': _hash('main.py'), 'boot': _hash('boot.py'), 'bundles': _dirs,
     'legacy': [p for p in LEGACY if p in os.listdir()]}))
 """
 
@@ -462,6 +462,8 @@ class Deployer:
             return False
         if self.info["loader"] != b.files[fwstore.LOADER]["sha256"] or self._trust_text():
             return False
+        if self.info.get("boot") != b.files[fwstore.BOOT]["sha256"]:
+            return False
         hashes = self.info["hashes"]
         return all(hashes.get(p) == sha for p, sha in b.install_files().items())
 
@@ -626,6 +628,14 @@ class Deployer:
             % (path + ".tmp", text, path + ".tmp", path)
         )
 
+    def _copy_aside(self, t: Any, src: str, dst: str) -> None:
+        """Copy a file of the bundle to dst + '.tmp' on the board, then rename it over dst."""
+        t.exec(
+            "import os\n_s=open(%r,'rb')\n_f=open(%r,'wb')\n"
+            "while True:\n _c=_s.read(512)\n if not _c:\n  break\n _f.write(_c)\n"
+            "_f.close()\n_s.close()\nos.rename(%r,%r)" % (src, dst + ".tmp", dst + ".tmp", dst)
+        )
+
     def _switch(self, t: Any) -> None:
         b = self.bundle
         trust = self._trust_text()
@@ -636,13 +646,13 @@ class Deployer:
         lines += [x for x in self.pointer if x[0] != b.folder][:1]
         self._put_small(t, fwstore.POINTER, "".join("%s %s\n" % x for x in lines))
         self.switched = True
+        if self.info.get("boot") != b.files[fwstore.BOOT]["sha256"]:
+            # /boot.py first: it finishes a loader replacement that a power cut split on
+            # FAT (docs/deploy.md, "Filesystems"); a cut while it is replaced leaves the
+            # old one, none, or the new one - all harmless
+            self._copy_aside(t, b.folder + "/" + fwstore.BOOT, "boot.py")
         if self.info["loader"] != b.files[fwstore.LOADER]["sha256"]:
-            t.exec(
-                "import os\n_s=open(%r,'rb')\n_f=open('main.py.tmp','wb')\n"
-                "while True:\n _c=_s.read(512)\n if not _c:\n  break\n _f.write(_c)\n"
-                "_f.close()\n_s.close()\nos.rename('main.py.tmp','main.py')"
-                % (b.folder + "/" + fwstore.LOADER)
-            )
+            self._copy_aside(t, b.folder + "/" + fwstore.LOADER, "main.py")
             self.progress("switch: active bundle %s, loader /main.py replaced" % b.id)
         else:
             self.progress("switch: active bundle %s" % b.id)

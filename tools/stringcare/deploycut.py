@@ -18,6 +18,12 @@ Cuts: before each file of the bundle is created (a file boundary), in the middle
 the first write of each file written in more than one piece and of every third other
 file (mid-file), and at every operation of the switch (key, pointer, loader, cleanup,
 settings).
+
+FAT (fat=True): the board renames over a file as MicroPython's FAT driver does, in two
+flash operations (remove, then rename), so cuts also fall between the two: the pointer
+missing while its new text waits in stringcare_active.tmp (the loader reads it), and
+/main.py missing while the new loader waits in main.py.tmp (/boot.py finishes the
+rename).  docs/deploy.md, "Filesystems".
 """
 
 from __future__ import annotations
@@ -102,9 +108,12 @@ def choose_cuts(ops: list[tuple[int, str, str, int]], folder: str) -> list[Case]
 
 
 def switch_op(ops: list[tuple[int, str, str, int]]) -> int:
-    """The operation that makes the new bundle active: the pointer's rename."""
+    """The last operation a cut may stop before and still boot the old bundle: the
+    pointer's rename (on FAT, the removal of the old pointer that comes first)."""
     for n, kind, path, _ in ops:
         if kind == "rename" and path.endswith(" stringcare_active"):
+            return n
+        if kind == "remove" and path == "stringcare_active":
             return n
     raise ValueError("no pointer rename among the flash operations")
 
@@ -129,8 +138,11 @@ def _wait(vb: VirtualBoard, start: int, timeout_s: float) -> tuple[str, bool]:
 
 
 class Campaign:
-    def __init__(self, root: Path, work: Path, progress: Callable[[str], None] = print) -> None:
+    def __init__(
+        self, root: Path, work: Path, progress: Callable[[str], None] = print, fat: bool = False
+    ) -> None:
         self.root = root
+        self.fat = fat
         self.work = Path(work)
         self.progress = progress
         self.cases: list[Case] = []
@@ -163,7 +175,8 @@ class Campaign:
         self.old, self.new = old, new
         self.image = self.work / "image-old"
         log = self.work / "flash-ops.txt"
-        with VirtualBoard(self.work / "flash") as vb:
+        emulate = {"fat_rename": True} if self.fat else None
+        with VirtualBoard(self.work / "flash", emulate=emulate) as vb:
             self._deploy(vb, old)
             vb.power_off()
             shutil.rmtree(self.image, ignore_errors=True)

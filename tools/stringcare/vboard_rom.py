@@ -5,7 +5,8 @@
 #
 # It makes the unix port look like a board to mpremote and to `stringcare deploy`:
 #   * the flash directory is the filesystem (sys.path like a board: '', '/lib');
-#   * it runs main.py if present, as a board does after reset; Ctrl-C on the console
+#   * it runs boot.py and then main.py if present, as a board does after reset (an
+#     exception in boot.py skips main.py, as on rp2); Ctrl-C on the console
 #     stops it and `-i` leaves the interpreter at the REPL (raw REPL for mpremote);
 #   * Ctrl-D at the friendly REPL ends the process: the launcher restarts it, which
 #     is the virtual board's soft reset (tools/stringcare/vboard.py);
@@ -22,6 +23,9 @@
 #                                       and powers it up again (vboard.py)
 #   "power_cut_mid": true               ... and when that operation is a write, only the
 #                                       first half of its bytes reach the flash
+#   "fat_rename": true                  renaming over an existing file is two flash
+#                                       operations, remove then rename, as MicroPython's
+#                                       FAT driver does it (a cut can fall between)
 #   "no_hashlib": true                  an image without hashlib (the stock NUCLEO_G474RE
 #                                       image before MicroPython 1.27): `import hashlib`
 #                                       raises ImportError
@@ -53,6 +57,7 @@ def _used_bytes(top):
 
 
 _CUT_AT = _CONFIG.get("power_cut_at") or 0
+_FAT = bool(_CONFIG.get("fat_rename"))
 _CUT_MID = bool(_CONFIG.get("power_cut_mid"))
 _LOG = _CONFIG.get("flash_log") or ""
 _OPS = [0, False]  # flash operations counted, armed (the firmware has stopped)
@@ -163,6 +168,21 @@ if _CUT_AT or _LOG:
 
     for _name in ("rename", "remove", "mkdir", "rmdir"):
         _os_attrs[_name] = _op(_name, getattr(os, _name))
+if _FAT:
+    _real_rename = _os_attrs.get("rename", os.rename)
+    _real_remove = _os_attrs.get("remove", os.remove)
+
+    def _fat_rename(old, new):
+        try:
+            os.stat(new)
+            exists = True
+        except OSError:
+            exists = False
+        if exists:  # vfs_fat: f_rename says FR_EXIST, so f_unlink(new), then f_rename
+            _real_remove(new)
+        _real_rename(old, new)
+
+    _os_attrs["rename"] = _fat_rename
 if _os_attrs:
     sys.modules["os"] = _Shim(os, **_os_attrs)
 
@@ -187,8 +207,19 @@ if "micropython_version" in _CONFIG:
     sys.modules["sys"] = _Shim(sys, implementation=_Impl())
 
 print("vboard: %s booting" % _CONFIG.get("board", "unix"))
+_boot_ok = True
 try:
-    _main = _real_open("main.py").read()
+    _boot = _real_open("boot.py").read()
+except OSError:
+    _boot = None
+if _boot is not None:
+    try:
+        exec(_boot, {"__name__": "__main__"})
+    except Exception as _e:  # noqa: BLE001 - as on rp2: the traceback, and no main.py
+        sys.print_exception(_e)  # type: ignore[attr-defined]
+        _boot_ok = False
+try:
+    _main = _real_open("main.py").read() if _boot_ok else None
 except OSError:
     _main = None
 if _main is not None:
