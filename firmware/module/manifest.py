@@ -11,10 +11,11 @@
 #   (stm32: STRINGCARE_BOARD=stm32_module make BOARD=NUCLEO_G474RE FROZEN_MANIFEST=...)
 #
 # Flash the image (Pico: hold BOOTSEL, copy build-RPI_PICO/firmware.uf2), then put only
-# the entry, the board stamp and the settings on the filesystem:
+# the entry (as /main.py) and the board stamp on the filesystem - not checked by a
+# loader: docs/deploy.md, "Frozen images: what is verified, and what is not yet":
 #   stringcare bundle --board rp2040_module
-#   mpremote cp build/firmware/rp2040_module/main.py \
-#               build/firmware/rp2040_module/stringcare_bundle.py :
+#   mpremote cp build/firmware/rp2040_module/stringcare_entry.py :main.py
+#   mpremote cp build/firmware/rp2040_module/stringcare_bundle.py :
 import os
 
 include("$(PORT_DIR)/boards/manifest.py")  # the port's own frozen modules

@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if b.board == "unix_iobox":
             print("%-14s relays in %s.status.json" % ("", b.config_path))
     print("deploy with: stringcare deploy --board <board> --port <console> --bus %s" % hub.url)
+    print("  (a module or a relay/IO box: add --site-key KEY, the manager's site key)")
     print("Ctrl-C stops them.")
     try:
         while True:
