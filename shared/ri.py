@@ -78,6 +78,11 @@ NO_EXCITATION_PERCENT = const(25)
 # "Saturation").
 SATURATION_AA_X10 = const(48)
 SATURATION_LAG_DIVIDER = const(10)  # the lag: sample_rate_hz / 10 (100 ms)
+# A tone within ~1 Hz of a whole number of cycles per 100 ms repeats like the mains and
+# hides from that lag; each sample is also compared with the one 50 ms earlier: whole
+# periods of every 60 Hz harmonic and of the even 50 Hz ones (the ripple of a rectifier),
+# but half a period of such a tone when its count per 100 ms is odd.
+SATURATION_HALF_LAG_DIVIDER = const(20)  # sample_rate_hz / 20 (50 ms)
 # samples after each excitation edge that are not used for it (the edge itself)
 _EDGE_SKIP = const(2)
 
@@ -351,7 +356,10 @@ class _EvaluatorBase:
         self._dnl = plan.adc_kind == fe.ADC_RP2040
         # lowest and highest v (half LSB, centred) per excitation state (off, on), then
         # of v minus v 100 ms earlier per (state now, state then); edges left out
-        self._ext = array("i", [1 << 20, -(1 << 20)] * 6)
+        # then (12..19) of v minus v 50 ms earlier per (state now, state then): the step
+        # method compares within a slot (12 off, 18 on); the AC method per position in
+        # the excitation period (_half_ext)
+        self._ext = array("i", [1 << 20, -(1 << 20)] * 10)
         lag = plan.sample_rate_hz // SATURATION_LAG_DIVIDER
         if lag * SATURATION_LAG_DIVIDER != plan.sample_rate_hz or lag % plan.slot_samples:
             lag = 0  # no whole 100 ms of slots: not checked
@@ -360,6 +368,14 @@ class _EvaluatorBase:
             # the excitation (the inductive pick-up's quadrature) cancels as well
             lag *= 2
         self._lag = lag
+        half_lag = plan.sample_rate_hz // SATURATION_HALF_LAG_DIVIDER
+        if not lag or half_lag * SATURATION_HALF_LAG_DIVIDER != plan.sample_rate_hz:
+            half_lag = 0
+        self._half_lag = half_lag
+        self._half_ext = array("i")  # the AC method's, per position (empty: none)
+        # the step method: the largest spread of v within one slot, per state (slow
+        # drift over a capture is no ripple; empty: the spread over the whole capture)
+        self._slot_spread = array("i")
         self._hist = array("h", bytes(2 * lag))  # from bytes: no temporary list
         self._hist_pos = 0
         self._lagged = False
@@ -382,21 +398,33 @@ class _EvaluatorBase:
                 if x > level:
                     level = x
         ripple = 0
-        for k in (4, 6, 8, 10):
+        for k in (4, 6, 8, 10, 12, 14, 16, 18):
             if ext[k + 1] >= ext[k]:
                 # a tone of amplitude A gives a difference 2A |sin(pi f lag)|, taken
-                # as 2A: a tone near a whole number of cycles per lag is missed (it
-                # repeats like the mains: docs/ri.md, "Saturation")
+                # as 2A: a tone near a whole number of cycles per 100 ms is missed
+                # there (it repeats like the mains) and seen over 50 ms unless that
+                # number is even (docs/ri.md, "Saturation")
                 amp = (ext[k + 1] - ext[k]) >> 2
                 if amp > ripple:
                     ripple = amp
+        half_ext = self._half_ext
+        if len(half_ext):
+            for k in range(0, len(half_ext), 2):
+                if half_ext[k + 1] >= half_ext[k]:
+                    amp = (half_ext[k + 1] - half_ext[k]) >> 2
+                    if amp > ripple:
+                        ripple = amp
         # when that is a third or more of all that varies within a state (mains
         # ripple leaves less: 0.5 % off, an eighth at 100 Hz, with its harmonics a
         # quarter over 200 ms), all of it is taken as out-of-band ripple: the lag's
         # |sin| no longer hides it
         within = 0
+        spread = self._slot_spread
         for k in (0, 2):
-            if ext[k + 1] >= ext[k] and (ext[k + 1] - ext[k]) >> 1 > within:
+            if len(spread):
+                if spread[k >> 1] >> 1 > within:
+                    within = spread[k >> 1] >> 1
+            elif ext[k + 1] >= ext[k] and (ext[k + 1] - ext[k]) >> 1 > within:
                 within = (ext[k + 1] - ext[k]) >> 1
         if 3 * ripple >= within and within > ripple:
             ripple = within
@@ -453,6 +481,9 @@ class StepEvaluator(_EvaluatorBase):
         self._slot = 0
         self._sum_v = 0
         self._sum_i = 0
+        self._slot_spread = array("i", bytes(8))
+        self._slot_low = 1 << 20
+        self._slot_high = -(1 << 20)
 
     def feed(self, vbuf, ibuf, count: int) -> None:
         """Consume count sample pairs (raw codes).  Allocation-free."""
@@ -482,6 +513,13 @@ class StepEvaluator(_EvaluatorBase):
         lagged = self._lagged
         prof = self._profile
         prof_i = self._profile_i
+        # the sample 50 ms earlier, in the same slot and past its edge (step slots are
+        # 100 ms: then it is in the same excitation state)
+        half_lag = self._half_lag
+        half_from = half_lag + _EDGE_SKIP if half_lag and lag == slot_samples else slot_samples
+        spread = self._slot_spread
+        slot_low = self._slot_low
+        slot_high = self._slot_high
         for j in range(count):
             r = vbuf[j]
             q = ibuf[j]
@@ -508,12 +546,24 @@ class StepEvaluator(_EvaluatorBase):
                     ext[state] = x
                 if x > ext[state + 1]:
                     ext[state + 1] = x
+                if x < slot_low:
+                    slot_low = x
+                if x > slot_high:
+                    slot_high = x
                 if lagged:
                     d = x - hist[hpos]
                     if d < ext[combo]:
                         ext[combo] = d
                     if d > ext[combo + 1]:
                         ext[combo + 1] = d
+                if pos >= half_from:
+                    k = hpos - half_lag
+                    d = x - hist[k + lag if k < 0 else k]
+                    k = 12 + 3 * state
+                    if d < ext[k]:
+                        ext[k] = d
+                    if d > ext[k + 1]:
+                        ext[k + 1] = d
             if lag:
                 hist[hpos] = x
                 hpos += 1
@@ -533,6 +583,10 @@ class StepEvaluator(_EvaluatorBase):
                 pos = 0
                 sv = 0
                 si = 0
+                if slot_high - slot_low > spread[state >> 1]:
+                    spread[state >> 1] = slot_high - slot_low
+                slot_low = 1 << 20
+                slot_high = -(1 << 20)
                 then = state
                 state = 2 if thue_morse(slot) else 0
                 combo = 4 + state + then * 2
@@ -540,6 +594,8 @@ class StepEvaluator(_EvaluatorBase):
         self._sum_v = sv
         self._sum_i = si
         self._slot = slot
+        self._slot_low = slot_low
+        self._slot_high = slot_high
         self._hist_pos = hpos
         self._lagged = lagged
         self.fed += count
@@ -854,6 +910,8 @@ class LockInEvaluator(_EvaluatorBase):
             self._msin[k] = -((sin_q15(phase) + 4) >> 3)
         # accumulators: 4 signal (vr, vi, ir, ii) + 2 per noise bin, two limbs each
         self._acc = array("i", [0] * (2 * (4 + 2 * len(_AC_NOISE_BINS))))
+        # lowest and highest v minus v 50 ms earlier, per position in the period
+        self._half_ext = array("i", [1 << 20, -(1 << 20)] * period)
         self._period_index = 0
         self._pvr = 0
         self._pvi = 0
@@ -939,6 +997,9 @@ class LockInEvaluator(_EvaluatorBase):
         # the lag is whole excitation periods: the sample then was in the same state
         # (combos 4 + 2 * (2 now + then))
         flip = (lag // half_period) & 1
+        # the sample 50 ms earlier (not whole excitation periods: compared per position)
+        half_lag = self._half_lag
+        half_ext = self._half_ext
         for j in range(count):
             r = vbuf[j]
             q = ibuf[j]
@@ -967,6 +1028,17 @@ class LockInEvaluator(_EvaluatorBase):
                         ext[k] = d
                     if d > ext[k + 1]:
                         ext[k + 1] = d
+                    if half_lag:
+                        # per position in the excitation period: whatever follows the
+                        # excitation (its response, the inductive pick-up) is the same
+                        # there in every period and drops out of the spread
+                        k = hpos - half_lag
+                        d = x - hist[k + lag if k < 0 else k]
+                        k = 2 * pos
+                        if d < half_ext[k]:
+                            half_ext[k] = d
+                        if d > half_ext[k + 1]:
+                            half_ext[k + 1] = d
             if lag:
                 hist[hpos] = x
                 hpos += 1

@@ -54,3 +54,15 @@ def test_switching_ripple_that_saturates_the_amplifier_is_refused(bench: Bench) 
     # 50 mV: the high range saturates (refused there), the low range measures it
     res = _measure(bench, ri.RI_METHOD_STEP, Block(R0), SwitchingRipple(17313.7, 0.05))
     assert res.ri_nohm is not None and abs(res.ri_nohm / (R0 * 1e9) - 1) < 0.01
+
+
+@pytest.mark.parametrize("amplitude_v", [0.05, 0.08])
+def test_switching_ripple_repeating_every_100_ms_is_not_a_silent_error(
+    bench: Bench, amplitude_v: float
+) -> None:
+    # 17310.8 Hz: 1731.08 cycles per 100 ms, so the 100 ms comparison barely sees it
+    # (it gave -48 % and -70 % with quality ~90-99); an odd count is half a period
+    # off over 50 ms: the high range is refused as saturated, the low range measures
+    res = _measure(bench, ri.RI_METHOD_STEP, Block(R0), SwitchingRipple(17310.8, amplitude_v))
+    assert res.ri_nohm is not None, res
+    assert abs(res.ri_nohm / (R0 * 1e9) - 1) < 0.01, res

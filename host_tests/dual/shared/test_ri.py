@@ -192,6 +192,19 @@ def test_plan_refuses_fields_outside_what_a_board_can_have():
         raises(ValueError, ri.RiPlan, *args)
 
 
+def test_out_of_band_ripple_that_repeats_every_100_ms_is_refused():
+    # aliased to 370 Hz (37 cycles per 100 ms: it repeats like the mains there, and the
+    # 100 ms comparison alone let it through); over 50 ms it is half a period off.
+    # 180 Hz (a 60 Hz harmonic: 9 cycles per 50 ms) of the same size is mains ripple.
+    for method in (ri.RI_METHOD_STEP, ri.RI_METHOD_AC):
+        plan = ri.plan_for(3, method)
+        res = _run(plan, Synth(plan, 5000000, ripple_codes=600, ripple_mhz=370000))
+        assert res.status == ri.RI_SATURATED, res
+        assert "out-of-band ripple" in res.detail
+        res = _run(plan, Synth(plan, 5000000, ripple_codes=600, ripple_mhz=180000))
+        assert res.status == ri.RI_OK, res
+
+
 def test_ripple_that_may_saturate_the_amplifier_is_refused_with_a_reason():
     # A tone that is no mains harmonic (it does not repeat after 100 ms) is aliased
     # out-of-band ripple, seen 4.8x smaller behind the anti-alias filter: 600 codes of
