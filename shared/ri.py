@@ -419,15 +419,17 @@ class _EvaluatorBase:
         # quarter over 200 ms), all of it is taken as out-of-band ripple: the lag's
         # |sin| no longer hides it
         within = 0
-        spread = self._slot_spread
         for k in (0, 2):
-            if len(spread):
-                if spread[k >> 1] >> 1 > within:
-                    within = spread[k >> 1] >> 1
-            elif ext[k + 1] >= ext[k] and (ext[k + 1] - ext[k]) >> 1 > within:
+            if ext[k + 1] >= ext[k] and (ext[k + 1] - ext[k]) >> 1 > within:
                 within = (ext[k + 1] - ext[k]) >> 1
         if 3 * ripple >= within and within > ripple:
-            ripple = within
+            # (the step method: what varies within one slot, at most; a capture's slow
+            # drift, the AC coupling's droop after the steps, is no ripple)
+            spread = self._slot_spread
+            if len(spread):
+                within = (spread[0] if spread[0] > spread[1] else spread[1]) >> 1
+            if within > ripple:
+                ripple = within
         worst = level + ripple * SATURATION_AA_X10 // 10
         band = fe.RI_CLIP_HIGH_CODE - fe.ADC_CODES // 2  # codes from mid-scale
         if worst <= 2 * band:
