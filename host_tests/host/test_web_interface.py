@@ -306,7 +306,8 @@ def test_admin_mutes_the_alarm_and_the_log_says_who(sim, admin):
     wait(admin, lambda d: "muted" in message(d), "mute confirmed")
     wait(admin, lambda d: by_id(d, "buzzer").text == "muted", "the buzzer muted")
     shot(admin, "actions")
-    css(admin, 'button[data-act="equalise_off"][data-string="1"]')[0].click()
+    # the string buttons are redrawn every second: click retried until it lands
+    click(admin, 'button[data-act="equalise_off"][data-string="1"]', "equalising off")
     wait(admin, lambda d: by_id(d, "eq-state-2").text == "off", "string 2 equalising off")
     tab(admin, "events")
     wait(admin, lambda d: "mute by admin" in by_id(d, "ev-rows").text, "the mute event")
@@ -446,7 +447,9 @@ def test_discharges_list_each_blocks_deepest_point(sim, admin):
         return "Discharge 1:" in by_id(d, "dis-list").text and css(d, "table.discharge td")
 
     wait(admin, listed, "the simulated mains failure in the discharge list")
-    cells = [c.text for c in css(admin, "table.discharge td")]
+    cells = admin.execute_script(  # in one go: the list may be redrawn meanwhile
+        "return [...document.querySelectorAll('table.discharge td')].map(c => c.textContent)"
+    )
     assert cells and len(cells) % 32 == 0, cells  # 2 strings of 16 blocks per discharge
     assert all(12.0 < float(c) < 14.0 for c in cells), cells
     shot(admin, "discharges")

@@ -513,16 +513,20 @@ class Simulation:
         self.outcome.bleed_j.append(self.bleed_energy_j.sum(axis=1).tolist())
 
     def _installer(self, dt: float) -> None:
-        """Press the next module's button (a 300 ms press) once it blinks fast red."""
-        if not self._installer_order or self.t_s < self._next_press_s:
+        """Press the next module's button (a 300 ms press) once it blinks fast red; a
+        module that still has no address when its turn comes again (the job was stopped
+        just after its press) is pressed again, as an installer would."""
+        order = self._installer_order
+        while order and self.modules[order[0]].core.state.address != 0:
+            order.pop(0)  # addressed: on to the next one
+        if not order or self.t_s < self._next_press_s:
             return
-        m = self.modules[self._installer_order[0]]
+        m = self.modules[order[0]]
         if not m.core.state.addressing:
             return  # not in addressing mode yet: wait for the manager's broadcast
         t0 = int((self.t_s - dt) * 1000)
         for offset_ms, pressed in ((100, True), (150, True), (400, False), (450, False)):
             m.core.tick((t0 + offset_ms) & TICKS_MAX, pressed)
-        self._installer_order.pop(0)
         self._next_press_s = self.t_s + 15.0
         self.timeline.append(
             TimelineEntry(
