@@ -55,8 +55,8 @@ def test_on_fat_a_deploy_cut_anywhere_boots_the_old_or_the_new_bundle(
     if request.config.getoption("port", None):
         pytest.skip("cuts the power of a virtual board")
     camp = Campaign(REPO, tmp_path, progress=lambda t: None, fat=True)
-    cases = camp.run()
-    assert len(cases) >= 20
+    cases = camp.run(sample=3)  # every place of the switch; `make bench` cuts everywhere
+    assert len(camp.planned) >= 20
     between = [c for c in cases if c.what in ("rename stringcare_active.tmp stringcare_active",
                                               "rename main.py.tmp main.py")]  # fmt: skip
     assert len(between) == 2, [c.what for c in cases]  # the old file already removed
