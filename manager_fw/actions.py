@@ -83,7 +83,7 @@ def carry_out(core, now_s, kind, args, number):
         if kind == "runaway_reset":
             return _runaway_reset(core, now_s, string, number)
         on = kind == "equalise_on"
-        core.strings.enabled[string] = 1 if on else 0
+        core.set_equalising(string, on)
         log(core, now_s, OP_EQUALISE_ON if on else OP_EQUALISE_OFF, number, string=string)
         return True, "string %d: equalising %s" % (string + 1, "on" if on else "off")
     if kind == "mute":

@@ -74,7 +74,7 @@ def test_a_new_configuration_is_checked_and_its_thresholds_apply_at_once():
     t = link.submit("config", bad, "alice", 1)
     link.apply(core, site.now_s())
     ok, text = link.result(t)
-    assert not ok and "thresholds.voltage_high_alarm_mv" in text and "99999" in text
+    assert not ok and "thresholds.voltage_high_alarm_mv" in text and "99999" in text, text
     assert link.config_obj is obj
     new = json.loads(json.dumps(obj))
     new["thresholds"] = {"temp_high_warning_mc": 19000, "temp_high_alarm_mc": 21000}
