@@ -7,7 +7,6 @@ from corefixture import Site
 from manager_fw import events as ev
 from manager_fw import outputs as out
 from manager_fw import poller as pl
-from manager_fw import silence as si
 from manager_fw import strings as strs
 from shared import protocol as p
 from shared import thresholds as th
@@ -96,8 +95,8 @@ def test_on_a_fast_polled_site_a_short_silence_does_not_show():
     site.unplug(1)
     site.run_s(1)
     a = c.module_address(1)
-    assert c.poller.misses[a] >= si.SHOWN_SILENT_AFTER and c.module_answering(1)
-    site.run_s(si.SHOWN_SILENT_AFTER_S + 1)
+    assert c.poller.misses[a] >= pl.SHOWN_SILENT_AFTER and c.module_answering(1)
+    site.run_s(pl.SHOWN_SILENT_AFTER_S + 1)
     assert not c.module_answering(1)
     site.replug(1)
     site.run_s(1)
@@ -247,14 +246,14 @@ def test_a_wall_clock_step_stamps_events_and_moves_no_timer():
     site.start()
     c = site.core
     site.run_s(10)
-    site.shell.board.wall_offset_s = -3600  # the loop hands it to core.set_wall_offset
+    c.set_wall_offset(-3600)
     site.unplug(3)
     site.run_s(3)
     last_ok = c.silence.last_ok_s[4] - site.shell.start_s
     site.run_s(300)
     silent = site.events(ev.EV_MODULE_SILENT)
     assert [(e[0], e[2]) for e in silent] == [(last_ok + 240 - 3600, 3)]
-    site.shell.board.wall_offset_s = 3600  # and forward: nothing fires early either
+    c.set_wall_offset(3600)  # and forward: nothing fires early either
     site.replug(3)
     site.run_s(5)
     back = site.events(ev.EV_MODULE_BACK)
