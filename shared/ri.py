@@ -306,6 +306,16 @@ def quality_from_uncert(uncert_ppm: int) -> int:
     return 0 if q < 0 else q
 
 
+def _extremes(pairs: int):
+    """An array of pairs (lowest, highest), empty: (2**20, -2**20); from bytes, no
+    temporary list."""
+    ext = array("i", bytes(8 * pairs))
+    for k in range(pairs):
+        ext[2 * k] = 1 << 20
+        ext[2 * k + 1] = -(1 << 20)
+    return ext
+
+
 def _acc_add(acc, index: int, value: int) -> None:
     """Add |value| < 2**30 to the two-limb accumulator acc[index], acc[index + 1]."""
     lo = acc[index] + value  # acc[index] in [0, 2**28): no overflow
@@ -359,7 +369,7 @@ class _EvaluatorBase:
         # then (12..19) of v minus v 50 ms earlier per (state now, state then): the step
         # method compares within a slot (12 off, 18 on); the AC method per position in
         # the excitation period (_half_ext)
-        self._ext = array("i", [1 << 20, -(1 << 20)] * 10)
+        self._ext = _extremes(10)
         lag = plan.sample_rate_hz // SATURATION_LAG_DIVIDER
         if lag * SATURATION_LAG_DIVIDER != plan.sample_rate_hz or lag % plan.slot_samples:
             lag = 0  # no whole 100 ms of slots: not checked
@@ -913,7 +923,7 @@ class LockInEvaluator(_EvaluatorBase):
         # accumulators: 4 signal (vr, vi, ir, ii) + 2 per noise bin, two limbs each
         self._acc = array("i", [0] * (2 * (4 + 2 * len(_AC_NOISE_BINS))))
         # lowest and highest v minus v 50 ms earlier, per position in the period
-        self._half_ext = array("i", [1 << 20, -(1 << 20)] * period)
+        self._half_ext = _extremes(period)
         self._period_index = 0
         self._pvr = 0
         self._pvi = 0
