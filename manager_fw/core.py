@@ -611,6 +611,14 @@ class ManagerCore:
         """Operator: learn module `module`'s Ri baseline again (-1: every module)."""
         self.judge.rebaseline(module, now_s)
 
+    def set_equalising(self, string: int, on: bool) -> bool:
+        """Operator: equalising of `string` (0-based) on or off until restart (the
+        configuration's strings[].equalise is the default); False: no such string."""
+        if not 0 <= string < self.layout.string_count:
+            return False
+        self.strings.enabled[string] = 1 if on else 0
+        return True
+
     def sleep_bus(self, now_s: int) -> None:
         """Send SLEEP and stop polling until wake_bus()."""
         self.poller_detach()
