@@ -10,6 +10,7 @@
 # number (the users file's), logged with the action as EV_OPERATOR's extra so every
 # change says who made it.  text says what the manager did, or why not.
 
+from manager_fw import config
 from manager_fw import events as ev
 from shared.compat import const
 
@@ -182,8 +183,6 @@ def save_config(core, now_s, obj, number, store):
     """A new site.json (a dict): checked by the manager's parser, stored with
     store.save (the last good copy kept) when there is a store, logged; thresholds
     apply at once, the rest when the shell starts the core again.  (ok, text)."""
-    from manager_fw import config
-
     try:
         cfg = config.parse_config(obj)
     except config.ConfigError as e:
