@@ -227,6 +227,25 @@ class BusMaster:
         self.deframer.idle()
         self._frames(now_us)
 
+    def wake_in_us(self, now_us: int) -> int:
+        """µs from now_us until step() may have something to do: a reply window closes,
+        the line is free again, the next cycle is due; 0: now; -1: nothing to do until
+        work is queued (the core's step queues it)."""
+        if self.waiting:
+            d = ticks_diff(self.deadline_us, now_us)
+            return d if d > 0 else 0
+        d = ticks_diff(self.free_at_us, now_us)
+        if d > 0:
+            return d
+        if self.foreground is not None:
+            return 1000  # foreground jobs pace themselves (WAKE every 100 ms, offers)
+        if self.service_count:
+            return 0
+        poller = self.poller
+        if poller is not None:
+            return poller.wake_in_us(now_us)  # type: ignore[attr-defined]
+        return -1
+
     # -- internals ---------------------------------------------------------------------
 
     def _pick_job(self, now_us: int):

@@ -99,6 +99,13 @@ HIST_SILENT = const(4)  # history.STATE_SILENT
 HIST_INTERVAL_S = (1200, 10, 60, 300)  # per mode: history.record_interval_s
 
 
+LEVEL_NAMES = ("ok", "warning", "alarm")  # module_state_name()
+RI_ROUND_OFF = const(-1)  # start_ri_round(): Ri is off in the configuration
+RI_ROUND_RUNNING = const(0)  # a round runs already
+RI_ROUND_STARTED = const(1)
+STEP_EVERY_US = const(50000)  # next_wake_us: the core wants a step at least this often
+
+
 def hw_generation(hw_rev: int) -> int:
     """Modules whose hw_rev share the high nibble are compatible on one bus
     (docs/manager.md, "Revision check")."""
@@ -611,6 +618,17 @@ class ManagerCore:
         """Operator: learn module `module`'s Ri baseline again (-1: every module)."""
         self.judge.rebaseline(module, now_s)
 
+    def start_ri_round(self, now_s: int) -> int:
+        """Operator: an Ri round now (every module, one at a time, 30-50 s apart).
+        RI_ROUND_STARTED, RI_ROUND_RUNNING (one runs already) or RI_ROUND_OFF."""
+        sched = self.ri_schedule
+        if sched is None:
+            return RI_ROUND_OFF
+        if sched.pos >= 0:
+            return RI_ROUND_RUNNING
+        sched.next_round_s = now_s  # the schedule starts the round on its next turn
+        return RI_ROUND_STARTED
+
     def set_equalising(self, string: int, on: bool) -> bool:
         """Operator: equalising of `string` (0-based) on or off until restart (the
         configuration's strings[].equalise is the default); False: no such string."""
@@ -919,6 +937,18 @@ class ManagerCore:
             job.queued = True
 
     # -- step --------------------------------------------------------------------------
+
+    def next_wake_us(self, now_us: int) -> int:
+        """Microseconds the shell may wait, from now_us (a µs tick), before the core
+        wants its next turn: 0 when a measurement cycle ended (step now), else the bus
+        master's next send or reply deadline or the next cycle, at most STEP_EVERY_US
+        (the core's own timers).  Bytes arriving from the bus end the wait early."""
+        if self._cycle_ready:
+            return 0
+        wait = self.master.wake_in_us(now_us)
+        if wait < 0 or wait > STEP_EVERY_US:
+            return STEP_EVERY_US
+        return wait
 
     def step(self, now_ms: int, now_s: int) -> None:
         """Everything the core does besides moving bytes; call it often."""
@@ -1357,25 +1387,25 @@ class ManagerCore:
         return self.poller.state[self.layout.addresses[i]]
 
     def module_answering(self, i: int) -> bool:
-        """Answering as the operator sees it: the last poll, or one of the last few
-        (poller.SHOWN_SILENT_AFTER), or one in the last few seconds
-        (poller.SHOWN_SILENT_AFTER_S) got a reply."""
-        a = self.layout.addresses[i]
-        st = self.poller.state[a]
-        if st == pl.ST_OK:
-            return True
-        if st != pl.ST_SILENT:
-            return False
-        if self.poller.misses[a] < pl.SHOWN_SILENT_AFTER:
-            return True
-        return self.silence.silent_s(a, self.now_s) < pl.SHOWN_SILENT_AFTER_S
+        """Answering as the operator sees it (manager_fw/silence.py shown_answering)."""
+        return self.silence.shown_answering(self.poller, self.layout.addresses[i], self.now_s)
 
     def module_silent_s(self, i: int, now_s: int) -> int:
         """Seconds since the module last answered (0 while it answers)."""
-        a = self.layout.addresses[i]
-        if self.poller.state[a] == pl.ST_OK:
-            return 0
-        return self.silence.silent_s(a, now_s)
+        return self.silence.shown_silent_s(self.poller, self.layout.addresses[i], now_s)
+
+    def module_state_name(self, i: int) -> str:
+        """What the operator is shown of module i: 'not polled', 'implausible' (its
+        readings are not used: module_implausible(i) says why), 'silent', 'ok',
+        'warning' or 'alarm' (status page, web, Modbus, MQTT)."""
+        st = self.poller.state[self.layout.addresses[i]]
+        if st == pl.ST_NOT_POLLED:
+            return "not polled"
+        if st == pl.ST_IMPLAUSIBLE:
+            return "implausible"
+        if not self.module_answering(i):
+            return "silent"
+        return LEVEL_NAMES[self.level[i]] if self.level[i] < 3 else "alarm"
 
     def string_current(self, k: int):
         """String k's current in mA (positive charging), None without a reading."""

@@ -39,14 +39,7 @@ TEMP_PLAUSIBLE_MAX_CC = const(10000)  # over 100 °C: no battery room reads this
 MEAS_REPLY_CMD = const(0x83)
 MEAS_REPLY_LEN = const(6)
 
-# What the operator sees: a module that missed fewer than this many polls in a row, or
-# has been silent for less than SHOWN_SILENT_AFTER_S, still shows as answering (its
-# readings are that fresh), so one reply lost to a noisy cable - or, on a small site
-# polled continuously (a cycle every ~10 ms), a module busy for 30 ms - does not flip
-# the status page, Modbus and MQTT to "silent" and back.  The silent-module alarm has
-# its own delay (manager_fw/silence.py).
-SHOWN_SILENT_AFTER = const(3)
-SHOWN_SILENT_AFTER_S = const(3)
+# What the operator is shown of a silent module: manager_fw/silence.py.
 
 
 def _no_callback(poller, now_us: int) -> None:
@@ -110,6 +103,15 @@ class Poller(b.BusJob):
 
     def at_cycle_start(self) -> bool:
         return not self._in_cycle
+
+    def wake_in_us(self, now_us: int) -> int:
+        """µs until the next cycle may start (0: now, or a cycle is under way)."""
+        if self._in_cycle or not self._started_once or not self.cycle_period_us:
+            return 0
+        since = ticks_diff(now_us, self.cycle_started_us)
+        if 0 <= since < self.cycle_period_us:
+            return self.cycle_period_us - since
+        return 0
 
     # -- bus job -------------------------------------------------------------------
 

@@ -4,10 +4,25 @@
 # raised once it has been silent for `delay_s` (default 4 min), and the alarm contact
 # follows `contact_delay_s` (default 90 s) after the first such alarm.  A single lost
 # frame, or a few, never alarms: the next cycle's answer clears the silence.
+#
+# This file is the one home of "silent module": the alarm (SilenceWatch), what the
+# operator is shown (shown_answering: status page, web, Modbus, MQTT) and the history's
+# silent state (manager_fw/cycle.py set_levels marks a module that did not answer the
+# cycle).
 
 from array import array
 
 from manager_fw import poller as pl
+from shared.compat import const
+
+# What the operator sees: a module that missed fewer than this many polls in a row, or
+# has been silent for less than SHOWN_SILENT_AFTER_S, still shows as answering (its
+# readings are that fresh), so one reply lost to a noisy cable - or, on a small site
+# polled continuously (a cycle every ~10 ms), a module busy for 30 ms - does not flip
+# the status page, Modbus and MQTT to "silent" and back.  The silent-module alarm has
+# its own delay (delay_s).
+SHOWN_SILENT_AFTER = const(3)
+SHOWN_SILENT_AFTER_S = const(3)
 
 
 class SilenceWatch:
@@ -72,3 +87,21 @@ class SilenceWatch:
             self.system_alarm_since_s >= 0
             and now_s - self.system_alarm_since_s >= self.contact_delay_s
         )
+
+    def shown_answering(self, poll: pl.Poller, a: int, now_s: int) -> bool:
+        """Answering as the operator sees it: the last poll, or one of the last
+        SHOWN_SILENT_AFTER, or one in the last SHOWN_SILENT_AFTER_S got a reply."""
+        st = poll.state[a]
+        if st == pl.ST_OK:
+            return True
+        if st != pl.ST_SILENT:
+            return False
+        if poll.misses[a] < SHOWN_SILENT_AFTER:
+            return True
+        return self.silent_s(a, now_s) < SHOWN_SILENT_AFTER_S
+
+    def shown_silent_s(self, poll: pl.Poller, a: int, now_s: int) -> int:
+        """Seconds since the module last answered (0 while it answers)."""
+        if poll.state[a] == pl.ST_OK:
+            return 0
+        return self.silent_s(a, now_s)

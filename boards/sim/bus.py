@@ -9,7 +9,7 @@
 # dual tests, benchmarks and the simulator all use this one bus.
 
 from shared import protocol as p
-from shared.compat import TICKS_MAX, ticks_diff
+from shared.compat import TICKS_MAX
 
 
 class Rng:
@@ -176,10 +176,7 @@ class MasterNode:
 
     def wake_us(self, bus: VirtualBus) -> int:
         """Earliest time the master may want to act again."""
-        m = self.master
-        now = bus.now_us & TICKS_MAX
-        target = m.deadline_us if m.waiting else m.free_at_us
-        d = ticks_diff(target, now)
+        d = self.master.wake_in_us(bus.now_us & TICKS_MAX)
         return bus.now_us + (d if d > 0 else 0)
 
 

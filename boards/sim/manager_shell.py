@@ -8,7 +8,7 @@
 #   shell.hooks.append(fn)               # fn(shell) after every core.step
 
 from boards.sim.bus import MasterNode, VirtualBus
-from shared.compat import TICKS_MAX, ticks_add, ticks_diff
+from shared.compat import TICKS_MAX
 
 PERSIST_OPS = 4  # device operations per store and turn (core.persist: virtual time)
 
@@ -61,26 +61,10 @@ class SimManagerShell:
         return (self.bus.now_us // 1000) & TICKS_MAX
 
     def _master_wake_us(self) -> int:
-        """Absolute virtual time at which the master may want to act, or -1."""
-        m = self.core.master
+        """Absolute virtual time at which the core wants its next turn (it says so:
+        core.next_wake_us; the shell reads none of the bus master's internals)."""
         now = self.bus.now_us
-        now_t = now & TICKS_MAX
-        if m.waiting:
-            return now + max(0, ticks_diff(m.deadline_us, now_t))
-        d = ticks_diff(m.free_at_us, now_t)
-        if d > 0:
-            return now + d
-        if m.foreground is not None:
-            return now + 1000  # foreground jobs pace themselves (offers, wake-ups)
-        if m.service_count:
-            return now  # queued work the bus could start now
-        poller = m.poller
-        if poller is not None and not poller._in_cycle:
-            if not poller._started_once or not poller.cycle_period_us:
-                return now
-            due = ticks_add(poller.cycle_started_us, poller.cycle_period_us)
-            return now + max(0, ticks_diff(due, now_t))
-        return -1
+        return now + self.core.next_wake_us(now & TICKS_MAX)
 
     def run_until(self, until_us: int) -> None:
         bus = self.bus
@@ -103,9 +87,9 @@ class SimManagerShell:
             wake = self._master_wake_us()
             if wake > now and wake < t:
                 t = wake
-            elif wake == now and not self.core.master.waiting:
-                # the master had work but did not start it (a job waiting for its time):
-                # look again one character later instead of spinning
+            elif wake == now:
+                # the master had work but did not start it (a job waiting for its time),
+                # or a cycle ended: look again one character later instead of spinning
                 t2 = now + 100
                 if t2 < t:
                     t = t2

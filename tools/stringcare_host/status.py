@@ -8,24 +8,15 @@ from typing import Any
 
 from manager_fw import blockdev
 from manager_fw import events as mev
-from manager_fw import poller as pl
 from manager_fw.events import ADDRESSING_NAMES, EV_ADDRESSING, EV_LEVEL, EVENT_NAMES
 from shared.thresholds import CONDITION_NAMES, QUANTITY_NAMES
 from stringcare_host.judge_text import string_judgement
 
-LEVELS = ("ok", "warning", "alarm")
-
 
 def module_state(core: Any, i: int) -> str:
-    st = core.module_poll_state(i)
-    if st == pl.ST_NOT_POLLED:
-        return "not polled"
-    if st == pl.ST_IMPLAUSIBLE:
-        return "implausible"  # its readings are not used: core.module_implausible(i) says why
-    if not core.module_answering(i):
-        return "silent"
-    level = core.level[i]
-    return LEVELS[level] if level < len(LEVELS) else "alarm"
+    """What the operator is shown of module i (its one home: core.module_state_name)."""
+    state: str = core.module_state_name(i)
+    return state
 
 
 def snapshot(core: Any, clock: str, events: list[dict[str, str]], uptime_s: float) -> dict:

@@ -34,7 +34,7 @@ from module_fw import ui
 from module_fw.responder import Responder
 from module_fw.state import ModuleState
 from shared import protocol as p
-from shared.compat import TICKS_MAX, ticks_diff
+from shared.compat import TICKS_MAX
 from stringcare_host.errors import UserError
 
 # A simulated bus's site key: the published test key (docs/protocol-vectors.json)
@@ -270,11 +270,7 @@ class BusDriver:
         self.master.window_slack_us = transport.window_slack_us
 
     def _next_wake_us(self, now: int) -> int:
-        m = self.master
-        tick = now & TICKS_MAX
-        if m.waiting:
-            return now + max(0, ticks_diff(m.deadline_us, tick))
-        d = ticks_diff(m.free_at_us, tick)
+        d = self.master.wake_in_us(now & TICKS_MAX)
         if d > 0:
             return now + d
         return now + 1000  # nothing scheduled: look again in 1 ms

@@ -7,6 +7,7 @@ from corefixture import Site
 from manager_fw import events as ev
 from manager_fw import outputs as out
 from manager_fw import poller as pl
+from manager_fw import silence as si
 from manager_fw import strings as strs
 from shared import protocol as p
 from shared import thresholds as th
@@ -95,8 +96,8 @@ def test_on_a_fast_polled_site_a_short_silence_does_not_show():
     site.unplug(1)
     site.run_s(1)
     a = c.module_address(1)
-    assert c.poller.misses[a] >= pl.SHOWN_SILENT_AFTER and c.module_answering(1)
-    site.run_s(pl.SHOWN_SILENT_AFTER_S + 1)
+    assert c.poller.misses[a] >= si.SHOWN_SILENT_AFTER and c.module_answering(1)
+    site.run_s(si.SHOWN_SILENT_AFTER_S + 1)
     assert not c.module_answering(1)
     site.replug(1)
     site.run_s(1)

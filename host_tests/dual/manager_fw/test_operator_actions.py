@@ -23,3 +23,41 @@ def test_mute_and_runaway_reset_without_a_trip():
     assert len(site.events(ev.EV_ALARM_MUTED)) == 1
     assert not c.reset_runaway(0, site.now_s())  # nothing latched: nothing logged
     assert not site.events(ev.EV_THERMAL_RUNAWAY)
+
+
+def test_an_ri_round_now():
+    from manager_fw import core as co
+
+    site = Site(sizes=(3,), config={"ri": {"enabled": True}})
+    site.start()
+    c = site.core
+    t0 = site.now_s() - site.shell.start_s
+    assert c.start_ri_round(site.now_s()) == co.RI_ROUND_STARTED
+    site.run_s(2)
+    assert c.start_ri_round(site.now_s()) == co.RI_ROUND_RUNNING
+    assert site.ri_starts and site.ri_starts[0][1] == 0 and site.ri_starts[0][0] - t0 <= 3
+    site.run_s(120)
+    assert [i for _t, i in site.ri_starts] == [0, 1, 2]  # the whole round, in order
+
+
+def test_ri_round_says_when_ri_is_off():
+    from manager_fw import core as co
+
+    site = Site(sizes=(2,))
+    assert site.core.start_ri_round(site.now_s()) == co.RI_ROUND_OFF
+
+
+def test_the_core_says_when_it_next_needs_time_and_what_a_module_shows():
+    from manager_fw import core as co
+
+    site = Site(sizes=(2,), config={"cycle_period_ms": 1000})
+    site.start()
+    c = site.core
+    site.run_s(2)
+    now = site.bus.now_us & 0x3FFFFFFF
+    wait = c.next_wake_us(now)
+    assert 0 <= wait <= co.STEP_EVERY_US
+    assert c.module_state_name(0) == "ok" and c.module_state_name(1) == "ok"
+    site.unplug(1)
+    site.run_s(6)  # missed more than 3 polls and silent for more than 3 s
+    assert c.module_state_name(1) == "silent" and c.module_state_name(0) == "ok"
