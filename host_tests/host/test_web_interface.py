@@ -195,7 +195,9 @@ def css(driver, sel: str):
 
 
 def tab(driver, name: str) -> None:
-    css(driver, '#tabs button[data-tab="%s"]' % name)[0].click()
+    # the page draws its tabs once it knows the user's role: on a busy machine later
+    sel = '#tabs button[data-tab="%s"]' % name
+    wait(driver, lambda d: css(d, sel), "the %s tab" % name)[0].click()
 
 
 def message(driver) -> str:
