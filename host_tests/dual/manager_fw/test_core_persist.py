@@ -4,8 +4,11 @@
 # also when a snapshot opens a new segment (the oldest is erased); the snapshots reach
 # the store in order; an EIO on a persist is reported, backed off and recovered as
 # docs/history.md "When storage fails" says.  The writer alone: test_history_queue.py.
+from corefixture import START_S, Site
 from faultdev import EIO, CountingDevice, FailingDevice
 
+from manager_fw import core as co
+from manager_fw import events as ev
 from manager_fw.blockdev import SimFlash
 from manager_fw.history_store import HistoryReader, HistoryWriter
 from shared import history as h
@@ -16,11 +19,6 @@ def test_the_core_step_never_writes_and_persist_stores_every_record():
     oldest is erased) and a real event log: counted device operations inside
     core.step are none; the records reach the store in order; an EIO on a persist is
     reported, backed off and recovered."""
-    from corefixture import START_S, Site
-
-    from manager_fw import core as co
-    from manager_fw import events as ev
-
     flash = SimFlash(4096, erase_size=256, page_size=256)
     pre = HistoryWriter(flash, [3], segment_size=1024)  # a store nearly full: it wraps next
     k = 0
