@@ -116,12 +116,13 @@ def _runaway_reset(core, now_s, string, number):
 
 
 def _ri_now(core, now_s, number):
-    sched = core.ri_schedule
-    if sched is None:
+    from manager_fw.core import RI_ROUND_OFF, RI_ROUND_RUNNING
+
+    started = core.start_ri_round(now_s)
+    if started == RI_ROUND_OFF:
         return False, "Ri measurement is off in the configuration (ri.enabled)"
-    if sched.in_round():
+    if started == RI_ROUND_RUNNING:
         return True, "an Ri round is running already"
-    sched.next_round_s = now_s  # the scheduler starts the round on its next turn
     log(core, now_s, OP_RI_NOW, number)
     return True, "Ri round started: one module at a time, 30-50 s apart"
 

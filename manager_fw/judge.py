@@ -15,8 +15,8 @@
 from manager_fw import events as ev
 from manager_fw import phases as ph
 from manager_fw import poller as pl
+from shared.history_cadence import CURRENT_NONE
 
-CURRENT_NONE = -8388608  # core.CURRENT_NONE
 INFO_REFRESH_S = 5  # 600 modules in 50 min
 
 

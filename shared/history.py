@@ -21,6 +21,25 @@
 from array import array
 
 from shared.compat import const, div_round
+from shared.history_cadence import (  # noqa: F401 - their one home; history.X still names them
+    CURRENT_NONE,
+    INTERVAL_BOOST_S,
+    INTERVAL_DISCHARGE_S,
+    INTERVAL_FLOAT_S,
+    INTERVAL_RECOVERY_S,
+    MODE_BOOST,
+    MODE_DISCHARGE,
+    MODE_FLOAT,
+    MODE_NAMES,
+    MODE_RECOVERY,
+    RECOVERY_DURATION_S,
+    STATE_ALARM,
+    STATE_NORMAL,
+    STATE_SILENT,
+    STATE_WARNING,
+    HistoryCadence,
+    record_interval_s,
+)
 from shared.thresholds import OFF_HIGH, OFF_LOW, ThresholdSet
 
 FORMAT_VERSION = const(1)
@@ -28,28 +47,7 @@ FORMAT_VERSION = const(1)
 KIND_KEY = const(0x4B)  # 'K'
 KIND_DELTA = const(0x44)  # 'D'
 
-# why/how often the snapshot was taken (the manager core decides)
-MODE_FLOAT = const(0)
-MODE_DISCHARGE = const(1)
-MODE_RECOVERY = const(2)  # the hours after a discharge (recharge, thermal watch)
-MODE_BOOST = const(3)
-MODE_NAMES = ("float", "discharge", "recovery", "boost")
 MODE_MAX = const(15)
-
-# record cadence (SPEC §3: every 20 min in float charge, far more often during and
-# after a discharge)
-INTERVAL_FLOAT_S = const(1200)
-INTERVAL_DISCHARGE_S = const(10)
-INTERVAL_RECOVERY_S = const(60)
-INTERVAL_BOOST_S = const(300)
-RECOVERY_DURATION_S = const(12 * 3600)  # SPEC: watch temperature 12 h after a discharge
-
-# module state code, 4 bits: low 2 bits the level (0 normal, 1 warning, 2 alarm),
-# bit 2 set when the module did not answer (values repeat the last known ones)
-STATE_NORMAL = const(0)
-STATE_WARNING = const(1)
-STATE_ALARM = const(2)
-STATE_SILENT = const(4)
 STATE_MAX = const(15)
 
 # absolute field widths in bits
@@ -65,7 +63,6 @@ TEMP_MIN_CC = const(-32768)
 TEMP_MAX_CC = const(32767)
 RI_MAX_NOHM = const((1 << 26) - 1)
 BALANCE_MAX_PCT = const(100)
-CURRENT_NONE = const(-(1 << 23))  # no current sensor on this string
 CURRENT_MIN_MA = const(-(1 << 23) + 1)
 CURRENT_MAX_MA = const((1 << 23) - 1)
 
@@ -84,35 +81,6 @@ TH_OFF_HIGH_MV = const(0xFFFF)
 TH_OFF_HIGH_NOHM = const((1 << 26) - 1)
 
 KEY_FLAG_THRESHOLDS = const(1)
-
-
-def record_interval_s(mode):
-    """Seconds between two snapshots in this mode."""
-    if mode == MODE_DISCHARGE:
-        return INTERVAL_DISCHARGE_S
-    if mode == MODE_RECOVERY:
-        return INTERVAL_RECOVERY_S
-    if mode == MODE_BOOST:
-        return INTERVAL_BOOST_S
-    return INTERVAL_FLOAT_S
-
-
-class HistoryCadence:
-    """When the next snapshot is due: on a change of mode at once, else by interval."""
-
-    def __init__(self):
-        self.last_s = -1
-        self.last_mode = -1
-
-    def due(self, now_s, mode):
-        last = self.last_s
-        if last < 0 or mode != self.last_mode or now_s < last:
-            return True
-        return now_s - last >= record_interval_s(mode)
-
-    def recorded(self, now_s, mode):
-        self.last_s = now_s
-        self.last_mode = mode
 
 
 def zeros(typecode, n):

@@ -1,8 +1,9 @@
 """The manager on Linux (CPython): the hardware shell of boards/linux_manager.
 
-The same ManagerCore as on a Pico W, driven over a serial port (the StringCare converter
-or any USB-RS485 adapter, through pyserial; `socket://host:port` reaches a networked
-converter or a virtual board's bus) by stringcare_host.transport.BusDriver.  History
+The same ManagerCore as on a Pico W, run by the same loop (manager_fw/loop.py; this
+object is its HAL) over a stringcare_host.transport Transport: a serial port (the
+StringCare converter or any USB-RS485 adapter, through pyserial; `socket://host:port`
+reaches a networked converter or a virtual board's bus) or a simulated bus.  History
 and events go to files (a FileBlockDevice each); the status page and its JSON are
 served by stringcare_host.web.  A PC has no buzzer: alarm changes are logged, and
 the alarm contact is the relay/IO box's alarm relay when the site configures one.
@@ -29,8 +30,9 @@ from pathlib import Path
 from manager_fw import blockdev, ring, ring_file, sitekey
 from manager_fw.bus import ServiceRequest
 from manager_fw.core import ManagerCore
+from manager_fw.loop import ManagerLoop
 from shared import protocol as p
-from shared.compat import TICKS_MAX
+from shared.compat import TICKS_MAX, ticks_diff
 from stringcare_host import status
 from stringcare_host.transport import BusDriver, Transport
 
@@ -108,8 +110,12 @@ class LinuxManager:
             self.core.judge.attach_ri_store(ri_store, self.started_s)
         if config_store is not None:  # which site.json is in use; a fallback is a warning
             self.core.config_loaded(self.started_s, config_store)
-        self.driver = BusDriver(transport, self.core.master)
+        self.driver = BusDriver(transport, self.core.master)  # releasing the contact
         self.log: list[dict[str, str]] = []
+        self._rx = bytearray()  # bus bytes received, not read by the loop yet
+        self.window_slack_us = transport.window_slack_us
+        self.persist_ops = PERSIST_OPS
+        self.loop = ManagerLoop(self.core, self)
         self._devices = (history, events)
         self.contact_released: bool | None = None  # set by close(): None, no contact
 
@@ -132,20 +138,56 @@ class LinuxManager:
     def uptime_s(self) -> int:
         return (self.mono_ns() - self._mono0_ns) // 1000000000
 
-    # -- the loop ---------------------------------------------------------------------
+    # -- the loop: manager_fw/loop.py, with this object as its HAL ----------------------
 
-    def step(self) -> None:
-        """One turn: bus traffic (sends, waits at most until the master's next need),
-        then the core's own step."""
-        self.driver.step()
-        core = self.core
-        core.set_wall_offset(self.wall_offset_s())
-        core.step((self.mono_ns() // 1000000) & TICKS_MAX, self.steady_s())
-        core.persist(PERSIST_OPS)  # storage: the writes and erases the step queued
+    def ticks_us(self) -> int:
+        return self.driver.transport.now_us() & TICKS_MAX
+
+    def ticks_diff_us(self, a: int, b: int) -> int:
+        return ticks_diff(a, b)
+
+    def ticks_ms(self) -> int:
+        return (self.mono_ns() // 1000000) & TICKS_MAX
+
+    def now_s(self) -> int:
+        return self.wall_s()
+
+    def bus_tx(self, buf, n: int) -> None:
+        self.driver.transport.send(bytes(buf[:n]))
+
+    def bus_rx(self, buf) -> int:
+        rx = self._rx
+        n = min(len(rx), len(buf))
+        if n:
+            buf[:n] = rx[:n]
+            del rx[:n]
+        return n
+
+    def wait_us(self, us: int) -> None:
+        """Wait for bus bytes at most us (the transport returns a burst once the line
+        has been quiet)."""
+        t = self.driver.transport
+        data = t.wait(t.now_us() + us)
+        if data:
+            self._rx += data
+
+    def set_outputs(self, buzzer: bool, led: int, relay_energised: bool) -> None:
+        pass  # a PC has no buzzer: the alarm contact is the relay box's (the core drives it)
+
+    def status(self, core, wall_s: int) -> None:
         for e in self.events.take_new():
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time_s + EPOCH_2020))
             self.log.append({"time": when, "text": status.event_text(self.core, e)})
         del self.log[:-200]
+
+    def feed_watchdog(self) -> None:
+        pass
+
+    def step(self) -> None:
+        """One turn of the manager loop, then the wait it allows (bus bytes end it)."""
+        wait = self.loop.poll()
+        if wait:
+            self.wait_us(wait)
 
     def snapshot(self) -> dict:
         clock = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.wall_clock()))

@@ -1,14 +1,15 @@
-# The manager core (manager_fw/core.py) on the virtual bus, in virtual time: the shell a
-# board gives the core, with the VirtualBus in place of the UART and a virtual clock in
-# place of ticks_us/ticks_ms and the RTC.  Dual tests and the simulator drive scenarios
-# with it; it runs on both interpreters.
+# The manager core (manager_fw/core.py) on the virtual bus, in virtual time: the HAL a
+# board gives the one manager loop (manager_fw/loop.py), with the VirtualBus in place of
+# the UART and a virtual clock in place of ticks_us and the RTC.  Dual tests and the
+# simulator drive scenarios with it; it runs on both interpreters.
 #
 #   shell = SimManagerShell(core, bus, start_s=...)
 #   shell.run_s(300)                     # five virtual minutes
 #   shell.hooks.append(fn)               # fn(shell) after every core.step
 
-from boards.sim.bus import MasterNode, VirtualBus
-from shared.compat import TICKS_MAX
+from boards.sim.bus import VirtualBus
+from manager_fw.loop import ManagerLoop
+from shared.compat import TICKS_MAX, ticks_diff
 
 PERSIST_OPS = 4  # device operations per store and turn (core.persist: virtual time)
 
@@ -40,59 +41,119 @@ class ManagerBus(VirtualBus):
             self.nodes = everyone
 
 
+class SimBoard:
+    """The HAL of the manager loop (manager_fw/loop.py) on the virtual bus: the manager's
+    end of the line (received bytes wait in a buffer until the loop reads them, as in a
+    UART's) and its clocks in virtual time; the wall clock may be stepped
+    (wall_offset_s: an NTP step, a date fixed by hand)."""
+
+    def __init__(self, bus, start_s: int) -> None:
+        self.bus = bus
+        self.start_s = start_s
+        self.wall_offset_s = 0
+        self.hooks: list = []  # fn(shell) after every step of the core
+        self.shell: object = None
+        self._rx: list = []  # received, not read yet (chunks)
+        self._rx_pos = 0
+        self.outputs = (False, 0, False)
+        self.persist_ops = PERSIST_OPS
+
+    def ticks_us(self) -> int:
+        return self.bus.now_us & TICKS_MAX
+
+    def ticks_diff_us(self, a: int, b: int) -> int:
+        return ticks_diff(a, b)
+
+    def ticks_ms(self) -> int:
+        return (self.bus.now_us // 1000) & TICKS_MAX
+
+    def steady_s(self) -> int:
+        return self.start_s + self.bus.now_us // 1000000
+
+    def now_s(self) -> int:
+        return self.steady_s() + self.wall_offset_s
+
+    def bus_tx(self, buf, n: int) -> None:
+        self.bus.transmit(self, buf[:n], self.bus.now_us)
+
+    def bus_rx(self, buf) -> int:
+        rx = self._rx
+        if not rx:
+            return 0
+        data = rx[0]
+        n = len(data) - self._rx_pos
+        if n > len(buf):
+            n = len(buf)
+        pos = self._rx_pos
+        for j in range(n):
+            buf[j] = data[pos + j]
+        pos += n
+        if pos >= len(data):
+            rx.pop(0)
+            pos = 0
+        self._rx_pos = pos
+        return n
+
+    def on_bus_bytes(self, data, end_us: int, bus: VirtualBus) -> None:
+        self._rx.append(data)
+
+    def set_outputs(self, buzzer: bool, led: int, relay_energised: bool) -> None:
+        self.outputs = (buzzer, led, relay_energised)
+
+    def status(self, core, wall_s: int) -> None:
+        for hook in self.hooks:
+            hook(self.shell)
+
+    def feed_watchdog(self) -> None:
+        pass
+
+
 class SimManagerShell:
+    """The core and the one manager loop on the virtual bus, run in virtual time."""
+
     def __init__(self, core, bus, start_s: int = 0, step_ms: int = 100) -> None:
         self.core = core
         self.bus = bus
-        self.node = MasterNode(core.master)
-        bus.attach(self.node)
+        self.board = SimBoard(bus, start_s)
+        self.board.shell = self
+        self.node = self.board  # what the bus delivers to and sends from
+        bus.attach(self.board)
         if isinstance(bus, ManagerBus):
-            bus.manager = self.node
+            bus.manager = self.board
         self.start_s = start_s
-        self.step_us = step_ms * 1000
-        self.next_step_us = bus.now_us
-        self.hooks: list = []
-        self.steps = 0
+        self.hooks = self.board.hooks
+        self.loop = ManagerLoop(core, self.board, step_ms * 1000)
+
+    @property
+    def step_us(self) -> int:
+        return self.loop.step_us
+
+    @step_us.setter
+    def step_us(self, us: int) -> None:
+        self.loop.step_us = us
+
+    @property
+    def steps(self) -> int:
+        return self.loop.steps
 
     def now_s(self) -> int:
-        return self.start_s + self.bus.now_us // 1000000
+        """The core's (steady) seconds."""
+        return self.board.steady_s()
 
     def now_ms(self) -> int:
-        return (self.bus.now_us // 1000) & TICKS_MAX
-
-    def _master_wake_us(self) -> int:
-        """Absolute virtual time at which the core wants its next turn (it says so:
-        core.next_wake_us; the shell reads none of the bus master's internals)."""
-        now = self.bus.now_us
-        return now + self.core.next_wake_us(now & TICKS_MAX)
+        return self.board.ticks_ms()
 
     def run_until(self, until_us: int) -> None:
+        """Turns of the loop, the virtual time advancing as far as the loop may wait
+        (a delivery on the bus ends the wait early)."""
         bus = self.bus
-        core = self.core
+        loop = self.loop
         while bus.now_us < until_us:
             now = bus.now_us
-            if now >= self.next_step_us or core._cycle_ready:
-                core.step(self.now_ms(), self.now_s())
-                self.steps += 1
-                for hook in self.hooks:
-                    hook(self)
-                while self.next_step_us <= now:
-                    self.next_step_us += self.step_us
-            core.persist(PERSIST_OPS)  # storage: outside the step, between replies
-            self.node.poll(bus)
-            t = self.next_step_us
+            t = now + loop.poll()
             nxt = bus.next_event_us()
             if 0 <= nxt < t:
                 t = nxt
-            wake = self._master_wake_us()
-            if wake > now and wake < t:
-                t = wake
-            elif wake == now:
-                # the master had work but did not start it (a job waiting for its time),
-                # or a cycle ended: look again one character later instead of spinning
-                t2 = now + 100
-                if t2 < t:
-                    t = t2
             if t > until_us:
                 t = until_us
             if t <= now:

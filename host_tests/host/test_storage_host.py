@@ -12,9 +12,10 @@ from pathlib import Path
 from corefixture import Site
 from faultdev import EIO, ENOSPC, EROFS, FailingDevice
 
-from manager_fw import core as co
 from manager_fw import events as ev
+from manager_fw import store_faults as co  # STORE_* health
 from manager_fw.blockdev import FileBlockDevice
+from manager_fw.core import ManagerCore
 from manager_fw.history_store import HistoryReader, HistoryWriter
 from manager_fw.ring import RING_HISTORY
 from manager_fw.ring_file import open_file_store
@@ -64,8 +65,8 @@ def test_damaged_segment_headers_are_reported_when_the_core_opens_the_store(tmp_
         f.seek(8192 + 14)
         f.write(bytes([b ^ 0x10]))
     site = Site(sizes=(3,))
-    c = co.ManagerCore(site.cfg, FileBlockDevice(path, 64 * 1024), None, 0,
-                       history_segment_size=8192, event_log=site.event_list)  # fmt: skip
+    c = ManagerCore(site.cfg, FileBlockDevice(path, 64 * 1024), None, 0,
+                    history_segment_size=8192, event_log=site.event_list)  # fmt: skip
     assert c.store_health[ev.STORE_HISTORY] == co.STORE_OK
     assert [e[1:] for e in site.event_list.items if e[1] == ev.EV_STORAGE] == [
         (ev.EV_STORAGE, 0xFFFF, 0xFF, 1, ev.STORAGE_DAMAGED, ev.STORE_HISTORY)

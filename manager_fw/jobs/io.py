@@ -6,6 +6,8 @@
 # then releases its fail-safe relays, the alarm contact shows the alarm.
 
 from manager_fw import bus as b
+from manager_fw import events as ev
+from manager_fw.site import UPS_BOX
 from shared import protocol as p
 from shared.compat import const
 
@@ -78,3 +80,63 @@ class IoJob(b.BusJob):
 
     def pending(self) -> bool:
         return bool(self.mask) and (not self.known or bool((self.relays ^ self.wanted) & self.mask))
+
+
+# -- the boxes in the core (functions of the core) ---------------------------
+
+
+def box_state(core, box: int, relays: int, inputs: int) -> None:
+    core.box_seen[box] = 1
+    core.box_inputs[box] = inputs
+    for job in core.io_jobs:
+        if job.box == box:
+            changed = (relays ^ job.relays) & job.mask if job.known else 0
+            job.relays = relays
+            job.inputs = inputs
+            job.known = True
+            if changed and job.mask:
+                core._log(core.now_s, ev.EV_RELAY, value=relays, arg=box, extra=changed)
+    cfg = core.cfg
+    if cfg.ups_source == UPS_BOX and box == cfg.ups_box:
+        level = bool(inputs & (1 << cfg.ups_input))
+        if level != core.ups_level:
+            core.ups_level = level
+            core._ups_changed = True
+
+
+def want_relays(core) -> None:
+    """What every relay/IO box should show: breaker trips and the alarm contact."""
+    cfg = core.cfg
+    tripped = 0
+    if core.runaway is not None:
+        for s in range(core.layout.string_count):
+            if core.runaway.tripped[s]:
+                tripped |= 1 << s
+    for job in core.io_jobs:
+        want = 0
+        for box, relay, mask in cfg.breaker_relays:
+            if box == job.box and tripped & mask:
+                want |= 1 << relay
+        if cfg.alarm_box == job.box and core.outputs.relay_energised:
+            want |= 1 << cfg.alarm_relay
+        job.wanted = want
+
+
+def feed_boxes(core) -> None:
+    """Queue an IO_READ (or RELAY_SET) to every relay/IO box: feeds its watchdog."""
+    core._box_fed_ms = core.now_ms
+    for io in core.io_jobs:
+        core._enqueue(io)
+
+
+def make_jobs(core) -> list:
+    """One IoJob per configured box, each with the mask of the relays the site uses."""
+    cfg = core.cfg
+    jobs = [IoJob(core, box) for box in cfg.boxes]
+    for io in jobs:
+        for box, relay, _mask in cfg.breaker_relays:
+            if box == io.box:
+                io.mask |= 1 << relay
+        if cfg.alarm_box == io.box:
+            io.mask |= 1 << cfg.alarm_relay
+    return jobs

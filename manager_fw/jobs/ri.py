@@ -2,8 +2,9 @@
 # done (docs/manager.md, "Ri schedule").
 
 from manager_fw import bus as b
+from manager_fw import events as ev
 from shared import protocol as p
-from shared.compat import const
+from shared.compat import const, ticks_diff
 
 RI_READ_MARGIN_MS = const(200)  # after the duration the module announced
 RI_BUSY_RETRY_MS = const(1000)
@@ -106,3 +107,76 @@ class RiJob(b.BusJob):
             self.state = RiJob.DONE
         elif self.state == RiJob.START:
             self._pause(5000, RiJob.START)
+
+
+# -- the core side: when to measure, what a result means (functions of the core) --
+
+
+def _asked(core) -> int:
+    """The address of the module an operator asked to measure now (core.measure_ri_now),
+    or -1; not during a discharge (the ask waits)."""
+    i = core._ri_asked
+    if i < 0 or core.discharge.any_active():
+        return -1
+    core._ri_asked = -1
+    return core.layout.addresses[i]
+
+
+def ri_step(core, now_ms: int, now_s: int) -> None:
+    """Ri on its schedule (or an operator's ask): start, time the pauses, read, done."""
+    sch = core.ri_schedule
+    if sch is None:
+        return
+    job = core.ri_job
+    state = job.state
+    if state == RiJob.IDLE:
+        addr = _asked(core)
+        if addr < 0:
+            addr = sch.due(now_s, core.discharge.any_active())
+        if addr >= 0:
+            job.begin(addr)
+            core._enqueue(job)
+        return
+    if job.stamp:
+        job.stamp = False
+        job.paused_at_ms = now_ms
+    if state == RiJob.PAUSE:
+        due = ticks_diff(now_ms, job.paused_at_ms) >= job.pause_ms
+        # the module announces its result with the RI_RESULT flag of its MEAS
+        early = (
+            job.after == RiJob.READ
+            and job.reads == 0
+            and core.poller.flags[job.address] & p.FLAG_RI_RESULT
+        )
+        if due or early:
+            job.state = job.after
+            if job.state == RiJob.READ:
+                job.tries = 0
+            core._enqueue(job)
+    elif state == RiJob.START or state == RiJob.READ:
+        if not job.queued and not job.busy:
+            core._enqueue(job)  # again after a missed answer
+    elif state == RiJob.DONE:
+        ri_done(core, job, now_s)
+
+
+def ri_done(core, job, now_s: int) -> None:
+    a = job.address
+    i = core.layout.module(a)
+    k = core.layout.string_of(i)
+    if job.result_state == p.RI_OK:
+        v = job.ri_nohm + core.cfg.ri_offset_nohm
+        if v < 0:
+            v = 0
+        core.ri_nohm[i] = v
+        core._log(now_s, ev.EV_RI_MEASURED, i, k, v, p.RI_OK, job.quality)
+        if core.ri_trend is not None:  # the last result per address
+            core.ri_trend.add(a, v, job.quality, now_s)
+        core.judge.ri_result(now_s, i, v)  # levels, string, own baseline
+    else:
+        core._log(now_s, ev.EV_RI_MEASURED, i, k, 0, job.result_state)
+    sch = core.ri_schedule
+    if sch is not None:
+        sch.done(a, now_s)
+    job.state = RiJob.IDLE
+    job.address = -1

@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from manager_fw import events as ev
-from manager_fw.core import EVENT_QUEUE_SPARE
 from manager_fw.history_store import HistoryWriter, queue_bytes
+from manager_fw.store_faults import EVENT_QUEUE_SPARE
 from stringcare import historygen
 
 MODULES = 600

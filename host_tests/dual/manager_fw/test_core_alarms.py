@@ -247,14 +247,14 @@ def test_a_wall_clock_step_stamps_events_and_moves_no_timer():
     site.start()
     c = site.core
     site.run_s(10)
-    c.set_wall_offset(-3600)
+    site.shell.board.wall_offset_s = -3600  # the loop hands it to core.set_wall_offset
     site.unplug(3)
     site.run_s(3)
     last_ok = c.silence.last_ok_s[4] - site.shell.start_s
     site.run_s(300)
     silent = site.events(ev.EV_MODULE_SILENT)
     assert [(e[0], e[2]) for e in silent] == [(last_ok + 240 - 3600, 3)]
-    c.set_wall_offset(3600)  # and forward: nothing fires early either
+    site.shell.board.wall_offset_s = 3600  # and forward: nothing fires early either
     site.replug(3)
     site.run_s(5)
     back = site.events(ev.EV_MODULE_BACK)

@@ -7,8 +7,8 @@
 from corefixture import START_S, Site
 from faultdev import EIO, CountingDevice, FailingDevice
 
-from manager_fw import core as co
 from manager_fw import events as ev
+from manager_fw import store_faults as co  # STORE_* health
 from manager_fw.blockdev import SimFlash
 from manager_fw.history_store import HistoryReader, HistoryWriter
 from shared import history as h

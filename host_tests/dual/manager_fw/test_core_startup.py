@@ -11,7 +11,7 @@ from shared import protocol as p
 
 def test_startup_shows_each_module_initialised_not_reachable_or_not_yet_polled():
     site = Site(sizes=(3, 3), absent=(4,))
-    from manager_fw import core as co
+    from manager_fw import modes as co  # MODE_*
 
     c = site.core
     assert c.mode_name() == "waking" and c.census_counts() == (0, 0, 6)

@@ -8,8 +8,8 @@
 from corefixture import START_S, Site
 from faultdev import EIO, ENOSPC, FailingDevice
 
-from manager_fw import core as co
 from manager_fw import events as ev
+from manager_fw import store_faults as co  # STORE_* health
 from manager_fw.blockdev import SimFlash
 
 

@@ -1,7 +1,8 @@
-# The operator's actions are plain core methods: the web interface and the `stringcare`
-# CLI (manager_fw/actions.py) call these.
+# The operator's actions are plain core methods (docs/manager.md, "The shell
+# contract"): the web interface and the `stringcare` CLI call these and nothing else.
 from corefixture import Site
 
+from manager_fw import core as co
 from manager_fw import events as ev
 
 
@@ -15,6 +16,31 @@ def test_equalising_is_switched_per_string():
     assert not c.set_equalising(2, False) and not c.set_equalising(-1, True)
 
 
+def test_an_ri_round_now_and_one_module_now():
+    site = Site(sizes=(3,), config={"ri": {"enabled": True}})
+    site.start()
+    c = site.core
+    t0 = site.now_s() - site.shell.start_s
+    assert c.start_ri_round(site.now_s()) == co.RI_ROUND_STARTED
+    site.run_s(2)
+    assert c.start_ri_round(site.now_s()) == co.RI_ROUND_RUNNING
+    assert site.ri_starts[0] == (site.ri_starts[0][0], 0) and site.ri_starts[0][0] - t0 <= 3
+    site.run_s(120)
+    assert [i for _t, i in site.ri_starts] == [0, 1, 2]  # the whole round, in order
+    assert c.measure_ri_now(1, site.now_s())
+    site.run_s(10)
+    assert [i for _t, i in site.ri_starts] == [0, 1, 2, 1]
+    assert len(site.events(ev.EV_RI_MEASURED)) == 4
+    assert not c.measure_ri_now(3, site.now_s())  # no such module
+
+
+def test_ri_actions_say_when_ri_is_off():
+    site = Site(sizes=(2,))
+    c = site.core
+    assert c.start_ri_round(site.now_s()) == co.RI_ROUND_OFF
+    assert not c.measure_ri_now(0, site.now_s())
+
+
 def test_mute_and_runaway_reset_without_a_trip():
     site = Site(sizes=(2,), config={"runaway": {"enabled": True}})
     site.start()
@@ -23,28 +49,6 @@ def test_mute_and_runaway_reset_without_a_trip():
     assert len(site.events(ev.EV_ALARM_MUTED)) == 1
     assert not c.reset_runaway(0, site.now_s())  # nothing latched: nothing logged
     assert not site.events(ev.EV_THERMAL_RUNAWAY)
-
-
-def test_an_ri_round_now():
-    from manager_fw import core as co
-
-    site = Site(sizes=(3,), config={"ri": {"enabled": True}})
-    site.start()
-    c = site.core
-    t0 = site.now_s() - site.shell.start_s
-    assert c.start_ri_round(site.now_s()) == co.RI_ROUND_STARTED
-    site.run_s(2)
-    assert c.start_ri_round(site.now_s()) == co.RI_ROUND_RUNNING
-    assert site.ri_starts and site.ri_starts[0][1] == 0 and site.ri_starts[0][0] - t0 <= 3
-    site.run_s(120)
-    assert [i for _t, i in site.ri_starts] == [0, 1, 2]  # the whole round, in order
-
-
-def test_ri_round_says_when_ri_is_off():
-    from manager_fw import core as co
-
-    site = Site(sizes=(2,))
-    assert site.core.start_ri_round(site.now_s()) == co.RI_ROUND_OFF
 
 
 def test_the_core_says_when_it_next_needs_time_and_what_a_module_shows():
