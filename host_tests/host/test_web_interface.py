@@ -159,6 +159,43 @@ def admin(sim, tmp_path_factory):
     d.quit()
 
 
+@pytest.fixture(autouse=True)
+def _admin_signed_in(request):
+    """The file's tests build on one simulator and one admin browser (module fixtures),
+    but pytest tears module fixtures down whenever a test of another file runs between
+    two of this file's on the same worker (pytest-xdist may schedule one there): a test
+    that finds a fresh simulator and browser first completes the setup (or logs in)."""
+    names = request.fixturenames
+    if "sim" not in names or "admin" not in names:
+        return
+    if request.node.name == "test_first_start_needs_the_setup_code":
+        return  # the test of the setup itself
+    sim = request.getfixturevalue("sim")
+    admin = request.getfixturevalue("admin")
+    try:
+        if "admin (admin)" in by_id(admin, "who").text:
+            return
+    except Exception:  # noqa: BLE001 - not on the page at all (a fresh browser)
+        pass
+    admin.get(sim.url)
+
+    def form(d):
+        for name in ("setup", "login"):
+            if by_id(d, name).is_displayed():
+                return name
+        return None
+
+    if wait(admin, form, "the setup or login form") == "setup":
+        by_id(admin, "setup-code").send_keys(sim.code)
+        by_id(admin, "setup-password").send_keys(ADMIN_PASSWORD)
+        by_id(admin, "setup-submit").click()
+    else:
+        by_id(admin, "login-user").send_keys("admin")
+        by_id(admin, "login-password").send_keys(ADMIN_PASSWORD)
+        by_id(admin, "login-submit").click()
+    wait(admin, lambda d: "admin (admin)" in by_id(d, "who").text, "logged in as admin")
+
+
 def wait(driver, cond, what: str, timeout_s: float = WAIT_S):
     """Poll cond(driver) until it is truthy (a deadline, never a fixed sleep)."""
     deadline = time.monotonic() + timeout_s
