@@ -46,6 +46,9 @@ TRACKED_ADDRESSES = const(32)
 GLOBAL_FAILS_PER_MIN = const(30)  # all addresses together; then every login waits
 
 USERNAME_MAX = const(32)
+# Deleted accounts whose numbers the event log may still name (oldest forgotten first);
+# numbers are never given out again, so an old event never names a newer account.
+FORMER_KEPT = const(32)
 PASSWORD_MIN = const(10)
 PASSWORD_MAX = const(128)
 
@@ -184,6 +187,8 @@ class Auth:
         self.iterations = iterations
         self.max_sessions = max_sessions
         self.users: dict = {}  # name -> {"role": ..., "hash": ..., "number": n}
+        self.former: dict = {}  # number (as text) -> name, of deleted accounts
+        self.next_number = 1  # the next account's number (never reused)
         self.sessions: dict = {}  # token -> Session
         self.failures: dict = {}  # address -> [count, locked_until_s]
         self.global_fails: list = []  # times of recent failures, all addresses
@@ -212,7 +217,14 @@ class Auth:
                     if u["role"] not in ROLES:
                         raise ValueError("role %r" % u["role"])
                     _parse_hash(u["hash"])
+                former = obj.get("former", {})
+                for k in former:
+                    if int(k) < 1 or not isinstance(former[k], str):
+                        raise ValueError("former account %r" % k)
+                nxt = int(obj.get("next", 1))
                 self.users = users
+                self.former = former
+                self.next_number = nxt
             except Exception as e:  # noqa: BLE001 - a damaged file locks the web out
                 self.users = {}
                 self.problem = (
@@ -225,7 +237,7 @@ class Auth:
             self.setup_code = self._new_setup_code()
 
     def _save(self) -> None:
-        text = json.dumps({"users": self.users})
+        text = json.dumps({"users": self.users, "former": self.former, "next": self.next_number})
         self.files.write(self.path + ".tmp", text)
         self.files.rename(self.path + ".tmp", self.path)
 
@@ -243,16 +255,24 @@ class Auth:
         return u["number"] if u else 0
 
     def user_by_number(self, number: int):
+        """Whose number it is, a deleted account's too (the event log names who did
+        something after the account is gone); None when nobody's (or long forgotten)."""
         for name in self.users:
             if self.users[name]["number"] == number:
                 return name
-        return None
+        return self.former.get(str(number))
 
     def _add(self, name: str, role: str, password: str, hashed=None) -> None:
-        number = 1
+        # never a number given out before, not even one of a deleted account (a file
+        # from before "next" was kept: after the highest number it names)
+        number = self.next_number
+        for k in self.former:
+            number = max(number, int(k) + 1)
         for other in self.users.values():
-            if other["number"] >= number:
-                number = other["number"] + 1
+            number = max(number, other["number"] + 1)
+        if number >= 0x8000:  # the event log's 15 bits (actions.FROM_CONTROL is the 16th)
+            raise AuthError("no account numbers left: the users file has given out 32767")
+        self.next_number = number + 1
         self.users[name] = {
             "role": role,
             "hash": hashed or make_hash(password, self.iterations),
@@ -303,6 +323,9 @@ class Auth:
                 raise AuthError("%s is the last admin: add another admin first" % name)
         number = u["number"]
         del self.users[name]
+        self.former[str(number)] = name
+        while len(self.former) > FORMER_KEPT:
+            del self.former[str(min(int(k) for k in self.former))]
         self._save()
         for t in [t for t in self.sessions if self.sessions[t].user == name]:
             del self.sessions[t]

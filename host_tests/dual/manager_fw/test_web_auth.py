@@ -86,6 +86,36 @@ def test_two_accounts_get_different_salts():
     assert "viewer or admin" in str(e)
 
 
+def test_a_deleted_accounts_number_still_names_it_and_is_never_given_again():
+    f = Files()
+    a = au.Auth(f, iterations=10)
+    a.create_first_admin(a.setup_code, "admin", "same password!", "ip", 0)
+    a.add_user("watcher", au.ROLE_VIEWER, "same password!")
+    assert a.delete_user("watcher", "admin") == 2
+    # an event written by watcher before the deletion still says who, after a restart too
+    assert a.user_by_number(2) == "watcher"
+    b = au.Auth(f, iterations=10)
+    assert b.user_by_number(2) == "watcher" and b.user_number("watcher") == 0
+    # a new account (even with the same name) gets a number nobody had
+    b.add_user("watcher", au.ROLE_VIEWER, "same password!")
+    assert b.user_number("watcher") == 3 and b.user_by_number(2) == "watcher"
+    b.delete_user("watcher", "admin")
+    b.add_user("other", au.ROLE_VIEWER, "same password!")
+    assert b.user_number("other") == 4 and b.user_by_number(3) == "watcher"
+    # only the most recent deleted accounts are remembered: the log then says "user #n"
+    for i in range(au.FORMER_KEPT + 2):
+        b.add_user("u%d" % i, au.ROLE_VIEWER, "same password!")
+        b.delete_user("u%d" % i, "admin")
+    assert len(b.former) == au.FORMER_KEPT
+    assert b.user_by_number(2) is None and b.user_by_number(4) == "other"
+    # a damaged record of former accounts is reported like any damage
+    f.files["web_users.json"] = f.files["web_users.json"].replace(
+        '"former": {', '"former": {"0": 5, '
+    )
+    c = au.Auth(f, iterations=10)
+    assert c.problem and "former account" in c.problem and not c.users
+
+
 def test_failed_logins_lock_the_address_out_then_it_doubles():
     a = au.Auth(Files(), iterations=10)
     a.create_first_admin(a.setup_code, "admin", "the password 1", "ip", 0)
