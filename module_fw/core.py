@@ -50,9 +50,10 @@ _RI_STATE = (p.RI_OK, p.RI_LOW_SIGNAL, p.RI_CLIPPED, p.RI_NOISY, p.RI_NO_EXCITAT
 class ModuleCore(p.Endpoint):
     def __init__(
         self, uid: bytes, board_variant_id: int, adc_kind: int, slots, hw_rev: int = 1,
-        baud: int = 115200, frame_ms: int = fe.VOLTAGE_FRAME_MS,
+        baud: int = 115200, frame_ms: int = fe.VOLTAGE_FRAME_MS, vadc: int = fe.VADC_MCU,
     ) -> None:  # fmt: skip
         self.adc_kind = adc_kind
+        self.vadc = vadc  # the block-voltage converter (frontend.VADC_*): a frame's units
         # Period of voltage_frame calls: sets the voltage filter's length in frames
         # (measure.filter_shift_for) so that its lag in seconds is a board's.
         self.voltage_shift = measure.filter_shift_for(frame_ms)
@@ -101,8 +102,9 @@ class ModuleCore(p.Endpoint):
         s.target_min_uv = self.variant.target_min_uv
         s.target_max_uv = self.variant.target_max_uv
         self.voltage = measure.BlockVoltage(
-            s.variant_id, s.cal_offset[0], s.cal_gain_ppm[0], shift=self.voltage_shift
-        )
+            s.variant_id, s.cal_offset[0], s.cal_gain_ppm[0], shift=self.voltage_shift,
+            vadc=self.vadc,
+        )  # fmt: skip
         self.voltage.set_tempco(s.cal_offset[st.CAL_TEMPCO], s.cal_gain_ppm[st.CAL_TEMPCO])
         self.temperature = measure.Temperature(self.adc_kind, s.cal_offset[3], s.cal_offset[4])
         self.balance = bal.BalanceController(self.variant)

@@ -19,6 +19,9 @@
 #   hal.voltage_start()          start a burst of VOLTAGE_FRAME_SAMPLES block-voltage
 #                                samples spread over 100 ms into hal.voltage_buf (DMA/timer)
 #   hal.voltage_ready() -> bool  the burst is complete
+#   hal.vadc (optional)          frontend.VADC_ADS1219 on a board with the external
+#                                block-voltage converter: voltage_ready() is then its
+#                                module_fw.vadc poll and hal.voltage_total the frame
 #   hal.temp_read(int_buf, probe_buf) -> bool   TEMP_FRAME_SAMPLES of the die sensor and
 #                                of the probe input (False: the board has no probe input)
 #   hal.button() -> bool         the button is pressed (level, the core debounces)
@@ -68,8 +71,9 @@ class Shell:
         self.hal = hal
         if core is None:
             core = ModuleCore(
-                hal.uid, hal.variant_id, hal.adc_kind, hal.slots, hal.hw_rev, hal.baud
-            )
+                hal.uid, hal.variant_id, hal.adc_kind, hal.slots, hal.hw_rev, hal.baud,
+                vadc=getattr(hal, "vadc", fe.VADC_MCU),
+            )  # fmt: skip
         self.core = core
         self.rx = bytearray(RX_CHUNK)
         self.tx = bytearray(p.FRAME_MAX)
@@ -144,7 +148,10 @@ class Shell:
         work_from_us = hal.ticks_us()
         now_ms = ticks_ms()
         if hal.voltage_ready():
-            total = fe.frame_sum_x2(hal.voltage_buf, fe.VOLTAGE_FRAME_SAMPLES, core.adc_kind)
+            if core.vadc == fe.VADC_MCU:
+                total = fe.frame_sum_x2(hal.voltage_buf, fe.VOLTAGE_FRAME_SAMPLES, core.adc_kind)
+            else:  # an external converter: the HAL summed the frame's conversions
+                total = hal.voltage_total
             # the converter is free between two bursts: the temperature channels now
             if ticks_diff(now_ms, self.last_temp_ms) >= TEMP_PERIOD_MS:
                 self.last_temp_ms = now_ms

@@ -33,6 +33,43 @@ _RP2040_REGION_X2 = (0, 20, 20, 38, 38, 56, 56, 76)
 # The spike code itself lies mid-way through its wide bin: half its width less.
 _RP2040_SPIKE_HALF_X2 = (10, 9, 9, 10)
 
+# --- block-voltage converter (a board option: board.json "vadc") --------------------
+# VADC_MCU: the MCU's own ADC above (frames of VOLTAGE_FRAME_SAMPLES codes summed by
+# frame_sum_x2).  VADC_ADS1219: a TI ADS1219 24-bit delta-sigma converter on I2C
+# (docs/frontend.md, "External block-voltage converter"): the divider and buffer as
+# before into AIN0-AIN1, the board's ADR3430 as its external reference (REFP/REFN),
+# gain 1, 20 SPS (the data rate with simultaneous 50 and 60 Hz rejection), continuous.
+# A frame is the sum of 2**ADS1219_FRAME_LOG2 conversions (100 ms at 20 SPS), each in
+# units of the 24-bit code >> ADS1219_SHIFT: 2**20 units per ADC_VREF (2.86 uV at the
+# pin; the converter's noise at 20 SPS is about two of them).  The RP2040's ADC keeps
+# the Ri, shunt, probe and die-sensor channels.
+VADC_MCU = const(0)
+VADC_ADS1219 = const(1)
+VADC_NAMES = ("mcu", "ads1219")
+ADS1219_ADDR = const(0x40)  # A0 and A1 to DGND
+ADS1219_CMD_RESET = const(0x06)
+ADS1219_CMD_START = const(0x08)
+ADS1219_CMD_RDATA = const(0x10)
+ADS1219_CMD_RREG_STATUS = const(0x24)
+ADS1219_CMD_WREG = const(0x40)
+ADS1219_STATUS_DRDY = const(0x80)
+# configuration register: MUX 000 (AIN0-AIN1) | GAIN 0 (1) | DR 00 (20 SPS) |
+# CM 1 (continuous) | VREF 1 (external)
+ADS1219_CONFIG = const(0x03)
+ADS1219_SHIFT = const(3)
+ADS1219_UNITS_PER_VREF = const(1 << 20)
+ADS1219_FRAME_LOG2 = const(1)
+
+
+def ads1219_units(buf) -> int:
+    """One ADS1219 conversion (buf[0:3]: 24-bit two's complement, MSB first) in frame
+    units (code >> ADS1219_SHIFT, rounded towards minus infinity); no allocation."""
+    code = (buf[0] << 16) | (buf[1] << 8) | buf[2]
+    if code & 0x800000:
+        code -= 0x1000000
+    return code >> ADS1219_SHIFT
+
+
 # --- block voltage channel -------------------------------------------------------
 # A frame is 2**VOLTAGE_FRAME_LOG2 samples spread evenly over 100 ms (10.24 kHz):
 # a whole number of periods of 50, 60, 100 and 120 Hz and all their harmonics, so

@@ -197,7 +197,9 @@ class BlockVoltage:
     """Block voltage in uV from frames of raw ADC codes.
 
     push_frame(sum_x2) takes shared.frontend.frame_sum_x2(buffer, FRAME_SAMPLES, kind)
-    of one 100 ms frame; voltage_uv is the filtered, calibrated block voltage.
+    of one 100 ms frame (vadc VADC_MCU), or the sum of a frame's ADS1219 conversions in
+    frontend.ads1219_units (VADC_ADS1219); voltage_uv is the filtered, calibrated block
+    voltage.
     """
 
     def __init__(
@@ -205,27 +207,45 @@ class BlockVoltage:
         variant_id: int,
         offset_uv: int = 0,
         gain_ppm: int = 0,
-        frame_log2: int = fe.VOLTAGE_FRAME_LOG2,
+        frame_log2: int = -1,
         shift: int = 3,
+        vadc: int = fe.VADC_MCU,
     ):
         _check_calibration(offset_uv, gain_ppm)
         front = fe.frontend(variant_id)
         num, den = front.divider_ratio()
+        # The converter (frontend.VADC_*) sets a frame's units: half LSB of the MCU's
+        # ADC (4096 * 2 per reference voltage), or ADS1219 units (2**20 per reference).
+        if vadc == fe.VADC_MCU:
+            units_per_vref = fe.ADC_CODES * 2
+            if frame_log2 < 0:
+                frame_log2 = fe.VOLTAGE_FRAME_LOG2
+        elif vadc == fe.VADC_ADS1219:
+            units_per_vref = fe.ADS1219_UNITS_PER_VREF
+            if frame_log2 < 0:
+                frame_log2 = fe.ADS1219_FRAME_LOG2
+        else:
+            raise ValueError(
+                "unknown block-voltage converter %r: valid are 0..%d (frontend.VADC_NAMES)"
+                % (vadc, len(fe.VADC_NAMES) - 1)
+            )
+        self.vadc = vadc
         self.offset_uv = offset_uv
         self.gain_ppm = gain_ppm
         self.frame_log2 = frame_log2
-        # uV per unit of the filter state: the state is a frame sum in half LSB with
+        # uV per unit of the filter state: the state is a frame sum with
         # IIR_FRACTION_BITS more, so one unit is
-        #   vref / 4096 / 2 / 2**frame_log2 / 2**F  (at the ADC pin)  * divider * gain.
+        #   vref / units_per_vref / 2**frame_log2 / 2**F  (at the pin)  * divider * gain.
         scale_num = fe.ADC_VREF_UV * num * (1000000 + gain_ppm)
-        scale_den = den * 1000000 * (fe.ADC_CODES * 2 << (frame_log2 + IIR_FRACTION_BITS))
+        scale_den = den * 1000000 * (units_per_vref << (frame_log2 + IIR_FRACTION_BITS))
         # Setup time: big integers are fine here.  The factor must be < 1 (it is
         # ~0.17 at most for the table's dividers) for mul_q30.
         k = (scale_num * (1 << 30) + scale_den // 2) // scale_den
         if not 0 < k < SMALL_INT_LIMIT:
             raise ValueError("voltage scale out of range; frame_log2 %r too small" % frame_log2)
         self._k_q30 = k
-        # Half-LSB noise floor of a frame sum: about one LSB of the mean.
+        # Noise floor of a frame sum: about one LSB of the mean (MCU ADC), or two
+        # ADS1219 units of the mean (its noise at 20 SPS).
         self.filter = OutlierLowPass(shift, noise_floor=2 << frame_log2)
         self.tempco_ppb = 0
         self.tempco_ref_mc = 0

@@ -17,10 +17,11 @@ from array import array
 
 import machine
 import rp2
-from machine import ADC, PWM, UART, Pin
+from machine import ADC, I2C, PWM, UART, Pin
 from micropython import const
 
 from module_fw.store import FileSlots
+from module_fw.vadc import Ads1219Frames
 from shared import frontend as fe
 from shared import variants
 
@@ -79,6 +80,15 @@ class Rp2040ModuleHal:
         self.led_green = Pin(pins["led_green"], Pin.OUT, value=0)
         self.btn = Pin(pins["button"], Pin.IN, Pin.PULL_UP)
         self.voltage_buf = array("H", [0] * fe.VOLTAGE_FRAME_SAMPLES)
+        # Board option "vadc": "ads1219" (README, "External block-voltage converter"):
+        # the block voltage from the ADS1219 on I2C, not from ADC0.
+        self.vadc = fe.VADC_NAMES.index(board.get("vadc", "mcu"))
+        self.voltage_total = 0
+        self._ads: Ads1219Frames | None = None
+        if self.vadc == fe.VADC_ADS1219:
+            i2c = I2C(pins["i2c"], scl=Pin(pins["i2c_scl"]), sda=Pin(pins["i2c_sda"]), freq=400000)
+            self._ads = Ads1219Frames(i2c)
+            self._ads.start()
         self.dma = rp2.DMA()
         self.dma2 = rp2.DMA()
         self._ri_bufs = (array("H", [0] * (2 * _CHUNK)), array("H", [0] * (2 * _CHUNK)))
@@ -119,6 +129,8 @@ class Rp2040ModuleHal:
         machine.mem32[_ADC_CS] = _CS_EN | (ainsel << 12) | (rrobin << 16) | _CS_START_MANY
 
     def voltage_start(self) -> None:
+        if self._ads is not None:
+            return  # the ADS1219 converts continuously
         self._adc_stop()
         ctrl = self.dma.pack_ctrl(size=1, inc_read=False, inc_write=True, treq_sel=_DREQ_ADC)
         self.dma.config(
@@ -128,6 +140,11 @@ class Rp2040ModuleHal:
         self._adc_run(self.adc_voltage_ch, 0, fe.VOLTAGE_FRAME_SAMPLES * 10)
 
     def voltage_ready(self) -> bool:
+        if self._ads is not None:
+            if not self._ads.poll():
+                return False
+            self.voltage_total = self._ads.total
+            return True
         if self.dma.active():
             return False
         self._adc_stop()

@@ -258,3 +258,59 @@ def test_filter_shift_keeps_the_time_constant_near_800_ms():
     assert got == [6, 5, 4, 3, 2, 1, 0, 0], got
     assert filter_shift_for(120) == 3 and filter_shift_for(150) == 2  # nearest, log scale
     raises(ValueError, filter_shift_for, 0)
+
+
+def test_ads1219_conversion_decoding():
+    # 24-bit two's complement, MSB first, to frame units (code >> 3, floor)
+    cases = (
+        (b"\x00\x00\x00", 0),
+        (b"\x00\x00\x08", 1),
+        (b"\x00\x00\x0f", 1),
+        (b"\x7f\xff\xff", (1 << 20) - 1),  # positive full scale
+        (b"\xff\xff\xff", -1),  # -1 LSB floors to -1 unit
+        (b"\xff\xff\xf8", -1),
+        (b"\xff\xff\xf7", -2),
+        (b"\x80\x00\x00", -(1 << 20)),  # negative full scale
+        (b"\x40\x00\x00", 1 << 19),  # half the reference
+    )
+    for raw, units in cases:
+        assert fe.ads1219_units(raw) == units, (raw, units)
+    buf = bytearray(b"\x12\x34\x56")
+    assert heap_locked(fe.ads1219_units, buf) == 0x123456 >> 3
+
+
+def _ads1219_frame(variant_id, block_uv):
+    # an ideal ADS1219 frame (two conversions) of a block voltage through the divider
+    num, den = fe.frontend(variant_id).divider_ratio()
+    pin_uv = block_uv * den // num
+    code = pin_uv * (1 << 23) // fe.ADC_VREF_UV
+    units = code >> fe.ADS1219_SHIFT
+    return units << fe.ADS1219_FRAME_LOG2
+
+
+def test_block_voltage_from_an_ads1219():
+    for variant_id, block_uv in ((0, 2250000), (1, 4500000), (2, 6750000), (3, 13500000),
+                                 (4, 18000000), (4, 9700000), (0, 1200000)):  # fmt: skip
+        bv = BlockVoltage(variant_id, vadc=fe.VADC_ADS1219)
+        assert bv.frame_log2 == fe.ADS1219_FRAME_LOG2
+        s = _ads1219_frame(variant_id, block_uv)
+        for _ in range(8):
+            bv.push_frame(s)
+        num, den = fe.frontend(variant_id).divider_ratio()
+        unit_block_uv = fe.ADC_VREF_UV * num // (den * fe.ADS1219_UNITS_PER_VREF) + 1
+        # within one unit (the code's truncation) plus rounding
+        assert -2 <= block_uv - bv.voltage_uv <= unit_block_uv + 2, (variant_id, bv.voltage_uv)
+        assert abs(bv.raw_uv(s) - bv.voltage_uv) <= 1
+    # calibration acts on it as on the MCU's converter
+    plain = BlockVoltage(3, vadc=fe.VADC_ADS1219)
+    cal = BlockVoltage(3, offset_uv=-2500, gain_ppm=-300, vadc=fe.VADC_ADS1219)
+    s = _ads1219_frame(3, 13600000)
+    for _ in range(5):
+        plain.push_frame(s)
+        cal.push_frame(s)
+    expected = plain.voltage_uv - plain.voltage_uv * 300 // 1000000 - 2500
+    assert abs(cal.voltage_uv - expected) <= 2
+    v = heap_locked(cal.push_frame, s, 30000)
+    assert v == cal.voltage_uv
+    msg = str(raises(ValueError, BlockVoltage, 3, 0, 0, -1, 3, 7))
+    assert "converter" in msg and "VADC_NAMES" in msg

@@ -1,0 +1,109 @@
+# module_fw/vadc: the ADS1219 block-voltage converter's driver, against a simulated
+# ADS1219 on the I2C bus (the register protocol of its data sheet, SBAS924A 8.5.3:
+# RESET, START/SYNC, WREG, RREG of the status register, RDATA).
+from dualtest import heap_locked
+
+from module_fw.vadc import Ads1219Frames
+from shared import frontend as fe
+
+
+class SimAds1219:
+    """An ADS1219 as its I2C target: commands, the configuration register, DRDY and
+    the conversion result.  `convert(code)` makes a new result ready."""
+
+    def __init__(self):
+        self.config = 0xFF
+        self.started = False
+        self.resets = 0
+        self.code = 0
+        self.drdy = False
+        self._pending = 0  # what the next read returns: 0 none, 1 status, 2 data
+        self.fail_next = False
+
+    def convert(self, code):
+        self.code = code & 0xFFFFFF
+        self.drdy = True
+
+    def writeto(self, addr, buf):
+        assert addr == fe.ADS1219_ADDR
+        if self.fail_next:
+            self.fail_next = False
+            raise OSError(5)  # EIO: a disturbed bus
+        cmd = buf[0]
+        if cmd == fe.ADS1219_CMD_RESET:
+            self.resets += 1
+            self.config = 0
+            self.started = False
+        elif cmd == fe.ADS1219_CMD_START:
+            self.started = True
+        elif cmd == fe.ADS1219_CMD_WREG:
+            self.config = buf[1]
+        elif cmd == fe.ADS1219_CMD_RREG_STATUS:
+            self._pending = 1
+        elif cmd == fe.ADS1219_CMD_RDATA:
+            self._pending = 2
+        else:
+            raise AssertionError("unknown command %r" % cmd)
+        return len(buf)
+
+    def readfrom_into(self, addr, buf):
+        assert addr == fe.ADS1219_ADDR
+        if self._pending == 1:
+            buf[0] = fe.ADS1219_STATUS_DRDY if self.drdy else 0
+        elif self._pending == 2:
+            buf[0] = (self.code >> 16) & 0xFF
+            buf[1] = (self.code >> 8) & 0xFF
+            buf[2] = self.code & 0xFF
+            self.drdy = False
+        else:
+            raise AssertionError("read without a command")
+        self._pending = 0
+
+
+def test_start_configures_and_frames_sum_two_conversions():
+    dev = SimAds1219()
+    frames = Ads1219Frames(dev)
+    frames.start()
+    assert dev.resets == 1 and dev.started
+    # AIN0-AIN1, gain 1, 20 SPS, continuous, external reference
+    assert dev.config == 0x03 == fe.ADS1219_CONFIG
+    assert not frames.poll()  # nothing converted yet
+    dev.convert(0x400000)  # half the reference
+    assert not frames.poll()  # first of the frame's two
+    assert not frames.poll()  # no new conversion: not counted twice
+    dev.convert(0x400008)
+    assert frames.poll()
+    assert frames.total == (0x400000 >> 3) + (0x400008 >> 3)
+    assert frames.frames == 1
+    dev.convert(-16)  # a negative reading (offset near zero input)
+    assert not frames.poll()
+    dev.convert(-8)
+    assert frames.poll() and frames.total == -3
+
+
+def test_an_i2c_error_restarts_the_frame():
+    dev = SimAds1219()
+    frames = Ads1219Frames(dev)
+    frames.start()
+    dev.convert(1000 << 3)
+    assert not frames.poll()
+    dev.fail_next = True
+    assert not frames.poll()
+    assert frames.errors == 1
+    # the half frame was dropped: two more conversions make the next frame
+    dev.convert(2000 << 3)
+    assert not frames.poll()
+    dev.convert(2000 << 3)
+    assert frames.poll() and frames.total == 4000
+
+
+def test_poll_allocates_nothing():
+    dev = SimAds1219()
+    frames = Ads1219Frames(dev)
+    frames.start()
+    assert heap_locked(frames.poll) is False
+    dev.convert(0x123456)
+    assert heap_locked(frames.poll) is False
+    dev.convert(0x123456)
+    assert heap_locked(frames.poll) is True
+    assert frames.total == 2 * (0x123456 >> 3)
