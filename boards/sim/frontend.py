@@ -83,6 +83,74 @@ DIVIDER_COUPLING = (0.0, 0.15)  # share of the resistor's rise the divider sees
 SUPPLY_W = (0.22, 0.30)
 
 
+# --- The external block-voltage converter (board option "vadc": "ads1219";
+# docs/frontend.md, "External block-voltage converter"): a TI ADS1219 with the board's
+# ADR3430 as its external reference, gain 1, 20 SPS.  Drawn per board from its own
+# generator (the earlier draws of a seed stay what they were).
+# Published (ADS1219 data sheet SBAS924A, electrical characteristics and features):
+ADS1219_INL_FSR = 15e-6  # max |INL|, of FSR (= 2 VREF: +-VREF); drawn within it
+ADS1219_GAIN_ERROR = 1e-4  # sigma: 0.01 % typical (calibrated out)
+ADS1219_NOISE_V = 2 * 3.0 / 2**20  # rms per conversion: "up to 20 bits effective
+# resolution" (at 20 SPS, the lowest rate): 2 VREF / 2**20 = 5.7 uV
+# Assumed (no figure in the sources at hand; each well above what a delta-sigma
+# converter of this class with an external reference shows, and the two-point and
+# tempco calibrations remove the static and linear parts):
+ADS1219_OFFSET_V = 20e-6  # sigma (calibrated out)
+ADS1219_OFFSET_TC_V_PER_K = 0.1e-6  # +- (uniform)
+ADS1219_GAIN_TC = 2e-6  # +- /K (uniform); the ADS1115's 5 ppm/K typical includes its
+# internal reference, which the ADS1219 does not use here
+ADS1219_OFFSET_AGE_V = 10e-6  # sigma over DESIGN_LIFE_YEARS
+ADS1219_GAIN_AGE = 10e-6  # sigma over DESIGN_LIFE_YEARS
+# The S-shaped INL term x(1-x)(2x-1) peaks at 1/(6 sqrt 3) over 0..1.
+_S_PEAK = 1.0 / (6.0 * math.sqrt(3.0))
+
+
+class Ads1219Model:
+    """The ADS1219's transfer from the pin (V, relative to a 3.000 V reference: the
+    reference's own errors are applied before) to frame units of frontend.ads1219_units.
+
+    INL: a bow 4x(1-x) and an S term over the input range, amplitudes drawn so that
+    their sum never exceeds ADS1219_INL_FSR of the full-scale range (2 VREF)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        limit = ADS1219_INL_FSR * 2 * fe.ADC_VREF_UV / 1e6
+        self.inl_bow_v = rng.uniform(-0.7, 0.7) * limit
+        self.inl_s_v = rng.uniform(-0.3, 0.3) * limit
+        self.gain_error = rng.gauss(0.0, ADS1219_GAIN_ERROR)
+        self.offset_v = rng.gauss(0.0, ADS1219_OFFSET_V)
+        self.offset_tc_v_per_k = rng.uniform(-1.0, 1.0) * ADS1219_OFFSET_TC_V_PER_K
+        self.gain_tc = rng.uniform(-1.0, 1.0) * ADS1219_GAIN_TC
+        self.offset_life_v = rng.gauss(0.0, ADS1219_OFFSET_AGE_V)
+        self.gain_life = rng.gauss(0.0, ADS1219_GAIN_AGE)
+        self.noise_v = ADS1219_NOISE_V
+
+    def inl_v(self, pin_v: float) -> float:
+        x = min(max(pin_v / (fe.ADC_VREF_UV / 1e6), 0.0), 1.0)
+        return self.inl_bow_v * 4.0 * x * (1.0 - x) + self.inl_s_v * (
+            x * (1.0 - x) * (2.0 * x - 1.0) / _S_PEAK
+        )
+
+    def mean_v(self, pin_v: float, board_c: float, life: float) -> float:
+        """What the converter converts, before noise and quantisation (V)."""
+        dt = board_c - 25.0
+        gain = 1.0 + self.gain_error + self.gain_tc * dt + self.gain_life * life
+        offset = self.offset_v + self.offset_tc_v_per_k * dt + self.offset_life_v * life
+        return pin_v * gain + offset + self.inl_v(pin_v)
+
+    def code(self, v: float) -> int:
+        """The 24-bit two's-complement code (clipped at full scale) of v volts."""
+        c = int(math.floor(v / (fe.ADC_VREF_UV / 1e6) * (1 << 23) + 0.5))
+        return max(-(1 << 23), min((1 << 23) - 1, c))
+
+    def frame(self, pin_v: float, board_c: float, life: float, rng: random.Random) -> int:
+        """One frame: the sum of 2**ADS1219_FRAME_LOG2 conversions in frame units."""
+        mean = self.mean_v(pin_v, board_c, life)
+        total = 0
+        for _ in range(1 << fe.ADS1219_FRAME_LOG2):
+            total += self.code(mean + rng.gauss(0.0, self.noise_v)) >> fe.ADS1219_SHIFT
+        return total
+
+
 # The engineer's reference meter: a 5 1/2-digit bench meter's 1-year DC volts,
 # +-(0.015 % of reading + 2 counts of the range's last digit) (typical of the class;
 # boards/rp2040_module/README.md asks for >= 5 1/2 digits), drawn uniformly within.
@@ -366,10 +434,19 @@ class BoardThermal:
 class SimBoard:
     """One simulated module board of a variant: its tolerances from `seed`."""
 
-    def __init__(self, variant_id: int, seed: int = 0, adc_kind: int = fe.ADC_RP2040) -> None:
+    def __init__(
+        self,
+        variant_id: int,
+        seed: int = 0,
+        adc_kind: int = fe.ADC_RP2040,
+        vadc: int = fe.VADC_MCU,
+    ) -> None:
         self.variant = variants.by_id(variant_id)
         self.front = fe.frontend(variant_id)
         self.adc_kind = adc_kind
+        # the block-voltage converter: the MCU's ADC, or the ADS1219 (Ads1219Model)
+        self.vadc = vadc
+        self.ads1219 = Ads1219Model(random.Random(("ads1219", variant_id, seed).__repr__()))
         rng = random.Random(("board", variant_id, seed, adc_kind).__repr__())
         self.noise = random.Random(("noise", variant_id, seed, adc_kind).__repr__())
         self.seed = seed
@@ -528,6 +605,10 @@ class SimBoard:
         simulations.
         """
         pin = self._volt_pin(block_v, board_c)
+        if self.vadc == fe.VADC_ADS1219:
+            # frame units of frontend.ads1219_units, not half LSB: the converter's
+            # 20 SPS filter rejects the ripple (50/60 Hz and harmonics), samples ignored
+            return self.ads1219.frame(pin, board_c, self._life(), self.noise)
         mu = self.adc.ideal_lsb(pin)
         spread = math.hypot(
             ripple_rms_v * self.divider_gain / ADC_LSB_V, max(self.adc.noise_lsb, 0.3)

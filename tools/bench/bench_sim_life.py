@@ -14,7 +14,9 @@ the variant's nominal range, the calibrated module reads the block through the r
 firmware (shared/measure.py) and the error is taken against the true voltage.
 
 module.voltage.err_pct.life: the largest |error| in % of reading over all of that, 8
-boards of every variant.  The meter's own uncertainty is in it (the module can be no
+boards of every variant, on the board with the external ADS1219 block-voltage converter
+(Ads1219Model); the same figures with `.mcu_adc` for the board reading the block with
+the RP2040's own ADC.  The meter's own uncertainty is in it (the module can be no
 better than its calibration).
 """
 
@@ -24,6 +26,7 @@ import random
 from collections.abc import Callable
 
 from boards.sim.frontend import BLEED_BODY_RTH_K_PER_W, SimBoard, meter_reading_v
+from shared import frontend as fe
 from shared import measure, variants
 from stringcare.commands import calibrate
 
@@ -32,10 +35,13 @@ AGES_YEARS = (0.0, 2.0, 5.0, 10.0)
 AMBIENTS_C = (10.0, 25.0, 40.0)
 # The engineer's meter: boards.sim.frontend.meter_reading_v (a 5 1/2-digit bench
 # meter's uncertainty, one draw per reading).
-# The calibration points the procedure asks for, per cell (12 V: 11.0 and 14.5 V), as
-# the simulator's engineer takes them (stringcare.sim.engine).
-CAL_LOW_UV_PER_CELL = 11_000_000 // 6
-CAL_HIGH_UV_PER_CELL = 14_500_000 // 6
+# The calibration points: "near the bottom and near the top of the variant's range"
+# (boards/rp2040_module/README.md, `stringcare calibrate voltage`), taken as
+# CAL_INSET of the measured span inside its ends (12 V: 8.9 and 16.1 V).  A narrower
+# pair (the simulator's engineer, stringcare.sim.engine, takes 11.0 and 14.5 V on a
+# 12 V block) extrapolates the meter's error to the range's ends.
+CAL_INSET = 10  # percent
+
 THERMOMETER_K = 0.3  # the reference thermometer for the board sensor
 FRAMES = 16
 BLEED_RISE_K = 35.0  # board node above ambient when bleeding hard (derated)
@@ -46,7 +52,24 @@ METRICS = {
         "%",
         "<= 0.1",
         "largest |voltage error| over 10 years, 10-40 °C ambient, idle or bleeding, "
-        "nominal range, 8 boards per variant, meter uncertainty included",
+        "nominal range, 8 boards per variant, meter uncertainty included; the module "
+        "board with the ADS1219 block-voltage converter",
+    ),
+    "module.voltage.err_pct.life.mcu_adc": (
+        "%",
+        None,
+        "the same on the board reading the block voltage with the RP2040's own ADC",
+    ),
+    "module.voltage.err_pct.life_window.mcu_adc": (
+        "%",
+        None,
+        "the RP2040-ADC board inside the equalising window",
+    ),
+    "module.voltage.err_pct.new.mcu_adc": ("%", None, "the RP2040-ADC board at year 0"),
+    "module.voltage.err_pct.life_p95.mcu_adc": (
+        "%",
+        None,
+        "the RP2040-ADC board: 95th percentile",
     ),
     "module.voltage.err_pct.life_window": (
         "%",
@@ -62,6 +85,17 @@ METRICS = {
         "which the die-temperature tempco correction cannot see",
     ),
 }
+
+
+def cal_points_uv(v: variants.Variant) -> tuple[int, int]:
+    """(low, high) calibration voltages of a variant, uV."""
+    top = _top_uv(v)
+    inset = (top - v.nominal_min_uv) * CAL_INSET // 100
+    return v.nominal_min_uv + inset, top - inset
+
+
+def _top_uv(v: variants.Variant) -> int:
+    return min(v.nominal_max_uv, v.measure_max_uv * 95 // 100)
 
 
 def _meter(true_v: float, rng: random.Random) -> float:
@@ -91,14 +125,15 @@ def commission(board: SimBoard, rng: random.Random) -> tuple[int, int, int, int,
     """(offset_uv, gain_ppm, sensor offset m°C, tempco ref m°C, tempco ppb/K)."""
     v = board.variant
     kind = board.adc_kind
+    vadc = board.vadc
     # 1. the board sensor against the thermometer, still air at 25 °C
     thermo = 25.0 + rng.uniform(-THERMOMETER_K, THERMOMETER_K)
     sensor_mc = int(thermo * 1000) - _board_mc(board, 25.0, 0, kind)
     # 2. two voltage points, the supply read by the meter
-    bv = measure.BlockVoltage(v.id)
+    bv = measure.BlockVoltage(v.id, vadc=vadc)
     raws = []
     refs = []
-    for uv in (CAL_LOW_UV_PER_CELL * v.cells, CAL_HIGH_UV_PER_CELL * v.cells):
+    for uv in cal_points_uv(v):
         total = 0
         for _ in range(FRAMES):
             total += bv.raw_uv(board.voltage_frame_sum_x2(uv / 1e6, 0.0, 25.0))
@@ -107,7 +142,7 @@ def commission(board: SimBoard, rng: random.Random) -> tuple[int, int, int, int,
     offset, gain = measure.calibration_from_points(raws[0], refs[0], raws[1], refs[1])
     # 3. the tempco: one steady voltage, the board cold then warmed 30 K (heat gun:
     # board and divider alike), readings in whole mV against the meter
-    cal = measure.BlockVoltage(v.id, offset, gain)
+    cal = measure.BlockVoltage(v.id, offset, gain, vadc=vadc)
     tempco_v = v.float_uv / 1e6
     meter_mv = _meter(tempco_v, rng) * 1000
     points = []
@@ -123,17 +158,17 @@ def commission(board: SimBoard, rng: random.Random) -> tuple[int, int, int, int,
 
 
 def board_errors(
-    variant_id: int, seed: int, bleed: list[float] | None = None
+    variant_id: int, seed: int, bleed: list[float] | None = None, vadc: int = fe.VADC_MCU
 ) -> list[tuple[float, float, bool]]:
     """(age, |error| %, inside the equalising window) of one board over its life.
 
     bleed, if given, receives |reading bleeding - the same with the divider at the
     board's temperature| in % of reading: what the divider's own heating adds."""
-    board = SimBoard(variant_id, seed)
+    board = SimBoard(variant_id, seed, vadc=vadc)
     v = board.variant
     rng = random.Random(("engineer", variant_id, seed).__repr__())
     offset, gain, sensor_mc, ref_mc, tc = commission(board, rng)
-    top = min(v.nominal_max_uv, v.measure_max_uv * 95 // 100)
+    top = _top_uv(v)
     points = [v.nominal_min_uv + (top - v.nominal_min_uv) * k // 4 for k in range(5)]
     points += [v.eq_min_uv + (v.eq_max_uv - v.eq_min_uv) * k // 4 for k in range(5)]
     window = set(points[5:])
@@ -149,7 +184,7 @@ def board_errors(
                 board.divider_rise_k = board.divider_coupling * hot_rise
                 mc = _board_mc(board, board_c, sensor_mc, board.adc_kind)
                 for uv in points:
-                    bv = measure.BlockVoltage(v.id, offset, gain)
+                    bv = measure.BlockVoltage(v.id, offset, gain, vadc=vadc)
                     bv.set_tempco(ref_mc, tc)
                     noise = board.noise.getstate()
                     got = _read_uv(bv, board, uv / 1e6, board_c, mc)
@@ -168,21 +203,37 @@ def board_errors(
     return out
 
 
-def run(progress: Callable[[str], None]) -> dict[str, float]:
+def _figures(vadc: int, progress: Callable[[str], None]) -> dict[str, float]:
     errs: list[tuple[float, float, bool]] = []
     bleed: list[float] = []
     for v in variants.VARIANTS:
         worst = 0.0
         for seed in range(BOARDS):
-            e = board_errors(v.id, seed, bleed)
+            e = board_errors(v.id, seed, bleed, vadc)
             errs.extend(e)
             worst = max(worst, max(x for _, x, _ in e))
-        progress("%s: worst %.4f %% over life" % (v.code, worst))
+        progress("%s, %s: worst %.4f %% over life" % (fe.VADC_NAMES[vadc], v.code, worst))
     allv = sorted(x for _, x, _ in errs)
     return {
-        "module.voltage.err_pct.life": round(allv[-1], 4),
-        "module.voltage.err_pct.life_window": round(max(x for _, x, w in errs if w), 4),
-        "module.voltage.err_pct.new": round(max(x for a, x, _ in errs if a == 0.0), 4),
-        "module.voltage.err_pct.life_p95": round(allv[int(0.95 * (len(allv) - 1))], 4),
-        "module.voltage.bleed_err_pct.max": round(max(bleed), 4),
+        "life": round(allv[-1], 4),
+        "life_window": round(max(x for _, x, w in errs if w), 4),
+        "new": round(max(x for a, x, _ in errs if a == 0.0), 4),
+        "life_p95": round(allv[int(0.95 * (len(allv) - 1))], 4),
+        "bleed": round(max(bleed), 4),
+    }
+
+
+def run(progress: Callable[[str], None]) -> dict[str, float]:
+    ext = _figures(fe.VADC_ADS1219, progress)
+    mcu = _figures(fe.VADC_MCU, progress)
+    return {
+        "module.voltage.err_pct.life": ext["life"],
+        "module.voltage.err_pct.life_window": ext["life_window"],
+        "module.voltage.err_pct.new": ext["new"],
+        "module.voltage.err_pct.life_p95": ext["life_p95"],
+        "module.voltage.bleed_err_pct.max": ext["bleed"],
+        "module.voltage.err_pct.life.mcu_adc": mcu["life"],
+        "module.voltage.err_pct.life_window.mcu_adc": mcu["life_window"],
+        "module.voltage.err_pct.new.mcu_adc": mcu["new"],
+        "module.voltage.err_pct.life_p95.mcu_adc": mcu["life_p95"],
     }
