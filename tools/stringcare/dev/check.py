@@ -12,7 +12,14 @@ Stages:
 
     python -m stringcare.dev.check [--root DIR] [--stages a,b,...] [-- pytest args]
 
-The last line states how many cases ran under each interpreter.
+The last line states how many cases ran under each interpreter and the wall time.
+
+Both cores busy to the end: when all three pytest stages are asked for, they run as
+one pytest-xdist session (`--interp=all`: every worker takes CPython tests, MicroPython
+cases and emulated-M0 files alike, the longest work units first, the short ones filling
+in at the end; dualtest_plugin), and mypy runs beside it on its own output (printed
+when it is done; a mypy failure stops the session).  A failure names its stage: the
+test ids end in [micropython] or [m0] for those stages.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ STAGES = (
     "pytest-m0",
     "mpy-cross",
 )
+
+# Run as one pytest session when all three are asked for (see the module docstring).
+PYTEST_STAGES = ("pytest-cpython", "pytest-micropython", "pytest-m0")
 
 # Which stub package checks which board: the board's port.
 STUB_SETS = {"rp2": "micropython-rp2-stubs", "stm32": "micropython-stm32-stubs"}
@@ -89,23 +99,32 @@ class Stage:
         return not findings
 
     def mypy(self) -> bool:
+        cmds = self.mypy_cmds()
+        if cmds is None:
+            return False
+        return all(self.run(cmd) == 0 for cmd in cmds)
+
+    def mypy_cmds(self) -> list[list[str]] | None:
+        """The mypy runs (host code, then each board against its stubs); None: a stub
+        package is missing (said why)."""
         candidates = list(HOST_TYPED) + ["boards/%s" % b for b in layout.HOST_BOARDS]
         host = [p for p in candidates if any((self.root / p).rglob("*.py"))]
-        if self.run([self.tool("mypy"), *host]) != 0:
-            return False
+        cmds = [[self.tool("mypy"), *host]]
         for board_dir, stub_set in board_stub_sets(self.root):
-            if not self.mypy_board(board_dir, stub_set):
-                return False
-        return True
+            cmd = self.mypy_board(board_dir, stub_set)
+            if cmd is None:
+                return None
+            cmds.append(cmd)
+        return cmds
 
-    def mypy_board(self, board_dir: Path, stub_set: str) -> bool:
+    def mypy_board(self, board_dir: Path, stub_set: str) -> list[str] | None:
         stubs = Path(sys.prefix) / "stubs" / stub_set
         if not stubs.is_dir():
             print(
                 "  MicroPython stubs for %s are missing at %s: run `make test`, which "
                 "installs %s there" % (stub_set, stubs, STUB_SETS[stub_set])
             )
-            return False
+            return None
         cfg = self.root / "build" / ("mypy-%s.ini" % stub_set)
         cfg.parent.mkdir(parents=True, exist_ok=True)
         cfg.write_text(
@@ -121,12 +140,9 @@ class Stage:
             )
         )
         rel = str(board_dir.relative_to(self.root))
-        return self.run([self.tool("mypy"), "--config-file", str(cfg), rel]) == 0
+        return [self.tool("mypy"), "--config-file", str(cfg), rel]
 
-    def _pytest(self, interp: str) -> bool:
-        counts_file = self.root / "build" / "test" / ("counts-%s.json" % interp)
-        if counts_file.exists():
-            counts_file.unlink()
+    def _pytest_cmd(self, interp: str, counts_file: Path) -> list[str]:
         cmd = [
             sys.executable,
             "-m",
@@ -137,15 +153,50 @@ class Stage:
             "-q",
         ]
         if _have_xdist():
-            # every core: host test files and the HIL suite stay whole per worker
-            # (dualtest_plugin groups them), MicroPython cases spread freely
-            cmd += ["-n", "auto", "--dist", "loadgroup"]
-        cmd += self.pytest_args
-        code = self.run(cmd)
+            # every core: a file with its own expensive fixture and the HIL suite's rig
+            # users stay whole per worker (dualtest_plugin groups them and orders the
+            # units longest first, so keep xdist from reordering them), the rest spreads
+            cmd += ["-n", "auto", "--dist", "loadgroup", "--no-loadscope-reorder"]
+        return cmd + self.pytest_args
+
+    def _read_counts(self, counts_file: Path, interps: tuple[str, ...]) -> None:
+        data = json.loads(counts_file.read_text()) if counts_file.exists() else {}
+        for interp in interps:
+            self.counts[interp] = data.get(interp, 0)
+
+    def _pytest(self, interp: str) -> bool:
+        counts_file = self.root / "build" / "test" / ("counts-%s.json" % interp)
         if counts_file.exists():
-            self.counts[interp] = json.loads(counts_file.read_text()).get(interp, 0)
-        else:
-            self.counts[interp] = 0
+            counts_file.unlink()
+        code = self.run(self._pytest_cmd(interp, counts_file))
+        self._read_counts(counts_file, (interp,))
+        return code == 0
+
+    def pytest_all(self, beside: Beside | None) -> bool:
+        """The three pytest stages as one session (see the module docstring); `beside`
+        (mypy) runs meanwhile and stops the session when it fails."""
+        reason = m0.missing(self.root)
+        if reason:
+            print("  the emulated Cortex-M0 is left out: " + reason)
+            self.notes.append("emulated Cortex-M0 skipped (%s)" % reason)
+        counts_file = self.root / "build" / "test" / "counts-all.json"
+        if counts_file.exists():
+            counts_file.unlink()
+        cmd = self._pytest_cmd("all", counts_file)
+        print("  $ " + " ".join(cmd), flush=True)
+        proc = subprocess.Popen(cmd, cwd=self.root)
+        while True:
+            try:
+                code = proc.wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if beside is not None and beside.failed():
+                print("\n  mypy failed beside the tests: stopping them", flush=True)
+                proc.terminate()
+                proc.wait()
+                return False
+        self._read_counts(counts_file, ("cpython", "micropython", "m0"))
         return code == 0
 
     def pytest_cpython(self) -> bool:
@@ -176,6 +227,64 @@ class Stage:
             "%d files compiled for %s" % (len(sources), " and ".join(layout.BOARD_ARCHES))
         )
         return ok
+
+
+class Beside:
+    """A stage run as a subprocess beside the pytest session, its output kept in a file
+    and printed as one block when it is done."""
+
+    def __init__(self, stage: Stage, name: str, cmds: list[list[str]]) -> None:
+        self.name = name
+        self.cmds = cmds
+        self.log = stage.root / "build" / "test" / ("%s.log" % name)
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.root = stage.root
+        self.t0 = time.monotonic()
+        self.took_s = 0.0
+        self.ok: bool | None = None
+        self._out = self.log.open("w")
+        self._i = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._next()
+
+    def _next(self) -> None:
+        cmd = self.cmds[self._i]
+        self._out.write("  $ " + " ".join(cmd) + "\n")
+        self._out.flush()
+        self._proc = subprocess.Popen(
+            cmd, cwd=self.root, stdout=self._out, stderr=subprocess.STDOUT
+        )
+
+    def poll(self) -> bool | None:
+        """None while running, else whether every command passed."""
+        if self.ok is not None or self._proc is None:
+            return self.ok
+        code = self._proc.poll()
+        if code is None:
+            return None
+        if code == 0 and self._i + 1 < len(self.cmds):
+            self._i += 1
+            self._next()
+            return None
+        self.ok = code == 0
+        self.took_s = time.monotonic() - self.t0
+        self._out.close()
+        return self.ok
+
+    def failed(self) -> bool:
+        return self.poll() is False
+
+    def finish(self) -> bool:
+        while self.poll() is None:
+            time.sleep(0.2)
+        print("== %s (ran beside the tests)" % self.name)
+        print(self.log.read_text(), end="", flush=True)
+        return bool(self.ok)
+
+    def stop(self) -> None:
+        if self.ok is None and self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            self._proc.wait()
 
 
 def load_note() -> str:
@@ -235,23 +344,55 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     done: list[str] = []
     took_s: dict[str, float] = {}
+
+    def failed(name: str, took: float) -> int:
+        print()
+        print(
+            "make test: FAILED at stage %s after %.0f s (passed before it: %s)"
+            % (name, took, ", ".join(done) or "none")
+        )
+        return 1
+
+    together = all(s in wanted for s in PYTEST_STAGES)
+    beside: Beside | None = None
     for name in STAGES:
-        if name not in wanted:
+        if name not in wanted or (together and name in PYTEST_STAGES[1:]):
             continue
-        print("== %s" % name, flush=True)
+        if name == "mypy" and together:
+            cmds = stage.mypy_cmds()
+            if cmds is None:
+                return failed(name, 0.0)
+            print("== mypy: runs beside the tests, its output follows them", flush=True)
+            beside = Beside(stage, "mypy", cmds)
+            continue
         t0 = time.monotonic()
-        ok = methods[name]()
+        if name == "pytest-cpython" and together:
+            print("== %s (one session, both cores)" % " + ".join(PYTEST_STAGES), flush=True)
+            ok = stage.pytest_all(beside)
+            name = " + ".join(PYTEST_STAGES)
+            if beside is not None and beside.failed():
+                took = time.monotonic() - t0
+                beside.finish()
+                return failed("mypy", beside.took_s)
+        else:
+            print("== %s" % name, flush=True)
+            ok = methods[name]()
         took = time.monotonic() - t0
         if not ok:
-            print()
-            print(
-                "make test: FAILED at stage %s after %.0f s (passed before it: %s)"
-                % (name, took, ", ".join(done) or "none")
-            )
-            return 1
+            if beside is not None:
+                beside.stop()
+            return failed(name, took)
         print("   %s ok (%.1f s)" % (name, took), flush=True)
         done.append(name)
         took_s[name] = took
+        if beside is not None and name.startswith("pytest-cpython"):
+            ok = beside.finish()
+            if not ok:
+                return failed("mypy", beside.took_s)
+            print("   mypy ok (%.1f s, beside the tests)" % beside.took_s, flush=True)
+            done.append("mypy")
+            took_s["mypy (beside)"] = beside.took_s
+            beside = None
     total = time.monotonic() - started
     print()
     for note in stage.notes:
@@ -261,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         "make test: all %d stages passed in %.0f s%s — %d cases under CPython, %d under "
         "MicroPython, %d on the emulated Cortex-M0"
         % (
-            len(done),
+            sum(len(n.split(" + ")) for n in done),
             total,
             load_note(),
             stage.counts.get("cpython", 0),

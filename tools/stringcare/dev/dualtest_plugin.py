@@ -25,9 +25,16 @@ dual tests to ``.mpy`` with the real ``mpy-cross`` (as a board would run them) i
 both).  ``--interp=m0`` collects the same functions as ``test_x[m0]`` for the emulated
 Cortex-M0 (MicroPython's qemu port, tools/stringcare/dev/m0.py): one QEMU per worker
 runs the cases one after another (a soft reset before each file, whose cases then
-share its imports as under CPython), with the same heap budgets.  ``--counts-file
-PATH`` writes ``{"cpython": n, "micropython": m, "m0": k, ...}`` (passed cases per
-interpreter) for the ``make test`` summary.
+share its imports as under CPython), with the same heap budgets.  ``--interp=all``
+collects all three (the M0 twins only when the emulator is available): ``make test``
+runs them in one pytest-xdist session so both cores stay busy to the end.
+``--counts-file PATH`` writes ``{"cpython": n, "micropython": m, "m0": k, ...}``
+(passed cases per interpreter) for the ``make test`` summary.
+
+Under pytest-xdist the work units (see pytest_collection_modifyitems) go out longest
+first: the seconds each test took in the last run (``build/test/durations.json``,
+written at the end of every run) or, on a fresh clone, the checked-in estimate
+``host_tests/durations.json``; a unit nobody has timed counts as UNTIMED_S per test.
 """
 
 from __future__ import annotations
@@ -54,15 +61,21 @@ DEFAULT_TIMEOUT_S = 120
 CODE_ALLOWANCE_KB = 256
 PASS_MARK = "@@STRINGCARE-PASS@@"
 PEAK_MARK = "@@STRINGCARE-HEAP-PEAK@@"
+# Longest first: a test's seconds (setup + call + teardown) from the last run, else the
+# checked-in estimate (refresh it with `cp build/test/durations.json host_tests/`).
+DURATIONS_LAST = Path("build") / "test" / "durations.json"
+DURATIONS_ESTIMATE = Path("host_tests") / "durations.json"
+UNTIMED_S = 0.3
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("stringcare dual-interpreter tests")
     group.addoption(
         "--interp",
-        choices=("cpython", "micropython", "both", "m0"),
+        choices=("cpython", "micropython", "both", "m0", "all"),
         default="both",
-        help="which interpreter's cases to collect (default: both)",
+        help="which interpreter's cases to collect (default: both; all: both and the "
+        "emulated Cortex-M0 when it is available)",
     )
     group.addoption(
         "--counts-file",
@@ -86,9 +99,24 @@ def _is_dual(path: Path, root: Path) -> bool:
 _counts: dict[str, int] = {}
 
 
+_durations: dict[str, float] = {}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     _counts.clear()
     _counts.update(cpython=0, micropython=0, m0=0, failed=0, skipped=0)
+    _durations.clear()
+
+
+def _with_m0(config: pytest.Config) -> bool:
+    """--interp=all collects the M0 twins when the emulator is there (else check.py
+    says why it is left out)."""
+    if "with_m0" not in _COMPILED_FLAGS:
+        _COMPILED_FLAGS["with_m0"] = not m0.missing(layout.repo_root())
+    return _COMPILED_FLAGS["with_m0"]
+
+
+_COMPILED_FLAGS: dict[str, bool] = {}
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -117,7 +145,7 @@ def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
     # Both mode: the CPython module is collected by pytest itself; add the twin.
-    if _interp(parent.config) == "both" and _is_dual(file_path, layout.repo_root()):
+    if _interp(parent.config) in ("both", "all") and _is_dual(file_path, layout.repo_root()):
         return MicroPythonFile.from_parent(parent, path=file_path)
     return None
 
@@ -148,6 +176,47 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         group = xdist_group(item, root / "host_tests", str(rel))
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+    items[:] = longest_first(items, known_durations(root))
+
+
+def _unit(item: pytest.Item) -> str:
+    """The xdist work unit an item belongs to: its group, else itself."""
+    marker = item.get_closest_marker("xdist_group")
+    if marker is not None:
+        return str(marker.args[0] if marker.args else marker.kwargs.get("name", "default"))
+    return item.nodeid
+
+
+def known_durations(root: Path) -> dict[str, float]:
+    """Seconds per test node id: the last run's, else the checked-in estimate."""
+    for path in (root / DURATIONS_LAST, root / DURATIONS_ESTIMATE):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            return {str(k): float(v) for k, v in data.items() if isinstance(v, (int, float))}
+    return {}
+
+
+def longest_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[pytest.Item]:
+    """The items with their work units in order of decreasing total time (a stable sort:
+    within a unit, and among equals, the collection order stays): a long unit starts
+    early and the short ones fill in at the end, so no worker idles while another still
+    has a long file to go."""
+    cost: dict[str, float] = {}
+    units = []
+    for item in items:
+        unit = _unit(item)
+        units.append(unit)
+        cost[unit] = cost.get(unit, 0.0) + seconds.get(item.nodeid, UNTIMED_S)
+    order = sorted(range(len(items)), key=lambda i: -cost[units[i]])
+    # a unit's items stay together, in their collection order
+    first: dict[str, int] = {}
+    for rank, i in enumerate(order):
+        first.setdefault(units[i], rank)
+    ranked = sorted(range(len(items)), key=lambda i: (first[units[i]], i))
+    return [items[i] for i in ranked]
 
 
 def xdist_group(item: pytest.Item, tests_dir: Path, rel: str) -> str | None:
@@ -180,6 +249,7 @@ def xdist_group(item: pytest.Item, tests_dir: Path, rel: str) -> str | None:
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
     counts = _counts
     if report.when == "call" and report.passed:
         if report.nodeid.endswith("[micropython]"):
@@ -201,13 +271,31 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         counts["cpython"],
         counts["micropython"],
     )
-    if _interp(config) == "m0":
+    if _interp(config) in ("m0", "all"):
         line += ", %d on the emulated Cortex-M0" % counts["m0"]
     terminalreporter.write_line(line)
     path = config.getoption("--counts-file")
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(counts) + "\n")
+    if not hasattr(config, "workerinput") and _durations:
+        _save_durations(layout.repo_root() / DURATIONS_LAST)
+
+
+def _save_durations(path: Path) -> None:
+    """Merge this run's seconds per test into the file the next run orders by (a run of
+    a few files keeps the others' figures)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    if not isinstance(old, dict):
+        old = {}
+    old.update({k: round(v, 2) for k, v in _durations.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp%d" % os.getpid())
+    tmp.write_text(json.dumps(old, indent=0, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -283,7 +371,8 @@ class MicroPythonFile(pytest.File):
                 "%s: MICROPYTHON_HEAP_KB = %d exceeds the %d KB a board leaves free for %s code"
                 % (self.path, heap, budget, rel.parts[0])
             )
-        if _interp(self.config) == "m0":
+        interp = _interp(self.config)
+        if interp == "m0" or (interp == "all" and _with_m0(self.config)):
             for name in names:
                 item = M0Item.from_parent(
                     self,
@@ -296,6 +385,7 @@ class MicroPythonFile(pytest.File):
                 if why:
                     item.add_marker(pytest.mark.skip(reason="not on the emulated M0: " + why))
                 yield item
+        if interp == "m0":
             return
         for name in names:
             yield MicroPythonItem.from_parent(
