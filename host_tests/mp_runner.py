@@ -30,6 +30,7 @@ _ITEMSIZE = {"b": 1, "B": 1, "h": 2, "H": 2, "i": 4, "I": 4, "l": 4, "L": 4, "q"
 _ARRAY = type(__import__("array").array("b"))
 _FUNC = type(_ITEMSIZE.get)
 _PYFUNC = type(lambda: 0)
+_MODULE = type(sys)
 
 
 def _dict_ram(n):
@@ -44,6 +45,11 @@ def _ram_of(obj, seen, depth):
     t = type(obj)
     if t in (int, bool, str, bytes, float):
         return 0  # small ints are not objects; str/bytes constants are in flash
+    if t is _MODULE:
+        # a module another one imported: charged on its own if the imports created it
+        # (_frozen_ram), not at all if it was there before (sys: walking it would charge
+        # every loaded module, in an order that depends on the modules' names)
+        return 0
     key = id(obj)
     if key in seen:
         return 0

@@ -87,6 +87,10 @@ def test_the_module_image_carries_its_measurement_code() -> None:
     frozen = bundle.frozen_sources(REPO, "rp2040_module")
     for needed in ("module_fw/core.py", "shared/measure.py", "shared/ri.py", "shared/balance.py"):
         assert needed in frozen
+    # shared/ri.py imports its evaluators on first use (inside evaluator()): the
+    # import closure must still find them
+    for needed in ("ri_feed", "ri_step", "ri_arc", "ri_ac"):
+        assert "shared/%s.py" % needed in frozen, needed
 
 
 def test_the_manager_image_carries_the_split_config_and_ring_modules() -> None:

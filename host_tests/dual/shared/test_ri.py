@@ -3,7 +3,7 @@ from dualtest import heap_locked, raises
 from ri_synth import Synth
 
 from shared import frontend as fe
-from shared import ri
+from shared import ri, ri_step
 from shared.variants import VARIANTS, by_code
 
 try:
@@ -39,7 +39,7 @@ def test_thue_morse_weights_cancel_polynomial_drift():
             total += (k**degree) * (1 if ri.thue_morse(k) else -1)
         assert total == 0, degree
     # the noise channels: orthogonal to the signal and to cubic drift
-    for w in ri._STEP_NOISE_WALSH:
+    for w in ri_step._STEP_NOISE_WALSH:
         dot = 0
         for k in range(ri.STEP_SLOTS):
             a = -1 if ri.thue_morse(w & k) else 1

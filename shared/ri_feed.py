@@ -1,0 +1,137 @@
+# What the streaming Ri evaluators of both methods share (docs/ri.md): the clip check,
+# the out-of-band ripple (saturation) check with its lagged-sample history, and the
+# two-limb accumulators that keep per-sample work in small integers.
+from array import array
+
+from shared import frontend as fe
+from shared import ri
+from shared.compat import const
+
+_LIMB_BITS = const(28)
+_LIMB_MASK = const((1 << 28) - 1)
+
+
+def extremes(pairs: int):
+    """An array of pairs (lowest, highest), empty: (2**20, -2**20); from bytes, no
+    temporary list."""
+    ext = array("i", bytes(8 * pairs))
+    for k in range(pairs):
+        ext[2 * k] = 1 << 20
+        ext[2 * k + 1] = -(1 << 20)
+    return ext
+
+
+def acc_add(acc, index: int, value: int) -> None:
+    """Add |value| < 2**30 to the two-limb accumulator acc[index], acc[index + 1]."""
+    lo = acc[index] + value  # acc[index] in [0, 2**28): no overflow
+    acc[index + 1] += lo >> _LIMB_BITS
+    acc[index] = lo & _LIMB_MASK
+
+
+def acc_value(acc, index: int) -> int:
+    return (acc[index + 1] << _LIMB_BITS) + acc[index]
+
+
+class EvaluatorBase:
+    def __init__(self, plan: ri.RiPlan):
+        self.plan = plan
+        self.fed = 0  # sample pairs consumed
+        self.clipped = False
+        self._pos = 0  # sample index inside the current slot/period
+        self._dnl = plan.adc_kind == fe.ADC_RP2040
+        # lowest and highest v (half LSB, centred) per excitation state (off, on), then
+        # of v minus v 100 ms earlier per (state now, state then); edges left out
+        # then (12..19) of v minus v 50 ms earlier per (state now, state then): the step
+        # method compares within a slot (12 off, 18 on); the AC method per position in
+        # the excitation period (_half_ext)
+        self._ext = extremes(10)
+        lag = plan.sample_rate_hz // ri.SATURATION_LAG_DIVIDER
+        if lag * ri.SATURATION_LAG_DIVIDER != plan.sample_rate_hz or lag % plan.slot_samples:
+            lag = 0  # no whole 100 ms of slots: not checked
+        elif plan.method == ri.RI_METHOD_AC and (lag // plan.slot_samples) & 1:
+            # whole excitation periods too (200 ms), so that an in-band response to
+            # the excitation (the inductive pick-up's quadrature) cancels as well
+            lag *= 2
+        self._lag = lag
+        half_lag = plan.sample_rate_hz // ri.SATURATION_HALF_LAG_DIVIDER
+        if not lag or half_lag * ri.SATURATION_HALF_LAG_DIVIDER != plan.sample_rate_hz:
+            half_lag = 0
+        self._half_lag = half_lag
+        self._half_ext = array("i")  # the AC method's, per position (empty: none)
+        # the step method: the largest spread of v within one slot, per state (slow
+        # drift over a capture is no ripple; empty: the spread over the whole capture)
+        self._slot_spread = array("i")
+        self._hist = array("h", bytes(2 * lag))  # from bytes: no temporary list
+        self._hist_pos = 0
+        self._lagged = False
+
+    def done(self) -> bool:
+        return self.fed >= self.plan.samples
+
+    def _saturation(self):
+        """None, or a RiResult(RI_SATURATED) when out-of-band ripple may have driven
+        the amplifier out of its linear band (see ri.SATURATION_AA_X10)."""
+        if not self._lag:
+            return None
+        ext = self._ext
+        level = 0
+        for k in (0, 2):
+            if ext[k + 1] >= ext[k]:
+                x = (ext[k + 1] + ext[k]) >> 1
+                if x < 0:
+                    x = -x
+                if x > level:
+                    level = x
+        ripple = 0
+        for k in (4, 6, 8, 10, 12, 14, 16, 18):
+            if ext[k + 1] >= ext[k]:
+                # a tone of amplitude A gives a difference 2A |sin(pi f lag)|, taken
+                # as 2A: a tone near a whole number of cycles per 100 ms is missed
+                # there (it repeats like the mains) and seen over 50 ms unless that
+                # number is even (docs/ri.md, "Saturation")
+                amp = (ext[k + 1] - ext[k]) >> 2
+                if amp > ripple:
+                    ripple = amp
+        half_ext = self._half_ext
+        if len(half_ext):
+            for k in range(0, len(half_ext), 2):
+                if half_ext[k + 1] >= half_ext[k]:
+                    amp = (half_ext[k + 1] - half_ext[k]) >> 2
+                    if amp > ripple:
+                        ripple = amp
+        # when that is a third or more of all that varies within a state (mains
+        # ripple leaves less: 0.5 % off, an eighth at 100 Hz, with its harmonics a
+        # quarter over 200 ms), all of it is taken as out-of-band ripple: the lag's
+        # |sin| no longer hides it
+        within = 0
+        for k in (0, 2):
+            if ext[k + 1] >= ext[k] and (ext[k + 1] - ext[k]) >> 1 > within:
+                within = (ext[k + 1] - ext[k]) >> 1
+        if 3 * ripple >= within and within > ripple:
+            # (the step method: what varies within one slot, at most; a capture's slow
+            # drift, the AC coupling's droop after the steps, is no ripple)
+            spread = self._slot_spread
+            if len(spread):
+                within = (spread[0] if spread[0] > spread[1] else spread[1]) >> 1
+            if within > ripple:
+                ripple = within
+        worst = level + ripple * ri.SATURATION_AA_X10 // 10
+        band = fe.RI_CLIP_HIGH_CODE - fe.ADC_CODES // 2  # codes from mid-scale
+        if worst <= 2 * band:
+            return None
+        return ri.RiResult(
+            ri.RI_SATURATED,
+            detail="out-of-band ripple may saturate the amplifier (%d codes at the "
+            "converter, ~%d before the filter): measure in the low range"
+            % (ripple >> 1, (ripple * ri.SATURATION_AA_X10 // 10) >> 1),
+        )
+
+    def _check_clip(self, vbuf, ibuf, count):
+        low = fe.RI_CLIP_LOW_CODE
+        high = fe.RI_CLIP_HIGH_CODE
+        for j in range(count):
+            v = vbuf[j]
+            i = ibuf[j]
+            if v < low or v > high or i < low or i > high:
+                self.clipped = True
+                return
