@@ -36,11 +36,10 @@ AMBIENTS_C = (10.0, 25.0, 40.0)
 # The engineer's meter: boards.sim.frontend.meter_reading_v (a 5 1/2-digit bench
 # meter's uncertainty, one draw per reading).
 # The calibration points: "near the bottom and near the top of the variant's range"
-# (boards/rp2040_module/README.md, `stringcare calibrate voltage`), taken as
-# CAL_INSET of the measured span inside its ends (12 V: 8.9 and 16.1 V).  A narrower
-# pair (the simulator's engineer, stringcare.sim.engine, takes 11.0 and 14.5 V on a
-# 12 V block) extrapolates the meter's error to the range's ends.
-CAL_INSET = 10  # percent
+# (boards/rp2040_module/README.md), as `stringcare calibrate voltage` suggests them
+# (calibrate.cal_points_uv: a tenth of the span inside its ends, 12 V: 8.8 and
+# 15.3 V).  A narrower pair (the simulator's engineer, stringcare.sim.engine, takes
+# 11.0 and 14.5 V on a 12 V block) extrapolates the meter's error to the range's ends.
 
 THERMOMETER_K = 0.3  # the reference thermometer for the board sensor
 FRAMES = 16
@@ -87,13 +86,6 @@ METRICS = {
 }
 
 
-def cal_points_uv(v: variants.Variant) -> tuple[int, int]:
-    """(low, high) calibration voltages of a variant, uV."""
-    top = _top_uv(v)
-    inset = (top - v.nominal_min_uv) * CAL_INSET // 100
-    return v.nominal_min_uv + inset, top - inset
-
-
 def _top_uv(v: variants.Variant) -> int:
     return min(v.nominal_max_uv, v.measure_max_uv * 95 // 100)
 
@@ -133,7 +125,7 @@ def commission(board: SimBoard, rng: random.Random) -> tuple[int, int, int, int,
     bv = measure.BlockVoltage(v.id, vadc=vadc)
     raws = []
     refs = []
-    for uv in cal_points_uv(v):
+    for uv in calibrate.cal_points_uv(v):
         total = 0
         for _ in range(FRAMES):
             total += bv.raw_uv(board.voltage_frame_sum_x2(uv / 1e6, 0.0, 25.0))

@@ -30,6 +30,7 @@ from typing import Any
 
 from manager_fw import sitekey
 from shared import protocol as p
+from shared import variants
 from stringcare.busport import BusError, BusPort
 from stringcare.errors import CliError
 
@@ -147,8 +148,33 @@ def _board_mc(bus: BusPort, address: int) -> int:
     return int(bus.status(address)["board_temp_cc"]) * 10
 
 
+# The two voltage points: CAL_INSET_PCT of the measured span inside its ends (12 V:
+# 8.8 and 15.3 V).  A narrower pair extrapolates the meter's error beyond its span to
+# the ends of the range (docs/measurement.md, "Error budget over a service life").
+CAL_INSET_PCT = 10
+
+
+def cal_points_uv(v: variants.Variant) -> tuple[int, int]:
+    """(low, high) calibration voltages of a variant, uV: near the bottom and the top
+    of the range the module measures (its nominal range, below 95 % of full scale)."""
+    top = min(v.nominal_max_uv, v.measure_max_uv * 95 // 100)
+    inset = (top - v.nominal_min_uv) * CAL_INSET_PCT // 100
+    return v.nominal_min_uv + inset, top - inset
+
+
+def _suggested_points(bus: BusPort, address: int) -> tuple[str, str]:
+    """' (about 8.90 V)'-style hints from the module's variant; empty when unknown."""
+    try:
+        v = variants.by_id(bus.discover(address)["variant"])
+    except (BusError, ValueError):
+        return "", ""
+    lo, hi = cal_points_uv(v)
+    return ", about %.2f V" % (lo / 1e6), ", about %.2f V" % (hi / 1e6)
+
+
 def voltage(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> int:
     offset, gain = bus.cal_read(args.address, 0)
+    hint_lo, hint_hi = _suggested_points(bus, args.address)
     # the gain found here holds at this board temperature: the tempco's reference
     try:
         _, tc = bus.cal_read(args.address, TEMPCO_CHANNEL)
@@ -157,7 +183,10 @@ def voltage(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -
     else:
         _write(bus, args.address, TEMPCO_CHANNEL, _board_mc(bus, args.address), tc)
     points = []
-    for which in ("LOW (near the bottom of the range)", "HIGH (near the top of the range)"):
+    for which in (
+        "LOW (near the bottom of the range%s)" % hint_lo,
+        "HIGH (near the top of the range%s)" % hint_hi,
+    ):
         ask("Set the block voltage %s and let it settle; press Enter " % which)
         rep = _mean_mv(bus, args.address, args.samples)
         ref = _meter_mv(ask)
