@@ -101,7 +101,7 @@ def test_pico_w_web_interface_on_the_virtual_board(tmp_path: Path, hub: BusHub) 
 
 
 def log_in(url: str, code: str) -> tuple[str, str]:
-    assert json.loads(call(url + "api/me")[1])["history"] == ["bin"]
+    assert json.loads(call(url + "api/me")[1])["history"] == ["bin", "module"]
     admin = {"code": code, "user": "admin", "password": "pico password 1"}
     status, body, _ = call(url + "api/setup", dict(admin, code="00000000"))
     assert status == 403 and b"wrong setup code" in body

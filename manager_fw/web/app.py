@@ -186,6 +186,14 @@ def _pieces(text, n=1024):
         yield text[i : i + n]
 
 
+def _with_rows(head, pieces):
+    """A JSON object's text with "ri_history" added from pieces of text (a board's
+    module history: never the whole list as objects in memory)."""
+    yield head[:-1] + ', "ri_history": '
+    yield from pieces
+    yield "}"
+
+
 def _client(request):
     addr = request.client_addr
     return addr[0] if isinstance(addr, (tuple, list)) and addr else str(addr)
@@ -416,11 +424,21 @@ class WebApp:
         if view is None:
             return _refuse(404, "module %d: no such module (or no status yet)" % i)
         rows = self.history.get("module")
+        got = None
         if rows is not None:
             try:
-                view["ri_history"] = rows(i)
+                got = rows(i)
+                if not isinstance(got, list):  # a board's: read in slices, then streamed
+                    got = await got
             except Exception as e:  # noqa: BLE001 - no store yet, a damaged one: say so
                 view["ri_history_problem"] = str(e)
+                got = None
+        if isinstance(got, list):
+            view["ri_history"] = got
+        elif got is not None:  # manager_fw/web/module_history.py: rows as pieces of text
+            if got.problems:
+                view["ri_history_problem"] = "; ".join(got.problems)
+            return _send(_with_rows(json.dumps(view), got.json_pieces()))
         return _json(view)
 
     def download(self, what):
@@ -558,7 +576,9 @@ def make_app(
     The history a manager offers, each None where it has none: history_csv() -> pieces
     of CSV text, history_chart() -> PNG bytes (Linux, simulator); history_image() ->
     pieces of the store's image (board); history_discharges() -> the discharges with
-    each block at the deepest point; history_module(i) -> [[time_s, ri_nohm], ...]."""
+    each block at the deepest point; history_module(i) -> [[time_s, ri_nohm], ...] (Linux,
+    simulator), or on a board an awaitable giving a module_history.ModuleHistory read
+    (rows [time_s, ri_nohm, voltage_mv, temp_cc] from the store's key frames)."""
     app = BoundedMicrodot(max_connections)
     app.link = link
     app.auth = auth

@@ -30,6 +30,10 @@ from manager_fw.config import ConfigStore
 from shared.compat import ticks_diff, ticks_ms
 
 PUBLISH_MS = 1000
+# the most one slice of a module page's history reading holds the loop (it ends sooner
+# when the bus loop's next turn is due); module_history.py's steps are ~0.1 ms each on
+# the unix port (a segment header, one frame)
+SLICE_US = 5000
 CHUNK = 1024  # bytes of the history image per piece of a download
 USERS_FILE = "web_users.json"
 # each request being served holds 5-10 KB of heap (Microdot's parsed request, its
@@ -65,6 +69,7 @@ class BoardWeb:
     def __init__(self, hal, settings, core=None, store=None):
         self.hal = hal
         self._published = 0
+        self.bus_due_us = 0  # when the bus loop's next turn is due (ticks_us)
         self.heap = {}  # bytes free at each stage (docs/benchmarks.md web.heap_kb.pico_w.600)
         if store is None:
             store = ConfigStore("site.json", hal.config_files)
@@ -75,6 +80,9 @@ class BoardWeb:
         from manager_fw.web import app as webapp
         from manager_fw.web import auth as au
         from manager_fw.web import link as lk
+        from manager_fw.web import module_history as mh
+
+        self.module_history_class = mh.ModuleHistory
 
         self.heap["code"] = _free()
         iterations = au.ITERATIONS["rp2040" if _is_rp2() else "unix"]
@@ -88,7 +96,7 @@ class BoardWeb:
         self.link = lk.WebLink(obj, store, board=True)
         self.app = webapp.make_app(
             self.link, self.auth, _seconds, board_hash=True, max_connections=ACTIVE,
-            history_image=self.history_image,
+            history_image=self.history_image, history_module=self.module_history,
         )  # fmt: skip
         self.app.max_waiting = WAITING
         self.app.max_streams = STREAMS
@@ -148,6 +156,32 @@ class BoardWeb:
             yield bytes(buf) if n == CHUNK else bytes(buf[:n])
             addr += n
 
+    async def module_history(self, i):
+        """Module i's voltage, temperature and Ri from the history store's key frames
+        (manager_fw/web/module_history.py), read in slices of at most about SLICE_US,
+        each ended as soon as the bus loop's next turn is due, the bus's turn between
+        two; the longest slice is in the status (history_slice_us_max)."""
+        dev = self.hal.history_device
+        if dev is None:
+            raise OSError("no history store on this board")
+        reading = self.module_history_class(dev, i, self.core.layout.module_count)
+        ticks_us = time.ticks_us  # type: ignore[attr-defined]
+        diff = time.ticks_diff  # type: ignore[attr-defined]
+        link = self.link
+        t0 = ticks_us()
+        for _ in reading.steps():
+            now = ticks_us()
+            d = diff(now, t0)
+            if d >= SLICE_US or diff(now, self.bus_due_us) >= 0:  # the bus first
+                if d > link.history_slice_us_max:
+                    link.history_slice_us_max = d
+                await asyncio.sleep_ms(0)  # type: ignore[attr-defined]
+                t0 = ticks_us()
+        d = diff(ticks_us(), t0)
+        if d > link.history_slice_us_max:
+            link.history_slice_us_max = d
+        return reading
+
     def turn(self, core, now_ms):
         """Between two bus turns: the queued commands, and a fresh view now and then."""
         now_s = self.hal.now_s() - core.wall_offset_s  # the core's steady seconds
@@ -165,8 +199,11 @@ class BoardWeb:
         """The manager's loop, first: the web gets a turn whenever it yields."""
         self._published = ticks_ms()
         core = self.core
+        ticks_us = time.ticks_us  # type: ignore[attr-defined]
+        add = time.ticks_add  # type: ignore[attr-defined]
         for wait_ms in shell.steps(self.hal, core):
             self.turn(core, ticks_ms())
+            self.bus_due_us = add(ticks_us(), wait_ms * 1000)  # long work yields by then
             await asyncio.sleep_ms(wait_ms)  # type: ignore[attr-defined]
         self.app.shutdown()
 

@@ -251,6 +251,7 @@ class WebLink:
         self.heap_free = None
         self.heap_low = None
         self.heap_start: list | None = None
+        self.history_slice_us_max = 0  # the longest a module page's history read held the loop
         if board:
             self.max_events = 40
 
@@ -319,7 +320,8 @@ class WebLink:
             extra = None
             if self.heap_free is not None:
                 extra = {"heap_free": self.heap_free, "heap_low": self.heap_low,
-                         "heap_start": self.heap_start}  # fmt: skip
+                         "heap_start": self.heap_start,
+                         "history_slice_us_max": self.history_slice_us_max}  # fmt: skip
             yield from snapshot_chunks(self.core, self.now_s, self.config_store, self.job, extra)
             return
         yield self.latest().decode()

@@ -92,7 +92,9 @@ image (read it with <code>stringcare history</code>)</a></p>
 <p>Click a module in the status table.</p><table id="mod-table"></table>
 <button class="act admin hidden" id="action-rebaseline-one">Re-learn this module's Ri baseline
 </button></section><section class="card"><h2>Ri</h2><table id="mod-ri"></table>
-<svg id="mod-ri-chart" width="600" height="120" class="hidden"></svg></section>
+<p id="mod-hist-note"></p><svg id="mod-ri-chart" width="600" height="120" class="hidden"></svg>
+<svg id="mod-v-chart" width="600" height="120" class="hidden"></svg>
+<svg id="mod-t-chart" width="600" height="120" class="hidden"></svg></section>
 <section class="card"><h2>Calibration (read at the census and daily)</h2>
 <table id="mod-cal"></table></section></div>
 <div id="tab-addressing" class="hidden"><section class="card"><h2>Addressing</h2>
@@ -246,15 +248,26 @@ async function loadModule() { if (selected === null) return;
   $('mod-cal').innerHTML = '<tr><th class="l">Channel</th><th>Offset</th><th>Gain ppm</th></tr>' +
     (r.calibration.length ? r.calibration.map(c => `<tr class="cal"><td class="l">${c[0]}</td>` +
     `<td>${c[1]}</td><td>${c[2]}</td></tr>`).join('') : '<tr><td class="l">not read yet</td></tr>');
-  const h = r.ri_history || [], svg = $('mod-ri-chart');
+  const h = r.ri_history || [], when = t => new Date((t + 1577836800) * 1000).toISOString()
+    .slice(0, 16).replace('T', ' ');
+  $('mod-hist-note').textContent = r.ri_history_problem ? 'History: ' + r.ri_history_problem :
+    !h.length ? (r.ri_history ? 'No history stored for this module yet.' : '') :
+    'History ' + when(h[0][0]) + ' to ' + when(h[h.length-1][0]) + ' UTC, ' + h.length + ' points' +
+    (h[0].length > 2 ? ' (the store\u2019s key frames: Ri, voltage, temperature)' : '');
+  line('mod-ri-chart', h.filter(p => p[1] > 0).map(p => [p[0], p[1]]), 1e6, 3, 'm\u03a9', 'Ri');
+  line('mod-v-chart', h.filter(p => p.length > 2 && p[2] > 0).map(p => [p[0], p[2]]), 1e3, 3,
+    'V', 'Voltage');
+  line('mod-t-chart', h.filter(p => p.length > 3).map(p => [p[0], p[3]]), 1e2, 1, '\u00b0C',
+    'Temperature'); }
+function line(id, h, scale, d, unit, what) { const svg = $(id);
   svg.classList.toggle('hidden', h.length < 2); if (h.length < 2) return;
   const t0 = h[0][0], t1 = h[h.length-1][0] || t0 + 1, vs = h.map(p => p[1]);
-  const lo = Math.min(...vs), hi = Math.max(...vs) || 1, span = (hi - lo) || hi;
+  const lo = Math.min(...vs), hi = Math.max(...vs), span = (hi - lo) || Math.abs(hi) || 1;
   const pts = h.map(p => `${(10 + 580 * (p[0] - t0) / ((t1 - t0) || 1)).toFixed(1)},` +
-    `${(110 - 100 * (p[1] - lo) / span).toFixed(1)}`).join(' ');
+    `${(110 - 95 * (p[1] - lo) / span).toFixed(1)}`).join(' ');
   svg.innerHTML = `<polyline fill="none" stroke="#0969da" stroke-width="1.5" points="${pts}"/>` +
-    `<text x="10" y="10" font-size="10">${fmt(hi,1e6,3)} m\u03a9</text>` +
-    `<text x="10" y="118" font-size="10">${fmt(lo,1e6,3)} m\u03a9</text>`; }
+    `<text x="10" y="10" font-size="10">${what}: ${fmt(hi,scale,d)} ${unit}</text>` +
+    `<text x="10" y="118" font-size="10">${fmt(lo,scale,d)} ${unit}</text>`; }
 async function loadDischarges() { const r = await call('GET', '/api/discharges');
   if (!r.discharges) { $('dis-list').textContent = r.error || ''; return; }
   if (!r.discharges.length) { $('dis-list').textContent = 'no discharges in the history yet'; return; }
