@@ -82,7 +82,7 @@ def test_every_module_as_the_full_decoder_reads_its_key_frames():
     shared = ThresholdSet()
     own = thresholds(3)
     for ths in (None, [shared, shared, shared], [own[0], shared, own[2]]):
-        dev, w = store([3, 2, 4], 150, ths)
+        dev, w = store([3, 2, 4], 150, ths, flash=16384)
         assert w.key_frames > 10
         for i in range(9):
             want = keys_of(dev, i)
