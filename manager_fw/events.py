@@ -227,24 +227,16 @@ class EventLog:
         """Write queued events: at most max_ops device operations (one block erase or
         one event each); raises what the device raises (that event is given up);
         returns the events still queued."""
-        q = self.waiting
-        if q is None:
-            raise ValueError("no queue: call enable_queue() first")
-        ring = self.ring
-        ops = 0
-        while ops < max_ops and q.peek():
-            ops += 1
-            if ring.erase_pending(EVENT_FRAME_SIZE):
-                ring.erase_step()
-                continue
-            try:
-                ring.begin(KIND_EVENT, q.time_s, q.length)
-                q.copy_to(ring)
-                ring.end()
-            finally:
-                q.pop()
-            self.events_written += 1
-        return q.frames
+        return self.ring.drain(self.waiting, max_ops, self)
+
+    def _drop(self, kind, size):  # Ring.drain's hooks
+        return False
+
+    def _written(self, kind):
+        self.events_written += 1
+
+    def _failed(self):
+        pass
 
     def discard(self):
         """Give up every queued event (after a failed write); returns how many."""

@@ -223,37 +223,24 @@ class HistoryWriter:
         """Write queued snapshots: at most max_ops device operations (one block erase or
         one frame each).  Raises what the device raises (the frame is then given up);
         returns the snapshots still queued."""
-        q = self.waiting
-        if q is None:
-            raise ValueError("no queue: call enable_queue() first")
-        ring = self.ring
-        ops = 0
-        while ops < max_ops and q.peek():
-            ops += 1
-            size = FRAME_OVERHEAD + q.length
-            if q.kind == KIND_DELTA and (self.broken or ring.would_start_segment(size)):
-                q.pop()  # its base is not in the store (or it would open a segment)
-                self.dropped += 1
-                self.broken = True
-                self.need_key = True
-                continue
-            if ring.erase_pending(size):
-                ring.erase_step()
-                continue
-            try:
-                ring.begin(q.kind, q.time_s, q.length)
-                q.copy_to(ring)
-                ring.end()
-            except Exception:
-                q.pop()
-                self.broken = True
-                self.need_key = True
-                raise
-            if q.kind == KIND_KEY:
-                self.broken = False
-            q.pop()
-            self.snapshots_written += 1
-        return q.frames
+        return self.ring.drain(self.waiting, max_ops, self)
+
+    def _drop(self, kind, size):  # Ring.drain's hooks
+        if kind == KIND_DELTA and (self.broken or self.ring.would_start_segment(size)):
+            # its base is not in the store (or it would open a segment)
+            self.dropped += 1
+            self._failed()
+            return True
+        return False
+
+    def _written(self, kind):
+        if kind == KIND_KEY:
+            self.broken = False
+        self.snapshots_written += 1
+
+    def _failed(self):
+        self.broken = True
+        self.need_key = True
 
     def discard(self):
         """Give up every queued snapshot (after a failed write); returns how many."""

@@ -280,6 +280,41 @@ class Ring:
             self.prep_blocks += 1
         return self.prep_blocks < self.blocks_per_segment
 
+    def drain(self, q, max_ops, store):
+        """Write the frames of q (a manager_fw.persist.FrameQueue) into the ring: at
+        most max_ops device operations (one block erase or one frame each), so that a
+        shell writes and erases outside the manager's time-critical step.  Returns the
+        frames still queued.
+
+        store (the history store, the event log) decides per frame:
+        store._drop(kind, size) True gives the head frame up unwritten; store._written(
+        kind) counts a frame stored; store._failed() when a write raises: that frame is
+        given up and the exception goes on to the caller."""
+        if q is None:
+            raise ValueError("no queue: call enable_queue() first")
+        ops = 0
+        while ops < max_ops and q.peek():
+            ops += 1
+            kind = q.kind
+            size = FRAME_OVERHEAD + q.length
+            if store._drop(kind, size):
+                q.pop()
+                continue
+            if self.erase_pending(size):
+                self.erase_step()
+                continue
+            try:
+                self.begin(kind, q.time_s, q.length)
+                q.copy_to(self)
+                self.end()
+            except Exception:
+                q.pop()
+                store._failed()
+                raise
+            q.pop()
+            store._written(kind)
+        return q.frames
+
     def begin(self, kind, time_s, length):
         size = FRAME_OVERHEAD + length
         if length > MAX_PAYLOAD or size > self.segment_size - SEGMENT_HEADER_SIZE:
