@@ -728,6 +728,11 @@ if IS_MICROPYTHON:
             return s
 
 
+def _counter(index: int):
+    """A read-only attribute of a Deframer: its state array's entry index."""
+    return property(lambda self: self._st[index])
+
+
 class Deframer:
     """Turns a byte stream into frames; resynchronises after noise, garbage and cuts.
 
@@ -752,27 +757,13 @@ class Deframer:
         self._st = array("i", bytes(4 * _ST_LEN))
         self.frame = Frame(self.buf)
 
-    # the counters (read for diagnostics; the state array holds them)
-    @property
-    def garbage(self) -> int:
-        return self._st[_ST_GARBAGE]
-
-    @property
-    def crc_errors(self) -> int:
-        return self._st[_ST_CRC_ERRORS]
-
-    @property
-    def version_errors(self) -> int:
-        return self._st[_ST_VERSION_ERRORS]
-
-    @property
-    def last_version(self) -> int:
-        """Protocol version of the last frame skipped for it."""
-        return self._st[_ST_LAST_VERSION]
-
-    @property
-    def frames(self) -> int:
-        return self._st[_ST_FRAMES]
+    # the counters (read for diagnostics; the state array holds them); last_version:
+    # the protocol version of the last frame skipped for it
+    garbage = _counter(_ST_GARBAGE)
+    crc_errors = _counter(_ST_CRC_ERRORS)
+    version_errors = _counter(_ST_VERSION_ERRORS)
+    last_version = _counter(_ST_LAST_VERSION)
+    frames = _counter(_ST_FRAMES)
 
     def reset(self) -> None:
         """Drop any partial frame (the shell calls this after a silent gap)."""
