@@ -1,43 +1,28 @@
 # What the RP2040 bus devices (boards/rp2040_current, boards/rp2040_iobox) share: the
-# RS-485 bus on a UART (DE raised for a reply, dropped after the last stop bit), the
-# port's tick counters, the chip's watchdog armed at the loop's first feed and kept fed
-# by a timer when Ctrl-C leaves the loop for the REPL.  Each board's HAL subclasses it
-# and adds its own pins, update() and shutdown() (the DeviceShell contract,
-# shared/busdevice.py).
+# RS-485 bus (boards/rp2040_bus.py), the port's tick counters, the chip's watchdog
+# armed at the loop's first feed and kept fed by a timer when Ctrl-C leaves the loop
+# for the REPL.  Each board's HAL subclasses it and adds its own pins, update() and
+# shutdown() (the DeviceShell contract, shared/busdevice.py).
 import time
 
 import machine
-from machine import UART, WDT, Pin
+from machine import WDT, Pin
+
+from boards.rp2040_bus import Rp2040Bus
 
 CHIP_WATCHDOG_MS = 2000
 
 
-class Rp2040BusDevice:
+class Rp2040BusDevice(Rp2040Bus):
     def __init__(self, board: dict, settings: dict) -> None:
         pins = board["pins"]
         self.hw_rev = board["hw_rev"]
-        self.baud = settings.get("baud", board["baud"])
-        self.uart = UART(
-            pins["bus_uart"], self.baud, tx=Pin(pins["bus_tx"]), rx=Pin(pins["bus_rx"]),
-            rxbuf=1024, txbuf=128, timeout=0,
-        )  # fmt: skip
-        self.de = Pin(pins["bus_de"], Pin.OUT, value=0)
+        self.open_bus(board, settings, 1024, 128)
         self.led = Pin(pins["led"], Pin.OUT, value=0)
         self.ticks_us = time.ticks_us
         self.ticks_ms = time.ticks_ms
         self.ticks_diff_us = time.ticks_diff
         self.wdt = None  # type: WDT | None
-
-    def bus_rx(self, buf) -> int:
-        if not self.uart.any():
-            return 0
-        return self.uart.readinto(buf) or 0
-
-    def bus_tx(self, buf, n: int) -> None:
-        self.de(1)
-        self.uart.write(memoryview(buf)[:n])
-        self.uart.flush()  # returns when the last stop bit has left the shifter
-        self.de(0)
 
     def feed_watchdog(self) -> None:
         wdt = self.wdt

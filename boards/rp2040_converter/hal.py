@@ -6,18 +6,15 @@ import sys
 import time
 
 import micropython
-from machine import UART, Pin
+from machine import Pin
+
+from boards.rp2040_bus import Rp2040Bus
 
 
-class Rp2040ConverterIo:
+class Rp2040ConverterIo(Rp2040Bus):
     def __init__(self, board: dict, settings: dict) -> None:
         pins = board["pins"]
-        self.baud = settings.get("baud", board["baud"])
-        self.uart = UART(
-            pins["bus_uart"], self.baud, tx=Pin(pins["bus_tx"]), rx=Pin(pins["bus_rx"]),
-            rxbuf=2048, txbuf=256, timeout=0,
-        )  # fmt: skip
-        self.de = Pin(pins["bus_de"], Pin.OUT, value=0)
+        self.open_bus(board, settings, 2048, 256)
         self.status_led = Pin(pins["led"], Pin.OUT, value=0)
         self.repl_button = Pin(pins["repl_button"], Pin.IN, Pin.PULL_UP)
         self.stdin = sys.stdin.buffer  # type: ignore[attr-defined]
@@ -47,16 +44,7 @@ class Rp2040ConverterIo:
     def usb_write(self, buf, n: int) -> None:
         self.stdout.write(memoryview(buf)[:n])
 
-    def bus_read(self, buf) -> int:
-        if not self.uart.any():
-            return 0
-        return self.uart.readinto(buf) or 0
-
-    def bus_tx(self, buf, n: int) -> None:
-        self.de.value(1)
-        self.uart.write(memoryview(buf)[:n])
-        self.uart.flush()
-        self.de.value(0)
+    bus_read = Rp2040Bus.bus_rx  # the bridge's name (shared/bridge.py); bus_tx as is
 
     def led(self, on: bool) -> None:
         self.status_led.value(1 if on else 0)

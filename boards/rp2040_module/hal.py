@@ -17,9 +17,10 @@ from array import array
 
 import machine
 import rp2
-from machine import ADC, I2C, PWM, UART, Pin
+from machine import ADC, I2C, PWM, Pin
 from micropython import const
 
+from boards.rp2040_bus import Rp2040Bus
 from module_fw.store import FileSlots
 from module_fw.vadc import Ads1219Frames
 from shared import frontend as fe
@@ -46,20 +47,15 @@ def _div(rate_hz: int) -> int:
     return x256
 
 
-class Rp2040ModuleHal:
+class Rp2040ModuleHal(Rp2040Bus):
     def __init__(self, board: dict, settings: dict) -> None:
         pins = board["pins"]
         self.uid = bytes(machine.unique_id()[:8])
         self.adc_kind = fe.ADC_RP2040
         self.hw_rev = board["hw_rev"]
-        self.baud = settings.get("baud", board["baud"])
         self.variant_id = variants.by_code(settings.get("variant", board["variant_default"])).id
         self.slots = FileSlots("stringcare")
-        self.uart = UART(
-            pins["bus_uart"], self.baud, tx=Pin(pins["bus_tx"]), rx=Pin(pins["bus_rx"]),
-            rxbuf=1024, txbuf=128, timeout=0,
-        )  # fmt: skip
-        self.de = Pin(pins["bus_de"], Pin.OUT, value=0)
+        self.open_bus(board, settings, 1024, 128)
         # ADC pads (GP26 + channel) configured as analog inputs by machine.ADC
         self._adc_pads = [
             ADC(Pin(26 + pins[k])) for k in ("adc_voltage", "adc_ri", "adc_shunt_probe")
@@ -101,19 +97,7 @@ class Rp2040ModuleHal:
             self.wdt = machine.WDT(timeout=8000)
         self._repl_feeder: object = None
 
-    # -- bus ----------------------------------------------------------------------
-
-    def bus_rx(self, buf) -> int:
-        if not self.uart.any():
-            return 0
-        n = self.uart.readinto(buf)
-        return n or 0
-
-    def bus_tx(self, buf, n: int) -> None:
-        self.de.value(1)
-        self.uart.write(memoryview(buf)[:n])
-        self.uart.flush()  # returns when the last stop bit has left the shifter
-        self.de.value(0)
+    # -- bus: bus_rx, bus_tx (boards/rp2040_bus.py) -----------------------------------
 
     # -- converter ------------------------------------------------------------------
 
