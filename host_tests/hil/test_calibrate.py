@@ -52,11 +52,17 @@ def settle(hil_board: Any, address: int, setting: str, value: int, timeout_s: fl
 
 
 def operator(
-    hil_board: Any, address: int, setting: str, steps: list[int], meter: Callable[[], str]
+    hil_board: Any,
+    address: int,
+    setting: str,
+    steps: list[int],
+    meter: Callable[[], str],
+    settled_mv: list[float] | None = None,
 ):
     """Answers `stringcare calibrate`'s prompts as a person at the bench would: at each
     "press Enter", set the world to the next step and wait for the module to settle; at
-    each meter prompt, read the meter."""
+    each meter prompt, read the meter.  With settled_mv, a temperature step appends the
+    voltage the module read once settled there (what the procedure is about to see)."""
     pending = iter(steps)
 
     def ask(prompt: str) -> str:
@@ -65,7 +71,9 @@ def operator(
             hil_board.set_env(**{setting: value})
             settle(hil_board, address, setting, value)
             if setting == "temp_mc":  # the voltage's temperature correction follows
-                settle(hil_board, address, "block_uv", hil_board.vb.config["block_uv"])
+                mv = settle(hil_board, address, "block_uv", hil_board.vb.config["block_uv"])
+                if settled_mv is not None:
+                    settled_mv.append(mv)
             return ""
         return meter()
 
@@ -139,10 +147,11 @@ def test_tempco_calibration_takes_the_warm_board_error_out(hil_board: Any) -> No
         settle(hil_board, 16, "temp_mc", temp_mc)  # the board's sensor has followed
         return settle(hil_board, 16, "block_uv", 13600000)
 
-    # the board reads 12 ppm/K high when warm: 5.7 mV at +35 K
-    assert abs(reading_at(25000) - 13600) <= 1 and 5 <= reading_at(60000) - 13600 <= 6.5
-    # the meter: the bench supply holds the block steady
-    ask = operator(hil_board, 16, "temp_mc", [25000, 60000], lambda: "13600.0")
+    # the meter: the bench supply holds the block steady; the module's settled readings
+    # at the two points are kept (each point's board temperature and voltage are settled
+    # once, by the procedure's own steps, not a second time before it)
+    before: list[float] = []
+    ask = operator(hil_board, 16, "temp_mc", [25000, 60000], lambda: "13600.0", before)
 
     args = argparse.Namespace(
         site_key=TEST_KEY_HEX,
@@ -153,12 +162,17 @@ def test_tempco_calibration_takes_the_warm_board_error_out(hil_board: Any) -> No
         min_rise=15.0,
     )
     assert calibrate.run(args, ask) == 0
+    # uncalibrated, the board read 12 ppm/K high when warm: 5.7 mV at +35 K
+    assert len(before) == 2, before
+    assert abs(before[0] - 13600) <= 1 and 5 <= before[1] - 13600 <= 6.5, before
     with BusPort(hil_board.bus_url) as bus:
         ref_mc, tc = bus.cal_read(16, 5)
     assert abs(ref_mc - 25000) <= 300 and abs(tc - 12000) <= 1500, (ref_mc, tc)
+    # calibrated: right warm (where the procedure left the board) and cold again
     assert abs(reading_at(60000) - 13600) <= 1 and abs(reading_at(25000) - 13600) <= 1
 
-    # a board that did not warm enough: a clear error, nothing stored
+    # a board that did not warm enough (it starts where the board is: 25 degC): a clear
+    # error, nothing stored
     ask = operator(hil_board, 16, "temp_mc", [25000, 31000], lambda: "13600.0")
     # (6 K by the virtual board; its sensor reads it to about +-0.1 K)
     with pytest.raises(CliError, match=r"only (5\.[89]|6\.[01]) K warmer .*nothing was stored"):
