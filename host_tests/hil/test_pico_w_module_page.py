@@ -7,9 +7,11 @@ site's one module).
 The module page shows the module's Ri, voltage and temperature at every key frame of
 its layout, the same values the full decoder (`stringcare history`'s reader) gives; the
 600-module frames of the other layout are read through (CRC-checked key frames, skipped
-deltas) and left out.  While four clients load that page every second, each load
-reading the whole 2 MB store, the manager keeps its polling rate: the reading goes in
-slices ended when the bus loop's turn is due (manager_fw/web/board.py SLICE_US)."""
+deltas) and left out.  The page's live updates arrive as Server-Sent Events (microdot's
+sse.py and the helpers.py it imports are in the bundle).  While four clients load that
+page every second, each load reading the whole 2 MB store, the manager keeps its
+polling rate: the reading goes in slices ended when the bus loop's turn is due
+(manager_fw/web/board.py SLICE_US)."""
 
 from __future__ import annotations
 
@@ -99,6 +101,21 @@ def key_frames(path: Path, end_s: int) -> list[list[int]]:
     return out
 
 
+def live_page(url: str, cookie: str) -> None:
+    """The page's live updates: Server-Sent Events ("changed": the page fetches the
+    streamed status), as a browser's EventSource reads them."""
+    req = urllib.request.Request(url + "api/stream", headers={"Cookie": cookie})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.headers.get("Content-Type", "").startswith("text/event-stream")
+        seen = []
+        while len(seen) < 2:  # two: the first at once, the next with a new snapshot
+            line = r.readline().decode()
+            assert line, "the event stream ended: %r" % seen
+            if line.startswith("event:"):
+                seen.append(line.split(":", 1)[1].strip())
+    assert seen == ["changed", "changed"], seen
+
+
 def test_module_page_shows_the_history_and_polling_keeps_its_rate(
     tmp_path: Path, hub: BusHub
 ) -> None:
@@ -131,6 +148,7 @@ def test_module_page_shows_the_history_and_polling_keeps_its_rate(
             return snap.get("mode") == "running" and snap.get("cycles", 0) > 3
 
         mgr.wait_for("the manager polling", polling)
+        live_page(url, cookie)
         status, body, _ = call(url + "api/module?i=0", cookie=cookie)
         assert status == 200, body
         view = json.loads(body)

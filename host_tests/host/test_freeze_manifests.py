@@ -76,10 +76,12 @@ def test_each_role_freezes_its_bundle_and_nothing_else(
 
 def test_the_manager_image_carries_its_web_interface_and_microdot() -> None:
     frozen = bundle.frozen_sources(REPO, "pico_w_manager")
-    for needed in ("manager_fw/web/board.py", "manager_fw/web/app.py", "manager_fw/actions.py"):
+    for needed in ("manager_fw/web/board.py", "manager_fw/web/app.py", "manager_fw/actions.py",
+                   "manager_fw/web/module_history.py"):  # fmt: skip
         assert needed in frozen
     libraries = [path for _site, path in bundle.library_sources(REPO, "pico_w_manager")]
-    assert libraries == ["microdot/__init__.py", "microdot/microdot.py", "microdot/sse.py"]
+    assert libraries == ["microdot/__init__.py", "microdot/microdot.py", "microdot/sse.py",
+                         "microdot/helpers.py"]  # fmt: skip
     assert bundle.library_sources(REPO, "rp2040_module") == []
 
 

@@ -257,7 +257,7 @@ async function loadModule() { if (selected === null) return;
   line('mod-ri-chart', h.filter(p => p[1] > 0).map(p => [p[0], p[1]]), 1e6, 3, 'm\u03a9', 'Ri');
   line('mod-v-chart', h.filter(p => p.length > 2 && p[2] > 0).map(p => [p[0], p[2]]), 1e3, 3,
     'V', 'Voltage');
-  line('mod-t-chart', h.filter(p => p.length > 3).map(p => [p[0], p[3]]), 1e2, 1, '\u00b0C',
+  line('mod-t-chart', h.filter(p => p.length > 3 && p[2] > 0).map(p => [p[0], p[3]]), 1e2, 1, '\u00b0C',
     'Temperature'); }
 function line(id, h, scale, d, unit, what) { const svg = $(id);
   svg.classList.toggle('hidden', h.length < 2); if (h.length < 2) return;

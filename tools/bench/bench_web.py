@@ -9,7 +9,8 @@ slow the manager's polling.
   instructions callgrind counts for that hash at the Pico W's count (2.5 RP2040 cycles
   per x86 instruction at 125 MHz, as bench_bus.py).
 - heap: the manager firmware with its web interface (manager_fw/web/board.py) on the
-  virtual unix_manager board, 600 modules in its core: the heap free beside the core,
+  virtual unix_manager board, 600 modules in its core and a 2 MB history store full of
+  their snapshots (what a module page reads its history from): the heap free beside the core,
   after the web's code (web.code_heap_kb: loaded from source, as the unix port has to;
   a Pico W image freezes it into flash), and the least free after a collection (the
   board collects once a second) while 4 clients load every page with 8 sessions open:
@@ -57,6 +58,10 @@ METRICS = {
         "ms", None, "that hash on a 125 MHz RP2040 at 2.5 cycles per x86 instruction"),
     "web.heap_kb.pico_w.600": (
         "KB", "<= 48", "web part's heap beside a 600-module core, serving (code frozen)"),
+    "web.history_slice_ms.unix": (
+        "ms", "<= 20", "longest a module page's history read held the board's loop"),
+    "web.module_page_ms.unix": (
+        "ms", None, "one module page with its history over a 2 MB 600-module store"),
     "web.code_heap_kb": (
         "KB", None, "microdot + manager_fw/web loaded from source (not frozen)"),
     "web.poll_rate_ratio.load": (
@@ -212,6 +217,33 @@ def _pages(url: str, cookie: str, until: float) -> None:
             _http(url + path, cookie=cookie)
 
 
+def seed_history(path: Path, sizes: list[int], records: int) -> int:
+    """A history store as the unix_manager board opens it (2 MB, 64 KB segments), full
+    of snapshots 20 min apart up to 10 min ago (varying voltage, temperature, Ri), so
+    a module page reads a store as a board in service holds; the key frames written."""
+    from array import array
+
+    from manager_fw.blockdev import FileBlockDevice
+    from manager_fw.history_store import HistoryWriter
+    from shared import history as h
+
+    dev = FileBlockDevice(str(path), 2 * 1024 * 1024)
+    w = HistoryWriter(dev, sizes, segment_size=65536)
+    m = sum(sizes)
+    v, c, ri = array("i", [0] * m), array("i", [0] * m), array("i", [0] * m)
+    state, cur = bytearray(m), array("i", [h.CURRENT_NONE] * len(sizes))
+    t = int(time.time()) - 1577836800 - 600 - 1200 * records
+    for k in range(records):
+        for i in range(m):
+            v[i] = 13500000 + 1000 * ((k * 7 + i * 3) % 50)
+            c[i] = 20000 + 100 * ((k + i) % 40)
+            ri[i] = 4000000 + 1000 * i + 10000 * (k // 72)
+        w.append(t, h.MODE_FLOAT, v, c, ri, state, state, cur)
+        t += 1200
+    dev.f.close()
+    return w.key_frames
+
+
 def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
     """The Pico W's web part beside 600 modules, in the real manager firmware on the
     virtual unix_manager board (no bus: the core holds 600 modules all the same): heap
@@ -228,6 +260,7 @@ def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
     url = "http://127.0.0.1:%d/" % port
     site = {"site": "bench", "strings": [{"modules": 60} for _ in range(10)]}
     with tempfile.TemporaryDirectory() as tmp:
+        keys = seed_history(Path(tmp) / "history.bin", [60] * 10, 1100)
         mgr = ManagerProcess(Path(tmp), site, {"web_port": port, "web_host": "127.0.0.1"})
         try:
             mgr.start(None, heap="2M")
@@ -239,6 +272,12 @@ def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
             for _ in range(8):
                 body, cookie = _http(url + "api/login", admin)
                 cookies.append(cookie.split(";")[0])
+            page_s = []
+            for _ in range(3):  # one module page alone (its history: the whole store)
+                t0 = time.monotonic()
+                points = len(json.loads(_http(url + "api/module?i=599", cookie=cookies[0])[0])
+                             ["ri_history"])  # fmt: skip
+                page_s.append(time.monotonic() - t0)
             until = time.monotonic() + 12
             threads = [threading.Thread(target=_pages, args=(url, c, until)) for c in cookies[-4:]]
             for t in threads:
@@ -253,7 +292,14 @@ def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
     out = {
         "web.heap_kb.pico_w.600": round((code_free - low) / 1024, 1),
         "web.code_heap_kb": round((core_free - code_free) / 1024, 1),
+        "web.history_slice_ms.unix": round(snap["history_slice_us_max"] / 1000, 1),
+        "web.module_page_ms.unix": round(min(page_s) * 1000, 1),
     }
+    progress(
+        "module page: %.0f ms (%d points of %d key frames in 2 MB), the longest slice of its "
+        "reading %.1f ms (wall time: the OS's preemption on a shared machine included)"
+        % (out["web.module_page_ms.unix"], points, keys, out["web.history_slice_ms.unix"])
+    )
     progress(
         "heap beside 600 modules: %.1f KB data (least free %.1f KB), %.1f KB code from "
         "source" % (out["web.heap_kb.pico_w.600"], low / 1024, out["web.code_heap_kb"])

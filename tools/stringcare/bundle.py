@@ -60,7 +60,14 @@ PROJECT_PACKAGES = ("shared", "module_fw", "manager_fw", "boards")
 # mpcompat.py BUNDLED_LIBRARIES), taken from this venv's site-packages (requirements.txt
 # pins them): the files a board needs of each.  Microdot is MIT-licensed; the project
 # does not copy it into the tree (docs/operator.md, "On the Pico W").
-LIBRARIES = {"microdot": ("microdot/__init__.py", "microdot/microdot.py", "microdot/sse.py")}
+LIBRARIES = {
+    "microdot": (
+        "microdot/__init__.py",
+        "microdot/microdot.py",
+        "microdot/sse.py",
+        "microdot/helpers.py",  # sse.py imports it: without it no live page on a board
+    )
+}
 
 
 class BundleError(Exception):
