@@ -78,11 +78,11 @@ other changes when the manager restarts.</p><form id="thresholds"></form>
 <p id="config-source"></p><textarea id="config-text" spellcheck="false"></textarea>
 <button class="act admin" id="config-save-all">Check and save</button></section></div>
 <div id="tab-events" class="hidden"><section class="card"><h2>Events</h2>
-<label>Text contains</label><input id="ev-text"><br><label>String</label>
-<select id="ev-string"><option value="">all</option></select><br>
 <p><a id="history-csv" class="hidden" href="/api/history.csv" download>Download the history (CSV)</a>
 <a id="history-bin" class="hidden" href="/api/history.bin" download>Download the history store
 image (read it with <code>stringcare history</code>)</a></p>
+<label>Text contains</label><input id="ev-text"><br><label>String</label>
+<select id="ev-string"><option value="">all</option></select><br>
 <label>Kind</label><select id="ev-kind"><option value="">all</option>
 <option value="alarm">alarms</option><option value="warning">warnings</option>
 <option value="operator">operator changes</option></select>
@@ -248,11 +248,11 @@ async function loadModule() { if (selected === null) return;
   $('mod-cal').innerHTML = '<tr><th class="l">Channel</th><th>Offset</th><th>Gain ppm</th></tr>' +
     (r.calibration.length ? r.calibration.map(c => `<tr class="cal"><td class="l">${c[0]}</td>` +
     `<td>${c[1]}</td><td>${c[2]}</td></tr>`).join('') : '<tr><td class="l">not read yet</td></tr>');
-  const h = r.ri_history || [], when = t => new Date((t + 1577836800) * 1000).toISOString()
-    .slice(0, 16).replace('T', ' ');
+  const h = r.ri_history || [];
   $('mod-hist-note').textContent = r.ri_history_problem ? 'History: ' + r.ri_history_problem :
     !h.length ? (r.ri_history ? 'No history stored for this module yet.' : '') :
-    'History ' + when(h[0][0]) + ' to ' + when(h[h.length-1][0]) + ' UTC, ' + h.length + ' points' +
+    'History ' + when(h[0][0]).slice(0, 16) + ' to ' + when(h[h.length-1][0]).slice(0, 16) + ' UTC, ' +
+    h.length + ' points' +
     (h[0].length > 2 ? ' (the store\u2019s key frames: Ri, voltage, temperature)' : '');
   line('mod-ri-chart', h.filter(p => p[1] > 0).map(p => [p[0], p[1]]), 1e6, 3, 'm\u03a9', 'Ri');
   line('mod-v-chart', h.filter(p => p.length > 2 && p[2] > 0).map(p => [p[0], p[2]]), 1e3, 3,
@@ -295,7 +295,8 @@ async function act(action, extra) {
   say(r.text || r.error || ('HTTP ' + r.status), r.ok); }
 function thresholdInputs() { return document.querySelectorAll('#thresholds input'); }
 function renderThresholdDefaults() { if (!snap) return;
-  thresholdInputs().forEach(inp => { const v = snap.thresholds[inp.name];
+  thresholdInputs().forEach(inp => { let v = snap.thresholds[inp.name];
+    if (v !== undefined && Math.abs(v) >= (inp.name.endsWith('_mv') ? 1073741 : 1073741822)) v = 'off';
     inp.placeholder = v === undefined ? 'profile' : v;
     const cur = $('th-now-' + inp.name); if (cur) cur.textContent = v === undefined ? '' : 'in force: ' + v; }); }
 async function loadConfig() {
@@ -345,7 +346,8 @@ function renderEvents() {
   const text = $('ev-text').value.toLowerCase(), s = $('ev-string').value, kind = $('ev-kind').value;
   const rows = evs.filter(e => (!text || e[5].toLowerCase().includes(text)) &&
     (!s || e[4] === Number(s) - 1) && (!kind || kindOf(e) === kind)).reverse();
-  $('ev-rows').innerHTML = rows.map(e => `<tr class="event"><td>${esc(e[1])}</td><td>${esc(e[5])}</td></tr>`).join(''); }
+  $('ev-rows').innerHTML = rows.map(e => `<tr class="event"><td>${esc(/^\d+$/.test(e[1]) ? when(+e[1]) + ' UTC' : e[1])}</td><td>${esc(e[5])}</td></tr>`).join(''); }
+function when(t) { return new Date((t + 1577836800) * 1000).toISOString().slice(0, 19).replace('T', ' '); }
 ['ev-text', 'ev-string', 'ev-kind'].forEach(id => $(id).oninput = renderEvents);
 async function loadEvents() { const r = await call('GET', '/api/events?since=' + evSeq);
   if (r.events && r.events.length) { evs = evs.concat(r.events).slice(-500);
