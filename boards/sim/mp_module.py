@@ -72,8 +72,9 @@ def main():
             out("OK")
         elif cmd == "I":
             core = ModuleCore(
-                unhexlify(parts[1]), int(parts[2]), int(parts[3]), slots, frame_ms=int(parts[4])
-            )
+                unhexlify(parts[1]), int(parts[2]), int(parts[3]), slots, frame_ms=int(parts[4]),
+                vadc=int(parts[5]) if len(parts) > 5 else 0,
+            )  # fmt: skip
             out("OK")
         elif cmd == "B":
             data = unhexlify(parts[2])

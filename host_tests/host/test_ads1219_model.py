@@ -7,10 +7,14 @@ from __future__ import annotations
 import random
 import statistics
 
+import pytest
+
 from boards.sim import frontend as sim
 from boards.sim.frontend import Ads1219Model, SimBoard
 from shared import frontend as fe
 from shared import measure
+from stringcare.sim import engine
+from stringcare.sim import scenario as scn
 
 VREF_V = fe.ADC_VREF_UV / 1e6
 
@@ -85,3 +89,23 @@ def test_the_firmware_reads_the_simulated_converter_back() -> None:
                 err = abs(_read(board, cal, uv) - uv)
                 # INL (twice: the two points tilt the line too) plus noise and rounding
                 assert err <= 2 * inl_block_uv + 20 * num / den + 5, (variant_id, seed, uv, err)
+
+
+def test_a_simulated_site_runs_on_ads1219_boards() -> None:
+    """modules.vadc = "ads1219": every module of the site has the converter, is
+    commissioned through it and reports its block within the 0.1 % goal."""
+    sc = scn.load_text(
+        '{"name": "ads", "duration": "1h", "battery": {"blocks": 6}, '
+        '"modules": {"vadc": "ads1219"}}',
+        "ads.json",
+    )
+    assert sc.vadc == "ads1219"
+    sim = engine.Simulation(sc)
+    sim.run(600)
+    true_v = sim._v(sim.bank.terminal_v)
+    for m in sim.modules:
+        assert m.board.vadc == fe.VADC_ADS1219 and m.core.vadc == fe.VADC_ADS1219
+        v = true_v[m.string, m.block]
+        assert abs(m.core.state.voltage_uv / 1e6 - v) <= v * 0.001, (m.index, v)
+    with pytest.raises(scn.ScenarioError, match="modules.vadc.*ads1219"):
+        scn.load_text('{"name": "x", "modules": {"vadc": "ads1115"}}', "x.json")

@@ -262,6 +262,7 @@ class Simulation:
         # --- modules
         variant_id = variants.by_code(sc.variant).id
         adc = ADC_KIND[sc.adc]
+        vadc = fe.VADC_NAMES.index(sc.vadc)  # the block-voltage converter
         # The cores get one voltage frame per tick: they size their filter for that
         # period, so its lag in seconds is a board's (measure.filter_shift_for).
         frame_ms = int(round(tick_s * 1000))
@@ -276,9 +277,9 @@ class Simulation:
         for s in range(sc.strings):
             for b in range(sc.blocks):
                 index = s * sc.blocks + b
-                board = SimBoard(variant_id, self.seed * 1000 + index, adc)
+                board = SimBoard(variant_id, self.seed * 1000 + index, adc, vadc)
                 slots = sto.MemorySlots()
-                seed_core = ModuleCore(_uid(s, b, self.seed), variant_id, adc, slots)
+                seed_core = ModuleCore(_uid(s, b, self.seed), variant_id, adc, slots, vadc=vadc)
                 if not sc.unaddressed:
                     seed_core.state.address = index + 1
                     seed_core.state.key = SIM_SITE_KEY  # learnt when it was addressed
@@ -294,10 +295,11 @@ class Simulation:
                         slots.data[seed_core.store.newest],
                         mp_tree,
                         frame_ms,
+                        vadc,
                     )
                 else:
                     core = ModuleCore(
-                        _uid(s, b, self.seed), variant_id, adc, slots, frame_ms=frame_ms
+                        _uid(s, b, self.seed), variant_id, adc, slots, frame_ms=frame_ms, vadc=vadc
                     )
                 m = SimModule(index, s, b, core, board)
                 m.frame_ms = frame_ms
@@ -349,7 +351,7 @@ class Simulation:
         """What an engineer does with `stringcare calibrate`: two reference voltages
         for the voltage channel, the board sensor against a thermometer, the voltage
         tempco with the board warmed, a reference resistor for Ri (docs/ri.md)."""
-        bv = measure.BlockVoltage(self.variant_id)
+        bv = measure.BlockVoltage(self.variant_id, vadc=board.vadc)
         cells = self.block_type.n_cells
         lo, hi = CAL_LOW_V_PER_CELL * cells, CAL_HIGH_V_PER_CELL * cells
         tempco_v = CAL_TEMPCO_V_PER_CELL * cells
@@ -376,7 +378,7 @@ class Simulation:
         # the voltage tempco (`stringcare calibrate tempco`): one steady 13.6 V, the board
         # at 25 degC, then warmed to 55 degC; the module's readings in whole mV as
         # READ_MEAS reports them, its own (calibrated) board temperature
-        cal_bv = measure.BlockVoltage(self.variant_id, offset, gain)
+        cal_bv = measure.BlockVoltage(self.variant_id, offset, gain, vadc=board.vadc)
         points = []
         for board_c in (25.0, 55.0):
             temp = measure.Temperature(core.adc_kind, st.cal_offset[3])
@@ -579,15 +581,16 @@ class Simulation:
             raise ValueError("block_replaced with new_module: not in MicroPython mode")
         uid = bytearray(_uid(m.string, m.block, self.seed))
         uid[4] = (uid[4] + 1) & 0xFF  # another serial number
-        board = SimBoard(self.variant_id, self.seed * 1000 + m.index + 500, m.board.adc_kind)
+        old = m.board
+        board = SimBoard(self.variant_id, self.seed * 1000 + m.index + 500, old.adc_kind, old.vadc)
         slots = sto.MemorySlots()
-        seed_core = ModuleCore(bytes(uid), self.variant_id, m.board.adc_kind, slots)
+        seed_core = ModuleCore(bytes(uid), self.variant_id, old.adc_kind, slots, vadc=old.vadc)
         seed_core.state.address = m.core.state.address
         if self.sc.calibrated:
             self._calibrate(seed_core, board)
         seed_core.store.save(seed_core.state)
         m.core = ModuleCore(
-            bytes(uid), self.variant_id, m.board.adc_kind, slots, frame_ms=m.frame_ms
+            bytes(uid), self.variant_id, old.adc_kind, slots, frame_ms=m.frame_ms, vadc=old.vadc
         )
         m.board = board
         m.board_c = self.ambient_c

@@ -52,6 +52,7 @@ class MPCore:
         store_record: bytes,
         tree: Path,
         frame_ms: int,
+        vadc: int = 0,
     ) -> None:
         exe = str(Path(sys.executable).parent / "micropython")
         script = layout.repo_root() / "boards" / "sim" / "mp_module.py"
@@ -77,7 +78,7 @@ class MPCore:
         self._voltage_x2 = 0
         self._plan: ri.RiPlan | None = None
         self._ask("S " + store_record.hex())
-        self._ask("I %s %d %d %d" % (uid.hex(), variant_id, adc_kind, frame_ms))
+        self._ask("I %s %d %d %d %d" % (uid.hex(), variant_id, adc_kind, frame_ms, vadc))
 
     def _ask(self, line: str) -> str:
         proc = self.proc

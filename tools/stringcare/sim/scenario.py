@@ -70,6 +70,9 @@ OVERRIDE_KEYS: dict[str, tuple[str, float, float]] = {
     "shorted_cells": ("int", 0.0, 7.0),
 }
 ADC_KINDS = ("rp2040", "stm32g4")
+# The block-voltage converter (shared.frontend.VADC_NAMES): the MCU's ADC or the
+# ADS1219 board option (docs/frontend.md, "External block-voltage converter").
+VADC_NAMES = ("mcu", "ads1219")
 EVENT_TYPES = {
     # type: {key: (kind, required)}
     "mains_fail": {"load_w": ("float+", True)},
@@ -162,6 +165,7 @@ class Scenario:
     probes: bool = True  # every module has its probe on the battery
     without_probe: list[tuple[int, int]] = field(default_factory=list)  # (string, block), 1-based
     adc: str = "rp2040"
+    vadc: str = "mcu"
     calibrated: bool = True
     unaddressed: bool = False
     equalise: bool = True
@@ -416,7 +420,9 @@ def from_dict(obj: dict[str, Any]) -> Scenario:
             "%g..%g" % (lo_c, hi_c, *AMBIENT_RANGE_C)
         )
     mod = _section(
-        obj, "modules", {"variant", "adc", "calibrated", "unaddressed", "probes", "without_probe"}
+        obj,
+        "modules",
+        {"variant", "adc", "vadc", "calibrated", "unaddressed", "probes", "without_probe"},
     )
     fit = BLOCK_VARIANT[sc.block_type]
     sc.variant = _choice(_take(mod, "variant", "modules", "str", fit), "modules.variant", VARIANTS)
@@ -426,6 +432,7 @@ def from_dict(obj: dict[str, Any]) -> Scenario:
             % (sc.variant, sc.block_type, fit)
         )
     sc.adc = _choice(_take(mod, "adc", "modules", "str", sc.adc), "modules.adc", ADC_KINDS)
+    sc.vadc = _choice(_take(mod, "vadc", "modules", "str", sc.vadc), "modules.vadc", VADC_NAMES)
     sc.calibrated = _take(mod, "calibrated", "modules", "bool", sc.calibrated)
     sc.unaddressed = _take(mod, "unaddressed", "modules", "bool", sc.unaddressed)
     sc.probes = _take(mod, "probes", "modules", "bool", sc.probes)
