@@ -70,6 +70,7 @@ class BoardWeb:
         self.hal = hal
         self._published = 0
         self.bus_due_us = 0  # when the bus loop's next turn is due (ticks_us)
+        self.reading = False  # a module page's history reading under way
         self.heap = {}  # bytes free at each stage (docs/benchmarks.md web.heap_kb.pico_w.600)
         if store is None:
             store = ConfigStore("site.json", hal.config_files)
@@ -160,10 +161,21 @@ class BoardWeb:
         """Module i's voltage, temperature and Ri from the history store's key frames
         (manager_fw/web/module_history.py), read in slices of at most about SLICE_US,
         each ended as soon as the bus loop's next turn is due, the bus's turn between
-        two; the longest slice is in the status (history_slice_us_max)."""
+        two; the longest slice is in the status (history_slice_us_max).  One reading
+        at a time: a second page meanwhile gets its module without the history, and
+        says so (it must not hold both of the ACTIVE turns for seconds)."""
         dev = self.hal.history_device
         if dev is None:
             raise OSError("no history store on this board")
+        if self.reading:  # one at a time: a full store takes seconds of a Pico W
+            raise OSError("the history is being read for another module page: reload shortly")
+        self.reading = True
+        try:
+            return await self._read_history(dev, i)
+        finally:
+            self.reading = False
+
+    async def _read_history(self, dev, i):
         reading = self.module_history_class(dev, i, self.core.layout.module_count)
         ticks_us = time.ticks_us  # type: ignore[attr-defined]
         diff = time.ticks_diff  # type: ignore[attr-defined]

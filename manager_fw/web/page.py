@@ -89,7 +89,7 @@ image (read it with <code>stringcare history</code>)</a></p>
 <table class="ev"><thead><tr><th class="l">Time</th><th class="l">Event</th></tr></thead>
 <tbody id="ev-rows"></tbody></table></section></div>
 <div id="tab-module" class="hidden"><section class="card"><h2 id="mod-title">Module</h2>
-<p>Click a module in the status table.</p><table id="mod-table"></table>
+<p id="mod-hint">Click a module in the status table.</p><table id="mod-table"></table>
 <button class="act admin hidden" id="action-rebaseline-one">Re-learn this module's Ri baseline
 </button></section><section class="card"><h2>Ri</h2><table id="mod-ri"></table>
 <p id="mod-hist-note"></p><svg id="mod-ri-chart" width="600" height="120" class="hidden"></svg>
@@ -229,7 +229,7 @@ function render() {
 function renderModule() {
   const m = selected === null ? null : findModule(selected);
   if (!m) return;
-  $('mod-title').textContent = 'Module ' + m[1];
+  $('mod-title').textContent = 'Module ' + m[1]; $('mod-hint').classList.add('hidden');
   const rows = [['Label', m[1]], ['Bus address', m[2]], ['State', m[7]],
     ['Voltage', fmt(m[3],1e6,4) + ' V'], ['Temperature', fmt(m[4],1e3,2) + ' \u00b0C'],
     ['Ri', fmt(m[5],1e6,3) + ' m\u03a9'], ['Balancing', (m[6] === null ? '\u2014' : m[6]) + ' %'],

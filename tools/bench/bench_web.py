@@ -60,6 +60,8 @@ METRICS = {
         "KB", "<= 48", "web part's heap beside a 600-module core, serving (code frozen)"),
     "web.history_slice_ms.unix": (
         "ms", "<= 20", "longest a module page's history read held the board's loop"),
+    "web.history_step_ms.unix": (
+        "ms", None, "the largest step of that reading, OS preemption left out"),
     "web.module_page_ms.unix": (
         "ms", None, "one module page with its history over a 2 MB 600-module store"),
     "web.code_heap_kb": (
@@ -244,6 +246,23 @@ def seed_history(path: Path, sizes: list[int], records: int) -> int:
     return w.key_frames
 
 
+def history_steps(store: Path, progress: Callable[[str], None]) -> dict[str, float]:
+    """The module page's history reading in the unix port over a seeded store, each
+    step's least time over 5 runs (tools/bench/mp/web_history_steps.py): the largest
+    step is what a slice can run over its SLICE_US (or over the bus's due time)."""
+    exe = str(Path(sys.executable).parent / "micropython")
+    script = str(layout.repo_root() / "tools/bench/mp/web_history_steps.py")
+    proc = subprocess.run([exe, "-X", "heapsize=2M", script, str(layout.repo_root()),
+                           str(store), "599", "600", "5"],
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError("MicroPython bench failed: %s" % (proc.stderr or proc.stdout)[-2000:])
+    largest_us, total_us, steps = (int(x) for x in proc.stdout.split())
+    progress("history reading: %d steps, the largest %.2f ms, %.1f ms in all (least of 5 "
+             "runs per step)" % (steps, largest_us / 1000, total_us / 1000))  # fmt: skip
+    return {"web.history_step_ms.unix": round(largest_us / 1000, 2)}
+
+
 def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
     """The Pico W's web part beside 600 modules, in the real manager firmware on the
     virtual unix_manager board (no bus: the core holds 600 modules all the same): heap
@@ -261,6 +280,7 @@ def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
     site = {"site": "bench", "strings": [{"modules": 60} for _ in range(10)]}
     with tempfile.TemporaryDirectory() as tmp:
         keys = seed_history(Path(tmp) / "history.bin", [60] * 10, 1100)
+        steps = history_steps(Path(tmp) / "history.bin", progress)
         mgr = ManagerProcess(Path(tmp), site, {"web_port": port, "web_host": "127.0.0.1"})
         try:
             mgr.start(None, heap="2M")
@@ -275,7 +295,7 @@ def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
             page_s = []
             for _ in range(3):  # one module page alone (its history: the whole store)
                 t0 = time.monotonic()
-                points = len(json.loads(_http(url + "api/module?i=599", cookie=cookies[0])[0])
+                points = len(json.loads(_http(url + "api/module?i=599", cookie=cookies[-1])[0])
                              ["ri_history"])  # fmt: skip
                 page_s.append(time.monotonic() - t0)
             until = time.monotonic() + 12
@@ -294,6 +314,7 @@ def board_heap(progress: Callable[[str], None]) -> dict[str, float]:
         "web.code_heap_kb": round((core_free - code_free) / 1024, 1),
         "web.history_slice_ms.unix": round(snap["history_slice_us_max"] / 1000, 1),
         "web.module_page_ms.unix": round(min(page_s) * 1000, 1),
+        **steps,
     }
     progress(
         "module page: %.0f ms (%d points of %d key frames in 2 MB), the longest slice of its "
