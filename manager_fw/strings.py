@@ -34,6 +34,11 @@ REASON_NO_DATA = const(6)  # not every module has been read yet
 REASON_CAPPED = const(7)  # the string bled its daily energy cap (balance.max_wh_day)
 REASON_IMPLAUSIBLE = const(8)  # a module's data cannot be real (poller ST_IMPLAUSIBLE)
 
+# which modules of a string were not read in a cycle (Strings._sum_string)
+_UNREAD_NEVER = const(1)  # not polled yet
+_UNREAD_SILENT = const(2)
+_UNREAD_IMPLAUSIBLE = const(4)
+
 REASON_TEXT = (
     "equalising",
     "equalising is switched off",
@@ -82,72 +87,7 @@ class Strings:
         The target leaves out the blocks marked in `excluded` (a block balancing cannot
         help: docs/judgement.md, "Balancing limits")."""
         for k in range(len(self.ranges)):
-            first, last = self.ranges[k]
-            total = 0
-            lo = 0x7FFFFFFF
-            hi = 0
-            answered = 0
-            silent = False
-            never = False
-            implausible = False
-            kept = 0  # blocks in the target, and their sum
-            kept_total = 0
-            excluded = self.excluded
-            for a in range(first, last + 1):
-                st = poll.state[a]
-                if st == pl.ST_OK:
-                    v = poll.voltage_mv[a]
-                    q = poll.voltage_uv[a] // 10  # what the module measured, 10 µV
-                    answered += 1
-                    total += q
-                    if not excluded[a]:
-                        kept += 1
-                        kept_total += q
-                    if v < lo:
-                        lo = v
-                    if v > hi:
-                        hi = v
-                elif st == pl.ST_NOT_POLLED:
-                    never = True
-                elif st == pl.ST_IMPLAUSIBLE:
-                    implausible = True
-                else:
-                    silent = True
-            n = last - first + 1
-            self.answered[k] = answered
-            if answered:
-                self.sum_10uv[k] = total
-                self.sum_mv[k] = (total + 50) // 100
-                self.avg_mv[k] = (total + 50 * answered) // (100 * answered)
-                self.min_mv[k] = lo
-                self.max_mv[k] = hi
-                self.spread_mv[k] = hi - lo
-            # The target is the string voltage shared equally: only meaningful when
-            # every block was read in this cycle.
-            if answered == n and kept:
-                q = (kept_total + kept // 2) // kept  # 10 µV: no rounding bias
-                self.target_mv[k] = q // 100
-                self.target_10uv[k] = q % 100
-            avg = self.avg_mv[k]
-            below = answered > 0 and avg < self.window_low_mv
-            above = answered > 0 and avg > self.window_high_mv
-            reason = REASON_NONE
-            if not self.enabled[k]:
-                reason = REASON_DISABLED
-            elif self.discharging[k]:
-                reason = REASON_DISCHARGE
-            elif self.capped[k]:
-                reason = REASON_CAPPED
-            elif never:
-                reason = REASON_NO_DATA
-            elif silent:
-                reason = REASON_SILENT
-            elif implausible:
-                reason = REASON_IMPLAUSIBLE
-            elif below:
-                reason = REASON_LOW
-            elif above:
-                reason = REASON_HIGH
+            reason = self._reason(k, self._sum_string(poll, k))
             self.reason[k] = reason
             self.equalising[k] = 1 if reason == REASON_NONE else 0
             flags = 0
@@ -158,6 +98,76 @@ class Strings:
             poll.target_flags[k] = flags
             t = self.target_uv(k) + self.allow_uv[k]  # the hold band's top (balance_limits)
             poll.target_uv[k] = t if t <= p.TARGET_MAX_UV else p.TARGET_MAX_UV
+
+    def _sum_string(self, poll: pl.Poller, k: int) -> int:
+        """String k's sum, average, extremes and target from the modules read in this
+        cycle; returns the _UNREAD_* bits of the modules that were not."""
+        first, last = self.ranges[k]
+        total = 0
+        lo = 0x7FFFFFFF
+        hi = 0
+        answered = 0
+        unread = 0
+        kept = 0  # blocks in the target, and their sum
+        kept_total = 0
+        excluded = self.excluded
+        for a in range(first, last + 1):
+            st = poll.state[a]
+            if st == pl.ST_OK:
+                v = poll.voltage_mv[a]
+                q = poll.voltage_uv[a] // 10  # what the module measured, 10 µV
+                answered += 1
+                total += q
+                if not excluded[a]:
+                    kept += 1
+                    kept_total += q
+                if v < lo:
+                    lo = v
+                if v > hi:
+                    hi = v
+            elif st == pl.ST_NOT_POLLED:
+                unread |= _UNREAD_NEVER
+            elif st == pl.ST_IMPLAUSIBLE:
+                unread |= _UNREAD_IMPLAUSIBLE
+            else:
+                unread |= _UNREAD_SILENT
+        self.answered[k] = answered
+        if answered:
+            self.sum_10uv[k] = total
+            self.sum_mv[k] = (total + 50) // 100
+            self.avg_mv[k] = (total + 50 * answered) // (100 * answered)
+            self.min_mv[k] = lo
+            self.max_mv[k] = hi
+            self.spread_mv[k] = hi - lo
+        # The target is the string voltage shared equally: only meaningful when every
+        # block was read in this cycle.
+        if answered == last - first + 1 and kept:
+            q = (kept_total + kept // 2) // kept  # 10 µV: no rounding bias
+            self.target_mv[k] = q // 100
+            self.target_10uv[k] = q % 100
+        return unread
+
+    def _reason(self, k: int, unread: int) -> int:
+        """Why string k does not equalise (REASON_NONE: it does), the first that holds."""
+        if not self.enabled[k]:
+            return REASON_DISABLED
+        if self.discharging[k]:
+            return REASON_DISCHARGE
+        if self.capped[k]:
+            return REASON_CAPPED
+        if unread & _UNREAD_NEVER:
+            return REASON_NO_DATA
+        if unread & _UNREAD_SILENT:
+            return REASON_SILENT
+        if unread & _UNREAD_IMPLAUSIBLE:
+            return REASON_IMPLAUSIBLE
+        if self.answered[k]:
+            avg = self.avg_mv[k]
+            if avg < self.window_low_mv:
+                return REASON_LOW
+            if avg > self.window_high_mv:
+                return REASON_HIGH
+        return REASON_NONE
 
     def shown_voltage_mv(self, k: int) -> int:
         """SPEC §3 status view: target voltage when equalising, else the average."""
