@@ -91,29 +91,22 @@ class BusPort:
             data = self.ser.read(256)
             if not data:
                 d.idle()
+                self._take_replies(seq, out)
             start = 0
             while start < len(data):
                 start += d.feed(data, start, len(data))
-                frame = d.poll()
-                while frame is not None:
-                    if frame.is_reply() and frame.seq == seq:
-                        out.append(
-                            p.decode_frame(
-                                bytes(frame.buf[frame.off - 8 : frame.off + frame.length + 2])
-                            )
-                        )
-                    frame = d.poll()
-            if not data:
-                frame = d.poll()
-                while frame is not None:
-                    if frame.is_reply() and frame.seq == seq:
-                        out.append(
-                            p.decode_frame(
-                                bytes(frame.buf[frame.off - 8 : frame.off + frame.length + 2])
-                            )
-                        )
-                    frame = d.poll()
+                self._take_replies(seq, out)
         return out
+
+    def _take_replies(self, seq: int, out: list[p.Frame]) -> None:
+        """Every frame the deframer holds; those replying to SEQ (copied) into out."""
+        d = self.deframer
+        frame = d.poll()
+        while frame is not None:
+            if frame.is_reply() and frame.seq == seq:
+                whole = frame.buf[frame.off - p.HEADER_LEN : frame.off + frame.length + p.CRC_LEN]
+                out.append(p.decode_frame(bytes(whole)))
+            frame = d.poll()
 
     def request(
         self, dst: int, cmd: int, payload: bytes = b"", timeout_s: float = 0.3, tries: int = 3
