@@ -12,12 +12,7 @@ the machine is doing.  The µs figure is the minimum of 7 timed repeats.
 
 from __future__ import annotations
 
-import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from boards.sim.bus import MasterNode, ResponderNode, VirtualBus
 from boards.sim.bus import run as run_bus
@@ -26,6 +21,7 @@ from manager_fw.poller import ST_OK, Poller
 from module_fw.responder import Responder
 from module_fw.state import ModuleState
 from stringcare.dev import layout
+from stringcare.dev.mpbench import collected, need_valgrind, run_mp
 
 SITES = {16: [16], 64: [64], 256: [64] * 4, 600: [60] * 10}
 KEY = b"StringCare-test!"  # the published test key (docs/protocol-vectors.json)
@@ -87,25 +83,13 @@ def cycle_seconds(sizes: list[int], baud: int = 115200) -> float:
 
 
 def _mp(args: list[str], valgrind: bool = False) -> str:
-    exe = str(Path(sys.executable).parent / "micropython")
-    cmd = [exe, str(layout.repo_root() / "tools/bench/mp/bus_work.py"), str(layout.repo_root())]
-    cmd += args
-    if valgrind:
-        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError("MicroPython bench failed: %s" % (proc.stderr or proc.stdout)[-2000:])
-    return proc.stdout + proc.stderr
+    return run_mp("bus_work.py", [str(layout.repo_root()), *args], valgrind)
 
 
 def instructions_per_item(what: str, n: int = 2000) -> float:
     counts = []
     for count in (0, n):
-        text = _mp([what, str(count)], valgrind=True)
-        m = re.search(r"Collected : (\d+)", text)
-        if not m:
-            raise RuntimeError("callgrind gave no count:\n" + text[-1000:])
-        counts.append(int(m.group(1)))
+        counts.append(collected(_mp([what, str(count)], valgrind=True)))
     return (counts[1] - counts[0]) / n
 
 
@@ -116,10 +100,7 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
         out["bus.cycle_wire_s.%d" % n] = round(s, 4)
         progress("%d modules: %.4f s per cycle" % (n, s))
     out["bus.decode_us_per_frame.micropython"] = round(float(_mp(["decode", "2000", "t"])), 2)
-    if shutil.which("valgrind") is None:
-        subprocess.run(
-            [str(layout.repo_root() / "tools/sh/need-deb.sh"), "valgrind", "valgrind",
-             "instruction counts for the bus benchmark"], check=True)  # fmt: skip
+    need_valgrind("instruction counts for the bus benchmark")
     decode = instructions_per_item("decode")
     module = instructions_per_item("module")
     mac = instructions_per_item("mac", 20)  # few: no garbage collection inside the count

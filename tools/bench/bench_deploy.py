@@ -23,11 +23,9 @@ steps (remove, rename), as MicroPython's FAT driver does.
 from __future__ import annotations
 
 import os
-import re
 import select
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,6 +35,7 @@ from shared import fwstore
 from stringcare import bundle
 from stringcare.deploycut import Campaign
 from stringcare.dev import layout
+from stringcare.dev.mpbench import collected, run_mp
 
 M0_HZ = 125_000_000
 M0_CYCLES_PER_INSTR = 1.3
@@ -74,25 +73,13 @@ METRICS: dict[str, tuple[str, str | None, str]] = {
 
 
 def _mp(folder: Path, args: list[str], valgrind: bool = False) -> str:
-    exe = str(Path(sys.executable).parent / "micropython")
-    script = str(layout.repo_root() / "tools/bench/mp/bundle_verify.py")
-    cmd = [exe, "-X", "heapsize=256k", script, "b/x", *args]
-    if valgrind:
-        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=folder)
-    if proc.returncode != 0:
-        raise RuntimeError("MicroPython bench failed: %s" % (proc.stderr or proc.stdout)[-2000:])
-    return proc.stdout + proc.stderr
+    return run_mp("bundle_verify.py", ["b/x", *args], valgrind, ("-X", "heapsize=256k"), folder)
 
 
 def _instructions(folder: Path, what: str) -> int:
     counts = []
     for w in ("none", what):
-        text = _mp(folder, [w, "1"], valgrind=True)
-        m = re.search(r"Collected : (\d+)", text)
-        if not m:
-            raise RuntimeError("callgrind gave no count:\n" + text[-1000:])
-        counts.append(int(m.group(1)))
+        counts.append(collected(_mp(folder, [w, "1"], valgrind=True)))
     return counts[1] - counts[0]
 
 

@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -39,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from stringcare.dev import layout
+from stringcare.dev.mpbench import collected, need_valgrind, run_mp
 
 RP2040_CYCLES_PER_X86_INSTR = 2.5
 RP2040_HZ = 125_000_000
@@ -94,31 +93,16 @@ def login_ms_cpython() -> float:
 
 
 def _mp(args: list[str], valgrind: bool = False) -> str:
-    exe = str(Path(sys.executable).parent / "micropython")
-    cmd = [exe, str(layout.repo_root() / "tools/bench/mp/web_hash.py"), str(layout.repo_root())]
-    cmd += args
-    if valgrind:
-        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError("MicroPython bench failed: %s" % (proc.stderr or proc.stdout)[-2000:])
-    return proc.stdout + proc.stderr
+    return run_mp("web_hash.py", [str(layout.repo_root()), *args], valgrind)
 
 
 def rp2040_kinstr() -> float:
     from manager_fw.web import auth
 
-    if shutil.which("valgrind") is None:
-        subprocess.run(
-            [str(layout.repo_root() / "tools/sh/need-deb.sh"), "valgrind", "valgrind",
-             "instruction counts for the web benchmark"], check=True)  # fmt: skip
+    need_valgrind("instruction counts for the web benchmark")
     counts = []
     for n in (1, auth.ITERATIONS["rp2040"]):
-        text = _mp([str(n)], valgrind=True)
-        m = re.search(r"Collected : (\d+)", text)
-        if not m:
-            raise RuntimeError("callgrind gave no count:\n" + text[-1000:])
-        counts.append(int(m.group(1)))
+        counts.append(collected(_mp([str(n)], valgrind=True)))
     return (counts[1] - counts[0]) / 1000
 
 
