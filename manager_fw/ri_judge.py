@@ -40,7 +40,7 @@ WHY_TREND = const(2)  # bit: over the module's own baseline
 
 
 def _crc(data, n: int) -> int:
-    from shared.protocol import crc16
+    from shared.protocol_frame import crc16
 
     return crc16(data, 0, n)
 

@@ -25,7 +25,7 @@
 
 
 from shared.compat import const
-from shared.protocol import crc16
+from shared.protocol_frame import crc16
 
 MARK_COMMITTED = const(0xA5)
 ERASED = const(0xFF)

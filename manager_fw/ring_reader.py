@@ -20,7 +20,7 @@ from manager_fw.ring import (
     get_u32,
 )
 from shared.compat import const
-from shared.protocol import crc16
+from shared.protocol_frame import crc16
 
 ERASED_CHUNK = const(1024)
 

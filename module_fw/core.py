@@ -120,7 +120,7 @@ class ModuleCore(p.Endpoint):
 
     # -- bus ---------------------------------------------------------------------------
     # bus_bytes(data, count, now_ms) and bus_idle(now_ms) come from protocol.Endpoint
-    # (shared/protocol.py): they hand every frame to handle() below.
+    # (shared/protocol_frame.py): they hand every frame to handle() below.
 
     def handle(self, frame, now_ms: int) -> int:
         """One CRC-valid frame; returns the length of a reply in core.tx (0: none)."""

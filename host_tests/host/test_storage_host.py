@@ -19,7 +19,7 @@ from manager_fw.core import ManagerCore
 from manager_fw.history_store import HistoryReader, HistoryWriter
 from manager_fw.ring import RING_HISTORY
 from manager_fw.ring_file import open_file_store
-from shared.protocol import crc16
+from shared.protocol_frame import crc16
 from stringcare.cli import main
 from stringcare_host.transport import SIM_SITE_KEY
 

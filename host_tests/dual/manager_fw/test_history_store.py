@@ -419,7 +419,7 @@ def test_history_on_a_partition_of_an_extended_block_device():
 
 
 def test_frame_crc_is_crc16_ccitt_false_and_the_segment_header_is_byte_exact():
-    from shared.protocol import crc16
+    from shared.protocol_frame import crc16
 
     assert crc16(b"123456789", 0, 9) == 0x29B1  # the catalogue check value
     dev = SimFlash(8192, erase_size=1024)

@@ -18,7 +18,7 @@ from manager_fw.ring import (
 )
 from manager_fw.ring_reader import RingReader
 from shared import history as h
-from shared.protocol import crc16
+from shared.protocol_frame import crc16
 
 SIZES = [3, 2]
 T0 = 200000000
