@@ -15,15 +15,8 @@
 
 from manager_fw.persist import ENTRY_OVERHEAD, FrameQueue
 from manager_fw.ring import FRAME_OVERHEAD, RING_HISTORY, SEGMENT_HEADER_SIZE, Ring
-from shared.history import (
-    KIND_DELTA,
-    KIND_KEY,
-    BitReader,
-    BitWriter,
-    Snapshot,
-    SnapshotEncoder,
-    decode_payload,
-)
+from shared.history import KIND_DELTA, KIND_KEY, Snapshot, SnapshotEncoder, decode_payload
+from shared.history_bits import BitReader, BitWriter
 from shared.thresholds import ThresholdSet
 
 DEFAULT_SEGMENT_SIZE = 65536

@@ -7,7 +7,7 @@
 #   1 u16  payload length N, little-endian
 #   3 u32  time, StringCare seconds, little-endian
 #   7 N    payload
-# begin()/write()/end() add one entry (write() is the sink of shared.history.BitWriter,
+# begin()/write()/end() add one entry (write() is the sink of shared.history_bits.BitWriter,
 # so a snapshot is encoded straight into the queue); a full queue refuses the entry
 # (begin() returns False) and the caller counts it.  The reader side gives the head
 # entry's kind/time/length and streams its payload into a ring frame through a small
