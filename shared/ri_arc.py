@@ -17,6 +17,11 @@ _ARC_RHO_Q30 = (
 _ARC_FIRST_SAMPLE = const(3)  # the profile fit starts here (the sink's edge is over)
 _ARC_FIRST_TAU = const(4)  # candidates from 2 samples (0.8 ms at 2.5 kHz)
 _ARC_SIGNIFICANCE = const(9)  # an arc's fit must gain 9x the residual variance (3 sigma)
+_H_Q = const(13)  # the fit's arc response h in its sums: Q13 (a unit rise is 2**13)
+_H_STATE_Q = const(27)  # ... and while it is computed (h (1 - rho) stays resolved)
+_Y_BITS = const(15)  # the fitted data: |y| < 2**15
+_LIMB_BITS = const(28)
+_LIMB_MASK = const((1 << 28) - 1)
 
 
 def _current_at_v(profile_i, p: int, skew_q10: int) -> int:
@@ -28,24 +33,43 @@ def _current_at_v(profile_i, p: int, skew_q10: int) -> int:
 
 
 def _arc_fit(rho: int, inc, ys, p0: int, sums):
-    """(explained, E numerator, determinant) of y ~ a + b p + E h(p) for one tau."""
+    """(explained, E numerator, determinant) of y ~ a + b p + E h(p) for one tau.
+
+    Small integers in the loop over the profile (this runs for every candidate tau):
+    h runs in Q27 (rho rounded to Q15, the product in two halves) and enters the sums
+    in Q13 (rounded: in Q13 alone a slow arc's tail would stop decaying once
+    h (1 - rho) < 1/2), |y| < 2**15, so every product is < 2**29; the sums
+    that can outgrow 2**30 (of h*h and h*y) are carried in two limbs of 28 bits.  Only
+    Cramer's rule (a few products, once per tau) uses big integers.  The determinant
+    is returned as for h in Q30 (times 2**17), what arc_slot_sums expects."""
     m, s_p, s_pp, y, y_p = sums
     n = len(ys)
     steps = len(inc)
+    rho15 = (rho + 16384) >> 15
     h = 0
     s_r = 0
-    s_pr = 0
-    s_rr = 0
-    y_r = 0
+    s_pr = 0  # < 250 * 250 * 1.2 * 2**13 < 2**30 (250 samples per slot, the plans)
+    rr_lo = 0
+    rr_hi = 0
+    yr_lo = 0
+    yr_hi = 0
     for p in range(n):
-        h = (h * rho) >> 30
+        # h (Q27, < 2**28) times rho (Q15) in two halves: each product < 2**29
+        h = ((h >> 14) * rho15 >> 1) + (((h & 16383) * rho15 + 16384) >> 15)
         if p < steps:
             h += inc[p]
         if p >= p0:
-            s_r += h
-            s_pr += p * h
-            s_rr += h * h
-            y_r += h * ys[p]
+            r = (h + 8192) >> 14  # the regressor in Q13
+            s_r += r
+            s_pr += p * r
+            rr_lo += r * r
+            rr_hi += rr_lo >> _LIMB_BITS
+            rr_lo &= _LIMB_MASK
+            yr_lo += r * ys[p]
+            yr_hi += yr_lo >> _LIMB_BITS
+            yr_lo &= _LIMB_MASK
+    s_rr = (rr_hi << _LIMB_BITS) + rr_lo
+    y_r = (yr_hi << _LIMB_BITS) + yr_lo
     # Cramer on [[m, s_p, s_r], [s_p, s_pp, s_pr], [s_r, s_pr, s_rr]] (a, b, E)
     c00 = s_pp * s_rr - s_pr * s_pr
     c01 = s_pr * s_r - s_p * s_rr
@@ -59,7 +83,8 @@ def _arc_fit(rho: int, inc, ys, p0: int, sums):
     na = c00 * y + c01 * y_p + c02 * y_r
     nb = c01 * y + c11 * y_p + c12 * y_r
     ne = c02 * y + c12 * y_p + c22 * y_r
-    return (na * y + nb * y_p + ne * y_r) // det, ne, det  # the fit's share of sum(y^2)
+    explained = (na * y + nb * y_p + ne * y_r) // det  # the fit's share of sum(y^2)
+    return explained, ne, det << (30 - _H_Q)
 
 
 def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
@@ -87,7 +112,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     for p in range(n):
         window_sum += window[p]
     one = 1 << 30
-    # The current's unit rise at the i samples' instants: increments (Q30) summing to
+    # The current's unit rise at the i samples' instants: increments (Q27) summing to
     # one.  Before the edge the profile holds sum(s_k u_(k-1)) of the current, after
     # it sum(s_k u_k) = slots / 2 of it (u_-1 = 0: at rest before the capture).
     before = 0
@@ -107,7 +132,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     prev = q_pre
     for p in range(steps):
         q = profile_i[p]
-        inc[p] = ((q - prev) * one) // rise
+        inc[p] = ((q - prev) << _H_STATE_Q) // rise  # Q27 increments (the fit's h)
         prev = q
     # the data's sums (independent of tau)
     m = n - p0
@@ -115,8 +140,8 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     s_pp = 0
     y = 0
     y_p = 0
-    # y is held shifted right by y_shift so that every |y_p| < 2**29: 250 small ints, not
-    # 250 big ones (the M0's module heap); the fit is linear in y, E is shifted back
+    # y is held shifted right by y_shift so that every |y_p| < 2**15: 250 small ints,
+    # and h * y < 2**29 in the fit (the fit is linear in y, E is shifted back)
     peak = 0
     for p in range(p0, n):
         v = profile[p] * di * 1024 - _current_at_v(profile_i, p, skew_q10) * dv
@@ -125,16 +150,21 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
         if v > peak:
             peak = v
     y_shift = 0
-    while peak >> y_shift >= 1 << 29:
+    while peak >> y_shift >= 1 << _Y_BITS:
         y_shift += 1
     ys = [0] * n
+    yp_lo = 0  # y_p in two limbs (p * y < 2**23, the sum not)
+    yp_hi = 0
     for p in range(p0, n):
         v = (profile[p] * di * 1024 - _current_at_v(profile_i, p, skew_q10) * dv) >> y_shift
         ys[p] = v
         s_p += p
         s_pp += p * p
         y += v
-        y_p += p * v
+        yp_lo += p * v
+        yp_hi += yp_lo >> _LIMB_BITS
+        yp_lo &= _LIMB_MASK
+    y_p = (yp_hi << _LIMB_BITS) + yp_lo
     sums = (m, s_p, s_pp, y, y_p)
     # the straight line alone (a + b p) and the data's sum of squares: an arc must
     # explain clearly more than noise and ripple leakage would (ARC_SIGNIFICANCE
@@ -143,9 +173,13 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     if det2 <= 0:
         return None
     line = (s_pp * y * y - 2 * s_p * y * y_p + m * y_p * y_p) // det2
-    yy = 0
+    yy_lo = 0
+    yy_hi = 0
     for p in range(p0, n):
-        yy += ys[p] * ys[p]
+        yy_lo += ys[p] * ys[p]
+        yy_hi += yy_lo >> _LIMB_BITS
+        yy_lo &= _LIMB_MASK
+    yy = (yy_hi << _LIMB_BITS) + yy_lo
     best = None
     fits = []
     for j in range(_ARC_FIRST_TAU, len(_ARC_RHO_Q30)):
@@ -189,7 +223,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     for p in range(n):
         h = (h * rho) >> 30
         if p < steps:
-            h += inc[p]
+            h += inc[p] << (30 - _H_STATE_Q)  # Q30 here
         s_wr += window[p] * ((h << 30) // shift)
     # per slot: the arc's Hann-weighted sum for a unit arc voltage (Q30 x window units),
     # alpha the arc state at the slot start (at rest before the capture); C (Q30) the
