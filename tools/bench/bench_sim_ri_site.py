@@ -12,6 +12,9 @@ readings against the block's true R0 at each capture's temperature (the measurem
 own repeatability under site conditions).
 module.ri.day_sigma_pct.site: the same of the raw readings (what a judgement that
 compares readings over a day sees, R0(T) included).
+module.ri.silent_error_pct.site: captures that gave a value more than 3 % off R0 at
+the block's temperature (a saturated amplifier the check missed): a site that reads
+-80 % every time repeats well, so the sigma alone does not show it.
 
 Self-consistency figures: the module measures the model it is simulated with (docs/ri.md).
 """
@@ -53,13 +56,20 @@ METRICS = {
         "the same of the raw readings (R0(T) over a 6 K daily swing included)",
     ),
     "module.ri.failed_pct.site": ("%", None, "captures of the site set that gave no value"),
+    "module.ri.silent_error_pct.site": (
+        "%",
+        "<= 0",
+        "captures of the site set that gave a value more than 3 % off R0(T)",
+    ),
 }
+SILENT_ERROR = 0.03  # a value this far off R0(T) is a wrong number, not noise
 
 
 def site_sigmas(
     variant: variants.Variant, site: int, bench: riset.Bench
-) -> tuple[float, float, int]:
-    """(sigma % against R0(T), sigma % of the raw readings, captures with no value)."""
+) -> tuple[float, float, int, int]:
+    """(sigma % against R0(T), sigma % of the raw readings, captures with no value,
+    captures with a value more than SILENT_ERROR off R0(T))."""
     rng = random.Random(("ri-site", variant.id, site).__repr__())
     r0_25 = riset.ri_values(variant)[riset.RI_VALUES_PER_VARIANT // 2]
     capacity_ah = riset.RI_CAPACITY_MOHM_AH_PER_CELL * variant.cells / (r0_25 * 1000.0)
@@ -75,6 +85,7 @@ def site_sigmas(
     rel: list[float] = []
     raw: list[float] = []
     failed = 0
+    silent = 0
     for k in range(CAPTURES):
         temp_c = 25.0 + DAILY_SWING_K / 2 * math.cos(2 * math.pi * k / CAPTURES)
         r0 = r0_25 * (1 + R0_TEMPCO_PER_K * (25.0 - temp_c))
@@ -106,12 +117,15 @@ def site_sigmas(
             continue
         rel.append(result.ri_nohm / (r0 * 1e9))
         raw.append(float(result.ri_nohm))
+        if abs(rel[-1] - 1) > SILENT_ERROR:
+            silent += 1
     if len(rel) < 3:
-        return 0.0, 0.0, failed
+        return 0.0, 0.0, failed, silent
     return (
         statistics.stdev(rel) / statistics.mean(rel) * 100,
         statistics.stdev(raw) / statistics.mean(raw) * 100,
         failed,
+        silent,
     )
 
 
@@ -120,14 +134,21 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
     worst_rel = 0.0
     worst_day = 0.0
     failed = 0
+    silent = 0
     for variant in variants.VARIANTS:
         for site in range(SITES):
-            s_rel, s_day, n_failed = site_sigmas(variant, site, bench)
+            s_rel, s_day, n_failed, n_silent = site_sigmas(variant, site, bench)
             worst_rel = max(worst_rel, s_rel)
             worst_day = max(worst_day, s_day)
             failed += n_failed
+            silent += n_silent
             if n_failed:
                 progress("%s site %d: %d captures gave no value" % (variant.code, site, n_failed))
+            if n_silent:
+                progress(
+                    "%s site %d: %d captures more than %d %% off R0(T), sigma %.3f %%"
+                    % (variant.code, site, n_silent, SILENT_ERROR * 100, s_rel)
+                )
         progress(
             "%s: repeat sigma so far %.3f %%, day %.3f %%" % (variant.code, worst_rel, worst_day)
         )
@@ -136,5 +157,8 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
         "module.ri.day_sigma_pct.site": round(worst_day, 3),
         "module.ri.failed_pct.site": round(
             failed * 100 / (len(variants.VARIANTS) * SITES * CAPTURES), 1
+        ),
+        "module.ri.silent_error_pct.site": round(
+            silent * 100 / (len(variants.VARIANTS) * SITES * CAPTURES), 1
         ),
     }
