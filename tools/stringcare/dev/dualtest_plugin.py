@@ -43,6 +43,7 @@ import ast
 import inspect
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,11 @@ from stringcare.vboard import micropython_executable
 DUAL_DIR = Path("host_tests") / "dual"
 HEAP_BUDGET_KB = {"shared": 64, "module_fw": 64, "manager_fw": 192}
 DEFAULT_TIMEOUT_S = 120
+# A MicroPython case's timeout counts its own CPU seconds (RLIMIT_CPU): a hang spins and
+# is caught the same on an idle or a busy machine, where a wall-clock limit tripped on
+# a 20 CPU-s case that a loaded machine stretched past 120 s.  The wall clock is only a
+# backstop for a case that hangs without spinning.
+WALL_BACKSTOP_X = 5
 # Heap added on top of the budget to load the .mpy files; the runner fills whatever the
 # frozen-firmware emulation does not grant the test with ballast (host_tests/mp_runner.py).
 CODE_ALLOWANCE_KB = 256
@@ -421,15 +427,37 @@ class MicroPythonItem(pytest.Item):
         ]
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)
+        cpu_s = self.timeout_s
+
+        def limit_cpu() -> None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
+
         try:
             proc = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=self.timeout_s, env=env, cwd=root
+                cmd,
+                capture_output=True,
+                text=True,
+                timeout=self.timeout_s * WALL_BACKSTOP_X,
+                env=env,
+                cwd=root,
+                preexec_fn=limit_cpu,
             )
         except subprocess.TimeoutExpired as exc:
             raise MicroPythonFailure(
-                "MicroPython case did not finish within %d s (hang?)\n%s"
-                % (self.timeout_s, exc.stdout.decode() if isinstance(exc.stdout, bytes) else "")
+                "MicroPython case did not finish within %d s of wall time (hung without "
+                "spinning?)\n%s"
+                % (
+                    self.timeout_s * WALL_BACKSTOP_X,
+                    exc.stdout.decode() if isinstance(exc.stdout, bytes) else "",
+                )
             ) from None
+        if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+            raise MicroPythonFailure(
+                "MicroPython case used its %d CPU seconds without finishing (hang? a file "
+                "may allow more with MICROPYTHON_TIMEOUT_S = <int>)\n%s" % (cpu_s, proc.stdout)
+            )
         out = proc.stdout
         for line in out.splitlines():
             if line.startswith(PEAK_MARK):
