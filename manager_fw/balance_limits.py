@@ -60,6 +60,9 @@ CAUSE_TEXT = (
 DEFAULT_WH_PER_BLOCK = const(24)  # the default cap: 1 W per module, on average
 DEFAULT_HOLD_MWH_PER_BLOCK = const(2400)  # the default hold budget: 0.1 W per module
 ALLOW_STEP_UV_PER_CELL = const(100)  # the allowance's step per sample (rising)
+LIFT_BANDS = const(1)  # the lift's limit, in bands
+RISING_DIV = const(64)  # a round in which the low block rose d0 / 64 or more ...
+RISING_ROUNDS = const(3)  # ... earns another, up to this many rounds of give_up_s
 BUCKETS = const(24)  # hours in a day
 BUCKET_S = const(3600)
 
@@ -111,7 +114,8 @@ class BalanceLimits:
         self.watch_addr = array("H", [0] * n)
         self.watch_since_s = array("l", [-1] * n)
         self.watch_deficit_mv = array("l", [0] * n)
-        self.watch_v0_mv = array("l", [0] * n)
+        self.watch_round_mv = array("l", [0] * n)  # the deficit when this round began
+        self.watch_rounds = bytearray(n)
         self.cause = bytearray(ranges[-1][1] + 1)  # per address: CAUSE_* while excluded
         self.excluded_count = 0
         # energy: mJ not yet in a bucket, hourly buckets of mWh, the bucket's hour
@@ -237,6 +241,7 @@ class BalanceLimits:
             # (an allowance: the others hold above the target by choice, they do not
             # try to lift the low block; nothing can be concluded about it)
             self.watch_since_s[k] = -1
+            strings.lift_uv[k] = 0
             return
         low = -1
         others = 0
@@ -247,6 +252,7 @@ class BalanceLimits:
             if low < 0 or poll.voltage_mv[a] < poll.voltage_mv[low]:
                 low = a
         if low < 0:
+            strings.lift_uv[k] = 0
             return
         for a in range(first, last + 1):
             if a != low and not excl[a] and poll.state[a] == pl.ST_OK:
@@ -254,6 +260,15 @@ class BalanceLimits:
                 if poll.balance_pct[a]:
                     bleeding += 1
         deficit = target - poll.voltage_mv[low]
+        # the lift: while the low block is far below, every other block bleeds down to
+        # the target minus (deficit - band), at most band: they bleed about fully, as
+        # the greedy reference does, and the string current lifts the low block
+        lift = deficit - self.band_mv
+        if lift < 0:
+            lift = 0
+        elif lift > LIFT_BANDS * self.band_mv:
+            lift = LIFT_BANDS * self.band_mv
+        strings.lift_uv[k] = lift * 1000
         if deficit <= self.band_mv or bleeding * 2 < others or not others:
             self.watch_since_s[k] = -1
             return
@@ -261,15 +276,26 @@ class BalanceLimits:
             self.watch_addr[k] = low
             self.watch_since_s[k] = now_s
             self.watch_deficit_mv[k] = deficit
-            self.watch_v0_mv[k] = poll.voltage_mv[low]
+            self.watch_round_mv[k] = deficit
+            self.watch_rounds[k] = 0
             return
         d0 = self.watch_deficit_mv[k]
         if deficit * 2 <= d0:  # it is coming: watch again from here
             self.watch_since_s[k] = now_s
             self.watch_deficit_mv[k] = deficit
+            self.watch_round_mv[k] = deficit
+            self.watch_rounds[k] = 0
             return
         if now_s - self.watch_since_s[k] < self.give_up_s:
             return
+        # still rising (an undercharged block charging: its voltage stays low until it
+        # is nearly full): another round of give_up_s, up to RISING_ROUNDS in all
+        if (self.watch_round_mv[k] - deficit) * RISING_DIV >= d0:
+            if self.watch_rounds[k] < RISING_ROUNDS - 1:
+                self.watch_rounds[k] += 1
+                self.watch_since_s[k] = now_s
+                self.watch_round_mv[k] = deficit
+                return
         rose = d0 - deficit
         if rose * 10 >= d0:
             cause = CAUSE_UNDERCHARGED

@@ -81,6 +81,9 @@ class Strings:
         # per string: how far above the target the modules are told to hold their blocks
         # (uV; manager_fw/balance_limits.py, the hold budget).  0: equalise to the target.
         self.allow_uv = array("l", [0] * n)
+        # per string: how far below the target the modules are told to bleed while a
+        # block sits far below it (uV; balance_limits.py, the lift): 0 otherwise
+        self.lift_uv = array("l", [0] * n)
 
     def update(self, poll: pl.Poller) -> None:
         """Recompute every string from the poller's arrays and set its SET_TARGET.
@@ -96,8 +99,11 @@ class Strings:
             if self.discharging[k]:
                 flags |= p.TARGET_DISCHARGE
             poll.target_flags[k] = flags
-            t = self.target_uv(k) + self.allow_uv[k]  # the hold band's top (balance_limits)
+            # the hold band's top, or the lift's bottom (balance_limits)
+            t = self.target_uv(k) + self.allow_uv[k] - self.lift_uv[k]
             poll.target_uv[k] = t if t <= p.TARGET_MAX_UV else p.TARGET_MAX_UV
+            if t < 0:
+                poll.target_uv[k] = 0
 
     def _sum_string(self, poll: pl.Poller, k: int) -> int:
         """String k's sum, average, extremes and target from the modules read in this
