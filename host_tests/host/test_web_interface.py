@@ -505,7 +505,9 @@ def test_discharges_list_each_blocks_deepest_point(sim, admin):
         "return [...document.querySelectorAll('table.discharge td')].map(c => c.textContent)"
     )
     assert cells and len(cells) % MODULES == 0, cells  # every block of both strings
-    assert all(12.0 < float(c) < 14.0 for c in cells), cells
+    # the deepest point, not the float level the discharge started from (~13.5 V): the
+    # blocks read ~12.67 V there (2.4 A per string, 10 minutes)
+    assert all(12.0 < float(c) < 13.0 for c in cells), cells
     shot(admin, "discharges")
 
 
