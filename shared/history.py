@@ -272,40 +272,13 @@ class SnapshotEncoder:
         thresholds: None, or a list with one ThresholdSet per string (key frames only).
         """
         m = self.module_count
-        s_count = self.string_count
         if not (0 <= mode <= MODE_MAX):
             raise ValueError("history mode must be 0..%d, got %d" % (MODE_MAX, mode))
         if key:
-            bw.put(FORMAT_VERSION, 8)
-            bw.put(mode, 8)
-            bw.put(m, 16)
-            bw.put(s_count, 8)
-            for s in range(s_count):
-                bw.put(self.string_sizes[s], 16)
-            if thresholds is None:
-                bw.put(0, 8)
-            else:
-                bw.put(KEY_FLAG_THRESHOLDS, 8)
-                prev = None
-                for s in range(s_count):
-                    t = thresholds[s]
-                    if t is prev:
-                        bw.put(1, 1)
-                    else:
-                        bw.put(0, 1)
-                        _put_thresholds(bw, t)
-                    prev = t
+            self._put_key_head(bw, mode, thresholds)
         else:
             bw.put(mode, 8)
-        base_current = self.base_current
-        for s in range(s_count):
-            c = current_of(current_ma[s])
-            if key:
-                bw.put_wide(c & 0xFFFFFF, CURRENT_BITS)
-            else:
-                put_tiered(bw, c - base_current[s], CURRENT_TIERS, c, CURRENT_BITS)
-            if update:
-                base_current[s] = c
+        self._put_currents(bw, key, current_ma, update)
         base_mv = self.base_mv
         base_cc = self.base_cc
         base_ri = self.base_ri
@@ -349,6 +322,41 @@ class SnapshotEncoder:
                 base_ri[i] = ri
             i += 1
         return bw.finish()
+
+    def _put_currents(self, bw, key, current_ma, update):
+        """Each string's current: absolute in a key frame, else against the base."""
+        base_current = self.base_current
+        for s in range(self.string_count):
+            c = current_of(current_ma[s])
+            if key:
+                bw.put_wide(c & 0xFFFFFF, CURRENT_BITS)
+            else:
+                put_tiered(bw, c - base_current[s], CURRENT_TIERS, c, CURRENT_BITS)
+            if update:
+                base_current[s] = c
+
+    def _put_key_head(self, bw, mode, thresholds):
+        """A key frame's head: format, mode, layout and the thresholds (or none)."""
+        s_count = self.string_count
+        bw.put(FORMAT_VERSION, 8)
+        bw.put(mode, 8)
+        bw.put(self.module_count, 16)
+        bw.put(s_count, 8)
+        for s in range(s_count):
+            bw.put(self.string_sizes[s], 16)
+        if thresholds is None:
+            bw.put(0, 8)
+            return
+        bw.put(KEY_FLAG_THRESHOLDS, 8)
+        prev = None
+        for s in range(s_count):
+            t = thresholds[s]
+            if t is prev:
+                bw.put(1, 1)
+            else:
+                bw.put(0, 1)
+                _put_thresholds(bw, t)
+            prev = t
 
 
 # ---------------------------------------------------------------------------- decoder
@@ -422,53 +430,61 @@ def decode_payload(kind, buf, nbytes, snap, reader=None):
     r = reader if reader is not None else BitReader()
     r.reset(buf, nbytes)
     if kind == KIND_KEY:
-        version = r.get(8)
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                "key frame of format version %d; this reader knows version %d"
-                % (version, FORMAT_VERSION)
-            )
-        mode = r.get(8)
-        m = r.get(16)
-        s_count = r.get(8)
-        if m == 0 or s_count == 0:
-            raise ValueError("key frame with %d modules in %d strings" % (m, s_count))
-        snap.resize(m, s_count)
-        total = 0
-        for s in range(s_count):
-            size = r.get(16)
-            snap.string_sizes[s] = size
-            total += size
-        if total != m:
-            raise ValueError("string sizes add up to %d, not the %d modules" % (total, m))
-        flags = r.get(8)
-        if flags & KEY_FLAG_THRESHOLDS:
-            ths = []  # type: list
-            for s in range(s_count):
-                if r.get(1) and s > 0:
-                    ths.append(ths[s - 1])
-                else:
-                    ths.append(_get_thresholds(r))
-            snap.thresholds = ths
-        else:
-            snap.thresholds = None
-        for s in range(s_count):
-            snap.string_current_ma[s] = r.get_signed(CURRENT_BITS)
-        for i in range(m):
-            snap.voltage_mv[i] = r.get(VOLTAGE_BITS)
-            snap.temp_cc[i] = r.get_signed(TEMP_BITS)
-            b = r.get(BALANCE_BITS)
-            if b > BALANCE_MAX_PCT:
-                raise ValueError("module %d: balance level %d %% > 100" % (i + 1, b))
-            snap.balance_pct[i] = b
-            snap.state[i] = r.get(STATE_BITS)
-            snap.ri_nohm[i] = r.get_wide(RI_BITS)
-        snap.mode = mode
-        snap.key = True
-        snap.valid = True
-        return
-    if kind != KIND_DELTA:
+        _decode_key(r, snap)
+    elif kind == KIND_DELTA:
+        _decode_delta(r, snap)
+    else:
         raise ValueError("not a history payload kind: 0x%02x" % kind)
+
+
+def _decode_key(r, snap):
+    version = r.get(8)
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            "key frame of format version %d; this reader knows version %d"
+            % (version, FORMAT_VERSION)
+        )
+    mode = r.get(8)
+    m = r.get(16)
+    s_count = r.get(8)
+    if m == 0 or s_count == 0:
+        raise ValueError("key frame with %d modules in %d strings" % (m, s_count))
+    snap.resize(m, s_count)
+    total = 0
+    for s in range(s_count):
+        size = r.get(16)
+        snap.string_sizes[s] = size
+        total += size
+    if total != m:
+        raise ValueError("string sizes add up to %d, not the %d modules" % (total, m))
+    flags = r.get(8)
+    if flags & KEY_FLAG_THRESHOLDS:
+        ths = []  # type: list
+        for s in range(s_count):
+            if r.get(1) and s > 0:
+                ths.append(ths[s - 1])
+            else:
+                ths.append(_get_thresholds(r))
+        snap.thresholds = ths
+    else:
+        snap.thresholds = None
+    for s in range(s_count):
+        snap.string_current_ma[s] = r.get_signed(CURRENT_BITS)
+    for i in range(m):
+        snap.voltage_mv[i] = r.get(VOLTAGE_BITS)
+        snap.temp_cc[i] = r.get_signed(TEMP_BITS)
+        b = r.get(BALANCE_BITS)
+        if b > BALANCE_MAX_PCT:
+            raise ValueError("module %d: balance level %d %% > 100" % (i + 1, b))
+        snap.balance_pct[i] = b
+        snap.state[i] = r.get(STATE_BITS)
+        snap.ri_nohm[i] = r.get_wide(RI_BITS)
+    snap.mode = mode
+    snap.key = True
+    snap.valid = True
+
+
+def _decode_delta(r, snap):
     if not snap.valid:
         raise ValueError("delta frame without the key frame it builds on")
     snap.mode = r.get(8)
