@@ -245,8 +245,8 @@ def _parse_delays(obj, cfg: SiteConfig) -> None:
     cfg.ri_offset_nohm = field_int(o, "ri_nohm", "offsets", -10000000, 10000000, 0)
     cfg.temp_offset_mc = field_int(o, "temp_mc", "offsets", -10000, 10000, 0)
     s = section(obj, "silent", field_keys(SILENT_FIELDS))
-    cfg.silent_delay_s = field_int(s, "alarm_delay_s", "silent", 10, 3600, 240)
-    cfg.silent_contact_delay_s = field_int(s, "contact_delay_s", "silent", 0, 3600, 90)
+    vals = [field_int(s, f[0], "silent", f[1], f[2], f[3]) for f in SILENT_FIELDS]
+    cfg.silent_delay_s, cfg.silent_contact_delay_s = vals
 
 
 def _parse_ri(obj, cfg: SiteConfig) -> None:
@@ -276,12 +276,18 @@ def _parse_ri(obj, cfg: SiteConfig) -> None:
 def _parse_discharge_runaway(obj, cfg: SiteConfig, profile) -> None:
     d = section(obj, "discharge", field_keys(DISCHARGE_FIELDS))
     drop_default = profile.low_warning_uv * cfg.cells // 1000
-    cfg.discharge_drop_mv = field_int(d, "drop_mv", "discharge", 500, 30000, drop_default)
-    cfg.discharge_current_ma = field_int(d, "current_ma", "discharge", 100, 1000000, 1000)
-    cfg.discharge_confirm_cycles = field_int(d, "confirm_cycles", "discharge", 1, 20, 2)
-    cfg.discharge_end_s = field_int(d, "end_s", "discharge", 0, 3600, 60)
-    cfg.discharge_recovery_s = field_int(d, "recovery_s", "discharge", 0, 172800, 43200)
-    cfg.recharge_max_s = field_int(d, "recharge_max_s", "discharge", 600, 604800, 43200)
+    vals = [
+        field_int(d, f[0], "discharge", f[1], f[2], drop_default if f[3] is None else f[3])
+        for f in DISCHARGE_FIELDS
+    ]
+    (
+        cfg.discharge_drop_mv,
+        cfg.discharge_current_ma,
+        cfg.discharge_confirm_cycles,
+        cfg.discharge_end_s,
+        cfg.discharge_recovery_s,
+        cfg.recharge_max_s,
+    ) = vals
     rw = section(obj, "runaway", ("enabled",) + field_keys(RUNAWAY_FIELDS))
     cfg.runaway_enabled = field_bool(rw, "enabled", "runaway", True)
     vals = [field_int(rw, f[0], "runaway", f[1], f[2], f[3] or 0) for f in RUNAWAY_FIELDS]
