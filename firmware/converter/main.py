@@ -4,17 +4,11 @@
 # at power-up (boards/rp2040_converter/README.md).
 import stringcare_bundle as bundle
 
-try:
-    import stringcare_settings
-
-    settings = stringcare_settings.SETTINGS
-except ImportError:
-    settings = {}
-
+import boards
 from shared import bridge
 
-io_module = __import__("boards.%s.hal" % bundle.BOARD["name"], None, None, ("make_io",))
-io = io_module.make_io(bundle.BOARD, settings)
+settings = boards.settings()
+io = boards.shell(bundle.BOARD, settings, "make_io")
 if io.repl_requested():
     print("stringcare: converter: REPL button held, bridge not started")
 else:

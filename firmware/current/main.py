@@ -3,18 +3,12 @@
 # logic shared/currentsensor.py, the loop shared/busdevice.py.
 import stringcare_bundle as bundle
 
-try:
-    import stringcare_settings
-
-    settings = stringcare_settings.SETTINGS
-except ImportError:
-    settings = {}
-
+import boards
 from shared import busdevice, version
 from shared.currentsensor import CurrentSensorCore
 
-hal_module = __import__("boards.%s.hal" % bundle.BOARD["name"], None, None, ("make_hal",))
-hal = hal_module.make_hal(bundle.BOARD, settings)
+settings = boards.settings()
+hal = boards.shell(bundle.BOARD, settings)
 core = CurrentSensorCore(
     hal.string_no, hal.uid, hal.hw_rev, hal.ma_per_code_num, hal.ma_per_code_den,
     hal.range_ma, hal.zero_code,

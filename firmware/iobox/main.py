@@ -5,19 +5,13 @@
 # loop shared/busdevice.py.
 import stringcare_bundle as bundle
 
-try:
-    import stringcare_settings
-
-    settings = stringcare_settings.SETTINGS
-except ImportError:
-    settings = {}
-
+import boards
 from shared import busdevice, version
 from shared import relaybox as rb
 from shared.relaybox import RelayBoxCore
 
-hal_module = __import__("boards.%s.hal" % bundle.BOARD["name"], None, None, ("make_hal",))
-hal = hal_module.make_hal(bundle.BOARD, settings)
+settings = boards.settings()
+hal = boards.shell(bundle.BOARD, settings)
 core = RelayBoxCore(hal.box, hal.uid, hal.hw_rev, hal.watchdog_ms, hal.failsafe_mask)
 # the site key of RELAY_SET (docs/protocol.md §5a): from the key file, or given over USB
 key_note = rb.load_key_file(core)

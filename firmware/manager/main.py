@@ -6,15 +6,10 @@
 # (manager_fw/web/board.py); without it, alone.
 import stringcare_bundle as bundle
 
-try:
-    import stringcare_settings
+import boards
 
-    settings = stringcare_settings.SETTINGS
-except ImportError:
-    settings = {}
-
-hal_module = __import__("boards.%s.hal" % bundle.BOARD["name"], None, None, ("make_hal",))
-hal = hal_module.make_hal(bundle.BOARD, settings)
+settings = boards.settings()
+hal = boards.shell(bundle.BOARD, settings)
 if settings.get("web_port"):
     from manager_fw.web import board as web
 

@@ -3,17 +3,11 @@
 # its hardware shell comes from boards/<board>/hal.py, the loop from module_fw/main.py.
 import stringcare_bundle as bundle
 
-try:
-    import stringcare_settings
-
-    settings = stringcare_settings.SETTINGS
-except ImportError:
-    settings = {}
-
+import boards
 from module_fw import main as shell
 
-hal_module = __import__("boards.%s.hal" % bundle.BOARD["name"], None, None, ("make_hal",))
-hal = hal_module.make_hal(bundle.BOARD, settings)
+settings = boards.settings()
+hal = boards.shell(bundle.BOARD, settings)
 try:
     import stringcare_provision  # written by `stringcare deploy --address/--variant`
 
