@@ -49,10 +49,6 @@ METRICS = {
 }  # fmt: skip
 
 
-def _spans(marks: list[int], base: int) -> list[int]:
-    return [marks[i + 1] - marks[i] - base for i in range(0, len(marks), 2)]
-
-
 def run(progress: Callable[[str], None]) -> dict[str, float]:
     root = layout.repo_root()
     reason = m0.missing(root)
@@ -71,14 +67,14 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
     c = bench_m0.Counter(root, romfs)
     try:
         _, marks = c.run("import sha256_work as w\nfor _ in range(3):\n    w.empty()\n")
-        base = _spans(marks, 0)[0]
+        base = bench_m0.spans(marks, 0)[0]
         _, marks = c.run("w.blocks()\n")
-        py, vi = _spans(marks, base)
+        py, vi = bench_m0.spans(marks, base)
         out["sha256.block_m0_kinstr.python"] = round(py / 1000, 1)
         out["sha256.block_m0_kinstr.viper"] = round(vi / 1000, 1)
         progress("one block: %d instructions in Python, %d in viper" % (py, vi))
         text, marks = c.run("w.mac_verify()\n")
-        fast, slow = _spans(marks, base)
+        fast, slow = bench_m0.spans(marks, base)
         m = re.search(r"@@ALLOC (-?\d+)", text)
         out["sha256.mac_verify_m0_kinstr.hashlib"] = round(fast / 1000, 1)
         out["sha256.mac_verify_m0_kinstr.fallback"] = round(slow / 1000, 1)
@@ -89,7 +85,7 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
         progress("MAC verify: %d instructions over hashlib, %d over shared/sha256 (~%.2f ms)"
                  % (fast, slow, ms))  # fmt: skip
         _, marks = c.run("w.bundle_hash(%d)\n" % nbytes, 900)
-        (total,) = _spans(marks, base)
+        (total,) = bench_m0.spans(marks, base)
         out["sha256.bundle_m0_minstr.fallback"] = round(total / 1e6, 1)
         out["sha256.bundle_est_s.fallback"] = round(total * CYCLES_PER_INSTR / M0_HZ, 2)
         progress("bundle of %d bytes: %.1f M instructions" % (nbytes, total / 1e6))
