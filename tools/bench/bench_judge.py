@@ -19,10 +19,11 @@ returned, over every scenario with a discharge.
 Every scenario's verdict is written to build/bench/judge-scenarios.json, rewritten after
 each scenario (a long run stopped part-way keeps what it judged).
 
-The whole library is ~460 simulated hours: on a shared 2-core machine ~70 CPU minutes,
-serially (one core).  STRINGCARE_JUDGE_ONLY=name,name,... runs those scenarios only
-(in that order; their figures then cover only them: judge.scenarios_total says how
-many); STRINGCARE_JUDGE_SOUND=0 leaves out the balance scenarios' sound strings.
+The whole library is ~460 simulated hours: about an hour of CPU (4-8 CPU s per
+simulated hour of a 16-block string), serially.  STRINGCARE_JUDGE_ONLY=name,name,...
+runs those scenarios only, in that order (the figures then cover only them:
+judge.scenarios_total says how many); STRINGCARE_JUDGE_SOUND=0 leaves out the balance
+scenarios' sound strings.
 """
 
 from __future__ import annotations
