@@ -14,7 +14,12 @@
 #              and only then does the voltage reach the float band (IEEE 1188 §5 and
 #              EN 50272-2 size a recharge in hours: 8-24 h to full charge at 0.1 C) - so
 #              the low levels stay the end-of-discharge ones and the spread is not
-#              judged.  A recharge that takes longer than `recharge_max_s` is slow: the
+#              judged.  The recharge ends when that has held for SETTLE_S: right
+#              after the string reaches its float voltage the blocks still
+#              redistribute (the charge current tapers; a block that fills first climbs
+#              and, the charger holding the string's sum, pushes the others down for
+#              minutes: a centre-tapped UPS's half did so 2.5 min after its first
+#              good cycle).  A recharge that takes longer than `recharge_max_s` is slow: the
 #              float levels return and one EV_RECHARGE_SLOW event names the lowest block
 #              (a block that does not take charge: a shorted cell, a sulphated block, a
 #              charger short of current).
@@ -37,6 +42,7 @@ PH_BOOST = const(3)
 PHASE_NAMES = ("float", "discharge", "recharge", "boost")
 
 RECHARGE_MAX_S_DEFAULT = const(43200)  # 12 h: the SPEC's post-discharge watch
+SETTLE_S = const(1800)  # the recharge's end condition holds this long before float
 
 
 class ChargePhases:
@@ -51,6 +57,7 @@ class ChargePhases:
         self.changed: list = []  # (string) whose phase changed in the last update
         self.slow_now: list = []  # strings whose recharge became slow in the last update
         self.previous = bytearray(n)  # phase before the last change, for the event
+        self.back_s = array("l", [-1] * n)  # recharge: since when the end condition holds
 
     def update(
         self,
@@ -74,7 +81,11 @@ class ChargePhases:
         elif not have_data:
             new = ph
         elif ph == PH_RECHARGE:
-            if lowest_ok and avg_mv >= window_low_mv:
+            if not (lowest_ok and avg_mv >= window_low_mv):
+                self.back_s[k] = -1
+            elif self.back_s[k] < 0:
+                self.back_s[k] = now_s
+            if self.back_s[k] >= 0 and now_s - self.back_s[k] >= SETTLE_S:
                 new = PH_BOOST if avg_mv > window_high_mv else PH_FLOAT
             elif not self.slow[k] and now_s - self.since_s[k] >= self.recharge_max_s:
                 self.slow[k] = 1
@@ -90,6 +101,7 @@ class ChargePhases:
             self.phase[k] = new
             self.since_s[k] = now_s
             self.slow[k] = 0
+            self.back_s[k] = -1
 
     def begin_update(self) -> None:
         """Before the strings' updates of one cycle: forget the last cycle's news."""

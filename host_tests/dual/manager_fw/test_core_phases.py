@@ -47,6 +47,7 @@ def test_a_normal_recharge_raises_no_low_voltage_warning():
         for m in site.modules:
             m.voltage_mv = v
         site.run_s(600)
+    site.run_s(ph.SETTLE_S)  # back in the float band, and settled
     assert c.judge.phases.name(0) == "float" and not c.judge.relaxed(0)
     assert low_voltage_events(site) == []  # none in the discharge, none in the recharge
     assert phase_events(site) == [
@@ -79,7 +80,7 @@ def test_a_slow_recharge_raises_one_event_and_the_float_levels_return():
     assert len(site.events(ev.EV_RECHARGE_SLOW)) == 1  # one event, not one per cycle
     # the block recovers: float, and the warning clears
     site.modules[2].voltage_mv = 13500
-    site.run_s(60)
+    site.run_s(60 + ph.SETTLE_S)
     assert c.judge.phases.name(0) == "float"
     assert c.alarms.condition(2, th.Q_VOLTAGE) == th.COND_NORMAL
 
@@ -138,8 +139,9 @@ def test_phase_transitions_as_a_table():
         (30, False, 13200, False, ph.PH_RECHARGE),  # the average is back, a block is not
         (40, True, 12000, False, ph.PH_DISCHARGE),  # the mains fail again
         (50, False, 12600, False, ph.PH_RECHARGE),
-        (60, False, 14300, True, ph.PH_BOOST),  # recharged at the boost voltage
-        (70, False, 13600, True, ph.PH_FLOAT),
+        (60, False, 14300, True, ph.PH_RECHARGE),  # recharged at the boost voltage ...
+        (60 + ph.SETTLE_S, False, 14300, True, ph.PH_BOOST),  # ... and settled
+        (70 + ph.SETTLE_S, False, 13600, True, ph.PH_FLOAT),
     ]
     for t, disch, avg, ok, want in steps:
         phs.begin_update()
@@ -157,3 +159,26 @@ def test_phase_transitions_as_a_table():
         if t < 110 + 3600:
             assert phs.relaxed(0)
     assert news == 1 and not phs.relaxed(0)
+
+
+def test_a_recharge_ends_only_once_the_blocks_have_settled():
+    # site-centre-tapped-ups: the recharge's end condition held for one cycle, then a
+    # block fell below the float low-warning level for minutes while a block that had
+    # filled first climbed (the charger holds the string's sum).  The float levels
+    # return only after the condition has held SETTLE_S.
+    phs = ph.ChargePhases(1, 43200)
+    lo, hi = 13080, 14100
+    phs.update(0, 0, True, True, 12000, lo, hi, False)
+    phs.update(900, 0, False, True, 13000, lo, hi, False)
+    assert phs.phase[0] == ph.PH_RECHARGE
+    phs.update(1900, 0, False, True, 13600, lo, hi, True)  # every block back: not yet
+    assert phs.phase[0] == ph.PH_RECHARGE and phs.relaxed(0)
+    phs.update(2050, 0, False, True, 13600, lo, hi, False)  # a block dips 2.5 min later
+    assert phs.phase[0] == ph.PH_RECHARGE and phs.relaxed(0)
+    phs.update(2320, 0, False, True, 13600, lo, hi, True)  # back 4.5 min later
+    phs.update(2320 + ph.SETTLE_S - 10, 0, False, True, 13600, lo, hi, True)
+    assert phs.phase[0] == ph.PH_RECHARGE  # the clock started again at 2320
+    phs.begin_update()
+    phs.update(2320 + ph.SETTLE_S, 0, False, True, 13600, lo, hi, True)
+    assert phs.phase[0] == ph.PH_FLOAT and not phs.relaxed(0)
+    assert phs.changed == [0] and phs.previous[0] == ph.PH_RECHARGE
