@@ -126,6 +126,16 @@ class EvaluatorBase:
             % (ripple >> 1, (ripple * ri.SATURATION_AA_X10 // 10) >> 1),
         )
 
+    def _take(self, vbuf, ibuf, count):
+        """The start of every feed(): how many of the count sample pairs the plan still
+        wants (0: none), the clip check done on them."""
+        remaining = self.plan.samples - self.fed
+        if count > remaining:
+            count = remaining
+        if count > 0 and not self.clipped:
+            self._check_clip(vbuf, ibuf, count)
+        return count
+
     def _check_clip(self, vbuf, ibuf, count):
         low = fe.RI_CLIP_LOW_CODE
         high = fe.RI_CLIP_HIGH_CODE

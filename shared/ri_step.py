@@ -50,14 +50,10 @@ class StepEvaluator(EvaluatorBase):
 
     def feed(self, vbuf, ibuf, count: int) -> None:
         """Consume count sample pairs (raw codes).  Allocation-free."""
-        plan = self.plan
-        remaining = plan.samples - self.fed
-        if count > remaining:
-            count = remaining
+        count = self._take(vbuf, ibuf, count)
         if count <= 0:
             return
-        if not self.clipped:
-            self._check_clip(vbuf, ibuf, count)
+        plan = self.plan
         slot_samples = plan.slot_samples
         window = self._window
         pos = self._pos
