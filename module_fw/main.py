@@ -31,6 +31,12 @@
 #                                into core.ri_feed(v, i, n); False when it was aborted
 #   hal.feed_watchdog()
 #   hal.sleep_until_bus(ms)      light sleep until bus traffic or ms elapsed
+#   hal.idle_until_bus(ms)       (optional) nothing is due on the bus before its next
+#                                byte (no reply queued, no frame half-received): wait up
+#                                to ms for one, less when the next burst falls due.  A
+#                                virtual board on a host (boards/unix_module) gives its
+#                                CPU back this way; a board's HAL leaves it out and the
+#                                loop polls the UART without pause.
 #   hal.started(text)            tell the console the firmware runs (one line)
 #   hal.shutdown()               loads off (bleed, excitation); the loop is leaving
 #
@@ -62,6 +68,9 @@ SLEEP_SLICE_MS = const(500)
 # Slack between the end of an iteration's work and a queued reply's due time: the
 # loop's own latency to get back to the UART.
 WORK_MARGIN_US = const(1000)
+# hal.idle_until_bus: wake at least this often, so that tick() keeps the button's
+# debounce (module_fw/ui.py DEBOUNCE_MS) and the LED's resolution.
+IDLE_SLICE_MS = const(10)
 
 
 class Shell:
@@ -91,6 +100,7 @@ class Shell:
         # How long one iteration's work (measurement frames, tick, LED, watchdog) took
         # lately, µs: a max that fades by 1/16 per measurement frame.
         self.work_us = 0
+        self.idle_wait = getattr(hal, "idle_until_bus", None)
         hal.voltage_start()
 
     def _queue_reply(self, n: int, end_us: int) -> None:
@@ -182,9 +192,13 @@ class Shell:
                 break
             plan = core.ri_done(ticks_ms())
             hal.feed_watchdog()
-        if core.state.sleeping and not self.tx_len:
+        if self.tx_len:
+            return  # a reply is queued: back to the UART at once (its slot comes first)
+        if core.state.sleeping:
             hal.set_duty(0)
             hal.sleep_until_bus(SLEEP_SLICE_MS)
+        elif self.idle_sent and self.idle_wait is not None:
+            self.idle_wait(IDLE_SLICE_MS)  # the line is idle: wait for its next byte
 
 
 def banner(core) -> str:

@@ -52,6 +52,15 @@ class UnixManagerHal:
         if self.bus is not None:
             self.bus.tx(buf, n)
 
+    def wait_us(self, us: int) -> None:
+        # the manager loop may sleep: block on the bus socket (bytes end it at once);
+        # poll() counts in ms, so a shorter wait returns at once (the loop polls again)
+        if us >= 1000:
+            if self.bus is not None:
+                self.bus.wait(us // 1000)
+            else:
+                time.sleep_ms(us // 1000)
+
     def mute_pressed(self) -> bool:
         return False
 

@@ -27,19 +27,17 @@ from shared import frontend as fe
 from shared import variants
 from shared.measure import tempco_correction_uv
 
-QUIET_US = 300000  # no bus traffic either way for this long: no reply can be due
-NAP_MS = 2  # then each empty read waits this long for traffic (it wakes when bytes come)
-
 
 class TcpBus:
     """The virtual bus hub (tools/stringcare/vboard.BusHub) as a board's bus UART: a
     non-blocking TCP connection; sending takes the bytes' time on the wire.
 
-    The firmware's loop polls the bus without pause, as on the board; a process doing
-    that takes a whole host core per virtual board.  So when the bus has been quiet
-    (QUIET_US: longer than the last slot of a group poll, so no reply is waiting) an
-    empty read waits up to NAP_MS for traffic; bytes arriving end the wait at once, and
-    near traffic the loop runs flat out, so reply timing stays the firmware's own."""
+    rx() never waits.  A board's loop polls its UART without pause; a host process doing
+    that would take a whole core per virtual board, so the loop that owns the bus says
+    when nothing can be due before the line's next byte (the module shell:
+    hal.idle_until_bus; the manager loop: hal.wait_us) and wait() then blocks in poll()
+    on the socket: the first byte ends it at once, so reply timing stays the firmware's
+    own (host_tests/hil/test_firmware.py checks every reply against its slot)."""
 
     def __init__(self, address: str, baud: int) -> None:
         host, port = address.split(":")
@@ -51,7 +49,6 @@ class TcpBus:
         self.poller = select.poll()
         self.poller.register(s, select.POLLIN)
         self.last_rx_us = time.ticks_us()
-        self.last_tx_us = self.last_rx_us
         self.late_us = 0
         self.delays_us: list = []  # board time from the request's last read to each reply
         self.replies = 0
@@ -60,19 +57,7 @@ class TcpBus:
         try:
             n = self.sock.readinto(buf)
         except OSError:
-            n = 0
-        if not n:
-            now = time.ticks_us()
-            if (
-                time.ticks_diff(now, self.last_rx_us) < QUIET_US
-                or time.ticks_diff(now, self.last_tx_us) < QUIET_US
-            ):
-                return 0
-            self.poller.poll(NAP_MS)  # the bus is quiet: wait for traffic (see above)
-            try:
-                n = self.sock.readinto(buf)
-            except OSError:
-                return 0
+            return 0
         if n:
             self.last_rx_us = time.ticks_us()
         return n or 0
@@ -96,9 +81,9 @@ class TcpBus:
                 continue
             data = data[sent:]
         time.sleep_us(n * 10000000 // self.baud)  # the bytes' time on the wire
-        self.last_tx_us = time.ticks_us()
 
     def wait(self, ms: int) -> None:
+        """Block until bus bytes arrive or ms elapsed."""
         self.poller.poll(ms)
 
 
@@ -234,6 +219,15 @@ class UnixModuleHal:
             time.sleep_ms(ms)
         else:
             self.bus.wait(ms)
+
+    def idle_until_bus(self, ms: int) -> None:
+        # the shell has nothing due on the bus: wait for its next byte, but no later
+        # than the end of the running burst (voltage_ready() then becomes true)
+        left = fe.VOLTAGE_FRAME_MS - time.ticks_diff(time.ticks_ms(), self._burst_ms)
+        if left < ms:
+            ms = left
+        if ms > 0:
+            self.sleep_until_bus(ms)
 
     def started(self, text: str) -> None:
         print(text)

@@ -144,3 +144,51 @@ def test_the_frames_go_on_around_the_replies():
     run_until(shell, board, t + 20 * 150000)
     assert len(board.tx_us) == 20
     assert shell.frames - frames >= 29, shell.frames - frames
+
+
+class IdlingBoard(FakeBoard):
+    """A board whose HAL has idle_until_bus (boards/unix_module: a host process gives
+    its CPU back): the wait ends when bytes arrive, at the next frame, or after ms."""
+
+    def __init__(self):
+        FakeBoard.__init__(self)
+        self.shell = None
+        self.idle_calls = 0
+        self.bad_idle = []  # (t, tx_len, idle_sent) of waits while something was due
+
+    def idle_until_bus(self, ms):
+        shell = self.shell
+        self.idle_calls += 1
+        if shell.tx_len or not shell.idle_sent:
+            self.bad_idle.append((self.t, shell.tx_len, shell.idle_sent))
+        end = self.t + ms * 1000
+        if self.next_frame_us < end:
+            end = self.next_frame_us
+        if self.pending is not None and self.pending[0] < end:
+            end = self.pending[0]
+        if end > self.t:
+            self.t = end
+
+
+def test_the_idle_wait_keeps_the_slots_and_never_holds_a_reply():
+    tc_us = p.char_ns(BAUD) // 1000
+    for index in (0, 63):
+        board = IdlingBoard()
+        shell = Shell(board)
+        board.shell = shell
+        run_until(shell, board, 3 * FRAME_PERIOD_US + 5 * FRAME_WORK_US)
+        idle_before = board.idle_calls
+        assert idle_before > 0  # the quiet line was waited on, not polled flat out
+        arrival = board.t + 31000  # in the middle of an idle wait
+        first = ADDRESS - index
+        req = p.encode_bytes(
+            p.ADDR_BROADCAST, p.ADDR_MANAGER, p.CMD_POLL_GROUP, 5, bytes([first, 0, 64])
+        )
+        board.pending = (arrival, req)
+        run_until(shell, board, arrival + 2 * FRAME_PERIOD_US)
+        assert len(board.tx_us) == 1, board.tx_us
+        assert board.rx_end_us - arrival <= LOOP_TICK_US * 4  # the byte ended the wait
+        late = board.tx_us[0] - board.rx_end_us - slot_start_us(index)
+        assert -LOOP_TICK_US <= late < tc_us, (index, late)
+        assert not board.bad_idle, board.bad_idle
+        assert shell.frames >= 5  # the frames went on
