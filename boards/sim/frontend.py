@@ -175,17 +175,116 @@ def _flicker(samples: int, dt: float, rms: float, rng: random.Random) -> list[fl
     ~1 dB), started in their stationary state; total rms ``rms``."""
     lo, hi = FLICKER_BAND_HZ
     gen = np.random.default_rng(rng.getrandbits(64))
-    out = np.zeros(samples)
+    out = [0.0] * samples
     sigma = rms / math.sqrt(FLICKER_POLES)
     for k in range(FLICKER_POLES):
         fc = lo * (hi / lo) ** (k / (FLICKER_POLES - 1))
         a = math.exp(-2 * math.pi * fc * dt)
-        w = gen.normal(0.0, sigma * math.sqrt(1 - a * a), samples)
-        x = gen.normal(0.0, sigma)
-        for n in range(samples):
-            x = a * x + w[n]
-            out[n] += x
-    return [float(v) for v in out]
+        w = gen.normal(0.0, sigma * math.sqrt(1 - a * a), samples).tolist()
+        x = float(gen.normal(0.0, sigma))
+        pole = []
+        for wn in w:  # Python floats: the same IEEE arithmetic as numpy's, faster
+            x = a * x + wn
+            pole.append(x)
+        out = [o + p for o, p in zip(out, pole, strict=True)]
+    return out
+
+
+Matrix = list[list[float]]
+
+
+def _ri_chain_loop(
+    u_n: list[float],
+    t_n: list[float],
+    ripple_n: np.ndarray,
+    flicker: list[float] | None,
+    sink_v: tuple[Matrix, list[float]],
+    sink_i: tuple[Matrix, list[float]],
+    skew: tuple[Matrix, list[float]],
+    arc: tuple[Matrix, list[float]],
+    block: Block,
+    a_rc: float,
+    a_hp: float,
+    coupling: tuple[float, float],
+    drift_v_per_s: float,
+    v_out: tuple[float, float],
+    i_out: tuple[float, float, float],
+) -> tuple[list[float], list[float]]:
+    """The sample-by-sample part of SimBoard.ri_capture: the states of the sink, the
+    anti-alias filters, the block's RC pair and arc and the AC coupling, one sample
+    interval at a time; returns (v amplifier output, i pin) per sample.
+
+    The hot loop of a simulation's Ri captures: the matrices' entries are unpacked
+    into locals and the states kept as scalars (no list per sample), the arithmetic
+    kept in the very order of the straightforward form, so the samples are the same
+    to the last bit."""
+    (av, bv), (ai, bi), (ak, bk), (arc_a, arc_b) = sink_v, sink_i, skew, arc
+    va00, va10, va11 = av[0][0], av[1][0], av[1][1]
+    va20, va21, va22 = av[2][0], av[2][1], av[2][2]
+    vb0, vb1, vb2 = bv
+    ia00, ia10, ia11 = ai[0][0], ai[1][0], ai[1][1]
+    ia20, ia21, ia22 = ai[2][0], ai[2][1], ai[2][2]
+    ib0, ib1, ib2 = bi
+    k0, k1, k2 = ak[2]
+    kb = bk[2]
+    r0, r1, r_ct = block.r0_ohm, block.r1_ohm, block.r_ct_ohm
+    coupling_h, tau_v = coupling
+    bias_v, gain_v = v_out
+    shunt_offset_v, shunt_v_per_a, vscale = i_out
+    lo, hi = AMP_SWING_LOW_V, AMP_SWING_HIGH_V
+    s0 = s1 = s2 = 0.0  # sink stage 1, sink output (the current), v-channel AA
+    q0 = q1 = q2 = 0.0  # same sink, i-channel AA
+    c0 = c1 = c2 = c3 = 0.0  # the arc's chain (sink -> v-channel AA -> arc)
+    if r_ct:
+        ca00 = arc_a[0][0]
+        ca10, ca11 = arc_a[1][0], arc_a[1][1]
+        ca20, ca21, ca22 = arc_a[2][0], arc_a[2][1], arc_a[2][2]
+        ca30, ca31, ca32, ca33 = arc_a[3][0], arc_a[3][1], arc_a[3][2], arc_a[3][3]
+        cb0, cb1, cb2, cb3 = arc_b
+    v_rc = v_ct = 0.0
+    hp_prev_in = hp_out = 0.0
+    hp_n: list[float] = []  # the AC coupling's output
+    i_n: list[float] = []  # the current the i channel samples
+    hp_append = hp_n.append
+    i_append = i_n.append
+    for n, u in enumerate(u_n):
+        # --- sample v at t_n (state reached so far)
+        v_in = r0 * s2 + v_rc + v_ct + drift_v_per_s * t_n[n]
+        if flicker is not None:
+            v_in += flicker[n]
+        if coupling_h:
+            v_in += coupling_h * (s1 - s2) / tau_v  # AA of M di/dt
+        hp_out = a_hp * (hp_out + v_in - hp_prev_in)
+        hp_prev_in = v_in
+        hp_append(hp_out)
+        # --- sample i at t_n + skew (u: the set point for this interval)
+        i_append(k0 * q0 + k1 * q1 + k2 * q2 + kb * u)
+        # --- advance to t_n+1
+        mean_i = s1  # the RC pair is slow: the current at the interval start will do
+        s0, s1, s2 = (
+            va00 * s0 + vb0 * u,
+            va10 * s0 + va11 * s1 + vb1 * u,
+            va20 * s0 + va21 * s1 + va22 * s2 + vb2 * u,
+        )
+        q0, q1, q2 = (
+            ia00 * q0 + ib0 * u,
+            ia10 * q0 + ia11 * q1 + ib1 * u,
+            ia20 * q0 + ia21 * q1 + ia22 * q2 + ib2 * u,
+        )
+        if r1:
+            v_rc = r1 * mean_i + (v_rc - r1 * mean_i) * a_rc
+        if r_ct:
+            c0, c1, c2, c3 = (
+                ca00 * c0 + cb0 * u,
+                ca10 * c0 + ca11 * c1 + cb1 * u,
+                ca20 * c0 + ca21 * c1 + ca22 * c2 + cb2 * u,
+                ca30 * c0 + ca31 * c1 + ca32 * c2 + ca33 * c3 + cb3 * u,
+            )
+            v_ct = r_ct * c3
+    # the outputs, sample by sample the same arithmetic (numpy adds no fused steps)
+    v_pins = bias_v + gain_v * (np.array(hp_n) + ripple_n)
+    i_pins = np.clip(shunt_offset_v + np.array(i_n) * shunt_v_per_a, lo, hi) * vscale
+    return v_pins.tolist(), i_pins.tolist()
 
 
 class LagChain:
@@ -767,62 +866,36 @@ class SimBoard:
         # exactly in the same chain (sink -> v-channel filter -> arc)
         arc_a: list[list[float]] = []
         arc_b: list[float] = []
-        arc_state = [0.0, 0.0, 0.0, 0.0]
         if block.r_ct_ohm:
             chain_ct = LagChain(list(EXCITATION_TAUS_S) + [tau_v, block.tau_ct_s])
             arc_a, arc_b = chain_ct.step_matrix(dt)
-        v_ct = 0.0
-        sv = [0.0, 0.0, 0.0]  # sink stage 1, sink output (the current), v-channel AA
-        si = [0.0, 0.0, 0.0]  # same sink, i-channel AA
-        v_rc = 0.0
-        hp_prev_in = 0.0
-        hp_out = 0.0
-        v_pins: list[float] = []
-        i_pins: list[float] = []
-        r0 = block.r0_ohm
         flicker = _flicker(plan.samples, dt, flicker_v_rms, self.noise) if flicker_v_rms else None
-        for n in range(plan.samples):
-            t = t0 + n * dt
-            # --- sample v at t_n (state reached so far)
-            v_in = r0 * sv[2] + v_rc + v_ct + drift_v_per_s * t
-            if flicker is not None:
-                v_in += flicker[n]
-            if coupling_h:
-                v_in += coupling_h * (sv[1] - sv[2]) / tau_v  # AA of M di/dt
-            hp_out = a_hp * (hp_out + v_in - hp_prev_in)
-            hp_prev_in = v_in
-            ripple_v = 0.0
-            for w, amp, ph in rip:
-                ripple_v += amp * math.sin(w * t + ph)
-            v_out = self.ri_bias_v + gain_v * (hp_out + ripple_v)
-            v_pins.append(v_out)
-            # --- the excitation set point for this interval
-            u = i_on if plan.excitation_on(n // plan.slot_samples) else 0.0
-            # --- sample i at t_n + skew
-            i_skew = ak[2][0] * si[0] + ak[2][1] * si[1] + ak[2][2] * si[2] + bk[2] * u
-            i_out = self.shunt_offset_v + i_skew * shunt_v_per_a
-            i_out = min(max(i_out, AMP_SWING_LOW_V), AMP_SWING_HIGH_V)
-            i_pins.append(i_out * vscale)
-            # --- advance to t_n+1
-            mean_i = sv[1]  # the RC pair is slow: the current at the interval start will do
-            sv = [
-                av[0][0] * sv[0] + bv[0] * u,
-                av[1][0] * sv[0] + av[1][1] * sv[1] + bv[1] * u,
-                av[2][0] * sv[0] + av[2][1] * sv[1] + av[2][2] * sv[2] + bv[2] * u,
-            ]
-            si = [
-                ai[0][0] * si[0] + bi[0] * u,
-                ai[1][0] * si[0] + ai[1][1] * si[1] + bi[1] * u,
-                ai[2][0] * si[0] + ai[2][1] * si[1] + ai[2][2] * si[2] + bi[2] * u,
-            ]
-            if block.r1_ohm:
-                v_rc = block.r1_ohm * mean_i + (v_rc - block.r1_ohm * mean_i) * a_rc
-            if block.r_ct_ohm:
-                arc_state = [
-                    sum(arc_a[r][c] * arc_state[c] for c in range(r + 1)) + arc_b[r] * u
-                    for r in range(4)
-                ]
-                v_ct = block.r_ct_ohm * arc_state[3]
+        # the excitation set point of each sample interval
+        slot = plan.slot_samples
+        on = [i_on if plan.excitation_on(k) else 0.0 for k in range(-(-plan.samples // slot))]
+        u_n = [on[n // slot] for n in range(plan.samples)]
+        # the ripple at each sample (state-free), its components summed in order
+        t_np = t0 + np.arange(plan.samples) * dt
+        ripple_np = np.zeros(plan.samples)
+        for w, amp, ph in rip:
+            ripple_np += amp * np.sin(w * t_np + ph)
+        v_pins, i_pins = _ri_chain_loop(
+            u_n,
+            t_np.tolist(),
+            ripple_np,
+            flicker,
+            (av, bv),
+            (ai, bi),
+            (ak, bk),
+            (arc_a, arc_b),
+            block,
+            a_rc,
+            a_hp,
+            (coupling_h, tau_v),
+            drift_v_per_s,
+            (self.ri_bias_v, gain_v),
+            (self.shunt_offset_v, shunt_v_per_a, vscale),
+        )
         v_pins = self._through_amplifier(v_pins, switching, gain_v, dt, t0, vscale)
         # the converter, for all samples at once (v and i interleaved as acquired)
         both = [0.0] * (2 * len(v_pins))
