@@ -70,7 +70,8 @@ def defer_stores(core) -> None:
 def persist(core, max_ops: int) -> int:
     """The shell's storage turn, outside the step: write and erase what the step
     queued, at most max_ops device operations per store (a block erase or one record
-    each), nothing while the bus awaits a reply.  Returns the records still queued."""
+    each), nothing while the bus awaits a reply.  Returns the records still queued that
+    a store could take now (not those of a failing store waiting out its back-off)."""
     if core.master.waiting:
         return queued(core)
     left = 0
@@ -98,7 +99,9 @@ def _persist_store(core, st: int, max_ops: int) -> int:
         return 0
     now_s = core.now_s
     if core.store_health[st] == STORE_DEGRADED and not due(core, st, now_s):
-        return w.pending()  # backing off: the queue waits for the next try
+        # backing off: the queue waits for the next try, and nothing is there to do
+        # until then (counted as queued, the loop would turn every character time)
+        return 0
     written = w.snapshots_written if st == ev.STORE_HISTORY else w.events_written
     lost = w.dropped if st == ev.STORE_HISTORY else 0
     try:
