@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -210,15 +211,37 @@ class Emulator:
             preexec_fn=_die_with_parent,
         )
         self._buf = b""
+        self._stopped = False
         self.file: tuple[str, tuple[str, ...]] | None = None
         self._write(b"\r\x03\x03\x01")
         self._read_until(b"raw REPL; CTRL-B to exit\r\n>", 30)
         self.romfs_size = romfs.stat().st_size
+        self._pause()
+
+    # -- idle ---------------------------------------------------------------------
+    # The qemu port waits for its UART by polling it: an idle QEMU spins a whole host
+    # core.  Between commands the process is stopped (SIGSTOP) and continued when the
+    # host writes the next one, so the emulator takes CPU only while it computes.  Its
+    # virtual clock follows the host's, so the board's ticks jump across a pause: only
+    # within one command are times meaningful (with icount the clock counts
+    # instructions and does not jump).
+
+    def _pause(self) -> None:
+        if not self._stopped and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGSTOP)
+            self._stopped = True
+
+    def _resume(self) -> None:
+        if self._stopped:
+            self._stopped = False
+            if self.proc.poll() is None:
+                os.kill(self.proc.pid, signal.SIGCONT)
 
     # -- serial -----------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
         assert self.proc.stdin is not None
+        self._resume()
         self.proc.stdin.write(data)
         self.proc.stdin.flush()
 
@@ -256,11 +279,13 @@ class Emulator:
         out = self._read_until(b"\x04", timeout_s)
         err = self._read_until(b"\x04", 10)
         self._read_until(b">", 10)
+        self._pause()
         return out.decode(errors="replace"), err.decode(errors="replace")
 
     def soft_reset(self) -> None:
         self._write(b"\x04")
         self._read_until(b"raw REPL; CTRL-B to exit\r\n>", 30)
+        self._pause()
 
     def mount(self, paths: list[str]) -> None:
         out, err = self.exec_raw(
@@ -291,7 +316,7 @@ class Emulator:
 
     def close(self) -> None:
         if self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.kill()  # SIGKILL ends a stopped process too
         self.proc.wait()
         for stream in (self.proc.stdin, self.proc.stdout):
             if stream is not None:
