@@ -147,6 +147,11 @@ class SiteConfig:
         self.temp_offset_mc = 0
         self.silent_delay_s = 240
         self.silent_contact_delay_s = 90
+        self._ri_defaults()
+        self._discharge_and_runaway_defaults()
+        self._balance_and_io_defaults()
+
+    def _ri_defaults(self) -> None:
         self.ri_enabled = True
         self.ri_method = 0
         self.ri_first_delay_s = 900
@@ -159,6 +164,8 @@ class SiteConfig:
         self.ri_baseline_count = 4
         self.ri_trend_alarm_pct = 50  # manager_fw/ri_judge.py
         self.ri_string_pct = 30
+
+    def _discharge_and_runaway_defaults(self) -> None:
         self.discharge_drop_mv = 0
         self.discharge_current_ma = 1000
         self.discharge_confirm_cycles = 2
@@ -175,6 +182,8 @@ class SiteConfig:
         self.runaway_confirm = 2
         self.runaway_sag_mv = 30  # 5 mV per cell
         self.runaway_alone_above_mc = 15000
+
+    def _balance_and_io_defaults(self) -> None:
         self.balance_max_wh_day = -1  # manager_fw/balance_limits.py; -1: 24 Wh per block
         self.balance_hold_wh_day = -1  # the hold budget; -1: 2.4 Wh per block
         self.balance_give_up_s = 14400

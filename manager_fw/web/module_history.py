@@ -111,36 +111,37 @@ class ModuleHistory:
             if seq <= last_seq or (j == 0 and seq != oldest_seq):
                 continue  # erased, damaged, or reused while this was read
             last_seq = seq
-            start = k * size
-            pos = start + SEGMENT_HEADER_SIZE
-            end = start + size
-            while pos + FRAME_OVERHEAD <= end:
-                b = self.buf
-                dev.read(pos, b, HEADER_SIZE)
-                if b[0] == ERASED:
-                    break  # the segment's free tail (or a frame being written)
-                length = get_u16(b, 2)
-                kind = b[1]
-                if (
-                    b[0] != MARK_COMMITTED
-                    or kind == KIND_SEGMENT
-                    or pos + FRAME_OVERHEAD + length > end
-                ):
-                    self._problem(
-                        "damaged bytes at 0x%x: the rest of that segment is left out" % pos
-                    )
-                    break
-                if kind == KIND_KEY and not self._key(pos, length, get_u32(b, 4)):
-                    self._problem(
-                        "key frame at 0x%x: bad CRC; the rest of that segment is left out" % pos
-                    )
-                    break
-                pos += FRAME_OVERHEAD + length
-                yield None
+            yield from self._segment(k * size, k * size + size)
         if self._last_out:  # the newest point, always
             self._put(self.n, self._last_t, self._last_ri, self._last_mv, self._last_cc)
             self.n += 1
             self._last_out = False
+
+    def _segment(self, start, end):
+        """The frames of the segment at [start, end); yields None after each."""
+        dev = self.device
+        pos = start + SEGMENT_HEADER_SIZE
+        while pos + FRAME_OVERHEAD <= end:
+            b = self.buf
+            dev.read(pos, b, HEADER_SIZE)
+            if b[0] == ERASED:
+                break  # the segment's free tail (or a frame being written)
+            length = get_u16(b, 2)
+            kind = b[1]
+            if (
+                b[0] != MARK_COMMITTED
+                or kind == KIND_SEGMENT
+                or pos + FRAME_OVERHEAD + length > end
+            ):
+                self._problem("damaged bytes at 0x%x: the rest of that segment is left out" % pos)
+                break
+            if kind == KIND_KEY and not self._key(pos, length, get_u32(b, 4)):
+                self._problem(
+                    "key frame at 0x%x: bad CRC; the rest of that segment is left out" % pos
+                )
+                break
+            pos += FRAME_OVERHEAD + length
+            yield None
 
     def _problem(self, text):
         if len(self.problems) < MAX_PROBLEMS:
