@@ -396,6 +396,14 @@ def override_block(params: BlockParams, string: int, block: int, **changes: floa
             if value <= 0:
                 raise ValueError("%s must be > 0, got %r" % (key, value))
             getattr(params, key[: -len("_factor")])[string, block] *= value
+        elif key == "recombination_factor":
+            # the oxygen cycle's share of the float current (draw_blocks): the side
+            # current the physics uses follows it (not a label)
+            if value <= 0:
+                raise ValueError("recombination_factor must be > 0, got %r" % value)
+            was = float(params.recombination_factor[string, block])
+            params.float_current_a[string, block] *= value / was
+            params.recombination_factor[string, block] = value
         elif key in _SETTABLE:
             getattr(params, key)[string, block] = value
         else:
