@@ -4,7 +4,7 @@ A scenario of the library says what must happen by when and what must not, in
 ``[[expect]]`` tables:
 
     [[expect]]
-    what = "event"            # event, no_event, trip, no_trip, bleed_wh_day
+    what = "event"            # event, no_event, no_condition, trip, no_trip, bleed_wh_day
     tag = "ri"                # what kind of manager event (see TAGS)
     string = 1                # optional: the block the event must name
     block = 7
@@ -25,7 +25,22 @@ from typing import Any
 from manager_fw import events as mev
 from shared import thresholds as thr
 
-WHATS = ("event", "no_event", "trip", "no_trip", "bleed_wh_day")
+WHATS = ("event", "no_event", "no_condition", "trip", "no_trip", "bleed_wh_day")
+# no_condition: a threshold condition (an EV_LEVEL tag: voltage*, temperature*, ri,
+# spread) does not *stand* anywhere in the window - neither raised in it nor raised
+# before it and still standing (a no_event would not see a warning raised before the
+# window that never cleared).
+CONDITION_TAGS = (
+    "voltage",
+    "voltage-low",
+    "voltage-high",
+    "voltage-alarm",
+    "temperature",
+    "temperature-high",
+    "temperature-alarm",
+    "ri",
+    "spread",
+)
 CATEGORIES = ("runaway", "false-alarm", "ri", "balance", "discharge", "site")
 # Tags a manager event can carry (an expectation's `tag`):
 #   <quantity>           any threshold condition other than normal on voltage,
@@ -135,8 +150,16 @@ def check_expectation(sc: Any, e: Any, where: str, error: type[Exception]) -> di
         if tag not in TAGS:
             raise error("%s.tag: %r is not one of %s" % (where, tag, ", ".join(TAGS)))
         out["tag"] = tag
+    elif what == "no_condition":
+        tag = e.get("tag")
+        if tag not in CONDITION_TAGS:
+            raise error(
+                "%s.tag: %r is not a threshold condition; one of %s"
+                % (where, tag, ", ".join(CONDITION_TAGS))
+            )
+        out["tag"] = tag
     elif "tag" in e:
-        raise error("%s.tag: only event and no_event expectations have a tag" % where)
+        raise error("%s.tag: only event, no_event and no_condition expectations have a tag" % where)
     if "block" in e and "string" not in e:
         raise error("%s: a block needs its string" % where)
     if "string" in e:
@@ -226,6 +249,25 @@ def verdict(sc: Any, outcome: Outcome, end_s: float) -> list[dict[str, Any]]:
             else:
                 seen = "none between %.2f h and %.2f h" % (start / 3600, stop / 3600)
             passed = bool(hits) if what == "event" else not hits
+        elif what == "no_condition":
+            stood = standing(exp, outcome, start, stop)
+            if stood:
+                t0, t1, s, b = stood[0]
+                where = (
+                    " of string %d" % s
+                    if exp["tag"] == "spread"
+                    else " on block %d of string %d" % (b, s)
+                )
+                seen = "%d standing; first '%s'%s from %.2f h to %.2f h" % (
+                    len(stood),
+                    exp["tag"],
+                    where,
+                    t0 / 3600,
+                    t1 / 3600,
+                )
+            else:
+                seen = "none standing between %.2f h and %.2f h" % (start / 3600, stop / 3600)
+            passed = not stood
         elif what in ("trip", "no_trip"):
             tripped = outcome.trip_s is not None and start <= outcome.trip_s <= stop
             if outcome.trip_s is None:
@@ -256,6 +298,40 @@ def verdict(sc: Any, outcome: Outcome, end_s: float) -> list[dict[str, Any]]:
             }
         )
     return results
+
+
+def standing(
+    exp: dict[str, Any], outcome: Outcome, start: float, stop: float
+) -> list[tuple[float, float, int, int]]:
+    """Where the condition exp["tag"] stood within [start, stop]: (from, to, string,
+    block), clipped to the window.  A condition is kept per quantity and block (the
+    spread per string: its events name the block at the extreme); an EV_LEVEL event of
+    that quantity sets it on when its tags carry the tag, off otherwise."""
+    tag = exp["tag"]
+    quantity = tag.split("-")[0]
+    on: dict[tuple[int, int], float] = {}  # key -> since
+    spans: list[tuple[float, float, int, int]] = []
+    for t, code, arg, s, b, _value, extra in outcome.events:
+        if t > stop:
+            break
+        if code != mev.EV_LEVEL or arg >= len(thr.QUANTITY_NAMES):
+            continue
+        if thr.QUANTITY_NAMES[arg] != quantity:
+            continue
+        if "string" in exp and s != exp["string"]:
+            continue
+        if "block" in exp and b != exp["block"] and quantity != "spread":
+            continue
+        key = (s, 0) if quantity == "spread" else (s, b)
+        if tag in tags(code, arg, extra):
+            on.setdefault(key, t)
+        elif key in on:
+            since = on.pop(key)
+            if t >= start:
+                spans.append((max(since, start), t, key[0], key[1] or b))
+    for (s, b), since in on.items():
+        spans.append((max(since, start), stop, s, b))
+    return sorted(spans)
 
 
 def bleed_wh_per_day(outcome: Outcome, start: float, stop: float) -> list[float]:
