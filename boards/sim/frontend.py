@@ -407,6 +407,15 @@ class Converter:
     def sample(self, v_pin: float, rng: random.Random) -> int:
         return self.code_of(self.ideal_lsb(v_pin) + rng.gauss(0.0, self.noise_lsb))
 
+    def sample_frame(self, v_pin: float, samples: int, rng: random.Random) -> list[int]:
+        """[sample(v_pin, rng) for each of `samples`]: the same codes and draws, the
+        pin's ideal code computed once."""
+        u = self.ideal_lsb(v_pin)
+        gauss = rng.gauss
+        code_of = self.code_of
+        noise_lsb = self.noise_lsb
+        return [code_of(u + gauss(0.0, noise_lsb)) for _ in range(samples)]
+
     def sample_array(self, v_pins: Sequence[float], rng: random.Random) -> list[int]:
         """sample() for many inputs in one pass; the noise comes from a generator
         seeded by rng, so the result is as deterministic as the scalar path."""
@@ -728,7 +737,7 @@ class SimBoard:
         self, board_c: float, samples: int = fe.TEMP_FRAME_SAMPLES
     ) -> list[int]:
         pin = self._internal_pin(board_c)
-        return [self.adc.sample(pin, self.noise) for _ in range(samples)]
+        return self.adc.sample_frame(pin, samples, self.noise)
 
     def _internal_pin(self, board_c: float) -> float:
         v = self.sensor_v_ref + self.sensor_slope * (board_c - self.sensor_ref_c)
@@ -749,7 +758,7 @@ class SimBoard:
     ) -> list[int]:
         """NTC divider codes; battery_c None = no probe plugged (input at the pull-up)."""
         pin = self._probe_pin(battery_c)
-        return [self.adc.sample(pin, self.noise) for _ in range(samples)]
+        return self.adc.sample_frame(pin, samples, self.noise)
 
     def internal_sensor_frame_sum_x2(
         self, board_c: float, samples: int = fe.TEMP_FRAME_SAMPLES
