@@ -101,16 +101,39 @@ def _module_file(root: Path, dotted: str) -> Path | None:
     return None
 
 
-def _imports(path: Path) -> set[str]:
+# What each source file imports, parsed once per version of the file (its size and
+# mtime): a test session builds the same bundles dozens of times, and parsing the role's
+# ~80 files (three times per build: role_sources, library_sources) was most of a build.
+_SCANNED: dict[tuple[str, int, int, int], tuple[frozenset[str], frozenset[str]]] = {}
+
+
+def _scan(path: Path) -> tuple[frozenset[str], frozenset[str]]:
+    """(the dotted names a file imports, absolute, with `from x import y` as x and x.y;
+    the top-level package of every import, relative ones included)."""
+    st = path.stat()
+    stamp = (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+    got = _SCANNED.get(stamp)
+    if got is not None:
+        return got
     tree = ast.parse(path.read_text(), filename=str(path))
     names: set[str] = set()
+    tops: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(node.module + "." + a.name for a in node.names)
-    return {n for n in names if n.split(".")[0] in PROJECT_PACKAGES}
+            tops.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            tops.add((node.module or "").split(".")[0])
+            if node.module and node.level == 0:
+                names.add(node.module)
+                names.update(node.module + "." + a.name for a in node.names)
+    got = (frozenset(names), frozenset(tops))
+    _SCANNED[stamp] = got
+    return got
+
+
+def _imports(path: Path) -> set[str]:
+    return {n for n in _scan(path)[0] if n.split(".")[0] in PROJECT_PACKAGES}
 
 
 def role_sources(root: Path, board: dict[str, Any]) -> list[Path]:
@@ -142,13 +165,7 @@ def role_sources(root: Path, board: dict[str, Any]) -> list[Path]:
 
 
 def _imports_library(path: Path, name: str) -> bool:
-    tree = ast.parse(path.read_text(), filename=str(path))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == name for a in node.names):
-            return True
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == name:
-            return True
-    return False
+    return name in _scan(path)[1]
 
 
 def library_sources(root: str | Path, board_name: str) -> list[tuple[Path, str]]:
