@@ -136,10 +136,16 @@ class FrontEnd:
         shunt_uohm,
         shunt_gain,
         bleed_mohm,
+        ext_divider=None,
     ):
         # Block voltage: Kelvin sense pair -> divider -> buffer -> ADC.
         self.divider_top_ohm = divider_top_ohm
         self.divider_bottom_ohm = divider_bottom_ohm
+        # The board with the external converter (VADC_ADS1219) fits a matched thin-film
+        # divider network instead (TI RES21A: R_G on top, R_IN = 10 kOhm below; its
+        # ratios are fixed, so the ratio differs from the discrete pair's):
+        # (top, bottom) ohms.  docs/frontend.md, "External block-voltage converter".
+        self.ext_divider = ext_divider or (divider_top_ohm, divider_bottom_ohm)
         # Ri channel: sense pair AC-coupled (tau ~5 s) into a difference amplifier
         # with two gain ranges (high first; low when high clips), biased at mid-scale.
         self.ri_gain_high, self.ri_gain_low = ri_gains
@@ -162,8 +168,12 @@ class FrontEnd:
         self.bleed_body_rth_mk_per_w = 60000
         self.bleed_body_limit_mc = 200000
 
-    def divider_ratio(self) -> tuple:
-        """(numerator, denominator) of block voltage / ADC input voltage."""
+    def divider_ratio(self, vadc: int = VADC_MCU) -> tuple:
+        """(numerator, denominator) of block voltage / converter input voltage, for the
+        board's block-voltage converter (VADC_*: each has its own divider)."""
+        if vadc == VADC_ADS1219:
+            top, bottom = self.ext_divider
+            return (top + bottom, bottom)
         return (self.divider_top_ohm + self.divider_bottom_ohm, self.divider_bottom_ohm)
 
     def ri_gain(self, gain_range: int) -> int:
@@ -173,16 +183,17 @@ class FrontEnd:
 
 # Indexed by variant id (shared/variants.py).
 FRONTENDS = (
-    # 2 V: 0.7-6.0 V -> /2.2 ; Ri 20 uOhm-6 mOhm: 4 A excitation, gains 250/40
-    FrontEnd(120000, 100000, (250, 40), 4000, 2500, 200, 2500),
-    # 4 V: 2.4-5.0 V -> /2 ; Ri 0.5-30 mOhm: 2 A, gains 125/15
-    FrontEnd(100000, 100000, (125, 15), 2000, 5000, 200, 15000),
-    # 6 V: 4.8-8.0 V -> /3 ; Ri 0.5-60 mOhm: 2 A, gains 80/8
-    FrontEnd(200000, 100000, (80, 8), 2000, 5000, 200, 22000),
-    # 12 V: 8-17 V -> /5.99 ; Ri 0.5-60 mOhm: 1 A, gains 40/12
-    FrontEnd(499000, 100000, (40, 12), 1000, 10000, 200, 91000),
-    # 16 V: 9.7-21 V -> /7.49 ; Ri 0.5-60 mOhm: 1 A, gains 30/10
-    FrontEnd(649000, 100000, (30, 10), 1000, 10000, 200, 150000),
+    # 2 V: 0.7-6.0 V -> /2.2 ; Ri 20 uOhm-6 mOhm: 4 A excitation, gains 250/40;
+    # ADS1219 board: RES21A 1:1.667 -> /2.667 (8.0 V full scale)
+    FrontEnd(120000, 100000, (250, 40), 4000, 2500, 200, 2500, (16670, 10000)),
+    # 4 V: 2.4-5.0 V -> /2 ; Ri 0.5-30 mOhm: 2 A, gains 125/15; RES21A 1:1 -> /2
+    FrontEnd(100000, 100000, (125, 15), 2000, 5000, 200, 15000, (10000, 10000)),
+    # 6 V: 4.8-8.0 V -> /3 ; Ri 0.5-60 mOhm: 2 A, gains 80/8; RES21A 1:2.5 -> /3.5
+    FrontEnd(200000, 100000, (80, 8), 2000, 5000, 200, 22000, (25000, 10000)),
+    # 12 V: 8-17 V -> /5.99 ; Ri 0.5-60 mOhm: 1 A, gains 40/12; RES21A 1:9 -> /10
+    FrontEnd(499000, 100000, (40, 12), 1000, 10000, 200, 91000, (90000, 10000)),
+    # 16 V: 9.7-21 V -> /7.49 ; Ri 0.5-60 mOhm: 1 A, gains 30/10; RES21A 1:9 -> /10
+    FrontEnd(649000, 100000, (30, 10), 1000, 10000, 200, 150000, (90000, 10000)),
 )
 
 

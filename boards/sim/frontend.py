@@ -101,6 +101,15 @@ ADS1219_GAIN_TC = 2e-6  # +- /K (uniform); the ADS1115's 5 ppm/K typical include
 # internal reference, which the ADS1219 does not use here
 ADS1219_OFFSET_AGE_V = 10e-6  # sigma over DESIGN_LIFE_YEARS
 ADS1219_GAIN_AGE = 10e-6  # sigma over DESIGN_LIFE_YEARS
+# The ADS1219 board's divider: a TI RES21A matched thin-film divider pair (SOT-23-THN,
+# SiCr, interdigitated; R_IN 10 kOhm, R_G on top; shared.frontend ext_divider).
+# Published (TI RES21A product page and data sheet SLPS814, features): ratio
+# tolerance +-0.05 % (max; +-120 ppm typ), TCR of the ratio R_G/R_IN +-2 ppm/K (max).
+# Drawn uniformly within the maxima.  Its ratio's long-term drift: no figure in the
+# sources at hand, so the network ages in the model as the loose resistors do
+# (DIVIDER_AGE_REL per element, independent: no credit for the shared substrate).
+RES21A_RATIO_TOL = 5e-4
+RES21A_TCR_RATIO = 2e-6
 # The S-shaped INL term x(1-x)(2x-1) peaks at 1/(6 sqrt 3) over 0..1.
 _S_PEAK = 1.0 / (6.0 * math.sqrt(3.0))
 
@@ -615,8 +624,26 @@ class SimBoard:
         self.leak_life_s = rough.uniform(0.0, LEAK_S_MAX)
         self.divider_coupling = rough.uniform(*DIVIDER_COUPLING)
         self.supply_w = rough.uniform(*SUPPLY_W)
+        self.divider_bottom_ohm = float(self.front.divider_bottom_ohm)
+        if vadc == fe.VADC_ADS1219:
+            self._divider_network(random.Random(("res21a", variant_id, seed).__repr__()))
         self.age_years = 0.0  # set to look at the board later in its life
         self.divider_rise_k = 0.0  # divider above the board node (bleed resistor's heat)
+
+    def _divider_network(self, rng: random.Random) -> None:
+        """The ADS1219 board's RES21A divider (RES21A_* above): its ratio, ratio tempco
+        and ageing replace the loose resistors' (a seed's other draws stay as they were).
+        The two-node thermal coupling stays: both resistors of the network sit where the
+        loose pair sat, 0-15 % of the bleed resistor's rise above the die."""
+        top, bottom = self.front.ext_divider
+        ratio = top / bottom * (1 + rng.uniform(-RES21A_RATIO_TOL, RES21A_RATIO_TOL))
+        self.divider_gain = 1.0 / (1.0 + ratio)
+        # R_G/R_IN up by x: the divider's gain R_IN/(R_IN+R_G) down by (1 - gain) x
+        self.divider_tc = -(1.0 - self.divider_gain) * rng.uniform(-1.0, 1.0) * RES21A_TCR_RATIO
+        self.divider_life_rel = (1.0 - self.divider_gain) * (
+            rng.gauss(0.0, DIVIDER_AGE_REL) - rng.gauss(0.0, DIVIDER_AGE_REL)
+        )
+        self.divider_bottom_ohm = float(bottom)
 
     # --- conversions ------------------------------------------------------------------
 
@@ -641,7 +668,7 @@ class SimBoard:
         if life:
             # resistor drift, and leakage across the bottom resistor (G_leak R_bot)
             gain *= 1 + self.divider_life_rel * life
-            leak = self.leak_life_s * life * self.front.divider_bottom_ohm
+            leak = self.leak_life_s * life * self.divider_bottom_ohm
             gain *= (1 - self.divider_gain) / (1 + leak - self.divider_gain)
         self.adc.offset_now_lsb = (
             self.adc.offset_tc_lsb_per_k * (board_c - 25.0) + self.adc_offset_life_lsb * life

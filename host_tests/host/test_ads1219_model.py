@@ -82,7 +82,7 @@ def test_the_firmware_reads_the_simulated_converter_back() -> None:
                 _read(board, plain, lo), lo, _read(board, plain, hi), hi
             )
             cal = measure.BlockVoltage(variant_id, offset, gain, vadc=fe.VADC_ADS1219)
-            num, den = fe.frontend(variant_id).divider_ratio()
+            num, den = fe.frontend(variant_id).divider_ratio(fe.VADC_ADS1219)
             inl_block_uv = sim.ADS1219_INL_FSR * 2 * fe.ADC_VREF_UV * num / den
             for k in range(1, 4):
                 uv = lo + (hi - lo) * k // 4
@@ -109,3 +109,25 @@ def test_a_simulated_site_runs_on_ads1219_boards() -> None:
         assert abs(m.core.state.voltage_uv / 1e6 - v) <= v * 0.001, (m.index, v)
     with pytest.raises(scn.ScenarioError, match="modules.vadc.*ads1219"):
         scn.load_text('{"name": "x", "modules": {"vadc": "ads1115"}}', "x.json")
+
+
+def test_the_ads1219_board_has_the_res21a_divider_network() -> None:
+    # ratio within the published +-0.05 %, ratio tempco within (1 - gain) x 2 ppm/K, and
+    # the MCU board keeps its discrete pair (the same seed's draws as before)
+    for variant_id in range(5):
+        top, bottom = fe.frontend(variant_id).ext_divider
+        nominal = bottom / (top + bottom)
+        tcs = []
+        for seed in range(16):
+            b = SimBoard(variant_id, seed, vadc=fe.VADC_ADS1219)
+            assert abs(b.divider_gain / nominal - 1) <= sim.RES21A_RATIO_TOL * (1 - nominal) + 1e-12
+            assert abs(b.divider_tc) <= sim.RES21A_TCR_RATIO * (1 - nominal) + 1e-15
+            assert b.divider_bottom_ohm == bottom
+            tcs.append(abs(b.divider_tc))
+            mcu = SimBoard(variant_id, seed)
+            front = fe.frontend(variant_id)
+            plain = front.divider_bottom_ohm / (front.divider_top_ohm + front.divider_bottom_ohm)
+            assert abs(mcu.divider_gain / plain - 1) < 0.002
+            assert mcu.ads1219.inl_bow_v == b.ads1219.inl_bow_v  # its own generator
+        # the draws use the published range, not a sliver of it
+        assert max(tcs) > 0.5 * sim.RES21A_TCR_RATIO * (1 - nominal), variant_id

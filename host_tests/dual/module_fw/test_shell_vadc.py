@@ -32,7 +32,7 @@ class Ads1219Board:
         self.dev = SimAds1219()
         self.ads = Ads1219Frames(self.dev)
         self.ads.start()
-        num, den = fe.frontend(V12).divider_ratio()
+        num, den = fe.frontend(V12).divider_ratio(fe.VADC_ADS1219)
         # the block through an exact divider, converted against a 3.000 V reference
         self.code = block_uv * den // num * (1 << 23) // fe.ADC_VREF_UV
         self.voltage_total = 0

@@ -281,7 +281,7 @@ def test_ads1219_conversion_decoding():
 
 def _ads1219_frame(variant_id, block_uv):
     # an ideal ADS1219 frame (two conversions) of a block voltage through the divider
-    num, den = fe.frontend(variant_id).divider_ratio()
+    num, den = fe.frontend(variant_id).divider_ratio(fe.VADC_ADS1219)
     pin_uv = block_uv * den // num
     code = pin_uv * (1 << 23) // fe.ADC_VREF_UV
     units = code >> fe.ADS1219_SHIFT
@@ -296,7 +296,7 @@ def test_block_voltage_from_an_ads1219():
         s = _ads1219_frame(variant_id, block_uv)
         for _ in range(8):
             bv.push_frame(s)
-        num, den = fe.frontend(variant_id).divider_ratio()
+        num, den = fe.frontend(variant_id).divider_ratio(fe.VADC_ADS1219)
         unit_block_uv = fe.ADC_VREF_UV * num // (den * fe.ADS1219_UNITS_PER_VREF) + 1
         # within one unit (the code's truncation) plus rounding
         assert -2 <= block_uv - bv.voltage_uv <= unit_block_uv + 2, (variant_id, bv.voltage_uv)

@@ -55,6 +55,11 @@ def test_divider_keeps_the_measuring_range_inside_the_converter():
         # and the bottom of the nominal range still spans > 300 codes
         pin_low = v.nominal_min_uv * den // num
         assert pin_low * fe.ADC_CODES // fe.ADC_VREF_UV > 300, v.code
+        # the ADS1219 board's divider network (RES21A ratios) too, with 20 bits to spare
+        num, den = fe.frontend(v.id).divider_ratio(fe.VADC_ADS1219)
+        assert v.measure_max_uv * den // num < fe.ADC_VREF_UV * 95 // 100, v.code
+        pin_low = v.nominal_min_uv * den // num
+        assert pin_low * fe.ADS1219_UNITS_PER_VREF // fe.ADC_VREF_UV > 100000, v.code
 
 
 def test_excitation_fits_the_shunt_channel():

@@ -115,11 +115,13 @@ def show(bus: BusPort, args: argparse.Namespace, ask: Callable[[str], str]) -> i
 
 
 def _mean_mv(bus: BusPort, address: int, samples: int) -> float:
+    """The module's mean reading in mV, at the 10 uV the bus carries: whole mV would
+    limit the tempco to ~15 ppm/K on a 2 V cell (docs/measurement.md)."""
     total = 0
     for _ in range(samples):
-        total += bus.read_meas(address)["voltage_mv"]
+        total += bus.read_meas(address)["voltage_uv"]
         time.sleep(0.2)
-    return total / samples
+    return total / samples / 1000
 
 
 def voltage_fit(
