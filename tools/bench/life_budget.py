@@ -17,13 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from boards.sim import frontend as sim_fe
+from shared import frontend as fe
+from shared import variants
+from stringcare import benchrun
 
-import bench_sim_life as life  # noqa: E402
-
-from boards.sim import frontend as sim_fe  # noqa: E402
-from shared import frontend as fe  # noqa: E402
-from shared import variants  # noqa: E402
+life: Any = benchrun.load(Path(__file__).resolve().parent / "bench_sim_life.py")
 
 
 def _zero(*names: str) -> Callable[[Any], None]:
@@ -81,14 +80,14 @@ def _run(off: set[str], vadc: int, boards: int) -> tuple[float, float, float]:
         sim_fe.METER_READING, sim_fe.METER_COUNTS = 0.0, 0
     if "board thermometer" in off:
         life.THERMOMETER_K = 0.0
-    life.SimBoard = board  # type: ignore[misc]
+    life.SimBoard = board
     try:
         errs = []
         for v in variants.VARIANTS:
             for seed in range(boards):
                 errs.extend(life.board_errors(v.id, seed, None, vadc))
     finally:
-        life.SimBoard = real  # type: ignore[misc]
+        life.SimBoard = real
         sim_fe.METER_READING, sim_fe.METER_COUNTS, life.THERMOMETER_K = saved
     allv = sorted(x for _, x, _ in errs)
     new = max(x for a, x, _ in errs if a == 0.0)
