@@ -162,6 +162,15 @@ class Series:
     spread_v: list[float] = field(default_factory=list)
 
 
+class HostFlash(blockdev.SimFlash):
+    """manager_fw's NOR flash in RAM, erased at C speed: the firmware's SimFlash sets a
+    byte at a time (it allocates nothing under MicroPython), 0.35 CPU-s to erase the
+    2.3 MB of a simulation's history and event log when it is built."""
+
+    def _fill(self, start: int, end: int) -> None:
+        self.data[start:end] = b"\xff" * (end - start)
+
+
 class Simulation:
     def __init__(
         self,
@@ -309,8 +318,8 @@ class Simulation:
         # --- the manager, its current sensors and the relay/IO box
         self.config_obj = site_config_obj(sc, self.balancing)
         self.cfg = config.parse_config(self.config_obj)
-        self.history = blockdev.SimFlash(2 * 1024 * 1024)
-        self.event_log = status.RecordingEventLog(blockdev.SimFlash(256 * 1024))
+        self.history = HostFlash(2 * 1024 * 1024)
+        self.event_log = status.RecordingEventLog(HostFlash(256 * 1024))
         self.manager = ManagerCore(self.cfg, self.history, None, START_S,
                                    event_log=self.event_log, site_key=SIM_SITE_KEY)  # fmt: skip
         self.shell = SimManagerShell(self.manager, self.bus, start_s=START_S, step_ms=1000)
