@@ -118,6 +118,9 @@ class BalanceLimits:
         self.watch_rounds = bytearray(n)
         self.cause = bytearray(ranges[-1][1] + 1)  # per address: CAUSE_* while excluded
         self.excluded_count = 0
+        # the last survey of a string (_survey): the other blocks, how many bleed
+        self._others = 0
+        self._bleeding = 0
         # energy: mJ not yet in a bucket, hourly buckets of mWh, the bucket's hour
         self._mj = array("l", [0] * n)
         self._bucket_mwh = array("l", [0] * (BUCKETS * n))
@@ -226,10 +229,30 @@ class BalanceLimits:
         strings.capped[k] = self.capped[k]
 
     def _string(self, k: int, now_s: int, poll: pl.Poller, strings, floating) -> None:
-        first, last = self.ranges[k]
+        """One sample of string k: rejoin, survey, the lift, the watch on its low block."""
         target = strings.target_mv[k]
-        excl = strings.excluded
-        # an excluded block that came back within reach rejoins the target
+        self._rejoin(k, poll, strings.excluded, target)
+        if not strings.equalising[k] or not floating or strings.allow_uv[k]:
+            # (an allowance: the others hold above the target by choice, they do not
+            # try to lift the low block; nothing can be concluded about it)
+            self.watch_since_s[k] = -1
+            strings.lift_uv[k] = 0
+            return
+        low = self._survey(k, poll, strings.excluded)
+        if low < 0:
+            strings.lift_uv[k] = 0
+            return
+        deficit = target - poll.voltage_mv[low]
+        strings.lift_uv[k] = self._lift_mv(deficit) * 1000
+        others = self._others
+        if deficit <= self.band_mv or self._bleeding * 2 < others or not others:
+            self.watch_since_s[k] = -1
+            return
+        self._watch(k, now_s, low, deficit, strings.excluded)
+
+    def _rejoin(self, k: int, poll: pl.Poller, excl, target: int) -> None:
+        """An excluded block of string k that came back within reach rejoins the target."""
+        first, last = self.ranges[k]
         for a in range(first, last + 1):
             if excl[a] and poll.state[a] == pl.ST_OK:
                 if poll.voltage_mv[a] >= target - self.band_mv // 2:
@@ -237,54 +260,48 @@ class BalanceLimits:
                     self.cause[a] = CAUSE_NONE
                     self.excluded_count -= 1
                     self.news.append((a, CAUSE_NONE))
-        if not strings.equalising[k] or not floating or strings.allow_uv[k]:
-            # (an allowance: the others hold above the target by choice, they do not
-            # try to lift the low block; nothing can be concluded about it)
-            self.watch_since_s[k] = -1
-            strings.lift_uv[k] = 0
-            return
+
+    def _survey(self, k: int, poll: pl.Poller, excl) -> int:
+        """String k's lowest block in the target (-1: none); sets _others (the other
+        blocks in the target) and _bleeding (how many of those bleed)."""
+        first, last = self.ranges[k]
         low = -1
-        others = 0
-        bleeding = 0
         for a in range(first, last + 1):
             if poll.state[a] != pl.ST_OK or excl[a]:
                 continue
             if low < 0 or poll.voltage_mv[a] < poll.voltage_mv[low]:
                 low = a
-        if low < 0:
-            strings.lift_uv[k] = 0
-            return
-        for a in range(first, last + 1):
-            if a != low and not excl[a] and poll.state[a] == pl.ST_OK:
-                others += 1
-                if poll.balance_pct[a]:
-                    bleeding += 1
-        deficit = target - poll.voltage_mv[low]
-        # the lift: while the low block is far below, every other block bleeds down to
-        # the target minus (deficit - band), at most band: they bleed about fully, as
-        # the greedy reference does, and the string current lifts the low block
+        others = 0
+        bleeding = 0
+        if low >= 0:
+            for a in range(first, last + 1):
+                if a != low and not excl[a] and poll.state[a] == pl.ST_OK:
+                    others += 1
+                    if poll.balance_pct[a]:
+                        bleeding += 1
+        self._others = others
+        self._bleeding = bleeding
+        return low
+
+    def _lift_mv(self, deficit: int) -> int:
+        """The lift: while the low block is far below, every other block bleeds down to
+        the target minus (deficit - band), at most LIFT_BANDS bands: they bleed about
+        fully, as the greedy reference does, and the string current lifts the low block."""
         lift = deficit - self.band_mv
-        if lift < 0:
-            lift = 0
-        elif lift > LIFT_BANDS * self.band_mv:
+        if lift > LIFT_BANDS * self.band_mv:
             lift = LIFT_BANDS * self.band_mv
-        strings.lift_uv[k] = lift * 1000
-        if deficit <= self.band_mv or bleeding * 2 < others or not others:
-            self.watch_since_s[k] = -1
-            return
+        return lift if lift > 0 else 0
+
+    def _watch(self, k: int, now_s: int, low: int, deficit: int, excl) -> None:
+        """The watch on string k's low block while the others bleed for it; names it and
+        leaves it out of the target when it has not come (see the module comment)."""
         if self.watch_since_s[k] < 0 or self.watch_addr[k] != low:
             self.watch_addr[k] = low
-            self.watch_since_s[k] = now_s
-            self.watch_deficit_mv[k] = deficit
-            self.watch_round_mv[k] = deficit
-            self.watch_rounds[k] = 0
+            self._watch_from(k, now_s, deficit)
             return
         d0 = self.watch_deficit_mv[k]
         if deficit * 2 <= d0:  # it is coming: watch again from here
-            self.watch_since_s[k] = now_s
-            self.watch_deficit_mv[k] = deficit
-            self.watch_round_mv[k] = deficit
-            self.watch_rounds[k] = 0
+            self._watch_from(k, now_s, deficit)
             return
         if now_s - self.watch_since_s[k] < self.give_up_s:
             return
@@ -308,6 +325,12 @@ class BalanceLimits:
         self.excluded_count += 1
         self.watch_since_s[k] = -1
         self.news.append((low, cause))
+
+    def _watch_from(self, k: int, now_s: int, deficit: int) -> None:
+        self.watch_since_s[k] = now_s
+        self.watch_deficit_mv[k] = deficit
+        self.watch_round_mv[k] = deficit
+        self.watch_rounds[k] = 0
 
     def forget(self, a: int, strings) -> None:
         """A replaced block: balancing may help it again."""
