@@ -76,7 +76,9 @@ EV_BALANCE_LIMIT = const(25)  # balancing cannot bring a block to target: it is 
 EV_BLEED_CAP = const(26)  # a string bled balance.max_wh_day: equalising paused (arg 1)
 #                           or resumed (arg 0); value: mWh bled in the last 24 h
 EV_NO_PROBE = const(27)  # the module has no battery probe: its temperature is its
-#                          board's, no thermal-runaway evidence (once per module and run)
+#                          board's, no thermal-runaway evidence (once per module and run);
+#                          arg 1: its probe's reading fell faster than a block can cool
+#                          (off its block?), value: the fall m°C (once per module and run)
 EV_OPERATOR = const(28)  # an operator's command (web interface or `stringcare ctl`); arg:
 #                          action (manager_fw/actions.py OP_*), extra: the web user's
 #                          number in the users file, or FROM_CONTROL | the Unix uid of

@@ -265,6 +265,9 @@ class Judge:
             i = lay.module(a)
             k = lay.string_of(i)
             core._log(now_s, ev.EV_THERMAL_RUNAWAY, i, k, r.latest_excess_cc(a) * 10, 2)
+        for a in r.newly_probe_off:
+            i = lay.module(a)
+            core._log(now_s, ev.EV_NO_PROBE, i, lay.string_of(i), r.probe_drop_cc[a] * 10, 1)
         for k in r.newly_tripped:
             a = r.tripped_module[k]
             i = lay.module(a)

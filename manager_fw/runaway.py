@@ -41,6 +41,12 @@
 # MIN_PROBED probed blocks has no meaningful median: no temperature evidence at all,
 # `probed[k]` says how many blocks are judged (status and docs/manager.md say so).
 # No evaluation during a discharge (the blocks heat by their discharge current).
+#
+# A probe that falls off its block reads the air: a warm block's reading drops at once,
+# faster than a block can cool (a 40 Ah monobloc of 14 kg sheds ~1 K/h at 5 K over the
+# room; its time constant is hours).  A probed block whose excess falls by PROBE_DROP_CC
+# or more from one sample to the next is named once per run (`newly_probe_off`): its
+# temperature no longer shows a runaway, and nothing else would say so.
 
 from array import array
 
@@ -56,6 +62,7 @@ REF_SHIFT = const(5)  # the reference follows 1/32 of the excess per calm sample
 ARG_TRIP = const(0)
 ARG_RESET = const(1)
 ARG_SUSPECT = const(2)
+PROBE_DROP_CC = const(300)  # excess fall in one sample no block can make (3 K in 10 min)
 
 
 def median_in_place(buf, count: int) -> int:
@@ -139,6 +146,9 @@ class Runaway:
         self.tripped_rise_mc = array("l", [0] * n)  # rise of the excess over the window
         self.newly_tripped: list = []
         self.newly_suspect: list = []  # addresses that became suspects
+        self.probe_off = bytearray(n_max + 1)  # its reading fell off its block (latched)
+        self.probe_drop_cc = array("h", [0] * (n_max + 1))  # by how much
+        self.newly_probe_off: list = []  # addresses whose probe fell off this sample
 
     def latest_excess_cc(self, a: int) -> int:
         """Block a's temperature over its string's median at the last sample (c°C;
@@ -156,6 +166,8 @@ class Runaway:
             del self.newly_tripped[:]
         if self.newly_suspect:
             del self.newly_suspect[:]
+        if self.newly_probe_off:
+            del self.newly_probe_off[:]
         if self.next_s >= 0 and now_s < self.next_s:
             return
         self.next_s = now_s + self.sample_s
@@ -191,11 +203,18 @@ class Runaway:
                 buf[n] = v if v < 32767 else 32767
                 n += 1
         v_med = median_in_place(buf, n) if n else NONE
+        prev = (h + SLOTS - 1) % SLOTS
         for a in range(first, last + 1):
             i = a * SLOTS + h
             ok = poll.state[a] == pl.ST_OK
             if ok and t_med != NONE and poll.flags[a] & p.FLAG_PROBE:
-                self.excess[i] = poll.temp_cc[a] - t_med
+                e = poll.temp_cc[a] - t_med
+                self.excess[i] = e
+                e_prev = self.excess[a * SLOTS + prev]
+                if e_prev != NONE and e_prev - e >= PROBE_DROP_CC and not self.probe_off[a]:
+                    self.probe_off[a] = 1
+                    self.probe_drop_cc[a] = e_prev - e
+                    self.newly_probe_off.append(a)
             else:
                 self.excess[i] = NONE
             if ok and v_med != NONE:

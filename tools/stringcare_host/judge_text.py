@@ -55,6 +55,12 @@ def describe_judgement(ev: Any) -> str | None:
             "the others stop bleeding" % (ev.value, why)
         )
     if ev.code == mev.EV_NO_PROBE:
+        if ev.arg == 1:
+            return (
+                "battery probe reading fell %.1f K in one sample, faster than a block can "
+                "cool: is the probe off its block? Its thermal-runaway protection is blind "
+                "until it is refitted" % (ev.value / 1000)
+            )
         return (
             "no battery probe: the module reports its board's temperature, which gives "
             "no thermal-runaway evidence"
