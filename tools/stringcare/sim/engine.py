@@ -99,6 +99,7 @@ class SimModule:
         self.board_c = 25.0
         self.unplugged = False
         self.has_probe = True
+        self.probe_detached = False  # the probe hangs in the air beside its block
         self.frame_ms = 5000
 
     def on_bus_bytes(self, data: Any, end_us: int, bus: VirtualBus) -> None:
@@ -510,7 +511,11 @@ class Simulation:
             self._ri(m, ripple)
             core.temperature_frame(
                 board.internal_sensor_frame_sum_x2(m.board_c),
-                board.probe_frame_sum_x2(float(temp_c[s, b]) if m.has_probe else None),
+                board.probe_frame_sum_x2(
+                    None
+                    if not m.has_probe
+                    else float(ambient[s, b] if m.probe_detached else temp_c[s, b])
+                ),
                 now_ms,
             )
             core.voltage_frame(board.voltage_frame_sum_x2(v, float(rip_v[s, b]), m.board_c), now_ms)
@@ -665,6 +670,8 @@ class Simulation:
                 self.bus.unplug(m)
             else:
                 self.bus.replug(m)
+        elif ev.type == "probe_detached":
+            self.modules[(a["string"] - 1) * self.sc.blocks + a["block"] - 1].probe_detached = True
         elif ev.type == "noise_burst":
             start = int(self.t_s * 1e6)
             self.bus.noise_bursts.append([start, start + int(a["duration"] * 1e6)])

@@ -41,7 +41,7 @@ CONDITION_TAGS = (
     "ri",
     "spread",
 )
-CATEGORIES = ("runaway", "false-alarm", "ri", "balance", "discharge", "site")
+CATEGORIES = ("runaway", "false-alarm", "ri", "balance", "discharge", "site", "sensor")
 # Tags a manager event can carry (an expectation's `tag`):
 #   <quantity>           any threshold condition other than normal on voltage,
 #                        temperature, ri or spread; <quantity>-low, <quantity>-high;

@@ -99,6 +99,8 @@ EVENT_TYPES = {
     },
     "cell_short": {"string": ("int1", True), "block": ("int1", True), "cells": ("int1", False)},
     "module_unplugged": {"string": ("int1", True), "block": ("int1", True)},
+    # the module's battery probe comes off its block and reads the air beside it
+    "probe_detached": {"string": ("int1", True), "block": ("int1", True)},
     "module_replugged": {"string": ("int1", True), "block": ("int1", True)},
     "noise_burst": {"duration": ("duration", True)},
     "balancing": {"on": ("bool", True)},
