@@ -30,6 +30,7 @@ def _verdict(name: str, category: str, commit: str, sha: str, **kw: Any) -> dict
         "bleed_wh_day": [],
         "balance_warned": False,
         "low_warnings_in_recharge": 0,
+        "recharges": 0,
         "commit": commit,
         "dirty": False,
         "scenario_sha": sha,
@@ -76,6 +77,11 @@ def test_figures_come_from_the_saved_verdicts_of_unchanged_scenarios(tmp_path: P
     assert f["runaway.false_trips"] == 0 and f["runaway.false_alarm_hours"] == 24.0
     assert f["balance.bleed_wh_day.unbalanceable"] == 38.6
     assert f["balance.bleed_wh_day.healthy"] == 31.0
+    # figures about scenarios that did not run are left out, not 0 over nothing
+    assert "discharge.warnings_during_recharge" not in f and "ri.outliers_flagged_pct" not in f
+    f = BENCH.figures(results[1:], [], "aaaaaaa")
+    assert "runaway.false_trips" not in f and "runaway.false_alarm_hours" not in f
+    assert BENCH.figures(results[:1], [], "aaaaaaa").keys().isdisjoint({"runaway.undetected"})
     # a rerun replaces the saved verdict; a failing one counts as failed
     BENCH.save(
         _verdict("false-a", "false-alarm", "aaaaaaa", "sha-false-a", trip_h=5.0, passed=False),

@@ -100,7 +100,18 @@ def run_scenario(name: str, short: bool = False, sound: bool = False) -> dict[st
         "balance" in judge.tags(c, a, x) for _, c, a, _, _, _, x in out.events
     )
     result["low_warnings_in_recharge"] = _recharge_warnings(out)
+    result["recharges"] = sum(1 for _, kind in out.scenario_events if kind == "mains_restore")
     return result
+
+
+def _recharges(r: dict[str, Any]) -> int:
+    """Recharges the run had (a verdict saved before the field: from its scenario)."""
+    if "recharges" in r:
+        return int(r["recharges"])
+    try:
+        return sum(1 for e in scn.load(r["name"]).events if e.type == "mains_restore")
+    except scn.ScenarioError:
+        return 0
 
 
 def _ri_outliers(sim: engine.Simulation, out: judge.Outcome) -> list[dict[str, Any]]:
@@ -153,7 +164,9 @@ def _recharge_warnings(out: judge.Outcome) -> int:
 
 
 def summary(results: list[dict[str, Any]]) -> dict[str, float]:
-    """The bench's judge.* / runaway.* / ri.* / balance.* / discharge.* figures."""
+    """The bench's judge.* / runaway.* / ri.* / balance.* / discharge.* figures; a
+    figure is left out when no scenario it is about ran (a 0 over nothing is no
+    figure)."""
     figures: dict[str, float] = {
         "judge.scenarios_total": len(results),
         "judge.scenarios_passed": sum(1 for r in results if r["passed"]),
@@ -167,10 +180,12 @@ def summary(results: list[dict[str, Any]]) -> dict[str, float]:
     detect = [r.get("detect_min") for r in runaway]
     if detect and all(d is not None for d in detect):
         figures["runaway.detect_min.max"] = max(d for d in detect if d is not None)
-    figures["runaway.undetected"] = sum(1 for d in detect if d is None)
+    if runaway:
+        figures["runaway.undetected"] = sum(1 for d in detect if d is None)
     false = [r for r in results if r["category"] == "false-alarm"]
-    figures["runaway.false_trips"] = sum(1 for r in false if r["trip_h"] is not None)
-    figures["runaway.false_alarm_hours"] = round(sum(r["duration_h"] for r in false), 1)
+    if false:
+        figures["runaway.false_trips"] = sum(1 for r in false if r["trip_h"] is not None)
+        figures["runaway.false_alarm_hours"] = round(sum(r["duration_h"] for r in false), 1)
     outliers = [o for r in results for o in r["ri_outliers"] if o["decided"]]
     if outliers:
         flagged = sum(1 for o in outliers if o["flagged"])
@@ -180,7 +195,9 @@ def summary(results: list[dict[str, Any]]) -> dict[str, float]:
     if days:
         figures["balance.bleed_wh_day.unbalanceable"] = round(max(days), 1)
         figures["balance.unbalanceable_warned"] = sum(1 for r in unbal if r["balance_warned"])
-    figures["discharge.warnings_during_recharge"] = sum(
-        r["low_warnings_in_recharge"] for r in results if r["category"] != "runaway"
-    )
+    recharged = [r for r in results if r["category"] != "runaway" and _recharges(r)]
+    if recharged:
+        figures["discharge.warnings_during_recharge"] = sum(
+            r["low_warnings_in_recharge"] for r in recharged
+        )
     return figures
