@@ -86,23 +86,19 @@ class BalanceLimits:
         self.cells = cells
         self.band_mv = 8 * cells  # 8 mV per cell: balancing's own full-duty point
         self.cell_mv = float_mv // cells if cells else float_mv
-        # per string: the cap in mWh; -1 derives it from the string's size (DEFAULT_WH_PER_
-        # BLOCK per block: 1 W per module on average), 0 is no cap
+        # per string: the cap in mWh (-1 derives it from the string's size: DEFAULT_WH_
+        # PER_BLOCK per block, 1 W per module on average; 0 is no cap), the hold budget
+        # in mWh (-1: DEFAULT_HOLD_MWH_PER_BLOCK per block; 0: none, equalise to the
+        # target whatever it costs), the bleed power of the last sample (mW) and the
+        # allowance's limit and step (uV)
         self.max_mwh_day = array("l", [0] * n)
-        for k in range(n):
-            first, last = ranges[k]
-            wh = (last - first + 1) * DEFAULT_WH_PER_BLOCK if max_wh_day < 0 else max_wh_day
-            self.max_mwh_day[k] = wh * 1000
-        # per string: the hold budget in mWh (-1: DEFAULT_HOLD_MWH_PER_BLOCK per block,
-        # 0: none, equalise to the target whatever it costs), the bleed power of the
-        # last sample (mW) and the allowance's limit and step (uV)
         self.hold_mwh_day = array("l", [0] * n)
         for k in range(n):
-            first, last = ranges[k]
-            blocks = last - first + 1
-            self.hold_mwh_day[k] = (
-                blocks * DEFAULT_HOLD_MWH_PER_BLOCK if hold_wh_day < 0 else hold_wh_day * 1000
-            )
+            blocks = ranges[k][1] - ranges[k][0] + 1
+            wh = blocks * DEFAULT_WH_PER_BLOCK if max_wh_day < 0 else max_wh_day
+            self.max_mwh_day[k] = wh * 1000
+            hold = blocks * DEFAULT_HOLD_MWH_PER_BLOCK if hold_wh_day < 0 else hold_wh_day * 1000
+            self.hold_mwh_day[k] = hold
         self.power_mw = array("l", [0] * n)
         self.allow_max_uv = self.band_mv * 1000
         self.allow_step_uv = ALLOW_STEP_UV_PER_CELL * (cells if cells > 0 else 1)
