@@ -16,7 +16,9 @@
 #     bit 1 green)
 #     plan = core.ri_pending(now_ms)          # a capture to run (balancing is paused)
 #       ... core.ri_feed(v, i, n) per DMA chunk; then plan = core.ri_done(now_ms)
-#       (another plan: capture again in the low gain range; None: finished)
+#       (another plan: acquire it too; None: finished).  Each measurement is a probe
+#       (plan.method ri.RI_METHOD_PROBE: excitation off, another sample rate) then
+#       the capture, per gain range (shared/ri_probe.py RiSequence; docs/ri.md)
 #
 # Safety (SPEC §1): the bleed duty comes only from the balancing controller
 # (shared/balance.py), which stops on a stale target, a discharge, outside the
@@ -33,7 +35,7 @@ from module_fw import ui
 from module_fw.responder import Responder
 from shared import balance as bal
 from shared import frontend as fe
-from shared import measure, ri, variants
+from shared import measure, ri, ri_probe, variants
 from shared import protocol as p
 from shared.compat import const, ticks_diff
 
@@ -79,11 +81,8 @@ class ModuleCore(p.Endpoint):
         self._last_bleed_ms = 0
         self._bleed_ms = 0
         self._target_seen_ms = -1
-        self._ri_plan: ri.RiPlan | None = None
-        self._ri_eval: object = None
+        self._ri_seq: ri_probe.RiSequence | None = None
         self._ri_started_ms = 0
-        self._ri_range = 0
-        self._ri_method = 0
         self._configure()
         if self.store.status == sto.STORE_OK:
             self.store.save(self.state)  # the boot count (never fatal)
@@ -109,9 +108,10 @@ class ModuleCore(p.Endpoint):
         self.temperature = measure.Temperature(self.adc_kind, s.cal_offset[3], s.cal_offset[4])
         self.balance = bal.BalanceController(self.variant)
         self._target_seen_ms = -1
+        probe_ms = ri.plan_for(s.variant_id, ri.RI_METHOD_PROBE, 0, self.adc_kind).duration_ms()
         for code in (p.RI_METHOD_DC, p.RI_METHOD_AC):
             plan = ri.plan_for(s.variant_id, self._ri_method_of(code), 0, self.adc_kind)
-            s.ri_duration_ms[code] = plan.duration_ms()
+            s.ri_duration_ms[code] = probe_ms + plan.duration_ms()
         s.ri_duration_ms[0] = s.ri_duration_ms[s.ri_method]
 
     @staticmethod
@@ -179,7 +179,7 @@ class ModuleCore(p.Endpoint):
             or s.addressing
             or s.reset_hold
             or s.sleeping
-            or self._ri_plan is not None
+            or self._ri_seq is not None
         ):
             duty = 0
         self.duty = duty
@@ -282,9 +282,9 @@ class ModuleCore(p.Endpoint):
     # -- internal resistance -----------------------------------------------------------
 
     def ri_pending(self, now_ms: int):
-        """A capture plan to run now (balancing is paused until it is done), or None."""
+        """A plan to acquire now (balancing is paused until it is done), or None."""
         s = self.state
-        if s.ri_request < 0 or self._ri_plan is not None:
+        if s.ri_request < 0 or self._ri_seq is not None:
             return None
         method = s.ri_request
         s.ri_request = -1
@@ -296,47 +296,42 @@ class ModuleCore(p.Endpoint):
         ):
             self._ri_finish(p.RI_INHIBITED, 0, 0, now_ms)
             return None
-        self._ri_method = self._ri_method_of(method)
-        self._ri_range = 0
-        return self._ri_begin(now_ms)
-
-    def _ri_begin(self, now_ms: int):
-        s = self.state
         # calibration channel 1: Ri gain in the high range, channel 2: in the low range
-        plan = ri.plan_for(
-            s.variant_id, self._ri_method, self._ri_range, self.adc_kind,
-            s.cal_gain_ppm[1 + self._ri_range],
+        seq = ri_probe.RiSequence(
+            s.variant_id, self._ri_method_of(method), self.adc_kind, s.cal_gain_ppm[1],
+            s.cal_gain_ppm[2],
         )  # fmt: skip
-        self._ri_plan = plan
-        self._ri_eval = ri.evaluator(plan)
+        self._ri_seq = seq
         self._ri_started_ms = now_ms
         s.ri_busy = True
         self.duty = 0
-        return plan
+        return seq.start()
 
     def ri_feed(self, vbuf, ibuf, count: int) -> None:
-        ev = self._ri_eval
-        if ev is not None:
-            ev.feed(vbuf, ibuf, count)  # type: ignore[attr-defined]
+        seq = self._ri_seq
+        if seq is not None:
+            seq.feed(vbuf, ibuf, count)
 
     def ri_done(self, now_ms: int):
-        """The capture ended; returns a plan to capture again (low gain range) or None."""
-        plan = self._ri_plan
-        ev = self._ri_eval
-        if plan is None or ev is None:
+        """The acquisition ended; returns the next plan to acquire (the capture after
+        its probe, or both again in the low gain range) or None (finished)."""
+        seq = self._ri_seq
+        if seq is None:
             return None
-        res = ev.result()  # type: ignore[attr-defined]
-        if self._ri_range == 0 and ri.needs_low_range(plan, res):
-            self._ri_range = 1
-            return self._ri_begin(now_ms)
+        plan = seq.done()
+        if plan is not None:
+            self.duty = 0
+            return plan
+        res = seq.result
+        if res is None:
+            return None
         state = _RI_STATE[res.status] if res.status < len(_RI_STATE) else p.RI_INCOMPLETE
         self._ri_finish(state, res.ri_nohm or 0, res.quality, now_ms)
         return None
 
     def _ri_finish(self, state: int, ri_nohm: int, quality: int, now_ms: int) -> None:
         s = self.state
-        self._ri_plan = None
-        self._ri_eval = None
+        self._ri_seq = None
         s.ri_busy = False
         s.ri_state = state
         s.ri_nohm = ri_nohm if state == p.RI_OK else 0
@@ -348,5 +343,5 @@ class ModuleCore(p.Endpoint):
 
     def ri_abort(self, now_ms: int) -> None:
         """The shell could not finish the capture (e.g. a watchdog): report incomplete."""
-        if self._ri_plan is not None:
+        if self._ri_seq is not None:
             self._ri_finish(p.RI_INCOMPLETE, 0, 0, now_ms)

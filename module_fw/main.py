@@ -28,7 +28,10 @@
 #   hal.set_led(bits)            bit 0 red, bit 1 green
 #   hal.set_duty(permille)       bleed PWM duty, 0..1000
 #   hal.ri_capture(plan, core)   run one Ri capture of `plan`, streaming sample chunks
-#                                into core.ri_feed(v, i, n); False when it was aborted
+#                                into core.ri_feed(v, i, n); False when it was aborted.
+#                                Any plan.sample_rate_hz (the probe before each capture
+#                                runs at 8801 Hz with the excitation off throughout:
+#                                plan.method 2, plan.excitation_on(k) always False)
 #   hal.feed_watchdog()
 #   hal.sleep_until_bus(ms)      light sleep until bus traffic or ms elapsed
 #   hal.idle_until_bus(ms)       (optional) nothing is due on the bus before its next

@@ -51,6 +51,11 @@ from shared.variants import by_id
 # --- methods and statuses ------------------------------------------------------------
 RI_METHOD_STEP = const(0)
 RI_METHOD_AC = const(1)
+# Not a measurement: the excitation stays off, v is sampled at PROBE_SAMPLE_RATE_HZ and
+# compared over lags the capture's rate cannot make, so that switching ripple aliased
+# onto the mains grid at the capture's rate shows (shared/ri_probe.py; docs/ri.md,
+# "Saturation").  Capture files hold step and ac captures only (METHOD_NAMES).
+RI_METHOD_PROBE = const(2)
 METHOD_NAMES = ("step", "ac")
 
 RI_OK = const(0)
@@ -71,8 +76,8 @@ STATUS_NAMES = (
 )
 
 NOISY_LIMIT_PPM = const(20000)  # 2 % relative standard uncertainty
-LOW_SIGNAL_SNR = const(4)
-NO_EXCITATION_PERCENT = const(25)
+_LOW_SIGNAL_SNR = const(4)
+_NO_EXCITATION_PERCENT = const(25)
 # Out-of-band ripple (a switch-mode charger's 16-20 kHz) reaches the Ri amplifier
 # unfiltered and is seen by the converter only behind the anti-alias filter, about
 # 4.8x smaller at 16 kHz (first order at 3.4 kHz), aliased to some frequency that is
@@ -106,19 +111,19 @@ AC_PERIODS = const(330)  # 1.2 s
 AC_HARMONIC = const(3)
 # The shell samples v then i, round robin at twice the channel rate: i lags v by
 # half a channel sample period.
-DEFAULT_SKEW_NS_STEP = const(200000)
-DEFAULT_SKEW_NS_AC = const(56818)
+_DEFAULT_SKEW_NS_STEP = const(200000)
+_DEFAULT_SKEW_NS_AC = const(56818)
 
 
 # Plausible limits of a capture's plan (RiPlan checks them; docs/ri.md, "Capture files").
-MAX_SAMPLE_RATE_HZ = const(1000000)
-MAX_AMP_GAIN = const(10000)
-MAX_SHUNT_UOHM = const(1000000)  # 1 ohm
-MAX_EXCITATION_MA = const(20000)
+_MAX_SAMPLE_RATE_HZ = const(1000000)
+_MAX_AMP_GAIN = const(10000)
+_MAX_SHUNT_UOHM = const(1000000)  # 1 ohm
+_MAX_EXCITATION_MA = const(20000)
 # A board's Ri calibration corrects tolerances of about 1 %; beyond +-5 % the reference
 # resistor or the board is wrong (the same limit the module accepts for a calibration,
 # shared/protocol.py CAL_GAIN_PPM_LIMIT).
-MAX_RI_GAIN_PPM = const(50000)
+_MAX_RI_GAIN_PPM = const(50000)
 
 
 def _check_range(name: str, value, low: int, high: int) -> None:
@@ -164,8 +169,8 @@ class RiPlan:
         ri_gain_ppm: int = 0,
         gain_range: int = 0,
     ):
-        if method not in (RI_METHOD_STEP, RI_METHOD_AC):
-            raise ValueError("unknown Ri method %r: 0 (step) or 1 (ac)" % method)
+        if method not in (RI_METHOD_STEP, RI_METHOD_AC, RI_METHOD_PROBE):
+            raise ValueError("unknown Ri method %r" % method)
         if sample_rate_hz <= 0 or slot_samples <= 0 or slots <= 0:
             raise ValueError("sample rate, slot_samples and slots must be positive")
         if method == RI_METHOD_STEP and slots != STEP_SLOTS:
@@ -178,12 +183,12 @@ class RiPlan:
             raise ValueError("v_gain, shunt_uohm and shunt_gain must be positive")
         # Every other field within what a board can have (a capture file or a damaged
         # store must not yield a number from an impossible plan).
-        _check_range("sample_rate_hz", sample_rate_hz, 1, MAX_SAMPLE_RATE_HZ)
-        _check_range("v_gain", v_gain, 1, MAX_AMP_GAIN)
-        _check_range("shunt_gain", shunt_gain, 1, MAX_AMP_GAIN)
-        _check_range("shunt_uohm", shunt_uohm, 1, MAX_SHUNT_UOHM)
-        _check_range("excitation_ma", excitation_ma, 1, MAX_EXCITATION_MA)
-        _check_range("ri_gain_ppm", ri_gain_ppm, -MAX_RI_GAIN_PPM, MAX_RI_GAIN_PPM)
+        _check_range("sample_rate_hz", sample_rate_hz, 1, _MAX_SAMPLE_RATE_HZ)
+        _check_range("v_gain", v_gain, 1, _MAX_AMP_GAIN)
+        _check_range("shunt_gain", shunt_gain, 1, _MAX_AMP_GAIN)
+        _check_range("shunt_uohm", shunt_uohm, 1, _MAX_SHUNT_UOHM)
+        _check_range("excitation_ma", excitation_ma, 1, _MAX_EXCITATION_MA)
+        _check_range("ri_gain_ppm", ri_gain_ppm, -_MAX_RI_GAIN_PPM, _MAX_RI_GAIN_PPM)
         _check_range("gain_range", gain_range, 0, 1)
         _check_range("skew_ns", skew_ns, 0, 1000000000 // sample_rate_hz)
         self.method = method
@@ -203,7 +208,8 @@ class RiPlan:
     def excitation_on(self, slot: int) -> bool:
         if self.method == RI_METHOD_STEP:
             return thue_morse(slot) == 1
-        return not slot & 1  # square wave, on in the first half period
+        # square wave, on in the first half period; the probe: never
+        return self.method == RI_METHOD_AC and not slot & 1
 
     def duration_ms(self) -> int:
         return (self.samples * 1000 + self.sample_rate_hz - 1) // self.sample_rate_hz
@@ -239,14 +245,18 @@ def plan_for(
             STEP_SAMPLE_RATE_HZ,
             STEP_SLOT_SAMPLES,
             STEP_SLOTS,
-            DEFAULT_SKEW_NS_STEP,
+            _DEFAULT_SKEW_NS_STEP,
         )
+    elif method == RI_METHOD_PROBE:  # its plan lives with its evaluator
+        from shared.ri_probe import probe_plan
+
+        return probe_plan(variant_id, gain_range, adc_kind, ri_gain_ppm)
     else:
         rate, slot, slots, skew = (
             AC_SAMPLE_RATE_HZ,
             AC_PERIOD_SAMPLES // 2,
             2 * AC_PERIODS,
-            DEFAULT_SKEW_NS_AC,
+            _DEFAULT_SKEW_NS_AC,
         )
     return RiPlan(
         method,
@@ -303,15 +313,15 @@ def finish(plan, dv, di, var_v, var_i, expected_di) -> RiResult:
     """Common decision: status, value, quality.  dv/di responses, var_* noise
     variances of those responses (same units squared), expected_di the planned
     current response."""
-    if di * 100 < expected_di * NO_EXCITATION_PERCENT:
+    if di * 100 < expected_di * _NO_EXCITATION_PERCENT:
         return RiResult(
             RI_NO_EXCITATION,
             detail="excitation current %d%% of plan"
             % (di * 100 // expected_di if expected_di else 0),
         )
     noise_v = isqrt(var_v)
-    if dv <= 0 or dv < LOW_SIGNAL_SNR * noise_v:
-        return RiResult(RI_LOW_SIGNAL, detail="response below %dx noise" % LOW_SIGNAL_SNR)
+    if dv <= 0 or dv < _LOW_SIGNAL_SNR * noise_v:
+        return RiResult(RI_LOW_SIGNAL, detail="response below %dx noise" % _LOW_SIGNAL_SNR)
     # relative variance of the ratio, in ppm^2
     rel_var = (var_v * 1000000000000) // (dv * dv) + (var_i * 1000000000000) // (di * di)
     uncert_ppm = isqrt(rel_var)
@@ -337,6 +347,10 @@ def evaluator(plan: RiPlan):
         from shared.ri_step import StepEvaluator
 
         return StepEvaluator(plan)
+    if plan.method == RI_METHOD_PROBE:
+        from shared.ri_probe import ProbeEvaluator
+
+        return ProbeEvaluator(plan)
     from shared.ri_ac import LockInEvaluator
 
     return LockInEvaluator(plan)

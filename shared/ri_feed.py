@@ -33,6 +33,11 @@ def acc_value(acc, index: int) -> int:
 
 
 class EvaluatorBase:
+    # the out-of-band ripple the probe before the capture saw (half LSB at the
+    # converter; shared/ri_probe.py RiSequence sets it): switching ripple that aliases
+    # onto the mains grid at this capture's rate and so repeats over its own lags
+    probe_ripple = 0
+
     def __init__(self, plan: ri.RiPlan):
         self.plan = plan
         self.fed = 0  # sample pairs consumed
@@ -71,7 +76,7 @@ class EvaluatorBase:
     def _saturation(self):
         """None, or a RiResult(RI_SATURATED) when out-of-band ripple may have driven
         the amplifier out of its linear band (see ri.SATURATION_AA_X10)."""
-        if not self._lag:
+        if not self._lag and not self.probe_ripple:
             return None
         ext = self._ext
         level = 0
@@ -115,6 +120,9 @@ class EvaluatorBase:
                 within = (spread[0] if spread[0] > spread[1] else spread[1]) >> 1
             if within > ripple:
                 ripple = within
+        seen = ripple
+        if self.probe_ripple > ripple:
+            ripple = self.probe_ripple
         worst = level + ripple * ri.SATURATION_AA_X10 // 10
         band = fe.RI_CLIP_HIGH_CODE - fe.ADC_CODES // 2  # codes from mid-scale
         if worst <= 2 * band:
@@ -122,8 +130,12 @@ class EvaluatorBase:
         return ri.RiResult(
             ri.RI_SATURATED,
             detail="out-of-band ripple may saturate the amplifier (%d codes at the "
-            "converter, ~%d before the filter): measure in the low range"
-            % (ripple >> 1, (ripple * ri.SATURATION_AA_X10 // 10) >> 1),
+            "converter, ~%d before the filter%s): measure in the low range"
+            % (
+                ripple >> 1,
+                (ripple * ri.SATURATION_AA_X10 // 10) >> 1,
+                "; aliased onto the mains grid, seen by the probe" if seen < ripple else "",
+            ),
         )
 
     def _take(self, vbuf, ibuf, count):

@@ -14,10 +14,12 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Iterator
+from typing import Any
 
 from boards.sim.frontend import Block, Ripple, SimBoard, SwitchingRipple
 from shared import frontend as fe
 from shared import ri, variants
+from shared.ri_probe import RiSequence
 
 # R0 x capacity of lead-acid blocks, mOhm * Ah per 2 V cell (a 100 Ah 12 V block of
 # ~4 mOhm: 6 cells x 67; a 3000 Ah 2 V cell of ~20 uOhm: 60).  The ripple current is
@@ -203,31 +205,53 @@ class Bench:
 
     def measure(self, case: Case, method: int | None = None) -> tuple[ri.RiResult, float, int]:
         """(result, seconds the battery was under test, gain range used) for one case."""
-        variant = variants.by_id(case.variant_id)
-        if method is None:
-            method = variant.ri_method
         board = self.board(case.variant_id, case.board_seed)
         block = Block(case.r0_ohm, case.r1_ohm, case.tau1_s, case.r_ct_ohm, case.tau_ct_s)
+        return self.run_sequence(
+            board,
+            case.variant_id,
+            case.board_seed,
+            method,
+            block=block,
+            ripple=case.ripple,
+            drift_v_per_s=case.drift_v_per_s,
+            coupling_h=case.coupling_h,
+            board_c=case.board_c,
+            switching=case.switching,
+        )
+
+    def run_sequence(
+        self,
+        board: SimBoard,
+        variant_id: int,
+        board_seed: int,
+        method: int | None,
+        t0: float = 0.0,
+        **capture: Any,
+    ) -> tuple[ri.RiResult, float, int]:
+        """The module's procedure (shared/ri_probe.py RiSequence: per gain range the
+        probe, then the capture): (result, seconds under test, gain range used).
+        capture: the keyword arguments of SimBoard.ri_capture besides plan and t0."""
+        if method is None:
+            method = variants.by_id(variant_id).ri_method
+        seq = RiSequence(
+            variant_id,
+            method,
+            self.adc_kind,
+            self.calibration_ppm(variant_id, board_seed, method, 0),
+            self.calibration_ppm(variant_id, board_seed, method, 1),
+        )
         seconds = 0.0
-        gain_range = 0
-        while True:
-            cal = self.calibration_ppm(case.variant_id, case.board_seed, method, gain_range)
-            plan = ri.plan_for(case.variant_id, method, gain_range, self.adc_kind, cal)
-            v, i = board.ri_capture(
-                plan,
-                block,
-                case.ripple,
-                case.drift_v_per_s,
-                case.coupling_h,
-                board_c=case.board_c,
-                switching=case.switching,
-            )
+        plan = seq.start()
+        while plan is not None:
+            v, i = board.ri_capture(plan, t0=t0 + seconds, **capture)
             seconds += plan.duration_ms() / 1000.0
-            result = ri.evaluate(plan, v, i)
-            if ri.needs_low_range(plan, result):
-                gain_range = 1
-                continue
-            return result, seconds, gain_range
+            for start in range(0, plan.samples, 256):
+                end = min(start + 256, plan.samples)
+                seq.feed(v[start:end], i[start:end], end - start)
+            plan = seq.done()
+        assert seq.result is not None
+        return seq.result, seconds, seq.gain_range
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -147,7 +147,9 @@ class Stm32ModuleHal:
     def ri_capture(self, plan, core) -> bool:
         self.low_gain.value(plan.gain_range)
         ac = plan.method == 1
-        chunk = _AC_CHUNK if ac else plan.slot_samples
+        # the step method switches per slot (a chunk each); the AC method and the probe
+        # (plan.method 2, excitation off at its own rate) stream fixed chunks
+        chunk = plan.slot_samples if plan.method == 0 else _AC_CHUNK
         if chunk > _AC_CHUNK:
             self._v = array("H", [0] * chunk)
             self._i = array("H", [0] * chunk)

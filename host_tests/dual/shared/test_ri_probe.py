@@ -1,0 +1,158 @@
+# shared/ri_probe: the probe before each Ri capture sees switching ripple that the
+# capture's own lags cannot tell from mains ripple, and the module's procedure
+# (RiSequence) refuses the range on it (docs/ri.md, "Saturation").
+from dualtest import heap_locked
+from ri_synth import Synth
+
+from shared import frontend as fe
+from shared import ri
+from shared.intmath import sin_q15
+from shared.ri_probe import PROBE_SAMPLE_RATE_HZ, RiSequence
+from shared.variants import by_code
+
+try:
+    from array import array
+except ImportError:
+    from uarray import array
+
+CHUNK = 250
+
+
+class Tone:
+    """Mains-free v: a switching tone of `codes` amplitude at f_mhz (millihertz) as the
+    converter samples it behind the filter (aliased by the sampling itself), on a
+    constant excitation-free level; i at the shunt's offset."""
+
+    def __init__(self, plan, f_mhz, codes):
+        self.plan = plan
+        # phase per sample in turns * 2**24, reduced modulo one turn: the alias
+        rate = plan.sample_rate_hz
+        self.inc = ((f_mhz % (1000 * rate)) << 24) // (1000 * rate)
+        self.phase = 3000000
+        self.codes = codes
+        self.i_off = fe.SHUNT_REF_OFFSET_UV * fe.ADC_CODES // fe.ADC_VREF_UV
+
+    def fill(self, vbuf, ibuf, count):
+        for j in range(count):
+            vbuf[j] = 2048 + (self.codes * sin_q15(self.phase >> 8)) // 32768
+            self.phase = (self.phase + self.inc) & 0xFFFFFF
+            ibuf[j] = self.i_off
+
+
+def _feed(plan, source):
+    ev = ri.evaluator(plan)
+    vbuf = array("H", [0] * CHUNK)
+    ibuf = array("H", [0] * CHUNK)
+    done = 0
+    while done < plan.samples:
+        n = CHUNK if plan.samples - done >= CHUNK else plan.samples - done
+        source.fill(vbuf, ibuf, n)
+        ev.feed(vbuf, ibuf, n)
+        done += n
+    return ev
+
+
+def test_probe_plan_keeps_the_excitation_off_at_its_own_rate():
+    plan = ri.plan_for(by_code("6v").id, ri.RI_METHOD_PROBE, 1)
+    assert plan.sample_rate_hz == PROBE_SAMPLE_RATE_HZ
+    assert plan.gain_range == 1 and plan.duration_ms() == 800
+    for k in range(plan.slots):
+        assert not plan.excitation_on(k)
+
+
+def test_the_probe_sees_tones_that_repeat_over_the_captures_lags():
+    # 19 900 Hz aliases at 2500 Hz onto exactly 100 Hz (a mains harmonic); 18 540.08 Hz
+    # is 1854.008 cycles per 100 ms (the switching set's silent case); 50 kHz, a round
+    # switching frequency, aliases onto 0 Hz.  The step capture's own lags see at most
+    # a few percent of them; the probe a large part.
+    variant = by_code("6v").id
+    for f_mhz in (19900000, 18540080, 17539470, 50000000):
+        step = ri.plan_for(variant, ri.RI_METHOD_STEP)
+        capture = _feed(step, Tone(step, f_mhz, 300))
+        ext = capture._ext
+        own = 0
+        for k in (4, 6, 8, 10, 12, 14, 16, 18):
+            if ext[k + 1] >= ext[k] and (ext[k + 1] - ext[k]) >> 2 > own:
+                own = (ext[k + 1] - ext[k]) >> 2
+        plan = ri.plan_for(variant, ri.RI_METHOD_PROBE)
+        probe = _feed(plan, Tone(plan, f_mhz, 300))
+        # amplitudes in half LSB: the tone is 600
+        assert own < 120, (f_mhz, own)
+        assert probe.ripple() >= 300, (f_mhz, probe.ripple())
+
+
+def test_mains_ripple_alone_does_not_refuse_a_range():
+    # 300 codes of ripple at 100.3 Hz (with its 3rd harmonic): mains, not switching
+    plan = ri.plan_for(by_code("12v").id, ri.RI_METHOD_PROBE)
+    ev = _feed(plan, Synth(plan, 0, ripple_codes=300, noise=1))
+    assert ev.result().status == ri.RI_OK, ev.result().detail
+    assert ev.ripple() < 2 * 300 // 3
+
+
+def test_a_strong_aliased_tone_refuses_the_high_range_with_its_reason():
+    plan = ri.plan_for(by_code("6v").id, ri.RI_METHOD_PROBE)
+    res = _feed(plan, Tone(plan, 19900000, 500)).result()
+    assert res.status == ri.RI_SATURATED and res.ri_nohm is None
+    assert "probe at 8801 Hz" in res.detail
+    assert ri.needs_low_range(plan, res)
+
+
+def test_sequence_probes_then_captures_and_moves_to_the_low_range():
+    variant = by_code("6v").id
+    seq = RiSequence(variant, ri.RI_METHOD_STEP, fe.ADC_RP2040, 1000, -2000)
+    methods = []
+    plan = seq.start()
+    while plan is not None:
+        methods.append((plan.method, plan.gain_range, plan.ri_gain_ppm))
+        if plan.method == ri.RI_METHOD_PROBE and plan.gain_range == 0:
+            source = Tone(plan, 19900000, 500)  # refuses the high range
+        elif plan.method == ri.RI_METHOD_PROBE:
+            source = Tone(plan, 19900000, 150)
+        else:
+            source = Synth(plan, 3000000, ripple_codes=150, noise=1)
+        vbuf = array("H", [0] * CHUNK)
+        ibuf = array("H", [0] * CHUNK)
+        done = 0
+        while done < plan.samples:
+            n = CHUNK if plan.samples - done >= CHUNK else plan.samples - done
+            source.fill(vbuf, ibuf, n)
+            seq.feed(vbuf, ibuf, n)
+            done += n
+        plan = seq.done()
+    assert methods == [
+        (ri.RI_METHOD_PROBE, 0, 1000),
+        (ri.RI_METHOD_PROBE, 1, -2000),
+        (ri.RI_METHOD_STEP, 1, -2000),
+    ]
+    assert seq.result.status == ri.RI_OK, seq.result
+    # within 2 % (the integer synthesiser's own bias in the low range is ~1 %)
+    assert abs(seq.result.ri_nohm * 1000 // (1000 - 2) - 3000000) < 60000
+
+
+def test_capture_refuses_on_what_only_the_probe_saw():
+    # a capture whose own lags see nothing (constant v besides the step) is refused
+    # when the probe measured ripple that saturates the range
+    plan = ri.plan_for(by_code("6v").id, ri.RI_METHOD_STEP)
+    ev = ri.evaluator(plan)
+    ev.probe_ripple = 1000  # half LSB: x 4.8 beyond the amplifier's band
+    synth = Synth(plan, 3000000, noise=1)
+    vbuf = array("H", [0] * CHUNK)
+    ibuf = array("H", [0] * CHUNK)
+    for _ in range(plan.samples // CHUNK):
+        synth.fill(vbuf, ibuf, CHUNK)
+        ev.feed(vbuf, ibuf, CHUNK)
+    res = ev.result()
+    assert res.status == ri.RI_SATURATED
+    assert "seen by the probe" in res.detail
+
+
+def test_probe_feeding_allocates_nothing():
+    plan = ri.plan_for(by_code("12v").id, ri.RI_METHOD_PROBE)
+    source = Tone(plan, 19900000, 300)
+    ev = ri.evaluator(plan)
+    vbuf = array("H", [0] * CHUNK)
+    ibuf = array("H", [0] * CHUNK)
+    for _ in range(6):  # past the longest lag (881 samples) with the heap locked
+        source.fill(vbuf, ibuf, CHUNK)
+        heap_locked(ev.feed, vbuf, ibuf, CHUNK)
+    assert ev.fed == 6 * CHUNK

@@ -1,0 +1,253 @@
+# The probe before every Ri capture, and the module's Ri procedure (docs/ri.md,
+# "Saturation by out-of-band ripple").
+#
+# A switch-mode charger's ripple (10-100 kHz) can drive the Ri amplifier out of its
+# swing; the converter sees it behind the anti-alias filter, aliased.  The capture's
+# own check compares each sample with the ones 100 ms and 50 ms earlier: mains ripple
+# repeats there, switching ripple generally does not.  But a tone whose frequency is
+# within ~1 Hz of a multiple of 20 Hz repeats over both lags too, whatever the sample
+# rate (a lag of whole samples sees only f * lag): no comparison within a capture made
+# at 2500 Hz can tell it from mains ripple.  A lag that still cancels the mains but
+# is not a whole number of 100 ms can: f * 100 ms and f * 99.989 ms differ by
+# f * 11 us, a quarter of a cycle at 22 kHz.  Such lags need another sample rate.
+#
+# The probe: the excitation off, v sampled at PROBE_SAMPLE_RATE_HZ (8801 Hz) for
+# 0.8 s, each sample compared with the ones 880, 881, 440 and 441 samples earlier
+# (99.989, 100.102, 49.994 and 50.108 ms: the mains ripple cancels as well as over
+# 100 ms with the mains frequency 0.5 % off).  Half the spread of each lag's
+# differences is a switching tone's amplitude times |sin(pi f lag)|; the largest of
+# the four, with the capture's own two lags, sees every tone from 10 to 100 kHz with
+# at least ~0.2 of its amplitude (the capture's two lags alone: zero near every
+# multiple of 20 Hz).  The capture then takes the larger of its own estimate and the
+# probe's (EvaluatorBase.probe_ripple) in its saturation check; a probe that already
+# shows the range saturating skips the capture and goes to the low range.
+#
+# Per sample: small integers, no allocation; 881 16-bit samples of history (1.8 KB).
+from array import array
+
+from shared import frontend as fe
+from shared import ri
+from shared.compat import const
+from shared.ri_feed import EvaluatorBase, extremes
+
+# 8801 Hz, 16 slots of 440 samples (0.8 s), excitation off.  At 8801 Hz a lag of 880
+# samples is 99.989 ms and one of 881 is 100.102 ms: each cancels the mains ripple as
+# well as the 100 ms lag does with the mains frequency 0.5 % off, and each sees a tone
+# that repeats every 100 ms at 2500 Hz.
+PROBE_SAMPLE_RATE_HZ = const(8801)
+PROBE_SLOT_SAMPLES = const(440)
+PROBE_SLOTS = const(16)
+PROBE_SKEW_NS = const(56810)  # i half a channel sample period after v (round robin)
+
+
+def probe_plan(variant_id: int, gain_range: int, adc_kind: int, ri_gain_ppm: int = 0):
+    """The probe's plan in a gain range (ri.plan_for(..., ri.RI_METHOD_PROBE) too)."""
+    front = fe.frontend(variant_id)
+    return ri.RiPlan(
+        ri.RI_METHOD_PROBE,
+        PROBE_SAMPLE_RATE_HZ,
+        PROBE_SLOT_SAMPLES,
+        PROBE_SLOTS,
+        front.ri_gain(gain_range),
+        front.shunt_uohm,
+        front.shunt_gain,
+        front.excitation_ma,
+        adc_kind,
+        PROBE_SKEW_NS,
+        ri_gain_ppm,
+        gain_range,
+    )
+
+
+class ProbeEvaluator(EvaluatorBase):
+    """The probe's streaming evaluator: the ripple amplitude of v (half LSB) that the
+    capture cannot see by itself, and whether it already saturates this range."""
+
+    def __init__(self, plan: ri.RiPlan):
+        EvaluatorBase.__init__(self, plan)  # lag 0 there: the probe keeps its own
+        rate = plan.sample_rate_hz
+        a = rate // ri.SATURATION_LAG_DIVIDER
+        b = rate // ri.SATURATION_HALF_LAG_DIVIDER
+        self._lags = array("H", [a, a + 1, b, b + 1])
+        self._size = a + 1
+        self._ring = array("h", bytes(2 * self._size))
+        self._ring_pos = 0
+        # lowest and highest v, then v minus v one lag earlier per lag
+        self._pext = extremes(5)
+
+    def feed(self, vbuf, ibuf, count: int) -> None:
+        """Consume count sample pairs (raw codes; i is checked for clipping only).
+        Allocation-free."""
+        count = self._take(vbuf, ibuf, count)
+        if count <= 0:
+            return
+        dnl = self._dnl
+        region = fe._RP2040_REGION_X2
+        half = fe._RP2040_SPIKE_HALF_X2
+        ring = self._ring
+        size = self._size
+        pos = self._ring_pos
+        ext = self._pext
+        lags = self._lags
+        la = lags[0]
+        lb = lags[1]
+        lc = lags[2]
+        ld = lags[3]
+        fed = self.fed
+        for j in range(count):
+            r = vbuf[j]
+            if dnl:
+                v = (r << 1) + region[r >> 9]
+                if (r & 511) == 0 and (r & 512):
+                    v -= half[r >> 10]
+            else:
+                v = r << 1
+            x = v - 4096
+            if x < ext[0]:
+                ext[0] = x
+            if x > ext[1]:
+                ext[1] = x
+            # each lag unrolled (a loop over the lags would allocate an iterator)
+            if fed + j >= lb:  # every lag has its sample (lb is the longest)
+                m = pos - la
+                d = x - ring[m + size if m < 0 else m]
+                if d < ext[2]:
+                    ext[2] = d
+                if d > ext[3]:
+                    ext[3] = d
+                d = x - ring[pos]  # lb == size: the oldest sample
+                if d < ext[4]:
+                    ext[4] = d
+                if d > ext[5]:
+                    ext[5] = d
+                m = pos - lc
+                d = x - ring[m + size if m < 0 else m]
+                if d < ext[6]:
+                    ext[6] = d
+                if d > ext[7]:
+                    ext[7] = d
+                m = pos - ld
+                d = x - ring[m + size if m < 0 else m]
+                if d < ext[8]:
+                    ext[8] = d
+                if d > ext[9]:
+                    ext[9] = d
+            ring[pos] = x
+            pos += 1
+            if pos == size:
+                pos = 0
+        self._ring_pos = pos
+        self.fed = fed + count
+
+    def ripple(self) -> int:
+        """The out-of-band ripple's amplitude at the converter (half LSB): half the
+        largest spread of the lagged differences (a tone of amplitude A gives
+        differences of 2A |sin(pi f lag)|); when that is a third or more of all that
+        varies (excitation off: mains and switching ripple, noise), all of it, as the
+        capture's own check does: each lag may see the tone at a fraction only (the
+        largest |sin| of the four is ~0.6 at 19.9 kHz)."""
+        ext = self._pext
+        amp = 0
+        for k in (2, 4, 6, 8):
+            if ext[k + 1] >= ext[k] and (ext[k + 1] - ext[k]) >> 2 > amp:
+                amp = (ext[k + 1] - ext[k]) >> 2
+        within = (ext[1] - ext[0]) >> 1 if ext[1] >= ext[0] else 0
+        if 3 * amp >= within and within > amp:
+            return within
+        return amp
+
+    def result(self) -> ri.RiResult:
+        """RI_OK (a probe never carries a number: the capture follows), or why this
+        gain range cannot be measured: RI_CLIPPED, RI_SATURATED, RI_INCOMPLETE."""
+        plan = self.plan
+        if self.fed < plan.samples:
+            return ri.RiResult(
+                ri.RI_INCOMPLETE, detail="probe: %d of %d samples" % (self.fed, plan.samples)
+            )
+        if self.clipped:
+            return ri.RiResult(ri.RI_CLIPPED, detail="probe: amplifier clipped, excitation off")
+        ext = self._pext
+        level = (ext[1] + ext[0]) >> 1
+        if level < 0:
+            level = -level
+        ripple = self.ripple()
+        if level + ripple * ri.SATURATION_AA_X10 // 10 > 2 * (
+            fe.RI_CLIP_HIGH_CODE - fe.ADC_CODES // 2
+        ):
+            return ri.RiResult(
+                ri.RI_SATURATED,
+                detail="switching ripple may saturate the amplifier (probe at %d Hz: %d codes "
+                "at the converter, ~%d before the filter): not measured in this range"
+                % (plan.sample_rate_hz, ripple >> 1, (ripple * ri.SATURATION_AA_X10 // 10) >> 1),
+            )
+        return ri.RiResult(ri.RI_OK, detail="probe")
+
+
+class RiSequence:
+    """The module's Ri procedure, for the core and for the benches alike:
+
+        seq = RiSequence(variant_id, method, adc_kind, cal_ppm_high, cal_ppm_low)
+        plan = seq.start()
+        while plan is not None:
+            ... acquire plan (excitation per plan.excitation_on), seq.feed(v, i, n) per
+            chunk ...
+            plan = seq.done()
+        seq.result            # the RiResult of the measurement
+
+    Per gain range (high first): the probe, then the capture unless the probe refused
+    the range; the low range when the high range clipped or may saturate.  One
+    evaluator at a time is held."""
+
+    def __init__(
+        self, variant_id: int, method: int, adc_kind: int, cal_ppm_high: int, cal_ppm_low: int
+    ):
+        self.variant_id = variant_id
+        self.method = method
+        self.adc_kind = adc_kind
+        self._cal = (cal_ppm_high, cal_ppm_low)
+        self.gain_range = 0
+        self.plan: ri.RiPlan | None = None
+        self.evaluator: object = None  # ProbeEvaluator, StepEvaluator, LockInEvaluator
+        self.result: ri.RiResult | None = None
+        self.probe_result: ri.RiResult | None = None
+
+    def start(self):
+        self.gain_range = 0
+        self.result = None
+        return self._begin(ri.RI_METHOD_PROBE)
+
+    def _begin(self, method: int):
+        self.evaluator = None  # the previous one is garbage before the next is built
+        plan = ri.plan_for(
+            self.variant_id, method, self.gain_range, self.adc_kind, self._cal[self.gain_range]
+        )
+        self.plan = plan
+        self.evaluator = ri.evaluator(plan)
+        return plan
+
+    def feed(self, vbuf, ibuf, count: int) -> None:
+        ev = self.evaluator
+        if ev is not None:
+            ev.feed(vbuf, ibuf, count)  # type: ignore[attr-defined]
+
+    def done(self):
+        """The acquisition of self.plan ended: the next plan, or None (self.result)."""
+        plan = self.plan
+        ev = self.evaluator
+        if plan is None or ev is None:
+            return None
+        res = ev.result()  # type: ignore[attr-defined]
+        if plan.method == ri.RI_METHOD_PROBE:
+            self.probe_result = res
+            if res.status == ri.RI_OK:
+                ripple = ev.ripple()  # type: ignore[attr-defined]
+                nxt = self._begin(self.method)
+                self.evaluator.probe_ripple = ripple  # type: ignore[attr-defined]
+                return nxt
+        if ri.needs_low_range(plan, res):
+            self.gain_range = 1
+            return self._begin(ri.RI_METHOD_PROBE)
+        self.result = res
+        self.plan = None
+        self.evaluator = None
+        return None
