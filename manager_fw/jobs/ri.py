@@ -10,6 +10,11 @@ RI_READ_MARGIN_MS = const(200)  # after the duration the module announced
 RI_BUSY_RETRY_MS = const(1000)
 RI_BUSY_READS = const(10)
 RI_START_TRIES = const(3)
+# RI_READs left unanswered before the measurement counts as lost.  A module evaluates
+# its capture in its main loop and answers nothing meanwhile: seconds on a Cortex-M0
+# for the step method's arc fit (docs/ri.md), on top of the duration it announced.
+# Asked again every RI_BUSY_RETRY_MS, so ~12 s of silence after the announced end.
+RI_READ_MISSES = const(12)
 
 
 class RiJob(b.BusJob):
@@ -79,6 +84,7 @@ class RiJob(b.BusJob):
         elif self.state == RiJob.START and frame.cmd == p.CMD_RI_START | p.REPLY:
             if frame.length == 3:
                 self._answered = True
+                self.tries = 0  # from here on: unanswered RI_READs
                 self._pause(frame.u16(1) + RI_READ_MARGIN_MS, RiJob.READ)
         elif self.state == RiJob.READ and frame.cmd == p.CMD_RI_READ | p.REPLY:
             if frame.length == 8:
@@ -102,10 +108,17 @@ class RiJob(b.BusJob):
             self.state = RiJob.DONE
             return
         self.tries += 1  # no answer, or NAK busy
-        if self.tries >= RI_START_TRIES:
+        if self.state == RiJob.READ:
+            # still evaluating (see RI_READ_MISSES): ask again a second later
+            if self.tries >= RI_READ_MISSES:
+                self.result_state = p.RI_NONE
+                self.state = RiJob.DONE
+            else:
+                self._pause(RI_BUSY_RETRY_MS, RiJob.READ)
+        elif self.tries >= RI_START_TRIES:
             self.result_state = p.RI_NONE
             self.state = RiJob.DONE
-        elif self.state == RiJob.START:
+        else:
             self._pause(5000, RiJob.START)
 
 
@@ -150,8 +163,6 @@ def ri_step(core, now_ms: int, now_s: int) -> None:
         )
         if due or early:
             job.state = job.after
-            if job.state == RiJob.READ:
-                job.tries = 0
             core._enqueue(job)
     elif state == RiJob.START or state == RiJob.READ:
         if not job.queued and not job.busy:

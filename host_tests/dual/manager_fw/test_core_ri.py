@@ -81,3 +81,27 @@ def test_no_ri_during_a_discharge_nor_while_the_string_settles():
     first = site.ri_starts[0][0]
     ended = c.discharge.ended_s[0] - site.shell.start_s
     assert 1060 <= ended <= 1062 and first == ended + 600
+
+
+def test_a_module_silent_while_it_evaluates_its_capture_is_read_when_it_answers():
+    # A module evaluates its capture in its main loop and answers nothing meanwhile: on
+    # a Cortex-M0 the step method's arc fit takes seconds after the announced duration.
+    # The manager keeps asking (once a second) and gets the result; a module that stays
+    # silent far longer gives a lost measurement, not a wait for ever.
+    for silent_s, measured in ((7, True), (30, False)):
+        site = Site(sizes=(2,), config={"ri": {"enabled": True}})
+        site.start()
+        site.run_until_s(site.shell.start_s + 899)
+        while not site.ri_starts:
+            site.shell.run_ms(100)
+        m = site.modules[0]
+        announced_s = m.ri_duration_ms[m.ri_request] // 1000 + 1
+        site.unplug(0)  # from the RI_START's answer on, the module is busy evaluating
+        site.run_s(announced_s + silent_s)
+        site.replug(0)
+        site.run_s(20)
+        results = [(e[2], e[4], e[5]) for e in site.events(ev.EV_RI_MEASURED) if e[2] == 0]
+        if measured:
+            assert results == [(0, 5000000, 2)]
+        else:
+            assert results == [(0, 0, 0)]  # RI_NONE: no answer
