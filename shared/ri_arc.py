@@ -27,7 +27,7 @@ _FIRST_TAU = const(5)  # candidates from 2**(5/4) samples (0.95 ms at 2.5 kHz)
 # fit would be all uncertainty, and the slot sums' integrated-pattern fit (the RC pair)
 # takes most of it.
 _LAST_TAU = const(28)
-_PASSES = const(2)  # alternating projections (50 Hz fold, 60 Hz bins) before the fit
+_PASSES = const(3)  # alternating projections (50 Hz fold, 60 Hz bins) before the fit
 _R_BITS = const(13)  # the arc regressor: Q13 of the steady current profile
 _V_BITS = const(14)  # projected vectors are held below 2**14
 _LIMB_BITS = const(28)
@@ -183,14 +183,9 @@ def _arc_state(rho_q30: int, n: int, slots: int):
     """(C0, alpha) for unit current: C0 (Q30) the Thue-Morse sum of the arc's state at
     the slot starts; alpha the list of those states (Q30, at rest before the capture)."""
     one = 1 << 30
-    rn = one  # rho**n by squaring (a few big-integer products, not n)
-    sq = rho_q30
-    k = n
-    while k:
-        if k & 1:
-            rn = (rn * sq) >> 30
-        sq = (sq * sq) >> 30
-        k >>= 1
+    rn = one
+    for _ in range(n):
+        rn = (rn * rho_q30) >> 30
     alpha = 0
     c0 = 0
     states = [0] * slots
