@@ -90,63 +90,67 @@ def _shift_down(x, p0: int, n: int) -> int:
     return shift
 
 
-def _grid(n: int):
+class _Grid:
     """The 60 Hz harmonic grid (every multiple of 6 cycles per slot that is not one of
-    5, below the Nyquist bin): (bins, Q14 cosine and sine tables of the n positions)."""
-    cos = array("h", bytes(2 * n))
-    sin = array("h", bytes(2 * n))
-    for q in range(n):
-        ph = (q * 65536 + n // 2) // n
-        sin[q] = (sin_q15(ph) + 1) >> 1
-        cos[q] = (sin_q15(ph + 16384) + 1) >> 1
-    bins = []
-    m = 6
-    while 2 * m < n:
-        if m % 5:
-            bins.append(m)
-        m += 6
-    return bins, cos, sin
+    5, below the Nyquist bin) as Q14 cosine/sine tables of the slot's n positions."""
 
+    def __init__(self, n: int):
+        self.n = n
+        self.cos = array("h", bytes(2 * n))
+        self.sin = array("h", bytes(2 * n))
+        for q in range(n):
+            ph = (q * 65536 + n // 2) // n
+            self.sin[q] = (sin_q15(ph) + 1) >> 1
+            self.cos[q] = (sin_q15(ph + 16384) + 1) >> 1
+        bins = []
+        m = 6
+        while 2 * m < n:
+            if m % 5:
+                bins.append(m)
+            m += 6
+        self.bins = bins
 
-def _grid_out(x, grid, p0: int, n: int) -> None:
-    """x (|x| < 2**14) minus its components at the grid's bins (over p >= p0; the bins
-    are orthogonal over the whole slot, so this is one pass of the iteration)."""
-    bins, cos, sin = grid
-    for m in bins:
-        c_lo = 0
-        c_hi = 0
-        s_lo = 0
-        s_hi = 0
-        q = (m * p0) % n
-        for p in range(p0, n):
-            v = x[p]
-            c_lo += v * cos[q]
-            c_hi += c_lo >> _LIMB_BITS
-            c_lo &= _LIMB_MASK
-            s_lo += v * sin[q]
-            s_hi += s_lo >> _LIMB_BITS
-            s_lo &= _LIMB_MASK
-            q += m
-            if q >= n:
-                q -= n
-        # amplitudes (x units, Q14): 2 / n of the sums (which are in Q14)
-        a = (2 * ((c_hi << _LIMB_BITS) + c_lo)) // n
-        b = (2 * ((s_hi << _LIMB_BITS) + s_lo)) // n
-        if a >= 1 << 29 or a < -(1 << 29) or b >= 1 << 29 or b < -(1 << 29):
-            continue  # not for data held below 2**14
-        a_hi = a >> 14
-        a_lo = a & 16383
-        b_hi = b >> 14
-        b_lo = b & 16383
-        q = (m * p0) % n
-        for p in range(p0, n):
-            cq = cos[q]
-            sq = sin[q]
-            w = a_hi * cq + ((a_lo * cq) >> 14) + b_hi * sq + ((b_lo * sq) >> 14)
-            x[p] -= (w + 8192) >> 14
-            q += m
-            if q >= n:
-                q -= n
+    def project_out(self, x, p0: int) -> None:
+        """x (|x| < 2**14) minus its components at the grid's bins (over p >= p0; the
+        bins are orthogonal over the whole slot, so this is one pass of the iteration)."""
+        n = self.n
+        cos = self.cos
+        sin = self.sin
+        for m in self.bins:
+            c_lo = 0
+            c_hi = 0
+            s_lo = 0
+            s_hi = 0
+            q = (m * p0) % n
+            for p in range(p0, n):
+                v = x[p]
+                c_lo += v * cos[q]
+                c_hi += c_lo >> _LIMB_BITS
+                c_lo &= _LIMB_MASK
+                s_lo += v * sin[q]
+                s_hi += s_lo >> _LIMB_BITS
+                s_lo &= _LIMB_MASK
+                q += m
+                if q >= n:
+                    q -= n
+            # amplitudes (x units, Q14): 2 / n of the sums (which are in Q14)
+            a = (2 * ((c_hi << _LIMB_BITS) + c_lo)) // n
+            b = (2 * ((s_hi << _LIMB_BITS) + s_lo)) // n
+            if a >= 1 << 29 or a < -(1 << 29) or b >= 1 << 29 or b < -(1 << 29):
+                continue  # not for data held below 2**14
+            a_hi = a >> 14
+            a_lo = a & 16383
+            b_hi = b >> 14
+            b_lo = b & 16383
+            q = (m * p0) % n
+            for p in range(p0, n):
+                cq = cos[q]
+                sq = sin[q]
+                w = a_hi * cq + ((a_lo * cq) >> 14) + b_hi * sq + ((b_lo * sq) >> 14)
+                x[p] -= (w + 8192) >> 14
+                q += m
+                if q >= n:
+                    q -= n
 
 
 def _nuisance_out(x, tmp, grid, p0: int, n: int) -> int:
@@ -161,7 +165,7 @@ def _nuisance_out(x, tmp, grid, p0: int, n: int) -> int:
             x[p] = tmp[p]
         shift += _shift_down(x, p0, n)
         if k < _PASSES:
-            _grid_out(x, grid, p0, n)
+            grid.project_out(x, p0)
     return shift
 
 
@@ -271,7 +275,7 @@ def arc_correction(profile, profile_i, window, skew_q10: int, dv: int, di: int):
             mid = q * 1024 + (q - prev) * f_q10
         xn[p] = (mid << (_R_BITS - 10)) // q_ss
     tmp = array("i", bytes(4 * n))
-    grid = _grid(n)
+    grid = _Grid(n)
     # --- stage 1: tau by the 50 Hz fold alone (exact, cheap for every candidate)
     y1 = array("i", bytes(4 * n))
     i1 = array("i", bytes(4 * n))
@@ -284,9 +288,7 @@ def arc_correction(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     yy1 = _dot(y1, y1, p0, n)
     ar = array("i", bytes(4 * n))
     af = tmp
-    best = -1  # the least residual, an arc that adds resistance before one that does not
-    best_e = 0
-    best_up = False
+    rss = []
     for j in range(_FIRST_TAU, _LAST_TAU + 1):
         rho = _ARC_RHO_Q30[j]
         c0, _states = _arc_state(rho, n, slots)
@@ -297,12 +299,22 @@ def arc_correction(profile, profile_i, window, skew_q10: int, dv: int, di: int):
         g_aa = (_dot(ar, af, p0, n) * 8) // 5
         fit = _solve2(g_ii, _dot(ar, i1, p0, n), g_aa, b_i, _dot(ar, y1, p0, n), yy1)
         if fit is None:
+            rss.append(None)
+        elif fit[3] < 0:
+            rss.append(-1 - fit[0])  # an arc that lowers the resistance: only if no other
+        else:
+            rss.append(fit[0])
+    best = -1
+    for k in range(len(rss)):
+        e = rss[k]
+        if e is None:
             continue
-        up = fit[3] >= 0
-        if best < 0 or (up and not best_up) or (up == best_up and fit[0] < best_e):
-            best = j - _FIRST_TAU
-            best_e = fit[0]
-            best_up = up
+        if best < 0:
+            best = k
+            continue
+        b = rss[best]
+        if (e >= 0 and (b < 0 or e < b)) or (e < 0 and b < 0 and e > b):
+            best = k
     if best < 0:
         return "no fit of the charge-transfer arc"
     j_best = best + _FIRST_TAU
@@ -360,7 +372,7 @@ def arc_correction(profile, profile_i, window, skew_q10: int, dv: int, di: int):
         res = 0
     # dof: the support, less the 50 Hz fold with its drift (2 per phase), the 60 Hz
     # bins (2 each) and the two regressors (the fold's line holds a + b p)
-    dof = n - p0 - 2 * (n // 5) - 2 * len(grid[0]) - 2
+    dof = n - p0 - 2 * (n // 5) - 2 * len(grid.bins) - 2
     if dof <= 0:
         return None  # a slot too short for the grids: no arc fit
     # R_ct (y2 units per unit of a2) = n_a / det; var = res / dof * c_aa / det

@@ -7,6 +7,7 @@ from shared import frontend as fe
 from shared import ri
 from shared.compat import const
 from shared.intmath import isqrt, sin_q15
+from shared.ri_arc import arc_correction, arc_slot_shares
 from shared.ri_feed import EvaluatorBase
 
 # The arc's correction is made (and its uncertainty counted) only when it is 3 standard
@@ -188,9 +189,6 @@ class StepEvaluator(EvaluatorBase):
         arc = None
         # (100 ms slots: the mains grids; no excitation: finish() says so)
         if plan.sample_rate_hz == 10 * plan.slot_samples and di * 4 >= expected:
-            # imported here: only a finished capture needs it (RAM while capturing)
-            from shared.ri_arc import arc_correction, arc_slot_shares
-
             arc = arc_correction(self._profile, self._profile_i, self._window, skew_q10, dv, di)
         if isinstance(arc, str):
             # no arc fit: no number, unless the capture has none anyway (no response)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from boards.sim import riset
 from boards.sim.frontend import Block, Ripple, SwitchingRipple
 from boards.sim.riset import Bench
 from shared import ri, variants
@@ -67,31 +66,3 @@ def test_switching_ripple_repeating_every_100_ms_is_not_a_silent_error(
     res = _measure(bench, ri.RI_METHOD_STEP, Block(R0), SwitchingRipple(17310.8, amplitude_v))
     assert res.ri_nohm is not None, res
     assert abs(res.ri_nohm / (R0 * 1e9) - 1) < 0.01, res
-
-
-def _arc_case(name: str):
-    for case in riset.arc_cases():
-        if case.name == name:
-            return case
-    raise AssertionError("no arc case %s in boards/sim/riset.py" % name)
-
-
-def test_a_fast_arc_under_heavy_mains_ripple_is_taken_out(bench: Bench) -> None:
-    # tau 3.6 ms, R_ct 0.27 R0, 5 % C ripple at 50 Hz -0.4 %, a small step signal: the
-    # ripple's leakage into the Thue-Morse profile is several times the arc's response;
-    # before the projection of the mains grids the step method read +27 %
-    case = _arc_case("12v/3.891mOhm/c2/arc")
-    step, _s, _r = bench.measure(case, ri.RI_METHOD_STEP)
-    ac, _s, _r = bench.measure(case, ri.RI_METHOD_AC)
-    assert step.ri_nohm is not None and ac.ri_nohm is not None, (step, ac)
-    assert abs(step.ri_nohm / (case.r0_ohm * 1e9) - 1) < 0.02, step
-    assert abs(step.ri_nohm / ac.ri_nohm - 1) < 0.03, (step, ac)
-
-
-def test_an_arc_the_step_method_cannot_resolve_is_refused_with_its_reason(bench: Bench) -> None:
-    # tau 1.2 ms, R_ct 0.88 R0, the smallest 12 V block at 5 % C ripple (low range): the
-    # arc is over within three samples and the leakage is large; it read +88 % before
-    case = _arc_case("12v/0.9908mOhm/c2/arc")
-    step, _s, _r = bench.measure(case, ri.RI_METHOD_STEP)
-    assert step.status == ri.RI_NOISY and step.ri_nohm is None, step
-    assert "charge-transfer arc" in step.detail, step.detail
