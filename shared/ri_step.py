@@ -5,15 +5,10 @@ from array import array
 
 from shared import frontend as fe
 from shared import ri
-from shared.compat import const
-from shared.intmath import isqrt, sin_q15
-from shared.ri_arc import arc_correction, arc_slot_shares
+from shared.intmath import sin_q15
+from shared.ri_arc import arc_slot_sums
 from shared.ri_feed import EvaluatorBase
 
-# The arc's correction is made (and its uncertainty counted) only when it is 3 standard
-# uncertainties from none: on a block without an arc the fit's fastest candidates would
-# otherwise add their large uncertainty to every capture (docs/ri.md, "Definition").
-ARC_SIGNIFICANCE_SQ = const(9)
 # Walsh indices (5 bits) with four 1-bits: noise channels of the 32-slot STEP method.
 _STEP_NOISE_WALSH = (15, 23, 27, 29, 30)
 
@@ -184,52 +179,15 @@ class StepEvaluator(EvaluatorBase):
         # the charge-transfer arc's part of every slot sum, taken out of the signal and
         # of the noise channels (i lags v by skew_q10 / 1024 of a sample period)
         skew_q10 = plan.skew_ns * plan.sample_rate_hz // 976563
-        # planned response: (slots/2) * sum of the weights * step (half LSB)
-        expected = (plan.slots // 2) * self.window_sum * plan.expected_current_x2()
-        arc = None
-        # (100 ms slots: the mains grids; no excitation: finish() says so)
-        if plan.sample_rate_hz == 10 * plan.slot_samples and di * 4 >= expected:
-            arc = arc_correction(self._profile, self._profile_i, self._window, skew_q10, dv, di)
-        if isinstance(arc, str):
-            # no arc fit: no number, unless the capture has none anyway (no response)
-            dv, var_v = _step_noise(plan.slots, sv, dv)
-            res = ri.finish(plan, dv, di, var_v, var_i, expected)
-            if res.status == ri.RI_OK:
-                return ri.RiResult(ri.RI_NOISY, detail=arc)
-            return res
+        arc = arc_slot_sums(self._profile, self._profile_i, self._window, skew_q10, dv, di)
         sums = sv  # an array, or (below) the list without the arc
-        var_arc = 0
-        if arc is not None and arc[0] * arc[0] <= ARC_SIGNIFICANCE_SQ * arc[1]:
-            arc = None  # no arc to speak of (within 3 sigma of none): nothing taken out
         if arc is not None:
-            dv_arc, var_arc, rho = arc
-            shares = arc_slot_shares(rho, self._window, plan.slots)
-            total = pattern_sum(shares, plan.slots)
-            if total > 0:
-                sums = [sv[k] - shares[k] * dv_arc // total for k in range(plan.slots)]  # type: ignore[assignment]
-            else:  # (not seen) the whole correction on the step response alone
-                sums = [sv[k] for k in range(plan.slots)]  # type: ignore[assignment]
-                k = 0 if ri.thue_morse(0) else 1
-                sums[k] -= dv_arc  # slot 1 is on: +1 in the pattern sum
+            sums = [sv[k] - arc[k] for k in range(plan.slots)]  # type: ignore[assignment]
             dv = pattern_sum(sums, plan.slots)
         dv, var_v = _step_noise(plan.slots, sums, dv)
-        # the arc correction's own uncertainty (from the fit's residuals) counts too
-        # (the slot sums' own verdict first: no excitation, low signal, noisy)
-        res = ri.finish(plan, dv, di, var_v, var_i, expected)
-        if res.status != ri.RI_OK or not var_arc:
-            return res
-        res = ri.finish(plan, dv, di, var_v + var_arc, var_i, expected)
-        if res.status != ri.RI_OK:  # refused for the arc's sake: say so
-            u = isqrt(var_arc * 1000000000000 // (dv * dv))
-            return ri.RiResult(
-                ri.RI_NOISY,
-                None,
-                0,
-                res.uncert_ppm,
-                "the charge-transfer arc is not resolved: its correction alone is "
-                "uncertain by %d ppm" % u,
-            )
-        return res
+        # planned response: (slots/2) * sum of the weights * step (half LSB)
+        expected = (plan.slots // 2) * self.window_sum * plan.expected_current_x2()
+        return ri.finish(plan, dv, di, var_v, var_i, expected)
 
 
 def pattern_sum(sums, slots: int) -> int:
