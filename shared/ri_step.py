@@ -6,7 +6,6 @@ from array import array
 from shared import frontend as fe
 from shared import ri
 from shared.intmath import sin_q15
-from shared.ri_arc import arc_slot_sums
 from shared.ri_feed import EvaluatorBase
 
 # Walsh indices (5 bits) with four 1-bits: noise channels of the 32-slot STEP method.
@@ -179,6 +178,9 @@ class StepEvaluator(EvaluatorBase):
         # the charge-transfer arc's part of every slot sum, taken out of the signal and
         # of the noise channels (i lags v by skew_q10 / 1024 of a sample period)
         skew_q10 = plan.skew_ns * plan.sample_rate_hz // 976563
+        # imported here: only a finished capture needs it (RAM while capturing)
+        from shared.ri_arc import arc_slot_sums
+
         arc = arc_slot_sums(self._profile, self._profile_i, self._window, skew_q10, dv, di)
         sums = sv  # an array, or (below) the list without the arc
         if arc is not None:

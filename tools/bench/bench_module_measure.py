@@ -144,7 +144,7 @@ def _eval_heap_bytes() -> int:
     script = """
 import gc, sys
 sys.path.insert(0, %r)
-from shared import ri, ri_ac, ri_step  # the evaluators (imported on first use) before the window
+from shared import ri, ri_ac, ri_arc, ri_step  # imported on first use: before the window
 from array import array
 v = array('H', [2048] * 256)
 i = array('H', [2048] * 256)

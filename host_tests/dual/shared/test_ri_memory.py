@@ -37,6 +37,10 @@ def _evaluate(variant, method, ri_nohm):
         # budget above, not part of what one evaluation holds (ri_step is imported
         # at the top, for the linearisation test)
         from shared import ri_ac  # noqa: F401
+    else:
+        # the step method's arc fit (shared/ri_arc.py) is imported when the first
+        # capture is finished and stays imported, the same way
+        from shared import ri_arc  # noqa: F401
     before = _heap_used()
     plan = ri.plan_for(by_code(variant).id, method, adc_kind=fe.ADC_STM32G4)
     plan.skew_ns = 0
