@@ -264,13 +264,41 @@ def xdist_group(item: pytest.Item, tests_dir: Path, rel: str) -> str | None:
     return rel if per_file else None
 
 
+def plain_nodeid(nodeid: str) -> str:
+    """A node id without the ``@group`` suffix pytest-xdist's loadgroup adds on the
+    workers (it tells the scheduler the group; durations and counts key on the test)."""
+    at = nodeid.rfind("@")
+    return nodeid[:at] if at > nodeid.rfind("]") and at > nodeid.rfind("::") else nodeid
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """On an xdist worker under ``--dist loadgroup``: the groups must have reached the
+    node ids.  pytest 9.2 keeps the id where pytest-xdist 3.8 does not write it, and the
+    groups were then silently ignored: every worker rebuilt the shared fixtures (the
+    pin in requirements.txt is the older pytest for that reason)."""
+    config = session.config
+    if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
+        return
+    for item in session.items:
+        if item.get_closest_marker("xdist_group") is not None and plain_nodeid(
+            item.nodeid
+        ) == item.nodeid:
+            raise pytest.UsageError(
+                "pytest-xdist's --dist loadgroup did not tag %s with its group: this "
+                "pytest and pytest-xdist do not work together (tests sharing a fixture "
+                "would be spread over the workers); use the versions pinned in "
+                "requirements.txt" % item.nodeid
+            )
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+    nodeid = plain_nodeid(report.nodeid)
+    _durations[nodeid] = _durations.get(nodeid, 0.0) + report.duration
     counts = _counts
     if report.when == "call" and report.passed:
-        if report.nodeid.endswith("[micropython]"):
+        if nodeid.endswith("[micropython]"):
             kind = "micropython"
-        elif report.nodeid.endswith("[m0]"):
+        elif nodeid.endswith("[m0]"):
             kind = "m0"
         else:
             kind = "cpython"
