@@ -16,6 +16,7 @@ import json
 import re
 import signal
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -26,8 +27,17 @@ DROP_S = 10  # a released contact drops within (the release is confirmed in ms)
 
 
 @pytest.fixture
-def rig(manager_rig: Rig) -> Rig:
-    return manager_rig  # hil/conftest.py: one rig per worker for the manager's files
+def rig(manager_rig: Rig) -> Iterator[Rig]:
+    yield manager_rig  # hil/conftest.py: one rig per worker for the manager's files
+    # a test that failed may leave its manager running: it would keep feeding the box
+    # (every later test sees a contact energised) and share the bus with the next
+    # manager for the rest of the session
+    left = [m for m in manager_rig.managers if m.alive()]
+    for m in left:
+        m.proc.kill()
+        m.proc.wait()
+    if left and manager_rig.contact_energised():
+        manager_rig.reset_box()  # the next test starts from a released contact
 
 
 def running(rig: Rig, name: str, args: list[str] | None = None):
