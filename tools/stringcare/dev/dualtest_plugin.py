@@ -280,9 +280,10 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not hasattr(config, "workerinput") or not config.getvalue("loadgroup"):
         return
     for item in session.items:
-        if item.get_closest_marker("xdist_group") is not None and plain_nodeid(
-            item.nodeid
-        ) == item.nodeid:
+        if (
+            item.get_closest_marker("xdist_group") is not None
+            and plain_nodeid(item.nodeid) == item.nodeid
+        ):
             raise pytest.UsageError(
                 "pytest-xdist's --dist loadgroup did not tag %s with its group: this "
                 "pytest and pytest-xdist do not work together (tests sharing a fixture "
