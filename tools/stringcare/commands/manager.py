@@ -66,7 +66,7 @@ def register(sub: Any) -> None:
 
 
 class Stopped(BaseException):
-    """SIGTERM or SIGHUP: leave the loop like Ctrl-C does (the alarm contact is released
+    """SIGTERM, SIGHUP or SIGINT (Ctrl-C): leave the loop (the alarm contact is released
     on the way out).  A BaseException, so no `except Exception` swallows it."""
 
     def __init__(self, signum: int) -> None:
@@ -74,7 +74,14 @@ class Stopped(BaseException):
         self.signum = signum
 
 
+_signalled: list[int] = []  # the leaving signals received, first first
+
+
 def _stop_on_signal(signum: int, frame: Any) -> None:
+    # noted as well as raised: an exception raised by a signal handler is lost when the
+    # signal lands while the interpreter runs a __del__ or a garbage-collector callback
+    # ("Exception ignored in ..."); the loop then still stops at its next turn
+    _signalled.append(signum)
     raise Stopped(signum)
 
 
@@ -124,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
             stop_at = time.monotonic() + parse_duration(args.duration, "--duration")
         except ScenarioError as exc:
             raise CliError(str(exc)) from None
-    for sig in (signal.SIGTERM, signal.SIGHUP):
+    del _signalled[:]
+    for sig in LEAVING_SIGNALS:
         signal.signal(sig, _stop_on_signal)
     transport = SerialTransport(args.port, cfg.baud)
     wall = OffsetWallClock(args.fault_wall_offset_file) if args.fault_wall_offset_file else None
@@ -225,8 +233,13 @@ def run(args: argparse.Namespace) -> int:
                 ui.turn(mgr.core, mgr.steady_s(), mgr.events, event_text, stamp)
             show_events(mgr, shown)
 
-        mgr.run(lambda: stop_at is not None and time.monotonic() >= stop_at, on_turn)
-    except KeyboardInterrupt:
+        mgr.run(
+            lambda: bool(_signalled) or (stop_at is not None and time.monotonic() >= stop_at),
+            on_turn,
+        )
+        if _signalled:
+            stopped_by = _signalled[0]  # its Stopped was lost (see _stop_on_signal)
+    except KeyboardInterrupt:  # a Ctrl-C before the handlers were in place
         stopped_by = signal.SIGINT
     except Stopped as exc:
         stopped_by = exc.signum
