@@ -153,10 +153,13 @@ class Stage:
             "-q",
         ]
         if _have_xdist():
-            # every core: a file with its own expensive fixture and the HIL suite's rig
-            # users stay whole per worker (dualtest_plugin groups them and orders the
+            # one worker more than cores: the HIL tests wait in real time on the
+            # product's own timeouts (a box watchdog, a manager's exit) and leave a core
+            # idle meanwhile; a file with its own expensive fixture and the HIL suite's
+            # rig users stay whole per worker (dualtest_plugin groups them and orders the
             # units longest first, so keep xdist from reordering them), the rest spreads
-            cmd += ["-n", "auto", "--dist", "loadgroup", "--no-loadscope-reorder"]
+            workers = len(os.sched_getaffinity(0)) + 1
+            cmd += ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
         return cmd + self.pytest_args
 
     def _read_counts(self, counts_file: Path, interps: tuple[str, ...]) -> None:
