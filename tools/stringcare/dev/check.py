@@ -156,9 +156,10 @@ class Stage:
             # two workers more than cores: the HIL tests wait in real time on the
             # product's own timeouts (a box watchdog, a manager's exit) and leave a core
             # idle meanwhile (2026-12-03, fresh clones on 2 idle cores: cores 495 s,
-            # +1 369 s, +2 329 s of pytest for ~650 CPU-s); a file with its own expensive fixture and the HIL suite's
-            # rig users stay whole per worker (dualtest_plugin groups them and orders the
-            # units longest first, so keep xdist from reordering them), the rest spreads
+            # +1 369 s, +2 329 s of pytest for ~650 CPU-s); a file with its own
+            # expensive fixture and the HIL suite's rig users stay whole per worker
+            # (dualtest_plugin groups them and orders the units longest first, so keep
+            # xdist from reordering them), the rest spreads
             workers = len(os.sched_getaffinity(0)) + 2
             cmd += ["-n", str(workers), "--dist", "loadgroup", "--no-loadscope-reorder"]
         return cmd + self.pytest_args
