@@ -241,11 +241,13 @@ class RiSequence:
             self.probe_result = res
             if res.status == ri.RI_OK:
                 ripple = ev.ripple()  # type: ignore[attr-defined]
+                ev = None  # no reference left: its buffers are free for the next one
                 nxt = self._begin(self.method)
                 self.evaluator.probe_ripple = ripple  # type: ignore[attr-defined]
                 return nxt
         if ri.needs_low_range(plan, res):
             self.gain_range = 1
+            ev = None
             return self._begin(ri.RI_METHOD_PROBE)
         self.result = res
         self.plan = None

@@ -24,7 +24,7 @@ def pin_code_x16(variant_id, block_uv):
 
 def temp_frame(code_x16, n=fe.TEMP_FRAME_SAMPLES):
     """frame_sum_x2 of a temperature frame whose mean code is code_x16 / 16."""
-    buf = array("H", [0] * n)
+    buf = array("H", bytes(2 * n))  # from bytes: no temporary list of n objects
     return fe.frame_sum_x2(frame_codes(code_x16, buf, n), n, fe.ADC_STM32G4)
 
 
@@ -32,7 +32,7 @@ def voltage_frame(variant_id, block_uv, buf=None):
     """frame_sum_x2 of a 100 ms block-voltage frame at block_uv."""
     n = fe.VOLTAGE_FRAME_SAMPLES
     if buf is None:
-        buf = array("H", [0] * n)
+        buf = array("H", bytes(2 * n))  # from bytes: no temporary list of n objects
     frame_codes(pin_code_x16(variant_id, block_uv), buf, n)
     return fe.frame_sum_x2(buf, n, fe.ADC_STM32G4)
 
