@@ -55,16 +55,7 @@ CATEGORIES = ("runaway", "false-alarm", "ri", "balance", "discharge", "site", "s
 #   replaced             a block was replaced (new module uid at an address)
 #   probe                a module without a probe on its battery
 #   discharge            a discharge started
-TAGS = (
-    "voltage",
-    "voltage-low",
-    "voltage-high",
-    "voltage-alarm",
-    "temperature",
-    "temperature-high",
-    "temperature-alarm",
-    "ri",
-    "spread",
+TAGS = CONDITION_TAGS + (
     "warning",
     "runaway",
     "balance",
