@@ -264,8 +264,7 @@ class ManagerCore:
         each turn): write and erase what the step queued, at most max_ops device
         operations per store, nothing while the bus awaits a reply.  Failures are
         handled as in the step (docs/history.md, "When storage fails").  Returns the
-        records still queued (call again soon while it is not 0; a failing store's
-        records waiting out its back-off do not count)."""
+        records still queued, less a failing store's waiting out its back-off."""
         return sf.persist(self, max_ops)
 
     def store_health_name(self, store: int) -> str:
