@@ -272,12 +272,16 @@ def verdict(sc: Any, outcome: Outcome, end_s: float) -> list[dict[str, Any]]:
                 )
             passed = tripped if what == "trip" else not tripped
             if what == "trip" and passed and "max_c" in exp:
-                passed = (outcome.block_temp_at_trip_c or 0.0) <= exp["max_c"]
+                hottest = outcome.block_temp_at_trip_c  # not known: not shown to be cool
+                passed = hottest is not None and hottest <= exp["max_c"]
         else:  # bleed_wh_day
             wh_day = bleed_wh_per_day(outcome, start, stop)
-            worst = max(wh_day) if wh_day else 0.0
-            seen = "worst string %.1f Wh/day" % worst
-            passed = worst <= exp["max_wh"]
+            if wh_day:
+                seen = "worst string %.1f Wh/day" % max(wh_day)
+                passed = max(wh_day) <= exp["max_wh"]
+            else:  # nothing measured is no proof of a cap
+                seen = "no bleed record between %.2f h and %.2f h" % (start / 3600, stop / 3600)
+                passed = False
         results.append(
             {
                 "what": what,
