@@ -202,3 +202,24 @@ def test_a_standing_condition_judged_after_the_run_starts_has_a_no_condition() -
             out.events.append((start - 60, mev.EV_LEVEL, q, s, b, 0, _level_of(exp["tag"])))
             assert _judged(sc, i, out)["passed"] is True  # the hole
             assert _judged(sc, twin[0], out)["passed"] is False, name
+
+
+def test_a_runaway_suspect_is_a_runaway_event() -> None:
+    """The warning before a trip names a block: a false-alarm scenario's "no runaway
+    event" must see it (it used to see only the trip, which no_trip already judges)."""
+    trip = judge.tags(mev.EV_THERMAL_RUNAWAY, 0, 0)
+    suspect = judge.tags(mev.EV_THERMAL_RUNAWAY, 2, 0)
+    assert {"runaway", "runaway-trip", "warning"} <= trip and "runaway-suspect" not in trip
+    assert {"runaway", "runaway-suspect", "warning"} <= suspect and "runaway-trip" not in suspect
+    assert judge.tags(mev.EV_THERMAL_RUNAWAY, 1, 0) == set()  # the operator's reset
+    for name in scn.library_names():
+        sc = scn.load(name)
+        if sc.category == "false-alarm":
+            assert any(
+                e["what"] == "no_event"
+                and e["tag"] == "runaway"
+                and e["after"] == 0
+                and "within_s" not in e
+                and "string" not in e
+                for e in sc.expect
+            ), name

@@ -48,7 +48,8 @@ CATEGORIES = ("runaway", "false-alarm", "ri", "balance", "discharge", "site", "s
 #                        <quantity>-alarm (alarm level)
 #   warning              any threshold warning or alarm, Ri trend, balancing or
 #                        recharge complaint, runaway trip (what an operator is told)
-#   runaway              a thermal-runaway event (trip)
+#   runaway              a thermal-runaway judgement against a block: the trip
+#                        (runaway-trip) or a block named a suspect (runaway-suspect)
 #   ri                   Ri flagged: threshold on Ri, Ri trend, population outlier
 #   balance              balancing gave up / cannot bring a block to target
 #   recharge             a recharge is slow
@@ -58,6 +59,8 @@ CATEGORIES = ("runaway", "false-alarm", "ri", "balance", "discharge", "site", "s
 TAGS = CONDITION_TAGS + (
     "warning",
     "runaway",
+    "runaway-trip",
+    "runaway-suspect",
     "balance",
     "recharge",
     "replaced",
@@ -92,8 +95,12 @@ def tags(code: int, arg: int, extra: int) -> set[str]:
         out.add("discharge")
         return out
     if code == mev.EV_THERMAL_RUNAWAY:
+        # 0: the trip; 2: a block named a suspect (the warning before a trip); 1: the
+        # operator's reset, nothing against a block
         if arg == 0:
-            out.update(("runaway", "warning"))
+            out.update(("runaway", "runaway-trip", "warning"))
+        elif arg == 2:
+            out.update(("runaway", "runaway-suspect", "warning"))
         return out
     name = event_name(code).lower()
     if code == mev.EV_RI_MEASURED or code in (mev.EV_STARTUP, mev.EV_CENSUS, mev.EV_RELAY):
