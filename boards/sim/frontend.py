@@ -62,7 +62,13 @@ ADC_OFFSET_TC_LSB_PER_K = 0.02  # +- (uniform), converter offset drift with temp
 ADC_OFFSET_AGE_LSB = 0.5  # sigma of the offset's drift over DESIGN_LIFE_YEARS
 DIVIDER_RES_TC = 10e-6  # sigma per resistor, /K, clipped to the datasheet's 25 ppm/K
 DIVIDER_RES_TC_MAX = 25e-6
-DIVIDER_AGE_REL = 0.0002  # sigma per resistor over DESIGN_LIFE_YEARS (thin film, ~0 W)
+# sigma per resistor over DESIGN_LIFE_YEARS (thin film, ~0 W).  No source for the sigma:
+# chosen as a fifth of the thin-film bound the BOM's Susumu RG series publishes (< 0.1 %
+# after 10 000 h at 155 degC, or at 85 degC / 85 % RH: a far harsher stress than 10
+# years at <= 60 degC and microwatts); Vishay TNPW's load life is 0.05 % / 1000 h,
+# 0.30 % / 225 000 h at rated power, 70 degC.  The life figure's band over it:
+# bench_sim_life `module.voltage.err_pct.life.divider_age_x0` / `_x2`.
+DIVIDER_AGE_REL = 0.0002
 VREF_AGE_PPM_PER_1000H = 30.0  # sigma; ADR3430 datasheet long-term stability, typical
 VREF_HYSTERESIS_PPM = 70.0  # +- (uniform): ADR3430 thermal hysteresis, typical
 LEAK_S_MAX = 1.0 / 2e9  # conductance across the divider's bottom at end of life (0..)
@@ -105,9 +111,11 @@ ADS1219_GAIN_AGE = 10e-6  # sigma over DESIGN_LIFE_YEARS
 # SiCr, interdigitated; R_IN 10 kOhm, R_G on top; shared.frontend ext_divider).
 # Published (TI RES21A product page and data sheet SLPS814, features): ratio
 # tolerance +-0.05 % (max; +-120 ppm typ), TCR of the ratio R_G/R_IN +-2 ppm/K (max).
-# Drawn uniformly within the maxima.  Its ratio's long-term drift: no figure in the
-# sources at hand, so the network ages in the model as the loose resistors do
-# (DIVIDER_AGE_REL per element, independent: no credit for the shared substrate).
+# Drawn uniformly within the maxima.  Its ratio's long-term drift: not found (SLPS814
+# has sections "Long-Term Stability" and "Humidity Resilience", but their figures were
+# in none of the sources searched on 2026-12-03), so the network ages in the model as
+# the loose resistors do (DIVIDER_AGE_REL per element, independent: no credit for the
+# shared substrate).
 RES21A_RATIO_TOL = 5e-4
 RES21A_TCR_RATIO = 2e-6
 # The S-shaped INL term x(1-x)(2x-1) peaks at 1/(6 sqrt 3) over 0..1.
