@@ -7,6 +7,10 @@ and with only that source on (the static tolerances, calibrated out, stay on in 
 second column so the calibration has something to remove).  Run from the tree root:
 
     nice -n 10 .venv/bin/python tools/bench/life_budget.py [--mcu] [--boards N]
+
+With ``--divider-age X [X ...]`` it prints instead the band over the divider's ageing
+(boards.sim.frontend.DIVIDER_AGE_REL, unsourced) scaled by each X: the worst over life
+and the 99th percentile of the same boards (docs/measurement.md's band table).
 """
 
 from __future__ import annotations
@@ -94,12 +98,37 @@ def _run(off: set[str], vadc: int, boards: int) -> tuple[float, float, float]:
     return allv[-1], new, allv[int(0.99 * (len(allv) - 1))]
 
 
+def divider_age_band(scales: list[float], vadc: int, boards: int) -> None:
+    """Print the worst over life and the 99th percentile with DIVIDER_AGE_REL x each."""
+    saved = sim_fe.DIVIDER_AGE_REL
+    print("| divider ageing | worst over life | 99th percentile |")
+    print("|---|---|---|")
+    try:
+        for k in scales:
+            sim_fe.DIVIDER_AGE_REL = saved * k
+            worst, _, p99 = _run(set(), vadc, boards)
+            print("| x %g | %.4f %% | %.4f %% |" % (k, worst, p99))
+            sys.stdout.flush()
+    finally:
+        sim_fe.DIVIDER_AGE_REL = saved
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mcu", action="store_true", help="the RP2040-ADC board")
     ap.add_argument("--boards", type=int, default=life.BOARDS, help="boards per variant")
+    ap.add_argument(
+        "--divider-age",
+        type=float,
+        nargs="+",
+        metavar="X",
+        help="print the band over the divider's ageing scaled by each X instead",
+    )
     args = ap.parse_args()
     vadc = fe.VADC_MCU if args.mcu else fe.VADC_ADS1219
+    if args.divider_age:
+        divider_age_band(args.divider_age, vadc, args.boards)
+        return
     names = [n for n in SOURCES if not n.startswith("ADS1219" if args.mcu else "MCU ADC")]
     base = _run(set(), vadc, args.boards)
     print("| source | worst over life without it | with only it (and the static tolerances) |")
