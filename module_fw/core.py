@@ -19,6 +19,10 @@
 #       (another plan: acquire it too; None: finished).  Each measurement is a probe
 #       (plan.method ri.RI_METHOD_PROBE: excitation off, another sample rate) then
 #       the capture, per gain range (shared/ri_probe.py RiSequence; docs/ri.md)
+#     With core.ri_in_steps set (a shell with a loop), ri_done() only begins the
+#     evaluation; each later ri_pending() does one bounded step of it (~1 ms on a
+#     Cortex-M0+) and hands the next plan after the last: the loop answers the bus
+#     meanwhile, RI_READ says busy.
 #
 # Safety (SPEC §1): the bleed duty comes only from the balancing controller
 # (shared/balance.py), which stops on a stale target, a discharge, outside the
@@ -83,6 +87,11 @@ class ModuleCore(p.Endpoint):
         self._target_seen_ms = -1
         self._ri_seq: ri_probe.RiSequence | None = None
         self._ri_started_ms = 0
+        # A shell with a loop sets this: a capture's evaluation then finishes in
+        # bounded steps, one per ri_pending() (the loop answers the bus between them;
+        # RI_READ says busy).  False: ri_done() evaluates at once (simulators, tests).
+        self.ri_in_steps = False
+        self.ri_finishing = False
         self._configure()
         if self.store.status == sto.STORE_OK:
             self.store.save(self.state)  # the boot count (never fatal)
@@ -282,9 +291,17 @@ class ModuleCore(p.Endpoint):
     # -- internal resistance -----------------------------------------------------------
 
     def ri_pending(self, now_ms: int):
-        """A plan to acquire now (balancing is paused until it is done), or None."""
+        """A plan to acquire now (balancing is paused until it is done), or None.
+        While an evaluation finishes (ri_in_steps), each call does one bounded step of
+        it and hands the next plan (or records the result) after the last."""
         s = self.state
-        if s.ri_request < 0 or self._ri_seq is not None:
+        seq = self._ri_seq
+        if seq is not None:
+            if not self.ri_finishing or seq.step():
+                return None
+            self.ri_finishing = False
+            return self._ri_next(seq, now_ms)
+        if s.ri_request < 0:
             return None
         method = s.ri_request
         s.ri_request = -1
@@ -314,16 +331,28 @@ class ModuleCore(p.Endpoint):
 
     def ri_done(self, now_ms: int):
         """The acquisition ended; returns the next plan to acquire (the capture after
-        its probe, or both again in the low gain range) or None (finished)."""
+        its probe, or both again in the low gain range) or None (finished; with
+        ri_in_steps: the evaluation goes on in ri_pending(), which hands the next
+        plan)."""
         seq = self._ri_seq
-        if seq is None:
+        if seq is None or self.ri_finishing:
             return None
-        plan = seq.done()
+        seq.finishing()
+        if self.ri_in_steps:
+            self.ri_finishing = True
+            return None
+        while seq.step():
+            pass
+        return self._ri_next(seq, now_ms)
+
+    def _ri_next(self, seq, now_ms: int):
+        plan = seq.next_plan
         if plan is not None:
             self.duty = 0
             return plan
         res = seq.result
-        if res is None:
+        if res is None:  # nothing evaluated (no plan): not a number
+            self._ri_finish(p.RI_INCOMPLETE, 0, 0, now_ms)
             return None
         state = _RI_STATE[res.status] if res.status < len(_RI_STATE) else p.RI_INCOMPLETE
         self._ri_finish(state, res.ri_nohm or 0, res.quality, now_ms)
@@ -332,6 +361,7 @@ class ModuleCore(p.Endpoint):
     def _ri_finish(self, state: int, ri_nohm: int, quality: int, now_ms: int) -> None:
         s = self.state
         self._ri_seq = None
+        self.ri_finishing = False
         s.ri_busy = False
         s.ri_state = state
         s.ri_nohm = ri_nohm if state == p.RI_OK else 0

@@ -51,6 +51,9 @@
 # out: the slot comes first (host_tests/hil/test_firmware.py checks every reply
 # against its slot in the board's own time).  The line is "idle" after 2
 # character times without a byte: the core then settles cut frames.
+# An Ri capture holds the loop for its duration (the manager knows it: RI_START's
+# reply); its evaluation then runs in bounded steps, one per iteration (core.ri_pending,
+# counted in the iteration's work), so the module answers the bus meanwhile.
 # Per iteration nothing is allocated on the bus path and the measurement path; replies,
 # Ri captures and persistence (rare) may allocate.
 
@@ -87,6 +90,7 @@ class Shell:
                 vadc=getattr(hal, "vadc", fe.VADC_MCU),
             )  # fmt: skip
         self.core = core
+        core.ri_in_steps = True  # an Ri evaluation finishes across the loop's turns
         self.rx = bytearray(RX_CHUNK)
         self.tx = bytearray(p.FRAME_MAX)
         self.tx_len = 0
@@ -184,10 +188,12 @@ class Shell:
         hal.set_duty(core.duty)
         hal.set_led(core.led)
         hal.feed_watchdog()
+        # a new capture's plan, or (an evaluation finishing) one bounded step of it,
+        # counted in this iteration's work like a frame sum
+        plan = core.ri_pending(now_ms)
         took = hal.ticks_diff_us(hal.ticks_us(), work_from_us)
         if took > self.work_us:
             self.work_us = took
-        plan = core.ri_pending(now_ms)
         while plan is not None:
             hal.set_duty(0)
             if not hal.ri_capture(plan, core):
@@ -200,7 +206,7 @@ class Shell:
         if core.state.sleeping:
             hal.set_duty(0)
             hal.sleep_until_bus(SLEEP_SLICE_MS)
-        elif self.idle_sent and self.idle_wait is not None:
+        elif self.idle_sent and self.idle_wait is not None and not core.ri_finishing:
             self.idle_wait(IDLE_SLICE_MS)  # the line is idle: wait for its next byte
 
 

@@ -22,6 +22,12 @@ _H_STATE_Q = const(27)  # ... and while it is computed (h (1 - rho) stays resolv
 _Y_BITS = const(15)  # the fitted data: |y| < 2**15
 _LIMB_BITS = const(28)
 _LIMB_MASK = const((1 << 28) - 1)
+# The work is a generator of bounded steps (the module answers the bus between them,
+# docs/ri.md): a step after every 2**k points of a loop over the profile, fewer for the
+# loops in big integers.  The largest step on the emulated Cortex-M0 is
+# mcu.m0.ri_step_max_kinstr (docs/benchmarks.md).
+_STEP_POINTS_MASK = const(15)
+_STEP_BIG_MASK = const(3)
 
 
 def _current_at_v(profile_i, p: int, skew_q10: int) -> int:
@@ -33,7 +39,8 @@ def _current_at_v(profile_i, p: int, skew_q10: int) -> int:
 
 
 def _arc_fit(rho: int, inc, ys, p0: int, sums):
-    """(explained, E numerator, determinant) of y ~ a + b p + E h(p) for one tau.
+    """(explained, E numerator, determinant) of y ~ a + b p + E h(p) for one tau (a
+    generator of bounded steps, like arc_slot_sums: the tuple is its return value).
 
     Small integers in the loop over the profile (this runs for every candidate tau):
     h runs in Q27 (rho rounded to Q15, the product in two halves) and enters the sums
@@ -68,6 +75,8 @@ def _arc_fit(rho: int, inc, ys, p0: int, sums):
             yr_lo += r * ys[p]
             yr_hi += yr_lo >> _LIMB_BITS
             yr_lo &= _LIMB_MASK
+        if p & _STEP_POINTS_MASK == _STEP_POINTS_MASK:
+            yield
     s_rr = (rr_hi << _LIMB_BITS) + rr_lo
     y_r = (yr_hi << _LIMB_BITS) + yr_lo
     # Cramer on [[m, s_p, s_r], [s_p, s_pp, s_pr], [s_r, s_pr, s_rr]] (a, b, E)
@@ -77,6 +86,7 @@ def _arc_fit(rho: int, inc, ys, p0: int, sums):
     det = m * c00 + s_p * c01 + s_r * c02
     if det <= 0:
         return None
+    yield
     c11 = m * s_rr - s_r * s_r
     c12 = s_p * s_r - m * s_pr
     c22 = m * s_pp - s_p * s_p
@@ -90,7 +100,9 @@ def _arc_fit(rho: int, inc, ys, p0: int, sums):
 def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     """The charge-transfer arc's part of every slot sum (a list, slot-sum units; None
     when there is none), so that the step method reports R0 like the AC method
-    (docs/ri.md, "Definition").
+    (docs/ri.md, "Definition").  A generator: each next() does a bounded step of the
+    work (the module core runs them across its loop turns and answers the bus
+    meanwhile); the list is its return value (`arc = yield from arc_slot_sums(...)`).
 
     Within a slot the arc relaxes as exp(-t / tau) after each edge, following the
     current (which rises with the sink's lag); the Thue-Morse-weighted profile over
@@ -111,6 +123,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     window_sum = 0
     for p in range(n):
         window_sum += window[p]
+    yield
     one = 1 << 30
     # The current's unit rise at the i samples' instants: increments (Q27) summing to
     # one.  Before the edge the profile holds sum(s_k u_(k-1)) of the current, after
@@ -119,6 +132,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     for k in range(1, slots):
         if thue_morse(k - 1):
             before += 1 if thue_morse(k) else -1
+    yield
     q_ss = 0
     for p in range(n // 2, n):
         q_ss += profile_i[p]
@@ -127,6 +141,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     rise = q_ss - q_pre
     if rise <= 0:
         return None
+    yield
     steps = p0 + 8  # the sink's edge is over by then
     inc = [0] * steps
     prev = q_pre
@@ -143,12 +158,15 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     # y is held shifted right by y_shift so that every |y_p| < 2**15: 250 small ints,
     # and h * y < 2**29 in the fit (the fit is linear in y, E is shifted back)
     peak = 0
+    yield
     for p in range(p0, n):
         v = profile[p] * di * 1024 - _current_at_v(profile_i, p, skew_q10) * dv
         if v < 0:
             v = -v
         if v > peak:
             peak = v
+        if p & _STEP_BIG_MASK == _STEP_BIG_MASK:
+            yield
     y_shift = 0
     while peak >> y_shift >= 1 << _Y_BITS:
         y_shift += 1
@@ -164,6 +182,8 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
         yp_lo += p * v
         yp_hi += yp_lo >> _LIMB_BITS
         yp_lo &= _LIMB_MASK
+        if p & _STEP_BIG_MASK == _STEP_BIG_MASK:
+            yield
     y_p = (yp_hi << _LIMB_BITS) + yp_lo
     sums = (m, s_p, s_pp, y, y_p)
     # the straight line alone (a + b p) and the data's sum of squares: an arc must
@@ -179,11 +199,14 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
         yy_lo += ys[p] * ys[p]
         yy_hi += yy_lo >> _LIMB_BITS
         yy_lo &= _LIMB_MASK
+        if p & _STEP_POINTS_MASK == _STEP_POINTS_MASK:
+            yield
     yy = (yy_hi << _LIMB_BITS) + yy_lo
+    yield
     best = None
     fits = []
     for j in range(_ARC_FIRST_TAU, len(_ARC_RHO_Q30)):
-        fit = _arc_fit(_ARC_RHO_Q30[j], inc, ys, p0, sums)
+        fit = yield from _arc_fit(_ARC_RHO_Q30[j], inc, ys, p0, sums)
         fits.append(fit)
         if fit is not None and (best is None or fit[0] > fits[best][0]):
             best = len(fits) - 1
@@ -201,7 +224,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
             lo = _ARC_RHO_Q30[_ARC_FIRST_TAU + best - 1]
             hi = _ARC_RHO_Q30[_ARC_FIRST_TAU + best + 1]
             rho = rho + ((hi - lo) * delta_q10 >> 11)
-            fit = _arc_fit(rho, inc, ys, p0, sums)
+            fit = yield from _arc_fit(rho, inc, ys, p0, sums)
             if fit is not None:
                 fits[best] = fit
     explained, ne, det = fits[best]
@@ -216,8 +239,10 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     ne = (ne * shift) >> 30
     # the arc's decay over a whole slot, and its Hann-weighted decaying part
     rn = one
-    for _ in range(n):
+    for p in range(n):
         rn = (rn * rho) >> 30
+        if p & _STEP_BIG_MASK == _STEP_BIG_MASK:
+            yield
     s_wr = 0
     h = 0
     for p in range(n):
@@ -225,6 +250,8 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
         if p < steps:
             h += inc[p] << (30 - _H_STATE_Q)  # Q30 here
         s_wr += window[p] * ((h << 30) // shift)
+        if p & _STEP_BIG_MASK == _STEP_BIG_MASK:
+            yield
     # per slot: the arc's Hann-weighted sum for a unit arc voltage (Q30 x window units),
     # alpha the arc state at the slot start (at rest before the capture); C (Q30) the
     # Thue-Morse sum of (alpha_k - u_k), what the profile's decaying part is made of
@@ -239,6 +266,8 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
             c -= alpha - u
         arc_sums[k] = u * window_sum + (((alpha - u) * s_wr) >> 30)
         alpha = u + (((alpha - u) * rn) >> 30)
+        if k & 7 == 7:
+            yield
     ne <<= y_shift
     den = det * di * 1024 * c
     if c == 0 or ne * den <= 0:
@@ -247,4 +276,6 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     # R = E / (di * 1024 * c / 2**30); per slot R * arc_sums[k] / 2**30
     for k in range(slots):
         arc_sums[k] = (ne * one * arc_sums[k]) // den
+        if k & 3 == 3:
+            yield
     return arc_sums

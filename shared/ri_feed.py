@@ -73,6 +73,16 @@ class EvaluatorBase:
     def done(self) -> bool:
         return self.fed >= self.plan.samples
 
+    # The evaluation's finishing work (after the last sample) as a generator of bounded
+    # steps: each next() does one (docs/ri.md, "What the module core does"); after the
+    # last, self.outcome holds the RiResult.  The module core drives it across its loop
+    # turns, so that it answers the bus meanwhile; result() runs it to its end.
+    outcome = None
+
+    def steps(self):
+        self.outcome = self.result()  # type: ignore[attr-defined]
+        yield
+
     def _saturation(self):
         """None, or a RiResult(RI_SATURATED) when out-of-band ripple may have driven
         the amplifier out of its linear band (see ri.SATURATION_AA_X10)."""

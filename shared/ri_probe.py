@@ -210,6 +210,8 @@ class RiSequence:
         self.evaluator: object = None  # ProbeEvaluator, StepEvaluator, LockInEvaluator
         self.result: ri.RiResult | None = None
         self.probe_result: ri.RiResult | None = None
+        self.next_plan: ri.RiPlan | None = None
+        self._work: object = None  # the evaluator's steps() while it finishes
 
     def start(self):
         self.gain_range = 0
@@ -231,12 +233,49 @@ class RiSequence:
             ev.feed(vbuf, ibuf, count)  # type: ignore[attr-defined]
 
     def done(self):
-        """The acquisition of self.plan ended: the next plan, or None (self.result)."""
+        """The acquisition of self.plan ended: the next plan, or None (self.result).
+        The whole evaluation at once; the module core runs it in steps instead
+        (finishing(), then step() until False, then next_plan)."""
+        self.finishing()
+        while self.step():
+            pass
+        return self.next_plan
+
+    def finishing(self) -> None:
+        """The acquisition of self.plan ended: its evaluation's finishing work begins
+        (EvaluatorBase.steps); step() runs it."""
+        ev = self.evaluator
+        self.next_plan = None
+        self._work = ev.steps() if ev is not None else None  # type: ignore[attr-defined]
+        # the first step at once, in the acquisition's own time (the module's loop has
+        # not polled the bus during the capture): the checks and the step method's
+        # import of its arc fit, which no smaller step can hold
+        self.step()
+
+    def step(self) -> bool:
+        """One bounded step of the finishing work: True while some is left.  After the
+        last, next_plan is the next plan to acquire or None (then self.result)."""
+        work = self._work
+        if work is None:
+            return False
+        try:
+            next(work)  # type: ignore[call-overload]
+            return True
+        except StopIteration:
+            pass
+        # no reference to the generator (its frame holds the evaluator) left: the
+        # evaluator is garbage before the next one is built
+        work = None
+        self._work = None
+        self.next_plan = self._next()
+        return False
+
+    def _next(self):
         plan = self.plan
         ev = self.evaluator
         if plan is None or ev is None:
             return None
-        res = ev.result()  # type: ignore[attr-defined]
+        res = ev.outcome  # type: ignore[attr-defined]
         if plan.method == ri.RI_METHOD_PROBE:
             self.probe_result = res
             if res.status == ri.RI_OK:

@@ -160,36 +160,56 @@ class StepEvaluator(EvaluatorBase):
         self.fed += count
 
     def result(self) -> ri.RiResult:
+        for _ in self.steps():
+            pass
+        return self.outcome  # type: ignore[return-value]
+
+    def steps(self):
+        """The finishing work in bounded steps (EvaluatorBase.steps): the checks, the
+        arc fit (shared/ri_arc.py, most of the work, in steps of its own), the noise
+        channels and the result, in self.outcome."""
         plan = self.plan
         if self.fed < plan.samples:
-            return ri.RiResult(
+            self.outcome = ri.RiResult(
                 ri.RI_INCOMPLETE, detail="%d of %d samples" % (self.fed, plan.samples)
             )
+            return
         if self.clipped:
-            return ri.RiResult(ri.RI_CLIPPED, detail="amplifier saturated")
+            self.outcome = ri.RiResult(ri.RI_CLIPPED, detail="amplifier saturated")
+            return
         saturated = self._saturation()
         if saturated is not None:
-            return saturated
+            self.outcome = saturated
+            return
+        # imported here: only a finished capture needs it (RAM while capturing); this
+        # first step runs in ri_done(), in the acquisition's own time (RiSequence)
+        from shared.ri_arc import arc_slot_sums
+
+        yield
         sv = self._slot_v
         si = self._slot_i
         dv = pattern_sum(sv, plan.slots)
+        yield
         di = pattern_sum(si, plan.slots)
-        di, var_i = _step_noise(plan.slots, si, di)
+        yield
+        di, var_i = yield from _step_noise(plan.slots, si, di)
+        yield
         # the charge-transfer arc's part of every slot sum, taken out of the signal and
         # of the noise channels (i lags v by skew_q10 / 1024 of a sample period)
         skew_q10 = plan.skew_ns * plan.sample_rate_hz // 976563
-        # imported here: only a finished capture needs it (RAM while capturing)
-        from shared.ri_arc import arc_slot_sums
-
-        arc = arc_slot_sums(self._profile, self._profile_i, self._window, skew_q10, dv, di)
+        arc = yield from arc_slot_sums(
+            self._profile, self._profile_i, self._window, skew_q10, dv, di
+        )
         sums = sv  # an array, or (below) the list without the arc
         if arc is not None:
             sums = [sv[k] - arc[k] for k in range(plan.slots)]  # type: ignore[assignment]
             dv = pattern_sum(sums, plan.slots)
-        dv, var_v = _step_noise(plan.slots, sums, dv)
+        yield
+        dv, var_v = yield from _step_noise(plan.slots, sums, dv)
+        yield
         # planned response: (slots/2) * sum of the weights * step (half LSB)
         expected = (plan.slots // 2) * self.window_sum * plan.expected_current_x2()
-        return ri.finish(plan, dv, di, var_v, var_i, expected)
+        self.outcome = ri.finish(plan, dv, di, var_v, var_i, expected)
 
 
 def pattern_sum(sums, slots: int) -> int:
@@ -204,20 +224,9 @@ def pattern_sum(sums, slots: int) -> int:
     return total
 
 
-def _integrated_pattern(slots: int, k: int) -> int:
-    """Slot mean of the running integral of the +-1 excitation pattern (x2 units).
-
-    The AC coupling and the block's RC pair respond to the excitation with a slow
-    integral of it; this is the shape that response adds to the slot means.
-    """
-    total = 0
-    for j in range(k):
-        total += 2 if ri.thue_morse(j) else -2
-    return total + (1 if ri.thue_morse(k) else -1)
-
-
-def _step_noise(slots: int, sums, signal: int) -> tuple:
-    """(signal, noise variance) of one channel's slot sums.
+def _step_noise(slots: int, sums, signal: int):
+    """(signal, noise variance) of one channel's slot sums: the return value of this
+    generator of bounded steps (StepEvaluator.steps).
 
     The noise channels are Walsh functions orthogonal to the signal and to cubic
     drift.  The integrated-pattern response (AC coupling, RC pair) is fitted over the
@@ -228,9 +237,17 @@ def _step_noise(slots: int, sums, signal: int) -> tuple:
     noise = [0] * walsh_count
     shape = [0] * walsh_count
     shape_signal = 0
+    # the shape: the slot mean of the running integral of the +-1 excitation pattern
+    # (x2 units), what the AC coupling's and the RC pair's slow response adds to the
+    # slot means
+    integral = 0
     for k in range(slots):
-        g = _integrated_pattern(slots, k)
-        shape_signal += g if ri.thue_morse(k) else -g
+        on = ri.thue_morse(k)
+        g = integral + (1 if on else -1)
+        integral += 2 if on else -2
+        shape_signal += g if on else -g
+        if k & 3 == 3:
+            yield
         for n in range(walsh_count):
             if ri.thue_morse(_STEP_NOISE_WALSH[n] & k):
                 noise[n] -= sums[k]

@@ -10,10 +10,11 @@ RI_READ_MARGIN_MS = const(200)  # after the duration the module announced
 RI_BUSY_RETRY_MS = const(1000)
 RI_BUSY_READS = const(10)
 RI_START_TRIES = const(3)
-# RI_READs left unanswered before the measurement counts as lost.  A module evaluates
-# its capture in its main loop and answers nothing meanwhile: seconds on a Cortex-M0
-# for the step method's arc fit (docs/ri.md), on top of the duration it announced.
-# Asked again every RI_BUSY_RETRY_MS, so ~12 s of silence after the announced end.
+# RI_READs left unanswered before the measurement counts as lost.  A module answers
+# nothing while it acquires (a low-range repeat after the announced duration: probe and
+# capture again) and answers RI_READ busy while it evaluates (in steps across its loop
+# turns, docs/ri.md).  Asked again every RI_BUSY_RETRY_MS, so ~12 s of silence after
+# the announced end.
 RI_READ_MISSES = const(12)
 
 

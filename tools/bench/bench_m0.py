@@ -44,6 +44,17 @@ METRICS = {
     "mcu.m0.ri_eval_kinstr": (
         "k instr", None, "a module's whole Ri evaluation (Thue-Morse step capture of the "
         "12 V variant fed in 250-sample chunks, then the result)"),
+    "mcu.m0.ri_finish_kinstr": (
+        "k instr", None, "of that, the finishing work after the last sample (the arc fit, "
+        "the noise channels, the result), which the module core runs in steps across its "
+        "loop turns"),
+    "mcu.m0.ri_step_max_kinstr": (
+        "k instr", None, "the largest of those steps after the first (the module answers "
+        "the bus between them; the first, with the arc fit's import, runs in ri_done() "
+        "right after the capture)"),
+    "mcu.m0.ri_step_max_ms": (
+        "ms", "<= 2.0", "that at 125 MHz and 1.3 cycles per instruction: a poll that "
+        "arrives during a step waits this long at most, like a frame sum"),
     "mcu.m0.manager_cycle_kinstr.600": (
         "k instr", None, "Cortex-M0 instructions for one 600-module cycle as the shell "
         "drives it: bus master, replies, line idle, core stepped every 50 ms with history "
@@ -152,9 +163,19 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
         c.run("del st\nimport gc\ngc.collect()\n")
 
         out, marks = c.run("m0_work.ri_capture()\n")
-        ri_total = sum(spans(marks, base))
+        ri_spans = spans(marks, base)
+        ri_total = sum(ri_spans)
         figures["mcu.m0.ri_eval_kinstr"] = round(ri_total / 1000)
-        progress("Ri evaluation: %d instructions (%s)" % (ri_total, out.strip()))
+        chunks = int(re.findall(r"@@RI (\d+)", out)[0])
+        finish = ri_spans[chunks:]  # the finishing work, one span per step
+        figures["mcu.m0.ri_finish_kinstr"] = round(sum(finish) / 1000)
+        # the first step runs in ri_done(), in the capture's time (RiSequence.finishing)
+        largest = max(finish[1:])
+        figures["mcu.m0.ri_step_max_kinstr"] = round(largest / 1000, 1)
+        figures["mcu.m0.ri_step_max_ms"] = round(largest * CYCLES_PER_INSTR / M0_HZ * 1000, 3)
+        progress("Ri evaluation: %d instructions, finishing %d in %d steps, the first %d, "
+                 "the largest after it %d (%s)" % (ri_total, sum(finish), len(finish),
+                 finish[0], largest, out.strip()))  # fmt: skip
 
         # a fresh interpreter, so the heap figure holds every import of the manager (the
         # module and Ri work above had imported some of them: they were left out)

@@ -282,11 +282,17 @@ def test_sleep_after_a_silent_bus_and_wake_on_traffic():
 
 
 def test_ri_measurement_through_the_bus():
+    """As a board's loop runs it (module_fw/main.py sets ri_in_steps): after each
+    acquisition the evaluation finishes in bounded steps, one per ri_pending(), and the
+    module answers polls (and RI_READ: busy) between them."""
+    from array import array
+
     from ri_synth import Synth
 
     from shared import ri
 
     rig = Rig()
+    rig.core.ri_in_steps = True
     rig.run(2000, manager(13600))
     r = rig.ask(7, p.CMD_RI_START, {"method": 0})
     got = lay.unpack(p.CMD_RI_START, True, r.buf, r.off, r.length)
@@ -294,19 +300,31 @@ def test_ri_measurement_through_the_bus():
     plan = rig.core.ri_pending(rig.now)
     assert plan is not None and rig.core.duty == 0
     assert lay.unpack(p.CMD_RI_READ, True, *_read(rig))["state"] == p.RI_BUSY
+    vbuf = array("H", [0] * 256)
+    ibuf = array("H", [0] * 256)
+    steps = 0
+    answered = 0
     while plan is not None:
         synth = Synth(plan, 4500000, ripple_codes=300)
-        from array import array
-
-        vbuf = array("H", [0] * 256)
-        ibuf = array("H", [0] * 256)
         left = plan.samples
         while left:
             n = 256 if left > 256 else left
             synth.fill(vbuf, ibuf, n)
             rig.core.ri_feed(vbuf, ibuf, n)
             left -= n
-        plan = rig.core.ri_done(rig.now)
+        assert rig.core.ri_done(rig.now) is None  # the evaluation goes on in steps
+        plan = None
+        while plan is None and rig.core.ri_finishing:
+            plan = rig.core.ri_pending(rig.now)
+            steps += 1
+            if steps % 16 == 1 and rig.core.ri_finishing:
+                # the module answers a poll (its MEAS) and RI_READ (busy) meanwhile
+                assert meas(rig.poll())["voltage_mv"] > 0
+                assert lay.unpack(p.CMD_RI_READ, True, *_read(rig))["state"] == p.RI_BUSY
+                answered += 1
+            assert steps < 5000, "the evaluation does not finish"
+    # the step capture's arc fit alone takes hundreds of steps on every interpreter
+    assert steps > 100 and answered > 5, (steps, answered)
     res = lay.unpack(p.CMD_RI_READ, True, *_read(rig))
     assert res["state"] == p.RI_OK, res
     assert abs(res["ri_nohm"] - 4500000) < 4500000 // 50  # within 2 %

@@ -79,7 +79,8 @@ def module_reply(state, k):
 
 
 def ri_capture():
-    """A module's whole Ri evaluation: a step capture fed in 250-sample chunks + result."""
+    """A module's whole Ri evaluation: a step capture fed in 250-sample chunks (one mark
+    pair each), then the finishing work step by step (one mark pair each)."""
     from array import array
 
     from ri_synth import Synth
@@ -108,10 +109,22 @@ def ri_capture():
         ev.feed(va, ia, 250)
         mark()
         total += 1
-    mark()
-    result = ev.result()
-    mark()
-    print("@@RI", total, plan.samples, result.status, result.ri_nohm)
+    # the finishing work in the steps the module core runs across its loop turns
+    # (one mark pair each: the host takes the largest after the first, which runs in
+    # ri_done() right after the capture: RiSequence.finishing)
+    work = ev.steps()
+    steps = 0
+    while True:
+        mark()
+        try:
+            next(work)
+        except StopIteration:
+            mark()
+            break
+        mark()
+        steps += 1
+    result = ev.outcome
+    print("@@RI", total, steps, plan.samples, result.status, result.ri_nohm)
 
 
 # --------------------------------------------------------------------------- manager
