@@ -575,6 +575,9 @@ class SimBoard:
         rng = random.Random(("board", variant_id, seed, adc_kind).__repr__())
         self.noise = random.Random(("noise", variant_id, seed, adc_kind).__repr__())
         self.seed = seed
+        # Per-board tolerances: the BOM's part tolerances where docs/frontend.md names
+        # them; the converter's offset and gain, the buffer offset and the die sensor's
+        # spread have no source (docs/simulation.md, "Parameters without a source").
         self.adc = Converter(adc_kind, rng)
         # voltage channel
         top = self.front.divider_top_ohm * (1 + rng.uniform(-0.001, 0.001))

@@ -91,8 +91,9 @@ class BlockType:
     # Thermal.
     mass_kg: float = 31.0
     specific_heat_j_per_kg_k: float = 800.0
-    thermal_resistance_k_per_w: float = 0.8  # block surface to ambient air in a rack
-    # Ageing (x = age_years / design_life_years).
+    thermal_resistance_k_per_w: float = 0.8  # block surface to air in a rack; estimate
+    # Ageing (x = age_years / design_life_years).  End points sourced (IEEE 1188,
+    # Schiffer); the x**2 shape is chosen (no source).
     design_life_years: float = 10.0
     capacity_loss_at_end_of_life: float = 0.20  # capacity = 1 - 0.20 x^2
     resistance_rise_at_end_of_life: float = 0.40  # R = R_new (1 + 0.40 x^2)
@@ -167,7 +168,11 @@ VRLA_16V_40AH = BlockType(
 
 @dataclass(frozen=True)
 class Spread:
-    """Manufacturing and ageing spread between blocks of one type (1 sigma)."""
+    """Manufacturing and ageing spread between blocks of one type (1 sigma).
+
+    Sourced: r0 (SPEC), the Tafel range, the impaired factor (docs/simulation.md).  No
+    source, chosen: capacity, float current (to stay in the 0.5-2 mA/Ah band), ageing
+    rate, thermal resistance (docs/simulation.md, "Parameters without a source")."""
 
     capacity_rel_sigma: float = 0.03
     r0_rel_sigma: float = 0.067  # new blocks within +-20 % of the mean (3 sigma, SPEC)
@@ -265,7 +270,7 @@ def draw_blocks(
     age_years: float = 0.0,
     spread: Spread | None = None,
     impaired_blocks: int = 0,
-    bleed_heat_fraction: float = 0.3,
+    bleed_heat_fraction: float = 0.3,  # an assumption, no source (docs/simulation.md)
 ) -> BlockParams:
     """Per-block parameters for ``strings`` x ``blocks`` blocks of one type.
 

@@ -75,12 +75,14 @@ class ChargerParams:
     current_limit_a: float = 10.0  # 0.1 C10 of a 100 Ah string
     temp_comp_v_per_k_per_cell: float = -0.003  # 0 disables compensation
     temp_comp_ref_c: float = 25.0
-    temp_comp_range_c: tuple[float, float] = (0.0, 45.0)  # probe reading is clamped here
+    temp_comp_range_c: tuple[float, float] = (0.0, 45.0)  # probe clamp; no source: chosen
     end_v_per_cell: float = 1.75  # the UPS sheds its load below this on battery
     mains_hz: float = 50.0
     ripple_multiple: int = 2  # ripple fundamental = 2 x mains (single-phase bridge)
-    ripple_current_a_rms: tuple[float, ...] = (1.5, 0.5, 0.2)  # at 1, 2, 3 x fundamental
-    wiring_ohm: float = 0.010  # string cabling and fuses, per string
+    # at 1, 2, 3 x fundamental; no source for the values: chosen inside the 0.05 C rms
+    # limit of EN IEC 62485-2 (docs/simulation.md, "Parameters without a source")
+    ripple_current_a_rms: tuple[float, ...] = (1.5, 0.5, 0.2)
+    wiring_ohm: float = 0.010  # string cabling and fuses, per string; an estimate
 
 
 def reference_charger(**changes: Any) -> ChargerParams:
