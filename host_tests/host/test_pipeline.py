@@ -4,6 +4,7 @@ file and the construct, and count the cases it ran under each interpreter."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -277,3 +278,29 @@ def test_repo_has_the_layout_of_the_design() -> None:
         ".ci/run",
     ):
         assert (REPO / name).exists(), name
+
+
+def test_bytecode_is_cached_under_build_when_the_shell_says_dont_write_it(
+    tmp_path: Path,
+) -> None:
+    # PYTHONDONTWRITEBYTECODE made every process of `make test` compile all it imported
+    # again; the checks cache it under build/pycache instead, never beside the sources
+    from stringcare.dev.check import cache_bytecode
+
+    assert cache_bytecode(tmp_path, {}) is None
+    own = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/elsewhere"}
+    assert cache_bytecode(tmp_path, own) and own == {"PYTHONPYCACHEPREFIX": "/elsewhere"}
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    note = cache_bytecode(tmp_path, env)
+    assert note and str(tmp_path / "build" / "pycache") in note
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "cached_mod.py").write_text("X = 1\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", "import cached_mod"],
+        cwd=tmp_path / "src", env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert list((tmp_path / "build" / "pycache").rglob("cached_mod.*.pyc"))
+    assert not list((tmp_path / "src").rglob("*.pyc"))

@@ -30,7 +30,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 
 from stringcare.dev import layout, m0, mpcompat
@@ -292,6 +292,22 @@ class Beside:
             self._proc.wait()
 
 
+def cache_bytecode(root: Path, env: MutableMapping[str, str]) -> str | None:
+    """With PYTHONDONTWRITEBYTECODE set (some shells and CI images set it), every
+    Python process of the run compiled every module it imported from source again:
+    each pytest worker its collection (numpy, the plugins, the assertion rewrite of
+    every test file), each `stringcare` CLI, manager, mpremote and simulator a test
+    starts.  The checks then cache bytecode after all, but under build/pycache
+    (PYTHONPYCACHEPREFIX), so nothing lands in the source tree or .venv, which is what
+    that setting is for; `make clean` removes it.  Returns the note for the summary, or
+    None when nothing was changed (a prefix of the caller's own is kept)."""
+    if not env.get("PYTHONDONTWRITEBYTECODE"):
+        return None
+    del env["PYTHONDONTWRITEBYTECODE"]
+    prefix = env.setdefault("PYTHONPYCACHEPREFIX", str(root / "build" / "pycache"))
+    return "PYTHONDONTWRITEBYTECODE is set: bytecode cached under %s instead" % prefix
+
+
 def load_note() -> str:
     """How busy the machine was made (tools/sh/with-burners.sh exports
     STRINGCARE_BURNERS), for the summary line: a wall time means little without it."""
@@ -336,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("unknown stage %s; known stages: %s" % (", ".join(unknown), ", ".join(STAGES)))
     os.environ["STRINGCARE_ROOT"] = str(root)
     stage = Stage(root, args.pytest_args)
+    cached = cache_bytecode(root, os.environ)
+    if cached:
+        stage.notes.append(cached)
     methods: dict[str, Callable[[], bool]] = {
         "lint": stage.lint,
         "format": stage.format,
