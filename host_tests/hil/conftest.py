@@ -14,6 +14,7 @@ hands it the board's device, `embedded_services` selects "serial".
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,12 @@ def hil_board(request: pytest.FixtureRequest, tmp_path: Path, hub: BusHub) -> It
             emulate=kw.get("emulate"),
             shell=kw.get("shell"),
         ).start()
+        if kw.get("shell"):
+            # a shell answers once it runs: wait for its prompt (a loaded machine starts
+            # it late, and a probe's Ctrl-C that comes first ends it before it can)
+            deadline = time.monotonic() + 30
+            while not vb.console.strip() and time.monotonic() < deadline:
+                time.sleep(0.05)
         rig = VirtualRig(vb, hub)
     if kw.get("deploy"):
         Deployer(
