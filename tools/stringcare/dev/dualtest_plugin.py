@@ -170,6 +170,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not config.pluginmanager.hasplugin("xdist"):
         return
     root = layout.repo_root()
+    # (every worker collects and groups all ~1,800 items: paths are resolved once per
+    # file and fixture, not per item; it was 40 % of a worker's collection)
+    rels: dict[Path, str | None] = {}
     for item in items:
         if isinstance(item, M0Item):
             # the cases share one boot of the emulated board (a soft reset per file):
@@ -179,11 +182,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if isinstance(item, MicroPythonItem):
             continue
-        try:
-            rel = item.path.resolve().relative_to(root / "host_tests")
-        except ValueError:
+        if item.path not in rels:
+            try:
+                rels[item.path] = str(item.path.resolve().relative_to(root / "host_tests"))
+            except ValueError:
+                rels[item.path] = None
+        rel = rels[item.path]
+        if rel is None:
             continue
-        group = xdist_group(item, root / "host_tests", str(rel))
+        group = xdist_group(item, root / "host_tests", rel)
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
     items[:] = longest_first(items, known_durations(root))
@@ -231,8 +238,25 @@ def longest_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[p
 
 def m0_group(item: pytest.Item) -> str:
     """The xdist group of an emulated-M0 case: manager_fw's files, or the others."""
-    parts = item.path.resolve().relative_to(layout.repo_root() / DUAL_DIR).parts
-    return "m0:manager_fw" if parts[0] == "manager_fw" else "m0:shared,module_fw"
+    folder = _DUAL_FOLDER.get(item.path)
+    if folder is None:
+        folder = item.path.resolve().relative_to(layout.repo_root() / DUAL_DIR).parts[0]
+        _DUAL_FOLDER[item.path] = folder
+    return "m0:manager_fw" if folder == "manager_fw" else "m0:shared,module_fw"
+
+
+_DUAL_FOLDER: dict[Path, str] = {}
+_FIXTURE_FILE: dict[Any, Path | None] = {}
+
+
+def _fixture_file(func: Any) -> Path | None:
+    """Where a fixture function is defined (resolved), once per function."""
+    if func not in _FIXTURE_FILE:
+        try:
+            _FIXTURE_FILE[func] = Path(inspect.getsourcefile(func) or "").resolve()
+        except TypeError:
+            _FIXTURE_FILE[func] = None
+    return _FIXTURE_FILE[func]
 
 
 def xdist_group(item: pytest.Item, tests_dir: Path, rel: str) -> str | None:
@@ -249,9 +273,8 @@ def xdist_group(item: pytest.Item, tests_dir: Path, rel: str) -> str | None:
         fixturedef = defs[-1]
         if fixturedef.scope == "function":
             continue
-        try:
-            where = Path(inspect.getsourcefile(fixturedef.func) or "").resolve()
-        except TypeError:
+        where = _fixture_file(fixturedef.func)
+        if where is None:
             continue
         if tests_dir not in where.parents:
             continue  # a plugin's (pytest's own tmp_path_factory, ...): cheap
