@@ -187,6 +187,7 @@ class Stage:
         counts_file = self.root / "build" / "test" / "counts-all.json"
         if counts_file.exists():
             counts_file.unlink()
+        self._warm_bytecode()
         cmd = self._pytest_cmd("all", counts_file)
         print("  $ " + " ".join(cmd), flush=True)
         proc = subprocess.Popen(cmd, cwd=self.root)
@@ -203,6 +204,24 @@ class Stage:
                 return False
         self._read_counts(counts_file, ("cpython", "micropython", "m0"))
         return code == 0
+
+    def _warm_bytecode(self) -> None:
+        """On a fresh checkout the xdist workers collect at the same time, and each
+        compiles everything it imports and rewrites the asserts of every test file
+        (~7.5 CPU-s a worker); one collection first fills the bytecode cache, the
+        workers then take ~2.5 CPU-s each.  Only for the whole suite (no pytest
+        arguments), under xdist, and while the cache is still empty."""
+        if self.pytest_args or not _have_xdist():
+            return
+        prefix = os.environ.get("PYTHONPYCACHEPREFIX")
+        cache = Path(prefix) if prefix else self.root / "host_tests" / "host" / "__pycache__"
+        if cache.exists() or os.environ.get("PYTHONDONTWRITEBYTECODE"):
+            return
+        print("  (a first collection fills the bytecode cache for the workers)", flush=True)
+        subprocess.call(
+            [sys.executable, "-m", "pytest", "--collect-only", "-q", "--interp=all"],
+            cwd=self.root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
 
     def pytest_cpython(self) -> bool:
         return self._pytest("cpython")
