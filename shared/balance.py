@@ -217,8 +217,13 @@ class BalanceController:
         elif integral < 0:
             integral = 0
         self._integral = integral
-        if integral == 0 and raw < 0 and self.duty == 0:
-            self._engaged = False  # unwound below target: wait for the deadband again
+        if integral == 0 and raw < -db and self.duty == 0:
+            # unwound and a deadband below the target: wait for the deadband again.  Not
+            # at the target itself: a block whose natural float sits just above the
+            # target would fall out there and drift up to the deadband's edge, and
+            # with a board reading ~7 mV off that is out of +-10 mV (docs/simulation.md,
+            # "Balancing as a band")
+            self._engaged = False
         wanted = p_duty + integral // ti
         if wanted < 0:
             wanted = 0
