@@ -19,6 +19,12 @@
 #   cell (low and not rising); else dried out (high float current: low and flat).  It
 #   rejoins the target when it comes within band_mv / 2 of it (a boost charge, a
 #   replacement), with EV_BALANCE_LIMIT arg 0.
+#   The lift (strings.lift_uv): while the low block is more than band_mv below, the
+#   others are told the target minus (deficit - band_mv), at most LIFT_BANDS bands, so
+#   they bleed and the string current rises to charge it; but never more than the
+#   deficit exceeds the highest block's excess over the target: while a block stands
+#   further above than the low one below, its descent is the longer task and the
+#   string current the lift raises is what it has to bleed away (its board derated).
 # And per string the bleed energy: per module bleed_ma x (V / float V) x V x level %
 # (a reported level is the duty truncated to whole %: counted as level + 0.5 %, below 100), summed
 # over hourly buckets of the last 24 h (`wh_day_x1000(k)`, mWh).
@@ -114,7 +120,8 @@ class BalanceLimits:
         self.watch_rounds = bytearray(n)
         self.cause = bytearray(ranges[-1][1] + 1)  # per address: CAUSE_* while excluded
         self.excluded_count = 0
-        # the last survey of a string (_survey): the other blocks, how many bleed
+        # the last survey of a string (_survey): its highest block, the others, bleeding
+        self._high_mv = 0
         self._others = 0
         self._bleeding = 0
         # energy: mJ not yet in a bucket, hourly buckets of mWh, the bucket's hour
@@ -239,7 +246,7 @@ class BalanceLimits:
             strings.lift_uv[k] = 0
             return
         deficit = target - poll.voltage_mv[low]
-        strings.lift_uv[k] = self._lift_mv(deficit) * 1000
+        strings.lift_uv[k] = self._lift_mv(deficit, self._high_mv - target) * 1000
         others = self._others
         if deficit <= self.band_mv or self._bleeding * 2 < others or not others:
             self.watch_since_s[k] = -1
@@ -258,15 +265,21 @@ class BalanceLimits:
                     self.news.append((a, CAUSE_NONE))
 
     def _survey(self, k: int, poll: pl.Poller, excl) -> int:
-        """String k's lowest block in the target (-1: none); sets _others (the other
-        blocks in the target) and _bleeding (how many of those bleed)."""
+        """String k's lowest block in the target (-1: none); sets _high_mv (the highest
+        block's voltage), _others (the other blocks in the target) and _bleeding (how
+        many of those bleed)."""
         first, last = self.ranges[k]
         low = -1
+        high = 0
         for a in range(first, last + 1):
             if poll.state[a] != pl.ST_OK or excl[a]:
                 continue
-            if low < 0 or poll.voltage_mv[a] < poll.voltage_mv[low]:
+            v = poll.voltage_mv[a]
+            if low < 0 or v < poll.voltage_mv[low]:
                 low = a
+            if v > high:
+                high = v
+        self._high_mv = high
         others = 0
         bleeding = 0
         if low >= 0:
@@ -279,11 +292,16 @@ class BalanceLimits:
         self._bleeding = bleeding
         return low
 
-    def _lift_mv(self, deficit: int) -> int:
+    def _lift_mv(self, deficit: int, excess: int) -> int:
         """The lift: while the low block is far below, every other block bleeds down to
         the target minus (deficit - band), at most LIFT_BANDS bands: they bleed about
-        fully, as the greedy reference does, and the string current lifts the low block."""
+        fully, as the greedy reference does, and the string current lifts the low block.
+        It yields to a block standing further above the target than the low one stands
+        below (deficit - excess at most): that block is the longer task, and the string
+        current the lift raises is what it has to bleed away (docs/simulation.md)."""
         lift = deficit - self.band_mv
+        if lift > deficit - excess:
+            lift = deficit - excess
         if lift > LIFT_BANDS * self.band_mv:
             lift = LIFT_BANDS * self.band_mv
         return lift if lift > 0 else 0

@@ -82,6 +82,36 @@ def test_while_a_block_sits_far_below_the_others_bleed_below_the_target():
     assert news == [(3, bl.CAUSE_SHORTED_CELL)] and st.lift_uv[0] == 0
 
 
+def lift_with(poll, st, lim, volts, t):
+    """One sample of the string at these voltages (block 1 first); the lift it sets."""
+    for a in range(1, N + 1):
+        poll.state[a] = pl.ST_OK
+        poll.voltage_mv[a] = volts[a - 1]
+        poll.voltage_uv[a] = volts[a - 1] * 1000
+        poll.balance_pct[a] = 0
+    st.update(poll)
+    lim.update(t, poll, st, bytearray([1]))
+    return st.lift_uv[0]
+
+
+def test_the_lift_yields_to_a_block_further_above_the_target_than_the_low_one_is_below():
+    # block 3 300 mV low, block 5 high: while block 5 stands further above the target
+    # than block 3 below it, its descent is the longer task and the string current the
+    # lift raises is what it must bleed away: no lift (target 13612 mV: 387 over, 312
+    # under); as it comes down the lift grows by what the deficit exceeds its excess
+    poll, st, lim = string()
+    volts = [13600] * N
+    volts[2] = 13300
+    volts[4] = 14000
+    assert lift_with(poll, st, lim, volts, 1000) == 0
+    volts[4] = 13850  # target 13593: 257 over, 293 under
+    assert lift_with(poll, st, lim, volts, 1060) == 36000
+    volts[4] = 13800  # target 13587: 213 over, 287 under: the full band
+    assert lift_with(poll, st, lim, volts, 1120) == bl.LIFT_BANDS * 48000
+    st.update(poll)
+    assert poll.target_uv[0] == st.target_uv(0) - bl.LIFT_BANDS * 48000
+
+
 def test_a_low_block_that_comes_up_is_left_alone():
     poll, st, lim = string()
     # 400 mV low, rises 150 mV/h: balancing is working
