@@ -5,7 +5,7 @@
 # 0..DUTY_MAX (per mille of the bleed resistor's full current).  Law: PI on the
 # error above target, with
 #   * a deadband: bleeding starts only above target + deadband; once started, P and
-#     I act on the true error until the integral has unwound below target,
+#     I act on the true error until the integral has unwound a deadband below target,
 #   * clamping anti-windup (the integral never exceeds what the output can use),
 #   * a slew limit on the duty (smooth load on the block and the board),
 #   * thermal derating on the board (internal) sensor: full duty up to
