@@ -20,6 +20,10 @@ module's duty capped by the firmware's own derating law (shared/balance.py) on i
 board's thermal model (boards/sim/frontend.py), as every real board must.  Not the
 yardstick of the ratio (that stays the unlimited greedy); it says how much of the
 ratio is the boards' thermal limit (docs/simulation.md, "Balancing as a band").
+sim.bound_converge_h.band.* and sim.bound_ratio.band.*: a lower bound for any policy on
+those boards with perfect knowledge (bound_h: the latest of each high block's fastest
+fall and the lowest block's fastest rise), and that bound over the greedy time: the
+least ratio any policy could reach (loose at small C: docs/simulation.md).
 
 The runs are independent and go to a process pool (as many workers as cores, at most
 MAX_WORKERS); each run lasts twice its greedy time plus HOLD_H, at least MIN_RUN_H.
@@ -77,15 +81,36 @@ METRICS = {
         "that never settles counts as MAX_RUN_H",
     ),
     "sim.greedy_limited_converge_h.band.worst": ("h", None, "the same, worst run"),
+    "sim.bound_converge_h.band.median": (
+        "h",
+        None,
+        "a lower bound for any policy on boards that heat (bound_h; not the yardstick), "
+        "median; a run that never gets there counts as MAX_RUN_H",
+    ),
+    "sim.bound_converge_h.band.worst": ("h", None, "the same, worst run"),
+    "sim.bound_ratio.band.median": (
+        "ratio",
+        None,
+        "median over the band of that bound / the greedy reference on the same string: "
+        "the least sim.converge_ratio any policy on these boards could reach",
+    ),
+    "sim.bound_ratio.band.worst": ("ratio", None, "the same, worst run"),
 }
 
 
-def greedy_limited_h(factor: float, seed: int, blocks: int = 0, dt_s: float = 5.0) -> float | None:
-    """The greedy reference on boards that heat: full bleed on every block above its
-    string's average, each module's duty capped by shared/balance.py's derating law on
-    its board's true temperature (boards/sim/frontend.py SimBoard.heat: the two-node
-    model, the module's supply included); hours until every block is first within
-    +-10 mV, None if not within MAX_RUN_H."""
+def _thermal_run(
+    factor: float,
+    seed: int,
+    blocks: int,
+    bleeds: Callable[[Any], Any],
+    done: Callable[[Any], bool],
+    dt_s: float = 5.0,
+) -> float | None:
+    """The physics of one point with perfect knowledge: every block `bleeds(v)` marks
+    bleeds at full current, each module's duty capped by shared/balance.py's derating
+    law on its board's true temperature (boards/sim/frontend.py SimBoard.heat: the
+    two-node model, the module's supply included); hours until `done(v)`, None if not
+    within MAX_RUN_H."""
     import numpy as np
 
     from shared import balance as bal
@@ -104,9 +129,9 @@ def greedy_limited_h(factor: float, seed: int, blocks: int = 0, dt_s: float = 5.
     t = 0.0
     while t < MAX_RUN_H * 3600:
         v = bank.terminal_v[0]
-        if float(np.abs(v - v.mean()).max()) <= engine.BAND_V:
+        if done(v):
             return t / 3600
-        on = v > v.mean()
+        on = bleeds(v)
         for i, bd in enumerate(boards):
             cap = (stop_c - bd.thermal.temp_c) / band_k
             duty[i] = (1.0 if cap > 1.0 else cap if cap > 0.0 else 0.0) if on[i] else 0.0
@@ -115,6 +140,76 @@ def greedy_limited_h(factor: float, seed: int, blocks: int = 0, dt_s: float = 5.
             bd.heat(dt_s, float(v[i]), int(duty[i] * 1000), sim.sc.ambient_c)
         t += dt_s
     return None
+
+
+def greedy_limited_h(factor: float, seed: int, blocks: int = 0) -> float | None:
+    """The greedy reference on boards that heat: full bleed on every block above its
+    string's average, each duty thermally capped (_thermal_run); hours until every
+    block is first within +-10 mV, None if not within MAX_RUN_H."""
+    from stringcare.sim import engine
+
+    return _thermal_run(
+        factor,
+        seed,
+        blocks,
+        lambda v: v > v.mean(),
+        lambda v: float(abs(v - v.mean()).max()) <= engine.BAND_V,
+    )
+
+
+def bound_h(factor: float, seed: int, blocks: int = 0) -> float | None:
+    """A lower bound for any policy on these boards (perfect knowledge, each duty
+    thermally capped): the latest of first-passage times, each the fastest any policy
+    can make it.  The charger holds the string voltage, so the average is fixed and the
+    band a fixed voltage window.
+      Each block that starts above the band: it alone bleeds (capped) - the string
+      current its bleed must overcome is then the least any policy leaves it - until
+      it is first inside the band.
+      The lowest block: every other block bleeds (capped) - the string current that
+      charges it is then the most any policy gives it - until it is first inside.
+    Assumed, not proven: bleed on the others never speeds a high block's fall nor
+    slows a low block's rise.  Loose where the low block's voltage reaches the band long
+    before its charge is back (small C).  None if a side does not finish within
+    MAX_RUN_H."""
+    import numpy as np
+
+    from stringcare.sim import engine
+
+    band = engine.BAND_V
+
+    def side(which: int) -> float | None:
+        mask: list[Any] = []
+
+        def bleeds(v: Any) -> Any:
+            if not mask:
+                m = np.zeros(len(v), dtype=bool)
+                if which >= 0:
+                    m[which] = True
+                else:
+                    m[:] = True
+                    m[int(np.argmin(v))] = False
+                mask.append(m)
+            return mask[0]
+
+        def done(v: Any) -> bool:
+            if not mask:
+                return False
+            i = which if which >= 0 else int(np.argmax(~mask[0]))
+            dev = float(v[i] - v.mean())
+            return dev <= band if which >= 0 else dev >= -band
+
+        return _thermal_run(factor, seed, blocks, bleeds, done)
+
+    from stringcare.sim import physics as phy
+
+    sim = engine.Simulation(_scenario(blocks), seed=seed, interface_factor=factor)
+    bank = phy.StringBank(sim.bank.params, sim.bank.charger, None, ambient_c=sim.sc.ambient_c)
+    bank.settle_float()
+    v0 = bank.terminal_v[0]
+    times = [side(-1)] + [side(int(i)) for i in np.nonzero(v0 > v0.mean() + band)[0]]
+    if any(t is None for t in times):
+        return None
+    return max(t for t in times if t is not None)
 
 
 def _scenario(blocks: int) -> Any:
@@ -148,6 +243,7 @@ def one_run(factor: float, seed: int, blocks: int = 0) -> dict[str, Any]:
         "swing_mv": r["settled_swing_mv"],
         "wall_s": round(time.monotonic() - t0, 1),
         "greedy_limited_h": greedy_limited_h(factor, seed, blocks),
+        "bound_h": bound_h(factor, seed, blocks),
     }
 
 
@@ -177,6 +273,14 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, float]:
     if limited:
         out["sim.greedy_limited_converge_h.band.median"] = round(statistics.median(limited), 3)
         out["sim.greedy_limited_converge_h.band.worst"] = round(max(limited), 3)
+    bound = [r.get("bound_h") or MAX_RUN_H for r in runs if "bound_h" in r]
+    if bound:
+        out["sim.bound_converge_h.band.median"] = round(statistics.median(bound), 3)
+        out["sim.bound_converge_h.band.worst"] = round(max(bound), 3)
+        rb = [(r.get("bound_h") or MAX_RUN_H) / r["greedy_h"] for r in runs if r["greedy_h"]]
+        if rb:
+            out["sim.bound_ratio.band.median"] = round(statistics.median(rb), 2)
+            out["sim.bound_ratio.band.worst"] = round(max(rb), 2)
     return out
 
 
@@ -215,14 +319,15 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
                 else math.nan
             )
             progress(
-                "C x %g seed %d: firmware %s, greedy %s (thermally limited %s), ratio %.2f, "
-                "swing %s mV (%.0f s)"
+                "C x %g seed %d: firmware %s, greedy %s (thermally limited %s, bound %s), "
+                "ratio %.2f, swing %s mV (%.0f s)"
                 % (
                     r["factor"],
                     r["seed"],
                     _fmt(r["converge_h"]),
                     _fmt(r["greedy_h"]),
                     _fmt(r["greedy_limited_h"]),
+                    _fmt(r["bound_h"]),
                     ratio,
                     r["swing_mv"],
                     r["wall_s"],
