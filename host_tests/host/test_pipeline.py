@@ -285,7 +285,7 @@ def test_bytecode_is_cached_under_build_when_the_shell_says_dont_write_it(
 ) -> None:
     # PYTHONDONTWRITEBYTECODE made every process of `make test` compile all it imported
     # again; the checks cache it under build/pycache instead, never beside the sources
-    from stringcare.dev.check import cache_bytecode
+    from stringcare.dev.check import bytecode_cache_is_cold, cache_bytecode
 
     assert cache_bytecode(tmp_path, {}) is None
     own = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONPYCACHEPREFIX": "/elsewhere"}
@@ -295,6 +295,8 @@ def test_bytecode_is_cached_under_build_when_the_shell_says_dont_write_it(
     note = cache_bytecode(tmp_path, env)
     assert note and str(tmp_path / "build" / "pycache") in note
     assert "PYTHONDONTWRITEBYTECODE" not in env
+    # cold: make test runs one collection first to fill it for the xdist workers
+    assert bytecode_cache_is_cold(tmp_path, env)
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "cached_mod.py").write_text("X = 1\n")
     proc = subprocess.run(
@@ -304,3 +306,4 @@ def test_bytecode_is_cached_under_build_when_the_shell_says_dont_write_it(
     assert proc.returncode == 0, proc.stderr
     assert list((tmp_path / "build" / "pycache").rglob("cached_mod.*.pyc"))
     assert not list((tmp_path / "src").rglob("*.pyc"))
+    assert not bytecode_cache_is_cold(tmp_path, env)

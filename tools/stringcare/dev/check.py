@@ -70,6 +70,7 @@ class Stage:
         self.pytest_args = pytest_args
         self.notes: list[str] = []
         self.counts: dict[str, int] = {}
+        self.cold_cache = False  # set by main() before mypy, which writes to the cache too
 
     def run(self, cmd: list[str], env: dict[str, str] | None = None) -> int:
         print("  $ " + " ".join(cmd), flush=True)
@@ -211,11 +212,7 @@ class Stage:
         (~7.5 CPU-s a worker); one collection first fills the bytecode cache, the
         workers then take ~2.5 CPU-s each.  Only for the whole suite (no pytest
         arguments), under xdist, and while the cache is still empty."""
-        if self.pytest_args or not _have_xdist():
-            return
-        prefix = os.environ.get("PYTHONPYCACHEPREFIX")
-        cache = Path(prefix) if prefix else self.root / "host_tests" / "host" / "__pycache__"
-        if cache.exists() or os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        if self.pytest_args or not _have_xdist() or not self.cold_cache:
             return
         print("  (a first collection fills the bytecode cache for the workers)", flush=True)
         subprocess.call(
@@ -327,6 +324,14 @@ def cache_bytecode(root: Path, env: MutableMapping[str, str]) -> str | None:
     return "PYTHONDONTWRITEBYTECODE is set: bytecode cached under %s instead" % prefix
 
 
+def bytecode_cache_is_cold(root: Path, env: MutableMapping[str, str]) -> bool:
+    """No bytecode cached yet (a fresh checkout): the cache folder is not there."""
+    if env.get("PYTHONDONTWRITEBYTECODE"):
+        return False
+    prefix = env.get("PYTHONPYCACHEPREFIX")
+    return not (Path(prefix) if prefix else root / "host_tests" / "host" / "__pycache__").exists()
+
+
 def load_note() -> str:
     """How busy the machine was made (tools/sh/with-burners.sh exports
     STRINGCARE_BURNERS), for the summary line: a wall time means little without it."""
@@ -374,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     cached = cache_bytecode(root, os.environ)
     if cached:
         stage.notes.append(cached)
+    stage.cold_cache = bytecode_cache_is_cold(root, os.environ)
     methods: dict[str, Callable[[], bool]] = {
         "lint": stage.lint,
         "format": stage.format,
