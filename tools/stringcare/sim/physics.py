@@ -226,20 +226,33 @@ class StringBank:
         soc_a = self.soc - (1.0 - self.params.kibam_c) * self.kibam_delta
         return np.maximum(np.minimum(soc_a, 1.0), 0.0)
 
+    def _faradaic_fixed(self, soc_a: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The terms of _faradaic that do not depend on the overvoltage (temperature and
+        charge are held through a step's passes and a settling's bisection): computed
+        once, the same operations in the same order, so the results are bit-identical."""
+        p = self.params
+        dtemp = self.temp_c - FLOAT_REF_TEMP_C
+        side_t = p.side_temp_coeff_per_k * dtemp
+        g_short = p.short_s * np.exp(np.minimum(p.short_temp_coeff_per_k * dtemp, _EXP_LIMIT))
+        return side_t, g_short, 1.0 - soc_a
+
     def _faradaic(
-        self, eta: FloatArray, ocv: FloatArray, soc_a: FloatArray, dt: float
+        self,
+        eta: FloatArray,
+        ocv: FloatArray,
+        soc_a: FloatArray,
+        dt: float,
+        fixed: tuple[FloatArray, FloatArray, FloatArray] | None = None,
     ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
         """Currents through the interface's faradaic branches at overvoltage ``eta`` and
-        their conductances: (total, d total/d eta, main, side, short, d main/d eta)."""
+        their conductances: (total, d total/d eta, main, side, short, d main/d eta).
+        ``fixed``: _faradaic_fixed(soc_a) for the present temperatures, if known."""
         p = self.params
+        side_t, g_short, charge_room = fixed if fixed is not None else self._faradaic_fixed(soc_a)
         vint = ocv + eta
-        dtemp = self.temp_c - FLOAT_REF_TEMP_C
-        side_exp = np.minimum(
-            self._kside * (vint - self._vref) + p.side_temp_coeff_per_k * dtemp, _EXP_LIMIT
-        )
+        side_exp = np.minimum(self._kside * (vint - self._vref) + side_t, _EXP_LIMIT)
         i_side = self._side_i0 * np.exp(side_exp)
         g_side = i_side * self._kside
-        g_short = p.short_s * np.exp(np.minimum(p.short_temp_coeff_per_k * dtemp, _EXP_LIMIT))
         i_short = g_short * vint
         # Reversal: gas evolution below -REVERSAL_V_PER_CELL, and the relaxation of a
         # negative interface voltage (both only when the interface is below 0 V);
@@ -258,7 +271,7 @@ class StringBank:
         s2 = ex - inv  # 2 sinh
         ds2 = (ex + inv) / self._two_n_beta  # d(2 sinh)/d eta
         charging = x >= 0.0
-        headroom = np.where(charging, 1.0 - soc_a, soc_a)
+        headroom = np.where(charging, charge_room, soc_a)
         width = np.where(charging, p.acceptance_width, p.depletion_width)
         i0 = p.main_exchange_a
         stiff = i0 * np.abs(s2) * dt / self._avail_as
@@ -319,19 +332,21 @@ class StringBank:
         eta0 = self.eta_v
         eta_star = eta0
         limit = 0.1 * p.n_cells
+        fixed = self._faradaic_fixed(soc_a)  # temperature and charge: held in the passes
+        setpoint = self._setpoint_v()
         # Newton on the implicit (backward Euler) interface equation, coupled with the
         # string solve: C (eta - eta0)/dt = I - F(eta) + sum_k g_k (u_k - eta), the
         # slow stages u_k implicit too.  Usually one pass is enough.
         for _ in range(6):
             f_star, g_star, i_main, i_side, i_short, g_main = self._faradaic(
-                eta_star, ocv, soc_a, dt
+                eta_star, ocv, soc_a, dt, fixed
             )
             k_eta = 1.0 / (cap_dt + g_star + relax_gsum)
             eta_base = (cap_dt * eta0 - f_star + g_star * eta_star + relax_feed) * k_eta
             # Block terminal voltage is affine in its current: V = a + r I.
             a = ocv + eta_base + vrc_free
             r = k_eta + r_fixed
-            current = self._solve_buses(a - r * bleed, r) - bleed
+            current = self._solve_buses(a - r * bleed, r, setpoint) - bleed
             eta_new = eta_base + k_eta * current
             # Damped: a pass moves eta by at most 0.1 V per cell.
             eta_new = np.minimum(np.maximum(eta_new, eta_star - limit), eta_star + limit)
@@ -406,8 +421,9 @@ class StringBank:
         per_cell = per_cell + ch.temp_comp_v_per_k_per_cell * (sense - ch.temp_comp_ref_c)
         return np.asarray(per_cell * self.cells_per_bus, dtype=float)
 
-    def _solve_buses(self, a_eff: FloatArray, r: FloatArray) -> FloatArray:
-        """String currents (S, 1) given block voltages V = a_eff + r * I_string."""
+    def _solve_buses(self, a_eff: FloatArray, r: FloatArray, setpoint: FloatArray) -> FloatArray:
+        """String currents (S, 1) given block voltages V = a_eff + r * I_string and the
+        chargers' setpoints (_setpoint_v(): held through a step)."""
         a_s = a_eff.sum(axis=1)
         r_s = r.sum(axis=1) + self.charger.wiring_ohm
         g_s = 1.0 / r_s
@@ -418,7 +434,6 @@ class StringBank:
         else:
             gsum_l = np.bincount(bus, weights=g_s, minlength=self.bus_count).tolist()
             hsum_l = np.bincount(bus, weights=a_s * g_s, minlength=self.bus_count).tolist()
-        setpoint = self._setpoint_v()
         setpoint_l = setpoint.tolist()
         v_bus_l = [0.0] * self.bus_count
         mode = self.charger_mode
@@ -495,6 +510,7 @@ class StringBank:
         ocv = self._ocv_e + self._ocv_span * soc_a + self._ocv_tc * (self.temp_c - 25.0)
         n = p.n_cells
         big_dt = 1e9  # steady state: the available-well limit does not bind
+        fixed = self._faradaic_fixed(soc_a)
 
         def eta_for(current: FloatArray) -> FloatArray:
             # A block with no steady float state (one that discharges into a soft short
@@ -503,7 +519,7 @@ class StringBank:
             hi = np.full(self.soc.shape, 0.8) * n
             for _ in range(60):
                 mid = 0.5 * (lo + hi)
-                f = self._faradaic(mid, ocv, soc_a, big_dt)[0]
+                f = self._faradaic(mid, ocv, soc_a, big_dt, fixed)[0]
                 above = f > current
                 hi = np.where(above, mid, hi)
                 lo = np.where(above, lo, mid)
