@@ -1,6 +1,8 @@
 # The step method's charge-transfer arc (docs/ri.md, "Definition"): fitted on the
 # Thue-Morse-weighted profile of a step capture and taken out of its slot sums, so that
 # the step method reports R0 like the AC method.  Once per capture.
+from array import array
+
 from shared.compat import const
 from shared.ri import thue_morse
 
@@ -170,7 +172,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     y_shift = 0
     while peak >> y_shift >= 1 << _Y_BITS:
         y_shift += 1
-    ys = [0] * n
+    ys = array("h", bytes(2 * n))  # |y| < 2**15
     yp_lo = 0  # y_p in two limbs (p * y < 2**23, the sum not)
     yp_hi = 0
     for p in range(p0, n):

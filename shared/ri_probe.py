@@ -139,6 +139,10 @@ class ProbeEvaluator(EvaluatorBase):
         self._ring_pos = pos
         self.fed = fed + count
 
+    def release(self) -> None:
+        """The probe is evaluated: its sample history (1.8 KB) is free at once."""
+        self._ring = None  # type: ignore[assignment]
+
     def ripple(self) -> int:
         """The out-of-band ripple's amplitude at the converter (half LSB): half the
         largest spread of the lagged differences (a tone of amplitude A gives
@@ -247,6 +251,8 @@ class RiSequence:
         ev = self.evaluator
         self.next_plan = None
         self._work = ev.steps() if ev is not None else None  # type: ignore[attr-defined]
+        ev = None  # no reference here: a finished probe's evaluator is garbage before the
+        # capture's is built (in the step below)
         # the first step at once, in the acquisition's own time (the module's loop has
         # not polled the bus during the capture): the checks and the step method's
         # import of its arc fit, which no smaller step can hold
@@ -280,6 +286,7 @@ class RiSequence:
             self.probe_result = res
             if res.status == ri.RI_OK:
                 ripple = ev.ripple()  # type: ignore[attr-defined]
+                ev.release()  # type: ignore[attr-defined]
                 ev = None  # no reference left: its buffers are free for the next one
                 nxt = self._begin(self.method)
                 self.evaluator.probe_ripple = ripple  # type: ignore[attr-defined]

@@ -181,6 +181,7 @@ class StepEvaluator(EvaluatorBase):
         if saturated is not None:
             self.outcome = saturated
             return
+        self._hist = None  # type: ignore[assignment]  # the lag history: free for the fit
         # imported here: only a finished capture needs it (RAM while capturing); this
         # first step runs in ri_done(), in the acquisition's own time (RiSequence)
         from shared.ri_arc import arc_slot_sums
