@@ -36,8 +36,8 @@ the assembled library (every verdict used, every expectation with what was seen)
     STRINGCARE_JUDGE_ONLY=none stringcare bench judge  # runs nothing: assembles
     STRINGCARE_JUDGE_SOUND=0  # leaves out the balance scenarios' sound strings
 
-The whole library is ~470 simulated hours: about 25 minutes of CPU serially (1393 CPU s
-at 435370f, ~3 CPU s per simulated hour of a 16-block string).
+The whole library is ~470 simulated hours: about 25 minutes of CPU serially (1363 CPU s
+at b804df0, ~3 CPU s per simulated hour of a 16-block string).
 """
 
 from __future__ import annotations
