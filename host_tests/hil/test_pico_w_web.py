@@ -87,9 +87,12 @@ def test_pico_w_web_interface_on_the_virtual_board(tmp_path: Path, hub: BusHub) 
         code = mgr.setup_code()
         mgr.wait_for("the web interface", lambda: call(url + "api/me")[0] == 200)
         session = log_in(url, code)
-        snap = mgr.wait_for("the manager polling", lambda: running(url, session[0]))
+        # the module's first answers: a virtual board starved by a loaded host can miss
+        # its reply slots for a few cycles and be shown silent meanwhile (on a board it
+        # has a core of its own); what is checked is the row once it answers
+        snap = mgr.wait_for("the polled module answering", lambda: answered(url, session[0]))
         row = snap["strings"][0]["modules"][0]
-        assert row[7] == "ok" and abs(row[3] - 13520000) < 20000, row
+        assert abs(row[3] - 13520000) < 20000, row
         assert snap["heap_free"] > 0
         mute_is_logged(mgr, url, *session)
         history_downloads(mgr, url, session[0], tmp_path)
@@ -114,6 +117,11 @@ def log_in(url: str, code: str) -> tuple[str, str]:
 def running(url: str, cookie: str) -> dict | None:
     snap = json.loads(call(url + "api/status", cookie=cookie)[1])
     return snap if snap.get("mode") == "running" and snap.get("cycles", 0) > 3 else None
+
+
+def answered(url: str, cookie: str) -> dict | None:
+    snap = running(url, cookie)
+    return snap if snap is not None and snap["strings"][0]["modules"][0][7] == "ok" else None
 
 
 def mute_is_logged(mgr: ManagerProcess, url: str, cookie: str, csrf: str) -> None:
