@@ -40,6 +40,7 @@ written at the end of every run) or, on a fresh clone, the checked-in estimate
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import inspect
 import json
@@ -170,9 +171,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not config.pluginmanager.hasplugin("xdist"):
         return
     root = layout.repo_root()
-    # (every worker collects and groups all ~1,800 items: paths are resolved once per
-    # file and fixture, not per item; it was 40 % of a worker's collection)
-    rels: dict[Path, str | None] = {}
     for item in items:
         if isinstance(item, M0Item):
             # the cases share one boot of the emulated board (a soft reset per file):
@@ -182,15 +180,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         if isinstance(item, MicroPythonItem):
             continue
-        if item.path not in rels:
-            try:
-                rels[item.path] = str(item.path.resolve().relative_to(root / "host_tests"))
-            except ValueError:
-                rels[item.path] = None
-        rel = rels[item.path]
-        if rel is None:
+        try:
+            rel = _resolved(item.path).relative_to(root / "host_tests")
+        except ValueError:
             continue
-        group = xdist_group(item, root / "host_tests", rel)
+        group = xdist_group(item, root / "host_tests", str(rel))
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
     items[:] = longest_first(items, known_durations(root))
@@ -238,25 +232,24 @@ def longest_first(items: list[pytest.Item], seconds: dict[str, float]) -> list[p
 
 def m0_group(item: pytest.Item) -> str:
     """The xdist group of an emulated-M0 case: manager_fw's files, or the others."""
-    folder = _DUAL_FOLDER.get(item.path)
-    if folder is None:
-        folder = item.path.resolve().relative_to(layout.repo_root() / DUAL_DIR).parts[0]
-        _DUAL_FOLDER[item.path] = folder
+    folder = _resolved(item.path).relative_to(layout.repo_root() / DUAL_DIR).parts[0]
     return "m0:manager_fw" if folder == "manager_fw" else "m0:shared,module_fw"
 
 
-_DUAL_FOLDER: dict[Path, str] = {}
-_FIXTURE_FILE: dict[Any, Path | None] = {}
+# Every worker collects and groups all ~1,800 items: paths are resolved once per file
+# and per fixture function, not per item (it was 40 % of a worker's collection).
+@functools.cache
+def _resolved(path: Path) -> Path:
+    return path.resolve()
 
 
+@functools.cache
 def _fixture_file(func: Any) -> Path | None:
-    """Where a fixture function is defined (resolved), once per function."""
-    if func not in _FIXTURE_FILE:
-        try:
-            _FIXTURE_FILE[func] = Path(inspect.getsourcefile(func) or "").resolve()
-        except TypeError:
-            _FIXTURE_FILE[func] = None
-    return _FIXTURE_FILE[func]
+    """Where a fixture function is defined (resolved)."""
+    try:
+        return _resolved(Path(inspect.getsourcefile(func) or ""))
+    except TypeError:
+        return None
 
 
 def xdist_group(item: pytest.Item, tests_dir: Path, rel: str) -> str | None:
