@@ -34,6 +34,7 @@ import json
 import os
 import select
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -212,6 +213,17 @@ class VirtualBoard:
         def controlling_tty() -> None:
             os.setsid()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+            # The pinned unix port is an extension module inside a CPython process.  A
+            # Ctrl-C that lands after CPython has put in its own SIGINT handler and
+            # before MicroPython puts in its own is kept by CPython and raised as a
+            # KeyboardInterrupt when the port ends - a host traceback on the console at
+            # the next soft reset, which no board prints (a deploy read it as a failed
+            # start).  Started with SIGINT ignored, CPython leaves it so; MicroPython
+            # still takes Ctrl-C while it runs code.  One that comes while the board is
+            # starting is lost, as bytes sent to a board still resetting are.  (A
+            # stand-in shell keeps its own Ctrl-C.)
+            if not self.shell:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
 
         if self.shell:
             cmd = list(self.shell)
