@@ -68,11 +68,19 @@ def ctr_newer(hi: int, lo: int, last_hi: int, last_lo: int) -> bool:
     return hi > last_hi or (hi == last_hi and lo > last_lo)
 
 
+def ctr_lo(buf, off: int) -> int:
+    """The low 24 bits of the u48 counter at buf[off] (no tuple: nothing allocated)."""
+    return buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16)
+
+
+def ctr_hi(buf, off: int) -> int:
+    """The high 24 bits of the u48 counter at buf[off]."""
+    return buf[off + 3] | (buf[off + 4] << 8) | (buf[off + 5] << 16)
+
+
 def get_ctr(buf, off: int):
-    """The u48 counter at buf[off] as (high 24 bits, low 24 bits)."""
-    lo = buf[off] | (buf[off + 1] << 8) | (buf[off + 2] << 16)
-    hi = buf[off + 3] | (buf[off + 4] << 8) | (buf[off + 5] << 16)
-    return hi, lo
+    """The u48 counter at buf[off] as (high 24 bits, low 24 bits); allocates a tuple."""
+    return ctr_hi(buf, off), ctr_lo(buf, off)
 
 
 def put_ctr(buf, off: int, hi: int, lo: int) -> None:
@@ -216,10 +224,7 @@ def check_request(mac: Mac, frame, floor_hi: int, floor_lo: int) -> int:
     end = frame.off + frame.length - p.MAC_LEN
     if not mac.check(frame.buf, frame.off - 7, end):
         return 0
-    b = frame.buf
-    at = end - p.CTR_LEN  # get_ctr inline: its tuple would be the verify's only allocation
-    lo = b[at] | (b[at + 1] << 8) | (b[at + 2] << 16)
-    hi = b[at + 3] | (b[at + 4] << 8) | (b[at + 5] << 16)
-    if not ctr_newer(hi, lo, floor_hi, floor_lo):
+    at = end - p.CTR_LEN
+    if not ctr_newer(ctr_hi(frame.buf, at), ctr_lo(frame.buf, at), floor_hi, floor_lo):
         return -1
     return 1

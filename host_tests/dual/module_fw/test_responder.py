@@ -366,3 +366,25 @@ def test_mark_from_the_manager():
     assert ask(r, 5, p.CMD_MARK, b"\x03")[0].cmd == p.CMD_NAK
     ask(r, 5, p.CMD_MARK, b"\x00")
     assert s.mark == 0
+
+
+def test_a_signed_set_target_allocates_nothing_but_its_mac():
+    # Over hashlib the MAC check leaves ~510 bytes of garbage (two hash objects, two
+    # digests; module_fw/responder.py says why the module keeps it).  Everything else a
+    # signed command does - the counter floor, the target, its flags and timeout - must
+    # allocate nothing: checked with the allocation-free MAC of shared/sha256.py, as on a
+    # board without hashlib.  (Last in this file: on the emulated M0 its viper code stays
+    # in RAM until the next file's soft reset.)
+    s, r = make(address=5)
+    r.mac = auth.Mac(KEY, pure=True)
+    refused = s.auth_refused
+    for target_mv in (13500, 13600):
+        data = lay.encode_request(p.ADDR_BROADCAST, p.CMD_SET_TARGET, 9, {
+            "first": 1, "last": 64, "target_10uv": target_mv * 100,
+            "flags": p.TARGET_EQUALISE, "timeout_s": 40}, SIGNER)  # fmt: skip
+        frame = p.decode_frame(data)
+        hi, lo = s.ctr_hi, s.ctr_lo
+        assert heap_locked(r.handle, frame, 2000) == 0  # a broadcast: no reply
+        assert s.target_uv == target_mv * 1000 and s.target_timeout_ms == 40000
+        assert auth.ctr_newer(s.ctr_hi, s.ctr_lo, hi, lo)
+    assert s.auth_refused == refused
