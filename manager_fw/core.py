@@ -369,7 +369,7 @@ class ManagerCore:
         if self.runaway is None or not self.runaway.tripped[string]:
             return False
         self.runaway.reset(string)
-        self._log(now_s, ev.EV_THERMAL_RUNAWAY, string=string, arg=1)
+        self._log(now_s, ev.EV_THERMAL_RUNAWAY, string=string, arg=ev.RUNAWAY_RESET)
         jio.want_relays(self)
         return True
 

@@ -40,9 +40,10 @@ EV_DISCHARGE_START = const(6)  # value: string current mA (negative = discharge)
 EV_DISCHARGE_END = const(7)  # value: duration s; extra: discharge counter
 EV_CONFIG = const(8)  # configuration changed; arg: item (manager's numbering); value: new
 EV_ADDRESSING = const(9)  # arg: ADDR_*; module: the address concerned
-EV_THERMAL_RUNAWAY = const(10)  # arg: 0 trip (value: rise of the block's excess over the
-#                                 window, m°C), 1 operator reset, 2 suspect block (value:
-#                                 its temperature over the string median, m°C)
+EV_THERMAL_RUNAWAY = const(10)  # arg: RUNAWAY_* below
+RUNAWAY_TRIP = const(0)  # breaker tripped; value: rise of the block's excess in the window, m°C
+RUNAWAY_RESET = const(1)  # the operator reset a trip (nothing against a block)
+RUNAWAY_SUSPECT = const(2)  # a suspect block; value: its excess over the string median, m°C
 EV_ALARM_MUTED = const(11)  # buzzer muted by the operator
 EV_RI_MEASURED = const(12)  # value: Ri nΩ (offset applied); arg: Ri state (2 = ok)
 # codes of the manager core (manager_fw/core.py, docs/manager.md)

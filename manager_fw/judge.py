@@ -10,7 +10,7 @@
 #                                  (the core then drives the breaker relays)
 #
 # Events (manager_fw/events.py): EV_CHARGE_PHASE on every phase change, EV_RECHARGE_SLOW
-# once per slow recharge, EV_THERMAL_RUNAWAY (arg 2: a suspect block, arg 0: the trip).
+# once per slow recharge, EV_THERMAL_RUNAWAY (RUNAWAY_SUSPECT, RUNAWAY_TRIP).
 
 from manager_fw import events as ev
 from manager_fw import phases as ph
@@ -264,14 +264,16 @@ class Judge:
         for a in r.newly_suspect:
             i = lay.module(a)
             k = lay.string_of(i)
-            core._log(now_s, ev.EV_THERMAL_RUNAWAY, i, k, r.latest_excess_cc(a) * 10, 2)
+            core._log(
+                now_s, ev.EV_THERMAL_RUNAWAY, i, k, r.latest_excess_cc(a) * 10, ev.RUNAWAY_SUSPECT
+            )
         for a in r.newly_probe_off:
             i = lay.module(a)
             core._log(now_s, ev.EV_NO_PROBE, i, lay.string_of(i), r.probe_drop_cc[a] * 10, 1)
         for k in r.newly_tripped:
             a = r.tripped_module[k]
             i = lay.module(a)
-            core._log(now_s, ev.EV_THERMAL_RUNAWAY, i, k, r.tripped_rise_mc[k], 0)
+            core._log(now_s, ev.EV_THERMAL_RUNAWAY, i, k, r.tripped_rise_mc[k], ev.RUNAWAY_TRIP)
             core._new_alarm = True
         return len(r.newly_tripped) > 0
 

@@ -21,7 +21,7 @@
 # and per string the current (if a sensor is fitted) and the charge phase
 # (manager_fw/phases.py).  A block is *hot* when excess - ref >= above_cc (5 K) and
 # rate >= rise_cc per hour (3 K/h).  A hot block is a runaway *suspect* (one
-# EV_THERMAL_RUNAWAY arg 2 event: a warning) and trips when, on `confirm` consecutive
+# EV_THERMAL_RUNAWAY RUNAWAY_SUSPECT event: a warning) and trips when, on `confirm` consecutive
 # samples, it is hot and
 #   its voltage sagged against the median by >= sag_mv over the window (float or
 #     boost held the whole window, the block did not bleed in it: balancing pulls a high

@@ -11,9 +11,9 @@ def describe_judgement(ev: Any) -> str | None:
     from manager_fw.phases import PHASE_NAMES
 
     if ev.code == mev.EV_THERMAL_RUNAWAY:
-        if ev.arg == 1:
+        if ev.arg == mev.RUNAWAY_RESET:
             return "thermal runaway reset by the operator"
-        if ev.arg == 2:
+        if ev.arg == mev.RUNAWAY_SUSPECT:
             return "thermal runaway suspect: %.1f K above the string median and warming" % (
                 ev.value / 1000
             )

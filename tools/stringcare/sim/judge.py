@@ -95,11 +95,11 @@ def tags(code: int, arg: int, extra: int) -> set[str]:
         out.add("discharge")
         return out
     if code == mev.EV_THERMAL_RUNAWAY:
-        # 0: the trip; 2: a block named a suspect (the warning before a trip); 1: the
-        # operator's reset, nothing against a block
-        if arg == 0:
+        # a suspect is the warning before a trip; the operator's reset says nothing
+        # against a block
+        if arg == mev.RUNAWAY_TRIP:
             out.update(("runaway", "runaway-trip", "warning"))
-        elif arg == 2:
+        elif arg == mev.RUNAWAY_SUSPECT:
             out.update(("runaway", "runaway-suspect", "warning"))
         return out
     name = event_name(code).lower()
