@@ -117,6 +117,10 @@ _DEFAULT_SKEW_NS_AC = const(56818)
 
 # Plausible limits of a capture's plan (RiPlan checks them; docs/ri.md, "Capture files").
 _MAX_SAMPLE_RATE_HZ = const(1000000)
+# The step capture's sample clock follows the mains (RiPlan.lock_to_mains): a slot is
+# then 5 (50 Hz) or 6 (60 Hz) true mains periods.  Grids hold +-0.5 %; a probe that
+# finds the ripple's period further off (or none) leaves the clock at its nominal rate.
+MAINS_LOCK_MAX_PPM = const(6000)
 _MAX_AMP_GAIN = const(10000)
 _MAX_SHUNT_UOHM = const(1000000)  # 1 ohm
 _MAX_EXCITATION_MA = const(20000)
@@ -151,7 +155,9 @@ class RiPlan:
       * the excitation is on during slot k (samples k*slot_samples ...
         (k+1)*slot_samples - 1) exactly when excitation_on(k); switch it at the
         slot boundary, synchronous with the sample clock;
-      * the excitation is off before and after the capture.
+      * the excitation is off before and after the capture;
+      * the sample clock runs at sample_rate_mhz (milli-hertz): sample_rate_hz, or that
+        moved by rate_ppm when the plan is locked to the mains (lock_to_mains).
     """
 
     def __init__(
@@ -204,6 +210,18 @@ class RiPlan:
         self.skew_ns = skew_ns
         self.ri_gain_ppm = ri_gain_ppm
         self.gain_range = gain_range
+        self.rate_ppm = 0
+        self.sample_rate_mhz = sample_rate_hz * 1000
+
+    def lock_to_mains(self, ppm: int) -> None:
+        """Run the sample clock ppm (parts per million) off its nominal rate: the mains
+        frequency's error the probe measured, so that each 100 ms slot of the step
+        method spans whole periods of the true mains (docs/ri.md, "Sampling locked to
+        the mains").  Within +-MAINS_LOCK_MAX_PPM."""
+        _check_range("rate_ppm", ppm, -MAINS_LOCK_MAX_PPM, MAINS_LOCK_MAX_PPM)
+        self.rate_ppm = ppm
+        # sample_rate_hz * (10**6 + ppm) / 1000 without a product above 2**30
+        self.sample_rate_mhz = self.sample_rate_hz * 1000 + self.sample_rate_hz * ppm // 1000
 
     def excitation_on(self, slot: int) -> bool:
         if self.method == RI_METHOD_STEP:
@@ -212,7 +230,10 @@ class RiPlan:
         return self.method == RI_METHOD_AC and not slot & 1
 
     def duration_ms(self) -> int:
-        return (self.samples * 1000 + self.sample_rate_hz - 1) // self.sample_rate_hz
+        ms = (self.samples * 1000 + self.sample_rate_hz - 1) // self.sample_rate_hz
+        if self.rate_ppm < 0:  # a slower clock: longer by as much (<= 0.6 %)
+            ms += (ms * -self.rate_ppm + 999999) // 1000000
+        return ms
 
     def excitation_hz_x1000(self) -> int:
         """AC excitation frequency in mHz (0 for the step method)."""

@@ -22,7 +22,17 @@
 # probe's (EvaluatorBase.probe_ripple) in its saturation check; a probe that already
 # shows the range saturating skips the capture and goes to the low range.
 #
-# Per sample: small integers, no allocation; 881 16-bit samples of history (1.8 KB).
+# The probe also measures the mains frequency, to lock the step capture's sample clock
+# to it (docs/ri.md, "Sampling locked to the mains"): the ripple of a charger repeats
+# every mains period, so v against v one lag earlier varies least at the lag of 100 ms
+# of the *true* mains (5 periods at 50 Hz, 6 at 60 Hz).  On every 32nd sample the sum of
+# |v - v(lag)| is kept for the 13 lags of LOCK_LAG_FIRST.. (874-886 samples: the mains
+# 0.64 % fast ... 0.72 % slow); the smallest sum, interpolated between its neighbours
+# (|.| sums are V-shaped there), gives the period to a few ppm.  A probe without
+# periodic ripple (no minimum under half the largest sum, or one at the edge) locks
+# nothing: the capture runs at its nominal rate, as it did before.
+#
+# Per sample: small integers, no allocation; 887 16-bit samples of history (1.8 KB).
 from array import array
 
 from shared import frontend as fe
@@ -38,6 +48,15 @@ PROBE_SAMPLE_RATE_HZ = const(8801)
 PROBE_SLOT_SAMPLES = const(440)
 PROBE_SLOTS = const(16)
 PROBE_SKEW_NS = const(56810)  # i half a channel sample period after v (round robin)
+LOCK_LAG_FIRST = const(874)  # the mains lock's lags: LOCK_LAG_FIRST + 0..LOCK_LAGS-1
+LOCK_LAGS = const(13)
+LOCK_EVERY = const(32)  # the lock's sums take every 32nd sample (21 ppm: docs/ri.md)
+# Offsets under 200 ppm (10 mHz at 50 Hz) count as none: the estimate's own spread is
+# 20-60 ppm with switching ripple about, and a capture that far off the mains leaks no
+# more than a locked one (docs/ri.md); the clock stays where it was
+LOCK_MIN_PPM = const(200)
+# 100 ms at PROBE_SAMPLE_RATE_HZ, in 1/1024 sample: 880.1 * 1024
+LOCK_NOMINAL_Q10 = const(901222)
 
 
 def probe_plan(variant_id: int, gain_range: int, adc_kind: int, ri_gain_ppm: int = 0):
@@ -69,11 +88,14 @@ class ProbeEvaluator(EvaluatorBase):
         a = rate // ri.SATURATION_LAG_DIVIDER
         b = rate // ri.SATURATION_HALF_LAG_DIVIDER
         self._lags = array("H", [a, a + 1, b, b + 1])
-        self._size = a + 1
+        self._size = LOCK_LAG_FIRST + LOCK_LAGS  # the longest lag's sample is kept
         self._ring = array("h", bytes(2 * self._size))
         self._ring_pos = 0
         # lowest and highest v, then v minus v one lag earlier per lag
         self._pext = extremes(5)
+        # the mains lock: sum of |v - v(lag)| per lag (RiSequence turns it off for AC)
+        self.find_mains = True
+        self._lock = array("i", [0] * LOCK_LAGS)
 
     def feed(self, vbuf, ibuf, count: int) -> None:
         """Consume count sample pairs (raw codes; i is checked for clipping only).
@@ -94,6 +116,8 @@ class ProbeEvaluator(EvaluatorBase):
         lc = lags[2]
         ld = lags[3]
         fed = self.fed
+        lock = self._lock
+        lock_from = size if self.find_mains else self.plan.samples
         for j in range(count):
             r = vbuf[j]
             if dnl:
@@ -115,7 +139,8 @@ class ProbeEvaluator(EvaluatorBase):
                     ext[2] = d
                 if d > ext[3]:
                     ext[3] = d
-                d = x - ring[pos]  # lb == size: the oldest sample
+                m = pos - lb
+                d = x - ring[m + size if m < 0 else m]
                 if d < ext[4]:
                     ext[4] = d
                 if d > ext[5]:
@@ -132,12 +157,63 @@ class ProbeEvaluator(EvaluatorBase):
                     ext[8] = d
                 if d > ext[9]:
                     ext[9] = d
+            n = fed + j
+            if n >= lock_from and not n & (LOCK_EVERY - 1):
+                m = pos - LOCK_LAG_FIRST  # the lags' samples: m, m - 1, ... (mod size)
+                if m < 0:
+                    m += size
+                if m >= LOCK_LAGS - 1:  # all 13 without a wrap (nearly always)
+                    for k in range(LOCK_LAGS):  # a range loop: no iterator allocated
+                        d = x - ring[m - k]
+                        lock[k] += d if d >= 0 else -d
+                else:
+                    for k in range(LOCK_LAGS):
+                        d = x - ring[m - k if m >= k else m - k + size]
+                        lock[k] += d if d >= 0 else -d
             ring[pos] = x
             pos += 1
             if pos == size:
                 pos = 0
         self._ring_pos = pos
         self.fed = fed + count
+
+    def mains_ppm(self):
+        """The mains frequency's offset from its nominal 50/60 Hz in ppm (what the step
+        capture's sample clock follows: RiPlan.lock_to_mains), 0 within LOCK_MIN_PPM,
+        or None when the probe saw no ripple that repeats with the mains (then nothing
+        is locked either)."""
+        acc = self._lock
+        k = 0
+        top = 0
+        for j in range(LOCK_LAGS):
+            if acc[j] < acc[k]:
+                k = j
+            if acc[j] > top:
+                top = acc[j]
+        if k == 0 or k == LOCK_LAGS - 1 or 2 * acc[k] >= top:
+            return None  # no clear minimum inside the lags: no periodic ripple to follow
+        a = acc[k - 1]
+        b = acc[k]
+        c = acc[k + 1]
+        while top >= 0x100000:  # keep (a - c) << 9 under 2**30
+            a >>= 1
+            b >>= 1
+            c >>= 1
+            top >>= 1
+        side = a if a > c else c
+        if side <= b:
+            return None
+        off_q10 = ((a - c) << 9) // (side - b)  # V-shaped: within +-512 (half a lag)
+        period_q10 = (LOCK_LAG_FIRST + k) * 1024 + off_q10
+        # ppm = (nominal / period - 1) * 10**6, as small integers (10**6 = 15625 * 64)
+        num = (LOCK_NOMINAL_Q10 - period_q10) * 15625
+        den = period_q10 >> 6
+        ppm = (num + den // 2) // den if num >= 0 else -((-num + den // 2) // den)
+        if ppm > ri.MAINS_LOCK_MAX_PPM or ppm < -ri.MAINS_LOCK_MAX_PPM:
+            return None
+        if -LOCK_MIN_PPM < ppm < LOCK_MIN_PPM:
+            return 0  # the mains on time, within what the probe can tell
+        return ppm
 
     def release(self) -> None:
         """The probe is evaluated: its sample history (1.8 KB) is free at once."""
@@ -216,10 +292,12 @@ class RiSequence:
         self.probe_result: ri.RiResult | None = None
         self.next_plan: ri.RiPlan | None = None
         self._work: object = None  # the evaluator's steps() while it finishes
+        self.mains_ppm = None  # the last probe's mains offset (ppm) the capture follows
 
     def start(self):
         self.gain_range = 0
         self.result = None
+        self.mains_ppm = None
         return self._begin(ri.RI_METHOD_PROBE)
 
     def _begin(self, method: int):
@@ -229,6 +307,8 @@ class RiSequence:
         )
         self.plan = plan
         self.evaluator = ri.evaluator(plan)
+        if method == ri.RI_METHOD_PROBE and self.method != ri.RI_METHOD_STEP:
+            self.evaluator.find_mains = False  # type: ignore[attr-defined]
         return plan
 
     def feed(self, vbuf, ibuf, count: int) -> None:
@@ -286,9 +366,13 @@ class RiSequence:
             self.probe_result = res
             if res.status == ri.RI_OK:
                 ripple = ev.ripple()  # type: ignore[attr-defined]
+                ppm = ev.mains_ppm() if self.method == ri.RI_METHOD_STEP else None  # type: ignore[attr-defined]
                 ev.release()  # type: ignore[attr-defined]
                 ev = None  # no reference left: its buffers are free for the next one
                 nxt = self._begin(self.method)
+                if ppm:
+                    nxt.lock_to_mains(ppm)
+                self.mains_ppm = ppm
                 self.evaluator.probe_ripple = ripple  # type: ignore[attr-defined]
                 return nxt
         if ri.needs_low_range(plan, res):

@@ -41,9 +41,10 @@ _ADC_CLOCK_HZ = const(48000000)
 _CHUNK = const(256)  # sample pairs per Ri DMA buffer
 
 
-def _div(rate_hz: int) -> int:
-    """ADC DIV register for a total sample rate (INT.FRAC, 8 fractional bits)."""
-    x256 = (_ADC_CLOCK_HZ * 256 + rate_hz // 2) // rate_hz - 256
+def _div(rate_mhz: int) -> int:
+    """ADC DIV register for a total sample rate in milli-hertz (INT.FRAC, 8 fractional
+    bits: ~0.4 ppm steps at 5 kHz, fine enough to follow the mains, RiPlan.lock_to_mains)."""
+    x256 = (_ADC_CLOCK_HZ * 256000 + rate_mhz // 2) // rate_mhz - 256
     return x256
 
 
@@ -107,8 +108,8 @@ class Rp2040ModuleHal(Rp2040Bus):
             machine.mem32[_ADC_FIFO]
         machine.mem32[_ADC_FCS] = _FCS_ERR_OVER_UNDER  # clear sticky flags, FIFO off
 
-    def _adc_run(self, ainsel: int, rrobin: int, rate_hz: int) -> None:
-        machine.mem32[_ADC_DIV] = _div(rate_hz)
+    def _adc_run(self, ainsel: int, rrobin: int, rate_mhz: int) -> None:
+        machine.mem32[_ADC_DIV] = _div(rate_mhz)
         machine.mem32[_ADC_FCS] = _FCS_EN | _FCS_DREQ_EN | (1 << 24)
         machine.mem32[_ADC_CS] = _CS_EN | (ainsel << 12) | (rrobin << 16) | _CS_START_MANY
 
@@ -121,7 +122,7 @@ class Rp2040ModuleHal(Rp2040Bus):
             read=_ADC_FIFO, write=self.voltage_buf, count=fe.VOLTAGE_FRAME_SAMPLES,
             ctrl=ctrl, trigger=True,
         )  # fmt: skip
-        self._adc_run(self.adc_voltage_ch, 0, fe.VOLTAGE_FRAME_SAMPLES * 10)
+        self._adc_run(self.adc_voltage_ch, 0, fe.VOLTAGE_FRAME_SAMPLES * 10000)
 
     def voltage_ready(self) -> bool:
         if self._ads is not None:
@@ -211,7 +212,7 @@ class Rp2040ModuleHal(Rp2040Bus):
         self._adc_run(
             self.adc_ri_ch,
             (1 << self.adc_ri_ch) | (1 << self.adc_shunt_ch),
-            2 * plan.sample_rate_hz,
+            2 * plan.sample_rate_mhz,  # the plan's clock, locked to the mains or not
         )
         done = 0
         k = 0

@@ -874,7 +874,7 @@ class SimBoard:
         edge ~0.2 ms).  `switching` ripple is applied at the amplifier, before the
         anti-alias filter (``_through_amplifier``).
         """
-        fs = plan.sample_rate_hz
+        fs = plan.sample_rate_mhz / 1000.0  # RiPlan.lock_to_mains moves it
         dt = 1.0 / fs
         skew = plan.skew_ns * 1e-9
         gain_range = plan.gain_range

@@ -156,7 +156,7 @@ class Stm32ModuleHal:
         v = self._v
         i = self._i
         self._pos = fe.VOLTAGE_FRAME_SAMPLES  # no voltage burst during the capture
-        timer = pyb.Timer(8, freq=plan.sample_rate_hz)
+        timer = pyb.Timer(8, freq=plan.sample_rate_mhz / 1000)  # locked to the mains or not
         done = 0
         slot = 0
         ok = True

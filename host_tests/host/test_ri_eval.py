@@ -59,6 +59,28 @@ def test_the_host_and_the_firmware_code_agree(good_text) -> None:
     assert (a.status, a.ri_nohm, a.uncert_ppm) == (b.status, b.ri_nohm, b.uncert_ppm)
 
 
+def test_a_capture_locked_to_the_mains_keeps_its_clock(tmp_path, capsys) -> None:
+    # a step capture whose clock followed the mains (0.3 % fast, docs/ri.md): the file
+    # says so, and the host evaluates it with the plan the board used
+    plan = ri.plan_for(3, ri.RI_METHOD_STEP)
+    plan.lock_to_mains(3000)
+    board = SimBoard(3, seed=4)
+    v, i = board.ri_capture(plan, Block(0.005, 0.003, 10.0), Ripple.typical(2.0, 50.0, 0.003, 2))
+    text = ricapture.format_capture(plan, v, i)
+    assert "\nrate_ppm: 3000\n" in text
+    cap = ricapture.parse(text)
+    assert cap.plan().rate_ppm == 3000 and cap.plan().sample_rate_mhz == 2507500
+    a = ri.evaluate(plan, v, i)
+    b = ricapture.evaluate(cap)
+    assert (a.status, a.ri_nohm, a.uncert_ppm) == (b.status, b.ri_nohm, b.uncert_ppm)
+    path = tmp_path / "locked.txt"
+    path.write_text(text)
+    code, (rec,) = _eval(capsys, path)
+    assert code == 0 and rec["ri_uohm"] == pytest.approx(5000.0, rel=0.02)
+    # an unlocked plan writes no such line (older readers see the same file as before)
+    assert "rate_ppm" not in ricapture.format_capture(ri.plan_for(3, ri.RI_METHOD_STEP), v, i)
+
+
 def test_ac_capture_round_trips(tmp_path, capsys) -> None:
     path = tmp_path / "ac.txt"
     path.write_text(_capture_text(0, 0.0002, ri.RI_METHOD_AC))
@@ -146,6 +168,10 @@ BAD_FILES = {
     "negative_skew": (
         lambda t: _mutate(t, "skew_ns: 200000", "skew_ns: -5"),
         "skew_ns -5 is outside 0..400000",
+    ),
+    "absurd_rate_ppm": (
+        lambda t: _mutate(t, "\nsamples: 8000", "\nrate_ppm: 9000\nsamples: 8000"),
+        "rate_ppm 9000 is outside -6000..6000",
     ),
     "absurd_amplifier_gain": (
         lambda t: _mutate(t, "v_gain: 40", "v_gain: 4000000"),

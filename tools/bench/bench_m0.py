@@ -44,6 +44,15 @@ METRICS = {
     "mcu.m0.ri_eval_kinstr": (
         "k instr", None, "a module's whole Ri evaluation (Thue-Morse step capture of the "
         "12 V variant fed in 250-sample chunks, then the result)"),
+    "mcu.m0.ri_probe_instr_per_sample": (
+        "instr", None, "the probe before a step capture (8801 Hz, 7040 samples, 440-sample "
+        "chunks): instructions a sample pair, the mains lock's sums included"),
+    "mcu.m0.ri_probe_core_pct": (
+        "%", None, "that share of a 125 MHz core at 8801 samples a second and 1.3 cycles "
+        "per instruction (the feed runs while the DMA fills the next chunk)"),
+    "mcu.m0.ri_probe_lock_instr_per_sample": (
+        "instr", None, "of that, the mains lock's sums (the same probe without them, as "
+        "before an AC capture, subtracted)"),
     "mcu.m0.ri_finish_kinstr": (
         "k instr", None, "of that, the finishing work after the last sample (the arc fit, "
         "the noise channels, the result), which the module core runs in steps across its "
@@ -161,6 +170,20 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
         figures["mcu.m0.module_reply_ms"] = round(reply * CYCLES_PER_INSTR / M0_HZ * 1000, 3)
         progress("module reply: %s instructions" % ", ".join(str(r) for r in replies))
         c.run("del st\nimport gc\ngc.collect()\n")
+
+        per_sample = []
+        for find_mains in (True, False):
+            out, marks = c.run("m0_work.ri_probe(%s)\n" % find_mains)
+            samples = int(re.findall(r"@@PROBE (\d+)", out)[0])
+            per_sample.append(sum(spans(marks, base)) / samples)
+            progress("probe (mains lock %s): %.0f instructions a sample (%s)"
+                     % (find_mains, per_sample[-1], out.strip()))  # fmt: skip
+        figures["mcu.m0.ri_probe_instr_per_sample"] = round(per_sample[0])
+        figures["mcu.m0.ri_probe_core_pct"] = round(
+            per_sample[0] * CYCLES_PER_INSTR * 8801 / M0_HZ * 100, 1
+        )
+        figures["mcu.m0.ri_probe_lock_instr_per_sample"] = round(per_sample[0] - per_sample[1])
+        c.run("import gc\ngc.collect()\n")
 
         out, marks = c.run("m0_work.ri_capture()\n")
         ri_spans = spans(marks, base)

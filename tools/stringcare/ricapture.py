@@ -42,6 +42,11 @@ FIELDS: dict[str, tuple[bool, str]] = {
     "samples": (True, "number of data lines (sample pairs) that follow"),
     "ri_gain_ppm": (False, "Ri calibration of this board and range, ppm (default 0)"),
     "gain_range": (False, "0 = high gain, 1 = low gain (default 0)"),
+    "rate_ppm": (
+        False,
+        "the sample clock's offset from sample_rate_hz when the capture "
+        "was locked to the mains, ppm (default 0)",
+    ),
     "variant": (False, "module variant code, informational"),
     "source": (False, "where the capture comes from, informational"),
     "true_ri_nohm": (False, "the block's true R0 (simulated captures only)"),
@@ -64,7 +69,7 @@ class Capture:
         method = ri.METHOD_NAMES.index(h["method"])
         adc = fe.ADC_KIND_NAMES.index(h["adc"])
         try:
-            return ri.RiPlan(
+            plan = ri.RiPlan(
                 method,
                 h["sample_rate_hz"],
                 h["slot_samples"],
@@ -78,6 +83,9 @@ class Capture:
                 h.get("ri_gain_ppm", 0),
                 h.get("gain_range", 0),
             )
+            if h.get("rate_ppm", 0):
+                plan.lock_to_mains(h["rate_ppm"])
+            return plan
         except ValueError as exc:
             raise CaptureError("header describes no valid plan: %s" % exc) from None
 
@@ -214,6 +222,8 @@ def format_capture(plan: ri.RiPlan, v: list[int], i: list[int], **extra: Any) ->
         "ri_gain_ppm": plan.ri_gain_ppm,
         "gain_range": plan.gain_range,
     }
+    if plan.rate_ppm:
+        header["rate_ppm"] = plan.rate_ppm
     header.update(extra)
     header["samples"] = plan.samples
     out = ["%s %d" % (MAGIC, VERSION)]

@@ -78,6 +78,40 @@ def module_reply(state, k):
 # --------------------------------------------------------------------------- Ri
 
 
+def ri_probe(find_mains):
+    """The probe before a step capture (shared/ri_probe.py): 16 chunks of 440 samples
+    fed with one mark pair each; find_mains False leaves out the mains lock's sums (as
+    for an AC capture) to show what they cost."""
+    from array import array
+
+    from ri_synth import Synth
+
+    from shared import ri
+    from shared.variants import by_code
+
+    plan = ri.plan_for(by_code("12v").id, ri.RI_METHOD_PROBE)
+    synth = Synth(plan, 0, ripple_codes=200, ripple_mhz=100300)
+    ev = ri.evaluator(plan)
+    ev.find_mains = find_mains
+    chunks = []
+    vbuf = array("H", [0] * 440)
+    ibuf = array("H", [0] * 440)
+    while len(chunks) * 440 < plan.samples:
+        synth.fill(vbuf, ibuf, 440)
+        chunks.append((bytes(vbuf), bytes(ibuf)))
+    gc.collect()
+    va = array("H", [0] * 440)
+    ia = array("H", [0] * 440)
+    for cv, ci in chunks:
+        for j in range(440):  # copy outside the counted part, as a DMA would
+            va[j] = cv[2 * j] | cv[2 * j + 1] << 8
+            ia[j] = ci[2 * j] | ci[2 * j + 1] << 8
+        mark()
+        ev.feed(va, ia, 440)
+        mark()
+    print("@@PROBE %d %s" % (plan.samples, ev.mains_ppm()))
+
+
 def ri_capture():
     """A module's whole Ri evaluation: a step capture fed in 250-sample chunks (one mark
     pair each), then the finishing work step by step (one mark pair each)."""
