@@ -109,8 +109,10 @@ AC_PERIODS = const(330)  # 1.2 s
 # 1/28 of its resistance, as near to R0 as a 1 kHz tester (docs/ri.md, "Definition");
 # at the fundamental (275 Hz) it would add up to a quarter.
 AC_HARMONIC = const(3)
-# The shell samples v then i, round robin at twice the channel rate: i lags v by
-# half a channel sample period.
+# The RP2040 shell samples v then i, round robin at twice the channel rate: i lags v
+# by half a channel sample period.  The STM32G4 shell reads its two ADCs on the same
+# timer tick (pyb.ADC.read_timed_multi: one after the other within microseconds):
+# skew 0 (docs/frontend.md).
 _DEFAULT_SKEW_NS_STEP = const(200000)
 _DEFAULT_SKEW_NS_AC = const(56818)
 
@@ -279,6 +281,8 @@ def plan_for(
             2 * AC_PERIODS,
             _DEFAULT_SKEW_NS_AC,
         )
+    if adc_kind == fe.ADC_STM32G4:
+        skew = 0
     return RiPlan(
         method,
         rate,

@@ -72,7 +72,7 @@ def probe_plan(variant_id: int, gain_range: int, adc_kind: int, ri_gain_ppm: int
         front.shunt_gain,
         front.excitation_ma,
         adc_kind,
-        PROBE_SKEW_NS,
+        0 if adc_kind == fe.ADC_STM32G4 else PROBE_SKEW_NS,  # two ADCs on one tick
         ri_gain_ppm,
         gain_range,
     )

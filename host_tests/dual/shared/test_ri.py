@@ -89,9 +89,8 @@ def test_step_method_rejects_ripple_and_drift():
 
 def test_ac_method_rejects_ripple():
     # the synthesiser has an ideal converter (no RP2040 wide codes to linearise) and
-    # samples both channels at once
+    # samples both channels at once, as the STM32G4 board does (its plans: skew 0)
     plan = ri.plan_for(by_code("2v").id, ri.RI_METHOD_AC, adc_kind=fe.ADC_STM32G4)
-    plan.skew_ns = 0
     for ri_nohm, ripple in ((100000, 1200), (1000000, 300)):
         synth = Synth(plan, ri_nohm, ripple_codes=ripple, ripple_mhz=99800)
         result = _run(plan, synth)
@@ -101,11 +100,20 @@ def test_ac_method_rejects_ripple():
         assert result.uncert_ppm < 5000
 
 
+def test_plans_skew_i_as_each_board_samples_it():
+    # the RP2040's round robin: i half a channel sample after v; the STM32G4's two
+    # ADCs on one timer tick: together (a plan that corrected for a skew the board does
+    # not have would turn the AC method's quadrature pick-up into resistance)
+    for method, half in ((ri.RI_METHOD_STEP, 200000), (ri.RI_METHOD_AC, 56818),
+                         (ri.RI_METHOD_PROBE, 56810)):  # fmt: skip
+        assert ri.plan_for(by_code("12v").id, method, adc_kind=fe.ADC_RP2040).skew_ns == half
+        assert ri.plan_for(by_code("12v").id, method, adc_kind=fe.ADC_STM32G4).skew_ns == 0
+
+
 def test_ac_method_discards_quadrature_pick_up():
     # a 90-degree voltage at the excitation frequency 3x the resistive response
     # (inductive coupling of the current loop into the sense loop) does not move Ri
     plan = ri.plan_for(by_code("2v").id, ri.RI_METHOD_AC, adc_kind=fe.ADC_STM32G4)
-    plan.skew_ns = 0
     ri_nohm = 200000  # 4 A * 200 uOhm * 250 = 200 mV: fundamental ~ 174 codes
     plain = _run(plan, Synth(plan, ri_nohm, seed=3))
     coupled = _run(plan, Synth(plan, ri_nohm, seed=3, quadrature_codes=500))
