@@ -100,25 +100,15 @@ def test_a_strong_aliased_tone_refuses_the_high_range_with_its_reason():
 def test_sequence_probes_then_captures_and_moves_to_the_low_range():
     variant = by_code("6v").id
     seq = RiSequence(variant, ri.RI_METHOD_STEP, fe.ADC_RP2040, 1000, -2000)
-    methods = []
-    plan = seq.start()
-    while plan is not None:
-        methods.append((plan.method, plan.gain_range, plan.ri_gain_ppm))
+
+    def source_of(plan):
         if plan.method == ri.RI_METHOD_PROBE and plan.gain_range == 0:
-            source = Tone(plan, 19900000, 500)  # refuses the high range
-        elif plan.method == ri.RI_METHOD_PROBE:
-            source = Tone(plan, 19900000, 150)
-        else:
-            source = Synth(plan, 3000000, ripple_codes=150, noise=1)
-        vbuf = array("H", [0] * CHUNK)
-        ibuf = array("H", [0] * CHUNK)
-        done = 0
-        while done < plan.samples:
-            n = CHUNK if plan.samples - done >= CHUNK else plan.samples - done
-            source.fill(vbuf, ibuf, n)
-            seq.feed(vbuf, ibuf, n)
-            done += n
-        plan = seq.done()
+            return Tone(plan, 19900000, 500)  # refuses the high range
+        if plan.method == ri.RI_METHOD_PROBE:
+            return Tone(plan, 19900000, 150)
+        return Synth(plan, 3000000, ripple_codes=150, noise=1)
+
+    methods = [(p.method, p.gain_range, p.ri_gain_ppm) for p in _run(seq, source_of)]
     assert methods == [
         (ri.RI_METHOD_PROBE, 0, 1000),
         (ri.RI_METHOD_PROBE, 1, -2000),

@@ -78,71 +78,55 @@ def module_reply(state, k):
 # --------------------------------------------------------------------------- Ri
 
 
+def _feed_marked(plan, synth, ev, size):
+    """The capture of `plan` from `synth`, made beforehand, fed to `ev` in chunks of
+    `size` sample pairs, one mark pair around each feed; returns the chunk count."""
+    from array import array
+
+    chunks = []
+    vbuf = array("H", [0] * size)
+    ibuf = array("H", [0] * size)
+    while len(chunks) * size < plan.samples:
+        synth.fill(vbuf, ibuf, size)
+        chunks.append((bytes(vbuf), bytes(ibuf)))
+    gc.collect()
+    for cv, ci in chunks:
+        for j in range(size):  # copy outside the counted part, as a DMA would
+            vbuf[j] = cv[2 * j] | cv[2 * j + 1] << 8
+            ibuf[j] = ci[2 * j] | ci[2 * j + 1] << 8
+        mark()
+        ev.feed(vbuf, ibuf, size)
+        mark()
+    return len(chunks)
+
+
 def ri_probe(find_mains):
     """The probe before a step capture (shared/ri_probe.py): 16 chunks of 440 samples
     fed with one mark pair each; find_mains False leaves out the mains lock's sums (as
     for an AC capture) to show what they cost."""
-    from array import array
-
     from ri_synth import Synth
 
     from shared import ri
     from shared.variants import by_code
 
     plan = ri.plan_for(by_code("12v").id, ri.RI_METHOD_PROBE)
-    synth = Synth(plan, 0, ripple_codes=200, ripple_mhz=100300)
     ev = ri.evaluator(plan)
     ev.find_mains = find_mains
-    chunks = []
-    vbuf = array("H", [0] * 440)
-    ibuf = array("H", [0] * 440)
-    while len(chunks) * 440 < plan.samples:
-        synth.fill(vbuf, ibuf, 440)
-        chunks.append((bytes(vbuf), bytes(ibuf)))
-    gc.collect()
-    va = array("H", [0] * 440)
-    ia = array("H", [0] * 440)
-    for cv, ci in chunks:
-        for j in range(440):  # copy outside the counted part, as a DMA would
-            va[j] = cv[2 * j] | cv[2 * j + 1] << 8
-            ia[j] = ci[2 * j] | ci[2 * j + 1] << 8
-        mark()
-        ev.feed(va, ia, 440)
-        mark()
+    _feed_marked(plan, Synth(plan, 0, ripple_codes=200, ripple_mhz=100300), ev, 440)
     print("@@PROBE %d %s" % (plan.samples, ev.mains_ppm()))
 
 
 def ri_capture():
     """A module's whole Ri evaluation: a step capture fed in 250-sample chunks (one mark
     pair each), then the finishing work step by step (one mark pair each)."""
-    from array import array
-
     from ri_synth import Synth
 
     from shared import ri
     from shared.variants import by_code
 
     plan = ri.plan_for(by_code("12v").id, ri.RI_METHOD_STEP)
-    synth = Synth(plan, 5000000, ripple_codes=200)
-    vbuf = array("H", [0] * 250)
-    ibuf = array("H", [0] * 250)
     ev = ri.evaluator(plan)
-    chunks = []
-    while len(chunks) * 250 < plan.samples:
-        synth.fill(vbuf, ibuf, 250)
-        chunks.append((bytes(vbuf), bytes(ibuf)))
-    gc.collect()
-    va = array("H", [0] * 250)
-    ia = array("H", [0] * 250)
-    total = 0
-    for cv, ci in chunks:
-        for j in range(250):  # copy outside the counted part, as a DMA would
-            va[j] = cv[2 * j] | cv[2 * j + 1] << 8
-            ia[j] = ci[2 * j] | ci[2 * j + 1] << 8
-        mark()
-        ev.feed(va, ia, 250)
-        mark()
-        total += 1
+    total = _feed_marked(plan, Synth(plan, 5000000, ripple_codes=200), ev, 250)
     # the finishing work in the steps the module core runs across its loop turns
     # (one mark pair each: the host takes the largest after the first, which runs in
     # ri_done() right after the capture: RiSequence.finishing)
