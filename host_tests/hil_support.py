@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +147,47 @@ class MicroPythonManagerRig:
             self.proc.wait()
         for b in self.boards:
             b.stop()
+
+
+# The manager's web API, as the Pico W tests call it
+RATE_S = 8.0  # a cycle rate is measured over this span
+
+
+def call(url: str, body: Any = None, cookie: str = "", csrf: str = "") -> tuple[int, bytes, str]:
+    """(HTTP status, body, Set-Cookie) of a GET, or of a POST of `body` as JSON."""
+    headers = {"Cookie": cookie} if cookie else {}
+    data = None
+    if body is not None:
+        data = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    if csrf:
+        headers["X-CSRF-Token"] = csrf
+    req = urllib.request.Request(url, data=data, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, r.read(), r.headers.get("Set-Cookie", "")
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), ""
+
+
+def web_answers(url: str) -> bool:
+    """Does the manager's web server answer url with 200 yet?  It prints its setup code
+    before it listens: a refused connection (under load, for seconds) is "not yet"."""
+    try:
+        return call(url)[0] == 200
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, ConnectionRefusedError):
+            return False
+        raise
+
+
+def cycles_per_s(url: str, cookie: str) -> float:
+    """The manager's cycles a second, from api/status over RATE_S."""
+
+    def cycles() -> tuple[float, int]:
+        return time.monotonic(), json.loads(call(url + "api/status", cookie=cookie)[1])["cycles"]
+
+    t0, c0 = cycles()
+    time.sleep(RATE_S)  # a rate over a span of time: the span is the measurement
+    t1, c1 = cycles()
+    return (c1 - c0) / (t1 - t0)

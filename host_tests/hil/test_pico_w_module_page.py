@@ -23,8 +23,8 @@ import urllib.error
 import urllib.request
 from array import array
 from pathlib import Path
-from typing import Any
 
+from hil_support import call, cycles_per_s, web_answers
 from host_support import REPO
 
 from manager_fw.blockdev import FileBlockDevice
@@ -38,35 +38,10 @@ from stringcare.vboard import BusHub, VirtualBoard
 EPOCH_2020 = 1577836800
 CLIENTS = 4
 BIG = [60] * 10  # the other layout: 600 modules
-RATE_S = 8.0
 # each client loads the module page once a second: on this shared machine a manager
 # process kept busy without pause gets a share of a CPU, not its polling rate (a board
 # has its CPU to itself); how the reading yields is what is measured
 PACE_S = 1.0
-
-
-def call(url: str, body: Any = None, cookie: str = "", csrf: str = "") -> tuple[int, bytes, str]:
-    headers = {"Cookie": cookie} if cookie else {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    req = urllib.request.Request(url, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read(), r.headers.get("Set-Cookie", "")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read(), ""
-
-
-def cycles_per_s(url: str, cookie: str) -> float:
-    def cycles() -> tuple[float, int]:
-        return time.monotonic(), json.loads(call(url + "api/status", cookie=cookie)[1])["cycles"]
-
-    t0, c0 = cycles()
-    time.sleep(RATE_S)  # a rate over a span of time: the span is the measurement
-    t1, c1 = cycles()
-    return (c1 - c0) / (t1 - t0)
 
 
 def seed(path: Path, end_s: int) -> int:
@@ -138,7 +113,7 @@ def test_module_page_shows_the_history_and_polling_keeps_its_rate(
                  site_key=bytes.fromhex(TEST_KEY_HEX)).run()  # fmt: skip
         mgr.start(hub.url)
         code = mgr.setup_code()
-        mgr.wait_for("the web interface", lambda: call(url + "api/me")[0] == 200)
+        mgr.wait_for("the web interface", lambda: web_answers(url + "api/me"))
         assert json.loads(call(url + "api/me")[1])["history"] == ["bin", "module"]
         admin = {"code": code, "user": "admin", "password": "pico password 1"}
         cookie = call(url + "api/setup", admin)[2].split(";")[0]

@@ -15,12 +15,9 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
+from hil_support import call, cycles_per_s, web_answers
 from host_support import REPO
 
 from stringcare.commands.history import history_reader
@@ -31,39 +28,12 @@ from stringcare.errors import CliError
 from stringcare.vboard import BusHub, VirtualBoard
 
 CLIENTS = 4
-RATE_S = 8.0
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def call(url: str, body: Any = None, cookie: str = "", csrf: str = "") -> tuple[int, bytes, str]:
-    headers = {"Cookie": cookie} if cookie else {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if csrf:
-        headers["X-CSRF-Token"] = csrf
-    req = urllib.request.Request(url, data=data, headers=headers)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, r.read(), r.headers.get("Set-Cookie", "")
-    except urllib.error.HTTPError as e:
-        return e.code, e.read(), ""
-
-
-def cycles_per_s(url: str, cookie: str) -> float:
-    def cycles() -> tuple[float, int]:
-        return time.monotonic(), json.loads(call(url + "api/status", cookie=cookie)[1])["cycles"]
-
-    t0, c0 = cycles()
-    time.sleep(RATE_S)  # a rate over a span of time: the span is the measurement
-    t1, c1 = cycles()
-    return (c1 - c0) / (t1 - t0)
 
 
 def browse(url: str, cookie: str, stop: threading.Event, done: list[int]) -> None:
@@ -85,7 +55,7 @@ def test_pico_w_web_interface_on_the_virtual_board(tmp_path: Path, hub: BusHub) 
                  site_key=bytes.fromhex(TEST_KEY_HEX)).run()  # fmt: skip
         mgr.start(hub.url)
         code = mgr.setup_code()
-        mgr.wait_for("the web interface", lambda: call(url + "api/me")[0] == 200)
+        mgr.wait_for("the web interface", lambda: web_answers(url + "api/me"))
         session = log_in(url, code)
         # the module's first answers: a virtual board starved by a loaded host can miss
         # its reply slots for a few cycles and be shown silent meanwhile (on a board it
