@@ -153,8 +153,10 @@ class MicroPythonManagerRig:
 RATE_S = 8.0  # a cycle rate is measured over this span
 
 
-def call(url: str, body: Any = None, cookie: str = "", csrf: str = "") -> tuple[int, bytes, str]:
-    """(HTTP status, body, Set-Cookie) of a GET, or of a POST of `body` as JSON."""
+def web_request(
+    url: str, body: Any = None, cookie: str = "", csrf: str = ""
+) -> urllib.request.Request:
+    """A GET, or a POST of `body` as JSON, with the session cookie and CSRF token."""
     headers = {"Cookie": cookie} if cookie else {}
     data = None
     if body is not None:
@@ -162,7 +164,12 @@ def call(url: str, body: Any = None, cookie: str = "", csrf: str = "") -> tuple[
         headers["Content-Type"] = "application/json"
     if csrf:
         headers["X-CSRF-Token"] = csrf
-    req = urllib.request.Request(url, data=data, headers=headers)
+    return urllib.request.Request(url, data=data, headers=headers)
+
+
+def call(url: str, body: Any = None, cookie: str = "", csrf: str = "") -> tuple[int, bytes, str]:
+    """(HTTP status, body, Set-Cookie) of a GET, or of a POST of `body` as JSON."""
+    req = web_request(url, body, cookie, csrf)
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, r.read(), r.headers.get("Set-Cookie", "")

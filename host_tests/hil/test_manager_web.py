@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from hil_support import web_request
 
 from stringcare.faults.rig import Rig, wait_for
 
@@ -25,14 +26,7 @@ def rig(manager_rig: Rig) -> Rig:
 
 
 def call(url: str, path: str, body=None, cookie: str = "", csrf: str = ""):
-    headers = {"Cookie": cookie} if cookie else {}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json"
-    if csrf:
-        headers["X-CSRF-Token"] = csrf
-    req = urllib.request.Request(url + path, data=data, headers=headers)
+    req = web_request(url + path, body, cookie, csrf)
     try:
         with urllib.request.urlopen(req, timeout=20) as r:
             raw = r.read()

@@ -39,16 +39,21 @@ class Tone:
             ibuf[j] = self.i_off
 
 
-def _feed(plan, source):
-    ev = ri.evaluator(plan)
+def _stream(plan, source, feed):
+    """The capture of `plan` from `source`, handed to feed(v, i, n) in CHUNKs."""
     vbuf = array("H", [0] * CHUNK)
     ibuf = array("H", [0] * CHUNK)
     done = 0
     while done < plan.samples:
         n = CHUNK if plan.samples - done >= CHUNK else plan.samples - done
         source.fill(vbuf, ibuf, n)
-        ev.feed(vbuf, ibuf, n)
+        feed(vbuf, ibuf, n)
         done += n
+
+
+def _feed(plan, source):
+    ev = ri.evaluator(plan)
+    _stream(plan, source, ev.feed)
     return ev
 
 
@@ -185,15 +190,7 @@ def _run(seq, source_of):
     plan = seq.start()
     while plan is not None:
         plans.append(plan)
-        source = source_of(plan)
-        vbuf = array("H", [0] * CHUNK)
-        ibuf = array("H", [0] * CHUNK)
-        done = 0
-        while done < plan.samples:
-            n = CHUNK if plan.samples - done >= CHUNK else plan.samples - done
-            source.fill(vbuf, ibuf, n)
-            seq.feed(vbuf, ibuf, n)
-            done += n
+        _stream(plan, source_of(plan), seq.feed)
         plan = seq.done()
     return plans
 
