@@ -30,11 +30,20 @@ def bench_modules(root: Path) -> list[Path]:
 
 
 def load(path: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location("stringcare_bench_" + path.stem, path)
+    """Import a benchmark by its path.  It is registered in sys.modules under its name,
+    so its functions can be handed to worker processes (a process pool pickles a
+    function by module and name; bench_sim_band runs its points so)."""
+    name = "stringcare_bench_" + path.stem
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError("cannot load benchmark %s" % path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
     return module
 
 
