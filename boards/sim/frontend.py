@@ -818,6 +818,14 @@ class SimBoard:
     def bleed_current_a(self, block_v: float, duty_permille: int) -> float:
         return block_v / (self.front.bleed_mohm / 1000.0) * duty_permille / 1000.0
 
+    def excitation_mean_a(self, plan: ri_mod.RiPlan) -> float:
+        """The current an Ri capture following `plan` draws from its block on average
+        (A): the sink's current in the slots the excitation is on (the step method's
+        Thue-Morse half, the AC square wave's half; the probe: none).  The block's
+        physics sees it for the capture's length (stringcare.sim.engine)."""
+        on = sum(1 for k in range(plan.slots) if plan.excitation_on(k))
+        return plan.excitation_ma / 1000.0 * (1 + self.sink_error) * on / plan.slots
+
     def board_power_w(self, block_v: float, duty_permille: int) -> float:
         r = self.front.bleed_mohm / 1000.0
         return block_v * block_v / r * duty_permille / 1000.0 + self.supply_w
