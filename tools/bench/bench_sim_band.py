@@ -28,9 +28,10 @@ least ratio any policy could reach (loose at small C: docs/simulation.md).
 The runs are independent and go to a process pool (as many workers as cores, at most
 MAX_WORKERS); each run lasts twice its greedy time plus HOLD_H, at least MIN_RUN_H.
 Only `make bench` / `stringcare bench sim_band` runs it: 24 runs of 64 firmware
-modules take hours of CPU.  STRINGCARE_BAND_QUICK=1 runs one seed at factors 1 and 30
-on 16 blocks (a development check, not the figure).  A documented subset of the band
-(every factor, fewer seeds, a shorter string): STRINGCARE_BAND_SEEDS=4,1 and
+modules, ~100 min of CPU (55 min of wall on 2 cores, 2026-12-04: 2-4 min a firmware
+run, the rest the physics-only references).  STRINGCARE_BAND_QUICK=1 runs one seed at
+factors 1 and 30 on 16 blocks (a development check, not the figure).  A documented
+subset of the band (every factor, fewer seeds, a shorter string): STRINGCARE_BAND_SEEDS=4,1 and
 STRINGCARE_BAND_BLOCKS=16 (the low block stays the string's last when the string is
 shorter than 41 blocks); the progress lines name the subset run.
 """
