@@ -755,12 +755,11 @@ class Simulation:
             if self._dev_lo is None or self._dev_hi is None:
                 self._dev_lo = dev.copy()
                 self._dev_hi = dev.copy()
-            elif quiet is None:
-                np.minimum(self._dev_lo, dev, out=self._dev_lo)
-                np.maximum(self._dev_hi, dev, out=self._dev_hi)
-            else:
-                np.minimum(self._dev_lo, np.where(quiet, self._dev_lo, dev), out=self._dev_lo)
-                np.maximum(self._dev_hi, np.where(quiet, self._dev_hi, dev), out=self._dev_hi)
+            else:  # a quiet block keeps its extremes (np.where: it proposes them again)
+                lo = dev if quiet is None else np.where(quiet, self._dev_lo, dev)
+                hi = dev if quiet is None else np.where(quiet, self._dev_hi, dev)
+                np.minimum(self._dev_lo, lo, out=self._dev_lo)
+                np.maximum(self._dev_hi, hi, out=self._dev_hi)
 
     def settled_swing_mv(self) -> float | None:
         """Largest peak-to-peak swing of one block's deviation from its string's
