@@ -64,12 +64,16 @@ SIM_SITE_KEY = bytes.fromhex(TEST_KEY_HEX)
 BAND_V = 0.010  # "within +-10 mV of the string's target"
 # The band is judged outside each block's own Ri measurement: its capture draws the
 # excitation (1 A steps on a 12 V block, 0.5 A on average for 3.2 s), which dips a
-# 40 Ah block by ~25 mV at the nominal interface capacitance, back within 2 mV of where
-# it was ~45 s after the capture (docs/simulation.md, "Balancing as a band").  For the
-# capture and this long after it the block's own deviation counts neither against
-# the band (converge_h) nor in the settled swing; the others' (they carry the rest of
-# the string voltage meanwhile, ~1.6 mV each on 16 blocks) still count.
-RI_SETTLE_S = 120.0
+# 40 Ah block by ~25 mV at the nominal interface capacitance; it comes back at the
+# pace of its interface and its slower stages (a minute or two: docs/simulation.md,
+# "Balancing as a band").  A block's own deviation counts neither against the band
+# (converge_h) nor in the settled swing for its capture and then while it comes back:
+# until it is within RI_BACK_V of its deviation when the capture began, and only while
+# it keeps getting closer to it (a block that drifts away, or settles elsewhere, counts
+# at once), at most RI_RECOVER_CAP_S after the capture.  The others' (they carry the
+# rest of the string voltage meanwhile, ~1.6 mV each on 16 blocks) always count.
+RI_BACK_V = 0.001  # half the settled swing's goal
+RI_RECOVER_CAP_S = 1800.0
 TEMPCO_CAL_SAMPLES = 10  # readings per point, as `stringcare calibrate tempco` takes
 ADC_KIND = {"rp2040": fe.ADC_RP2040, "stm32g4": fe.ADC_STM32G4}
 BLOCK_TYPE = {
@@ -105,7 +109,12 @@ class SimModule:
         self.latency_us = 600  # the module's processing time before a unicast reply
         self.ri_done_at_s = -1.0
         self.ri_load_a = 0.0  # the running capture's mean excitation current (A)
-        self.ri_quiet_until_s = -1.0  # its capture and RI_SETTLE_S after: see BAND_V
+        # its capture and its recovery (BAND_V): the capture's end, the deviation it
+        # must come back within, and the cap of its recovery
+        self.ri_end_s = -1.0
+        self.ri_pre_v = 0.0  # its deviation when the capture began
+        self.ri_last_v = -1.0  # how far from it, at the last sample of its recovery
+        self.ri_quiet_until_s = -1.0
         self.board_c = 25.0
         self.unplugged = False
         self.has_probe = True
@@ -289,7 +298,7 @@ class Simulation:
         self.variant_id = variant_id
         self.modules: list[SimModule] = []
         self._capturing: list[SimModule] = []  # modules in an Ri capture
-        self._ri_quiet: list[SimModule] = []  # ... or within RI_SETTLE_S after one
+        self._ri_quiet: list[SimModule] = []  # ... or recovering from one (BAND_V)
         mp_tree = None
         if micropython:
             from stringcare.sim import mpmodules
@@ -604,9 +613,13 @@ class Simulation:
             m.core.ri_feed(vb, i_codes[i : i + chunk], len(vb))
         m.ri_done_at_s = self.t_s + plan.duration_ms() / 1000.0
         m.ri_load_a = m.board.excitation_mean_a(plan)
-        m.ri_quiet_until_s = m.ri_done_at_s + RI_SETTLE_S
-        if m not in self._ri_quiet:
+        if m not in self._ri_quiet:  # a new capture (not the next plan of one)
+            v = self._v(self.bank.terminal_v)[s]
+            m.ri_pre_v = float(v[b] - v.mean())
             self._ri_quiet.append(m)
+        m.ri_end_s = m.ri_done_at_s
+        m.ri_last_v = -1.0
+        m.ri_quiet_until_s = m.ri_done_at_s + RI_RECOVER_CAP_S
         if m not in self._capturing:
             self._capturing.append(m)
 
@@ -632,6 +645,8 @@ class Simulation:
         m.board_c = self.ambient_c
         if m in self._capturing:
             self._capturing.remove(m)
+        if m in self._ri_quiet:  # a new block's deviation is its own, not a capture's
+            self._ri_quiet.remove(m)
         m.ri_done_at_s = -1.0
 
     # --- events ------------------------------------------------------------------------
@@ -740,9 +755,9 @@ class Simulation:
         v = self._v(self.bank.terminal_v)
         target = v.mean(axis=1, keepdims=True)
         dev = v - target
-        quiet = None  # blocks in or just after their own Ri capture (RI_SETTLE_S)
+        quiet = None  # blocks in their own Ri capture or coming back from it (BAND_V)
         if self._ri_quiet:
-            self._ri_quiet = [m for m in self._ri_quiet if self.t_s < m.ri_quiet_until_s]
+            self._ri_quiet = [m for m in self._ri_quiet if self._recovering(m, dev)]
             if self._ri_quiet:
                 quiet = np.zeros(dev.shape, dtype=bool)
                 for m in self._ri_quiet:
@@ -760,6 +775,15 @@ class Simulation:
                 hi = dev if quiet is None else np.where(quiet, self._dev_hi, dev)
                 np.minimum(self._dev_lo, lo, out=self._dev_lo)
                 np.maximum(self._dev_hi, hi, out=self._dev_hi)
+
+    def _recovering(self, m: SimModule, dev: Any) -> bool:
+        """Whether m's block is still in its Ri capture or recovering from it (BAND_V)."""
+        if self.t_s < m.ri_end_s:
+            return True
+        d = abs(float(dev[m.string, m.block]) - m.ri_pre_v)
+        closer = m.ri_last_v < 0 or d < m.ri_last_v
+        m.ri_last_v = d
+        return self.t_s < m.ri_quiet_until_s and d > RI_BACK_V and closer
 
     def settled_swing_mv(self) -> float | None:
         """Largest peak-to-peak swing of one block's deviation from its string's
