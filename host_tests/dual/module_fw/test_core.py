@@ -287,8 +287,6 @@ def test_ri_measurement_through_the_bus():
     module answers polls (and RI_READ: busy) between them."""
     from array import array
 
-    from ri_synth import Synth
-
     from shared import ri
 
     rig = Rig()
@@ -305,13 +303,7 @@ def test_ri_measurement_through_the_bus():
     steps = 0
     answered = 0
     while plan is not None:
-        synth = Synth(plan, 4500000, ripple_codes=300)
-        left = plan.samples
-        while left:
-            n = 256 if left > 256 else left
-            synth.fill(vbuf, ibuf, n)
-            rig.core.ri_feed(vbuf, ibuf, n)
-            left -= n
+        _feed_capture(rig, plan, vbuf, ibuf)
         assert rig.core.ri_done(rig.now) is None  # the evaluation goes on in steps
         plan = None
         while plan is None and rig.core.ri_finishing:
@@ -330,6 +322,19 @@ def test_ri_measurement_through_the_bus():
     assert abs(res["ri_nohm"] - 4500000) < 4500000 // 50  # within 2 %
     assert res["quality"] > 50
     assert ri.RI_OK == 0
+
+
+def _feed_capture(rig, plan, vbuf, ibuf):
+    """A plan's acquisition, synthesised for a 4.5 mOhm block, fed in 256-sample chunks."""
+    from ri_synth import Synth
+
+    synth = Synth(plan, 4500000, ripple_codes=300)
+    left = plan.samples
+    while left:
+        n = 256 if left > 256 else left
+        synth.fill(vbuf, ibuf, n)
+        rig.core.ri_feed(vbuf, ibuf, n)
+        left -= n
 
 
 def _read(rig):
@@ -351,8 +356,6 @@ def test_its_own_ri_capture_does_not_unwind_the_balancing():
     bleed meanwhile) until the block is back where it was (shared/balance.py, hold)."""
     from array import array
 
-    from ri_synth import Synth
-
     rig = Rig()
     rig.block_uv = 13620000
     rig.run(300000, manager(13600))  # engaged, 20 mV above the target
@@ -368,13 +371,7 @@ def test_its_own_ri_capture_does_not_unwind_the_balancing():
     while plan is not None:
         rig.run(1000, manager(13600))
         assert rig.core.duty == 0  # no bleed during the capture
-        synth = Synth(plan, 4500000, ripple_codes=300)
-        left = plan.samples
-        while left:
-            n = 256 if left > 256 else left
-            synth.fill(vbuf, ibuf, n)
-            rig.core.ri_feed(vbuf, ibuf, n)
-            left -= n
+        _feed_capture(rig, plan, vbuf, ibuf)
         plan = rig.core.ri_done(rig.now)
     assert lay.unpack(p.CMD_RI_READ, True, *_read(rig))["state"] == p.RI_OK
     rig.run(20000, manager(13600))  # 5 mV below the target for 20 s: held
