@@ -110,7 +110,7 @@ class SimModule:
         self.ri_done_at_s = -1.0
         self.ri_load_a = 0.0  # the running capture's mean excitation current (A)
         # its capture and its recovery (BAND_V): the capture's end, the deviation it
-        # must come back within, and the cap of its recovery
+        # must come back to (within RI_BACK_V), and the cap of its recovery
         self.ri_end_s = -1.0
         self.ri_pre_v = 0.0  # its deviation when the capture began
         self.ri_last_v = -1.0  # how far from it, at the last sample of its recovery
