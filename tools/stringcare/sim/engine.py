@@ -109,12 +109,12 @@ class SimModule:
         self.latency_us = 600  # the module's processing time before a unicast reply
         self.ri_done_at_s = -1.0
         self.ri_load_a = 0.0  # the running capture's mean excitation current (A)
-        # its capture and its recovery (BAND_V): the capture's end, the deviation it
-        # must come back to (within RI_BACK_V), and the cap of its recovery
+        # its capture and its recovery (BAND_V): the capture's end (the recovery lasts
+        # RI_RECOVER_CAP_S after it at most), the deviation it must come back to
+        # (within RI_BACK_V), and how far it was at the last sample
         self.ri_end_s = -1.0
         self.ri_pre_v = 0.0  # its deviation when the capture began
         self.ri_last_v = -1.0  # how far from it, at the last sample of its recovery
-        self.ri_quiet_until_s = -1.0
         self.board_c = 25.0
         self.unplugged = False
         self.has_probe = True
@@ -619,7 +619,6 @@ class Simulation:
             self._ri_quiet.append(m)
         m.ri_end_s = m.ri_done_at_s
         m.ri_last_v = -1.0
-        m.ri_quiet_until_s = m.ri_done_at_s + RI_RECOVER_CAP_S
         if m not in self._capturing:
             self._capturing.append(m)
 
@@ -783,7 +782,7 @@ class Simulation:
         d = abs(float(dev[m.string, m.block]) - m.ri_pre_v)
         closer = m.ri_last_v < 0 or d < m.ri_last_v
         m.ri_last_v = d
-        return self.t_s < m.ri_quiet_until_s and d > RI_BACK_V and closer
+        return self.t_s < m.ri_end_s + RI_RECOVER_CAP_S and d > RI_BACK_V and closer
 
     def settled_swing_mv(self) -> float | None:
         """Largest peak-to-peak swing of one block's deviation from its string's
