@@ -21,10 +21,14 @@
 #   replacement), with EV_BALANCE_LIMIT arg 0.
 #   The lift (strings.lift_uv): while the low block is more than band_mv below, the
 #   others are told the target minus (deficit - band_mv), at most LIFT_BANDS bands, so
-#   they bleed and the string current rises to charge it; but never more than the
-#   deficit exceeds the highest block's excess over the target: while a block stands
-#   further above than the low one below, its descent is the longer task and the
-#   string current the lift raises is what it has to bleed away (its board derated).
+#   they bleed and the string current rises to charge it; but never more than
+#   YIELD_NUM / YIELD_DEN of the deficit exceeds the highest block's excess over the
+#   target (the yield): while a block stands that far above, its descent is the
+#   longer task and the string current the lift raises is what it has to bleed away
+#   (its board derated).  The yield's part moves towards its value by 1 / LIFT_LAG a
+#   sample: the high block's excess follows the lift itself (the string current) by
+#   more than 1:1, so a yield taken at once is a relay (docs/simulation.md, "The
+#   lift's relay").  The low block's own limit applies at once.
 # And per string the bleed energy: per module bleed_ma x (V / float V) x V x level %
 # (a reported level is the duty truncated to whole %: counted as level + 0.5 %, below 100), summed
 # over hourly buckets of the last 24 h (`wh_day_x1000(k)`, mWh).
@@ -67,6 +71,9 @@ DEFAULT_WH_PER_BLOCK = const(24)  # the default cap: 1 W per module, on average
 DEFAULT_HOLD_MWH_PER_BLOCK = const(2400)  # the default hold budget: 0.1 W per module
 ALLOW_STEP_UV_PER_CELL = const(100)  # the allowance's step per sample (rising)
 LIFT_BANDS = const(1)  # the lift's limit, in bands
+YIELD_NUM = const(3)  # the lift yields to a block standing above 3/5 ...
+YIELD_DEN = const(5)  # ... of the low block's deficit
+LIFT_LAG = const(8)  # the yield's part moves 1/8 of the way a sample (60 s)
 RISING_DIV = const(64)  # a round in which the low block rose d0 / 64 or more ...
 RISING_ROUNDS = const(3)  # ... earns another, up to this many rounds of give_up_s
 BUCKETS = const(24)  # hours in a day
@@ -118,6 +125,7 @@ class BalanceLimits:
         self.watch_deficit_mv = array("l", [0] * n)
         self.watch_round_mv = array("l", [0] * n)  # the deficit when this round began
         self.watch_rounds = bytearray(n)
+        self.yield_uv = array("l", [0] * n)  # the yield's lagged part of the lift (uV)
         self.cause = bytearray(ranges[-1][1] + 1)  # per address: CAUSE_* while excluded
         self.excluded_count = 0
         # the last survey of a string (_survey): its highest block, the others, bleeding
@@ -240,13 +248,15 @@ class BalanceLimits:
             # try to lift the low block; nothing can be concluded about it)
             self.watch_since_s[k] = -1
             strings.lift_uv[k] = 0
+            self.yield_uv[k] = 0
             return
         low = self._survey(k, poll, strings.excluded)
         if low < 0:
             strings.lift_uv[k] = 0
+            self.yield_uv[k] = 0
             return
         deficit = target - poll.voltage_mv[low]
-        strings.lift_uv[k] = self._lift_mv(deficit, self._high_mv - target) * 1000
+        strings.lift_uv[k] = self._lift_uv(k, deficit, self._high_mv - target)
         others = self._others
         if deficit <= self.band_mv or self._bleeding * 2 < others or not others:
             self.watch_since_s[k] = -1
@@ -292,19 +302,32 @@ class BalanceLimits:
         self._bleeding = bleeding
         return low
 
-    def _lift_mv(self, deficit: int, excess: int) -> int:
-        """The lift: while the low block is far below, every other block bleeds down to
-        the target minus (deficit - band), at most LIFT_BANDS bands: they bleed about
-        fully, as the greedy reference does, and the string current lifts the low block.
-        It yields to a block standing further above the target than the low one stands
-        below (deficit - excess at most): that block is the longer task, and the string
-        current the lift raises is what it has to bleed away (docs/simulation.md)."""
-        lift = deficit - self.band_mv
-        if lift > deficit - excess:
-            lift = deficit - excess
-        if lift > LIFT_BANDS * self.band_mv:
-            lift = LIFT_BANDS * self.band_mv
-        return lift if lift > 0 else 0
+    def _lift_uv(self, k: int, deficit: int, excess: int) -> int:
+        """The lift of string k (uV): while the low block is far below, every other block
+        bleeds down to the target minus (deficit - band), at most LIFT_BANDS bands: they
+        bleed about fully, as the greedy reference does, and the string current lifts
+        the low block.  It yields to a block standing above the target by more than
+        YIELD_NUM / YIELD_DEN of the low one's deficit (the lift at most that part of
+        the deficit minus the excess): that block is the longer task, and the string
+        current the lift raises is what it has to bleed away.  The yield is followed
+        with a lag of LIFT_LAG samples, the low block's limit at once (see the module
+        comment)."""
+        cap = deficit - self.band_mv
+        if cap > LIFT_BANDS * self.band_mv:
+            cap = LIFT_BANDS * self.band_mv
+        if cap <= 0:
+            self.yield_uv[k] = 0
+            return 0
+        want = deficit * YIELD_NUM // YIELD_DEN - excess
+        if want > cap:
+            want = cap
+        elif want < 0:
+            want = 0
+        y = self.yield_uv[k]
+        d = want * 1000 - y
+        y += d // LIFT_LAG if d < 0 else -(-d // LIFT_LAG)  # away from 0: it arrives
+        self.yield_uv[k] = y
+        return y if y < cap * 1000 else cap * 1000
 
     def _watch(self, k: int, now_s: int, low: int, deficit: int, excl) -> None:
         """The watch on string k's low block while the others bleed for it; names it and

@@ -126,12 +126,6 @@ def test_targets_per_string_reach_the_modules():
     site.run_s(3)
     c = site.core
     assert c.strings.target_mv[0] == 13600 and c.strings.equalising[0]
-    # the block 100 mV low: the others are told the target minus the lift (52 mV over
-    # the band, at most one band, and no block is further above the target than it is
-    # below: manager_fw/balance_limits.py) so they bleed to lift it
-    assert c.strings.lift_uv[0] == 48000
-    assert [m.target_uv for m in site.modules[:3]] == [13600000 - 48000] * 3
-    assert all(m.target_flags == p.TARGET_EQUALISE for m in site.modules[:3])
     # string 2 sits below the equalising window (13.08 V): no equalising there; two
     # cycles later the voltage-drop detector calls it a discharge
     assert c.strings.reason[1] in (strs.REASON_LOW, strs.REASON_DISCHARGE)
@@ -142,6 +136,17 @@ def test_targets_per_string_reach_the_modules():
         "string is discharging",
     )
     assert c.strings.shown_voltage_mv(1) == c.strings.avg_mv[1]
+    # the block 100 mV low: the others are told the target minus the lift, so they
+    # bleed to lift it.  It yields to the blocks 50 mV above the target (more than 3/5
+    # of the 100 mV deficit stands above: manager_fw/balance_limits.py): 60 - 50 = 10 mV,
+    # come in 1/8 of the way a minute ((7/8)^20 = 7 % left after 20 min)
+    assert 0 < c.strings.lift_uv[0] < 10000
+    site.run_s(1200)
+    lift = c.strings.lift_uv[0]
+    assert 9000 < lift <= 10000
+    # (the frame carries the target in 10 uV)
+    assert all(abs(m.target_uv - (13600000 - lift)) < 10 for m in site.modules[:3])
+    assert all(m.target_flags == p.TARGET_EQUALISE for m in site.modules[:3])
 
 
 def test_a_block_06V_high_raises_the_difference_alarm_marks_it_and_sounds_until_muted():
