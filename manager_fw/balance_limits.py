@@ -27,8 +27,8 @@
 #   longer task and the string current the lift raises is what it has to bleed away
 #   (its board derated).  The yield's part moves towards its value by 1 / LIFT_LAG a
 #   sample: the high block's excess follows the lift itself (the string current) by
-#   more than 1:1, so a yield taken at once is a relay (docs/simulation.md, "The
-#   lift's relay").  The low block's own limit applies at once.
+#   more than 1:1, so a yield taken at once is a relay (docs/simulation.md,
+#   "Balancing as a band": the lift's relay).  The low block's own limit applies at once.
 # And per string the bleed energy: per module bleed_ma x (V / float V) x V x level %
 # (a reported level is the duty truncated to whole %: counted as level + 0.5 %, below 100), summed
 # over hourly buckets of the last 24 h (`wh_day_x1000(k)`, mWh).
