@@ -10,9 +10,7 @@
 #
 # Every `sample_s` (60 s), per string in float with equalising on:
 #   the lowest block's deficit = target - its voltage; while that is more than `band_mv`
-#   and at least half of the other blocks bleed ("common bleeding"), a watch runs on it;
-#   it waits (its clock stops) while the lift yields (below): the others then hold the
-#   target and do not bleed for the low block, so its staying low says nothing of it.
+#   and at least half of the other blocks bleed ("common bleeding"), a watch runs on it.
 #   If after `give_up_s` (4 h) the deficit has not shrunk by half, the block is
 #   *unbalanceable*: one EV_BALANCE_LIMIT (arg: likely cause) names it and it is left out
 #   of its string's target (manager_fw/strings.py `excluded`), so the others are at target
@@ -134,8 +132,6 @@ class BalanceLimits:
         self._high_mv = 0
         self._others = 0
         self._bleeding = 0
-        self._yielding = False  # the last _lift_uv: the yield is below the low block's limit
-        self._dt_s = 0  # the time since the previous sample
         # energy: mJ not yet in a bucket, hourly buckets of mWh, the bucket's hour
         self._mj = array("l", [0] * n)
         self._bucket_mwh = array("l", [0] * (BUCKETS * n))
@@ -200,7 +196,6 @@ class BalanceLimits:
         self.last_s = now_s
         if dt > 10 * self.sample_s:
             dt = self.sample_s  # a pause (setup, sleep): count one sample only
-        self._dt_s = dt
         self._energy(now_s, poll, dt)
         for k in range(len(self.ranges)):
             self._cap(k, strings)
@@ -266,13 +261,6 @@ class BalanceLimits:
         if deficit <= self.band_mv or self._bleeding * 2 < others or not others:
             self.watch_since_s[k] = -1
             return
-        if self._yielding:
-            # the others hold the target but do not bleed for the low block (the lift
-            # yields to a high block): whether it rises says nothing of it, so its watch
-            # waits (a watch run here named a short-of-charge block "dried out")
-            if self.watch_since_s[k] >= 0:
-                self.watch_since_s[k] += self._dt_s
-            return
         self._watch(k, now_s, low, deficit, strings.excluded)
 
     def _rejoin(self, k: int, poll: pl.Poller, excl, target: int) -> None:
@@ -329,10 +317,8 @@ class BalanceLimits:
             cap = LIFT_BANDS * self.band_mv
         if cap <= 0:
             self.yield_uv[k] = 0
-            self._yielding = False
             return 0
         want = deficit * YIELD_NUM // YIELD_DEN - excess
-        self._yielding = want < cap
         if want > cap:
             want = cap
         elif want < 0:

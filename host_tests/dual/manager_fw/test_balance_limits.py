@@ -147,46 +147,6 @@ def test_the_lift_settles_where_the_high_block_follows_it():
     assert min(steps) > -1000 and max(seen) - seen[-1] < 1000
 
 
-def test_the_watch_waits_while_the_lift_yields():
-    # block 3 low and flat, block 5 far above: the lift yields, so the others hold the
-    # target but do not bleed for block 3, and its staying low says nothing of it (at
-    # C x 30 seed 4 a block short of charge was named "dried out" at 8.8 h of a yielded
-    # lift, and was in the band at ~20 h).  The watch's clock stops; once block 5 is
-    # down and the lift is in, the verdict comes give_up_s later
-    poll, st, lim = string(hold_wh_day=0)
-    high = [14000]
-
-    def sample(t):
-        for a in range(1, N + 1):
-            poll.state[a] = pl.ST_OK
-            v = 13150 if a == 3 else high[0] if a == 5 else 13650
-            poll.voltage_mv[a] = v
-            poll.voltage_uv[a] = v * 1000
-        st.update(poll)
-        for a in range(1, N + 1):
-            above = poll.voltage_mv[a] > st.target_mv[0] + 5 and st.equalising[0]
-            poll.balance_pct[a] = 80 if above else 0
-        lim.update(1000 + t, poll, st, bytearray([1]))
-        return list(lim.news)
-
-    news = []
-    t = 0
-    while t <= 8 * 3600:  # target 13631 mV: block 5 369 over, more than 3/5 of 481 under
-        news += sample(t)
-        t += 60
-    # the others bleed (they stand 19 mV over the target): the common bleeding is there
-    assert sum(1 for a in range(1, N + 1) if poll.balance_pct[a]) == N - 1
-    assert news == [] and st.lift_uv[0] == 0 and not st.excluded[3]
-    high[0] = 13700  # block 5 is down: the lift comes in, the watch runs
-    t0 = t
-    while t <= t0 + 5 * 3600 and not news:
-        news += sample(t)
-        t += 60
-    assert news == [(3, bl.CAUSE_DRIED_OUT)] and st.excluded[3]
-    waited = t - 60 - t0
-    assert 4 * 3600 <= waited <= 4 * 3600 + 3600  # give_up_s of the lift in force
-
-
 def test_a_low_block_that_comes_up_is_left_alone():
     poll, st, lim = string()
     # 400 mV low, rises 150 mV/h: balancing is working
