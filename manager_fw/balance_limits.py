@@ -29,6 +29,10 @@
 #   sample: the high block's excess follows the lift itself (the string current) by
 #   more than 1:1, so a yield taken at once is a relay (docs/simulation.md,
 #   "Balancing as a band": the lift's relay).  The low block's own limit applies at once.
+#   The watch judges a block only while the others bleed for it: while the lift has
+#   yielded wholly (0), its clock stops.  While the high block comes down (a band in
+#   give_up_s or faster) the low one waits; once the high block has stood for give_up_s,
+#   the whole lift is forced for a test round of give_up_s, judged afresh (_watch).
 # And per string the bleed energy: per module bleed_ma x (V / float V) x V x level %
 # (a reported level is the duty truncated to whole %: counted as level + 0.5 %, below 100), summed
 # over hourly buckets of the last 24 h (`wh_day_x1000(k)`, mWh).
@@ -125,6 +129,11 @@ class BalanceLimits:
         self.watch_deficit_mv = array("l", [0] * n)
         self.watch_round_mv = array("l", [0] * n)  # the deficit when this round began
         self.watch_rounds = bytearray(n)
+        # how long the watch has stood idle (its clock stopped) while the lift yielded
+        # wholly; from give_up_s on, the lift is forced for the test (see _watch)
+        self.watch_idle_s = array("l", [0] * n)
+        self.watch_high_mv = array("l", [0] * n)  # the high block's excess (mV), idling
+        self._dt = 0  # the last sample's length (s)
         self.yield_uv = array("l", [0] * n)  # the yield's lagged part of the lift (uV)
         self.cause = bytearray(ranges[-1][1] + 1)  # per address: CAUSE_* while excluded
         self.excluded_count = 0
@@ -196,6 +205,7 @@ class BalanceLimits:
         self.last_s = now_s
         if dt > 10 * self.sample_s:
             dt = self.sample_s  # a pause (setup, sleep): count one sample only
+        self._dt = dt
         self._energy(now_s, poll, dt)
         for k in range(len(self.ranges)):
             self._cap(k, strings)
@@ -261,7 +271,7 @@ class BalanceLimits:
         if deficit <= self.band_mv or self._bleeding * 2 < others or not others:
             self.watch_since_s[k] = -1
             return
-        self._watch(k, now_s, low, deficit, strings.excluded)
+        self._watch(k, now_s, low, deficit, self._high_mv - target, strings.excluded)
 
     def _rejoin(self, k: int, poll: pl.Poller, excl, target: int) -> None:
         """An excluded block of string k that came back within reach rejoins the target."""
@@ -318,6 +328,10 @@ class BalanceLimits:
         if cap <= 0:
             self.yield_uv[k] = 0
             return 0
+        if self.watch_since_s[k] >= 0 and self.watch_idle_s[k] >= self.give_up_s:
+            # the watch's test round: the whole lift, whatever stands high (_watch)
+            self.yield_uv[k] = cap * 1000
+            return cap * 1000
         want = deficit * YIELD_NUM // YIELD_DEN - excess
         if want > cap:
             want = cap
@@ -329,17 +343,38 @@ class BalanceLimits:
         self.yield_uv[k] = y
         return y if y < cap * 1000 else cap * 1000
 
-    def _watch(self, k: int, now_s: int, low: int, deficit: int, excl) -> None:
+    def _watch(self, k: int, now_s: int, low: int, deficit: int, excess: int, excl) -> None:
         """The watch on string k's low block while the others bleed for it; names it and
         leaves it out of the target when it has not come (see the module comment)."""
         if self.watch_since_s[k] < 0 or self.watch_addr[k] != low:
             self.watch_addr[k] = low
             self._watch_from(k, now_s, deficit)
+            self.watch_high_mv[k] = excess
             return
         d0 = self.watch_deficit_mv[k]
         if deficit * 2 <= d0:  # it is coming: watch again from here
             self._watch_from(k, now_s, deficit)
             return
+        if not self.yield_uv[k] and self.watch_idle_s[k] < self.give_up_s:
+            # the lift has yielded wholly to a high block: the others bleed for that
+            # one, not for this; a block short of charge fills slowly then (at C x 30
+            # it moved 15 mV in 8 h) and would be named dried out.  The clock stops.
+            # While the high block comes down (a band in give_up_s or faster) that is
+            # the string's task; once it has stood for give_up_s, the whole lift is
+            # forced for the test, so a block that cannot come is still named
+            self.watch_since_s[k] += self._dt
+            if excess <= self.watch_high_mv[k] - self.band_mv:
+                self.watch_high_mv[k] = excess
+                self.watch_idle_s[k] = 0
+            else:
+                self.watch_idle_s[k] += self._dt
+                if self.watch_idle_s[k] >= self.give_up_s:  # the test: judged from here
+                    self.watch_since_s[k] = now_s
+                    self.watch_deficit_mv[k] = deficit
+                    self.watch_round_mv[k] = deficit
+                    self.watch_rounds[k] = 0
+            return
+        self.watch_high_mv[k] = excess
         if now_s - self.watch_since_s[k] < self.give_up_s:
             return
         # still rising (an undercharged block charging: its voltage stays low until it
@@ -368,6 +403,7 @@ class BalanceLimits:
         self.watch_deficit_mv[k] = deficit
         self.watch_round_mv[k] = deficit
         self.watch_rounds[k] = 0
+        self.watch_idle_s[k] = 0
 
     def forget(self, a: int, strings) -> None:
         """A replaced block: balancing may help it again."""

@@ -147,6 +147,94 @@ def test_the_lift_settles_where_the_high_block_follows_it():
     assert min(steps) > -1000 and max(seen) - seen[-1] < 1000
 
 
+def watched(poll, st, lim, minutes, volts_at, t0=1000):
+    """Minutes of samples of a string whose voltages volts_at(minute, lift_uv) gives
+    (block 1 first); blocks above the target bleed at 80 %.  Returns (news, lifts)."""
+    news = []
+    lifts = []
+    lift = 0
+    for i in range(minutes):
+        volts = volts_at(i, lift)
+        for a in range(1, N + 1):
+            poll.state[a] = pl.ST_OK
+            poll.voltage_mv[a] = volts[a - 1]
+            poll.voltage_uv[a] = volts[a - 1] * 1000
+        st.update(poll)
+        for a in range(1, N + 1):
+            above = poll.voltage_mv[a] > st.target_mv[0] + 5 and st.equalising[0]
+            poll.balance_pct[a] = 80 if above else 0
+        lim.update(t0 + 60 * i, poll, st, bytearray([1]))
+        news.extend((i, a, c) for a, c in lim.news)
+        lift = st.lift_uv[0]
+        lifts.append(lift)
+    return news, lifts
+
+
+def high_and_low(low_mv):
+    """Block 3 at low_mv, block 5 at 14000, the others at 13650 (bleeding): at 13000,
+    target 13612, 3/5 of block 3's 612 mV deficit is below block 5's 388 mV excess, so
+    the lift yields wholly."""
+    volts = [13650] * N
+    volts[2] = low_mv
+    volts[4] = 14000
+    return volts
+
+
+def test_no_verdict_while_the_lift_yields_then_a_test_round_with_the_whole_lift():
+    # a low block beneath a high one: the lift yields wholly, the others bleed for the
+    # high block, not for this one; a block short of charge fills too slowly then to
+    # judge (at C x 30 it moved 15 mV in 8 h and was named dried out).  The watch's
+    # clock stops; after give_up_s of that the whole lift is forced for one test, so a
+    # block that cannot come is still named, give_up_s later
+    poll, st, lim = string()
+    news, lifts = watched(poll, st, lim, 9 * 60, lambda i, lift: high_and_low(13000))
+    idle = lim.give_up_s // 60
+    assert max(lifts[: idle - 1]) == 0  # yielded: no lift, and no verdict at 4 h
+    assert lifts[idle + 5] == bl.LIFT_BANDS * 48000  # then the test round's whole lift
+    assert [(a, c) for i, a, c in news] == [(3, bl.CAUSE_DRIED_OUT)]
+    assert 2 * idle - 2 <= news[0][0] <= 2 * idle + 2, news  # named a test round later
+    assert st.excluded[3] and lifts[-1] == 0
+
+
+def test_while_the_high_block_comes_down_the_low_one_waits_untested():
+    # the high block descends 30 mV/h (a band of 48 mV in 4 h would do): that is the
+    # string's task, so no test round is forced and the flat low block is not judged;
+    # once the high block stands, the test comes give_up_s after its last band of
+    # descent, the verdict give_up_s later.  (No cap: 20 h of 80 % bleeding reach it.)
+    poll, st, lim = string(max_wh_day=0)
+
+    def volts_at(i, lift):
+        volts = high_and_low(12800)
+        volts[4] = 14400 - min(i, 8 * 60) // 2  # 30 mV/h for 8 h, then it stands
+        return volts
+
+    news, lifts = watched(poll, st, lim, 20 * 60, volts_at)
+    idle = lim.give_up_s // 60
+    forced = lifts.index(48000)
+    assert max(lifts[:forced]) == 0  # the lift yields all the while it comes down
+    assert 8 * 60 + idle - 96 <= forced <= 8 * 60 + idle  # a band takes 96 min here
+    assert [(a, c) for i, a, c in news] == [(3, bl.CAUSE_DRIED_OUT)]
+    assert forced + idle - 2 <= news[0][0] <= forced + idle + 2, (forced, news)
+
+
+def test_a_block_that_comes_once_lifted_is_not_named():
+    # flat while the lift yields (nobody bleeds for it), it rises 120 mV/h once lifted:
+    # it is left alone (the old watch named it dried out at 4 h)
+    poll, st, lim = string()
+    lifted = [0]
+
+    def volts_at(i, lift):
+        if lift:
+            lifted[0] += 1
+        return high_and_low(13000 + lifted[0] * 2)
+
+    news, lifts = watched(poll, st, lim, 9 * 60, volts_at)
+    assert news == [] and not st.excluded[3]
+    # yielded for the first give_up_s, then lifted for the test, and it came (by 262 mV
+    # the others stand within 5 mV of the target and stop bleeding: the watch ends)
+    assert max(lifts[: lim.give_up_s // 60 - 1]) == 0 and lifted[0] >= 100
+
+
 def test_a_low_block_that_comes_up_is_left_alone():
     poll, st, lim = string()
     # 400 mV low, rises 150 mV/h: balancing is working
