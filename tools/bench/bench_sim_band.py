@@ -26,7 +26,8 @@ fall and the lowest block's fastest rise), and that bound over the greedy time: 
 least ratio any policy could reach (loose at small C: docs/simulation.md).
 
 The runs are independent and go to a process pool (as many workers as cores, at most
-MAX_WORKERS); each run lasts twice its greedy time plus HOLD_H, at least MIN_RUN_H.
+MAX_WORKERS); each run lasts twice its greedy time plus HOLD_H, at least MIN_RUN_H (past the daily
+Ri round).
 Only `make bench` / `stringcare bench sim_band` runs it: 24 runs of 64 firmware
 modules, ~100 min of CPU (55 min of wall on 2 cores, 2026-12-04: 2-4 min a firmware
 run, the rest the physics-only references).  STRINGCARE_BAND_QUICK=1 runs one seed at
@@ -50,7 +51,11 @@ FACTORS = (1.0, 3.0, 10.0, 30.0)
 SEEDS = (1, 2, 3, 4, 5, 6)
 MAX_WORKERS = 4
 HOLD_H = 6.0  # a run goes on this long past twice the greedy time ...
-MIN_RUN_H = 12.0  # ... and at least this long
+# ... and at least this long: past the daily Ri round (the first from 0.25 h, the next
+# from ~25.0 h, 64 modules 39 s apart: ~42 min), so every run holds one round after it
+# settles; with 12 h, runs of 22-25 h ended before it and others in it
+# (docs/simulation.md, "the runs' length")
+MIN_RUN_H = 27.0
 MAX_RUN_H = 96.0
 
 METRICS = {
