@@ -322,6 +322,8 @@ class ModuleCore(p.Endpoint):
         self._ri_started_ms = now_ms
         s.ri_busy = True
         self.duty = 0
+        # the capture dips the block: the controller keeps its law until it is back
+        self.balance.hold(now_ms, self.voltage.voltage_uv if self.voltage.ready else None)
         return seq.start()
 
     def ri_feed(self, vbuf, ibuf, count: int) -> None:
@@ -362,6 +364,7 @@ class ModuleCore(p.Endpoint):
         s = self.state
         self._ri_seq = None
         self.ri_finishing = False
+        self.balance.hold_end(now_ms)  # the controller's hold ends once the block is back
         s.ri_busy = False
         s.ri_state = state
         s.ri_nohm = ri_nohm if state == p.RI_OK else 0

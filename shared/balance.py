@@ -13,6 +13,16 @@
 #   * a cap for the bleed resistor's body, which the die sensor does not see: its
 #     steady rise over the board at a duty is V^2/R_bleed x duty x Rth_body, kept
 #     below the body limit minus BODY_MARGIN_MC,
+# While the module's own Ri capture loads its block (the core holds the bleed at 0 for
+# it, and the excitation dips the block by tens of mV for a minute or more), the
+# integral is held: from hold() at the capture's start it keeps its value (P acts as
+# ever, so the bleed eases while the block is down) until the voltage has dipped and is
+# back within a quarter deadband of where it was (HOLD_MIN_MS after the capture if no
+# dip shows; HOLD_MAX_MS at the latest).  Unheld, the dip unwound the integral, the
+# duty fell to 0 for ~20 s after every capture and the block came back 3-5 mV above
+# where it had been held (docs/balancing.md, "Ri captures").  A hold only leaves out
+# the integral's unwinding: the stops, the derating, the body cap and the slew act as
+# ever, and the duty is never above what P and the integral before the capture ask.
 # and it stops (duty 0, integral cleared, reason flag set) when
 #   * balancing is disabled, or no valid target has arrived within the timeout,
 #   * the manager or the core reports a discharge,
@@ -54,6 +64,16 @@ DERATE_BAND_MC = const(4000)
 BODY_MARGIN_MC = const(10000)
 BATTERY_HYSTERESIS_MC = const(2000)
 MAX_STEP_MS = const(10000)  # longer gaps between updates count as this
+# A hold (an Ri capture of the module's own) ends when the voltage is back within
+# deadband / HOLD_TOLERANCE_DIV of where it was, or this long after it began (the dip
+# of a 40 Ah block is back within 2 mV in ~45 s at the nominal interface capacitance,
+# in ~3 min at 30 times it: docs/simulation.md)
+HOLD_MAX_MS = const(240000)
+# ... but not before the voltage has been seen below that, or this long after the
+# capture's end: a reading lags the block (its filter, a converter's conversion time;
+# ~15 s in the simulator's 5 s frames), and a small dip may never show
+HOLD_MIN_MS = const(30000)
+HOLD_TOLERANCE_DIV = const(4)
 
 
 class BalanceController:
@@ -85,6 +105,10 @@ class BalanceController:
         self._engaged = False  # bleeding started (deadband passed), see the law
         self._slew_credit = 0  # per mille * ms not yet turned into a duty step
         self._battery_hot = False
+        self._hold_uv = -1  # held (an Ri capture): until the voltage is back here ...
+        self._hold_ms = 0  # ... or HOLD_MAX_MS after this (the capture's end)
+        self._hold_capturing = False  # the capture is still on: no coming back yet
+        self._hold_dipped = False  # the voltage has been below where it must come back
         self.duty = 0
         self.level_pct = 0
         self.flags = BAL_NO_TARGET
@@ -107,9 +131,31 @@ class BalanceController:
         """A discharge is under way (manager flag or the core's own detection)."""
         self.discharge = bool(discharging)
 
+    def hold(self, now_ms: int, voltage_uv) -> None:
+        """The module's own Ri capture begins: keep the law where it is until the block
+        is back (see the module comment).  voltage_uv: the voltage now (None: unknown,
+        nothing to come back to, no hold)."""
+        if voltage_uv is None:
+            self._hold_uv = -1
+            return
+        self._hold_uv = voltage_uv
+        self._hold_ms = now_ms
+        self._hold_capturing = True
+        self._hold_dipped = False
+
+    def hold_end(self, now_ms: int) -> None:
+        """The capture is over: the hold ends once the voltage is back (or HOLD_MAX_MS
+        from now)."""
+        self._hold_capturing = False
+        self._hold_ms = now_ms
+
+    def holding(self) -> bool:
+        return self._hold_uv >= 0
+
     # --- the control step --------------------------------------------------------------
 
     def _stop(self, flags: int) -> int:
+        self._hold_uv = -1
         self._integral = 0
         self._engaged = False
         self._slew_credit = 0
@@ -183,6 +229,18 @@ class BalanceController:
                 cap = body_cap
                 flags |= BAL_DERATED
 
+        if self._hold_uv >= 0:
+            age = ticks_diff(now_ms, self._hold_ms)
+            back = self._hold_uv - self.deadband_uv // HOLD_TOLERANCE_DIV
+            if voltage_uv < back:
+                self._hold_dipped = True
+            done = not self._hold_capturing and voltage_uv >= back
+            if done and not self._hold_dipped and age < HOLD_MIN_MS:
+                done = False  # the reading has not shown the dip yet (its lag)
+            if done or age < 0 or age >= HOLD_MAX_MS:
+                self._hold_uv = -1
+        held = self._hold_uv >= 0
+
         # Error above target.  The deadband only decides when bleeding starts; once it
         # has, P and I both act on the true error (limited to the proportional band):
         # a P with a deadband would leave a settled block to the integral alone, which
@@ -207,7 +265,9 @@ class BalanceController:
 
         # Integral with clamping anti-windup: never more than the cap leaves room for.
         ti = self.integral_ms
-        integral = self._integral + p_duty * dt_ms  # |p_duty * dt| <= 1e7
+        integral = self._integral  # held: the integral waits (P still acts)
+        if not held:
+            integral += p_duty * dt_ms  # |p_duty * dt| <= 1e7
         room = cap - (p_duty if p_duty > 0 else 0)
         if room < 0:
             room = 0
@@ -217,7 +277,7 @@ class BalanceController:
         elif integral < 0:
             integral = 0
         self._integral = integral
-        if integral == 0 and raw < -db and self.duty == 0:
+        if integral == 0 and raw < -db and self.duty == 0 and not held:
             # unwound and a deadband below the target: wait for the deadband again.  Not
             # at the target itself: a block whose natural float sits just above the
             # target would fall out there and drift up to the deadband's edge, and

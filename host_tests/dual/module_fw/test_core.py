@@ -350,6 +350,39 @@ def test_ri_is_refused_during_a_discharge():
     assert lay.unpack(p.CMD_RI_READ, True, *_read(rig))["state"] == p.RI_INHIBITED
 
 
+def test_its_own_ri_capture_does_not_unwind_the_balancing():
+    """The capture dips the block (the excitation): the core holds the bleed off for
+    the capture, and the controller's integral waits through the dip (P eases the
+    bleed meanwhile) until the block is back where it was (shared/balance.py, hold)."""
+    from array import array
+
+    rig = Rig()
+    rig.block_uv = 13620000
+    rig.run(300000, manager(13600))  # engaged, 20 mV above the target
+    before = rig.core.duty
+    integral = rig.core.balance._integral
+    assert before > 0 and integral > 0
+    rig.ask(7, p.CMD_RI_START, {"method": 0})
+    plan = rig.core.ri_pending(rig.now)
+    assert plan is not None and rig.core.duty == 0 and rig.core.balance.holding()
+    rig.block_uv -= 25000  # the excitation's dip
+    vbuf = array("H", [0] * 256)
+    ibuf = array("H", [0] * 256)
+    while plan is not None:
+        rig.run(1000, manager(13600))
+        assert rig.core.duty == 0  # no bleed during the capture
+        _feed_capture(rig, plan, vbuf, ibuf)
+        plan = rig.core.ri_done(rig.now)
+    assert lay.unpack(p.CMD_RI_READ, True, *_read(rig))["state"] == p.RI_OK
+    rig.run(20000, manager(13600))  # 5 mV below the target for 20 s: held
+    assert rig.core.balance.holding() and rig.core.balance._integral == integral
+    assert 0 < rig.core.duty < before  # P eases the bleed while the block is down
+    rig.block_uv += 25000  # back
+    rig.run(15000, manager(13600))  # (the slew: 5 %/s)
+    assert not rig.core.balance.holding()
+    assert rig.core.duty == before  # the law again, from where it was
+
+
 def _loop(core, vframe, tint, tprobe, traffic, t0, n):
     # the module's whole loop: bus traffic (a POLL_GROUP each second; the SET_TARGET
     # of each cycle allocates for its MAC check, shared/auth.py),

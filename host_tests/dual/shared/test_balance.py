@@ -197,6 +197,10 @@ def test_fuzzed_commands_never_bleed_when_forbidden():
                 c.set_discharge(rng.below(4) == 0)
             elif action == 2:
                 c.set_enabled(rng.below(6) != 0)
+            elif action == 3:  # an Ri capture of the module's own (shared/balance.py)
+                c.hold(now, variant.float_uv + rng.between(-100000, 100000))
+            elif action == 4:
+                c.hold_end(now)
             step = rng.between(0, 20000)
             now = ticks_add(now, step)
             voltage = variant.float_uv + rng.between(-variant.float_uv // 3, variant.float_uv // 5)
@@ -286,3 +290,174 @@ def test_an_engaged_block_dipping_just_below_the_target_is_held_there_when_it_co
     now, v, duty = _hold(c, now, v, TARGET + 4000, 1800)
     assert duty == 0
     assert 3000 <= v - TARGET <= 4000, v - TARGET
+
+
+def _capture_and_after(held, seconds=600):
+    # A block held at the target by bleeding (natural float +30 mV), then its own Ri
+    # capture: the bleed off for 4 s, the excitation's load on the slow first-order
+    # block of the tests above, and its dip on the reading (20 mV, a ~15 s time
+    # constant: the interface's fast stage).  Returns the controller, the duty before,
+    # the integral (as duty) through the capture and the next minute, and the highest
+    # voltage above the target after the capture.
+    c = _ctrl()
+    now, v, before = _hold(c, 0, TARGET + 30000, TARGET + 30000, 3600)
+    if held:
+        c.hold(now, v)
+    dip = 0
+    integral = []
+    top = -(10**9)
+    for k in range(seconds):
+        capturing = k < 4
+        if capturing:
+            dip = 20000
+        elif k == 4 and held:
+            c.hold_end(now)
+        c.set_target(now, TARGET)
+        duty = c.update(now, v - dip, T_OK)
+        # the core holds the bleed off for the capture; the excitation draws 0.5 A on
+        # average (3333 per mille of the 0.15 A bleed) from the slow stage too
+        bleed = 3333 if capturing else duty
+        v += (TARGET + 30000 - bleed * 150 - v) // 270
+        if k < 64:
+            integral.append(c._integral // c.integral_ms)
+        if not capturing:
+            dip = dip * 15 // 16  # ~15 s time constant
+            top = max(top, v - TARGET)
+        now += 1000
+    return c, before, integral, top
+
+
+def test_an_ri_capture_of_its_own_does_not_unwind_the_law():
+    # Unheld, the dip unwinds the integral: the block comes back 5 mV above where it
+    # was held (the simulator's 64-block strings: 3-5 mV).  Held, the integral waits
+    # until the block is back (P eases the bleed meanwhile), and the block comes back
+    # to the target.
+    c, before, integral, top = _capture_and_after(held=False)
+    assert before > 0 and min(integral) < before * 3 // 4
+    assert top > 4000, top  # uV above the target after an unheld capture
+    c, before, integral, top = _capture_and_after(held=True)
+    assert min(integral) == max(integral) == before  # the integral waited
+    assert not c.holding()  # released once the block was back
+    assert top <= 500, top
+    assert c.duty > 0
+
+
+def _integral_duty(c):
+    return c._integral // c.integral_ms
+
+
+def test_a_hold_waits_for_the_capture_to_end_and_for_the_dip():
+    c = _ctrl()
+    now, v, before = _hold(c, 0, TARGET + 30000, TARGET + 30000, 3600)
+    held = _integral_duty(c)
+    c.hold(now, v)
+    # still capturing: the reading has not dipped yet (its lag); the hold stays
+    for _ in range(30):
+        now += 1000
+        c.set_target(now, TARGET)
+        c.update(now, v, T_OK)
+    assert c.holding() and _integral_duty(c) == held
+    # the capture is over and the reading never shows a dip (a small one, a block
+    # with a low Ri): the hold ends HOLD_MIN_MS after the capture
+    c.hold_end(now)
+    t_end = now
+    while c.holding():
+        now += 1000
+        c.set_target(now, TARGET)
+        c.update(now, v, T_OK)
+        assert now - t_end <= bal.HOLD_MIN_MS
+    assert now - t_end == bal.HOLD_MIN_MS
+
+
+def test_a_hold_ends_when_the_block_is_back_or_at_its_limit():
+    c = _ctrl()
+    now, v, before = _hold(c, 0, TARGET + 30000, TARGET + 30000, 3600)
+    held = _integral_duty(c)
+    assert held > 100
+    # the dip shows and the block comes back: the hold ends at once, before HOLD_MIN_MS
+    c.hold(now, v)
+    c.hold_end(now)
+    t_end = now
+    for dip in (20000, 10000, 5000, 2000):
+        now += 1000
+        c.set_target(now, TARGET)
+        c.update(now, v - dip, T_OK)
+        assert c.holding() and _integral_duty(c) == held
+    now += 1000
+    c.set_target(now, TARGET)
+    c.update(now, v - c.deadband_uv // bal.HOLD_TOLERANCE_DIV, T_OK)
+    assert not c.holding() and now - t_end < bal.HOLD_MIN_MS
+    # the block never comes back (it dropped for another reason): the law takes over
+    # HOLD_MAX_MS after the capture's end, and the integral unwinds from then on
+    c.hold(now, v)
+    held = _integral_duty(c)
+    c.hold_end(now)
+    t_end = now
+    low = v - 20000
+    while c.holding():
+        now += 1000
+        c.set_target(now, TARGET)
+        c.update(now, low, T_OK)
+        assert now - t_end <= bal.HOLD_MAX_MS
+        if c.holding():
+            assert _integral_duty(c) == held
+    assert now - t_end == bal.HOLD_MAX_MS
+    now += 1000
+    c.set_target(now, TARGET)
+    c.update(now, low, T_OK)
+    assert _integral_duty(c) < held
+
+
+def test_a_hold_keeps_every_stop_and_the_derating():
+    c = _ctrl()
+    now, v, before = _hold(c, 0, TARGET + 30000, TARGET + 30000, 3600)
+    assert before > 100
+    # derating during a hold: the cap applies at once
+    c.hold(now, v)
+    hot = c.board_stop_mc - bal.DERATE_BAND_MC // 10  # a tenth of the band left
+    now += 1000
+    c.set_target(now, TARGET)
+    duty = c.update(now, v, hot)
+    assert duty <= bal.DUTY_MAX // 10 < before and c.flags & bal.BAL_DERATED
+    assert c.holding()
+    # a stop ends the hold at once: hot board, discharge, stale target, no measurement
+    for stop in ("hot", "discharge", "stale", "none"):
+        c = _ctrl()
+        now, v, before = _hold(c, 0, TARGET + 30000, TARGET + 30000, 3600)
+        c.hold(now, v)
+        now += 1000
+        board = T_OK
+        volts = v - 25000
+        if stop == "hot":
+            board = c.board_stop_mc
+        elif stop == "discharge":
+            c.set_discharge(True)
+        elif stop == "none":
+            volts = None
+        if stop != "stale":
+            c.set_target(now, TARGET)
+        else:
+            now += c.target_timeout_ms + 1000
+        assert c.update(now, volts, board) == 0, stop
+        assert not c.holding() and c._integral == 0, stop
+
+
+def _hold_steps(c, now, v):
+    c.hold(now, v)
+    for _ in range(20):
+        now += 1000
+        c.set_target(now, TARGET)
+        c.update(now, v - 25000, T_OK)
+    c.hold_end(now)
+    for _ in range(20):
+        now += 1000
+        c.set_target(now, TARGET)
+        c.update(now, v - 25000, T_OK)
+    return now
+
+
+def test_a_hold_allocates_nothing():
+    c = _ctrl()
+    now, v, _ = _hold(c, 0, TARGET + 30000, TARGET + 30000, 600)
+    now = heap_locked(_hold_steps, c, now, v)
+    assert c.holding()
