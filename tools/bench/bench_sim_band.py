@@ -26,8 +26,8 @@ fall and the lowest block's fastest rise), and that bound over the greedy time: 
 least ratio any policy could reach (loose at small C: docs/simulation.md).
 
 The runs are independent and go to a process pool (as many workers as cores, at most
-MAX_WORKERS); each run lasts twice its greedy time plus HOLD_H, at least MIN_RUN_H (past the daily
-Ri round).
+MAX_WORKERS); each run lasts twice its greedy time plus HOLD_H, at least MIN_RUN_H
+(past the daily Ri round).
 Only `make bench` / `stringcare bench sim_band` runs it: 24 runs of 64 firmware
 modules, ~100 min of CPU (55 min of wall on 2 cores, 2026-12-04: 2-4 min a firmware
 run, the rest the physics-only references).  STRINGCARE_BAND_QUICK=1 runs one seed at
