@@ -367,12 +367,10 @@ class BalanceLimits:
                 self.watch_high_mv[k] = excess
                 self.watch_idle_s[k] = 0
             else:
-                self.watch_idle_s[k] += self._dt
-                if self.watch_idle_s[k] >= self.give_up_s:  # the test: judged from here
-                    self.watch_since_s[k] = now_s
-                    self.watch_deficit_mv[k] = deficit
-                    self.watch_round_mv[k] = deficit
-                    self.watch_rounds[k] = 0
+                idle = self.watch_idle_s[k] + self._dt
+                if idle >= self.give_up_s:  # the test: judged from here
+                    self._watch_from(k, now_s, deficit)
+                self.watch_idle_s[k] = idle
             return
         self.watch_high_mv[k] = excess
         if now_s - self.watch_since_s[k] < self.give_up_s:

@@ -20,25 +20,41 @@ def string(max_wh_day=-1, hold_wh_day=-1):
     return poll, st, lim
 
 
-def run(poll, st, lim, hours, low_mv_at, others_mv=13650, t0=1000):
-    """Minutes of samples; block 3 follows low_mv_at(t_s), the others sit at others_mv
-    and bleed at 80 % while above the target.  Returns the news seen, in order."""
+def watched(poll, st, lim, minutes, volts_at, t0=1000):
+    """Minutes of samples of a string whose voltages volts_at(minute, lift_uv) gives
+    (block 1 first); blocks above the target bleed at 80 %.  Returns (news, lifts)."""
     news = []
+    lifts = []
+    lift = 0
     floating = bytearray([1])
-    t = 0
-    while t <= hours * 3600:
+    for i in range(minutes):
+        volts = volts_at(i, lift)
         for a in range(1, N + 1):
             poll.state[a] = pl.ST_OK
-            poll.voltage_mv[a] = low_mv_at(t) if a == 3 else others_mv
-            poll.voltage_uv[a] = poll.voltage_mv[a] * 1000  # what the poller fills too
+            poll.voltage_mv[a] = volts[a - 1]
+            poll.voltage_uv[a] = volts[a - 1] * 1000
         st.update(poll)
         for a in range(1, N + 1):
             above = poll.voltage_mv[a] > st.target_mv[0] + 5 and st.equalising[0]
             poll.balance_pct[a] = 80 if above else 0
-        lim.update(t0 + t, poll, st, floating)
-        news.extend(lim.news)
-        t += 60
-    return news
+        lim.update(t0 + 60 * i, poll, st, floating)
+        news.extend((i, a, c) for a, c in lim.news)
+        lift = st.lift_uv[0]
+        lifts.append(lift)
+    return news, lifts
+
+
+def run(poll, st, lim, hours, low_mv_at, others_mv=13650, t0=1000):
+    """Minutes of samples (0 h: one); block 3 follows low_mv_at(t_s), the others sit at
+    others_mv and bleed at 80 % while above the target.  Returns the news seen, in
+    order."""
+
+    def volts_at(i, lift):
+        low = low_mv_at(60 * i)
+        return [low if a == 3 else others_mv for a in range(1, N + 1)]
+
+    news, lifts = watched(poll, st, lim, int(hours * 60) + 1, volts_at, t0)
+    return [(a, c) for i, a, c in news]
 
 
 def test_a_shorted_cell_is_named_and_the_others_stop_bleeding():
@@ -145,29 +161,6 @@ def test_the_lift_settles_where_the_high_block_follows_it():
     # ... and never turns back by a reading's step (whole mV: it may dither within
     # one), where the relay swings the whole band
     assert min(steps) > -1000 and max(seen) - seen[-1] < 1000
-
-
-def watched(poll, st, lim, minutes, volts_at, t0=1000):
-    """Minutes of samples of a string whose voltages volts_at(minute, lift_uv) gives
-    (block 1 first); blocks above the target bleed at 80 %.  Returns (news, lifts)."""
-    news = []
-    lifts = []
-    lift = 0
-    for i in range(minutes):
-        volts = volts_at(i, lift)
-        for a in range(1, N + 1):
-            poll.state[a] = pl.ST_OK
-            poll.voltage_mv[a] = volts[a - 1]
-            poll.voltage_uv[a] = volts[a - 1] * 1000
-        st.update(poll)
-        for a in range(1, N + 1):
-            above = poll.voltage_mv[a] > st.target_mv[0] + 5 and st.equalising[0]
-            poll.balance_pct[a] = 80 if above else 0
-        lim.update(t0 + 60 * i, poll, st, bytearray([1]))
-        news.extend((i, a, c) for a, c in lim.news)
-        lift = st.lift_uv[0]
-        lifts.append(lift)
-    return news, lifts
 
 
 def high_and_low(low_mv):
