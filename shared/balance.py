@@ -17,7 +17,7 @@
 # it, and the excitation dips the block by tens of mV for a minute or more), the
 # integral is held: from hold() at the capture's start it keeps its value (P acts as
 # ever, so the bleed eases while the block is down) until the voltage has dipped and is
-# back within a quarter deadband of where it was (HOLD_MIN_MS after the capture if no
+# back within a deadband of where it was (HOLD_MIN_MS after the capture if no
 # dip shows; HOLD_MAX_MS at the latest).  Unheld, the dip unwound the integral, the
 # duty fell to 0 for ~20 s after every capture and the block came back 3-5 mV above
 # where it had been held (docs/balancing.md, "Ri captures").  A hold only leaves out
@@ -65,7 +65,7 @@ BODY_MARGIN_MC = const(10000)
 BATTERY_HYSTERESIS_MC = const(2000)
 MAX_STEP_MS = const(10000)  # longer gaps between updates count as this
 # A hold (an Ri capture of the module's own) ends when the voltage is back within
-# deadband / HOLD_TOLERANCE_DIV of where it was, or this long after it began (the dip
+# the deadband of where it was, or this long after it began (the dip
 # of a 40 Ah block is back within 2 mV in ~45 s at the nominal interface capacitance,
 # in ~3 min at 30 times it: docs/simulation.md)
 HOLD_MAX_MS = const(240000)
@@ -73,7 +73,6 @@ HOLD_MAX_MS = const(240000)
 # capture's end: a reading lags the block (its filter, a converter's conversion time;
 # ~15 s in the simulator's 5 s frames), and a small dip may never show
 HOLD_MIN_MS = const(30000)
-HOLD_TOLERANCE_DIV = const(4)
 
 
 class BalanceController:
@@ -231,7 +230,7 @@ class BalanceController:
 
         if self._hold_uv >= 0:
             age = ticks_diff(now_ms, self._hold_ms)
-            back = self._hold_uv - self.deadband_uv // HOLD_TOLERANCE_DIV
+            back = self._hold_uv - self.deadband_uv
             if voltage_uv < back:
                 self._hold_dipped = True
             done = not self._hold_capturing and voltage_uv >= back

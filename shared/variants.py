@@ -81,11 +81,15 @@ class Variant:
         # Target voltage broadcast older than this is stale: bleeding stops.
         self.target_timeout_ms = 60000
         # Balancing controller tuning (shared/balance.py), per lead-acid cell:
-        # bleeding starts 0.8 mV/cell above target (12 V: 4.8 mV, inside the +-10 mV
-        # convergence band), full bleed 8 mV/cell above target, integral time 1 min
+        # bleeding starts 0.2 mV/cell above target (12 V: 1.2 mV; the reading's noise
+        # is tens of uV), full bleed 8 mV/cell above target, integral time 1 min
         # (a 5 min integral left a low block of a 64-block string 25 min to rise:
-        # docs/balancing.md, "Tuning"), duty slew 5 %/s.
-        self.deadband_uv = cells * 800
+        # docs/balancing.md, "Tuning"), duty slew 5 %/s.  A block that is not
+        # bleeding rises unchecked by the deadband before it bleeds, on top of its
+        # board's reading error (up to ~7 mV): with 0.8 mV/cell (4.8 mV) the daily Ri
+        # round's charge took such blocks out of the +-10 mV band (docs/balancing.md,
+        # "The deadband").
+        self.deadband_uv = cells * 200
         self.prop_band_uv = cells * 8000
         self.integral_ms = 60000
         self.slew_permille_per_s = 50

@@ -254,7 +254,8 @@ def test_an_engaged_block_settles_at_the_target_not_at_the_deadband_edge():
         duty = c.update(now, v, T_OK)
         v += (TARGET + 100000 - duty * 150 - v) // 270
         now += 1000
-    assert abs(v - TARGET) <= 1000, v - TARGET  # within 1 mV, not 4.8 mV above
+    # at the target (within a quarter deadband), not at the deadband's edge
+    assert abs(v - TARGET) <= V12.deadband_uv // 4, v - TARGET
     assert 600 <= duty <= 700
 
 
@@ -270,26 +271,50 @@ def _hold(c, now, v, natural_uv, seconds):
 
 
 def test_an_engaged_block_dipping_just_below_the_target_is_held_there_when_it_comes_back():
-    # A settled block whose natural float sits inside the deadband (+4 mV) dips below the
-    # target for a while (the others' bleeding moved the string current) and comes
-    # back.  It stays engaged while within a deadband below the target, so it is held
-    # at the target again; falling out at the target itself, it drifted to the deadband's
-    # edge and stayed there, which a board reading ~7 mV off turns into a block out of
-    # +-10 mV (docs/simulation.md, "Balancing as a band").
+    # A settled block whose natural float sits inside the deadband (5/6 of it above the
+    # target) dips below the target for a while (the others' bleeding moved the string
+    # current) and comes back.  It stays engaged while within a deadband below the
+    # target, so it is held at the target again; falling out at the target itself, it
+    # drifted to the deadband's edge and stayed there, which a board reading ~7 mV off
+    # turns into a block out of +-10 mV (docs/simulation.md, "Balancing as a band").
     c = _ctrl()
+    db = V12.deadband_uv
+    inside = db * 5 // 6
     now, v, _ = _hold(c, 0, TARGET + 10000, TARGET + 10000, 1800)  # engaged, held
-    now, v, _ = _hold(c, now, v, TARGET + 4000, 1800)
-    assert abs(v - TARGET) <= 1000, v - TARGET
-    now, v, duty = _hold(c, now, v, TARGET - 1000, 1200)  # 20 min just below
+    now, v, _ = _hold(c, now, v, TARGET + inside, 1800)
+    assert abs(v - TARGET) <= db // 4, v - TARGET
+    now, v, duty = _hold(c, now, v, TARGET - inside, 1200)  # 20 min just below
     assert duty == 0
-    now, v, duty = _hold(c, now, v, TARGET + 4000, 1800)
-    assert abs(v - TARGET) <= 1000, v - TARGET
+    now, v, duty = _hold(c, now, v, TARGET + inside, 1800)
+    assert abs(v - TARGET) <= db // 4, v - TARGET
     assert duty > 0
     # Far below (more than the deadband) it lets go, and waits for the deadband again.
     now, v, duty = _hold(c, now, v, TARGET - 20000, 1800)
-    now, v, duty = _hold(c, now, v, TARGET + 4000, 1800)
+    now, v, duty = _hold(c, now, v, TARGET + inside, 1800)
     assert duty == 0
-    assert 3000 <= v - TARGET <= 4000, v - TARGET
+    assert inside - db // 4 <= v - TARGET <= inside, v - TARGET
+
+
+def test_a_block_not_bleeding_that_rises_is_caught_within_2_mV():
+    # A block floating 1.7 mV below the target does not bleed.  Then the string's
+    # current rises (the daily Ri round: the charger returns every capture's charge
+    # through the whole string) and its natural float climbs 8.2 mV in 9 min.  It must
+    # start bleeding early enough to stay within 2 mV of the target: its board may read
+    # ~7 mV off, and what is left of the +-10 mV band is the controller's
+    # (docs/balancing.md, "The deadband").  With a 4.8 mV deadband it rose to +4.8 mV
+    # unchecked, +11.5 mV in truth on a board reading 6.7 mV low (the simulator's band,
+    # C x 1 seed 6).
+    c = _ctrl()
+    now, v, duty = _hold(c, 0, TARGET - 1700, TARGET - 1700, 1800)
+    assert duty == 0
+    top = v
+    for k in range(540 + 1800):
+        natural = TARGET - 1700 + 8200 * min(k, 540) // 540
+        now, v, duty = _hold(c, now, v, natural, 1)
+        top = max(top, v)
+    assert duty > 0
+    assert top - TARGET <= 2000, top - TARGET
+    assert abs(v - TARGET) <= V12.deadband_uv // 4, v - TARGET
 
 
 def _capture_and_after(held, seconds=600):
@@ -385,7 +410,7 @@ def test_a_hold_ends_when_the_block_is_back_or_at_its_limit():
         assert c.holding() and _integral_duty(c) == held
     now += 1000
     c.set_target(now, TARGET)
-    c.update(now, v - c.deadband_uv // bal.HOLD_TOLERANCE_DIV, T_OK)
+    c.update(now, v - c.deadband_uv, T_OK)
     assert not c.holding() and now - t_end < bal.HOLD_MIN_MS
     # the block never comes back (it dropped for another reason): the law takes over
     # HOLD_MAX_MS after the capture's end, and the integral unwinds from then on
