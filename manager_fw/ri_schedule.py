@@ -7,6 +7,17 @@
 # apart (the module's bleed load and the charger need that time to settle), and
 # nothing is measured during a discharge or for `settle_s` after one ends.
 #
+# The round's order (order(), at each round's start, from the modules' balancing
+# levels): the blocks bleeding hardest first, and the blocks not bleeding spread evenly
+# through the round.  A capture draws ~1.6 As from its block.  A block that bleeds gets
+# it back by bleeding less; one that does not bleed gets it only from the string
+# current, which the charger raises for it through every block.  The others bleed that
+# away, except a block already bleeding at its thermal cap: it charges up, ~2 mV a
+# capture at the nominal interface capacitance, and in address order the string's
+# non-bleeding blocks came in a run (C x 1 seed 4 of the band: +14 mV in 7 min, out of
+# +-10 mV).  Spread, each of their captures is 1 in n/z, and the capped block relaxes
+# in between; first, its own capture gives it room before the others' come.
+#
 # The last result of each module is kept here (RiResults); what the results mean - a
 # block against its string and against its own persistent baseline - is judged in
 # manager_fw/ri_judge.py.
@@ -30,6 +41,7 @@ class RiSchedule:
         if not 30 <= spacing_s <= 50:
             raise ValueError("Ri spacing_s must be 30..50 s (got %d)" % spacing_s)
         self.addresses = addresses
+        self.order = list(addresses)  # this round's order (order())
         self.initial_rounds = initial_rounds
         self.initial_interval_s = initial_interval_s
         self.period_s = period_s
@@ -50,8 +62,30 @@ class RiSchedule:
     def in_round(self) -> bool:
         return self.pos >= 0
 
-    def due(self, now_s: int, discharging: bool) -> int:
-        """The address to start measuring now, or -1.  One module at a time."""
+    def order_by(self, level) -> None:
+        """Set the round's order from `level` (per address: the module's balancing
+        level, % of full bleed): the highest first, the ones at 0 spread evenly among
+        them (see the module comment).  Once a round; allocates."""
+        addrs = self.addresses
+        bleeding = sorted([a for a in addrs if level[a] > 0], key=lambda a: -level[a])
+        idle = [a for a in addrs if level[a] <= 0]
+        n = len(addrs)
+        z = len(idle)
+        order = self.order
+        bi = 0
+        zi = 0
+        for i in range(n):
+            if zi < z and ((i + 1) * z // n > zi or bi >= len(bleeding)):
+                order[i] = idle[zi]
+                zi += 1
+            else:
+                order[i] = bleeding[bi]
+                bi += 1
+
+    def due(self, now_s: int, discharging: bool, level=None) -> int:
+        """The address to start measuring now, or -1.  One module at a time.  `level`:
+        the modules' balancing levels per address, for a new round's order (None:
+        address order)."""
         if self.waiting >= 0 or discharging:
             return -1
         if self.discharge_ended_s >= 0 and now_s - self.discharge_ended_s < self.settle_s:
@@ -62,9 +96,11 @@ class RiSchedule:
             self.pos = 0
             self.round_started_s = now_s
             self.next_module_s = now_s
+            if level is not None:
+                self.order_by(level)
         if now_s < self.next_module_s:
             return -1
-        addr = self.addresses[self.pos]
+        addr = self.order[self.pos]
         self.waiting = addr
         if self.log is not None:
             self.log.append((self.rounds_done, addr, now_s))

@@ -146,7 +146,7 @@ def ri_step(core, now_ms: int, now_s: int) -> None:
     if state == RiJob.IDLE:
         addr = _asked(core)
         if addr < 0:
-            addr = sch.due(now_s, core.discharge.any_active())
+            addr = sch.due(now_s, core.discharge.any_active(), core.poller.balance_pct)
         if addr >= 0:
             job.begin(addr)
             core._enqueue(job)

@@ -140,6 +140,69 @@ def test_ri_schedule_timeline_of_the_spec():
     assert [t for t, a in starts[:3]] == [900, 945, 990]
 
 
+def _round(sch, level, t0):
+    """One whole round from t0 with the modules' levels `level`: the addresses in order."""
+    got = []
+    t = t0
+    while len(got) < len(sch.addresses):
+        a = sch.due(t, False, level)
+        if a >= 0:
+            got.append(a)
+            sch.done(a, t + 5)
+        t += 5
+    return got
+
+
+def test_ri_round_bleeding_hardest_first_and_the_idle_blocks_spread():
+    # A block that does not bleed gets its capture's charge back only from the string
+    # current, through every block; one at its thermal cap cannot bleed that away and
+    # charges up.  In address order the idle blocks of a string may come in a run: the
+    # round takes the hardest-bleeding blocks first and the idle ones spread evenly.
+    addrs = [1, 2, 3, 4, 5, 6, 7, 8]
+    level = bytearray(9)
+    for a, pct in ((2, 70), (4, 30), (6, 50), (8, 10)):
+        level[a] = pct
+    sch = ri.RiSchedule(addrs, start_s=0)
+    assert _round(sch, level, 900) == [2, 1, 6, 3, 4, 5, 8, 7]
+    assert addrs == [1, 2, 3, 4, 5, 6, 7, 8]  # the layout's list is not reordered
+    # the levels are read again at each round's start
+    level[7] = 90
+    assert _round(sch, level, 1800) == [7, 2, 1, 6, 4, 3, 8, 5]
+    # no levels (a caller without a poller): address order
+    sch = ri.RiSchedule(addrs, start_s=0)
+    starts = []
+    for t in range(900, 1300, 5):
+        a = sch.due(t, False)
+        if a >= 0:
+            starts.append(a)
+            sch.done(a, t + 5)
+    assert starts == addrs
+
+
+def test_ri_round_order_is_a_spread_permutation_for_any_levels():
+    # 64 blocks, any number of them idle: every address once, the bleeding ones by
+    # level (highest first), and between two idle ones never more bleeding ones than
+    # the even spread gives (and the other way round)
+    seed = 12345
+    for case in range(40):
+        n = 64
+        addrs = list(range(1, n + 1))
+        level = bytearray(n + 1)
+        idle_share = case % 9
+        for a in addrs:
+            seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+            level[a] = 0 if (seed >> 8) % 8 < idle_share else 1 + (seed >> 12) % 100
+        sch = ri.RiSchedule(addrs, start_s=0)
+        got = _round(sch, level, 900)
+        assert sorted(got) == addrs, case
+        bleeding = [level[a] for a in got if level[a] > 0]
+        assert bleeding == sorted(bleeding, reverse=True), case
+        z = sum(1 for a in addrs if level[a] == 0)
+        for i in range(n):  # idle ones placed so far: within one of the even share
+            placed = sum(1 for a in got[: i + 1] if level[a] == 0)
+            assert (i + 1) * z // n <= placed <= (i + 1) * z // n + 1, (case, i)
+
+
 def test_ri_never_during_a_discharge_and_not_right_after():
     sch = ri.RiSchedule([1, 2], start_s=0, settle_s=3600)
     assert sch.due(1000, discharging=True) == -1
