@@ -41,7 +41,11 @@ class RiSchedule:
         if not 30 <= spacing_s <= 50:
             raise ValueError("Ri spacing_s must be 30..50 s (got %d)" % spacing_s)
         self.addresses = addresses
-        self.order = list(addresses)  # this round's order (order())
+        # this round's order (order_by()), and its working space: allocated here, so
+        # ordering a round allocates nothing (a manager's heap runs for years)
+        self.order = array("H", addresses)
+        self._tmp = array("H", addresses)
+        self._count = array("H", [0] * 101)
         self.initial_rounds = initial_rounds
         self.initial_interval_s = initial_interval_s
         self.period_s = period_s
@@ -65,21 +69,41 @@ class RiSchedule:
     def order_by(self, level) -> None:
         """Set the round's order from `level` (per address: the module's balancing
         level, % of full bleed): the highest first, the ones at 0 spread evenly among
-        them (see the module comment).  Once a round; allocates."""
+        them (see the module comment).  A counting sort on the levels (0..100), stable
+        in address order; allocates nothing."""
         addrs = self.addresses
-        bleeding = sorted([a for a in addrs if level[a] > 0], key=lambda a: -level[a])
-        idle = [a for a in addrs if level[a] <= 0]
         n = len(addrs)
-        z = len(idle)
+        cnt = self._count
+        for i in range(101):
+            cnt[i] = 0
+        for a in addrs:
+            v = level[a]
+            cnt[v if v <= 100 else 100] += 1
+        z = cnt[0]
+        b = n - z
+        # where each level's run starts in tmp: the bleeding ones from 100 down to 1,
+        # then the idle ones
+        pos = 0
+        for v in range(100, -1, -1):
+            c = cnt[v]
+            cnt[v] = pos
+            pos += c
+        tmp = self._tmp
+        for a in addrs:
+            v = level[a]
+            if v > 100:
+                v = 100
+            tmp[cnt[v]] = a
+            cnt[v] += 1
         order = self.order
         bi = 0
         zi = 0
         for i in range(n):
-            if zi < z and ((i + 1) * z // n > zi or bi >= len(bleeding)):
-                order[i] = idle[zi]
+            if zi < z and ((i + 1) * z // n > zi or bi >= b):
+                order[i] = tmp[b + zi]
                 zi += 1
             else:
-                order[i] = bleeding[bi]
+                order[i] = tmp[bi]
                 bi += 1
 
     def due(self, now_s: int, discharging: bool, level=None) -> int:

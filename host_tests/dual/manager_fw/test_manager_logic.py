@@ -1,7 +1,7 @@
 # manager_fw: strings/target/window, silent-module alarm timing, Ri schedule and trend,
 # discharge detection, thermal runaway, alarm outputs - each against the poller's
 # arrays as the bus fills them.
-from dualtest import raises
+from dualtest import heap_locked, raises
 
 from manager_fw import discharge as dis
 from manager_fw import outputs as out
@@ -201,6 +201,21 @@ def test_ri_round_order_is_a_spread_permutation_for_any_levels():
         for i in range(n):  # idle ones placed so far: within one of the even share
             placed = sum(1 for a in got[: i + 1] if level[a] == 0)
             assert (i + 1) * z // n <= placed <= (i + 1) * z // n + 1, (case, i)
+
+
+def test_ri_round_order_of_600_modules_allocates_nothing():
+    # once a day, on a manager that runs for years: no heap for it (MicroPython's
+    # heap_lock raises MemoryError on any allocation; on CPython a plain call)
+    addrs = list(range(1, 601))
+    level = bytearray(601)
+    for a in addrs:
+        level[a] = (a * 37) % 101 if a % 3 else 0
+    sch = ri.RiSchedule(addrs, start_s=0)
+    heap_locked(sch.order_by, level)
+    got = list(sch.order)
+    assert sorted(got) == addrs and level[got[0]] == 100
+    z = sum(1 for a in addrs if level[a] == 0)  # 204
+    assert sum(1 for a in got[:300] if level[a] == 0) in (z // 2, z // 2 + 1)  # half by 300
 
 
 def test_ri_never_during_a_discharge_and_not_right_after():
