@@ -7,7 +7,7 @@
 # apart (the module's bleed load and the charger need that time to settle), and
 # nothing is measured during a discharge or for `settle_s` after one ends.
 #
-# The round's order (order(), at each round's start, from the modules' balancing
+# The round's order (order_by(), at each round's start, from the modules' balancing
 # levels): the blocks bleeding hardest first, and the blocks not bleeding spread evenly
 # through the round.  A capture draws ~1.6 As from its block.  A block that bleeds gets
 # it back by bleeding less; one that does not bleed gets it only from the string
