@@ -78,7 +78,9 @@ class RiSchedule:
             cnt[i] = 0
         for a in addrs:
             v = level[a]
-            cnt[v if v <= 100 else 100] += 1
+            if v > 100:
+                v = 100
+            cnt[v] += 1
         z = cnt[0]
         b = n - z
         # where each level's run starts in tmp: the bleeding ones from 100 down to 1,
