@@ -51,9 +51,17 @@
 # power or the day below half the budget.  Only blocks above target + allowance bleed.
 # While a watch runs (a low block under test, above) the allowance does not rise; a watch
 # only runs while the allowance is 0 (every block is being brought to the target).
-# Past `max_wh_day` (default 24 Wh per block: 1 W per module on average) the string stops
-# equalising altogether (strings.REASON_CAPPED, EV_BLEED_CAP arg 1) until the last 24 h
-# fall below 90 % of it (arg 0): the backstop.
+# Past `max_wh_day` (default 24 Wh per block: 1 W per module on average), the backstop:
+# the string is *held at the band's top* (EV_BLEED_CAP arg 2): the allowance goes to its
+# limit at once, so only blocks more than band_mv above the target bleed - the ones an
+# impaired oxygen cycle floats hundreds of mV high keep being pulled down, the hold that
+# lifts a leaky block (every other module bleeding for it) stops.  Before 2026-12-05 the
+# string stopped equalising altogether here, and such blocks climbed back from the band
+# to +870 mV within hours (docs/simulation.md, "The boards' share").  Only when a whole
+# hour at the band's top still bleeds more than an average hour of the cap (a string
+# whose high blocks alone cost more than it) does it stop equalising (strings.
+# REASON_CAPPED, arg 1).  Either ends when the last 24 h fall below 90 % of the cap
+# (arg 0).
 
 from array import array
 
@@ -80,6 +88,9 @@ YIELD_DEN = const(5)  # ... of the low block's deficit
 LIFT_LAG = const(8)  # the yield's part moves 1/8 of the way a sample (60 s)
 RISING_DIV = const(64)  # a round in which the low block rose d0 / 64 or more ...
 RISING_ROUNDS = const(3)  # ... earns another, up to this many rounds of give_up_s
+CAP_NONE = const(0)  # the bleed cap's states (capped[k], EV_BLEED_CAP's arg)
+CAP_PAUSED = const(1)  # equalising stopped (strings.REASON_CAPPED)
+CAP_HELD = const(2)  # held at the band's top: the allowance at its limit
 BUCKETS = const(24)  # hours in a day
 BUCKET_S = const(3600)
 
@@ -145,7 +156,8 @@ class BalanceLimits:
         self._mj = array("l", [0] * n)
         self._bucket_mwh = array("l", [0] * (BUCKETS * n))
         self._hour = -1
-        self.capped = bytearray(n)
+        self.capped = bytearray(n)  # CAP_* per string
+        self.cap_since_s = array("l", [0] * n)  # since when held at the band's top
         # news of the last update, for the core's events: (address, cause) pairs and
         # (string, on) pairs
         self.news: list = []
@@ -208,12 +220,14 @@ class BalanceLimits:
         self._dt = dt
         self._energy(now_s, poll, dt)
         for k in range(len(self.ranges)):
-            self._cap(k, strings)
+            self._cap(k, now_s, strings)
             self._string(k, now_s, poll, strings, in_float[k])
             self._hold(k, strings)
 
     def _hold(self, k: int, strings) -> None:
         """The hold budget: raise or lower string k's allowance (see the module comment)."""
+        if self.capped[k] == CAP_HELD:
+            return  # the backstop holds the allowance at its limit (_cap)
         budget = self.hold_mwh_day[k]
         allow = strings.allow_uv[k]
         if not budget:
@@ -236,18 +250,32 @@ class BalanceLimits:
                 allow = 0
         strings.allow_uv[k] = allow
 
-    def _cap(self, k: int, strings) -> None:
+    def _cap(self, k: int, now_s: int, strings) -> None:
+        """The backstop: hold string k at the band's top past its daily cap, pause it if
+        even that bleeds faster than the cap allows (see the module comment)."""
         cap = self.max_mwh_day[k]
+        state = self.capped[k]
+        new = state
         if not cap:
-            return
-        wh = self.wh_day_x1000(k)
-        if not self.capped[k] and wh >= cap:
-            self.capped[k] = 1
-            self.cap_news.append((k, 1))
-        elif self.capped[k] and wh * 10 < cap * 9:
-            self.capped[k] = 0
-            self.cap_news.append((k, 0))
-        strings.capped[k] = self.capped[k]
+            new = CAP_NONE
+        else:
+            wh = self.wh_day_x1000(k)
+            if state and wh * 10 < cap * 9:
+                new = CAP_NONE
+            elif not state and wh >= cap:
+                new = CAP_HELD
+                self.cap_since_s[k] = now_s
+            elif state == CAP_HELD and now_s - self.cap_since_s[k] >= 2 * BUCKET_S:
+                # the last whole hour (held throughout: since two hours at least)
+                last = self._bucket_mwh[k * BUCKETS + (self._hour - 1) % BUCKETS]
+                if last * BUCKETS > cap:
+                    new = CAP_PAUSED
+        if new != state:
+            self.capped[k] = new
+            self.cap_news.append((k, new))
+        strings.capped[k] = 1 if new == CAP_PAUSED else 0
+        if new == CAP_HELD:
+            strings.allow_uv[k] = self.allow_max_uv
 
     def _string(self, k: int, now_s: int, poll: pl.Poller, strings, floating) -> None:
         """One sample of string k: rejoin, survey, the lift, the watch on its low block."""

@@ -239,11 +239,12 @@ class Judge:
 
     def warnings(self) -> int:
         """Judgement warnings that are not threshold conditions: blocks balancing cannot
-        help, strings paused by the bleed cap."""
+        help, strings held or paused by the bleed cap."""
         b = self.balance
         n = b.excluded_count
         for k in range(len(b.capped)):
-            n += b.capped[k]
+            if b.capped[k]:  # held at the band's top or paused
+                n += 1
         return n
 
     # -- thermal runaway -------------------------------------------------------------

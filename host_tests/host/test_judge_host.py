@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from manager_fw import balance_limits as bl
 from manager_fw import config
 from manager_fw import events as mev
 from manager_fw.ri_judge import RiJudge
@@ -61,7 +62,13 @@ def test_judgement_events_read_as_sentences() -> None:
     e.code, e.arg, e.value = mev.EV_BALANCE_LIMIT, 1, 2100
     assert describe(e).startswith("balancing cannot bring it to target (2100 mV below): low")
     e.code, e.arg, e.value = mev.EV_BLEED_CAP, 1, 200500
-    assert describe(e) == "balancing paused: 200.5 Wh bled in the last 24 h (balance.max_wh_day)"
+    assert describe(e).startswith(
+        "balancing paused: 200.5 Wh bled in the last 24 h (balance.max_wh_day), more than"
+    )
+    e.arg = 2
+    assert describe(e).startswith("balancing held at the band's top: 200.5 Wh bled")
+    e.arg = 0
+    assert describe(e) == "balancing resumed: 200.5 Wh bled in the last 24 h"
 
 
 def test_the_status_view_carries_each_strings_judgement() -> None:
@@ -74,5 +81,9 @@ def test_the_status_view_carries_each_strings_judgement() -> None:
     sim.run(700)  # past the first runaway sample with the probes detected
     j = sim.snapshot()["strings"][0]["judgement"]
     assert j["phase"] == "float" and j["bleed_wh_day"] >= 0 and j["unbalanceable"] == []
+    assert j["bleed_cap"] is None and not j["bleed_capped"]
+    sim.manager.judge.balance.capped[0] = bl.CAP_HELD  # as past the cap (test_balance_limits.py)
+    j = sim.snapshot()["strings"][0]["judgement"]
+    assert j["bleed_cap"] == "held" and j["bleed_capped"]
     assert j["runaway"]["enabled"] and j["runaway"]["probed_blocks"] == 4
     assert j["runaway"]["protected_by_temperature"] and "note" not in j["runaway"]

@@ -66,9 +66,16 @@ def describe_judgement(ev: Any) -> str | None:
             "no thermal-runaway evidence"
         )
     if ev.code == mev.EV_BLEED_CAP:
+        if ev.arg == 2:
+            return (
+                "balancing held at the band's top: %.1f Wh bled in the last 24 h "
+                "(balance.max_wh_day); only blocks more than 8 mV per cell above the "
+                "target bleed until the day falls below 90 %% of the cap" % (ev.value / 1000)
+            )
         if ev.arg:
-            return "balancing paused: %.1f Wh bled in the last 24 h (balance.max_wh_day)" % (
-                ev.value / 1000
+            return (
+                "balancing paused: %.1f Wh bled in the last 24 h (balance.max_wh_day), "
+                "more than the cap allows even at the band's top" % (ev.value / 1000)
             )
         return "balancing resumed: %.1f Wh bled in the last 24 h" % (ev.value / 1000)
     return None
@@ -78,7 +85,7 @@ def string_judgement(core: Any, k: int) -> dict[str, Any]:
     """String k's judgements for the status view (docs/judgement.md): charge phase, bleed
     energy, thermal-runaway coverage by battery probes, blocks balancing cannot help,
     Ri outliers."""
-    from manager_fw.balance_limits import CAUSE_NAMES
+    from manager_fw.balance_limits import CAP_HELD, CAUSE_NAMES
     from shared.protocol import FLAG_PROBE
 
     judge = core.judge
@@ -119,6 +126,10 @@ def string_judgement(core: Any, k: int) -> dict[str, Any]:
         "recharge_slow": bool(judge.phases.slow[k]),
         "bleed_wh_day": judge.bleed_wh_day_x1000(k) / 1000,
         "bleed_capped": bool(judge.balance.capped[k]),
+        # past the cap: "held" at the band's top, or "paused" (even that bled too much)
+        "bleed_cap": ("held" if judge.balance.capped[k] == CAP_HELD else "paused")
+        if judge.balance.capped[k]
+        else None,
         # the hold budget's allowance: blocks are held up to this far above the target
         "hold_above_target_mv": core.strings.allow_uv[k] / 1000,
         "unbalanceable": unbalanceable,

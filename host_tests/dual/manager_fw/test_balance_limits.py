@@ -242,24 +242,71 @@ def test_an_excluded_block_rejoins_when_it_comes_within_reach():
     assert not st.excluded[3] and lim.excluded_count == 0
 
 
-def test_the_daily_bleed_cap_pauses_equalising():
+def test_past_the_daily_cap_a_string_that_still_bleeds_at_the_bands_top_pauses():
     poll, st, lim = string(max_wh_day=10)
     capped = []
     floating = bytearray([1])
-    for minute in range(180):
+    for minute in range(240):
         for a in range(1, N + 1):
             poll.state[a] = pl.ST_OK
             poll.voltage_mv[a] = 13650 if a != 3 else 13500
             poll.voltage_uv[a] = poll.voltage_mv[a] * 1000
         st.update(poll)
+        # seven modules bleed fully whatever the target says (the band's top too)
         for a in range(1, N + 1):
             poll.balance_pct[a] = 100 if st.equalising[0] and a != 3 else 0
         lim.update(minute * 60, poll, st, floating)
-        capped.extend(lim.cap_news)
-    # 7 x 2.07 W: 10 Wh in ~41 min; then paused and nothing more bleeds
-    assert capped == [(0, 1)]
+        capped.extend((minute, k, on) for k, on in lim.cap_news)
+    # 7 x 2.07 W: 10 Wh in ~41 min, held at the band's top; its first whole hour there
+    # still bled 14.5 Wh, more than an average hour of the cap (0.42 Wh): paused two
+    # hours after it was held, then nothing more bleeds
+    (m_held, _, held), (m_paused, _, paused) = capped
+    assert (held, paused) == (bl.CAP_HELD, bl.CAP_PAUSED)
+    assert 40 <= m_held <= 42 and m_paused == m_held + 120
     assert st.reason[0] == strs.REASON_CAPPED and not st.equalising[0]
-    assert 10000 <= lim.wh_day_x1000(0) <= 10400
+    # bled at 7 x 2.06 W from the first minute until the pause, nothing since
+    mw = 7 * (BLEED_MA * 13650 // FLOAT_MV * 13650 // 1000)
+    assert abs(lim.wh_day_x1000(0) - mw * m_paused // 60) <= 2, lim.wh_day_x1000(0)
+
+
+def test_past_the_daily_cap_a_string_is_held_at_the_bands_top_and_its_high_block_still_bleeds():
+    """Blocks 1-7 float 13620 ... 13740 mV by nature, block 8 (an impaired oxygen cycle)
+    14020 mV: to hold them all at the target costs ~3.7 W, the band's top only block 8's
+    ~2.2 W, and the cap (60 Wh) is between the two days' worths.  Past the cap the
+    modules are told target + 8 mV per cell: block 8 is still pulled down, the others
+    stop, the string is never paused; when the day falls below 90 % of the cap it
+    equalises to the target again, until the cap holds it again."""
+    poll = pl.Poller([(1, N)])
+    st = strs.Strings([(1, N)], 13080, 14100)
+    lim = bl.BalanceLimits([(1, N)], BLEED_MA, FLOAT_MV, 6, 60, 14400, HOLD_SAMPLE_S, 0)
+    floating = bytearray([1])
+    news = []
+    held_samples = 0
+    step = HOLD_SAMPLE_S // 60
+    for minute in range(0, 2 * 24 * 60, step):
+        for a in range(1, N + 1):
+            poll.state[a] = pl.ST_OK
+            poll.voltage_mv[a] = 13600 + 20 * a if a < N else 14020
+            poll.voltage_uv[a] = poll.voltage_mv[a] * 1000
+        st.update(poll)
+        top_mv = poll.target_uv[0] // 1000
+        for a in range(1, N + 1):
+            over = poll.voltage_mv[a] - top_mv
+            poll.balance_pct[a] = 0 if over <= 0 or not st.equalising[0] else min(100, 4 * over)
+        if lim.capped[0] == bl.CAP_HELD:
+            # the broadcast carries the band's top; only the impaired block bleeds
+            held_samples += 1
+            assert st.equalising[0] and st.reason[0] != strs.REASON_CAPPED
+            assert top_mv == st.target_mv[0] + 48
+            assert [poll.balance_pct[a] for a in range(1, N + 1)] == [0] * (N - 1) + [100]
+        lim.update(minute * 60, poll, st, floating)
+        news.extend((minute // 60, on) for k, on in lim.cap_news)
+    ons = [on for h, on in news]
+    assert ons[:3] == [bl.CAP_HELD, bl.CAP_NONE, bl.CAP_HELD], news
+    assert bl.CAP_PAUSED not in ons
+    assert 14 <= news[0][0] <= 18  # 60 Wh at ~3.7 W
+    assert held_samples >= 6 * 60 // step  # hours of it, checked sample by sample
+    assert lim.wh_day_x1000(0) <= 60000 * 5 // 4
 
 
 def test_the_default_cap_is_24_wh_per_block():
