@@ -52,16 +52,17 @@
 # While a watch runs (a low block under test, above) the allowance does not rise; a watch
 # only runs while the allowance is 0 (every block is being brought to the target).
 # Past `max_wh_day` (default 24 Wh per block: 1 W per module on average), the backstop:
-# the string is *held at the band's top* (EV_BLEED_CAP arg 2): the allowance goes to its
-# limit at once, so only blocks more than band_mv above the target bleed - the ones an
-# impaired oxygen cycle floats hundreds of mV high keep being pulled down, the hold that
-# lifts a leaky block (every other module bleeding for it) stops.  Before 2026-12-05 the
-# string stopped equalising altogether here, and such blocks climbed back from the band
-# to +870 mV within hours (docs/simulation.md, "The boards' share").  Only when a whole
-# hour at the band's top still bleeds more than an average hour of the cap (a string
-# whose high blocks alone cost more than it) does it stop equalising (strings.
-# REASON_CAPPED, arg 1).  Either ends when the last 24 h fall below 90 % of the cap
-# (arg 0).
+# the string's bleed is *limited* to the cap's average power (EV_BLEED_CAP arg 2).  The
+# allowance rises by the hold's step a sample while the string bleeds faster than cap /
+# 24 h and falls (half as fast) while it bleeds below 3/4 of that, up to band_mv: the
+# flat hold, the costly part (every module bleeding to lift a leaky block), gives way
+# first; a block that floats far above the target by nature (an impaired oxygen cycle)
+# is still pulled down.  Before 2026-12-05 the string stopped equalising altogether
+# here, and such blocks climbed from the band back to +0.4 ... +1.0 V within hours
+# (docs/simulation.md, "The boards' share").  Only when a whole hour at the band's top
+# still bleeds more than an average hour of the cap (a string whose high blocks alone
+# cost more than it) does it stop equalising (strings.REASON_CAPPED, arg 1).  Either
+# ends when the last 24 h fall below 90 % of the cap (arg 0).
 
 from array import array
 
@@ -90,7 +91,7 @@ RISING_DIV = const(64)  # a round in which the low block rose d0 / 64 or more ..
 RISING_ROUNDS = const(3)  # ... earns another, up to this many rounds of give_up_s
 CAP_NONE = const(0)  # the bleed cap's states (capped[k], EV_BLEED_CAP's arg)
 CAP_PAUSED = const(1)  # equalising stopped (strings.REASON_CAPPED)
-CAP_HELD = const(2)  # held at the band's top: the allowance at its limit
+CAP_LIMITED = const(2)  # the allowance holds the bleed to the cap's average power
 BUCKETS = const(24)  # hours in a day
 BUCKET_S = const(3600)
 
@@ -157,7 +158,7 @@ class BalanceLimits:
         self._bucket_mwh = array("l", [0] * (BUCKETS * n))
         self._hour = -1
         self.capped = bytearray(n)  # CAP_* per string
-        self.cap_since_s = array("l", [0] * n)  # since when held at the band's top
+        self.cap_since_s = array("l", [0] * n)  # since when at the band's top (_cap)
         # news of the last update, for the core's events: (address, cause) pairs and
         # (string, on) pairs
         self.news: list = []
@@ -226,8 +227,8 @@ class BalanceLimits:
 
     def _hold(self, k: int, strings) -> None:
         """The hold budget: raise or lower string k's allowance (see the module comment)."""
-        if self.capped[k] == CAP_HELD:
-            return  # the backstop holds the allowance at its limit (_cap)
+        if self.capped[k] == CAP_LIMITED:
+            return  # the backstop sets the allowance (_cap)
         budget = self.hold_mwh_day[k]
         allow = strings.allow_uv[k]
         if not budget:
@@ -251,8 +252,9 @@ class BalanceLimits:
         strings.allow_uv[k] = allow
 
     def _cap(self, k: int, now_s: int, strings) -> None:
-        """The backstop: hold string k at the band's top past its daily cap, pause it if
-        even that bleeds faster than the cap allows (see the module comment)."""
+        """The backstop: past its daily cap string k bleeds at most the cap's average
+        power, by the allowance; it pauses if even the band's top bleeds faster (see
+        the module comment)."""
         cap = self.max_mwh_day[k]
         state = self.capped[k]
         new = state
@@ -263,19 +265,32 @@ class BalanceLimits:
             if state and wh * 10 < cap * 9:
                 new = CAP_NONE
             elif not state and wh >= cap:
-                new = CAP_HELD
+                new = CAP_LIMITED
                 self.cap_since_s[k] = now_s
-            elif state == CAP_HELD and now_s - self.cap_since_s[k] >= 2 * BUCKET_S:
-                # the last whole hour (held throughout: since two hours at least)
-                last = self._bucket_mwh[k * BUCKETS + (self._hour - 1) % BUCKETS]
-                if last * BUCKETS > cap:
-                    new = CAP_PAUSED
+            if new == CAP_LIMITED:
+                allow = strings.allow_uv[k]
+                mw = self.power_mw[k]
+                cap_mw = cap // BUCKETS
+                if mw > cap_mw:
+                    allow += self.allow_step_uv
+                    if allow > self.allow_max_uv:
+                        allow = self.allow_max_uv
+                elif allow and mw * 4 < cap_mw * 3:
+                    allow -= self.allow_step_uv // 2
+                    if allow < 0:
+                        allow = 0
+                strings.allow_uv[k] = allow
+                if allow < self.allow_max_uv:
+                    self.cap_since_s[k] = now_s  # (since when at the band's top)
+                elif now_s - self.cap_since_s[k] >= 2 * BUCKET_S:
+                    # the last whole hour, all of it at the band's top
+                    last = self._bucket_mwh[k * BUCKETS + (self._hour - 1) % BUCKETS]
+                    if last * BUCKETS > cap:
+                        new = CAP_PAUSED
         if new != state:
             self.capped[k] = new
             self.cap_news.append((k, new))
         strings.capped[k] = 1 if new == CAP_PAUSED else 0
-        if new == CAP_HELD:
-            strings.allow_uv[k] = self.allow_max_uv
 
     def _string(self, k: int, now_s: int, poll: pl.Poller, strings, floating) -> None:
         """One sample of string k: rejoin, survey, the lift, the watch on its low block."""

@@ -74,10 +74,10 @@ EV_BALANCE_LIMIT = const(25)  # balancing cannot bring a block to target: it is 
 #                               of the target (manager_fw/balance_limits.py); arg: cause
 #                               (1 shorted cell, 2 dried out, 3 undercharged; 0 back in
 #                               reach), value: its deficit below the target mV
-EV_BLEED_CAP = const(26)  # a string bled balance.max_wh_day: held at the band's top
-#                           (arg 2: only blocks more than 8 mV per cell above the target
-#                           bleed), paused (arg 1: even that bleeds faster than the cap)
-#                           or resumed (arg 0); value: mWh bled in the last 24 h
+EV_BLEED_CAP = const(26)  # a string bled balance.max_wh_day: limited to the cap's
+#                           average power by the allowance (arg 2), paused (arg 1: even
+#                           the band's top bled faster) or resumed (arg 0); value: mWh
+#                           bled in the last 24 h
 EV_NO_PROBE = const(27)  # the module has no battery probe: its temperature is its
 #                          board's, no thermal-runaway evidence (once per module and run);
 #                          arg 1: its probe's reading fell faster than a block can cool

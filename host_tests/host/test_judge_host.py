@@ -66,7 +66,7 @@ def test_judgement_events_read_as_sentences() -> None:
         "balancing paused: 200.5 Wh bled in the last 24 h (balance.max_wh_day), more than"
     )
     e.arg = 2
-    assert describe(e).startswith("balancing held at the band's top: 200.5 Wh bled")
+    assert describe(e).startswith("balancing limited to balance.max_wh_day: 200.5 Wh bled")
     e.arg = 0
     assert describe(e) == "balancing resumed: 200.5 Wh bled in the last 24 h"
 
@@ -82,8 +82,8 @@ def test_the_status_view_carries_each_strings_judgement() -> None:
     j = sim.snapshot()["strings"][0]["judgement"]
     assert j["phase"] == "float" and j["bleed_wh_day"] >= 0 and j["unbalanceable"] == []
     assert j["bleed_cap"] is None and not j["bleed_capped"]
-    sim.manager.judge.balance.capped[0] = bl.CAP_HELD  # as past the cap (test_balance_limits.py)
+    sim.manager.judge.balance.capped[0] = bl.CAP_LIMITED  # past the cap (test_balance_limits)
     j = sim.snapshot()["strings"][0]["judgement"]
-    assert j["bleed_cap"] == "held" and j["bleed_capped"]
+    assert j["bleed_cap"] == "limited" and j["bleed_capped"]
     assert j["runaway"]["enabled"] and j["runaway"]["probed_blocks"] == 4
     assert j["runaway"]["protected_by_temperature"] and "note" not in j["runaway"]

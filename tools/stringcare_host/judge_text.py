@@ -68,9 +68,10 @@ def describe_judgement(ev: Any) -> str | None:
     if ev.code == mev.EV_BLEED_CAP:
         if ev.arg == 2:
             return (
-                "balancing held at the band's top: %.1f Wh bled in the last 24 h "
-                "(balance.max_wh_day); only blocks more than 8 mV per cell above the "
-                "target bleed until the day falls below 90 %% of the cap" % (ev.value / 1000)
+                "balancing limited to balance.max_wh_day: %.1f Wh bled in the last 24 h; "
+                "blocks are held up to 8 mV per cell above the target as far as needed to "
+                "bleed within the cap's average power, until the day falls below 90 %% of "
+                "the cap" % (ev.value / 1000)
             )
         if ev.arg:
             return (
@@ -85,7 +86,7 @@ def string_judgement(core: Any, k: int) -> dict[str, Any]:
     """String k's judgements for the status view (docs/judgement.md): charge phase, bleed
     energy, thermal-runaway coverage by battery probes, blocks balancing cannot help,
     Ri outliers."""
-    from manager_fw.balance_limits import CAP_HELD, CAUSE_NAMES
+    from manager_fw.balance_limits import CAP_LIMITED, CAUSE_NAMES
     from shared.protocol import FLAG_PROBE
 
     judge = core.judge
@@ -126,8 +127,9 @@ def string_judgement(core: Any, k: int) -> dict[str, Any]:
         "recharge_slow": bool(judge.phases.slow[k]),
         "bleed_wh_day": judge.bleed_wh_day_x1000(k) / 1000,
         "bleed_capped": bool(judge.balance.capped[k]),
-        # past the cap: "held" at the band's top, or "paused" (even that bled too much)
-        "bleed_cap": ("held" if judge.balance.capped[k] == CAP_HELD else "paused")
+        # past the cap: "limited" to its average power, or "paused" (even the band's top
+        # bled faster)
+        "bleed_cap": ("limited" if judge.balance.capped[k] == CAP_LIMITED else "paused")
         if judge.balance.capped[k]
         else None,
         # the hold budget's allowance: blocks are held up to this far above the target
