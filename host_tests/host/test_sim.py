@@ -436,3 +436,32 @@ def test_the_band_is_judged_outside_each_blocks_own_ri_capture():
     # out of the band then (the windows hide a capture's dip, not a calm block)
     assert longest > 20.0, windows
     assert any(abs(devs[b]) > engine.BAND_V for t, devs, _ in own for b in left_out(t)), windows
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+def test_the_board_experiment_heats_every_board_less_and_refuses_a_bad_factor(monkeypatch):
+    """STRINGCARE_BOARD_RTH_SCALE (docs/simulation.md, "The boards' share"): the benches'
+    boards at a fraction of their thermal resistance to ambient."""
+    sc = scn.load("float")
+    sc.strings, sc.blocks = 1, 4
+    modelled, cool = engine.Simulation(sc), engine.Simulation(sc)
+    monkeypatch.delenv(engine.BOARD_RTH_ENV, raising=False)
+    assert engine.apply_board_rth_from_env(modelled) is None
+    monkeypatch.setenv(engine.BOARD_RTH_ENV, "0.3")
+    assert engine.apply_board_rth_from_env(cool) == 0.3
+    assert "EXPERIMENT" in engine.board_rth_note(0.3)
+    # an hour of full bleed on every board, as the band's physics-only runs heat them
+    rises = []
+    for sim in (modelled, cool):
+        for _ in range(60):
+            for m in sim.modules:
+                m.board.heat(60.0, 13.6, 1000, 25.0)
+        rises.append([m.board.thermal.temp_c - 25.0 for m in sim.modules])
+    for hot, cooler in zip(*rises, strict=True):
+        assert hot > 40.0 and cooler == pytest.approx(0.3 * hot, rel=1e-6)
+    for bad in ("abc", "0", "-1", "inf", "nan"):
+        monkeypatch.setenv(engine.BOARD_RTH_ENV, bad)
+        with pytest.raises(ValueError, match="must be a number > 0 .* not '%s'" % bad):
+            engine.apply_board_rth_from_env(modelled)

@@ -45,6 +45,9 @@ METRICS = {
 def run(progress: Callable[[str], None]) -> dict[str, float]:
     sc = scn.load("float")
     sim = engine.Simulation(sc)
+    rth = engine.apply_board_rth_from_env(sim)
+    if rth is not None:
+        progress(engine.board_rth_note(rth))
     t0 = time.monotonic()
     sim.run(24 * 3600, progress=lambda s: None)
     wall64 = time.monotonic() - t0

@@ -124,6 +124,7 @@ def _thermal_run(
     from stringcare.sim import physics as phy
 
     sim = engine.Simulation(_scenario(blocks), seed=seed, interface_factor=factor)
+    engine.apply_board_rth_from_env(sim)
     bank = phy.StringBank(sim.bank.params, sim.bank.charger, None, ambient_c=sim.sc.ambient_c)
     bank.settle_float()
     boards = [m.board for m in sim.modules]  # one string: block order
@@ -233,6 +234,7 @@ def one_run(factor: float, seed: int, blocks: int = 0) -> dict[str, Any]:
     from stringcare.sim import engine
 
     sim = engine.Simulation(_scenario(blocks), seed=seed, interface_factor=factor)
+    engine.apply_board_rth_from_env(sim)
     greedy = engine.greedy_converge_h(sim, limit_h=MAX_RUN_H / 2)
     run_h = MAX_RUN_H if greedy is None else max(MIN_RUN_H, min(MAX_RUN_H, 2 * greedy + HOLD_H))
     t0 = time.monotonic()
@@ -311,6 +313,11 @@ def run(progress: Callable[[str], None]) -> dict[str, float]:
             "a subset of the band: seeds %s, %s blocks"
             % (",".join(str(s) for s in sorted({p[1] for p in points})), blocks or 64)
         )
+    from stringcare.sim import engine
+
+    rth = engine.board_rth_scale_from_env()  # a bad value stops here, before any run
+    if rth is not None:
+        progress(engine.board_rth_note(rth))
     workers = max(1, min(MAX_WORKERS, os.cpu_count() or 1, len(points)))
     progress("%d runs on %d workers" % (len(points), workers))
     runs: list[dict[str, Any]] = []

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -435,6 +436,15 @@ class Simulation:
             res = ri.evaluate(plan, v_codes, i_codes)
             if res.status == ri.RI_OK and res.ri_nohm:
                 st.cal_gain_ppm[1 + gain_range] = int(round((r_ref * 1e9 / res.ri_nohm - 1) * 1e6))
+
+    def scale_board_rth(self, factor: float) -> None:
+        """Every module board's thermal resistance to ambient x factor (its time constant
+        and the bleed resistor body's own rise unchanged): an experiment on the boards'
+        heat path (docs/simulation.md, "The boards' share"), not a product figure."""
+        if not factor > 0:
+            raise ValueError("a board Rth factor must be > 0, not %r" % factor)
+        for m in self.modules:
+            m.board.thermal.rth_k_per_w *= factor
 
     # --- time ------------------------------------------------------------------------
 
@@ -931,6 +941,43 @@ class Simulation:
 def _clock(t_s: float) -> str:
     t = int(t_s)
     return "%dd %02d:%02d:%02d" % (t // 86400, t % 86400 // 3600, t % 3600 // 60, t % 60)
+
+
+BOARD_RTH_ENV = "STRINGCARE_BOARD_RTH_SCALE"
+
+
+def board_rth_scale_from_env() -> float | None:
+    """The benches' board experiment: STRINGCARE_BOARD_RTH_SCALE=0.3 runs every module
+    board at 0.3 x its thermal resistance (Simulation.scale_board_rth); None if unset."""
+    raw = os.environ.get(BOARD_RTH_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        factor = float(raw)
+    except ValueError:
+        factor = math.nan
+    if not factor > 0 or math.isinf(factor):
+        raise ValueError(
+            "%s must be a number > 0 (the board thermal resistance factor, e.g. 0.3), "
+            "not %r; unset it for the boards as modelled" % (BOARD_RTH_ENV, raw)
+        )
+    return factor
+
+
+def apply_board_rth_from_env(sim: Simulation) -> float | None:
+    """The board experiment on `sim` if STRINGCARE_BOARD_RTH_SCALE is set; its factor."""
+    factor = board_rth_scale_from_env()
+    if factor is not None:
+        sim.scale_board_rth(factor)
+    return factor
+
+
+def board_rth_note(factor: float) -> str:
+    """The progress line of a bench run under the board experiment."""
+    return (
+        "EXPERIMENT: every board at %g x its thermal resistance (%s): not a product figure "
+        '(docs/simulation.md, "The boards\' share")' % (factor, BOARD_RTH_ENV)
+    )
 
 
 def greedy_converge_h(sim: Simulation, limit_h: float = 48.0, dt_s: float = 5.0) -> float | None:
