@@ -239,11 +239,11 @@ class Judge:
 
     def warnings(self) -> int:
         """Judgement warnings that are not threshold conditions: blocks balancing cannot
-        help, strings held or paused by the bleed cap."""
+        help, strings limited or paused by the bleed cap."""
         b = self.balance
         n = b.excluded_count
         for k in range(len(b.capped)):
-            if b.capped[k]:  # held at the band's top or paused
+            if b.capped[k]:  # limited to its average power, or paused
                 n += 1
         return n
 
