@@ -241,15 +241,19 @@ class BalanceLimits:
         mw = self.power_mw[k]
         budget_mw = budget // 24
         if mw and (day >= budget or (day * 4 >= budget * 3 and mw > budget_mw)):
-            if self.watch_since_s[k] < 0 and allow < self.allow_max_uv:
-                allow += self.allow_step_uv
-                if allow > self.allow_max_uv:
-                    allow = self.allow_max_uv
-        elif allow and (mw * 4 < budget_mw * 3 or day * 2 < budget):
-            allow -= self.allow_step_uv // 2
-            if allow < 0:
-                allow = 0
-        strings.allow_uv[k] = allow
+            if self.watch_since_s[k] < 0:
+                strings.allow_uv[k] = self._nudge(allow, 1)
+        elif mw * 4 < budget_mw * 3 or day * 2 < budget:
+            strings.allow_uv[k] = self._nudge(allow, -1)
+
+    def _nudge(self, allow: int, way: int) -> int:
+        """The allowance a sample on (uV): a step up (way > 0) or half a step down,
+        within 0 ... allow_max_uv (the hold budget's and the cap's one law)."""
+        if way > 0:
+            allow += self.allow_step_uv
+            return allow if allow < self.allow_max_uv else self.allow_max_uv
+        allow -= self.allow_step_uv // 2
+        return allow if allow > 0 else 0
 
     def _cap(self, k: int, now_s: int, strings) -> None:
         """The backstop: past its daily cap string k bleeds at most the cap's average
@@ -272,13 +276,9 @@ class BalanceLimits:
                 mw = self.power_mw[k]
                 cap_mw = cap // BUCKETS
                 if mw > cap_mw:
-                    allow += self.allow_step_uv
-                    if allow > self.allow_max_uv:
-                        allow = self.allow_max_uv
-                elif allow and mw * 4 < cap_mw * 3:
-                    allow -= self.allow_step_uv // 2
-                    if allow < 0:
-                        allow = 0
+                    allow = self._nudge(allow, 1)
+                elif mw * 4 < cap_mw * 3:
+                    allow = self._nudge(allow, -1)
                 strings.allow_uv[k] = allow
                 if allow < self.allow_max_uv:
                     self.cap_since_s[k] = now_s  # (since when at the band's top)
