@@ -17,26 +17,44 @@ PASS = "@@STRINGCARE-PASS@@"
 
 _ballast = []
 _base = [0]
+_CHUNKS = 320  # ballast pieces at most (the list is taken before the room)
 
 
 def _fill(room):
-    # one block first: first-fit puts it at the start of the free tail of the heap (the
-    # gaps among the imports are smaller), so the room left stays mostly contiguous at
-    # the end, as after a board's boot; small chunks then take the last few KB
-    excess = gc.mem_free() - room
-    if excess > 8192:
-        try:
-            _ballast.append(bytearray(excess - 4096))
-        except MemoryError:
-            pass
+    # The case's room as one free block, as the tail of a board's heap after boot: the
+    # room is taken first (first-fit puts it in the free tail: the gaps among the
+    # imports are smaller), then every other free block is filled with ballast (the
+    # largest piece that fits, down to 16 bytes), and the room is freed.  Left to the
+    # gaps among the imports, a case's room came in pieces of a few KB that varied with
+    # what earlier cases left: a 1 KB array then found room in one run and not the next.
+    _ballast.extend([None] * _CHUNKS)
+    gc.collect()
+    if gc.mem_free() - room <= 64:
+        return  # no more than the room is free
+    try:
+        hold = bytearray(room - 64 if room > 64 else 0)
+    except MemoryError:
+        raise MemoryError("the runner found no free block of the case's %d bytes" % room) from None
+    n = 0
     chunk = 16384
-    while chunk >= 16:
-        excess = gc.mem_free() - room
-        if excess <= 32:
-            break
-        size = chunk if chunk < excess - 16 else excess - 16
+    while chunk >= 16 and n < _CHUNKS:
         try:
-            _ballast.append(bytearray(size))
+            _ballast[n] = bytearray(chunk)
+            n += 1
+        except MemoryError:
+            chunk //= 2
+    del hold  # the room, free
+    gc.collect()
+    # the room exactly (the pieces above may leave up to ~1 KB over it in small gaps)
+    chunk = 1024
+    while chunk >= 16 and n < _CHUNKS:
+        excess = gc.mem_free() - room
+        if excess <= 48:
+            break
+        size = chunk if chunk < excess - 32 else excess - 32
+        try:
+            _ballast[n] = bytearray(size)
+            n += 1
         except MemoryError:
             chunk //= 2
 
