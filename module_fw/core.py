@@ -39,7 +39,7 @@ from module_fw import ui
 from module_fw.responder import Responder
 from shared import balance as bal
 from shared import frontend as fe
-from shared import measure, ri, ri_probe, variants
+from shared import measure, ri, ri_feed, ri_probe, variants
 from shared import protocol as p
 from shared.compat import const, ticks_diff
 
@@ -86,6 +86,9 @@ class ModuleCore(p.Endpoint):
         self._bleed_ms = 0
         self._target_seen_ms = -1
         self._ri_seq: ri_probe.RiSequence | None = None
+        # the Ri evaluators' arrays kept from boot (reserve_ri(); None: each capture
+        # allocates its own)
+        self._ri_bufs: ri_feed.Buffers | None = None
         self._ri_started_ms = 0
         # A shell with a loop sets this: a capture's evaluation then finishes in
         # bounded steps, one per ri_pending() (the loop answers the bus between them;
@@ -122,6 +125,23 @@ class ModuleCore(p.Endpoint):
             plan = ri.plan_for(s.variant_id, self._ri_method_of(code), 0, self.adc_kind)
             s.ri_duration_ms[code] = probe_ms + plan.duration_ms()
         s.ri_duration_ms[0] = s.ri_duration_ms[s.ri_method]
+        if self._ri_bufs is not None and self._ri_seq is None:
+            self._reserve_ri()  # the variant's shapes (a capture under way keeps its own)
+
+    def reserve_ri(self) -> None:
+        """Allocate the Ri evaluators' arrays now, at boot, and reuse them for every
+        measurement (~5.7 KB for the board's method and its probe; the other method's
+        at its first capture): a capture then needs no free block larger than a few
+        hundred bytes, however fragmented the heap is after days of small allocations
+        (shared/ri_feed.py, Buffers).  The loop's shell calls it (module_fw/main.py)."""
+        if self._ri_bufs is None:
+            self._ri_bufs = ri_feed.Buffers()
+        self._reserve_ri()
+
+    def _reserve_ri(self) -> None:
+        s = self.state
+        bufs = self._ri_bufs
+        ri_probe.reserve(bufs, s.variant_id, self._ri_method_of(s.ri_method), self.adc_kind)
 
     @staticmethod
     def _ri_method_of(code: int) -> int:
@@ -316,7 +336,7 @@ class ModuleCore(p.Endpoint):
         # calibration channel 1: Ri gain in the high range, channel 2: in the low range
         seq = ri_probe.RiSequence(
             s.variant_id, self._ri_method_of(method), self.adc_kind, s.cal_gain_ppm[1],
-            s.cal_gain_ppm[2],
+            s.cal_gain_ppm[2], self._ri_bufs,
         )  # fmt: skip
         self._ri_seq = seq
         self._ri_started_ms = now_ms

@@ -91,6 +91,7 @@ class Shell:
             )  # fmt: skip
         self.core = core
         core.ri_in_steps = True  # an Ri evaluation finishes across the loop's turns
+        core.reserve_ri()  # its arrays now, while the heap has large free blocks
         self.rx = bytearray(RX_CHUNK)
         self.tx = bytearray(p.FRAME_MAX)
         self.tx_len = 0

@@ -365,20 +365,21 @@ def needs_low_range(plan: RiPlan, result: RiResult) -> bool:
     return (result.status == RI_CLIPPED or result.status == RI_SATURATED) and plan.gain_range == 0
 
 
-def evaluator(plan: RiPlan):
+def evaluator(plan: RiPlan, bufs=None):
     """The streaming evaluator for a plan's method (its file is imported here, once:
-    shared/ri_step.py and shared/ri_ac.py import this one)."""
+    shared/ri_step.py and shared/ri_ac.py import this one).  bufs: a module's kept
+    arrays (shared/ri_feed.py Buffers), reused; None: the evaluator's own."""
     if plan.method == RI_METHOD_STEP:
         from shared.ri_step import StepEvaluator
 
-        return StepEvaluator(plan)
+        return StepEvaluator(plan, bufs)
     if plan.method == RI_METHOD_PROBE:
         from shared.ri_probe import ProbeEvaluator
 
-        return ProbeEvaluator(plan)
+        return ProbeEvaluator(plan, bufs)
     from shared.ri_ac import LockInEvaluator
 
-    return LockInEvaluator(plan)
+    return LockInEvaluator(plan, bufs)
 
 
 def evaluate(plan: RiPlan, v_samples, i_samples, chunk: int = 256) -> RiResult:

@@ -1,12 +1,12 @@
 # The AC method's streaming evaluator (docs/ri.md, "Method 2"): square-wave
 # excitation, windowed lock-in at the square's 3rd harmonic, noise from neighbouring
 # bins.
-from array import array
 
 from shared import frontend as fe
 from shared import ri
+from shared import ri_feed as rf
 from shared.intmath import cos_q15, isqrt, sin_q15
-from shared.ri_feed import EvaluatorBase, acc_add, acc_value, extremes
+from shared.ri_feed import EvaluatorBase, acc_add, acc_value, extremes, take
 
 # Noise bins of the AC method: offsets from the excitation bin, in 1/T units.
 _AC_NOISE_BINS = (-9, -6, 6, 9)
@@ -15,24 +15,24 @@ _AC_NOISE_BINS = (-9, -6, 6, 9)
 class LockInEvaluator(EvaluatorBase):
     """Streaming evaluator of an AC capture: feed(v, i, count) chunks, then result()."""
 
-    def __init__(self, plan: ri.RiPlan):
+    def __init__(self, plan: ri.RiPlan, bufs=None):
         if plan.method != ri.RI_METHOD_AC:
             raise ValueError("LockInEvaluator needs an ac plan")
-        super().__init__(plan)
+        super().__init__(plan, bufs)
         period = 2 * plan.slot_samples
         self.period = period
         self.periods = plan.slots // 2
         # references in Q12: cos and -sin of 2 pi k / period
-        self._cos = array("h", [0] * period)
-        self._msin = array("h", [0] * period)
+        self._cos = take(bufs, rf.BUF_AC_COS, "h", period)
+        self._msin = take(bufs, rf.BUF_AC_MSIN, "h", period)
         for k in range(period):
             phase = ((ri.AC_HARMONIC * k) % period << 16) // period
             self._cos[k] = (cos_q15(phase) + 4) >> 3
             self._msin[k] = -((sin_q15(phase) + 4) >> 3)
         # accumulators: 4 signal (vr, vi, ir, ii) + 2 per noise bin, two limbs each
-        self._acc = array("i", [0] * (2 * (4 + 2 * len(_AC_NOISE_BINS))))
+        self._acc = take(bufs, rf.BUF_AC_ACC, "i", 2 * (4 + 2 * len(_AC_NOISE_BINS)))
         # lowest and highest v minus v 50 ms earlier, per position in the period
-        self._half_ext = extremes(period)
+        self._half_ext = extremes(period, bufs, rf.BUF_AC_HALF_EXT)
         self._period_index = 0
         self._pvr = 0
         self._pvi = 0

@@ -1,11 +1,11 @@
 # The step method's charge-transfer arc (docs/ri.md, "Definition"): fitted on the
 # Thue-Morse-weighted profile of a step capture and taken out of its slot sums, so that
 # the step method reports R0 like the AC method.  Once per capture.
-from array import array
 
 from shared.compat import const
 from shared.intmath import isqrt
 from shared.ri import thue_morse
+from shared.ri_feed import BUF_ARC_YS, take
 
 # The charge-transfer arc (docs/ri.md, "Definition"): candidate time constants of 2**(j/4)
 # samples, j = 0..35 (0.4 ms .. 170 ms at 2.5 kHz), as exp(-1/tau) in Q30.
@@ -116,7 +116,7 @@ def _arc_fit(rho: int, inc, ys, p0: int, sums):
     return explained, ne, det << (30 - _H_Q)
 
 
-def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
+def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int, bufs=None):
     """The charge-transfer arc's part of every slot sum (a list, slot-sum units; None
     when there is none), so that the step method reports R0 like the AC method
     (docs/ri.md, "Definition").  A generator: each next() does a bounded step of the
@@ -189,7 +189,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int):
     y_shift = 0
     while peak >> y_shift >= 1 << _Y_BITS:
         y_shift += 1
-    ys = array("h", bytes(2 * n))  # |y| < 2**15
+    ys = take(bufs, BUF_ARC_YS, "h", n)  # |y| < 2**15
     yp_lo = 0  # y_p in two limbs (p * y < 2**23, the sum not)
     yp_hi = 0
     for p in range(p0, n):

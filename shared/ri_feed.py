@@ -11,10 +11,88 @@ _LIMB_BITS = const(28)
 _LIMB_MASK = const((1 << 28) - 1)
 
 
-def extremes(pairs: int):
+# The evaluators' arrays are their only large heap blocks (0.1-2 KB each, ~5.5 KB
+# for a probe and a step capture).  Built afresh for each measurement they need free
+# blocks that large in a heap that hours of small allocations (frames, replies, the
+# evaluation's own integers) have fragmented: on a board that is a MemoryError days
+# after boot.  A module keeps them in one Buffers, filled at boot (ri_probe.reserve)
+# and reused by every capture; without one (host tools, ri.evaluate) each evaluator
+# allocates its own.  One slot per array of each evaluator kind: the probe's and the
+# capture's live side by side while the sequence goes from one to the other.
+BUF_EXT = const(0)  # the capture's extremes (EvaluatorBase)
+BUF_HIST = const(1)  # the capture's lagged-sample history (EvaluatorBase)
+BUF_PROBE_EXT = const(2)
+BUF_PROBE_RING = const(3)
+BUF_PROBE_LOCK = const(4)
+BUF_STEP_WINDOW = const(5)
+BUF_STEP_PROFILE = const(6)
+BUF_STEP_PROFILE_I = const(7)
+BUF_STEP_SLOT_V = const(8)
+BUF_STEP_SLOT_I = const(9)
+BUF_ARC_YS = const(10)  # the step method's arc fit (shared/ri_arc.py)
+BUF_AC_COS = const(11)
+BUF_AC_MSIN = const(12)
+BUF_AC_ACC = const(13)
+BUF_AC_HALF_EXT = const(14)
+_BUF_SLOTS = const(15)
+
+
+class Buffers:
+    """The arrays of a module's Ri evaluators, kept from one measurement to the next."""
+
+    def __init__(self):
+        self._arrays: list[array[int] | None] = [None] * _BUF_SLOTS
+        self._item = bytearray(_BUF_SLOTS)  # bytes per item of each slot's array
+
+    def held_bytes(self) -> int:
+        """The bytes of items the kept arrays hold."""
+        total = 0
+        for k in range(_BUF_SLOTS):
+            a = self._arrays[k]
+            if a is not None:
+                total += len(a) * self._item[k]
+        return total
+
+    def array(self, slot: int, typecode: str, n: int) -> "array[int]":
+        """A zeroed array of n items of typecode for slot: the one kept there when it
+        has n items, else a new one kept from now on."""
+        a = self._arrays[slot]
+        if a is not None and len(a) == n:
+            for k in range(n):
+                a[k] = 0
+            return a
+        self._arrays[slot] = None  # a stale one is garbage before the new one is built
+        a = zeros(typecode, n)
+        self._arrays[slot] = a
+        self._item[slot] = _item_bytes(typecode)
+        return a
+
+
+def _item_bytes(typecode: str) -> int:
+    return 4 if typecode == "i" else 2
+
+
+def zeros(typecode: str, n: int) -> "array[int]":
+    """A zeroed array of n items, in one block: MicroPython sizes an array built from
+    a range by its length at once (built from bytes(...) it needs a temporary block as
+    large beside it, and the two end up interleaved with the next ones)."""
+    a = array(typecode, range(n))
+    for k in range(n):
+        a[k] = 0
+    return a
+
+
+def take(bufs, slot: int, typecode: str, n: int) -> "array[int]":
+    """A zeroed array of n items: from bufs' slot, or (bufs None) a new one."""
+    if bufs is None:
+        return zeros(typecode, n)
+    return bufs.array(slot, typecode, n)
+
+
+def extremes(pairs: int, bufs=None, slot: int = BUF_EXT) -> "array[int]":
     """An array of pairs (lowest, highest), empty: (2**20, -2**20); from bytes, no
-    temporary list."""
-    ext = array("i", bytes(8 * pairs))
+    temporary list (from bufs' slot when given)."""
+    ext = take(bufs, slot, "i", 2 * pairs)
     for k in range(pairs):
         ext[2 * k] = 1 << 20
         ext[2 * k + 1] = -(1 << 20)
@@ -38,8 +116,9 @@ class EvaluatorBase:
     # onto the mains grid at this capture's rate and so repeats over its own lags
     probe_ripple = 0
 
-    def __init__(self, plan: ri.RiPlan):
+    def __init__(self, plan: ri.RiPlan, bufs=None):
         self.plan = plan
+        self._bufs = bufs  # a module's kept arrays (Buffers), or None: new ones
         self.fed = 0  # sample pairs consumed
         self.clipped = False
         self._pos = 0  # sample index inside the current slot/period
@@ -49,7 +128,7 @@ class EvaluatorBase:
         # then (12..19) of v minus v 50 ms earlier per (state now, state then): the step
         # method compares within a slot (12 off, 18 on); the AC method per position in
         # the excitation period (_half_ext)
-        self._ext = extremes(10)
+        self._ext = extremes(10, bufs)
         lag = plan.sample_rate_hz // ri.SATURATION_LAG_DIVIDER
         if lag * ri.SATURATION_LAG_DIVIDER != plan.sample_rate_hz or lag % plan.slot_samples:
             lag = 0  # no whole 100 ms of slots: not checked
@@ -66,7 +145,7 @@ class EvaluatorBase:
         # the step method: the largest spread of v within one slot, per state (slow
         # drift over a capture is no ripple; empty: the spread over the whole capture)
         self._slot_spread = array("i")
-        self._hist = array("h", bytes(2 * lag))  # from bytes: no temporary list
+        self._hist = take(bufs, BUF_HIST, "h", lag)
         self._hist_pos = 0
         self._lagged = False
 

@@ -38,7 +38,15 @@ from array import array
 from shared import frontend as fe
 from shared import ri
 from shared.compat import const
-from shared.ri_feed import EvaluatorBase, extremes
+from shared.ri_feed import (
+    BUF_ARC_YS,
+    BUF_PROBE_EXT,
+    BUF_PROBE_LOCK,
+    BUF_PROBE_RING,
+    EvaluatorBase,
+    extremes,
+    take,
+)
 
 # 8801 Hz, 16 slots of 440 samples (0.8 s), excitation off.  At 8801 Hz a lag of 880
 # samples is 99.989 ms and one of 881 is 100.102 ms: each cancels the mains ripple as
@@ -82,20 +90,22 @@ class ProbeEvaluator(EvaluatorBase):
     """The probe's streaming evaluator: the ripple amplitude of v (half LSB) that the
     capture cannot see by itself, and whether it already saturates this range."""
 
-    def __init__(self, plan: ri.RiPlan):
-        EvaluatorBase.__init__(self, plan)  # lag 0 there: the probe keeps its own
+    def __init__(self, plan: ri.RiPlan, bufs=None):
+        # lag 0 there: the probe keeps its own history (the base's 80 bytes of extremes
+        # are not kept in bufs: the capture's take that slot)
+        EvaluatorBase.__init__(self, plan)
         rate = plan.sample_rate_hz
         a = rate // ri.SATURATION_LAG_DIVIDER
         b = rate // ri.SATURATION_HALF_LAG_DIVIDER
         self._lags = array("H", [a, a + 1, b, b + 1])
         self._size = LOCK_LAG_FIRST + LOCK_LAGS  # the longest lag's sample is kept
-        self._ring = array("h", bytes(2 * self._size))
+        self._ring = take(bufs, BUF_PROBE_RING, "h", self._size)
         self._ring_pos = 0
         # lowest and highest v, then v minus v one lag earlier per lag
-        self._pext = extremes(5)
+        self._pext = extremes(5, bufs, BUF_PROBE_EXT)
         # the mains lock: sum of |v - v(lag)| per lag (RiSequence turns it off for AC)
         self.find_mains = True
-        self._lock = array("i", [0] * LOCK_LAGS)
+        self._lock = take(bufs, BUF_PROBE_LOCK, "i", LOCK_LAGS)
 
     def feed(self, vbuf, ibuf, count: int) -> None:
         """Consume count sample pairs (raw codes; i is checked for clipping only).
@@ -263,6 +273,21 @@ class ProbeEvaluator(EvaluatorBase):
         return ri.RiResult(ri.RI_OK, detail="probe")
 
 
+def reserve(bufs, variant_id: int, method: int, adc_kind: int) -> None:
+    """Allocate in bufs every array a measurement of method needs (the probe's, the
+    capture's, the step method's arc fit) and import the code it runs: at boot, while
+    the heap still has large free blocks; the measurements then reuse them
+    (shared/ri_feed.py, Buffers) and import nothing (a module's globals are a block
+    of ~1.5 KB too)."""
+    for m in (ri.RI_METHOD_PROBE, method):
+        plan = ri.plan_for(variant_id, m, 0, adc_kind)
+        ri.evaluator(plan, bufs)
+        if m == ri.RI_METHOD_STEP:
+            import shared.ri_arc  # noqa: F401 - the first capture's finish imports it
+
+            bufs.array(BUF_ARC_YS, "h", plan.slot_samples)
+
+
 class RiSequence:
     """The module's Ri procedure, for the core and for the benches alike:
 
@@ -276,12 +301,20 @@ class RiSequence:
 
     Per gain range (high first): the probe, then the capture unless the probe refused
     the range; the low range when the high range clipped or may saturate.  One
-    evaluator at a time is held."""
+    evaluator at a time is held; with bufs (the module's ri_feed.Buffers, see
+    reserve()) their arrays are the ones kept from boot."""
 
     def __init__(
-        self, variant_id: int, method: int, adc_kind: int, cal_ppm_high: int, cal_ppm_low: int
+        self,
+        variant_id: int,
+        method: int,
+        adc_kind: int,
+        cal_ppm_high: int,
+        cal_ppm_low: int,
+        bufs=None,
     ):
         self.variant_id = variant_id
+        self._bufs = bufs  # the module's kept arrays (ri_feed.Buffers) or None
         self.method = method
         self.adc_kind = adc_kind
         self._cal = (cal_ppm_high, cal_ppm_low)
@@ -306,7 +339,7 @@ class RiSequence:
             self.variant_id, method, self.gain_range, self.adc_kind, self._cal[self.gain_range]
         )
         self.plan = plan
-        self.evaluator = ri.evaluator(plan)
+        self.evaluator = ri.evaluator(plan, self._bufs)
         if method == ri.RI_METHOD_PROBE and self.method != ri.RI_METHOD_STEP:
             self.evaluator.find_mains = False  # type: ignore[attr-defined]
         return plan

@@ -5,8 +5,9 @@ from array import array
 
 from shared import frontend as fe
 from shared import ri
+from shared import ri_feed as rf
 from shared.intmath import sin_q15
-from shared.ri_feed import EvaluatorBase
+from shared.ri_feed import EvaluatorBase, take
 
 # Walsh indices (5 bits) with four 1-bits: noise channels of the 32-slot STEP method.
 _STEP_NOISE_WALSH = (15, 23, 27, 29, 30)
@@ -21,12 +22,12 @@ class StepEvaluator(EvaluatorBase):
     error) and gives the switching transients at the slot edges ~zero weight.
     """
 
-    def __init__(self, plan: ri.RiPlan):
+    def __init__(self, plan: ri.RiPlan, bufs=None):
         if plan.method != ri.RI_METHOD_STEP:
             raise ValueError("StepEvaluator needs a step plan")
-        super().__init__(plan)
+        super().__init__(plan, bufs)
         n = plan.slot_samples
-        self._window = array("h", bytes(2 * n))
+        self._window = take(bufs, rf.BUF_STEP_WINDOW, "h", n)
         total = 0
         for k in range(n):
             s = sin_q15(((2 * k + 1) << 15) // (2 * n))  # sin(pi (k + 1/2) / n)
@@ -36,10 +37,10 @@ class StepEvaluator(EvaluatorBase):
         self.window_sum = total  # <= 1024 * n
         # per sample position in the slot: the Thue-Morse-weighted sum of v over the
         # slots (the ripple has the same phase at a position in every slot)
-        self._profile = array("i", bytes(4 * n))
-        self._profile_i = array("i", bytes(4 * n))
-        self._slot_v = array("i", bytes(4 * plan.slots))
-        self._slot_i = array("i", bytes(4 * plan.slots))
+        self._profile = take(bufs, rf.BUF_STEP_PROFILE, "i", n)
+        self._profile_i = take(bufs, rf.BUF_STEP_PROFILE_I, "i", n)
+        self._slot_v = take(bufs, rf.BUF_STEP_SLOT_V, "i", plan.slots)
+        self._slot_i = take(bufs, rf.BUF_STEP_SLOT_I, "i", plan.slots)
         self._slot = 0
         self._sum_v = 0
         self._sum_i = 0
@@ -199,7 +200,7 @@ class StepEvaluator(EvaluatorBase):
         # of the noise channels (i lags v by skew_q10 / 1024 of a sample period)
         skew_q10 = plan.skew_ns * plan.sample_rate_hz // 976563
         arc = yield from arc_slot_sums(
-            self._profile, self._profile_i, self._window, skew_q10, dv, di
+            self._profile, self._profile_i, self._window, skew_q10, dv, di, self._bufs
         )
         sums = sv  # an array, or (below) the list without the arc
         if arc is not None:

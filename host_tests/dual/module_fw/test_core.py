@@ -357,20 +357,21 @@ def test_its_own_ri_capture_does_not_unwind_the_balancing():
     from array import array
 
     rig = Rig()
+    # one buffer for the frames, as a board's DMA (a fresh 2 KB one per frame found no
+    # room beside the capture's arrays on the emulated M0); from a range: one block
+    rig.vbuf = array("H", range(fe.VOLTAGE_FRAME_SAMPLES))
+    vbuf = array("H", range(256))  # the capture's
+    ibuf = array("H", range(256))
+    rig.core.reserve_ri()  # as a board's shell does at boot (module_fw/main.py)
     rig.block_uv = 13620000
     rig.run(300000, manager(13600))  # engaged, 20 mV above the target
     before = rig.core.duty
     integral = rig.core.balance._integral
     assert before > 0 and integral > 0
-    # frames run during the capture: one buffer for them, taken before the capture's
-    # evaluator (a fresh 2 KB one a frame found no room beside it on the emulated M0)
-    rig.vbuf = array("H", bytes(2 * fe.VOLTAGE_FRAME_SAMPLES))
     rig.ask(7, p.CMD_RI_START, {"method": 0})
     plan = rig.core.ri_pending(rig.now)
     assert plan is not None and rig.core.duty == 0 and rig.core.balance.holding()
     rig.block_uv -= 25000  # the excitation's dip
-    vbuf = array("H", [0] * 256)
-    ibuf = array("H", [0] * 256)
     while plan is not None:
         rig.run(1000, manager(13600))
         assert rig.core.duty == 0  # no bleed during the capture
@@ -384,6 +385,82 @@ def test_its_own_ri_capture_does_not_unwind_the_balancing():
     rig.run(15000, manager(13600))  # (the slew: 5 %/s)
     assert not rig.core.balance.holding()
     assert rig.core.duty == before  # the law again, from where it was
+
+
+def _fragment_heap(hole):
+    """MicroPython: fill the free heap with blocks of about `hole` bytes and free every
+    other one, so that no free block is much larger (a heap after days of a loop's
+    small allocations, at its worst).  Returns what keeps the others alive."""
+    import gc
+
+    gc.collect()
+    keep = [None] * (gc.mem_free() // hole + 16)
+    plugs = [None] * (len(keep) // 2 + 16)
+    n = 0
+    try:
+        while n < len(keep):
+            keep[n] = bytearray(hole - 32)  # its object and its data: ~hole bytes
+            n += 1
+    except MemoryError:
+        pass
+    for k in range(0, n, 2):
+        keep[k] = None
+    gc.collect()
+    # where freed neighbours merged (the collector's own blocks, a list's growth), a
+    # larger block: plugged with more of the same size until none is left
+    k = 0
+    try:
+        while k < len(plugs):
+            plugs[k] = bytearray(hole - 32)
+            k += 1
+    except MemoryError:
+        pass
+    return keep, plugs
+
+
+def test_an_ri_measurement_needs_no_large_free_block_after_boot():
+    """A board's shell reserves the Ri evaluators' arrays at boot (core.reserve_ri()):
+    days later, the heap fragmented by the loop's small allocations, a whole
+    measurement (probe, capture, evaluation in steps, result) still finds room.  In
+    MicroPython no free block is left larger than ~768 bytes (checked; the arc fit's
+    generator alone is 656); without the
+    reservation the probe's or the capture's first array (1.8 KB, 1 KB) has nowhere to
+    go (MemoryError).  CPython: the same measurement and result, unfragmented."""
+    from array import array
+
+    from shared import ri
+
+    rig = Rig()
+    rig.core.ri_in_steps = True
+    rig.core.reserve_ri()  # at boot
+    assert 5000 < rig.core._ri_bufs.held_bytes() < 6144  # docs/ri.md: 5.7 KB
+    vbuf = array("H", bytes(512))  # the capture's DMA buffers
+    ibuf = array("H", bytes(512))
+    keep = _fragment_heap(768) if IS_MICROPYTHON else None
+    try:
+        if IS_MICROPYTHON:
+            try:
+                bytearray(1000)
+                raise AssertionError("the heap still has a 1 KB block: not fragmented")
+            except MemoryError:
+                pass
+        rig.ask(7, p.CMD_RI_START, {"method": 0})
+        plan = rig.core.ri_pending(rig.now)
+        captures = 0
+        while plan is not None:
+            captures += 1
+            _feed_capture(rig, plan, vbuf, ibuf)
+            rig.core.ri_done(rig.now)
+            plan = None
+            while plan is None and rig.core.ri_finishing:
+                plan = rig.core.ri_pending(rig.now)
+        res = lay.unpack(p.CMD_RI_READ, True, *_read(rig))
+    finally:
+        del keep  # the heap as it was
+    assert captures == 2  # the probe, then the capture
+    assert res["state"] == p.RI_OK, res
+    assert abs(res["ri_nohm"] - 4500000) < 4500000 // 50
+    assert ri.RI_OK == 0
 
 
 def _loop(core, vframe, tint, tprobe, traffic, t0, n):

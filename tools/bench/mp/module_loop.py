@@ -1,6 +1,7 @@
 # Workload for tools/bench/bench_module_core.py, run by host_tests/mp_runner.py in the
 # MicroPython unix port with the module's 64 KB budget (code frozen, as on a board).
-# run() boots a module core from an empty store, has it addressed and balancing,
+# run() boots a module core from an empty store (its Ri arrays reserved, as the shell
+# does), has it addressed and balancing,
 # then counts the heap bytes 1000 iterations of its loop allocate (bus traffic each
 # second, a voltage frame every 100 ms, a temperature frame each second, ticks).  The
 # bus traffic is what a manager sends: a signed SET_TARGET (a fresh counter each
@@ -21,6 +22,7 @@ V12 = 3
 
 def run():
     core = ModuleCore(b"BENCHMOD", V12, fe.ADC_STM32G4, sto.MemorySlots())
+    core.reserve_ri()  # as the board's shell does at boot (module_fw/main.py)
     core.state.address = 7
     key = b"StringCare-test!"  # the published test key
     core.responder.set_key(key)
