@@ -226,3 +226,78 @@ def test_a_plan_locks_only_within_the_grids_tolerance():
             assert "rate_ppm" in str(exc)
         else:
             raise AssertionError("locked %d ppm off" % bad)
+
+
+def _probe_code(n, trial):
+    """The n-th raw code of a test capture: a tone, noise, and every 97th sample one
+    of the RP2040's spike codes, and the lowest code at the first sample every lag
+    compares (881); a function of n (no 14 KB capture on the M0)."""
+    if n == 881:
+        return 40
+    if n % 97 == 0:
+        return 512 * (1 + 2 * ((n // 97 + trial) % 4))  # 512, 1536, 2560, 3584
+    return 2048 + (300 * sin_q15((n * (2999 + trial)) & 0xFFFF)) // 32768 + (n * 7919 >> 3) % 7 - 3
+
+
+def _reference_probe(plan, trial, find_mains):
+    """What ProbeEvaluator.feed keeps, computed the plain way from the whole capture:
+    the extremes of v (half LSB, centred) and of v minus v one lag earlier per lag,
+    and the mains lock's sums of |v - v(lag)| on every LOCK_EVERY-th sample."""
+    from shared import ri_probe as rp
+
+    def x(n):
+        return fe.corrected_x2(_probe_code(n, trial), plan.adc_kind) - 4096
+
+    rate = plan.sample_rate_hz
+    a = rate // ri.SATURATION_LAG_DIVIDER
+    b = rate // ri.SATURATION_HALF_LAG_DIVIDER
+    ext = []
+    for lag in (0, a, a + 1, b, b + 1):
+        lo = None
+        hi = None
+        for n in range(a + 1 if lag else 0, plan.samples):  # every lag from the longest's
+            d = x(n) - x(n - lag) if lag else x(n)
+            lo = d if lo is None or d < lo else lo
+            hi = d if hi is None or d > hi else hi
+        ext += [lo, hi]
+    lock = [0] * rp.LOCK_LAGS
+    size = rp.LOCK_LAG_FIRST + rp.LOCK_LAGS
+    for n in range(size, plan.samples if find_mains else 0):
+        if n % rp.LOCK_EVERY == 0:
+            for k in range(rp.LOCK_LAGS):
+                lock[k] += abs(x(n) - x(n - rp.LOCK_LAG_FIRST - k))
+    return ext, lock
+
+
+def test_the_probes_feed_keeps_what_a_plain_computation_gives_for_any_chunking():
+    """The feed is written for speed (extremes in locals, the chunk in stretches over
+    which no lagged sample wraps in the ring); against the plain computation from the
+    whole capture it must keep exactly the same extremes and lock sums, whatever the
+    chunks (1 sample to more than the ring), the converter (the RP2040's corrected
+    codes included) and the ripple."""
+    from shared import ri_probe as rp
+
+    sizes = (1, 7, 250, 440, 1000, 3)
+    for trial, adc in enumerate((fe.ADC_RP2040, fe.ADC_STM32G4, fe.ADC_RP2040)):
+        plan = rp.probe_plan(by_code("12v").id, 0, adc)
+        find_mains = trial != 2
+        ev = rp.ProbeEvaluator(plan)
+        ev.find_mains = find_mains
+        vbuf = array("H", bytes(2000))
+        ibuf = array("H", bytes(2000))
+        for j in range(1000):
+            ibuf[j] = 2048  # (i is checked for clipping only)
+        done = 0
+        k = 0
+        while done < plan.samples:
+            n = sizes[(k + trial) % len(sizes)]
+            k += 1
+            if n > plan.samples - done:
+                n = plan.samples - done
+            for j in range(n):
+                vbuf[j] = _probe_code(done + j, trial)
+            ev.feed(vbuf, ibuf, n)
+            done += n
+        ext, lock = _reference_probe(plan, trial, find_mains)
+        assert list(ev._pext) == ext, (trial, list(ev._pext), ext)
+        assert list(ev._lock) == lock, (trial, list(ev._lock), lock)
