@@ -23,8 +23,8 @@ class LockInEvaluator(EvaluatorBase):
         self.period = period
         self.periods = plan.slots // 2
         # references in Q12: cos and -sin of 2 pi k / period
-        self._cos = take(bufs, rf.BUF_AC_COS, "h", period)
-        self._msin = take(bufs, rf.BUF_AC_MSIN, "h", period)
+        self._cos = take(bufs, rf.BUF_AC_COS, "h", period, False)  # all written below
+        self._msin = take(bufs, rf.BUF_AC_MSIN, "h", period, False)
         for k in range(period):
             phase = ((ri.AC_HARMONIC * k) % period << 16) // period
             self._cos[k] = (cos_q15(phase) + 4) >> 3

@@ -189,7 +189,7 @@ def arc_slot_sums(profile, profile_i, window, skew_q10: int, dv: int, di: int, b
     y_shift = 0
     while peak >> y_shift >= 1 << _Y_BITS:
         y_shift += 1
-    ys = take(bufs, BUF_ARC_YS, "h", n)  # |y| < 2**15
+    ys = take(bufs, BUF_ARC_YS, "h", n, False)  # |y| < 2**15; each ys[p] written first
     yp_lo = 0  # y_p in two limbs (p * y < 2**23, the sum not)
     yp_hi = 0
     for p in range(p0, n):

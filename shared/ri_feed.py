@@ -53,16 +53,23 @@ class Buffers:
                 total += len(a) * self._item[k]
         return total
 
-    def array(self, slot: int, typecode: str, n: int) -> "array[int]":
-        """A zeroed array of n items of typecode for slot: the one kept there when it
-        has n items, else a new one kept from now on."""
+    def array(self, slot: int, typecode: str, n: int, clear: bool = True) -> "array[int]":
+        """An array of n items of typecode for slot: the one kept there when it has n
+        items, zeroed (clear False: left as it is, the caller writes every item before
+        it reads one), else a new zeroed one, kept from now on."""
         a = self._arrays[slot]
         if a is not None and len(a) == n:
-            for k in range(n):
-                a[k] = 0
+            if clear:
+                for k in range(n):
+                    a[k] = 0
             return a
         self._arrays[slot] = None  # a stale one is garbage before the new one is built
-        a = zeros(typecode, n)
+        # from a range: MicroPython sizes it by the range's length at once, one block
+        # (from bytes(...) a temporary block as large lands beside it, and the arrays
+        # kept at boot would be interleaved with those holes)
+        a = array(typecode, range(n))
+        for k in range(n):
+            a[k] = 0
         self._arrays[slot] = a
         self._item[slot] = _item_bytes(typecode)
         return a
@@ -73,20 +80,17 @@ def _item_bytes(typecode: str) -> int:
 
 
 def zeros(typecode: str, n: int) -> "array[int]":
-    """A zeroed array of n items, in one block: MicroPython sizes an array built from
-    a range by its length at once (built from bytes(...) it needs a temporary block as
-    large beside it, and the two end up interleaved with the next ones)."""
-    a = array(typecode, range(n))
-    for k in range(n):
-        a[k] = 0
-    return a
+    """A zeroed array of n items, from bytes: no temporary list, no loop (the
+    temporary bytes block is garbage at once)."""
+    return array(typecode, bytes(_item_bytes(typecode) * n))
 
 
-def take(bufs, slot: int, typecode: str, n: int) -> "array[int]":
-    """A zeroed array of n items: from bufs' slot, or (bufs None) a new one."""
+def take(bufs, slot: int, typecode: str, n: int, clear: bool = True) -> "array[int]":
+    """A zeroed array of n items (clear False: any content, see Buffers.array): from
+    bufs' slot, or (bufs None) a new one."""
     if bufs is None:
         return zeros(typecode, n)
-    return bufs.array(slot, typecode, n)
+    return bufs.array(slot, typecode, n, clear)
 
 
 def extremes(pairs: int, bufs=None, slot: int = BUF_EXT) -> "array[int]":

@@ -99,7 +99,8 @@ class ProbeEvaluator(EvaluatorBase):
         b = rate // ri.SATURATION_HALF_LAG_DIVIDER
         self._lags = array("H", [a, a + 1, b, b + 1])
         self._size = LOCK_LAG_FIRST + LOCK_LAGS  # the longest lag's sample is kept
-        self._ring = take(bufs, BUF_PROBE_RING, "h", self._size)
+        # not cleared: feed() reads a lagged sample only once it is written
+        self._ring = take(bufs, BUF_PROBE_RING, "h", self._size, False)
         self._ring_pos = 0
         # lowest and highest v, then v minus v one lag earlier per lag
         self._pext = extremes(5, bufs, BUF_PROBE_EXT)

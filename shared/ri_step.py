@@ -27,13 +27,18 @@ class StepEvaluator(EvaluatorBase):
             raise ValueError("StepEvaluator needs a step plan")
         super().__init__(plan, bufs)
         n = plan.slot_samples
-        self._window = take(bufs, rf.BUF_STEP_WINDOW, "h", n)
+        # the window depends on n alone: one kept in bufs from an earlier capture (its
+        # middle is not 0) is used as it is; its computation is most of this
+        # constructor's ~1.7 M instructions on the M0, in one of the module's steps
+        window = take(bufs, rf.BUF_STEP_WINDOW, "h", n, False)
+        self._window = window
+        fresh = window[n >> 1] == 0
         total = 0
         for k in range(n):
-            s = sin_q15(((2 * k + 1) << 15) // (2 * n))  # sin(pi (k + 1/2) / n)
-            w = (s * s + (1 << 19)) >> 20  # sin^2 in Q10
-            self._window[k] = w
-            total += w
+            if fresh:
+                s = sin_q15(((2 * k + 1) << 15) // (2 * n))  # sin(pi (k + 1/2) / n)
+                window[k] = (s * s + (1 << 19)) >> 20  # sin^2 in Q10
+            total += window[k]
         self.window_sum = total  # <= 1024 * n
         # per sample position in the slot: the Thue-Morse-weighted sum of v over the
         # slots (the ripple has the same phase at a position in every slot)

@@ -227,10 +227,12 @@ class Bench:
         board_seed: int,
         method: int | None,
         t0: float = 0.0,
+        bufs: Any = None,
         **capture: Any,
     ) -> tuple[ri.RiResult, float, int]:
         """The module's procedure (shared/ri_probe.py RiSequence: per gain range the
         probe, then the capture): (result, seconds under test, gain range used).
+        bufs: the arrays a module keeps from boot (shared/ri_feed.py Buffers) or None.
         capture: the keyword arguments of SimBoard.ri_capture besides plan and t0."""
         if method is None:
             method = variants.by_id(variant_id).ri_method
@@ -240,6 +242,7 @@ class Bench:
             self.adc_kind,
             self.calibration_ppm(variant_id, board_seed, method, 0),
             self.calibration_ppm(variant_id, board_seed, method, 1),
+            bufs,
         )
         seconds = 0.0
         plan = seq.start()

@@ -110,3 +110,37 @@ def test_without_the_mains_lock_the_same_captures_are_tens_of_percent_off(
             if step.ri_nohm is not None:
                 worst = max(worst, abs(step.ri_nohm / (case[0] * 1e9) - 1))
     assert worst > 0.10
+
+
+def test_the_arrays_a_module_keeps_give_the_same_results_as_fresh_ones() -> None:
+    """A module's evaluators reuse the arrays it reserved at boot (shared/ri_feed.py
+    Buffers): the step profiles the arc fit reads, the window (not recomputed), the
+    probe's history (not cleared).  Blocks with arcs, each measured on fresh arrays and
+    on the kept ones after other measurements (both methods) left them dirty, from the
+    same capture (a new bench each time: its boards' noise starts over): the same
+    result, to the nOhm."""
+    from shared import ri_feed, ri_probe
+
+    bufs = ri_feed.Buffers()
+    ri_probe.reserve(bufs, VARIANT, ri.RI_METHOD_STEP, Bench().adc_kind)
+    ripple = Ripple.typical(0.2, 50.0, 0.002, 1)
+    cases = [
+        (ri.RI_METHOD_STEP, Block(R0, 0.002, 10.0, R0, 0.005)),
+        (ri.RI_METHOD_AC, Block(R0, 0.002, 10.0, R0, 0.005)),
+        (ri.RI_METHOD_STEP, Block(0.003, 0.001, 10.0, 0.0015, 0.02)),
+        (ri.RI_METHOD_STEP, Block(R0, 0.002, 10.0, R0, 0.005)),
+    ]
+
+    def measure(method: int, block: Block, kept: object) -> ri.RiResult:
+        bench = Bench()
+        board = bench.board(VARIANT, 0)
+        return bench.run_sequence(board, VARIANT, 0, method, block=block, ripple=ripple,
+                                  bufs=kept)[0]  # fmt: skip
+
+    for method, block in cases:
+        fresh = measure(method, block, None)
+        kept = measure(method, block, bufs)
+        assert fresh.status == ri.RI_OK, fresh
+        assert (kept.status, kept.ri_nohm, kept.quality, kept.uncert_ppm) == (
+            fresh.status, fresh.ri_nohm, fresh.quality, fresh.uncert_ppm,
+        ), (method, kept, fresh)  # fmt: skip
