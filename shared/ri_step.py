@@ -32,13 +32,17 @@ class StepEvaluator(EvaluatorBase):
         # constructor's ~1.7 M instructions on the M0, in one of the module's steps
         window = take(bufs, rf.BUF_STEP_WINDOW, "h", n, False)
         self._window = window
-        fresh = window[n >> 1] == 0
-        total = 0
-        for k in range(n):
-            if fresh:
+        if window[n >> 1] == 0 or bufs is None:
+            total = 0
+            for k in range(n):
                 s = sin_q15(((2 * k + 1) << 15) // (2 * n))  # sin(pi (k + 1/2) / n)
-                window[k] = (s * s + (1 << 19)) >> 20  # sin^2 in Q10
-            total += window[k]
+                w = (s * s + (1 << 19)) >> 20  # sin^2 in Q10
+                window[k] = w
+                total += w
+            if bufs is not None:
+                bufs.step_window_sum = total  # kept with it
+        else:
+            total = bufs.step_window_sum
         self.window_sum = total  # <= 1024 * n
         # per sample position in the slot: the Thue-Morse-weighted sum of v over the
         # slots (the ripple has the same phase at a position in every slot)

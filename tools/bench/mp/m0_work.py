@@ -145,6 +145,48 @@ def ri_capture():
     print("@@RI", total, steps, plan.samples, result.status, result.ri_nohm)
 
 
+def ri_sequence():
+    """The module's whole procedure as its core runs it (shared/ri_probe.py RiSequence on
+    the arrays reserved at boot, as the shell does): the probe, then the step capture,
+    each fed in 256-sample chunks, then its finishing work step by step.  One mark
+    pair around each step after the first of each acquisition (that one runs in
+    ri_done(), in the acquisition's own time): between these the module answers the
+    bus.  The step that ends the probe's work builds the capture's evaluator."""
+    from array import array
+
+    from ri_synth import Synth
+
+    from shared import frontend as fe
+    from shared import ri, ri_feed, ri_probe
+    from shared.variants import by_code
+
+    vid = by_code("12v").id
+    bufs = ri_feed.Buffers()
+    ri_probe.reserve(bufs, vid, ri.RI_METHOD_STEP, fe.ADC_RP2040)
+    vbuf = array("H", bytes(512))
+    ibuf = array("H", bytes(512))
+    seq = ri_probe.RiSequence(vid, ri.RI_METHOD_STEP, fe.ADC_RP2040, 0, 0, bufs)
+    plan = seq.start()
+    steps = 0
+    while plan is not None:
+        synth = Synth(plan, 5000000, ripple_codes=200)
+        left = plan.samples
+        while left:
+            n = 256 if left > 256 else left
+            synth.fill(vbuf, ibuf, n)
+            seq.feed(vbuf, ibuf, n)
+            left -= n
+        seq.finishing()
+        more = True
+        while more:
+            mark()
+            more = seq.step()
+            mark()
+            steps += 1
+        plan = seq.next_plan
+    print("@@SEQ", steps, seq.result.status, seq.result.ri_nohm)
+
+
 # --------------------------------------------------------------------------- manager
 
 START_S = 200000000
