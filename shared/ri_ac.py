@@ -23,9 +23,11 @@ class LockInEvaluator(EvaluatorBase):
         self.period = period
         self.periods = plan.slots // 2
         # references in Q12: cos and -sin of 2 pi k / period
-        self._cos = take(bufs, rf.BUF_AC_COS, "h", period, False)  # all written below
+        # they depend on the period alone: kept ones (cos 0 is 4096, not 0) are used as
+        # they are (most of this constructor's work on the M0, in one of its steps)
+        self._cos = take(bufs, rf.BUF_AC_COS, "h", period, False)
         self._msin = take(bufs, rf.BUF_AC_MSIN, "h", period, False)
-        for k in range(period):
+        for k in range(period if bufs is None or self._cos[0] == 0 else 0):
             phase = ((ri.AC_HARMONIC * k) % period << 16) // period
             self._cos[k] = (cos_q15(phase) + 4) >> 3
             self._msin[k] = -((sin_q15(phase) + 4) >> 3)

@@ -305,10 +305,11 @@ def test_the_probes_feed_keeps_what_a_plain_computation_gives_for_any_chunking()
 
 def test_a_measurement_on_kept_arrays_gives_what_fresh_ones_give():
     """A module's evaluators reuse the arrays kept from boot (shared/ri_feed.py
-    Buffers; some are not cleared, the step window is not recomputed): nothing an
-    earlier measurement left in them (another block, a saturating ripple and the low
-    range, the other method) may reach the next.  Each measurement on the kept arrays
-    gives exactly the result of the same measurement on fresh ones."""
+    Buffers; some are not cleared, the step window and the AC references are not
+    recomputed): nothing an earlier measurement left in them (another block, a
+    saturating ripple and the low range, the other method) may reach the next.  Each
+    measurement on the kept arrays gives exactly the result of the same measurement on
+    fresh ones."""
     from shared import ri_feed, ri_probe
 
     def measure(variant, method, ri_nohm, ripple, bufs):
@@ -324,6 +325,7 @@ def test_a_measurement_on_kept_arrays_gives_what_fresh_ones_give():
         ("12v", ri.RI_METHOD_STEP, 9000000, 800),  # another block, more ripple
         ("2v", ri.RI_METHOD_AC, 30000, 200),
         ("12v", ri.RI_METHOD_STEP, 3000000, 200),
+        ("2v", ri.RI_METHOD_AC, 50000, 400),  # the kept AC references, not recomputed
     )
     for case in cases:
         fresh = measure(*case, None)
