@@ -45,6 +45,16 @@ class Synth:
         self.p3 = 7654321
         self.n = 0
 
+    def stream(self, feed, vbuf, ibuf, chunk=256):
+        """The whole capture of the plan handed to feed(v, i, n) in chunks of at most
+        chunk sample pairs (vbuf and ibuf hold at least that many), as a board's DMA."""
+        left = self.plan.samples
+        while left:
+            n = chunk if left > chunk else left
+            self.fill(vbuf, ibuf, n)
+            feed(vbuf, ibuf, n)
+            left -= n
+
     def fill(self, vbuf, ibuf, count):
         plan = self.plan
         rng = self.rng

@@ -328,13 +328,7 @@ def _feed_capture(rig, plan, vbuf, ibuf):
     """A plan's acquisition, synthesised for a 4.5 mOhm block, fed in 256-sample chunks."""
     from ri_synth import Synth
 
-    synth = Synth(plan, 4500000, ripple_codes=300)
-    left = plan.samples
-    while left:
-        n = 256 if left > 256 else left
-        synth.fill(vbuf, ibuf, n)
-        rig.core.ri_feed(vbuf, ibuf, n)
-        left -= n
+    Synth(plan, 4500000, ripple_codes=300).stream(rig.core.ri_feed, vbuf, ibuf)
 
 
 def _read(rig):

@@ -46,12 +46,7 @@ def _evaluate(variant, method, ri_nohm):
     plan.skew_ns = 0
     synth = Synth(plan, ri_nohm, ripple_codes=400)
     ev = ri.evaluator(plan)
-    left = plan.samples
-    while left:
-        n = 256 if left > 256 else left
-        synth.fill(vbuf, ibuf, n)
-        ev.feed(vbuf, ibuf, n)
-        left -= n
+    synth.stream(ev.feed, vbuf, ibuf)
     result = ev.result()
     after = _heap_used()
     if before is not None:
