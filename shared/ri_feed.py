@@ -11,7 +11,7 @@ _LIMB_BITS = const(28)
 _LIMB_MASK = const((1 << 28) - 1)
 
 
-# The evaluators' arrays are their only large heap blocks (0.1-2 KB each, ~5.5 KB
+# The evaluators' arrays are their only large heap blocks (0.1-2 KB each, ~5.7 KB
 # for a probe and a step capture).  Built afresh for each measurement they need free
 # blocks that large in a heap that hours of small allocations (frames, replies, the
 # evaluation's own integers) have fragmented: on a board that is a MemoryError days
@@ -70,12 +70,7 @@ class Buffers:
             self._clean[slot] = 0
             return a
         self._arrays[slot] = None  # a stale one is garbage before the new one is built
-        # from a range: MicroPython sizes it by the range's length at once, one block
-        # (from bytes(...) a temporary block as large lands beside it, and the arrays
-        # kept at boot would be interleaved with those holes)
-        a = array(typecode, range(n))
-        for k in range(n):
-            a[k] = 0
+        a = zeros(typecode, n)  # (kept at boot: without holes between them)
         self._arrays[slot] = a
         self._item[slot] = _item_bytes(typecode)
         return a
@@ -107,17 +102,22 @@ def _item_bytes(typecode: str) -> int:
     return 4 if typecode == "i" else 2
 
 
-def zeros(typecode: str, n: int) -> "array[int]":
-    """A zeroed array of n items, from bytes: no temporary list, no loop (the
-    temporary bytes block is garbage at once)."""
-    return array(typecode, bytes(_item_bytes(typecode) * n))
+def zeros(typecode: str, n: int, clear: bool = True) -> "array[int]":
+    """An array of n items, zeroed (clear False: any content), in one block: MicroPython
+    sizes an array built from a range by its length at once (from bytes(...) a
+    temporary block as large would be needed beside it)."""
+    a = array(typecode, range(n))
+    if clear:
+        for k in range(n):
+            a[k] = 0
+    return a
 
 
 def take(bufs, slot: int, typecode: str, n: int, clear: bool = True) -> "array[int]":
     """A zeroed array of n items (clear False: any content, see Buffers.array): from
     bufs' slot, or (bufs None) a new one."""
     if bufs is None:
-        return zeros(typecode, n)
+        return zeros(typecode, n, clear)
     return bufs.array(slot, typecode, n, clear)
 
 

@@ -274,7 +274,8 @@ class ProbeEvaluator(EvaluatorBase):
         return ppm
 
     def release(self) -> None:
-        """The probe is evaluated: its sample history (3.5 KB) is free at once."""
+        """The probe is evaluated: its sample history (1.8 KB) is free at once (on a
+        module it stays reserved in its Buffers)."""
         self._ring = None  # type: ignore[assignment]
 
     def ripple(self) -> int:
@@ -386,6 +387,12 @@ class RiSequence:
         self._cleared = False
         return self._begin(ri.RI_METHOD_PROBE)
 
+    def _build(self, plan) -> None:
+        """The capture's evaluator for plan, after its probe."""
+        self.plan = plan
+        self.evaluator = ri.evaluator(plan, self._bufs)
+        self.evaluator.probe_ripple = self._pending_ripple  # type: ignore[attr-defined]
+
     def _plan(self, method: int):
         return ri.plan_for(
             self.variant_id, method, self.gain_range, self.adc_kind, self._cal[self.gain_range]
@@ -435,9 +442,7 @@ class RiSequence:
             # the capture's evaluator, in a step of its own (~0.17 M instructions on
             # the M0 on kept arrays; the probe's results and the plan were the last)
             self._pending = None
-            self.plan = pending
-            self.evaluator = ri.evaluator(pending, self._bufs)
-            self.evaluator.probe_ripple = self._pending_ripple  # type: ignore[attr-defined]
+            self._build(pending)
             self.next_plan = pending
             return False
         work = self._work
@@ -486,10 +491,15 @@ class RiSequence:
                 if ppm:
                     nxt.lock_to_mains(ppm)
                 self.mains_ppm = ppm
-                # its evaluator in the next step (step(): _pending)
-                self._pending = nxt
                 self._pending_ripple = ripple
-                return None
+                if self._bufs is not None:
+                    # on kept arrays: its evaluator in the next step (step(): _pending)
+                    self._pending = nxt
+                    return None
+                # without: at once, while the probe's arrays just freed are the largest
+                # free blocks (a step later the module's polls may have split them)
+                self._build(nxt)
+                return nxt
         if ri.needs_low_range(plan, res):
             self.gain_range = 1
             ev = None
