@@ -140,8 +140,8 @@ class ModuleCore(p.Endpoint):
 
     def _reserve_ri(self) -> None:
         s = self.state
-        bufs = self._ri_bufs
-        ri_probe.reserve(bufs, s.variant_id, self._ri_method_of(s.ri_method), self.adc_kind)
+        method = self._ri_method_of(s.ri_method)
+        ri_probe.reserve(self._ri_bufs, s.variant_id, method, self.adc_kind)
 
     @staticmethod
     def _ri_method_of(code: int) -> int:

@@ -9,6 +9,7 @@
 # intermediate inside the 31-bit small-int range of a Cortex-M0+.
 
 import sys
+from array import array
 
 try:
     from micropython import const
@@ -75,3 +76,20 @@ def div_round(num: int, den: int) -> int:
     if num >= 0:
         return (num + den // 2) // den
     return -((-num + den // 2) // den)
+
+
+def zeros(typecode: str, n: int, clear: bool = True) -> "array[int]":
+    """An array of n items ("h", "H", "i", ...), zeroed (clear False: any content), in
+    one heap block: MicroPython sizes an array built from a range by the range's length
+    at once, where appending grows it block by block and bytes(...) needs a temporary
+    block as large beside it (MicroPython has no array * int)."""
+    if n > 32768:  # a range's values would not fit 16 bits: grown instead
+        a = array(typecode)
+        for _ in range(n):
+            a.append(0)
+        return a
+    a = array(typecode, range(n))
+    if clear:
+        for k in range(n):
+            a[k] = 0
+    return a

@@ -20,7 +20,7 @@
 
 from array import array
 
-from shared.compat import const, div_round
+from shared.compat import const, div_round, zeros
 from shared.history_bits import (  # noqa: F401 - their one home; history.X still names them
     BitReader,
     BitWriter,
@@ -86,14 +86,6 @@ TH_OFF_HIGH_MV = const(0xFFFF)
 TH_OFF_HIGH_NOHM = const((1 << 26) - 1)
 
 KEY_FLAG_THRESHOLDS = const(1)
-
-
-def zeros(typecode, n):
-    """An array of n zeros (config time; MicroPython has no array * int)."""
-    a = array(typecode)
-    for _ in range(n):
-        a.append(0)
-    return a
 
 
 # ---------------------------------------------------------------------------- values

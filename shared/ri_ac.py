@@ -27,10 +27,11 @@ class LockInEvaluator(EvaluatorBase):
         # they are (most of this constructor's work on the M0, in one of its steps)
         self._cos = take(bufs, rf.BUF_AC_COS, "h", period, False)
         self._msin = take(bufs, rf.BUF_AC_MSIN, "h", period, False)
-        for k in range(period if bufs is None or self._cos[0] == 0 else 0):
-            phase = ((ri.AC_HARMONIC * k) % period << 16) // period
-            self._cos[k] = (cos_q15(phase) + 4) >> 3
-            self._msin[k] = -((sin_q15(phase) + 4) >> 3)
+        if bufs is None or self._cos[0] == 0:
+            for k in range(period):
+                phase = ((ri.AC_HARMONIC * k) % period << 16) // period
+                self._cos[k] = (cos_q15(phase) + 4) >> 3
+                self._msin[k] = -((sin_q15(phase) + 4) >> 3)
         # accumulators: 4 signal (vr, vi, ir, ii) + 2 per noise bin, two limbs each
         self._acc = take(bufs, rf.BUF_AC_ACC, "i", 2 * (4 + 2 * len(_AC_NOISE_BINS)))
         # lowest and highest v minus v 50 ms earlier, per position in the period

@@ -5,7 +5,7 @@ from array import array
 
 from shared import frontend as fe
 from shared import ri
-from shared.compat import const
+from shared.compat import const, zeros
 
 _LIMB_BITS = const(28)
 _LIMB_MASK = const((1 << 28) - 1)
@@ -100,17 +100,6 @@ class Buffers:
 
 def _item_bytes(typecode: str) -> int:
     return 4 if typecode == "i" else 2
-
-
-def zeros(typecode: str, n: int, clear: bool = True) -> "array[int]":
-    """An array of n items, zeroed (clear False: any content), in one block: MicroPython
-    sizes an array built from a range by its length at once (from bytes(...) a
-    temporary block as large would be needed beside it)."""
-    a = array(typecode, range(n))
-    if clear:
-        for k in range(n):
-            a[k] = 0
-    return a
 
 
 def take(bufs, slot: int, typecode: str, n: int, clear: bool = True) -> "array[int]":
