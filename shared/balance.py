@@ -56,8 +56,9 @@ BOARD_MARGIN_MC = const(3000)
 # Derating from full duty to zero over the last 4 K below that: a hard-bleeding board
 # settles ~4 K under its stop temperature (a 10 K band held the reference string's
 # highest block at 70 % duty for its whole descent; docs/balancing.md, "Tuning").
-# Loop gain 250 per mille/K x ~0.05 K per per mille (22 K/W, 2.3 W at full duty) ~ 12
-# against the board's ~10 min thermal time constant: no swing.
+# Loop gain 250 per mille/K x at most ~0.05 K per per mille (22 K/W, 2.3 W at full duty
+# if all of the bleed heated the board; with the resistor off the board, its 10-30 %
+# share: ~0.01 K) ~ 3-12 against the board's ~10 min thermal time constant: no swing.
 DERATE_BAND_MC = const(4000)
 # The body estimate is steady state (the body's ~1 min lag only makes it pessimistic
 # on the way up) from a sensor that may read 2 K low: 10 K margin.

@@ -154,18 +154,22 @@ class FrontEnd:
         self.excitation_ma = excitation_ma
         self.shunt_uohm = shunt_uohm
         self.shunt_gain = shunt_gain
-        # Bleed (balancing) resistor, PWM-switched.
+        # Bleed (balancing) resistor, PWM-switched: off the board, an aluminium-housed
+        # resistor on the enclosure's outside (boards/rp2040_module/README.md).
         self.bleed_mohm = bleed_mohm
         # Board thermal model (one node): thermal resistance to ambient and time
-        # constant.  A 2 W bleed raises the board by ~44 K: derating matters.
+        # constant.  It carries the module's supply and the share of the bleed heat
+        # that reaches the board (its wires, the enclosure wall): ~10-20 K at full
+        # bleed, so derating binds in hot rooms, not at 25 degC.
         self.board_rth_mk_per_w = 22000
         self.board_tau_ms = 600000
         # Quiescent dissipation of the module (15-40 mA from the battery, SPEC).
         self.quiescent_mw = 150
-        # The bleed resistor's body above the board (the hot node the die sensor does
-        # not see): ~60 K/W for an axial 3 W part in free air, and the body limit the
-        # controller keeps it under (docs/frontend.md, "Thermal model").
-        self.bleed_body_rth_mk_per_w = 60000
+        # The bleed resistor's body (the hot node the die sensor does not see): the
+        # HSA10's free-air rating, 5.5 W at 25 degC derating to zero at 200 degC, is
+        # 31.8 K/W to the air; the controller keeps its estimate (die + power x this,
+        # the die being at or above ambient) under the limit (docs/frontend.md).
+        self.bleed_body_rth_mk_per_w = 31800
         self.bleed_body_limit_mc = 200000
 
     def divider_ratio(self, vadc: int = VADC_MCU) -> tuple:

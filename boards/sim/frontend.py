@@ -73,16 +73,25 @@ VREF_AGE_PPM_PER_1000H = 30.0  # sigma; ADR3430 datasheet long-term stability, t
 VREF_HYSTERESIS_PPM = 70.0  # +- (uniform): ADR3430 thermal hysteresis, typical
 LEAK_S_MAX = 1.0 / 2e9  # conductance across the divider's bottom at end of life (0..)
 DESIGN_LIFE_YEARS = 10.0
-# Two-node board thermal model: the bleed resistor's body (hot node) above the board
-# node; the divider sits a fraction of that rise above the board, the die sensor on it.
-# ~60 K/W: an axial 3 W resistor (Vishay AC03) in free air, read off the datasheet's
-# hot-spot rise curve (approximate); its body may run far hotter than the board.
-BLEED_BODY_RTH_K_PER_W = 60.0
-BLEED_BODY_TAU_S = 60.0
-# What the body may reach: below the film's rating, and what a board holding it off
-# the FR4 on its leads tolerates (an assumption; the board README owns the design).
+# Two-node board thermal model (docs/frontend.md, "Bleed (balancing) load and the
+# board's heat").  The bleed resistor is off the board: an aluminium-housed wirewound
+# resistor (TE Connectivity HSA10) on the outside of the module's enclosure, wired to
+# the board's MOSFET.  Its body (hot node) sheds its heat to the air: the HSA10 is
+# rated 5.5 W without a heatsink at 25 degC and derates linearly to zero at 200 degC
+# (TE/Arcol HS series data sheets), so (200 - 25) / 5.5 = 31.8 K/W body to air with all
+# of its heat through that path (an upper bound: some leaves by its wires).
+BLEED_BODY_RTH_K_PER_W = 31.8
+# ~10 g of aluminium housing and ceramic former: ~9 J/K x 31.8 K/W (assumed mass)
+BLEED_BODY_TAU_S = 300.0
+# What the body may reach: the rating's zero-power point.
 BLEED_BODY_LIMIT_C = 200.0
-DIVIDER_COUPLING = (0.0, 0.15)  # share of the resistor's rise the divider sees
+# The share of the resistor's heat that reaches the board node anyway (its two wires,
+# the enclosure wall it is screwed to), per board (uniform).  No source: assumed.
+# Counted on top of the body's full free-air rise, so both nodes err hot.
+BLEED_BOARD_SHARE = (0.1, 0.3)
+# The divider sits this share of the board's heat-in point's rise (the bleed wires'
+# connector: the board share of the body's rise) above the board node (placement).
+DIVIDER_COUPLING = (0.0, 0.15)
 # The module's own supply power from its block, per board (uniform): 16-22 mA at a
 # 12 V block's 13.6 V (SPEC: 15-40 mA); a 2 V module's boost draws ~0.12 A.  All of
 # it ends up as heat on the board.
@@ -524,9 +533,10 @@ class SwitchingRipple:
 
 
 class BoardThermal:
-    """Thermal model of the module board: the board node (die sensor, divider) with
-    one time constant to ambient, and the bleed resistor's body above it
-    (``hot_c``, its own time constant).  Exact exponential updates."""
+    """Thermal model of the module: the board node (die sensor, divider) with one time
+    constant to ambient, heated by the module's supply and the share of the bleed
+    resistor's heat that reaches the board; and the bleed resistor's body (``hot_c``),
+    off the board, with its own time constant to ambient.  Exact exponential updates."""
 
     def __init__(self, rth_k_per_w: float, tau_s: float, ambient_c: float = 25.0) -> None:
         self.rth_k_per_w = rth_k_per_w
@@ -544,15 +554,14 @@ class BoardThermal:
         ambient_c: float | None = None,
         resistor_w: float = 0.0,
     ) -> float:
-        """Advance dt_s with power_w into the board (all of it, the resistor's share
-        included) and resistor_w in the bleed resistor; returns the board node."""
+        """Advance dt_s with power_w into the board node (the supply, and the resistor's
+        share) and resistor_w in the bleed resistor's body; returns the board node."""
         if ambient_c is not None:
             self.ambient_c = ambient_c
         target = self.ambient_c + power_w * self.rth_k_per_w
         self.temp_c = target + (self.temp_c - target) * math.exp(-dt_s / self.tau_s)
-        rise = resistor_w * self.hot_rth_k_per_w
-        hot_rise = self.hot_c - self.temp_c
-        self.hot_c = self.temp_c + rise + (hot_rise - rise) * math.exp(-dt_s / self.hot_tau_s)
+        hot = self.ambient_c + resistor_w * self.hot_rth_k_per_w
+        self.hot_c = hot + (self.hot_c - hot) * math.exp(-dt_s / self.hot_tau_s)
         return self.temp_c
 
 
@@ -635,6 +644,7 @@ class SimBoard:
         self.leak_life_s = rough.uniform(0.0, LEAK_S_MAX)
         self.divider_coupling = rough.uniform(*DIVIDER_COUPLING)
         self.supply_w = rough.uniform(*SUPPLY_W)
+        self.bleed_board_share = rough.uniform(*BLEED_BOARD_SHARE)
         self.divider_bottom_ohm = float(self.front.divider_bottom_ohm)
         if vadc == fe.VADC_ADS1219:
             self._divider_network(random.Random(("res21a", variant_id, seed).__repr__()))
@@ -827,23 +837,35 @@ class SimBoard:
         return plan.excitation_ma / 1000.0 * (1 + self.sink_error) * on / plan.slots
 
     def board_power_w(self, block_v: float, duty_permille: int) -> float:
+        """What heats the board node (W): the module's supply and the bleed resistor's
+        share (the resistor itself is off the board)."""
+        return self.bleed_w(block_v, duty_permille) * self.bleed_board_share + self.supply_w
+
+    def bleed_w(self, block_v: float, duty_permille: int) -> float:
+        """The bleed resistor's dissipation (W) at block_v and this duty."""
         r = self.front.bleed_mohm / 1000.0
-        return block_v * block_v / r * duty_permille / 1000.0 + self.supply_w
+        return block_v * block_v / r * duty_permille / 1000.0
 
     def supply_current_a(self, block_v: float) -> float:
         """The module's own supply current from its block (A) at block_v."""
         return self.supply_w / max(block_v, 0.5 * self.variant.cells)
 
+    def divider_rise_for(self, resistor_rise_k: float) -> float:
+        """The divider's rise above the board node (K) with the bleed resistor's body
+        resistor_rise_k above ambient: the placement's share of the heat-in point's."""
+        return self.divider_coupling * self.bleed_board_share * resistor_rise_k
+
     def heat(self, dt_s: float, block_v: float, duty_permille: int, ambient_c: float) -> float:
         """Advance the board's temperature by dt_s of bleeding at this duty; returns the
         board node (where the die sensor is), degC.  The bleed resistor's body is
         ``thermal.hot_c``; the divider sits ``divider_rise_k`` above the board node."""
-        r = self.front.bleed_mohm / 1000.0
-        resistor_w = block_v * block_v / r * duty_permille / 1000.0
         t = self.thermal.step(
-            dt_s, self.board_power_w(block_v, duty_permille), ambient_c, resistor_w
+            dt_s,
+            self.board_power_w(block_v, duty_permille),
+            ambient_c,
+            self.bleed_w(block_v, duty_permille),
         )
-        self.divider_rise_k = self.divider_coupling * (self.thermal.hot_c - t)
+        self.divider_rise_k = self.divider_rise_for(self.thermal.hot_c - self.thermal.ambient_c)
         return t
 
     @property

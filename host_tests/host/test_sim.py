@@ -459,8 +459,9 @@ def test_the_board_experiment_heats_every_board_less_and_refuses_a_bad_factor(mo
             for m in sim.modules:
                 m.board.heat(60.0, 13.6, 1000, 25.0)
         rises.append([m.board.thermal.temp_c - 25.0 for m in sim.modules])
+    # (the bleed resistor off the board: its 10-30 % share and the supply, 10-20 K)
     for hot, cooler in zip(*rises, strict=True):
-        assert hot > 40.0 and cooler == pytest.approx(0.3 * hot, rel=1e-6)
+        assert hot > 8.0 and cooler == pytest.approx(0.3 * hot, rel=1e-6)
     for bad in ("abc", "0", "-1", "inf", "nan"):
         monkeypatch.setenv(engine.BOARD_RTH_ENV, bad)
         with pytest.raises(ValueError, match="must be a number > 0 .* not '%s'" % bad):

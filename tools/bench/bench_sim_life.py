@@ -218,7 +218,7 @@ def board_errors(
                 # the divider sees part of the hot bleed resistor's rise (two-node
                 # model: ~2 W on its body when bleeding hard)
                 hot_rise = 2.0 * BLEED_BODY_RTH_K_PER_W if bleeding else 0.0
-                board.divider_rise_k = board.divider_coupling * hot_rise
+                board.divider_rise_k = board.divider_rise_for(hot_rise)
                 mc = _board_mc(board, board_c, sensor_mc, board.adc_kind)
                 for uv in points:
                     bv = measure.BlockVoltage(v.id, offset, gain, vadc=vadc)
