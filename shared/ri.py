@@ -368,18 +368,30 @@ def needs_low_range(plan: RiPlan, result: RiResult) -> bool:
 def evaluator(plan: RiPlan, bufs=None):
     """The streaming evaluator for a plan's method (its file is imported here, once:
     shared/ri_step.py and shared/ri_ac.py import this one).  bufs: a module's kept
-    arrays (shared/ri_feed.py Buffers), reused; None: the evaluator's own."""
+    arrays (shared/ri_feed.py Buffers), reused, and the evaluator of the method kept
+    there too: set up afresh by its own __init__ (every attribute assigned again, its
+    instance not grown again: no allocation but its few small arrays); None: a new
+    evaluator with its own arrays."""
+    if bufs is not None:
+        ev = bufs.evaluators[plan.method]
+        if ev is not None:
+            ev.__init__(plan, bufs)
+            return ev
     if plan.method == RI_METHOD_STEP:
         from shared.ri_step import StepEvaluator
 
-        return StepEvaluator(plan, bufs)
-    if plan.method == RI_METHOD_PROBE:
+        ev = StepEvaluator(plan, bufs)
+    elif plan.method == RI_METHOD_PROBE:
         from shared.ri_probe import ProbeEvaluator
 
-        return ProbeEvaluator(plan, bufs)
-    from shared.ri_ac import LockInEvaluator
+        ev = ProbeEvaluator(plan, bufs)
+    else:
+        from shared.ri_ac import LockInEvaluator
 
-    return LockInEvaluator(plan, bufs)
+        ev = LockInEvaluator(plan, bufs)
+    if bufs is not None:
+        bufs.evaluators[plan.method] = ev
+    return ev
 
 
 def evaluate(plan: RiPlan, v_samples, i_samples, chunk: int = 256) -> RiResult:

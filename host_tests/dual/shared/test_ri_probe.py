@@ -306,10 +306,11 @@ def test_the_probes_feed_keeps_what_a_plain_computation_gives_for_any_chunking()
 def test_a_measurement_on_kept_arrays_gives_what_fresh_ones_give():
     """A module's evaluators reuse the arrays kept from boot (shared/ri_feed.py
     Buffers; some are not cleared, the step window and the AC references are not
-    recomputed): nothing an earlier measurement left in them (another block, a
-    saturating ripple and the low range, the other method) may reach the next.  Each
-    measurement on the kept arrays gives exactly the result of the same measurement on
-    fresh ones."""
+    recomputed), and are themselves kept, one per method, and set up afresh
+    (ri.evaluator): nothing an earlier measurement left in them (another block, a
+    saturating ripple and the low range, the other method: a probe without the mains
+    lock) may reach the next.  Each measurement on the kept arrays gives exactly the
+    result of the same measurement on fresh ones."""
     from shared import ri_feed, ri_probe
 
     def measure(variant, method, ri_nohm, ripple, bufs):
@@ -327,8 +328,13 @@ def test_a_measurement_on_kept_arrays_gives_what_fresh_ones_give():
         ("12v", ri.RI_METHOD_STEP, 3000000, 200),
         ("2v", ri.RI_METHOD_AC, 50000, 400),  # the kept AC references, not recomputed
     )
+    built = {}
     for case in cases:
         fresh = measure(*case, None)
         kept = measure(*case, bufs)
         assert kept == fresh, (case, kept, fresh)
+        for method, ev in enumerate(bufs.evaluators):
+            if ev is not None:
+                assert built.setdefault(method, ev) is ev  # the same object each time
         assert fresh[1] == ri.RI_OK or case[3] > 1000, (case, fresh)
+    assert len(built) == 3
