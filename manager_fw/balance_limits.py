@@ -94,6 +94,12 @@ CAP_PAUSED = const(1)  # equalising stopped (strings.REASON_CAPPED)
 CAP_LIMITED = const(2)  # the allowance holds the bleed to the cap's average power
 BUCKETS = const(24)  # hours in a day
 BUCKET_S = const(3600)
+# The cap acts on the string's bleed power averaged over about an hour (an exponential
+# mean): a daily energy cap has no reason to answer a minute's spike, and one step of
+# the allowance can move a leaky block held up by the others' bleeding by ~30 mV (the
+# band's mixed strings: an Ri round's captures pushed such a string over the cap's power
+# for minutes, and the allowance it left kept the block 40 mV low for a day).
+MEAN_S = const(3600)
 
 
 class BalanceLimits:
@@ -129,6 +135,7 @@ class BalanceLimits:
             hold = blocks * DEFAULT_HOLD_MWH_PER_BLOCK if hold_wh_day < 0 else hold_wh_day * 1000
             self.hold_mwh_day[k] = hold
         self.power_mw = array("l", [0] * n)
+        self.mean_mw = array("l", [0] * n)  # power_mw's mean over ~MEAN_S (the cap's)
         self.allow_max_uv = self.band_mv * 1000
         self.allow_step_uv = ALLOW_STEP_UV_PER_CELL * (cells if cells > 0 else 1)
         self.give_up_s = give_up_s
@@ -198,6 +205,8 @@ class BalanceLimits:
                     pm = pct * 10 + 5 if pct < 100 else 1000
                     mw += bleed * v // fl * v // 1000 * pm // 1000
             self.power_mw[k] = mw
+            m = self.mean_mw[k]
+            self.mean_mw[k] = m + (mw - m) * dt_s // MEAN_S if dt_s < MEAN_S else mw
             mj = self._mj[k] + mw * dt_s
             self._bucket_mwh[k * BUCKETS + slot] += mj // 3600
             self._mj[k] = mj % 3600
@@ -272,12 +281,18 @@ class BalanceLimits:
                 new = CAP_LIMITED
                 self.cap_since_s[k] = now_s
             if new == CAP_LIMITED:
+                # up while the string bleeds above the cap's average power, now and over
+                # the last hour; down while below it, now and over the hour (between
+                # the two, the hour's mean lags: it waits).  A string whose hold costs
+                # less than the cap is held to the target whatever a minute did, and
+                # what a costly start left of the allowance comes back to 0
                 allow = strings.allow_uv[k]
                 mw = self.power_mw[k]
+                mean = self.mean_mw[k]
                 cap_mw = cap // BUCKETS
-                if mw > cap_mw:
+                if mw > cap_mw and mean > cap_mw:
                     allow = self._nudge(allow, 1)
-                elif mw * 4 < cap_mw * 3:
+                elif mw < cap_mw and mean < cap_mw:
                     allow = self._nudge(allow, -1)
                 strings.allow_uv[k] = allow
                 if allow < self.allow_max_uv:
