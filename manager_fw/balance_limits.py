@@ -54,8 +54,8 @@
 # Past `max_wh_day` (default 24 Wh per block: 1 W per module on average), the backstop:
 # the string's bleed is *limited* to the cap's average power (EV_BLEED_CAP arg 2).  The
 # allowance rises by the hold's step a sample while the string bleeds faster than cap /
-# 24 h and falls (half as fast) while it bleeds below 3/4 of that, up to band_mv: the
-# flat hold, the costly part (every module bleeding to lift a leaky block), gives way
+# 24 h, now and over the last hour (MEAN_S), and falls (half as fast) while it bleeds
+# below that, now and over the hour, up to band_mv: the flat hold, the costly part (every module bleeding to lift a leaky block), gives way
 # first; a block that floats far above the target by nature (an impaired oxygen cycle)
 # is still pulled down.  Before 2026-12-05 the string stopped equalising altogether
 # here, and such blocks climbed from the band back to +0.4 ... +1.0 V within hours
