@@ -242,27 +242,37 @@ def test_an_excluded_block_rejoins_when_it_comes_within_reach():
     assert not st.excluded[3] and lim.excluded_count == 0
 
 
-def test_past_the_daily_cap_a_string_that_still_bleeds_at_the_bands_top_pauses():
-    poll, st, lim = string(max_wh_day=10)
+def capped_minutes(poll, st, lim, minutes, duty):
+    """Minutes of samples of a string at its daily cap: its blocks at 13650 mV, block 3
+    at 13500; duty(minute, address) gives each module's level.  Returns the cap's news
+    as (minute, state) and the allowance of each minute."""
     capped = []
     allows = []
     floating = bytearray([1])
-    for minute in range(330):
+    for minute in range(minutes):
         for a in range(1, N + 1):
             poll.state[a] = pl.ST_OK
             poll.voltage_mv[a] = 13650 if a != 3 else 13500
             poll.voltage_uv[a] = poll.voltage_mv[a] * 1000
         st.update(poll)
-        # seven modules bleed fully whatever the target says (the band's top too)
         for a in range(1, N + 1):
-            poll.balance_pct[a] = 100 if st.equalising[0] and a != 3 else 0
+            poll.balance_pct[a] = duty(minute, a)
         lim.update(minute * 60, poll, st, floating)
-        capped.extend((minute, k, on) for k, on in lim.cap_news)
+        capped.extend((minute, on) for k, on in lim.cap_news)
         allows.append(st.allow_uv[0])
+    return capped, allows
+
+
+def test_past_the_daily_cap_a_string_that_still_bleeds_at_the_bands_top_pauses():
+    poll, st, lim = string(max_wh_day=10)
+    # seven modules bleed fully whatever the target says (the band's top too)
+    capped, allows = capped_minutes(
+        poll, st, lim, 330, lambda minute, a: 100 if st.equalising[0] and a != 3 else 0
+    )
     # 7 x 2.06 W: 10 Wh in ~41 min, then limited: the allowance climbs 0.6 mV a sample
     # to the band's top (48 mV) in 80 samples; two hours there (its last whole hour
     # still 14.4 Wh, more than an average hour of the cap, 0.42 Wh): paused
-    (m_lim, _, limited), (m_paused, _, paused) = capped
+    (m_lim, limited), (m_paused, paused) = capped
     assert (limited, paused) == (bl.CAP_LIMITED, bl.CAP_PAUSED)
     assert 40 <= m_lim <= 42
     assert allows[m_lim] == 600 and allows[m_lim + 79] == lim.allow_max_uv == 48000
@@ -331,27 +341,15 @@ def test_past_the_daily_cap_a_minutes_spike_does_not_cost_a_held_block_its_hold(
     the target within its cap.  (Before 2026-12-05 the allowance followed the minute's
     power, rose at the first spike, and stayed above 0 for a day.)"""
     poll, st, lim = string(max_wh_day=40)  # 1.67 W on average
-    floating = bytearray([1])
-    allows = []
-    capped = []
-    for minute in range(12 * 60):
-        for a in range(1, N + 1):
-            poll.state[a] = pl.ST_OK
-            poll.voltage_mv[a] = 13650 if a != 3 else 13500
-            poll.voltage_uv[a] = poll.voltage_mv[a] * 1000
-        st.update(poll)
-        for a in range(1, N + 1):
-            poll.balance_pct[a] = 0
+
+    def duty(minute, a):
         if minute < 180:
-            for a in range(1, N + 1):  # the start: every sound module bleeds fully
-                poll.balance_pct[a] = 100 if a != 3 else 0
-        else:
-            poll.balance_pct[1] = max(0, 70 - 4 * st.allow_uv[0] // 1000)
-            if minute % 60 < 3:
-                poll.balance_pct[2] = 100
-        lim.update(minute * 60, poll, st, floating)
-        capped.extend((minute, on) for k, on in lim.cap_news)
-        allows.append(st.allow_uv[0])
+            return 100 if a != 3 else 0  # the start: every sound module bleeds fully
+        if a == 1:
+            return max(0, 70 - 4 * st.allow_uv[0] // 1000)
+        return 100 if a == 2 and minute % 60 < 3 else 0
+
+    capped, allows = capped_minutes(poll, st, lim, 12 * 60, duty)
     # 40 Wh at 14.5 W after ~166 min, during the start: limited, the allowance rises
     # while the start lasts (both the power and the hour's mean above the cap's)
     assert capped[0][1] == bl.CAP_LIMITED and 160 <= capped[0][0] <= 170, capped
