@@ -52,17 +52,18 @@
 # While a watch runs (a low block under test, above) the allowance does not rise; a watch
 # only runs while the allowance is 0 (every block is being brought to the target).
 # Past `max_wh_day` (default 24 Wh per block: 1 W per module on average), the backstop:
-# the string's bleed is *limited* to the cap's average power (EV_BLEED_CAP arg 2).  The
+# the string's bleed is *limited* to the cap's average power (EV_BLEED_CAP arg 2). The
 # allowance rises by the hold's step a sample while the string bleeds faster than cap /
 # 24 h, now and over the last hour (MEAN_S), and falls (half as fast) while it bleeds
-# below that, now and over the hour, up to band_mv: the flat hold, the costly part (every module bleeding to lift a leaky block), gives way
-# first; a block that floats far above the target by nature (an impaired oxygen cycle)
-# is still pulled down.  Before 2026-12-05 the string stopped equalising altogether
-# here, and such blocks climbed from the band back to +0.4 ... +1.0 V within hours
-# (docs/simulation.md, "The boards' share").  Only when a whole hour at the band's top
-# still bleeds more than an average hour of the cap (a string whose high blocks alone
-# cost more than it) does it stop equalising (strings.REASON_CAPPED, arg 1).  Either
-# ends when the last 24 h fall below 90 % of the cap (arg 0).
+# below that, now and over the hour, up to band_mv: the flat hold, the costly part
+# (every module bleeding to lift a leaky block), gives way first; a block that floats
+# far above the target by nature (an impaired oxygen cycle) is still pulled down. Before
+# 2026-12-05 the string stopped equalising altogether here, and such blocks climbed from
+# the band back to +0.4 ... +1.0 V within hours (docs/simulation.md, "The boards'
+# share").  Only when a whole hour at the band's top still bleeds more than an average
+# hour of the cap (a string whose high blocks alone cost more than it) does it stop
+# equalising (strings.REASON_CAPPED, arg 1).  Either ends when the last 24 h fall below
+# 90 % of the cap (arg 0).
 
 from array import array
 
@@ -97,8 +98,8 @@ BUCKET_S = const(3600)
 # The cap acts on the string's bleed power averaged over about an hour (an exponential
 # mean): a daily energy cap has no reason to answer a minute's spike, and one step of
 # the allowance can move a leaky block held up by the others' bleeding by ~30 mV (the
-# band's mixed strings: an Ri round's captures pushed such a string over the cap's power
-# for minutes, and the allowance it left kept the block 40 mV low for a day).
+# band's mixed strings: one such string went over the cap's power for minutes, and the
+# allowance that left kept the block 40 mV low for 6 h; docs/judgement.md).
 MEAN_S = const(3600)
 
 
