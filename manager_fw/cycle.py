@@ -85,6 +85,7 @@ def check_integrity(core, now_s: int) -> None:
 def update_strings(core, now_s: int) -> None:
     lay = core.layout
     st = core.strings
+    st.standins(core.poller, now_s)
     st.update(core.poller)
     d = core.discharge
     for k in range(lay.string_count):

@@ -17,6 +17,17 @@
 # good.  The window's job is to tell float from discharge and boost, which move every
 # block together; the string average shows that without being thrown by one high
 # block.  Each module also limits itself to its own window (shared/variants.py).
+#
+# A block in its Ri capture counts in the target with its reading from before it (a
+# *stand-in*), until it is back: the capture dips it by tens of mV for a minute or more,
+# and the string's target, the average, would follow by 1/n of that.  The blocks that
+# bleed follow the target, so the dip's whole complement went to the blocks that do not
+# bleed: a leaky block the string holds up rose by the captured block's dip and its own
+# module started to bleed against the 63 that held it (the band's C x 1 seed 3: 74 W
+# over the cap, the block 29 mV low; docs/simulation.md, "The capture's complement").
+# The stand-in ends as the module's own hold does (shared/balance.py): once the capture
+# is over and the reading is back within `back_uv` of the stand-in (not before
+# STANDIN_MIN_S after the capture, unless the dip was seen), STANDIN_MAX_S at the latest.
 
 from array import array
 
@@ -38,6 +49,11 @@ REASON_IMPLAUSIBLE = const(8)  # a module's data cannot be real (poller ST_IMPLA
 _UNREAD_NEVER = const(1)  # not polled yet
 _UNREAD_SILENT = const(2)
 _UNREAD_IMPLAUSIBLE = const(4)
+
+# stand-ins for blocks in an Ri capture (see the module comment)
+STANDINS = const(8)  # at most this many at once: captures 30-50 s apart, STANDIN_MAX_S
+STANDIN_MIN_S = const(30)  # a reading lags its block (~15 s in the simulator's frames)
+STANDIN_MAX_S = const(240)  # as the module's HOLD_MAX_MS
 
 REASON_TEXT = (
     "equalising",
@@ -84,6 +100,66 @@ class Strings:
         # per string: how far below the target the modules are told to bleed while a
         # block sits far below it (uV; balance_limits.py, the lift): 0 otherwise
         self.lift_uv = array("l", [0] * n)
+        # stand-ins (start_standin): address (0: free), reading in 10 uV, since when (s;
+        # -1 while the capture runs), whether the dip has shown
+        self.back_uv = 1200  # within this of its stand-in a block is back (the deadband)
+        self._si_addr = array("H", [0] * STANDINS)
+        self._si_10uv = array("l", [0] * STANDINS)
+        self._si_s = array("l", [0] * STANDINS)
+        self._si_dipped = bytearray(STANDINS)
+
+    # -- stand-ins for blocks in their Ri capture ------------------------------------------
+
+    def start_standin(self, poll: pl.Poller, a: int) -> None:
+        """Module a's Ri capture begins: its last reading stands in for it in the target
+        until it is back (see the module comment).  Nothing without a reading."""
+        if poll.state[a] != pl.ST_OK:
+            return
+        free = -1
+        for j in range(STANDINS):
+            if self._si_addr[j] == a:
+                free = j  # a capture again before it was back: from here
+                break
+            if free < 0 and not self._si_addr[j]:
+                free = j
+        if free < 0:
+            return  # every slot busy: it counts as it reads (as before stand-ins)
+        self._si_addr[free] = a
+        self._si_10uv[free] = poll.voltage_uv[a] // 10
+        self._si_s[free] = -1
+        self._si_dipped[free] = 0
+
+    def end_standin(self, a: int, now_s: int) -> None:
+        """Module a's capture is over (a result or not): its stand-in ends once it is back."""
+        for j in range(STANDINS):
+            if self._si_addr[j] == a and self._si_s[j] < 0:
+                self._si_s[j] = now_s
+
+    def standins(self, poll: pl.Poller, now_s: int) -> None:
+        """End the stand-ins of blocks that are back (once a cycle, before update)."""
+        back = self.back_uv // 10
+        for j in range(STANDINS):
+            a = self._si_addr[j]
+            if not a:
+                continue
+            since = self._si_s[j]
+            q = poll.voltage_uv[a] // 10
+            if poll.state[a] == pl.ST_OK and q < self._si_10uv[j] - back:
+                self._si_dipped[j] = 1
+            if since < 0:
+                continue  # the capture runs
+            age = now_s - since
+            done = poll.state[a] == pl.ST_OK and q >= self._si_10uv[j] - back
+            if done and not self._si_dipped[j] and age < STANDIN_MIN_S:
+                done = False  # the reading has not shown the dip yet (its lag)
+            if done or age < 0 or age >= STANDIN_MAX_S:
+                self._si_addr[j] = 0
+
+    def standing_in(self, a: int) -> bool:
+        for j in range(STANDINS):
+            if self._si_addr[j] == a:
+                return True
+        return False
 
     def update(self, poll: pl.Poller) -> None:
         """Recompute every string from the poller's arrays and set its SET_TARGET.
@@ -138,6 +214,10 @@ class Strings:
             else:
                 unread |= _UNREAD_SILENT
         self.answered[k] = answered
+        for j in range(STANDINS):  # a block in its capture: its stand-in in the target
+            a = self._si_addr[j]
+            if first <= a <= last and poll.state[a] == pl.ST_OK and not excluded[a]:
+                kept_total += self._si_10uv[j] - poll.voltage_uv[a] // 10
         if answered:
             self.sum_10uv[k] = total
             self.sum_mv[k] = (total + 50) // 100

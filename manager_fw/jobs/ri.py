@@ -149,6 +149,7 @@ def ri_step(core, now_ms: int, now_s: int) -> None:
             addr = sch.due(now_s, core.discharge.any_active(), core.poller.balance_pct)
         if addr >= 0:
             job.begin(addr)
+            core.strings.start_standin(core.poller, addr)  # its dip leaves the target be
             core._enqueue(job)
         return
     if job.stamp:
@@ -187,6 +188,7 @@ def ri_done(core, job, now_s: int) -> None:
         core.judge.ri_result(now_s, i, v)  # levels, string, own baseline
     else:
         core._log(now_s, ev.EV_RI_MEASURED, i, k, 0, job.result_state)
+    core.strings.end_standin(a, now_s)
     sch = core.ri_schedule
     if sch is not None:
         sch.done(a, now_s)

@@ -105,3 +105,30 @@ def test_a_module_silent_while_it_evaluates_its_capture_is_read_when_it_answers(
             assert results == [(0, 5000000, 2)]
         else:
             assert results == [(0, 0, 0)]  # RI_NONE: no answer
+
+
+def test_a_block_in_its_capture_leaves_the_target_where_it_was_until_it_is_back():
+    # RI_START to a module: its last reading stands in for it in the string's target
+    # (manager_fw/strings.py), through the capture's dip and until its reading is back
+    # within the deadband of it; the other blocks are told the target as it was.
+    # Without it the dip of 40 mV would move the target of 4 blocks by 10 mV, and the
+    # blocks that do not bleed would take the dip's whole complement.
+    site = Site(sizes=(4,), config={"ri": {"enabled": True}})
+    site.start()
+    site.run_until_s(site.shell.start_s + 899)
+    while not site.ri_starts:
+        site.shell.run_ms(100)
+    m0 = site.modules[0]
+    m0.voltage_mv = 13580  # the capture's dip
+    seen = set()
+    while m0.ri_request >= 0 or not seen:  # the capture: a reading or more of the dip
+        site.shell.run_ms(500)
+        seen.add(site.modules[1].target_uv)
+    site.run_s(20)  # the result read; the block still down (it recovers)
+    seen.add(site.modules[1].target_uv)
+    assert seen == {13620000}
+    assert site.core.strings.standing_in(1) and site.core.strings.avg_mv[0] == 13610
+    m0.voltage_mv = 13619  # back within the deadband (1.2 mV)
+    site.run_s(5)
+    assert not site.core.strings.standing_in(1)
+    assert site.modules[1].target_uv == 13619750  # as read again

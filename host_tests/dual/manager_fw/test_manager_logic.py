@@ -61,6 +61,90 @@ def test_target_carries_the_string_average_to_10_uv():
     assert (s2.target_mv[0], s2.target_10uv[0]) == (13000, 50)
 
 
+def _reading(poll, a, mv):
+    poll.voltage_mv[a] = mv
+    poll.voltage_uv[a] = mv * 1000
+
+
+def test_a_block_in_its_ri_capture_counts_in_the_target_as_it_read_before():
+    # four blocks at 13 600 mV; block 2's capture dips it 40 mV: the target stays where
+    # it was (with the dip counted it would fall 10 mV, and the blocks that bleed would
+    # follow it while those that do not took the whole complement: strings.py)
+    s = strs.Strings(RANGES, 13080, 14100)
+    s.back_uv = 1200
+    poll = poller_with([13600] * 4 + [13500] * 4)
+    s.update(poll)
+    assert s.target_uv(0) == 13600000
+    s.start_standin(poll, 2)
+    _reading(poll, 2, 13560)
+    _reading(poll, 6, 13460)  # another string's block: not a stand-in
+    for t in (0, 60, 600):  # the capture runs: however long, the stand-in stays
+        s.standins(poll, t)
+        s.update(poll)
+        assert s.target_uv(0) == 13600000 and s.standing_in(2)
+    assert s.target_uv(1) == 13490000  # (13500 x 3 + 13460) / 4
+    assert s.avg_mv[0] == 13590 and s.min_mv[0] == 13560  # what it shows: as read
+    s.end_standin(2, 600)
+    _reading(poll, 2, 13599)  # back within the deadband (the dip was seen)
+    s.standins(poll, 605)
+    assert not s.standing_in(2)
+    s.update(poll)
+    assert s.target_uv(0) == 13599750  # as read again
+
+
+def test_a_stand_in_waits_for_the_dip_to_show_and_ends_by_240_s():
+    s = strs.Strings(RANGES, 13080, 14100)
+    s.back_uv = 1200
+    poll = poller_with([13600] * 8)
+    s.start_standin(poll, 3)
+    s.end_standin(3, 100)  # a short capture: the reading has not dipped yet (its lag)
+    s.standins(poll, 129)
+    assert s.standing_in(3)  # 29 s: not yet seen down, not yet trusted back
+    s.standins(poll, 130)
+    assert not s.standing_in(3)  # 30 s with no dip: it never dipped
+    s.start_standin(poll, 3)
+    _reading(poll, 3, 13590)  # a slow recovery (large interface capacitance)
+    s.end_standin(3, 200)
+    s.standins(poll, 439)
+    assert s.standing_in(3)
+    s.update(poll)
+    assert s.target_uv(0) == 13600000
+    s.standins(poll, 440)  # 240 s after the capture: as read, whatever it reads
+    assert not s.standing_in(3)
+    s.update(poll)
+    assert s.target_uv(0) == 13597500
+
+
+def test_stand_ins_leave_out_excluded_and_unread_blocks_and_run_out_of_slots_safely():
+    s = strs.Strings([(1, 12)], 13080, 14100)
+    poll = pl.Poller([(1, 12)])
+    for a in range(1, 13):
+        poll.state[a] = pl.ST_OK
+        _reading(poll, a, 13600)
+    s.start_standin(poll, 12)
+    poll.state[11] = pl.ST_SILENT
+    s.start_standin(poll, 11)  # no reading: nothing to stand in with
+    assert not s.standing_in(11)
+    poll.state[11] = pl.ST_OK
+    s.excluded[12] = 1  # left out of the target: its stand-in changes nothing
+    _reading(poll, 12, 13000)
+    s.update(poll)
+    assert s.target_uv(0) == 13600000
+    s.excluded[12] = 0
+    for a in range(1, strs.STANDINS + 1):  # 7 more (12 holds one): the slots are full
+        s.start_standin(poll, a)
+    assert s.standing_in(strs.STANDINS - 1) and not s.standing_in(strs.STANDINS)
+    s.start_standin(poll, 1)  # one already standing in: again, in its own slot
+    for a in range(1, strs.STANDINS + 1):
+        _reading(poll, a, 13560)
+    s.update(poll)
+    # 1-7 and 12 stand in at 13 600; the 8th dip (address 8) counts as read:
+    # (13 600 x 11 + 13 560) / 12 = 13 596.667 mV, to 10 uV
+    assert s.target_uv(0) == 13596670
+    heap_locked(s.standins, poll, 50)
+    heap_locked(s.update, poll)
+
+
 def test_one_block_far_above_the_window_is_balanced_not_excluded():
     # the reference string: a block floats 1.7 V high; the string itself is in float
     s = strs.Strings(RANGES, window_low_mv=13080, window_high_mv=14100)
