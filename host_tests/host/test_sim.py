@@ -367,12 +367,51 @@ def test_an_ri_capture_draws_its_excitation_from_the_block():
         assert load == pytest.approx(own, abs=1e-9)
 
 
+def test_a_recovery_is_judged_over_ri_progress_s_not_from_one_sample_to_the_next():
+    """A block coming back from its capture that steps 0.04 mV the wrong way between two
+    samples 0.7 s apart (another block's capture starting moves the string current)
+    is still coming back; one that has stopped getting closer counts within two
+    RI_PROGRESS_S (the band's C x 3 seed 4 counted a capture's dip of 5.4 mV as a
+    settled swing of 5.8 mV)."""
+    import numpy as np
+
+    sim = engine.Simulation(small("float", blocks=4, hours=1.0))
+    m = sim.modules[1]
+    m.ri_pre_v, m.ri_end_s, m.ri_last_v = -0.0042, 1000.0, -1.0
+    dev = np.zeros((1, 4))
+
+    def at(t: float, mv: float) -> bool:
+        sim.t_s = t
+        dev[0, 1] = mv / 1000
+        return sim._recovering(m, dev)
+
+    assert at(999.0, -16.4)  # the capture
+    t, mv = 1000.0, -11.6
+    while t < 1060.0:  # coming back, 0.3 mV a 5 s tick ...
+        assert at(t, mv)
+        t, mv = t + 5.0, mv + 0.3
+    t, mv = t - 4.3, mv - 0.3  # the last sample's time + 0.7 s, and its reading ...
+    assert at(t, mv - 0.04)  # ... then 0.04 mV further: a blip the wrong way
+    t, mv = t + 4.3, mv + 0.3
+    while mv < -5.3:
+        assert at(t, mv)
+        t, mv = t + 5.0, mv + 0.3
+    stopped = t  # it stops getting closer, 1.1 mV from where it was: it counts ...
+    while at(t, mv):
+        t += 5.0
+    # ... within two RI_PROGRESS_S (the span it stopped in still shows progress)
+    assert stopped < t <= stopped + 2 * engine.RI_PROGRESS_S + 5.0
+    m.ri_last_v = -1.0
+    assert not at(1100.0, -4.7)  # within RI_BACK_V of where it was: back
+
+
 def test_the_band_is_judged_outside_each_blocks_own_ri_capture():
     """A capture dips its own block by tens of mV for a minute or more (the excitation,
     above); the band (converge_h) and the settled swing leave that block out for the
     capture and while it comes back: until it is within RI_BACK_V of its deviation when
-    the capture began, and only while it gets closer to it (at most RI_RECOVER_CAP_S);
-    and count it at every other sample."""
+    the capture began, and only while it gets closer to it (at every RI_PROGRESS_S,
+    closer than RI_PROGRESS_S before; at most RI_RECOVER_CAP_S); and count it at every
+    other sample."""
     sim = engine.Simulation(small("float", blocks=4, hours=1.0), interface_factor=3.0)
     own: list[tuple[float, list[float], float]] = []  # (t, each dev, judged max |dev|)
     real_sample = sim._sample
@@ -401,12 +440,12 @@ def test_the_band_is_judged_outside_each_blocks_own_ri_capture():
     assert len({c[0] for c in captures}) == 4, captures  # every block measured
 
     # each capture's window, from the samples alone: its capture, then each sample while
-    # the block is further than RI_BACK_V from where it was and closer than at the
-    # sample before
+    # the block is further than RI_BACK_V from where it was and, at every RI_PROGRESS_S,
+    # closer than RI_PROGRESS_S before
     windows: list[tuple[int, float, float]] = []
     longest = 0.0
     for block, start, end, pre in captures:
-        last = None
+        ref: tuple[float, float] | None = None  # (distance, when)
         until = start
         for t, devs, _ in own:
             if t < start:
@@ -415,13 +454,14 @@ def test_the_band_is_judged_outside_each_blocks_own_ri_capture():
                 until = t
                 continue
             d = abs(devs[block] - pre)
-            if (
-                t >= end + engine.RI_RECOVER_CAP_S
-                or d <= engine.RI_BACK_V
-                or (last is not None and d >= last)
-            ):
+            closer = True
+            if ref is None:
+                ref = (d, t)
+            elif t - ref[1] >= engine.RI_PROGRESS_S:
+                closer = d < ref[0]
+                ref = (d, t)
+            if t >= end + engine.RI_RECOVER_CAP_S or d <= engine.RI_BACK_V or not closer:
                 break
-            last = d
             until = t
         windows.append((block, start, until))
         longest = max(longest, until - end)

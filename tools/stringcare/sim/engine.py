@@ -70,10 +70,18 @@ BAND_V = 0.010  # "within +-10 mV of the string's target"
 # "Balancing as a band").  A block's own deviation counts neither against the band
 # (converge_h) nor in the settled swing for its capture and then while it comes back:
 # until it is within RI_BACK_V of its deviation when the capture began, and only while
-# it keeps getting closer to it (a block that drifts away, or settles elsewhere, counts
-# at once), at most RI_RECOVER_CAP_S after the capture.  The others' (they carry the
-# rest of the string voltage meanwhile, ~1.6 mV each on 16 blocks) always count.
+# it keeps getting closer to it: at every RI_PROGRESS_S closer than RI_PROGRESS_S
+# before (a block that drifts away, or settles elsewhere, counts within 2 RI_PROGRESS_S),
+# at most RI_RECOVER_CAP_S after the capture.  The others' (they carry the rest of the
+# string voltage meanwhile, ~1.6 mV each on 16 blocks) always count.  Judged from one
+# sample to the next (before 2026-12-05), a recovery ended on a blip: samples come
+# every tick and wherever a capture starts or ends, some 0.7 s apart, and another
+# block's capture starting moves the string current; a block 5.4 mV from where it
+# had been, coming back at 0.3 mV a tick, stepped 0.04 mV the wrong way and counted
+# from there (the band's C x 3 seed 4: a settled swing of 5.8 mV that was its own
+# capture's dip).
 RI_BACK_V = 0.001  # half the settled swing's goal
+RI_PROGRESS_S = 30.0
 RI_RECOVER_CAP_S = 1800.0
 TEMPCO_CAL_SAMPLES = 10  # readings per point, as `stringcare calibrate tempco` takes
 ADC_KIND = {"rp2040": fe.ADC_RP2040, "stm32g4": fe.ADC_STM32G4}
@@ -115,7 +123,8 @@ class SimModule:
         # (within RI_BACK_V), and how far it was at the last sample
         self.ri_end_s = -1.0
         self.ri_pre_v = 0.0  # its deviation when the capture began
-        self.ri_last_v = -1.0  # how far from it, at the last sample of its recovery
+        self.ri_last_v = -1.0  # how far from it, RI_PROGRESS_S ago in its recovery ...
+        self.ri_last_s = 0.0  # ... at this time
         self.board_c = 25.0
         self.unplugged = False
         self.has_probe = True
@@ -790,8 +799,12 @@ class Simulation:
         if self.t_s < m.ri_end_s:
             return True
         d = abs(float(dev[m.string, m.block]) - m.ri_pre_v)
-        closer = m.ri_last_v < 0 or d < m.ri_last_v
-        m.ri_last_v = d
+        closer = True
+        if m.ri_last_v < 0:
+            m.ri_last_v, m.ri_last_s = d, self.t_s  # the recovery's first sample
+        elif self.t_s - m.ri_last_s >= RI_PROGRESS_S:
+            closer = d < m.ri_last_v
+            m.ri_last_v, m.ri_last_s = d, self.t_s
         return self.t_s < m.ri_end_s + RI_RECOVER_CAP_S and d > RI_BACK_V and closer
 
     def settled_swing_mv(self) -> float | None:
