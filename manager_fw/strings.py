@@ -27,7 +27,9 @@
 # over the cap, the block 29 mV low; docs/simulation.md, "The capture's complement").
 # The stand-in ends as the module's own hold does (shared/balance.py): once the capture
 # is over and the reading is back within `back_uv` of the stand-in (not before
-# STANDIN_MIN_S after the capture, unless the dip was seen), STANDIN_MAX_S at the latest.
+# STANDIN_MIN_S after the capture, unless the dip was seen), or once it has stopped
+# coming back (from STANDIN_MIN_S, not higher than STANDIN_PROGRESS_S before), and
+# STANDIN_MAX_S after the capture at the latest.
 
 from array import array
 
@@ -53,7 +55,8 @@ _UNREAD_IMPLAUSIBLE = const(4)
 # stand-ins for blocks in an Ri capture (see the module comment)
 STANDINS = const(8)  # at most this many at once: captures 30-50 s apart, STANDIN_MAX_S
 STANDIN_MIN_S = const(30)  # a reading lags its block (~15 s in the simulator's frames)
-STANDIN_MAX_S = const(240)  # as the module's HOLD_MAX_MS
+STANDIN_PROGRESS_S = const(60)  # as the module's HOLD_PROGRESS_MS
+STANDIN_MAX_S = const(1200)  # as the module's HOLD_MAX_MS
 
 REASON_TEXT = (
     "equalising",
@@ -101,12 +104,15 @@ class Strings:
         # block sits far below it (uV; balance_limits.py, the lift): 0 otherwise
         self.lift_uv = array("l", [0] * n)
         # stand-ins (start_standin): address (0: free), reading in 10 uV, since when (s;
-        # -1 while the capture runs), whether the dip has shown
+        # -1 while the capture runs), whether the dip has shown, and coming back: the
+        # reading (10 uV; -1: none yet) at a time (s)
         self.back_uv = 1200  # within this of its stand-in a block is back (the deadband)
         self._si_addr = array("H", [0] * STANDINS)
         self._si_10uv = array("l", [0] * STANDINS)
         self._si_s = array("l", [0] * STANDINS)
         self._si_dipped = bytearray(STANDINS)
+        self._si_ref = array("l", [0] * STANDINS)
+        self._si_ref_s = array("l", [0] * STANDINS)
 
     # -- stand-ins for blocks in their Ri capture ------------------------------------------
 
@@ -128,6 +134,7 @@ class Strings:
         self._si_10uv[free] = poll.voltage_uv[a] // 10
         self._si_s[free] = -1
         self._si_dipped[free] = 0
+        self._si_ref[free] = -1
 
     def end_standin(self, a: int, now_s: int) -> None:
         """Module a's capture is over (a result or not): its stand-in ends once it is back."""
@@ -149,9 +156,18 @@ class Strings:
             if since < 0:
                 continue  # the capture runs
             age = now_s - since
-            done = poll.state[a] == pl.ST_OK and q >= self._si_10uv[j] - back
+            read = poll.state[a] == pl.ST_OK
+            done = read and q >= self._si_10uv[j] - back
             if done and not self._si_dipped[j] and age < STANDIN_MIN_S:
                 done = False  # the reading has not shown the dip yet (its lag)
+            if not done and read and age >= STANDIN_MIN_S:
+                if self._si_ref[j] < 0:
+                    self._si_ref[j] = q  # coming back: watched from here
+                    self._si_ref_s[j] = now_s
+                elif now_s - self._si_ref_s[j] >= STANDIN_PROGRESS_S:
+                    done = q <= self._si_ref[j]  # it stopped coming back
+                    self._si_ref[j] = q
+                    self._si_ref_s[j] = now_s
             if done or age < 0 or age >= STANDIN_MAX_S:
                 self._si_addr[j] = 0
 

@@ -18,7 +18,8 @@
 # integral is held: from hold() at the capture's start it keeps its value (P acts as
 # ever, so the bleed eases while the block is down) until the voltage has dipped and is
 # back within a deadband of where it was (HOLD_MIN_MS after the capture if no
-# dip shows; HOLD_MAX_MS at the latest).  Unheld, the dip unwound the integral, the
+# dip shows), or it has stopped coming back (not higher than HOLD_PROGRESS_MS before),
+# HOLD_MAX_MS at the latest.  Unheld, the dip unwound the integral, the
 # duty fell to 0 for ~20 s after every capture and the block came back 3-5 mV above
 # where it had been held (docs/balancing.md, "Ri captures").  A hold only leaves out
 # the integral's unwinding: the stops, the derating, the body cap and the slew act as
@@ -66,10 +67,15 @@ BODY_MARGIN_MC = const(10000)
 BATTERY_HYSTERESIS_MC = const(2000)
 MAX_STEP_MS = const(10000)  # longer gaps between updates count as this
 # A hold (an Ri capture of the module's own) ends when the voltage is back within
-# the deadband of where it was, or this long after it began (the dip
-# of a 40 Ah block is back within 2 mV in ~45 s at the nominal interface capacitance,
-# in ~3 min at 30 times it: docs/simulation.md)
-HOLD_MAX_MS = const(240000)
+# the deadband of where it was; or when it has stopped coming back: from HOLD_MIN_MS
+# after the capture, every HOLD_PROGRESS_MS it must be higher than HOLD_PROGRESS_MS
+# before; or this long after the capture at the latest.  The dip of a 40 Ah block is
+# back within the deadband in ~45 s at the nominal interface capacitance, in ~6 min at
+# 10 times it (docs/simulation.md, "The capture's complement"); a fixed 4 min ended
+# holds there 2 mV short, the integral unwound, the module let go and the block came
+# back a deadband above the target before it bled again.
+HOLD_PROGRESS_MS = const(60000)
+HOLD_MAX_MS = const(1200000)
 # ... but not before the voltage has been seen below that, or this long after the
 # capture's end: a reading lags the block (its filter, a converter's conversion time;
 # ~15 s in the simulator's 5 s frames), and a small dip may never show
@@ -109,6 +115,8 @@ class BalanceController:
         self._hold_ms = 0  # ... or HOLD_MAX_MS after this (the capture's end)
         self._hold_capturing = False  # the capture is still on: no coming back yet
         self._hold_dipped = False  # the voltage has been below where it must come back
+        self._hold_ref_uv = -1  # coming back: the voltage at _hold_ref_ms (-1: none yet)
+        self._hold_ref_ms = 0
         self.duty = 0
         self.level_pct = 0
         self.flags = BAL_NO_TARGET
@@ -142,6 +150,7 @@ class BalanceController:
         self._hold_ms = now_ms
         self._hold_capturing = True
         self._hold_dipped = False
+        self._hold_ref_uv = -1
 
     def hold_end(self, now_ms: int) -> None:
         """The capture is over: the hold ends once the voltage is back (or HOLD_MAX_MS
@@ -237,6 +246,14 @@ class BalanceController:
             done = not self._hold_capturing and voltage_uv >= back
             if done and not self._hold_dipped and age < HOLD_MIN_MS:
                 done = False  # the reading has not shown the dip yet (its lag)
+            if not done and not self._hold_capturing and age >= HOLD_MIN_MS:
+                if self._hold_ref_uv < 0:
+                    self._hold_ref_uv = voltage_uv  # coming back: watched from here
+                    self._hold_ref_ms = now_ms
+                elif ticks_diff(now_ms, self._hold_ref_ms) >= HOLD_PROGRESS_MS:
+                    done = voltage_uv <= self._hold_ref_uv  # it stopped coming back
+                    self._hold_ref_uv = voltage_uv
+                    self._hold_ref_ms = now_ms
             if done or age < 0 or age >= HOLD_MAX_MS:
                 self._hold_uv = -1
         held = self._hold_uv >= 0
