@@ -25,11 +25,14 @@
 # bleed: a leaky block the string holds up rose by the captured block's dip and its own
 # module started to bleed against the 63 that held it (the band's C x 1 seed 3: 74 W
 # over the cap, the block 29 mV low; docs/simulation.md, "The capture's complement").
-# The stand-in ends as the module's own hold does (shared/balance.py): once the capture
-# is over and the reading is back within `back_uv` of the stand-in (not before
-# STANDIN_MIN_S after the capture, unless the dip was seen), or once it has stopped
-# coming back (from STANDIN_MIN_S, not higher than STANDIN_PROGRESS_S before), and
-# STANDIN_MAX_S after the capture at the latest.
+# The stand-in ends once the capture is over and the reading is back within `back_uv`
+# of it (not before STANDIN_MIN_S after the capture, unless the dip was seen), and
+# STANDIN_MAX_S after the capture at the latest: the capture's dip, not all of its
+# tail.  A block still down then counts as read, and for a block that does not bleed
+# that is what brings it back: its capture's charge returns only with the string
+# current, and the target following it down is what makes the others bleed for it.
+# Held until it was back (up to 20 min; tried), such a block of the band's C x 1 seed
+# 4 came back over 30 min, 5.3 mV of settled swing (docs/simulation.md).
 
 from array import array
 
@@ -55,8 +58,7 @@ _UNREAD_IMPLAUSIBLE = const(4)
 # stand-ins for blocks in an Ri capture (see the module comment)
 STANDINS = const(8)  # at most this many at once: captures 30-50 s apart, STANDIN_MAX_S
 STANDIN_MIN_S = const(30)  # a reading lags its block (~15 s in the simulator's frames)
-STANDIN_PROGRESS_S = const(60)  # as the module's HOLD_PROGRESS_MS
-STANDIN_MAX_S = const(1200)  # as the module's HOLD_MAX_MS
+STANDIN_MAX_S = const(240)
 
 REASON_TEXT = (
     "equalising",
@@ -104,15 +106,12 @@ class Strings:
         # block sits far below it (uV; balance_limits.py, the lift): 0 otherwise
         self.lift_uv = array("l", [0] * n)
         # stand-ins (start_standin): address (0: free), reading in 10 uV, since when (s;
-        # -1 while the capture runs), whether the dip has shown, and coming back: the
-        # reading (10 uV; -1: none yet) at a time (s)
+        # -1 while the capture runs), whether the dip has shown
         self.back_uv = 1200  # within this of its stand-in a block is back (the deadband)
         self._si_addr = array("H", [0] * STANDINS)
         self._si_10uv = array("l", [0] * STANDINS)
         self._si_s = array("l", [0] * STANDINS)
         self._si_dipped = bytearray(STANDINS)
-        self._si_ref = array("l", [0] * STANDINS)
-        self._si_ref_s = array("l", [0] * STANDINS)
 
     # -- stand-ins for blocks in their Ri capture ------------------------------------------
 
@@ -134,7 +133,6 @@ class Strings:
         self._si_10uv[free] = poll.voltage_uv[a] // 10
         self._si_s[free] = -1
         self._si_dipped[free] = 0
-        self._si_ref[free] = -1
 
     def end_standin(self, a: int, now_s: int) -> None:
         """Module a's capture is over (a result or not): its stand-in ends once it is back."""
@@ -156,18 +154,9 @@ class Strings:
             if since < 0:
                 continue  # the capture runs
             age = now_s - since
-            read = poll.state[a] == pl.ST_OK
-            done = read and q >= self._si_10uv[j] - back
+            done = poll.state[a] == pl.ST_OK and q >= self._si_10uv[j] - back
             if done and not self._si_dipped[j] and age < STANDIN_MIN_S:
                 done = False  # the reading has not shown the dip yet (its lag)
-            if not done and read and age >= STANDIN_MIN_S:
-                if self._si_ref[j] < 0:
-                    self._si_ref[j] = q  # coming back: watched from here
-                    self._si_ref_s[j] = now_s
-                elif now_s - self._si_ref_s[j] >= STANDIN_PROGRESS_S:
-                    done = q <= self._si_ref[j]  # it stopped coming back
-                    self._si_ref[j] = q
-                    self._si_ref_s[j] = now_s
             if done or age < 0 or age >= STANDIN_MAX_S:
                 self._si_addr[j] = 0
 

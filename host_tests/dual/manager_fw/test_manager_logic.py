@@ -92,7 +92,7 @@ def test_a_block_in_its_ri_capture_counts_in_the_target_as_it_read_before():
     assert s.target_uv(0) == 13599750  # as read again
 
 
-def test_a_stand_in_waits_for_the_dip_to_show_and_lasts_while_the_block_comes_back():
+def test_a_stand_in_waits_for_the_dip_to_show_and_ends_by_240_s():
     s = strs.Strings(RANGES, 13080, 14100)
     s.back_uv = 1200
     poll = poller_with([13600] * 8)
@@ -102,39 +102,17 @@ def test_a_stand_in_waits_for_the_dip_to_show_and_lasts_while_the_block_comes_ba
     assert s.standing_in(3)  # 29 s: not yet seen down, not yet trusted back
     s.standins(poll, 130)
     assert not s.standing_in(3)  # 30 s with no dip: it never dipped
-    # a slow recovery (a large interface capacitance): 1 mV a minute from 10 mV down
     s.start_standin(poll, 3)
+    _reading(poll, 3, 13590)  # a slow recovery (large interface capacitance)
     s.end_standin(3, 200)
-    for t in range(200, 731, 10):
-        _reading(poll, 3, 13590 + (t - 200) // 60)
-        s.standins(poll, t)
-        assert s.standing_in(3)
-        s.update(poll)
-        assert s.target_uv(0) == 13600000
-    _reading(poll, 3, 13599)  # back within the deadband
-    s.standins(poll, 750)
+    s.standins(poll, 439)
+    assert s.standing_in(3)
+    s.update(poll)
+    assert s.target_uv(0) == 13600000
+    s.standins(poll, 440)  # 240 s after the capture: as read, whatever it reads
     assert not s.standing_in(3)
-    # one that stops coming back counts as read once it has not risen for a minute,
-    # watched from 30 s after the capture: here 30 + 60 s
-    s.start_standin(poll, 3)
-    _reading(poll, 3, 13590)
-    s.end_standin(3, 1000)
-    t = 1000
-    while s.standing_in(3):
-        t += 5
-        s.standins(poll, t)
-    assert t - 1000 == strs.STANDIN_MIN_S + strs.STANDIN_PROGRESS_S
     s.update(poll)
     assert s.target_uv(0) == 13597500
-    # one that keeps rising, too slowly to be back: STANDIN_MAX_S after the capture
-    s.start_standin(poll, 3)
-    s.end_standin(3, 2000)
-    t = 2000
-    while s.standing_in(3):
-        t += 5
-        poll.voltage_uv[3] = 13580000 + (t - 2000) * 5  # 0.3 mV a minute
-        s.standins(poll, t)
-    assert t - 2000 == strs.STANDIN_MAX_S
 
 
 def test_stand_ins_leave_out_excluded_and_unread_blocks_and_run_out_of_slots_safely():
