@@ -83,17 +83,23 @@ def test_no_ri_during_a_discharge_nor_while_the_string_settles():
     assert 1060 <= ended <= 1062 and first == ended + 600
 
 
+def _at_first_capture(modules):
+    """A string of `modules` with Ri on, run until the first RI_START went out (900 s)."""
+    site = Site(sizes=(modules,), config={"ri": {"enabled": True}})
+    site.start()
+    site.run_until_s(site.shell.start_s + 899)
+    while not site.ri_starts:
+        site.shell.run_ms(100)
+    return site
+
+
 def test_a_module_silent_while_it_evaluates_its_capture_is_read_when_it_answers():
     # A module evaluates its capture in its main loop and answers nothing meanwhile: on
     # a Cortex-M0 the step method's arc fit takes seconds after the announced duration.
     # The manager keeps asking (once a second) and gets the result; a module that stays
     # silent far longer gives a lost measurement, not a wait for ever.
     for silent_s, measured in ((7, True), (30, False)):
-        site = Site(sizes=(2,), config={"ri": {"enabled": True}})
-        site.start()
-        site.run_until_s(site.shell.start_s + 899)
-        while not site.ri_starts:
-            site.shell.run_ms(100)
+        site = _at_first_capture(2)
         m = site.modules[0]
         announced_s = m.ri_duration_ms[m.ri_request] // 1000 + 1
         site.unplug(0)  # from the RI_START's answer on, the module is busy evaluating
@@ -113,11 +119,7 @@ def test_a_block_in_its_capture_leaves_the_target_where_it_was_until_it_is_back(
     # within the deadband of it; the other blocks are told the target as it was.
     # Without it the dip of 40 mV would move the target of 4 blocks by 10 mV, and the
     # blocks that do not bleed would take the dip's whole complement.
-    site = Site(sizes=(4,), config={"ri": {"enabled": True}})
-    site.start()
-    site.run_until_s(site.shell.start_s + 899)
-    while not site.ri_starts:
-        site.shell.run_ms(100)
+    site = _at_first_capture(4)
     m0 = site.modules[0]
     m0.voltage_mv = 13580  # the capture's dip
     seen = set()
