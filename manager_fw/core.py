@@ -121,7 +121,12 @@ class ManagerCore:
         """Strings, silence, Ri, discharge, the judge (phases, runaway), the outputs."""
         cfg = self.cfg
         lay = self.layout
-        self.strings = strs.Strings(lay.ranges, cfg.window_low_mv, cfg.window_high_mv, True)
+        from shared import variants  # (the judge's too)
+
+        back_uv = variants.by_id(cfg.variant).deadband_uv  # a captured block is back
+        self.strings = strs.Strings(
+            lay.ranges, cfg.window_low_mv, cfg.window_high_mv, True, back_uv
+        )  # fmt: skip
         for s in range(lay.string_count):
             self.strings.enabled[s] = 1 if cfg.equalise[s] else 0
         self.silence = si.SilenceWatch(

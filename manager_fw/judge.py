@@ -47,7 +47,6 @@ class Judge:
         from shared import variants
 
         var = variants.by_id(cfg.variant)
-        core.strings.back_uv = var.deadband_uv  # a captured block is back (strings.py)
         self.balance = bl.BalanceLimits(lay.ranges, var.bleed_ma, var.float_uv // 1000,
                                         cfg.cells, cfg.balance_max_wh_day,
                                         cfg.balance_give_up_s, 60,

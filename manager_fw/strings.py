@@ -74,9 +74,13 @@ REASON_TEXT = (
 
 
 class Strings:
-    def __init__(self, ranges, window_low_mv, window_high_mv, equalise_enabled: bool = True):
+    def __init__(
+        self, ranges, window_low_mv, window_high_mv, equalise_enabled: bool = True,
+        back_uv: int = 1200,
+    ):  # fmt: skip
         """ranges: [(first, last), ...]; window per block in mV (same for all strings of
-        one configuration: one block type per site)."""
+        one configuration: one block type per site); back_uv: the modules' deadband (a
+        captured block within it of its stand-in is back; 1200: the 12 V variant's)."""
         self.ranges = ranges
         n = len(ranges)
         self.window_low_mv = window_low_mv
@@ -107,7 +111,7 @@ class Strings:
         self.lift_uv = array("l", [0] * n)
         # stand-ins (start_standin): address (0: free), reading in 10 uV, since when (s;
         # -1 while the capture runs), whether the dip has shown
-        self.back_uv = 1200  # within this of its stand-in a block is back (the deadband)
+        self.back_uv = back_uv
         self._si_addr = array("H", [0] * STANDINS)
         self._si_10uv = array("l", [0] * STANDINS)
         self._si_s = array("l", [0] * STANDINS)
