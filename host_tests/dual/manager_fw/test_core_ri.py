@@ -137,3 +137,21 @@ def test_a_block_in_its_capture_leaves_the_target_where_it_was_until_it_is_back(
     site.run_s(5)
     assert not site.core.strings.standing_in(1)
     assert site.modules[1].target_uv == 13619750  # as read again
+
+
+def test_a_lost_capture_does_not_leave_its_stand_in_behind():
+    # The module goes silent from its RI_START's answer on and never gives a result:
+    # the measurement counts as lost, and the stand-in (its reading from before) ends
+    # 4 min after that at the latest, whatever the block reads once it is back; the
+    # target is the string's average again.
+    site = _at_first_capture(2)
+    assert site.core.strings.back_uv == 1200  # the 12 V variant's deadband
+    site.unplug(0)
+    site.run_s(40)  # the announced 2 s, then ~12 s of unanswered RI_READs: lost
+    assert [e[5] for e in site.events(ev.EV_RI_MEASURED) if e[2] == 0] == [0]
+    assert site.core.strings.standing_in(1)
+    site.modules[0].voltage_mv = 13500  # back on the bus, 120 mV lower than before
+    site.replug(0)
+    site.run_s(250)
+    assert not site.core.strings.standing_in(1)
+    assert site.core.strings.target_uv(0) == 13560000  # (what is sent has the lift too)
